@@ -1,0 +1,231 @@
+use std::path::Path;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Text in Vietnamese (the default audience) and English.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Localized {
+    #[serde(default)]
+    pub vi: String,
+    #[serde(default)]
+    pub en: String,
+}
+
+impl Localized {
+    /// The text in `lang` (`vi` or `en`), falling back to the other language when empty.
+    pub fn get(&self, lang: &str) -> &str {
+        let (first, second) = if lang == "en" {
+            (&self.en, &self.vi)
+        } else {
+            (&self.vi, &self.en)
+        };
+        if first.is_empty() { second } else { first }
+    }
+}
+
+/// What an operator says about a film, read from `film.toml` (see `docs/film.example.toml`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilmMeta {
+    pub title: Localized,
+    #[serde(default)]
+    pub original_title: Option<String>,
+    #[serde(default)]
+    pub synopsis: Localized,
+    #[serde(default)]
+    pub director: Vec<String>,
+    #[serde(default)]
+    pub writer: Vec<String>,
+    #[serde(default)]
+    pub cast: Vec<String>,
+    #[serde(default)]
+    pub genres: Vec<String>,
+    /// Running time in minutes; measured from the master file when absent.
+    #[serde(default)]
+    pub runtime_min: Option<u32>,
+    /// ISO 3166-1 alpha-2, e.g. `VN`.
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub production_company: Option<String>,
+    #[serde(default)]
+    pub cinema_release: Option<NaiveDate>,
+    /// When the film becomes free to watch (the premiere). Manifests are refused before it.
+    #[serde(default)]
+    pub free_release: Option<DateTime<FixedOffset>>,
+    /// Vietnamese classification (`P`, `K`, `T13`, `T16`, `T18`) or any local label.
+    #[serde(default)]
+    pub age_rating: Option<String>,
+    /// Slug of another ingested asset that is this film's trailer.
+    #[serde(default)]
+    pub trailer: Option<String>,
+}
+
+impl FilmMeta {
+    /// Reads and checks a `film.toml`.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| Error::Meta {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses `film.toml` text; the error names the bad key.
+    pub fn from_toml(text: &str) -> std::result::Result<Self, String> {
+        let meta: FilmMeta = toml::from_str(text).map_err(|e| e.to_string())?;
+        if meta.title.vi.is_empty() && meta.title.en.is_empty() {
+            return Err("`title.vi` or `title.en` is required".into());
+        }
+        Ok(meta)
+    }
+
+    /// Metadata for a film ingested without a `film.toml`: the slug is the title.
+    pub fn untitled(slug: &str) -> Self {
+        Self {
+            title: Localized {
+                vi: slug.to_owned(),
+                en: slug.to_owned(),
+            },
+            ..Self::default()
+        }
+    }
+}
+
+/// A film as the catalog knows it: metadata plus the version being served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Film {
+    pub slug: String,
+    pub meta: FilmMeta,
+    pub current: PublishedVersion,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Film {
+    /// Path of the HLS multivariant playlist, relative to the site root.
+    pub fn hls_url(&self) -> String {
+        format!("/media/{}/master.m3u8", self.slug)
+    }
+
+    /// Path of the DASH manifest, relative to the site root.
+    pub fn dash_url(&self) -> String {
+        format!("/media/{}/manifest.mpd", self.slug)
+    }
+
+    /// Path of the poster image, when the version has one.
+    pub fn poster_url(&self) -> Option<String> {
+        self.current
+            .poster
+            .as_ref()
+            .map(|p| format!("/media/{}/{}/{p}", self.slug, self.current.version))
+    }
+
+    /// True while the free release (premiere) is still ahead.
+    pub fn is_before_premiere(&self, now: DateTime<Utc>) -> bool {
+        self.meta.free_release.is_some_and(|at| now < at)
+    }
+}
+
+/// One immutable packaging of a film, stored under `media/<slug>/<version>/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedVersion {
+    /// Directory name, unique per ingest, e.g. `v20261122T072000123Z`.
+    pub version: String,
+    pub published_at: DateTime<Utc>,
+    pub duration_s: f64,
+    /// Poster file name inside the version directory.
+    #[serde(default)]
+    pub poster: Option<String>,
+    pub renditions: Vec<Rendition>,
+}
+
+/// A rung of the ladder, or an audio rendition, as measured after packaging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendition {
+    pub name: String,
+    pub kind: RenditionKind,
+    #[serde(default)]
+    pub width: u32,
+    #[serde(default)]
+    pub height: u32,
+    pub codecs: String,
+    pub average_bitrate: u64,
+    pub peak_bitrate: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RenditionKind {
+    Video,
+    Audio,
+}
+
+/// Slugs appear in URLs and directory names, so they are kept to a safe alphabet.
+pub fn validate_slug(slug: &str) -> Result<()> {
+    let ok = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Slug(slug.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for good in ["a", "mua-do", "film-2025", "x1"] {
+            assert!(validate_slug(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "a-", "A", "a/b", "..", "a b", "phim-đỏ", &"a".repeat(65)] {
+            assert!(validate_slug(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn example_film_toml_parses() {
+        let text = include_str!("../../../docs/film.example.toml");
+        let meta = FilmMeta::from_toml(text).unwrap();
+        assert!(!meta.title.vi.is_empty());
+        assert!(meta.free_release.is_some());
+        assert!(!meta.cast.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = FilmMeta::from_toml("title = { vi = \"A\" }\ndirectr = [\"B\"]").unwrap_err();
+        assert!(err.contains("directr"), "{err}");
+    }
+
+    #[test]
+    fn a_title_is_required() {
+        let err = FilmMeta::from_toml("genres = [\"War\"]").unwrap_err();
+        assert!(err.contains("title"), "{err}");
+    }
+
+    #[test]
+    fn localized_falls_back() {
+        let t = Localized {
+            vi: "Mưa đỏ".into(),
+            en: String::new(),
+        };
+        assert_eq!(t.get("en"), "Mưa đỏ");
+        assert_eq!(t.get("vi"), "Mưa đỏ");
+    }
+}

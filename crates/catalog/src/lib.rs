@@ -1,0 +1,40 @@
+//! The catalog: what a film is (its metadata and its published versions), and the two storage
+//! seams every backend plugs into — [`FilmRepository`] for records (SQLite by default,
+//! PostgreSQL at scale) and [`MediaStore`] for the packaged files (local disk by default,
+//! S3-compatible at scale).
+//!
+//! This crate knows nothing of HTTP, SQL or ffmpeg.
+
+mod error;
+mod film;
+mod store;
+
+pub use error::{Error, Result};
+pub use film::{
+    Film, FilmMeta, Localized, PublishedVersion, Rendition, RenditionKind, validate_slug,
+};
+pub use store::{LocalStore, MediaStore};
+
+use async_trait::async_trait;
+
+/// Where films and their published versions are recorded.
+///
+/// Publishing is one call so that a backend can make it one transaction: after it returns, the
+/// new version is the one served; before, the old one still is.
+#[async_trait]
+pub trait FilmRepository: Send + Sync + std::fmt::Debug {
+    /// Every film with a published version, newest first.
+    async fn list(&self) -> Result<Vec<Film>>;
+
+    /// One film by slug, or `None`.
+    async fn get(&self, slug: &str) -> Result<Option<Film>>;
+
+    /// Records `version` as the film's current version and stores its metadata, atomically.
+    /// Returns the version it replaced, which the caller may now remove from the media store.
+    async fn publish(
+        &self,
+        slug: &str,
+        meta: &FilmMeta,
+        version: &PublishedVersion,
+    ) -> Result<Option<String>>;
+}

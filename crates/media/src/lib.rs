@@ -1,0 +1,121 @@
+//! Media: from a master file to a verified CMAF ladder on disk.
+//!
+//! [`probe`] reads what the file is, [`ladder`] plans the rungs, [`transcode`] builds the single
+//! ffmpeg process that decodes once and encodes every rung, [`package`] writes the HLS and DASH
+//! manifests over the one set of segments, and [`verify`] reads it all back before anything is
+//! published. Running ffmpeg happens only in [`ffmpeg`]; everything else is pure and testable
+//! without it.
+
+mod error;
+pub mod ffmpeg;
+pub mod ladder;
+pub mod package;
+pub mod probe;
+pub mod transcode;
+pub mod verify;
+
+use std::path::Path;
+
+pub use error::{Error, Result};
+pub use ffmpeg::Progress;
+pub use ladder::{Ladder, LadderOptions, Quality};
+pub use package::MeasuredRendition;
+pub use probe::{Limits, Source};
+
+/// What packaging produced, for the catalog.
+#[derive(Debug, Clone)]
+pub struct Packaged {
+    pub renditions: Vec<MeasuredRendition>,
+    pub duration_s: f64,
+    /// File name of the poster inside the output directory.
+    pub poster: Option<String>,
+}
+
+/// Encodes `ladder` from `source` into `out_dir`, writes the manifests with URIs prefixed by
+/// `prefix`, verifies the result and makes every file durable. `on_progress` sees ffmpeg's
+/// progress. Dropping the future stops ffmpeg; the caller owns cleaning `out_dir` up.
+pub async fn encode_and_package(
+    source: &Source,
+    ladder: &Ladder,
+    out_dir: &Path,
+    prefix: &str,
+    on_progress: impl FnMut(Progress),
+) -> Result<Packaged> {
+    for name in ladder
+        .rungs
+        .iter()
+        .map(|r| &r.name)
+        .chain(ladder.audio.iter().map(|a| &a.name))
+    {
+        let dir = out_dir.join(name);
+        tokio::fs::create_dir_all(&dir).await.map_err(Error::io(&dir))?;
+    }
+    ffmpeg::run_ffmpeg(transcode::ffmpeg_args(source, ladder, out_dir), on_progress).await?;
+
+    let poster = "poster.jpg";
+    let poster_at = (source.duration_s * 0.1).min(60.0);
+    let poster_height = ladder.rungs.last().map_or(720, |r| r.height.min(720));
+    ffmpeg::extract_frame(source, poster_at, poster_height, &out_dir.join(poster)).await?;
+
+    let out = out_dir.to_owned();
+    let ladder = ladder.clone();
+    let prefix = prefix.to_owned();
+    let source_duration = source.duration_s;
+    tokio::task::spawn_blocking(move || -> Result<Packaged> {
+        let renditions = package::measure_ladder(&out, &ladder)?;
+        let master = package::multivariant_playlist(&renditions, ladder.audio_only.as_deref(), &prefix);
+        write_durable(&out.join(package::MPD), &package::write_mpd(&package::mpd(&renditions, &prefix)))?;
+        // Multivariant playlist last: it is what makes the film playable.
+        write_durable(&out.join(package::MULTIVARIANT), &package::write_multivariant(&master)?)?;
+        verify::verify(&out, &prefix, &renditions, source_duration)?;
+        sync_tree(&out)?;
+        let duration_s = renditions
+            .iter()
+            .map(MeasuredRendition::duration_s)
+            .fold(0.0, f64::max);
+        Ok(Packaged {
+            renditions,
+            duration_s,
+            poster: Some(poster.to_owned()),
+        })
+    })
+    .await
+    .map_err(|_| Error::Interrupted)?
+}
+
+/// Writes `bytes` to `path` through a temporary name in the same directory: write, fsync,
+/// rename, fsync the directory. A crash leaves either the old file or the new one.
+pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+    file.write_all(bytes).map_err(Error::io(&tmp))?;
+    file.sync_all().map_err(Error::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io(path))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(dir))
+}
+
+/// fsyncs every file and directory under `root` (ffmpeg does not fsync what it writes).
+pub fn sync_tree(root: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(root).map_err(Error::io(root))? {
+        let entry = entry.map_err(Error::io(root))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(Error::io(&path))?;
+        if kind.is_dir() {
+            sync_tree(&path)?;
+        } else if kind.is_file() {
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(Error::io(&path))?;
+        }
+    }
+    sync_dir(root)
+}

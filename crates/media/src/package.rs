@@ -1,0 +1,357 @@
+//! Packaging: one set of CMAF fMP4 segments, referenced by both an HLS multivariant playlist
+//! (RFC 8216) and a DASH MPD (ISO/IEC 23009-1).
+//!
+//! ffmpeg writes each rendition's init segment, media segments and media playlist. This module
+//! measures what was written (durations from the media playlists, sizes from the files) and
+//! writes the two top-level manifests from those measurements, never from the targets.
+
+use std::path::Path;
+use std::time::Duration;
+
+use m3u8_rs::{
+    AlternativeMedia, AlternativeMediaType, MasterPlaylist, MediaPlaylist, Playlist, Resolution,
+    VariantStream,
+};
+
+use crate::ladder::{AudioRung, Ladder, Rung};
+use crate::transcode::{INIT_SEGMENT, MEDIA_PLAYLIST};
+use crate::{Error, Result};
+
+/// File name of the HLS multivariant playlist.
+pub const MULTIVARIANT: &str = "master.m3u8";
+/// File name of the DASH manifest.
+pub const MPD: &str = "manifest.mpd";
+
+/// A rendition as measured after encoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredRendition {
+    pub name: String,
+    pub kind: Kind,
+    pub codecs: String,
+    pub segments: Vec<MeasuredSegment>,
+    pub init_size: u64,
+    /// Mean bit rate over the whole rendition, bit/s.
+    pub average_bitrate: u64,
+    /// Highest bit rate of any one segment, bit/s (RFC 8216 §4.3.4.2 `BANDWIDTH`).
+    pub peak_bitrate: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Video {
+        width: u32,
+        height: u32,
+        frame_rate: String,
+        audio: Option<String>,
+    },
+    Audio,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredSegment {
+    pub uri: String,
+    pub duration_s: f64,
+    pub size: u64,
+}
+
+impl MeasuredRendition {
+    pub fn duration_s(&self) -> f64 {
+        self.segments.iter().map(|s| s.duration_s).sum()
+    }
+}
+
+/// Reads a rendition's media playlist and the sizes of the files it names.
+pub fn measure(dir: &Path, name: &str, kind: Kind, codecs: String) -> Result<MeasuredRendition> {
+    let rendition_dir = dir.join(name);
+    let playlist_path = rendition_dir.join(MEDIA_PLAYLIST);
+    let bytes = std::fs::read(&playlist_path).map_err(Error::io(&playlist_path))?;
+    let playlist = match m3u8_rs::parse_playlist_res(&bytes) {
+        Ok(Playlist::MediaPlaylist(p)) => p,
+        Ok(Playlist::MasterPlaylist(_)) => {
+            return Err(Error::Verify(format!(
+                "{} is a multivariant playlist, expected a media playlist",
+                playlist_path.display()
+            )));
+        }
+        Err(e) => {
+            return Err(Error::Verify(format!(
+                "{} does not parse: {e}",
+                playlist_path.display()
+            )));
+        }
+    };
+    let size_of = |file: &str| -> Result<u64> {
+        let path = rendition_dir.join(file);
+        Ok(std::fs::metadata(&path).map_err(Error::io(&path))?.len())
+    };
+    let init_size = size_of(INIT_SEGMENT)?;
+    let mut segments = Vec::with_capacity(playlist.segments.len());
+    for seg in &playlist.segments {
+        segments.push(MeasuredSegment {
+            uri: seg.uri.clone(),
+            duration_s: f64::from(seg.duration),
+            size: size_of(&seg.uri)?,
+        });
+    }
+    if segments.is_empty() {
+        return Err(Error::Verify(format!(
+            "{} lists no segments",
+            playlist_path.display()
+        )));
+    }
+    let total_bytes: u64 = segments.iter().map(|s| s.size).sum();
+    let total_s: f64 = segments.iter().map(|s| s.duration_s).sum();
+    let average_bitrate = (total_bytes as f64 * 8.0 / total_s).round() as u64;
+    // The last segment is often short; RFC 8216 measures peak over segments of the target
+    // duration, so a short tail is only counted when it is the only segment.
+    let peak_bitrate = segments
+        .iter()
+        .filter(|s| s.duration_s >= 1.0 || segments.len() == 1)
+        .map(|s| (s.size as f64 * 8.0 / s.duration_s.max(0.001)).ceil() as u64)
+        .max()
+        .unwrap_or(average_bitrate);
+    Ok(MeasuredRendition {
+        name: name.to_owned(),
+        kind,
+        codecs,
+        segments,
+        init_size,
+        average_bitrate,
+        peak_bitrate,
+    })
+}
+
+/// Measures every rendition of `ladder` written under `dir`.
+pub fn measure_ladder(dir: &Path, ladder: &Ladder) -> Result<Vec<MeasuredRendition>> {
+    let mut out = Vec::new();
+    for rung in &ladder.rungs {
+        out.push(measure(dir, &rung.name, video_kind(rung), rung.codecs())?);
+    }
+    for audio in &ladder.audio {
+        out.push(measure(
+            dir,
+            &audio.name,
+            Kind::Audio,
+            AudioRung::CODECS.to_owned(),
+        )?);
+    }
+    Ok(out)
+}
+
+fn video_kind(rung: &Rung) -> Kind {
+    Kind::Video {
+        width: rung.width,
+        height: rung.height,
+        frame_rate: rung.frame_rate.clone(),
+        audio: rung.audio.clone(),
+    }
+}
+
+fn find<'a>(renditions: &'a [MeasuredRendition], name: &str) -> Option<&'a MeasuredRendition> {
+    renditions.iter().find(|r| r.name == name)
+}
+
+/// The HLS multivariant playlist (RFC 8216 §4.3.4). `prefix` is prepended to every URI, so the
+/// playlist can be served from the film's stable URL while the files sit in a versioned
+/// directory.
+pub fn multivariant_playlist(
+    renditions: &[MeasuredRendition],
+    audio_only: Option<&str>,
+    prefix: &str,
+) -> MasterPlaylist {
+    let uri = |name: &str| format!("{prefix}{name}/{MEDIA_PLAYLIST}");
+    let alternatives = renditions
+        .iter()
+        .filter(|r| r.kind == Kind::Audio)
+        .map(|r| AlternativeMedia {
+            media_type: AlternativeMediaType::Audio,
+            uri: Some(uri(&r.name)),
+            group_id: r.name.clone(),
+            language: Some("vi".into()),
+            name: "Tiếng Việt".into(),
+            default: true,
+            autoselect: true,
+            channels: Some("2".into()),
+            ..AlternativeMedia::default()
+        })
+        .collect();
+
+    let mut variants = Vec::new();
+    for r in renditions {
+        let Kind::Video {
+            width,
+            height,
+            frame_rate,
+            audio,
+        } = &r.kind
+        else {
+            continue;
+        };
+        let audio_rendition = audio.as_deref().and_then(|a| find(renditions, a));
+        let (audio_peak, audio_average, codecs) = match audio_rendition {
+            Some(a) => (
+                a.peak_bitrate,
+                a.average_bitrate,
+                format!("{},{}", r.codecs, a.codecs),
+            ),
+            None => (0, 0, r.codecs.clone()),
+        };
+        variants.push(VariantStream {
+            uri: uri(&r.name),
+            bandwidth: r.peak_bitrate + audio_peak,
+            average_bandwidth: Some(r.average_bitrate + audio_average),
+            codecs: Some(codecs),
+            resolution: Some(Resolution {
+                width: u64::from(*width),
+                height: u64::from(*height),
+            }),
+            frame_rate: crate::probe::parse_rational(frame_rate).map(|f| (f * 1000.0).round() / 1000.0),
+            audio: audio_rendition.map(|a| a.name.clone()),
+            ..VariantStream::default()
+        });
+    }
+    // Lowest first: players that take the first variant start on the weakest link's rung.
+    variants.sort_by_key(|v| v.bandwidth);
+    if let Some(a) = audio_only.and_then(|name| find(renditions, name)) {
+        variants.push(VariantStream {
+            uri: uri(&a.name),
+            bandwidth: a.peak_bitrate,
+            average_bandwidth: Some(a.average_bitrate),
+            codecs: Some(a.codecs.clone()),
+            ..VariantStream::default()
+        });
+    }
+    MasterPlaylist {
+        version: Some(7),
+        independent_segments: true,
+        alternatives,
+        variants,
+        ..MasterPlaylist::default()
+    }
+}
+
+/// Serialises a multivariant playlist.
+pub fn write_multivariant(playlist: &MasterPlaylist) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    playlist
+        .write_to(&mut out)
+        .map_err(|e| Error::Verify(format!("writing the multivariant playlist: {e}")))?;
+    Ok(out)
+}
+
+/// Milliseconds: the MPD's timescale. Segment start times are rounded from the exact running
+/// sum, so rounding never accumulates drift.
+const MPD_TIMESCALE: u64 = 1000;
+
+/// The DASH manifest over the same segments (ISO/IEC 23009-1, `isoff-live` profile with
+/// `SegmentTemplate` + `SegmentTimeline`).
+pub fn mpd(renditions: &[MeasuredRendition], prefix: &str) -> dash_mpd::MPD {
+    use dash_mpd::{AdaptationSet, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline};
+
+    let duration = renditions
+        .iter()
+        .map(MeasuredRendition::duration_s)
+        .fold(0.0, f64::max);
+    let template = |r: &MeasuredRendition| {
+        let mut timeline = Vec::new();
+        let mut start = 0.0;
+        for seg in &r.segments {
+            let t = (start * MPD_TIMESCALE as f64).round() as u64;
+            let end = ((start + seg.duration_s) * MPD_TIMESCALE as f64).round() as u64;
+            timeline.push(S {
+                t: Some(t),
+                d: end - t,
+                ..S::default()
+            });
+            start += seg.duration_s;
+        }
+        SegmentTemplate {
+            initialization: Some(format!("{prefix}{}/{INIT_SEGMENT}", r.name)),
+            media: Some(format!("{prefix}{}/seg_$Number%05d$.m4s", r.name)),
+            startNumber: Some(0),
+            timescale: Some(MPD_TIMESCALE),
+            SegmentTimeline: Some(SegmentTimeline { segments: timeline }),
+            ..SegmentTemplate::default()
+        }
+    };
+
+    let mut video = Vec::new();
+    let mut audio = Vec::new();
+    for r in renditions {
+        match &r.kind {
+            Kind::Video {
+                width,
+                height,
+                frame_rate,
+                ..
+            } => video.push(Representation {
+                id: Some(r.name.clone()),
+                codecs: Some(r.codecs.clone()),
+                width: Some(u64::from(*width)),
+                height: Some(u64::from(*height)),
+                frameRate: Some(frame_rate.clone()),
+                bandwidth: Some(r.peak_bitrate),
+                SegmentTemplate: Some(template(r)),
+                ..Representation::default()
+            }),
+            Kind::Audio => audio.push(Representation {
+                id: Some(r.name.clone()),
+                codecs: Some(r.codecs.clone()),
+                audioSamplingRate: Some("48000".into()),
+                bandwidth: Some(r.peak_bitrate),
+                SegmentTemplate: Some(template(r)),
+                ..Representation::default()
+            }),
+        }
+    }
+    video.sort_by_key(|r| r.bandwidth);
+    audio.sort_by_key(|r| r.bandwidth);
+
+    let mut adaptations = vec![AdaptationSet {
+        id: Some("video".into()),
+        contentType: Some("video".into()),
+        mimeType: Some("video/mp4".into()),
+        segmentAlignment: Some(true),
+        startWithSAP: Some(1),
+        representations: video,
+        ..AdaptationSet::default()
+    }];
+    if !audio.is_empty() {
+        adaptations.push(AdaptationSet {
+            id: Some("audio".into()),
+            contentType: Some("audio".into()),
+            mimeType: Some("audio/mp4".into()),
+            lang: Some("vi".into()),
+            segmentAlignment: Some(true),
+            startWithSAP: Some(1),
+            representations: audio,
+            ..AdaptationSet::default()
+        });
+    }
+    let total = Duration::from_secs_f64(duration);
+    MPD {
+        xmlns: Some("urn:mpeg:dash:schema:mpd:2011".into()),
+        mpdtype: Some("static".into()),
+        profiles: Some("urn:mpeg:dash:profile:isoff-live:2011".into()),
+        minBufferTime: Some(Duration::from_secs(4)),
+        mediaPresentationDuration: Some(total),
+        periods: vec![Period {
+            id: Some("0".into()),
+            start: Some(Duration::ZERO),
+            adaptations,
+            ..Period::default()
+        }],
+        ..MPD::default()
+    }
+}
+
+/// Serialises an MPD.
+pub fn write_mpd(mpd: &dash_mpd::MPD) -> Vec<u8> {
+    mpd.to_string().into_bytes()
+}
+
+/// Parses a media playlist, for verification and tests.
+pub fn parse_media_playlist(bytes: &[u8]) -> Result<MediaPlaylist> {
+    m3u8_rs::parse_media_playlist_res(bytes)
+        .map_err(|e| Error::Verify(format!("media playlist does not parse: {e}")))
+}

@@ -1,0 +1,456 @@
+//! What is in a master file: ffprobe's JSON parsed into typed structs, then summarised into a
+//! [`Source`] the ladder planner can work from.
+//!
+//! Running ffprobe lives in [`crate::ffmpeg`]; everything here is pure so it is tested against
+//! recorded ffprobe outputs in `tests/fixtures/probe/` without ffmpeg installed.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// Demuxers a master file may be read with. Anything else (playlists, image sequences, network
+/// protocols in disguise) is refused before a single frame is decoded.
+pub const ALLOWED_FORMATS: &[&str] = &[
+    "mov", "mp4", "m4a", "matroska", "webm", "avi", "mpegts", "mxf", "mpeg", "flv", "ogg", "mp3",
+    "wav", "aac", "flac",
+];
+
+/// The subset of `ffprobe -print_format json -show_format -show_streams` that Monsoon reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProbeOutput {
+    #[serde(default)]
+    pub streams: Vec<ProbeStream>,
+    pub format: Option<ProbeFormat>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProbeFormat {
+    pub format_name: String,
+    pub duration: Option<String>,
+    pub size: Option<String>,
+    pub bit_rate: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProbeStream {
+    pub index: u32,
+    pub codec_type: Option<String>,
+    pub codec_name: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub pix_fmt: Option<String>,
+    pub sample_aspect_ratio: Option<String>,
+    pub r_frame_rate: Option<String>,
+    pub avg_frame_rate: Option<String>,
+    pub field_order: Option<String>,
+    pub color_transfer: Option<String>,
+    pub color_primaries: Option<String>,
+    pub bits_per_raw_sample: Option<String>,
+    pub sample_rate: Option<String>,
+    pub channels: Option<u32>,
+    pub nb_frames: Option<String>,
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub disposition: Disposition,
+    #[serde(default)]
+    pub side_data_list: Vec<SideData>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Disposition {
+    #[serde(default)]
+    pub attached_pic: u8,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SideData {
+    pub side_data_type: Option<String>,
+    pub rotation: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Tags {
+    pub rotate: Option<String>,
+    pub language: Option<String>,
+}
+
+/// Parses ffprobe's JSON output.
+pub fn parse_probe(json: &str) -> serde_json::Result<ProbeOutput> {
+    serde_json::from_str(json)
+}
+
+/// A master file as the ladder planner sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub path: PathBuf,
+    /// Demuxer name as ffprobe reports it, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
+    pub format: String,
+    pub duration_s: f64,
+    pub size_bytes: u64,
+    pub video: VideoInfo,
+    pub audio: Option<AudioInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoInfo {
+    /// Index of the stream in the file (`0:v` would pick cover art; we map by index).
+    pub index: u32,
+    pub codec: String,
+    /// Coded size, before rotation and sample aspect ratio.
+    pub coded_width: u32,
+    pub coded_height: u32,
+    /// Size as displayed: rotation and sample aspect ratio applied.
+    pub display_width: u32,
+    pub display_height: u32,
+    pub fps: f64,
+    /// `r_frame_rate` and `avg_frame_rate` disagree: the file has a variable frame rate.
+    pub variable_frame_rate: bool,
+    pub interlaced: bool,
+    /// Clockwise rotation in degrees the player must apply (0, 90, 180, 270).
+    pub rotation: i32,
+    pub bit_depth: u32,
+    /// PQ (`smpte2084`) or HLG (`arib-std-b67`) transfer: must be tone-mapped for H.264 SDR.
+    pub hdr: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioInfo {
+    pub index: u32,
+    pub codec: String,
+    pub channels: u32,
+    pub sample_rate: u32,
+}
+
+/// Limits checked before any decoding. Each has a default a feature film never reaches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_width: u32,
+    pub max_height: u32,
+    pub max_fps: f64,
+    pub max_duration_s: f64,
+    pub max_size_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_width: 7680,
+            max_height: 4320,
+            max_fps: 120.0,
+            max_duration_s: 6.0 * 3600.0,
+            max_size_bytes: 500 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Turns a parsed probe into a [`Source`], refusing what cannot be made into a ladder.
+pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Source> {
+    let unsupported = |reason: String| Error::Unsupported {
+        path: path.to_owned(),
+        reason,
+    };
+    let format = probe
+        .format
+        .as_ref()
+        .ok_or_else(|| unsupported("ffprobe found no container format".into()))?;
+    if !format
+        .format_name
+        .split(',')
+        .any(|name| ALLOWED_FORMATS.contains(&name))
+    {
+        return Err(Error::NotMedia {
+            path: path.to_owned(),
+            reason: format!(
+                "container `{}` is not one of {}",
+                format.format_name,
+                ALLOWED_FORMATS.join(", ")
+            ),
+        });
+    }
+
+    let video = probe
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0);
+    let Some(video) = video else {
+        let what = if probe
+            .streams
+            .iter()
+            .any(|s| s.codec_type.as_deref() == Some("audio"))
+        {
+            "it has audio but no video stream (cover art does not count); \
+             Monsoon publishes films, so give a file with a picture"
+        } else {
+            "it has no video stream"
+        };
+        return Err(unsupported(what.into()));
+    };
+    let audio = probe
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"))
+        .map(|s| AudioInfo {
+            index: s.index,
+            codec: s.codec_name.clone().unwrap_or_default(),
+            channels: s.channels.unwrap_or(2),
+            sample_rate: s
+                .sample_rate
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(48_000),
+        });
+
+    let (Some(coded_width), Some(coded_height)) = (video.width, video.height) else {
+        return Err(unsupported("the video stream has no frame size".into()));
+    };
+    if coded_width == 0 || coded_height == 0 {
+        return Err(unsupported(format!(
+            "the video frame size {coded_width}x{coded_height} is empty"
+        )));
+    }
+
+    let duration_s = format
+        .duration
+        .as_deref()
+        .or(video.duration.as_deref())
+        .and_then(|d| d.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let frames = video
+        .nb_frames
+        .as_deref()
+        .and_then(|n| n.parse::<u64>().ok());
+    if duration_s <= 0.0 || frames == Some(0) {
+        return Err(unsupported(
+            "the video has no duration (zero frames); give the complete master file".into(),
+        ));
+    }
+
+    let r_rate = video.r_frame_rate.as_deref().and_then(parse_rational);
+    let avg_rate = video.avg_frame_rate.as_deref().and_then(parse_rational);
+    let fps = avg_rate
+        .filter(|r| *r > 0.0)
+        .or(r_rate.filter(|r| *r > 0.0))
+        .ok_or_else(|| unsupported("the video has no frame rate".into()))?;
+    let variable_frame_rate = match (r_rate, avg_rate) {
+        (Some(r), Some(a)) if r > 0.0 && a > 0.0 => (r - a).abs() / r > 0.01,
+        _ => false,
+    };
+
+    let rotation = rotation_of(video);
+    let sar = video
+        .sample_aspect_ratio
+        .as_deref()
+        .and_then(parse_ratio_colon)
+        .filter(|s| *s > 0.0)
+        .unwrap_or(1.0);
+    let square_width = (f64::from(coded_width) * sar).round() as u32;
+    let (display_width, display_height) = if rotation % 180 == 0 {
+        (square_width, coded_height)
+    } else {
+        (coded_height, square_width)
+    };
+
+    let size_bytes = format
+        .size
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+
+    let limit = |what, value: String, limit: String| Error::Limit {
+        path: path.to_owned(),
+        what,
+        value,
+        limit,
+    };
+    if coded_width > limits.max_width || coded_height > limits.max_height {
+        let (w, h) = (coded_width.max(coded_height), coded_width.min(coded_height));
+        let (lw, lh) = (limits.max_width, limits.max_height);
+        if w > lw || h > lh {
+            return Err(limit(
+                "resolution",
+                format!("{coded_width}x{coded_height}"),
+                format!("{lw}x{lh}"),
+            ));
+        }
+    }
+    if fps > limits.max_fps {
+        return Err(limit(
+            "frame rate",
+            format!("{fps:.3} fps"),
+            format!("{} fps", limits.max_fps),
+        ));
+    }
+    if duration_s > limits.max_duration_s {
+        return Err(limit(
+            "duration",
+            format!("{duration_s:.0} s"),
+            format!("{:.0} s", limits.max_duration_s),
+        ));
+    }
+    if size_bytes > limits.max_size_bytes {
+        return Err(limit(
+            "file size",
+            format!("{size_bytes} bytes"),
+            format!("{} bytes", limits.max_size_bytes),
+        ));
+    }
+
+    let transfer = video.color_transfer.as_deref().unwrap_or("");
+    let bit_depth = video
+        .bits_per_raw_sample
+        .as_deref()
+        .and_then(|b| b.parse().ok())
+        .or_else(|| video.pix_fmt.as_deref().map(bit_depth_of_pix_fmt))
+        .unwrap_or(8);
+
+    Ok(Source {
+        path: path.to_owned(),
+        format: format.format_name.clone(),
+        duration_s,
+        size_bytes,
+        video: VideoInfo {
+            index: video.index,
+            codec: video.codec_name.clone().unwrap_or_default(),
+            coded_width,
+            coded_height,
+            display_width,
+            display_height,
+            fps,
+            variable_frame_rate,
+            interlaced: matches!(
+                video.field_order.as_deref(),
+                Some("tt" | "bb" | "tb" | "bt")
+            ),
+            rotation,
+            bit_depth,
+            hdr: matches!(transfer, "smpte2084" | "arib-std-b67"),
+        },
+        audio,
+    })
+}
+
+/// Rotation from the display matrix side data (ffmpeg ≥ 5) or the legacy `rotate` tag,
+/// normalised to a clockwise angle in 0..360.
+fn rotation_of(stream: &ProbeStream) -> i32 {
+    let from_matrix = stream
+        .side_data_list
+        .iter()
+        .find_map(|sd| sd.rotation)
+        // The display matrix rotation is counter-clockwise.
+        .map(|r| -r);
+    let from_tag = stream.tags.rotate.as_deref().and_then(|r| r.parse().ok());
+    from_matrix.or(from_tag).unwrap_or(0).rem_euclid(360)
+}
+
+fn bit_depth_of_pix_fmt(pix_fmt: &str) -> u32 {
+    if pix_fmt.contains("p10") {
+        10
+    } else if pix_fmt.contains("p12") {
+        12
+    } else {
+        8
+    }
+}
+
+/// Parses `30000/1001` into 29.97.
+pub fn parse_rational(s: &str) -> Option<f64> {
+    let (n, d) = s.split_once('/')?;
+    let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
+    (d != 0.0).then(|| n / d)
+}
+
+fn parse_ratio_colon(s: &str) -> Option<f64> {
+    let (n, d) = s.split_once(':')?;
+    let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
+    (d != 0.0 && n != 0.0).then(|| n / d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> ProbeOutput {
+        let path = format!(
+            "{}/tests/fixtures/probe/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let json = std::fs::read_to_string(&path).expect(&path);
+        parse_probe(&json).expect("fixture parses")
+    }
+
+    fn analyze_fixture(name: &str) -> Result<Source> {
+        analyze(
+            Path::new(&format!("{name}.mp4")),
+            &fixture(name),
+            &Limits::default(),
+        )
+    }
+
+    #[test]
+    fn rationals() {
+        assert!((parse_rational("30000/1001").unwrap() - 29.97).abs() < 0.001);
+        assert_eq!(parse_rational("0/0"), None);
+        assert_eq!(parse_rational("25"), None);
+    }
+
+    #[test]
+    fn plain_1080p_with_stereo() {
+        let s = analyze_fixture("1080p25-aac").unwrap();
+        assert_eq!((s.video.display_width, s.video.display_height), (1920, 1080));
+        assert_eq!(s.video.fps, 25.0);
+        assert!(!s.video.hdr && !s.video.interlaced && !s.video.variable_frame_rate);
+        assert_eq!(s.audio.as_ref().map(|a| a.channels), Some(2));
+        assert!((s.duration_s - 4.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn cover_art_is_not_the_picture() {
+        let err = analyze_fixture("mp3-cover-art").unwrap_err();
+        assert!(err.to_string().contains("no video stream"), "{err}");
+    }
+
+    #[test]
+    fn rotated_phone_video_is_portrait() {
+        let s = analyze_fixture("rotated-90").unwrap();
+        // `-display_rotation 90` is counter-clockwise: the picture turns 270° clockwise.
+        assert_eq!(s.video.rotation, 270);
+        assert!(s.video.display_height > s.video.display_width);
+    }
+
+    #[test]
+    fn hdr_and_ten_bit_are_detected() {
+        let s = analyze_fixture("hdr10-pq").unwrap();
+        assert!(s.video.hdr);
+        assert_eq!(s.video.bit_depth, 10);
+    }
+
+    #[test]
+    fn interlaced_and_surround() {
+        let s = analyze_fixture("interlaced-51").unwrap();
+        assert!(s.video.interlaced);
+        let audio = s.audio.unwrap();
+        assert_eq!((audio.channels, audio.sample_rate), (6, 22_050));
+    }
+
+    #[test]
+    fn limits_name_the_value_and_the_limit() {
+        let err = analyze_fixture("8192x8192").unwrap_err().to_string();
+        assert!(
+            err.contains("8192x8192") && err.contains("7680x4320"),
+            "{err}"
+        );
+        let err = analyze_fixture("240fps").unwrap_err().to_string();
+        assert!(err.contains("240.000 fps") && err.contains("120 fps"), "{err}");
+    }
+
+    #[test]
+    fn a_playlist_is_not_a_container() {
+        let probe = parse_probe(r#"{"streams":[],"format":{"format_name":"hls"}}"#).unwrap();
+        let err = analyze(Path::new("x.mp4"), &probe, &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("container `hls`"), "{err}");
+    }
+}

@@ -1,0 +1,203 @@
+//! One ffmpeg process per film: decode once, filter once, encode every rung.
+//!
+//! PeerTube starts one ffmpeg per resolution, decoding the master again for each. Here a
+//! single `filter_complex` splits the decoded picture to one scaler per rung, and each rung is
+//! its own HLS/fMP4 output of the same process, so the master is read and decoded exactly once.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::ffmpeg::file_arg;
+use crate::ladder::{GOP_SECONDS, Ladder, SEGMENT_SECONDS};
+use crate::probe::{ALLOWED_FORMATS, Source};
+
+/// Name of every rendition's init segment.
+pub const INIT_SEGMENT: &str = "init.mp4";
+/// Name of every rendition's media playlist.
+pub const MEDIA_PLAYLIST: &str = "index.m3u8";
+/// `printf` pattern of segment file names.
+pub const SEGMENT_PATTERN: &str = "seg_%05d.m4s";
+
+/// The filters applied once, before the split: de-interlacing, HDR tone-mapping, constant
+/// frame rate for variable-rate sources. Rotation is applied by ffmpeg's autorotate.
+fn pre_filters(source: &Source) -> Vec<String> {
+    let video = &source.video;
+    let mut filters = Vec::new();
+    if video.interlaced {
+        filters.push("bwdif=mode=send_frame".to_owned());
+    }
+    if video.hdr {
+        // PQ/HLG → linear light → BT.709 with Hable tone-mapping → 8-bit SDR.
+        filters.push(
+            "zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,\
+             tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv"
+                .to_owned(),
+        );
+    }
+    filters.push("format=yuv420p".to_owned());
+    filters
+}
+
+/// The ffmpeg arguments (after the global ones `run_ffmpeg` adds) that encode `ladder` from
+/// `source` into `out_dir/<rendition>/`.
+pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
+    push(&["-y", "-protocol_whitelist", "file", "-format_whitelist"]);
+    push(&[&ALLOWED_FORMATS.join(",")]);
+    push(&["-i"]);
+    args.push(file_arg(&source.path));
+
+    let n = ladder.rungs.len();
+    let mut graph = format!("[0:{}]{}", source.video.index, pre_filters(source).join(","));
+    graph.push_str(&format!(",split={n}"));
+    for i in 0..n {
+        graph.push_str(&format!("[s{i}]"));
+    }
+    for (i, rung) in ladder.rungs.iter().enumerate() {
+        graph.push_str(&format!(
+            ";[s{i}]fps={},scale={}:{}:flags=bicubic,setsar=1[v{i}]",
+            rung.frame_rate, rung.width, rung.height
+        ));
+    }
+    args.extend(["-filter_complex".into(), graph.into()]);
+
+    let gop = format!("expr:gte(t,n_forced*{GOP_SECONDS})");
+    for (i, rung) in ladder.rungs.iter().enumerate() {
+        let fps = rung.frame_rate_f64().max(1.0);
+        let keyint = (fps * GOP_SECONDS).round().to_string();
+        let level = format!("{}.{}", rung.level / 10, rung.level % 10);
+        let x264 = format!(
+            "keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:nal-hrd=vbr"
+        );
+        args.extend(
+            [
+                "-map",
+                &format!("[v{i}]"),
+                "-c:v",
+                "libx264",
+                "-preset",
+                ladder.quality.x264_preset(),
+                "-profile:v",
+                "high",
+                "-level:v",
+                &level,
+                "-b:v",
+                &rung.average_bitrate.to_string(),
+                "-maxrate",
+                &rung.max_bitrate.to_string(),
+                "-bufsize",
+                &rung.buffer_bits.to_string(),
+                "-force_key_frames",
+                &gop,
+                "-x264-params",
+                &x264,
+                "-an",
+                "-sn",
+                "-dn",
+            ]
+            .map(OsString::from),
+        );
+        args.extend(hls_output(out_dir, &rung.name));
+    }
+    if let Some(audio) = &source.audio {
+        for rung in &ladder.audio {
+            args.extend(
+                [
+                    "-map",
+                    &format!("0:{}", audio.index),
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    &rung.bitrate.to_string(),
+                    "-ac",
+                    "2",
+                    "-ar",
+                    "48000",
+                    "-vn",
+                    "-sn",
+                    "-dn",
+                ]
+                .map(OsString::from),
+            );
+            args.extend(hls_output(out_dir, &rung.name));
+        }
+    }
+    args
+}
+
+/// One CMAF rendition: fMP4 init segment plus 6 s media segments and a VOD media playlist.
+fn hls_output(out_dir: &Path, name: &str) -> Vec<OsString> {
+    let dir = out_dir.join(name);
+    let mut args: Vec<OsString> = [
+        "-f",
+        "hls",
+        "-hls_time",
+        &SEGMENT_SECONDS.to_string(),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_fmp4_init_filename",
+        INIT_SEGMENT,
+        "-hls_flags",
+        "independent_segments",
+        "-hls_segment_filename",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    args.push(dir.join(SEGMENT_PATTERN).into());
+    args.push(dir.join(MEDIA_PLAYLIST).into());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ladder::{LadderOptions, plan};
+    use crate::probe::{AudioInfo, VideoInfo};
+
+    #[test]
+    fn one_input_one_split_every_rung_an_output() {
+        let source = Source {
+            path: "-weird name.mov".into(),
+            format: "mov".into(),
+            duration_s: 10.0,
+            size_bytes: 1,
+            video: VideoInfo {
+                index: 0,
+                codec: "h264".into(),
+                coded_width: 1920,
+                coded_height: 1080,
+                display_width: 1920,
+                display_height: 1080,
+                fps: 25.0,
+                variable_frame_rate: false,
+                interlaced: true,
+                rotation: 0,
+                bit_depth: 8,
+                hdr: false,
+            },
+            audio: Some(AudioInfo {
+                index: 1,
+                codec: "aac".into(),
+                channels: 6,
+                sample_rate: 22_050,
+            }),
+        };
+        let ladder = plan(&source, &LadderOptions::default());
+        let args: Vec<String> = ffmpeg_args(&source, &ladder, Path::new("/out"))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args.iter().filter(|a| *a == "-i").count(), 1);
+        assert!(args.contains(&"file:-weird name.mov".to_owned()));
+        let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
+        assert!(graph.starts_with("[0:0]bwdif"), "{graph}");
+        assert!(graph.contains(&format!("split={}", ladder.rungs.len())));
+        let outputs = args.iter().filter(|a| a.ends_with("/index.m3u8")).count();
+        assert_eq!(outputs, ladder.rungs.len() + ladder.audio.len());
+        assert!(args.contains(&"/out/v1080/index.m3u8".to_owned()));
+        assert!(args.contains(&"/out/a48/index.m3u8".to_owned()));
+    }
+}

@@ -1,0 +1,97 @@
+//! Verification of a packaged film before it is published: read back what was written, with
+//! the same parsers a player uses, and check it against the files on disk and the budgets.
+
+use std::path::Path;
+
+use m3u8_rs::Playlist;
+
+use crate::ladder::FLOOR_PEAK_BUDGET;
+use crate::package::{Kind, MPD, MULTIVARIANT, MeasuredRendition, parse_media_playlist};
+use crate::{Error, Result};
+
+/// Checks the packaged directory `dir` whose manifests use URIs starting with `prefix`.
+pub fn verify(dir: &Path, prefix: &str, renditions: &[MeasuredRendition], source_duration_s: f64) -> Result<()> {
+    let fail = |msg: String| Err(Error::Verify(msg));
+    let local = |uri: &str| -> Result<std::path::PathBuf> {
+        uri.strip_prefix(prefix)
+            .map(|rest| dir.join(rest))
+            .ok_or_else(|| Error::Verify(format!("URI `{uri}` is outside the version `{prefix}`")))
+    };
+
+    // 1. The multivariant playlist parses and every variant and rendition it names exists.
+    let master_path = dir.join(MULTIVARIANT);
+    let bytes = std::fs::read(&master_path).map_err(Error::io(&master_path))?;
+    let Ok(Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&bytes) else {
+        return fail(format!("{} is not a multivariant playlist", master_path.display()));
+    };
+    let mut uris: Vec<&str> = master.variants.iter().map(|v| v.uri.as_str()).collect();
+    uris.extend(master.alternatives.iter().filter_map(|a| a.uri.as_deref()));
+    for uri in uris {
+        let path = local(uri)?;
+        let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
+        let playlist = parse_media_playlist(&bytes)?;
+        let rendition_dir = path.parent().unwrap_or(dir);
+        for seg in &playlist.segments {
+            let seg_path = rendition_dir.join(&seg.uri);
+            if !seg_path.is_file() {
+                return fail(format!("{uri} names a missing segment {}", seg.uri));
+            }
+        }
+    }
+
+    // 2. Every measured file is there with the size that was measured.
+    for r in renditions {
+        for seg in &r.segments {
+            let path = dir.join(&r.name).join(&seg.uri);
+            let size = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
+            if size != seg.size {
+                return fail(format!("{} is {size} bytes, measured {}", path.display(), seg.size));
+            }
+        }
+        // 3. Durations add up to the source's, within one segment's rounding.
+        let total = r.duration_s();
+        if (total - source_duration_s).abs() > 0.5 {
+            return fail(format!(
+                "rendition {} lasts {total:.3} s but the source lasts {source_duration_s:.3} s",
+                r.name
+            ));
+        }
+    }
+
+    // 4. The DASH manifest parses and lists every rendition.
+    let mpd_path = dir.join(MPD);
+    let text = std::fs::read_to_string(&mpd_path).map_err(Error::io(&mpd_path))?;
+    let mpd = dash_mpd::parse(&text).map_err(|e| Error::Verify(format!("{MPD} does not parse: {e}")))?;
+    let listed: usize = mpd
+        .periods
+        .iter()
+        .flat_map(|p| &p.adaptations)
+        .map(|a| a.representations.len())
+        .sum();
+    if listed != renditions.len() {
+        return fail(format!("{MPD} lists {listed} representations, expected {}", renditions.len()));
+    }
+
+    // 5. The weakest rung fits a 2G-class link with its audio (HLS authoring spec §9.21).
+    let floor = renditions
+        .iter()
+        .filter_map(|r| match &r.kind {
+            Kind::Video { audio, .. } => Some((r, audio)),
+            Kind::Audio => None,
+        })
+        .min_by_key(|(r, _)| r.peak_bitrate);
+    if let Some((floor, audio)) = floor {
+        let audio_peak = audio
+            .as_deref()
+            .and_then(|a| renditions.iter().find(|r| r.name == a))
+            .map_or(0, |a| a.peak_bitrate);
+        let peak = floor.peak_bitrate + audio_peak;
+        if peak > FLOOR_PEAK_BUDGET {
+            return fail(format!(
+                "the floor rung {} peaks at {peak} bit/s with its audio, over the {FLOOR_PEAK_BUDGET} bit/s 2G budget",
+                floor.name
+            ));
+        }
+    }
+    Ok(())
+}
