@@ -112,12 +112,12 @@ pub struct Film {
 impl Film {
     /// Path of the HLS multivariant playlist, relative to the site root.
     pub fn hls_url(&self) -> String {
-        format!("/media/{}/master.m3u8", self.slug)
+        format!("/media/{}/{}", self.slug, crate::MULTIVARIANT_PLAYLIST)
     }
 
     /// Path of the DASH manifest, relative to the site root.
     pub fn dash_url(&self) -> String {
-        format!("/media/{}/manifest.mpd", self.slug)
+        format!("/media/{}/{}", self.slug, crate::DASH_MANIFEST)
     }
 
     /// Path of the poster image, when the version has one.
@@ -193,7 +193,17 @@ mod tests {
         for good in ["a", "mua-do", "film-2025", "x1"] {
             assert!(validate_slug(good).is_ok(), "{good}");
         }
-        for bad in ["", "-a", "a-", "A", "a/b", "..", "a b", "phim-đỏ", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a/b",
+            "..",
+            "a b",
+            "phim-đỏ",
+            &"a".repeat(65),
+        ] {
             assert!(validate_slug(bad).is_err(), "{bad}");
         }
     }

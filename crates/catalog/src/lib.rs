@@ -17,6 +17,11 @@ pub use store::{LocalStore, MediaStore};
 
 use async_trait::async_trait;
 
+/// File name of a version's HLS multivariant playlist, served at `/media/<slug>/master.m3u8`.
+pub const MULTIVARIANT_PLAYLIST: &str = "master.m3u8";
+/// File name of a version's DASH manifest, served at `/media/<slug>/manifest.mpd`.
+pub const DASH_MANIFEST: &str = "manifest.mpd";
+
 /// Where films and their published versions are recorded.
 ///
 /// Publishing is one call so that a backend can make it one transaction: after it returns, the

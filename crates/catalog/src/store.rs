@@ -118,14 +118,26 @@ mod tests {
         assert!(store.publish_dir(&staging, "film/v1").await.is_err());
 
         store.remove_prefix("film/v1").await.unwrap();
-        assert!(store.local_path("film/v1/v360/seg.m4s").is_some_and(|p| !p.exists()));
+        assert!(
+            store
+                .local_path("film/v1/v360/seg.m4s")
+                .is_some_and(|p| !p.exists())
+        );
         store.remove_prefix("film/v1").await.unwrap();
     }
 
     #[test]
     fn keys_never_leave_the_root() {
         let store = LocalStore::new("/srv/media");
-        for bad in ["../etc/passwd", "a/../../b", "a//b", "/abs", "a/./b", "a\\..\\b", ""] {
+        for bad in [
+            "../etc/passwd",
+            "a/../../b",
+            "a//b",
+            "/abs",
+            "a/./b",
+            "a\\..\\b",
+            "",
+        ] {
             assert_eq!(store.local_path(bad), None, "{bad}");
         }
         assert_eq!(

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use monsoon_catalog::{Error, Film, FilmMeta, FilmRepository, PublishedVersion, Result};
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 /// The catalog in a SQLite file.
 #[derive(Debug, Clone)]
@@ -173,7 +175,10 @@ mod tests {
         assert!(db.get("film").await.unwrap().is_none());
 
         let mut meta = FilmMeta::untitled("film");
-        assert_eq!(db.publish("film", &meta, &version("v1")).await.unwrap(), None);
+        assert_eq!(
+            db.publish("film", &meta, &version("v1")).await.unwrap(),
+            None
+        );
         meta.title = Localized {
             vi: "Phim".into(),
             en: "Film".into(),

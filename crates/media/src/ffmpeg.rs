@@ -86,10 +86,16 @@ pub async fn probe_file(path: &Path, limits: &Limits) -> Result<Source> {
     }
 
     let mut cmd = command("ffprobe");
-    cmd.args(["-v", "error", "-protocol_whitelist", "file", "-format_whitelist"])
-        .arg(probe::ALLOWED_FORMATS.join(","))
-        .args(["-print_format", "json", "-show_format", "-show_streams"])
-        .arg(file_arg(path));
+    cmd.args([
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+    ])
+    .arg(probe::ALLOWED_FORMATS.join(","))
+    .args(["-print_format", "json", "-show_format", "-show_streams"])
+    .arg(file_arg(path));
     let output = tokio::time::timeout(PROBE_TIMEOUT, cmd.output())
         .await
         .map_err(|_| Error::NotMedia {
@@ -110,12 +116,10 @@ pub async fn probe_file(path: &Path, limits: &Limits) -> Result<Source> {
             reason,
         });
     }
-    let parsed: ProbeOutput =
-        probe::parse_probe(&String::from_utf8_lossy(&output.stdout)).map_err(|e| {
-            Error::NotMedia {
-                path: path.to_owned(),
-                reason: format!("ffprobe output unreadable: {e}"),
-            }
+    let parsed: ProbeOutput = probe::parse_probe(&String::from_utf8_lossy(&output.stdout))
+        .map_err(|e| Error::NotMedia {
+            path: path.to_owned(),
+            reason: format!("ffprobe output unreadable: {e}"),
         })?;
     let mut source = probe::analyze(path, &parsed, limits)?;
     if source.size_bytes == 0 {
@@ -166,10 +170,18 @@ pub fn parse_progress_line(line: &str, progress: &mut Progress) -> bool {
 /// returned future kills ffmpeg.
 pub async fn run_ffmpeg(args: Vec<OsString>, mut on_progress: impl FnMut(Progress)) -> Result<()> {
     let mut cmd = command("ffmpeg");
-    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-v", "error", "-progress", "pipe:1"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-v",
+        "error",
+        "-progress",
+        "pipe:1",
+    ])
+    .args(args)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(spawn_error("ffmpeg"))?;
     let stdout = child.stdout.take().ok_or(Error::Interrupted)?;
     let mut stderr = child.stderr.take().ok_or(Error::Interrupted)?;
@@ -203,13 +215,28 @@ pub async fn run_ffmpeg(args: Vec<OsString>, mut on_progress: impl FnMut(Progres
 /// Writes one JPEG frame of `source` at `at_s` seconds, `height` pixels high.
 pub async fn extract_frame(source: &Source, at_s: f64, height: u32, out: &Path) -> Result<()> {
     let mut cmd = command("ffmpeg");
-    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-protocol_whitelist", "file"])
-        .args(["-ss", &format!("{at_s:.3}")])
-        .arg("-i")
-        .arg(file_arg(&source.path))
-        .args(["-map", &format!("0:{}", source.video.index)])
-        .args(["-frames:v", "1", "-vf", &format!("scale=-2:{height}"), "-q:v", "3"])
-        .arg(PathBuf::from(out));
+    cmd.args([
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-protocol_whitelist",
+        "file",
+    ])
+    .args(["-ss", &format!("{at_s:.3}")])
+    .arg("-i")
+    .arg(file_arg(&source.path))
+    .args(["-map", &format!("0:{}", source.video.index)])
+    .args([
+        "-frames:v",
+        "1",
+        "-vf",
+        &format!("scale=-2:{height}"),
+        "-q:v",
+        "3",
+    ])
+    .arg(PathBuf::from(out));
     let output = cmd.output().await.map_err(spawn_error("ffmpeg"))?;
     if output.status.success() {
         Ok(())

@@ -397,7 +397,10 @@ mod tests {
         assert_eq!(rate(360), "30/1");
         assert_eq!(rate(540), "60/1");
         assert_eq!(rate(1080), "60/1");
-        let film = plan(&source(1920, 1080, 24000.0 / 1001.0, true), &LadderOptions::default());
+        let film = plan(
+            &source(1920, 1080, 24000.0 / 1001.0, true),
+            &LadderOptions::default(),
+        );
         assert!(film.rungs.iter().all(|r| r.frame_rate == "24000/1001"));
         let hfr = plan(&source(1920, 1080, 120.0, true), &LadderOptions::default());
         assert!(hfr.rungs.iter().all(|r| r.frame_rate_f64() <= 60.0));

@@ -48,7 +48,9 @@ pub async fn encode_and_package(
         .chain(ladder.audio.iter().map(|a| &a.name))
     {
         let dir = out_dir.join(name);
-        tokio::fs::create_dir_all(&dir).await.map_err(Error::io(&dir))?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(Error::io(&dir))?;
     }
     ffmpeg::run_ffmpeg(transcode::ffmpeg_args(source, ladder, out_dir), on_progress).await?;
 
@@ -63,10 +65,17 @@ pub async fn encode_and_package(
     let source_duration = source.duration_s;
     tokio::task::spawn_blocking(move || -> Result<Packaged> {
         let renditions = package::measure_ladder(&out, &ladder)?;
-        let master = package::multivariant_playlist(&renditions, ladder.audio_only.as_deref(), &prefix);
-        write_durable(&out.join(package::MPD), &package::write_mpd(&package::mpd(&renditions, &prefix)))?;
+        let master =
+            package::multivariant_playlist(&renditions, ladder.audio_only.as_deref(), &prefix);
+        write_durable(
+            &out.join(package::MPD),
+            &package::write_mpd(&package::mpd(&renditions, &prefix)),
+        )?;
         // Multivariant playlist last: it is what makes the film playable.
-        write_durable(&out.join(package::MULTIVARIANT), &package::write_multivariant(&master)?)?;
+        write_durable(
+            &out.join(package::MULTIVARIANT),
+            &package::write_multivariant(&master)?,
+        )?;
         verify::verify(&out, &prefix, &renditions, source_duration)?;
         sync_tree(&out)?;
         let duration_s = renditions
@@ -88,7 +97,10 @@ pub async fn encode_and_package(
 pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut file = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
     file.write_all(bytes).map_err(Error::io(&tmp))?;

@@ -205,7 +205,8 @@ pub fn multivariant_playlist(
                 width: u64::from(*width),
                 height: u64::from(*height),
             }),
-            frame_rate: crate::probe::parse_rational(frame_rate).map(|f| (f * 1000.0).round() / 1000.0),
+            frame_rate: crate::probe::parse_rational(frame_rate)
+                .map(|f| (f * 1000.0).round() / 1000.0),
             audio: audio_rendition.map(|a| a.name.clone()),
             ..VariantStream::default()
         });
@@ -246,7 +247,9 @@ const MPD_TIMESCALE: u64 = 1000;
 /// The DASH manifest over the same segments (ISO/IEC 23009-1, `isoff-live` profile with
 /// `SegmentTemplate` + `SegmentTimeline`).
 pub fn mpd(renditions: &[MeasuredRendition], prefix: &str) -> dash_mpd::MPD {
-    use dash_mpd::{AdaptationSet, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline};
+    use dash_mpd::{
+        AdaptationSet, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
+    };
 
     let duration = renditions
         .iter()

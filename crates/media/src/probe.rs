@@ -400,7 +400,10 @@ mod tests {
     #[test]
     fn plain_1080p_with_stereo() {
         let s = analyze_fixture("1080p25-aac").unwrap();
-        assert_eq!((s.video.display_width, s.video.display_height), (1920, 1080));
+        assert_eq!(
+            (s.video.display_width, s.video.display_height),
+            (1920, 1080)
+        );
         assert_eq!(s.video.fps, 25.0);
         assert!(!s.video.hdr && !s.video.interlaced && !s.video.variable_frame_rate);
         assert_eq!(s.audio.as_ref().map(|a| a.channels), Some(2));
@@ -444,7 +447,10 @@ mod tests {
             "{err}"
         );
         let err = analyze_fixture("240fps").unwrap_err().to_string();
-        assert!(err.contains("240.000 fps") && err.contains("120 fps"), "{err}");
+        assert!(
+            err.contains("240.000 fps") && err.contains("120 fps"),
+            "{err}"
+        );
     }
 
     #[test]

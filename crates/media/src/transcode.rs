@@ -49,7 +49,11 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
     args.push(file_arg(&source.path));
 
     let n = ladder.rungs.len();
-    let mut graph = format!("[0:{}]{}", source.video.index, pre_filters(source).join(","));
+    let mut graph = format!(
+        "[0:{}]{}",
+        source.video.index,
+        pre_filters(source).join(",")
+    );
     graph.push_str(&format!(",split={n}"));
     for i in 0..n {
         graph.push_str(&format!("[s{i}]"));
@@ -67,9 +71,7 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
         let fps = rung.frame_rate_f64().max(1.0);
         let keyint = (fps * GOP_SECONDS).round().to_string();
         let level = format!("{}.{}", rung.level / 10, rung.level % 10);
-        let x264 = format!(
-            "keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:nal-hrd=vbr"
-        );
+        let x264 = format!("keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:nal-hrd=vbr");
         args.extend(
             [
                 "-map",

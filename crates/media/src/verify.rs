@@ -10,7 +10,12 @@ use crate::package::{Kind, MPD, MULTIVARIANT, MeasuredRendition, parse_media_pla
 use crate::{Error, Result};
 
 /// Checks the packaged directory `dir` whose manifests use URIs starting with `prefix`.
-pub fn verify(dir: &Path, prefix: &str, renditions: &[MeasuredRendition], source_duration_s: f64) -> Result<()> {
+pub fn verify(
+    dir: &Path,
+    prefix: &str,
+    renditions: &[MeasuredRendition],
+    source_duration_s: f64,
+) -> Result<()> {
     let fail = |msg: String| Err(Error::Verify(msg));
     let local = |uri: &str| -> Result<std::path::PathBuf> {
         uri.strip_prefix(prefix)
@@ -22,7 +27,10 @@ pub fn verify(dir: &Path, prefix: &str, renditions: &[MeasuredRendition], source
     let master_path = dir.join(MULTIVARIANT);
     let bytes = std::fs::read(&master_path).map_err(Error::io(&master_path))?;
     let Ok(Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&bytes) else {
-        return fail(format!("{} is not a multivariant playlist", master_path.display()));
+        return fail(format!(
+            "{} is not a multivariant playlist",
+            master_path.display()
+        ));
     };
     let mut uris: Vec<&str> = master.variants.iter().map(|v| v.uri.as_str()).collect();
     uris.extend(master.alternatives.iter().filter_map(|a| a.uri.as_deref()));
@@ -45,7 +53,11 @@ pub fn verify(dir: &Path, prefix: &str, renditions: &[MeasuredRendition], source
             let path = dir.join(&r.name).join(&seg.uri);
             let size = std::fs::metadata(&path).map_err(Error::io(&path))?.len();
             if size != seg.size {
-                return fail(format!("{} is {size} bytes, measured {}", path.display(), seg.size));
+                return fail(format!(
+                    "{} is {size} bytes, measured {}",
+                    path.display(),
+                    seg.size
+                ));
             }
         }
         // 3. Durations add up to the source's, within one segment's rounding.
@@ -61,7 +73,8 @@ pub fn verify(dir: &Path, prefix: &str, renditions: &[MeasuredRendition], source
     // 4. The DASH manifest parses and lists every rendition.
     let mpd_path = dir.join(MPD);
     let text = std::fs::read_to_string(&mpd_path).map_err(Error::io(&mpd_path))?;
-    let mpd = dash_mpd::parse(&text).map_err(|e| Error::Verify(format!("{MPD} does not parse: {e}")))?;
+    let mpd =
+        dash_mpd::parse(&text).map_err(|e| Error::Verify(format!("{MPD} does not parse: {e}")))?;
     let listed: usize = mpd
         .periods
         .iter()
@@ -69,7 +82,10 @@ pub fn verify(dir: &Path, prefix: &str, renditions: &[MeasuredRendition], source
         .map(|a| a.representations.len())
         .sum();
     if listed != renditions.len() {
-        return fail(format!("{MPD} lists {listed} representations, expected {}", renditions.len()));
+        return fail(format!(
+            "{MPD} lists {listed} representations, expected {}",
+            renditions.len()
+        ));
     }
 
     // 5. The weakest rung fits a 2G-class link with its audio (HLS authoring spec §9.21).

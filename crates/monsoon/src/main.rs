@@ -1,1 +1,110 @@
-fn main() {}
+//! `monsoon`: the one binary. Each subcommand is a module; this file only parses arguments
+//! and hands over.
+
+mod demo;
+mod ingest;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use monsoon_catalog::LocalStore;
+use monsoon_db::SqliteCatalog;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "monsoon",
+    version,
+    about = "Release a film to a whole country, free."
+)]
+struct Cli {
+    /// Directory holding the SQLite catalog (`catalog.db`) and the published media (`media/`).
+    #[arg(
+        long,
+        global = true,
+        env = "MONSOON_DATA",
+        default_value = "./monsoon-data"
+    )]
+    data: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Probe a master file, transcode it into an ABR ladder, package HLS + DASH, publish it.
+    Ingest(ingest::IngestArgs),
+    /// Serve the catalog, the player and the media over HTTP.
+    Serve(serve::ServeArgs),
+    /// Make a synthetic film with ffmpeg, ingest it with sample metadata, and serve it.
+    Demo(demo::DemoArgs),
+}
+
+/// Where things live inside `--data`.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+    pub fn catalog_db(&self) -> PathBuf {
+        self.root.join("catalog.db")
+    }
+    pub fn media(&self) -> PathBuf {
+        self.root.join("media")
+    }
+    pub fn staging(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+
+    /// Opens the catalog and the media store, creating the directory on first use.
+    pub async fn open(&self) -> anyhow::Result<(Arc<SqliteCatalog>, Arc<LocalStore>)> {
+        std::fs::create_dir_all(self.media())
+            .map_err(|e| anyhow::anyhow!("creating data directory {}: {e}", self.root.display()))?;
+        let catalog = SqliteCatalog::open(&self.catalog_db()).await?;
+        Ok((Arc::new(catalog), Arc::new(LocalStore::new(self.media()))))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let data = DataDir::new(&cli.data);
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Ingest(args) => ingest::run(&data, args).await,
+            Command::Serve(args) => serve::run(&data, args).await,
+            Command::Demo(args) => demo::run(&data, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! `monsoon ingest`: master file → probe → ladder → one ffmpeg → package → verify → publish.
+//!
+//! Publishing is crash-safe (REFERENCE §5): everything is built in `data/staging/`, fsynced,
+//! renamed into `media/<slug>/<version>/` and only then recorded in the catalog, in one
+//! transaction. Until that commit the film (or its previous version) is what viewers get; a
+//! killed ingest leaves at most a staging directory or an unreferenced version directory, both
+//! swept by the next ingest.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use monsoon_catalog::{
+    FilmMeta, FilmRepository, MediaStore, PublishedVersion, Rendition, RenditionKind, validate_slug,
+};
+use monsoon_media::package::Kind;
+use monsoon_media::{Ladder, LadderOptions, Limits, Progress, Quality, Source};
+use serde_json::json;
+
+use crate::DataDir;
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The master file (MP4, MOV, MKV, MXF, …).
+    pub file: PathBuf,
+    /// URL name of the film: lowercase letters, digits and hyphens, e.g. `mua-do`.
+    #[arg(long)]
+    pub slug: String,
+    /// Film metadata (see docs/film.example.toml).
+    #[arg(long)]
+    pub meta: Option<PathBuf>,
+    /// Encoder speed versus quality.
+    #[arg(long, value_enum, default_value_t = QualityArg::Balanced)]
+    pub quality: QualityArg,
+    /// Highest rung to encode (e.g. 720 for a quick preview); defaults to the source height.
+    #[arg(long)]
+    pub max_height: Option<u32>,
+    /// Print progress as JSON lines on stdout instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum QualityArg {
+    Fast,
+    Balanced,
+    Best,
+}
+
+impl From<QualityArg> for Quality {
+    fn from(q: QualityArg) -> Self {
+        match q {
+            QualityArg::Fast => Quality::Fast,
+            QualityArg::Balanced => Quality::Balanced,
+            QualityArg::Best => Quality::Best,
+        }
+    }
+}
+
+/// The result of a successful ingest.
+#[derive(Debug)]
+pub struct Published {
+    pub slug: String,
+    pub version: String,
+}
+
+pub async fn run(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let json_output = args.json;
+    let slug = args.slug.clone();
+    let ingest = ingest(data, args);
+    tokio::select! {
+        result = ingest => {
+            let published = result?;
+            if json_output {
+                println!("{}", json!({"event": "published", "slug": published.slug, "version": published.version}));
+            } else {
+                eprintln!("published {} as version {}", published.slug, published.version);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        signal = stop_signal() => {
+            // Dropping `ingest` killed ffmpeg and removed the staging directory.
+            eprintln!("ingest of `{slug}` stopped by {signal}; nothing was published");
+            Ok(ExitCode::from(130))
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM, naming it.
+pub async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// Removes a staging directory when dropped, unless it was published.
+struct Staging {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Published> {
+    // Everything that can be refused is refused before the data directory is touched.
+    validate_slug(&args.slug)?;
+    let meta = match &args.meta {
+        Some(path) => FilmMeta::from_toml_file(path)?,
+        None => FilmMeta::untitled(&args.slug),
+    };
+    let source = monsoon_media::ffmpeg::probe_file(&args.file, &Limits::default()).await?;
+    let ladder = monsoon_media::ladder::plan(
+        &source,
+        &LadderOptions {
+            quality: args.quality.into(),
+            max_height: args.max_height,
+            rungs: None,
+        },
+    );
+    describe(&source, &ladder, args.json);
+
+    let (catalog, store) = data.open().await?;
+    sweep(data, &args.slug, catalog.as_ref(), store.as_ref()).await;
+
+    let version = format!("v{}", Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
+    let staging = Staging {
+        path: data
+            .staging()
+            .join(format!("{}.{version}.{}", args.slug, std::process::id())),
+        armed: true,
+    };
+    std::fs::create_dir_all(&staging.path)
+        .with_context(|| format!("creating {}", staging.path.display()))?;
+
+    let reporter = Reporter::new(source.duration_s, args.json);
+    let packaged = monsoon_media::encode_and_package(
+        &source,
+        &ladder,
+        &staging.path,
+        &format!("{version}/"),
+        |p| reporter.report(p),
+    )
+    .await;
+    reporter.finish();
+    let packaged = packaged?;
+
+    let record = PublishedVersion {
+        version: version.clone(),
+        published_at: Utc::now(),
+        duration_s: packaged.duration_s,
+        poster: packaged.poster.clone(),
+        renditions: packaged.renditions.iter().map(rendition_record).collect(),
+    };
+    let prefix = format!("{}/{version}", args.slug);
+    store.publish_dir(&staging.path, &prefix).await?;
+    let mut staging = staging;
+    staging.armed = false;
+    let previous = match catalog.publish(&args.slug, &meta, &record).await {
+        Ok(previous) => previous,
+        Err(e) => {
+            let _ = store.remove_prefix(&prefix).await;
+            return Err(e.into());
+        }
+    };
+    // The new version is live; only now does the old one go.
+    if let Some(old) = previous {
+        store.remove_prefix(&format!("{}/{old}", args.slug)).await?;
+    }
+    Ok(Published {
+        slug: args.slug,
+        version,
+    })
+}
+
+fn rendition_record(r: &monsoon_media::MeasuredRendition) -> Rendition {
+    let (kind, width, height) = match &r.kind {
+        Kind::Video { width, height, .. } => (RenditionKind::Video, *width, *height),
+        Kind::Audio => (RenditionKind::Audio, 0, 0),
+    };
+    Rendition {
+        name: r.name.clone(),
+        kind,
+        width,
+        height,
+        codecs: r.codecs.clone(),
+        average_bitrate: r.average_bitrate,
+        peak_bitrate: r.peak_bitrate,
+    }
+}
+
+/// Removes what killed ingests left: staging directories of processes that are gone, and
+/// version directories of this slug that the catalog does not reference.
+async fn sweep(data: &DataDir, slug: &str, catalog: &dyn FilmRepository, store: &dyn MediaStore) {
+    if let Ok(entries) = std::fs::read_dir(data.staging()) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let current = catalog
+        .get(slug)
+        .await
+        .ok()
+        .flatten()
+        .map(|f| f.current.version);
+    if let Ok(entries) = std::fs::read_dir(data.media().join(slug)) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if Some(&name) != current.as_ref() {
+                let _ = store.remove_prefix(&format!("{slug}/{name}")).await;
+            }
+        }
+    }
+}
+
+fn describe(source: &Source, ladder: &Ladder, json_output: bool) {
+    let v = &source.video;
+    let rungs: Vec<String> = ladder
+        .rungs
+        .iter()
+        .map(|r| format!("{}x{}@{}k", r.width, r.height, r.average_bitrate / 1000))
+        .collect();
+    if json_output {
+        println!(
+            "{}",
+            json!({
+                "event": "planned",
+                "source": {"width": v.display_width, "height": v.display_height, "fps": v.fps,
+                           "duration_s": source.duration_s, "audio": source.audio.is_some()},
+                "rungs": rungs,
+                "audio": ladder.audio.iter().map(|a| &a.name).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        eprintln!(
+            "source {}: {}x{} {:.3} fps, {:.1} s, {}",
+            source.path.display(),
+            v.display_width,
+            v.display_height,
+            v.fps,
+            source.duration_s,
+            if source.audio.is_some() {
+                "with audio"
+            } else {
+                "no audio"
+            }
+        );
+        eprintln!(
+            "ladder: {} + audio {:?}",
+            rungs.join(" "),
+            ladder.audio.iter().map(|a| &a.name).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Shows ffmpeg's progress as a bar (percent, speed ×realtime, ETA) or as JSON lines.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    duration_s: f64,
+}
+
+impl Reporter {
+    fn new(duration_s: f64, json_output: bool) -> Self {
+        let bar = (!json_output).then(|| {
+            let bar = ProgressBar::new(1000);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "transcoding [{elapsed_precise}] {wide_bar} {percent:>3}% {msg} ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(500));
+            bar
+        });
+        Self { bar, duration_s }
+    }
+
+    fn report(&self, p: Progress) {
+        let fraction = (p.out_time_s / self.duration_s.max(0.001)).clamp(0.0, 1.0);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position((fraction * 1000.0) as u64);
+                bar.set_message(format!("{:.2}× realtime", p.speed));
+            }
+            None => println!(
+                "{}",
+                json!({"event": "progress", "percent": (fraction * 1000.0).round() / 10.0,
+                       "out_time_s": p.out_time_s, "speed": p.speed, "done": p.done})
+            ),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Refuses to go on when ffmpeg is missing, with the command that fixes it.
+pub fn require_ffmpeg() -> anyhow::Result<()> {
+    for tool in ["ffmpeg", "ffprobe"] {
+        let found = std::process::Command::new(tool)
+            .arg("-version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            bail!("{tool} is not installed; run `apt-get install ffmpeg`");
+        }
+    }
+    Ok(())
+}
