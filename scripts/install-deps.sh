@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build, demo and test Monsoon.
+# Idempotent: each package is installed only when its command is missing.
+set -euo pipefail
+
+need_apt=()
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+command -v node >/dev/null || need_apt+=(nodejs npm)
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v curl >/dev/null || need_apt+=(curl)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing: ${need_apt[*]}; run as root or: sudo apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
+  echo "installing ${need_apt[*]} with apt-get"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install Rust with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
