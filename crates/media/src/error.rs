@@ -35,8 +35,12 @@ pub enum Error {
     ToolFailed {
         tool: &'static str,
         status: String,
+        code: Option<i32>,
         stderr: String,
     },
+
+    #[error("{path}: the file is damaged: more than 1 % of its frames do not decode ({detail})")]
+    Corrupt { path: PathBuf, detail: String },
 
     #[error("transcoding was interrupted")]
     Interrupted,

@@ -166,6 +166,9 @@ pub fn parse_progress_line(line: &str, progress: &mut Progress) -> bool {
     false
 }
 
+/// ffmpeg's exit code when `-max_error_rate` is crossed.
+pub const EXIT_TOO_MANY_DECODE_ERRORS: i32 = 69;
+
 /// Runs ffmpeg with `args`, calling `on_progress` for each `-progress` report. Dropping the
 /// returned future kills ffmpeg.
 pub async fn run_ffmpeg(args: Vec<OsString>, mut on_progress: impl FnMut(Progress)) -> Result<()> {
@@ -207,6 +210,7 @@ pub async fn run_ffmpeg(args: Vec<OsString>, mut on_progress: impl FnMut(Progres
         Err(Error::ToolFailed {
             tool: "ffmpeg",
             status: status.to_string(),
+            code: status.code(),
             stderr: tail(&stderr),
         })
     }
@@ -244,6 +248,7 @@ pub async fn extract_frame(source: &Source, at_s: f64, height: u32, out: &Path) 
         Err(Error::ToolFailed {
             tool: "ffmpeg",
             status: output.status.to_string(),
+            code: output.status.code(),
             stderr: tail(&output.stderr),
         })
     }

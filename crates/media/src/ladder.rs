@@ -152,8 +152,12 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
         None => DEFAULT_RUNGS.to_vec(),
     };
 
+    // Portrait masters (phones) use the same boxes turned upright: "360p" is 360×640.
+    let portrait = src_h > src_w;
+    let upright = |(w, h): (u32, u32)| if portrait { (h, w) } else { (w, h) };
+
     let mut rungs = Vec::new();
-    let (fw, fh) = fit(FLOOR, aspect, src_w, src_h);
+    let (fw, fh) = fit(upright(FLOOR), aspect, src_w, src_h);
     rungs.push(Rung {
         name: format!("v{fh}"),
         width: fw,
@@ -167,10 +171,10 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
     });
 
     for &(box_w, box_h, kbps) in &table {
-        if options.max_height.is_some_and(|max| box_h > max) {
+        if options.max_height.is_some_and(|max| box_h.min(box_w) > max) {
             continue;
         }
-        let (w, h) = fit((box_w, box_h), aspect, u32::MAX, u32::MAX);
+        let (w, h) = fit(upright((box_w, box_h)), aspect, u32::MAX, u32::MAX);
         // Never upscale: the rung must fit inside the source.
         if w > src_w || h > src_h {
             continue;
@@ -434,6 +438,23 @@ mod tests {
         );
         assert_eq!(heights(&custom), [234, 480, 1080]);
         assert_eq!(custom.rungs[1].average_bitrate, 1_200_000);
+    }
+
+    #[test]
+    fn portrait_masters_get_upright_rungs() {
+        let ladder = plan(&source(1080, 1920, 30.0, true), &LadderOptions::default());
+        let sizes: Vec<(u32, u32)> = ladder.rungs.iter().map(|r| (r.width, r.height)).collect();
+        assert_eq!(
+            sizes,
+            [
+                (234, 416),
+                (360, 640),
+                (432, 768),
+                (540, 960),
+                (720, 1280),
+                (1080, 1920)
+            ]
+        );
     }
 
     #[test]

@@ -52,7 +52,19 @@ pub async fn encode_and_package(
             .await
             .map_err(Error::io(&dir))?;
     }
-    ffmpeg::run_ffmpeg(transcode::ffmpeg_args(source, ladder, out_dir), on_progress).await?;
+    ffmpeg::run_ffmpeg(transcode::ffmpeg_args(source, ladder, out_dir), on_progress)
+        .await
+        .map_err(|e| match e {
+            Error::ToolFailed {
+                code: Some(ffmpeg::EXIT_TOO_MANY_DECODE_ERRORS),
+                stderr,
+                ..
+            } => Error::Corrupt {
+                path: source.path.clone(),
+                detail: stderr.lines().last().unwrap_or_default().to_owned(),
+            },
+            other => other,
+        })?;
 
     let poster = "poster.jpg";
     let poster_at = (source.duration_s * 0.1).min(60.0);

@@ -43,7 +43,9 @@ fn pre_filters(source: &Source) -> Vec<String> {
 pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
-    push(&["-y", "-protocol_whitelist", "file", "-format_whitelist"]);
+    // Fail rather than ship garbage when more than 1 % of the master's frames do not decode.
+    push(&["-y", "-max_error_rate", "0.01"]);
+    push(&["-protocol_whitelist", "file", "-format_whitelist"]);
     push(&[&ALLOWED_FORMATS.join(",")]);
     push(&["-i"]);
     args.push(file_arg(&source.path));

@@ -173,6 +173,11 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
     store.publish_dir(&staging.path, &prefix).await?;
     let mut staging = staging;
     staging.armed = false;
+    if std::env::var_os("MONSOON_TEST_HANG_BEFORE_COMMIT").is_some() {
+        // Test hook: lets a test SIGKILL the ingest between the rename and the catalog commit.
+        eprintln!("test hook: waiting before the catalog commit");
+        std::future::pending::<()>().await;
+    }
     let previous = match catalog.publish(&args.slug, &meta, &record).await {
         Ok(previous) => previous,
         Err(e) => {

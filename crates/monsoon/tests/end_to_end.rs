@@ -2,108 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
-const MONSOON: &str = env!("CARGO_BIN_EXE_monsoon");
+use std::path::Path;
 
-/// Makes a test clip with a tone (`audio`) or without.
-fn make_clip(path: &Path, seconds: u32, size: &str) {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={size}:rate=25:duration={seconds}"))
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("sine=frequency=440:duration={seconds}"))
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ])
-        .arg(path)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success());
-}
-
-fn monsoon(data: &Path, args: &[&str]) -> Output {
-    Command::new(MONSOON)
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .output()
-        .expect("monsoon runs")
-}
-
-/// A running `monsoon serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let mut child = Command::new(MONSOON)
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("monsoon serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("a line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Server { child, url }
-    }
-
-    fn get_json(&self, path: &str) -> serde_json::Value {
-        let mut response = ureq::get(&format!("{}{path}", self.url))
-            .call()
-            .expect("GET succeeds");
-        let text = response.body_mut().read_to_string().expect("a body");
-        serde_json::from_str(&text).expect("JSON body")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Decodes every stream of `url` to the end with ffmpeg and returns the media time reached.
-fn play_whole(url: &str) -> f64 {
-    let output = Command::new("ffmpeg")
-        .args([
-            "-v", "error", "-xerror", "-i", url, "-map", "0", "-f", "null", "-",
-        ])
-        .args(["-progress", "pipe:1", "-nostats"])
-        .output()
-        .expect("ffmpeg runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "ffmpeg failed on {url}: {stderr}");
-    assert!(
-        stderr.trim().is_empty(),
-        "ffmpeg reported errors on {url}: {stderr}"
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("out_time_us="))
-        .filter_map(|us| us.parse::<f64>().ok())
-        .fold(0.0, f64::max)
-        / 1e6
-}
+use common::{Server, make_clip, monsoon, play_whole, tree};
 
 #[test]
 fn ingest_serve_and_play_hls_and_dash() {
@@ -171,24 +74,6 @@ fn ingest_serve_and_play_hls_and_dash() {
     assert!(matches!(missing, Err(ureq::Error::StatusCode(404))));
 }
 
-/// Lists every file under `root`, relative, sorted: what "unchanged" is compared on.
-fn tree(root: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, root, out);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().to_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
-}
-
 #[test]
 fn bad_inputs_are_refused_and_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -245,4 +130,59 @@ fn bad_inputs_are_refused_and_change_nothing() {
 
     assert_eq!(tree(&data.join("media")), media_before);
     assert_eq!(Server::start(&data).get_json("/api/v1/films"), films_before);
+}
+
+#[test]
+fn demo_makes_ingests_and_serves_a_film() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(common::MONSOON)
+        .arg("--data")
+        .arg(tmp.path())
+        .args([
+            "demo",
+            "--seconds",
+            "4",
+            "--height",
+            "360",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    let films: serde_json::Value = serde_json::from_str(
+        &ureq::get(&format!("{url}/api/v1/films"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap(),
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(films["films"][0]["slug"], "monsoon-demo");
+    assert!(
+        films["films"][0]["title"]["vi"]
+            .as_str()
+            .unwrap()
+            .contains("Gió mùa")
+    );
+    let master = tmp.path().join("demo/master-360p-4s.mp4");
+    let probe = common::ffprobe(&master, &["-show_streams"]);
+    assert_eq!(probe["streams"][0]["height"], 360);
+    assert_eq!(probe["streams"][1]["codec_type"], "audio");
 }

@@ -1,0 +1,181 @@
+//! Helpers shared by the end-to-end tests: the real binary, real ffmpeg, a real HTTP client.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const MONSOON: &str = env!("CARGO_BIN_EXE_monsoon");
+
+/// Makes a test clip with a tone (`audio`) or without.
+pub fn make_clip(path: &Path, seconds: u32, size: &str) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=25:duration={seconds}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:duration={seconds}"))
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
+        .arg(path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+}
+
+pub fn monsoon(data: &Path, args: &[&str]) -> Output {
+    Command::new(MONSOON)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("monsoon runs")
+}
+
+/// A running `monsoon serve`, stopped when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(data: &Path) -> Server {
+        let mut child = Command::new(MONSOON)
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("monsoon serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("a line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server { child, url }
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let mut response = ureq::get(&format!("{}{path}", self.url))
+            .call()
+            .expect("GET succeeds");
+        let text = response.body_mut().read_to_string().expect("a body");
+        serde_json::from_str(&text).expect("JSON body")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Decodes every stream of `url` to the end with ffmpeg and returns the media time reached.
+pub fn play_whole(url: &str) -> f64 {
+    let output = Command::new("ffmpeg")
+        .args([
+            "-v", "error", "-xerror", "-i", url, "-map", "0", "-f", "null", "-",
+        ])
+        .args(["-progress", "pipe:1", "-nostats"])
+        .output()
+        .expect("ffmpeg runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "ffmpeg failed on {url}: {stderr}");
+    assert!(
+        stderr.trim().is_empty(),
+        "ffmpeg reported errors on {url}: {stderr}"
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("out_time_us="))
+        .filter_map(|us| us.parse::<f64>().ok())
+        .fold(0.0, f64::max)
+        / 1e6
+}
+
+/// Lists every file under `root`, relative, sorted: what "unchanged" is compared on.
+pub fn tree(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// Runs ffmpeg with `args` (quiet, overwrite) and asserts it succeeded.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ffprobe's JSON for `path` with extra `args` (e.g. `-show_frames`).
+pub fn ffprobe(path: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json"])
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The one version directory of `slug` under `data/media`.
+pub fn version_dir(data: &Path, slug: &str) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(data.join("media").join(slug))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.into_iter().next().unwrap()
+}
+
+/// Concatenates a rendition's init segment and media segments into one playable file.
+pub fn join_rendition(dir: &Path, out: &Path) {
+    let mut bytes = std::fs::read(dir.join("init.mp4")).unwrap();
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
+        .collect();
+    segments.sort();
+    for seg in segments {
+        bytes.extend(std::fs::read(seg).unwrap());
+    }
+    std::fs::write(out, bytes).unwrap();
+}

@@ -1,0 +1,715 @@
+//! Ingest against the awkward master files of REFERENCE §6, each made with ffmpeg here, and
+//! against being killed: the real binary, real ffmpeg, a real catalog.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{MONSOON, Server, ffmpeg, ffprobe, join_rendition, monsoon, tree, version_dir};
+
+/// A data directory that already holds one published film, `film`, so "unchanged" means
+/// something.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    data: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let clip = tmp.path().join("good.mp4");
+        common::make_clip(&clip, 2, "320x180");
+        let out = monsoon(
+            &data,
+            &[
+                "ingest",
+                clip.to_str().unwrap(),
+                "--slug",
+                "film",
+                "--quality",
+                "fast",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Fixture { tmp, data }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Ingests `file` as `slug`; returns (success, stderr).
+    fn ingest(&self, file: &Path, slug: &str) -> (bool, String) {
+        let out = monsoon(
+            &self.data,
+            &[
+                "ingest",
+                file.to_str().unwrap(),
+                "--slug",
+                slug,
+                "--quality",
+                "fast",
+            ],
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Asserts that ingesting `file` fails with a message naming it and saying `reason`, and
+    /// leaves the catalog and the published files as they were.
+    fn assert_refused(&self, file: &Path, reason: &str) {
+        let media_before = tree(&self.data.join("media"));
+        let db_before = std::fs::read(self.data.join("catalog.db")).unwrap();
+        let (ok, stderr) = self.ingest(file, "film");
+        assert!(!ok, "{} was accepted", file.display());
+        assert!(
+            stderr.contains(&file.display().to_string()),
+            "message does not name the file: {stderr}"
+        );
+        assert!(
+            stderr.contains(reason),
+            "message does not say `{reason}`: {stderr}"
+        );
+        assert_eq!(
+            tree(&self.data.join("media")),
+            media_before,
+            "published files changed"
+        );
+        let server = Server::start(&self.data);
+        let films = server.get_json("/api/v1/films");
+        assert_eq!(films["films"].as_array().unwrap().len(), 1);
+        drop(server);
+        // Same bytes in the main database file: no write reached it.
+        assert_eq!(
+            std::fs::read(self.data.join("catalog.db")).unwrap(),
+            db_before
+        );
+        assert!(
+            tree(&self.data.join("staging")).is_empty(),
+            "staging left behind"
+        );
+    }
+
+    /// Asserts that `file` is accepted as `slug` and returns its published version directory.
+    fn assert_accepted(&self, file: &Path, slug: &str) -> PathBuf {
+        let (ok, stderr) = self.ingest(file, slug);
+        assert!(ok, "{} was refused: {stderr}", file.display());
+        version_dir(&self.data, slug)
+    }
+}
+
+fn lavfi_video(size: &str, seconds: u32) -> String {
+    format!("testsrc2=size={size}:rate=25:duration={seconds}")
+}
+
+#[test]
+fn truncated_and_empty_and_disguised_files_are_refused() {
+    let f = Fixture::new();
+    let whole = f.path("whole.mp4");
+    // moov at the end (no faststart), then cut in half: the index is gone.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &lavfi_video("320x180", 4),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        whole.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&whole).unwrap();
+    let truncated = f.path("truncated.mp4");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    f.assert_refused(&truncated, "incomplete file");
+
+    let empty = f.path("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    f.assert_refused(&empty, "empty (0 bytes)");
+
+    let playlist = f.path("playlist.mp4");
+    std::fs::write(&playlist, "#EXTM3U\n#EXTINF:10,\n/etc/passwd\n").unwrap();
+    f.assert_refused(&playlist, "not a media file");
+
+    // The whole file, moov at the end, is fine.
+    f.assert_accepted(&whole, "moov-at-end");
+}
+
+#[test]
+fn files_without_a_picture_are_refused() {
+    let f = Fixture::new();
+    let m4a = f.path("audio.m4a");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=2",
+        "-c:a",
+        "aac",
+        m4a.to_str().unwrap(),
+    ]);
+    f.assert_refused(&m4a, "no video stream");
+
+    let mp3 = f.path("cover.mp3");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=red:size=300x300:duration=1",
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:a",
+        "libmp3lame",
+        "-c:v",
+        "mjpeg",
+        "-frames:v",
+        "1",
+        "-disposition:v",
+        "attached_pic",
+        mp3.to_str().unwrap(),
+    ]);
+    f.assert_refused(&mp3, "cover art does not count");
+}
+
+#[test]
+fn huge_masters_are_refused_before_decoding() {
+    let f = Fixture::new();
+    let huge = f.path("huge.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=size=8192x8192:rate=1:duration=1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        huge.to_str().unwrap(),
+    ]);
+    f.assert_refused(&huge, "resolution 8192x8192 exceeds the limit of 7680x4320");
+
+    let fast = f.path("fast.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=240:duration=1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        fast.to_str().unwrap(),
+    ]);
+    f.assert_refused(&fast, "frame rate 240.000 fps exceeds the limit of 120 fps");
+}
+
+#[test]
+fn corrupted_masters_are_refused() {
+    let f = Fixture::new();
+    let clean = f.path("clean.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &lavfi_video("320x180", 4),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "250",
+        clean.to_str().unwrap(),
+    ]);
+    let mut bytes = std::fs::read(&clean).unwrap();
+    let n = bytes.len();
+    // Overwrite every 97th byte of the middle half: the container survives, the frames don't.
+    let mut x: u32 = 12345;
+    for i in (n / 4..n * 3 / 4).step_by(97) {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        bytes[i] = (x >> 16) as u8;
+    }
+    let corrupt = f.path("corrupt.mp4");
+    std::fs::write(&corrupt, bytes).unwrap();
+    f.assert_refused(&corrupt, "damaged");
+}
+
+#[test]
+fn a_master_without_audio_gets_a_video_only_ladder() {
+    let f = Fixture::new();
+    let silent = f.path("silent.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &lavfi_video("640x360", 2),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        silent.to_str().unwrap(),
+    ]);
+    let dir = f.assert_accepted(&silent, "silent");
+    let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
+    assert!(!master.contains("EXT-X-MEDIA:TYPE=AUDIO"), "{master}");
+    assert!(!master.contains("mp4a"), "{master}");
+    assert!(master.contains("RESOLUTION=640x360"), "{master}");
+}
+
+#[test]
+fn odd_sizes_rotation_interlacing_and_surround_are_normalised() {
+    let f = Fixture::new();
+
+    let odd = f.path("odd.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &lavfi_video("1165x767", 2),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        odd.to_str().unwrap(),
+    ]);
+    let dir = f.assert_accepted(&odd, "odd");
+    let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
+    for res in master.split("RESOLUTION=").skip(1) {
+        let (w, rest) = res.split_once('x').unwrap();
+        let h: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let (w, h): (u32, u32) = (w.parse().unwrap(), h.parse().unwrap());
+        assert!(w % 2 == 0 && h % 2 == 0, "{w}x{h}");
+        assert!(
+            (f64::from(w) / f64::from(h) - 1165.0 / 767.0).abs() < 0.02,
+            "{w}x{h}"
+        );
+    }
+
+    let upright = f.path("upright.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &lavfi_video("640x360", 2),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        upright.to_str().unwrap(),
+    ]);
+    let rotated = f.path("rotated.mp4");
+    // A phone held upright: a display matrix turning the coded landscape picture a quarter.
+    ffmpeg(&[
+        "-i",
+        upright.to_str().unwrap(),
+        "-c",
+        "copy",
+        "-metadata:s:v:0",
+        "rotate=90",
+        rotated.to_str().unwrap(),
+    ]);
+    let dir = f.assert_accepted(&rotated, "rotated");
+    let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
+    assert!(
+        master.contains("RESOLUTION=360x640"),
+        "rotation not applied: {master}"
+    );
+
+    let interlaced = f.path("interlaced.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=720x576:rate=50:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=cl=5.1:r=22050",
+        "-vf",
+        "interlace",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-flags",
+        "+ildct+ilme",
+        "-c:a",
+        "aac",
+        "-shortest",
+        interlaced.to_str().unwrap(),
+    ]);
+    let dir = f.assert_accepted(&interlaced, "interlaced");
+    let joined = f.path("joined-video.mp4");
+    join_rendition(&dir.join("v360"), &joined);
+    let probe = ffprobe(&joined, &["-show_streams"]);
+    let field_order = probe["streams"][0]["field_order"]
+        .as_str()
+        .unwrap_or("progressive");
+    assert_eq!(field_order, "progressive");
+    let audio = f.path("joined-audio.mp4");
+    join_rendition(&dir.join("a128"), &audio);
+    let probe = ffprobe(&audio, &["-show_streams"]);
+    assert_eq!(probe["streams"][0]["channels"], 2);
+    assert_eq!(probe["streams"][0]["sample_rate"], "48000");
+}
+
+#[test]
+fn hdr_and_variable_frame_rate_become_sdr_constant_rate_rungs() {
+    let f = Fixture::new();
+    let hdr = f.path("hdr.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &lavfi_video("640x360", 2),
+        "-pix_fmt",
+        "yuv420p10le",
+        "-c:v",
+        "libx265",
+        "-x265-params",
+        "log-level=error",
+        "-color_primaries",
+        "bt2020",
+        "-color_trc",
+        "smpte2084",
+        "-colorspace",
+        "bt2020nc",
+        hdr.to_str().unwrap(),
+    ]);
+    let dir = f.assert_accepted(&hdr, "hdr");
+    let joined = f.path("hdr-out.mp4");
+    join_rendition(&dir.join("v360"), &joined);
+    let stream = &ffprobe(&joined, &["-show_streams"])["streams"][0];
+    assert_eq!(stream["codec_name"], "h264");
+    assert_eq!(stream["pix_fmt"], "yuv420p");
+    assert_ne!(stream["color_transfer"], "smpte2084");
+
+    let vfr = f.path("vfr.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &lavfi_video("320x180", 6),
+        "-vf",
+        "select='lt(random(0),0.7)'",
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        vfr.to_str().unwrap(),
+    ]);
+    let dir = f.assert_accepted(&vfr, "vfr");
+    let playlist = std::fs::read_to_string(dir.join("v180/index.m3u8")).unwrap();
+    let total: f64 = playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum();
+    assert!((total - 6.0).abs() < 0.3, "EXTINF adds up to {total} s");
+}
+
+#[test]
+fn awkward_file_names_are_read_as_plain_files() {
+    let f = Fixture::new();
+    let names = [
+        "it's a \"quoted\" #1 ?.mp4",
+        "-i.mp4",
+        "concat:phim.mp4",
+        "Mưa đỏ \u{202e}4pm.mov",
+        &format!("{}.mp4", "đ".repeat(120)),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let path = f.path(name);
+        common::make_clip(&path, 1, "160x90");
+        f.assert_accepted(&path, &format!("name-{i}"));
+    }
+}
+
+/// Starts `monsoon ingest` in the background.
+fn spawn_ingest(
+    data: &Path,
+    file: &Path,
+    slug: &str,
+    hang_before_commit: bool,
+) -> std::process::Child {
+    let mut cmd = Command::new(MONSOON);
+    cmd.arg("--data")
+        .arg(data)
+        .args(["ingest"])
+        .arg(file)
+        .args(["--slug", slug, "--quality", "fast", "--json"]);
+    if hang_before_commit {
+        cmd.env("MONSOON_TEST_HANG_BEFORE_COMMIT", "1");
+    }
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn segments_under(dir: &Path) -> usize {
+    tree(dir)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "m4s"))
+        .count()
+}
+
+#[test]
+fn sigkill_mid_transcode_and_mid_publish_leaves_nothing_visible() {
+    let f = Fixture::new();
+    let master = f.path("long.mp4");
+    common::make_clip(&master, 40, "640x360");
+    let served_before = Server::start(&f.data).get_json("/api/v1/films");
+
+    // 1. Killed while ffmpeg is writing segments.
+    let mut child = spawn_ingest(&f.data, &master, "film", false);
+    wait_until("the first segments", || {
+        segments_under(&f.data.join("staging")) >= 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let server = Server::start(&f.data);
+    assert_eq!(server.get_json("/api/v1/films"), served_before);
+    let film = server.get_json("/api/v1/films/film");
+    drop(server);
+    // ffmpeg died with its parent (PR_SET_PDEATHSIG): nothing keeps writing.
+    std::thread::sleep(Duration::from_millis(300));
+    let frozen = tree(&f.data.join("staging"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        tree(&f.data.join("staging")),
+        frozen,
+        "an orphaned ffmpeg is still writing"
+    );
+
+    // 2. Killed after the rename into media/, before the catalog commit.
+    let mut child = spawn_ingest(&f.data, &master, "film", true);
+    let mut stderr = child.stderr.take().unwrap();
+    wait_until("the commit hook", || {
+        std::fs::read_dir(f.data.join("media/film"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 2
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut said).unwrap();
+    assert!(said.contains("test hook"), "did not reach the hook: {said}");
+    let server = Server::start(&f.data);
+    assert_eq!(
+        server.get_json("/api/v1/films/film"),
+        film,
+        "the unpublished version became visible"
+    );
+    let old_master = ureq::get(&format!("{}/media/film/master.m3u8", server.url))
+        .call()
+        .unwrap()
+        .status();
+    assert_eq!(old_master, 200);
+    drop(server);
+
+    // 3. The next ingest of the same slug succeeds and sweeps what the kills left.
+    let out = monsoon(
+        &f.data,
+        &[
+            "ingest",
+            master.to_str().unwrap(),
+            "--slug",
+            "film",
+            "--quality",
+            "fast",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    version_dir(&f.data, "film");
+    assert!(tree(&f.data.join("staging")).is_empty());
+    let server = Server::start(&f.data);
+    let now = server.get_json("/api/v1/films/film");
+    assert_ne!(now["published_at"], film["published_at"]);
+    assert!((now["duration_s"].as_f64().unwrap() - 40.0).abs() < 0.5);
+}
+
+#[test]
+fn sigterm_stops_ffmpeg_and_cleans_up() {
+    let f = Fixture::new();
+    let master = f.path("long.mp4");
+    common::make_clip(&master, 40, "640x360");
+    let mut child = spawn_ingest(&f.data, &master, "film", false);
+    wait_until("the first segments", || {
+        segments_under(&f.data.join("staging")) >= 2
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(said.contains("stopped by SIGTERM"), "{said}");
+    wait_until("staging to be removed", || {
+        tree(&f.data.join("staging")).is_empty()
+    });
+}
+
+#[test]
+fn uhd_master_gets_the_whole_ladder_with_exact_gops_and_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let master = tmp.path().join("uhd.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=3840x2160:rate=24000/1001:duration=13",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=13",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "28",
+        "-c:a",
+        "aac",
+        "-shortest",
+        master.to_str().unwrap(),
+    ]);
+    let out = monsoon(
+        &data,
+        &[
+            "ingest",
+            master.to_str().unwrap(),
+            "--slug",
+            "uhd",
+            "--quality",
+            "fast",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = version_dir(&data, "uhd");
+
+    let master_playlist = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
+    let heights: Vec<u32> = master_playlist
+        .split("RESOLUTION=")
+        .skip(1)
+        .map(|r| {
+            r.split_once('x')
+                .unwrap()
+                .1
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        heights,
+        [234, 360, 432, 540, 720, 1080, 1440, 2160],
+        "{master_playlist}"
+    );
+
+    // The floor: the first variant, video + audio, within 192 kbit/s; audio-only is offered.
+    let floor_bandwidth: u64 = master_playlist
+        .split("BANDWIDTH=")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    assert!(
+        floor_bandwidth <= 192_000,
+        "floor peaks at {floor_bandwidth}"
+    );
+    assert!(
+        master_playlist.contains("CODECS=\"mp4a.40.2\"\n"),
+        "no audio-only variant"
+    );
+
+    let frame = 1001.0 / 24000.0;
+    for rung in ["v234", "v2160"] {
+        // Segments of 6 s ± one frame (23.976 fps gives 6.006 s), the last one shorter.
+        let playlist = std::fs::read_to_string(dir.join(rung).join("index.m3u8")).unwrap();
+        let durations: Vec<f64> = playlist
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXTINF:"))
+            .map(|d| d.trim_end_matches(',').parse().unwrap())
+            .collect();
+        assert!(durations.len() >= 2, "{playlist}");
+        for d in &durations[..durations.len() - 1] {
+            assert!((d - 6.0).abs() <= frame + 0.001, "{rung}: segment of {d} s");
+        }
+
+        // An IDR exactly every 2 s, and no other keyframe.
+        let joined = tmp.path().join(format!("{rung}.mp4"));
+        join_rendition(&dir.join(rung), &joined);
+        let packets = ffprobe(
+            &joined,
+            &[
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "packet=pts_time,flags",
+                "-show_packets",
+            ],
+        );
+        let keyframes: Vec<f64> = packets["packets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["flags"].as_str().unwrap().starts_with('K'))
+            .map(|p| p["pts_time"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(keyframes.len(), 7, "{rung}: keyframes at {keyframes:?}");
+        let start = keyframes[0];
+        for (i, t) in keyframes.iter().enumerate() {
+            assert!(
+                (t - start - 2.0 * i as f64).abs() <= frame,
+                "{rung}: keyframe at {t}, expected {}",
+                2 * i
+            );
+        }
+    }
+}
