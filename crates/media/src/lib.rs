@@ -8,6 +8,7 @@
 
 mod error;
 pub mod ffmpeg;
+pub mod fmp4;
 pub mod ladder;
 pub mod package;
 pub mod probe;
@@ -77,6 +78,14 @@ pub async fn encode_and_package(
     let source_duration = source.duration_s;
     tokio::task::spawn_blocking(move || -> Result<Packaged> {
         let renditions = package::measure_ladder(&out, &ladder)?;
+        for r in &renditions {
+            if let Some(iframes) = package::iframe_playlist(r) {
+                write_durable(
+                    &out.join(&r.name).join(package::IFRAME_PLAYLIST),
+                    &package::write_media_playlist(&iframes)?,
+                )?;
+            }
+        }
         let master =
             package::multivariant_playlist(&renditions, ladder.audio_only.as_deref(), &prefix);
         write_durable(

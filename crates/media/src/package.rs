@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use m3u8_rs::{
-    AlternativeMedia, AlternativeMediaType, MasterPlaylist, MediaPlaylist, Playlist, Resolution,
-    VariantStream,
+    AlternativeMedia, AlternativeMediaType, ByteRange, Map, MasterPlaylist, MediaPlaylist,
+    MediaPlaylistType, MediaSegment, Playlist, Resolution, VariantStream,
 };
 
 use crate::ladder::{AudioRung, Ladder, Rung};
@@ -21,6 +21,8 @@ use crate::{Error, Result};
 pub const MULTIVARIANT: &str = "master.m3u8";
 /// File name of the DASH manifest.
 pub const MPD: &str = "manifest.mpd";
+/// File name of a video rendition's I-frame playlist (RFC 8216 §4.3.3.6).
+pub const IFRAME_PLAYLIST: &str = "iframes.m3u8";
 
 /// A rendition as measured after encoding.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,7 @@ pub struct MeasuredRendition {
     pub average_bitrate: u64,
     /// Highest bit rate of any one segment, bit/s (RFC 8216 §4.3.4.2 `BANDWIDTH`).
     pub peak_bitrate: u64,
+    pub budget: Budget,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,8 +53,23 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeasuredSegment {
     pub uri: String,
+    /// `EXTINF` as ffmpeg wrote it.
     pub duration_s: f64,
+    /// Sum of the sample durations in the segment's `trun` boxes.
+    pub media_duration_s: f64,
     pub size: u64,
+    /// Byte range (offset, length) from the `moof` to the end of the first frame, when that
+    /// frame is a sync sample: the segment's entry in the I-frame playlist.
+    pub first_frame: Option<(u64, u64)>,
+}
+
+/// What a rendition may spend, checked by [`crate::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Highest acceptable mean bit rate, bit/s.
+    pub average: u64,
+    /// Highest acceptable segment bit rate, bit/s.
+    pub peak: u64,
 }
 
 impl MeasuredRendition {
@@ -61,7 +79,13 @@ impl MeasuredRendition {
 }
 
 /// Reads a rendition's media playlist and the sizes of the files it names.
-pub fn measure(dir: &Path, name: &str, kind: Kind, codecs: String) -> Result<MeasuredRendition> {
+pub fn measure(
+    dir: &Path,
+    name: &str,
+    kind: Kind,
+    codecs: String,
+    budget: Budget,
+) -> Result<MeasuredRendition> {
     let rendition_dir = dir.join(name);
     let playlist_path = rendition_dir.join(MEDIA_PLAYLIST);
     let bytes = std::fs::read(&playlist_path).map_err(Error::io(&playlist_path))?;
@@ -80,19 +104,31 @@ pub fn measure(dir: &Path, name: &str, kind: Kind, codecs: String) -> Result<Mea
             )));
         }
     };
-    let size_of = |file: &str| -> Result<u64> {
+    let read = |file: &str| -> Result<Vec<u8>> {
         let path = rendition_dir.join(file);
-        Ok(std::fs::metadata(&path).map_err(Error::io(&path))?.len())
+        std::fs::read(&path).map_err(Error::io(&path))
     };
-    let init_size = size_of(INIT_SEGMENT)?;
+    let init = read(INIT_SEGMENT)?;
+    let track = crate::fmp4::read_init(&init)?;
     let mut segments = Vec::with_capacity(playlist.segments.len());
     for seg in &playlist.segments {
+        let bytes = read(&seg.uri)?;
+        let fragment = crate::fmp4::read_segment(&bytes, &track)
+            .map_err(|e| Error::Verify(format!("{name}/{}: {e}", seg.uri)))?;
         segments.push(MeasuredSegment {
             uri: seg.uri.clone(),
             duration_s: f64::from(seg.duration),
-            size: size_of(&seg.uri)?,
+            media_duration_s: fragment.duration_s,
+            size: bytes.len() as u64,
+            first_frame: fragment.starts_with_sync.then(|| {
+                (
+                    fragment.moof_offset,
+                    fragment.first_sample_end - fragment.moof_offset,
+                )
+            }),
         });
     }
+    let init_size = init.len() as u64;
     if segments.is_empty() {
         return Err(Error::Verify(format!(
             "{} lists no segments",
@@ -118,6 +154,7 @@ pub fn measure(dir: &Path, name: &str, kind: Kind, codecs: String) -> Result<Mea
         init_size,
         average_bitrate,
         peak_bitrate,
+        budget,
     })
 }
 
@@ -125,14 +162,32 @@ pub fn measure(dir: &Path, name: &str, kind: Kind, codecs: String) -> Result<Mea
 pub fn measure_ladder(dir: &Path, ladder: &Ladder) -> Result<Vec<MeasuredRendition>> {
     let mut out = Vec::new();
     for rung in &ladder.rungs {
-        out.push(measure(dir, &rung.name, video_kind(rung), rung.codecs())?);
+        // ABR with VBV lands within a few percent of its target; the peak is held to the VBV
+        // bound over one segment, which stays under 200 % of the average (spec §1.30).
+        let budget = Budget {
+            average: rung.average_bitrate * 115 / 100,
+            peak: (rung.max_bitrate + rung.buffer_bits / 6) * 110 / 100,
+        };
+        out.push(measure(
+            dir,
+            &rung.name,
+            video_kind(rung),
+            rung.codecs(),
+            budget,
+        )?);
     }
     for audio in &ladder.audio {
+        // AAC is near constant bit rate; fMP4 adds a few percent of boxes.
+        let budget = Budget {
+            average: audio.bitrate * 112 / 100,
+            peak: audio.bitrate * 125 / 100,
+        };
         out.push(measure(
             dir,
             &audio.name,
             Kind::Audio,
             AudioRung::CODECS.to_owned(),
+            budget,
         )?);
     }
     Ok(out)
@@ -213,6 +268,28 @@ pub fn multivariant_playlist(
     }
     // Lowest first: players that take the first variant start on the weakest link's rung.
     variants.sort_by_key(|v| v.bandwidth);
+    let mut iframe_variants: Vec<VariantStream> = renditions
+        .iter()
+        .filter_map(|r| {
+            let Kind::Video { width, height, .. } = &r.kind else {
+                return None;
+            };
+            let (peak, average) = iframe_bitrates(r)?;
+            Some(VariantStream {
+                is_i_frame: true,
+                uri: format!("{prefix}{}/{IFRAME_PLAYLIST}", r.name),
+                bandwidth: peak,
+                average_bandwidth: Some(average),
+                codecs: Some(r.codecs.clone()),
+                resolution: Some(Resolution {
+                    width: u64::from(*width),
+                    height: u64::from(*height),
+                }),
+                ..VariantStream::default()
+            })
+        })
+        .collect();
+    iframe_variants.sort_by_key(|v| v.bandwidth);
     if let Some(a) = audio_only.and_then(|name| find(renditions, name)) {
         variants.push(VariantStream {
             uri: uri(&a.name),
@@ -222,6 +299,7 @@ pub fn multivariant_playlist(
             ..VariantStream::default()
         });
     }
+    variants.extend(iframe_variants);
     MasterPlaylist {
         version: Some(7),
         independent_segments: true,
@@ -229,6 +307,76 @@ pub fn multivariant_playlist(
         variants,
         ..MasterPlaylist::default()
     }
+}
+
+/// Peak and average bit rate of a rendition's I-frame playlist, if it has one.
+fn iframe_bitrates(r: &MeasuredRendition) -> Option<(u64, u64)> {
+    let frames: Vec<(u64, f64)> = r
+        .segments
+        .iter()
+        .filter_map(|s| s.first_frame.map(|(_, len)| (len, s.duration_s)))
+        .collect();
+    if frames.is_empty() {
+        return None;
+    }
+    let peak = frames
+        .iter()
+        .map(|(len, d)| (*len as f64 * 8.0 / d.max(0.001)).ceil() as u64)
+        .max()?;
+    let bytes: u64 = frames.iter().map(|(len, _)| len).sum();
+    let seconds: f64 = frames.iter().map(|(_, d)| d).sum();
+    Some((
+        peak,
+        (bytes as f64 * 8.0 / seconds.max(0.001)).round() as u64,
+    ))
+}
+
+/// The I-frame playlist of a video rendition: one entry per segment, the byte range of its
+/// opening IDR frame (with its `moof`), lasting until the next one. Segments start on an IDR,
+/// so trick play steps segment by segment.
+pub fn iframe_playlist(r: &MeasuredRendition) -> Option<MediaPlaylist> {
+    let mut segments = Vec::new();
+    for (i, seg) in r.segments.iter().enumerate() {
+        let (offset, length) = seg.first_frame?;
+        segments.push(MediaSegment {
+            uri: seg.uri.clone(),
+            duration: seg.duration_s as f32,
+            byte_range: Some(ByteRange {
+                length,
+                offset: Some(offset),
+            }),
+            map: (i == 0).then(|| Map {
+                uri: INIT_SEGMENT.to_owned(),
+                ..Map::default()
+            }),
+            ..MediaSegment::empty()
+        });
+    }
+    let target = r
+        .segments
+        .iter()
+        .map(|s| s.duration_s.round() as u64)
+        .max()
+        .unwrap_or(1);
+    Some(MediaPlaylist {
+        version: Some(7),
+        target_duration: target.max(1),
+        segments,
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        i_frames_only: true,
+        independent_segments: true,
+        ..MediaPlaylist::default()
+    })
+}
+
+/// Serialises a media playlist.
+pub fn write_media_playlist(playlist: &MediaPlaylist) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    playlist
+        .write_to(&mut out)
+        .map_err(|e| Error::Verify(format!("writing a media playlist: {e}")))?;
+    Ok(out)
 }
 
 /// Serialises a multivariant playlist.

@@ -41,8 +41,18 @@ pub fn verify(
         let rendition_dir = path.parent().unwrap_or(dir);
         for seg in &playlist.segments {
             let seg_path = rendition_dir.join(&seg.uri);
-            if !seg_path.is_file() {
+            let Ok(meta) = std::fs::metadata(&seg_path) else {
                 return fail(format!("{uri} names a missing segment {}", seg.uri));
+            };
+            if let Some(range) = &seg.byte_range {
+                let end = range.offset.unwrap_or(0) + range.length;
+                if end > meta.len() {
+                    return fail(format!(
+                        "{uri} names bytes up to {end} of {}, which has {}",
+                        seg.uri,
+                        meta.len()
+                    ));
+                }
             }
         }
     }
@@ -60,7 +70,22 @@ pub fn verify(
                 ));
             }
         }
-        // 3. Durations add up to the source's, within one segment's rounding.
+        // 3. Each EXTINF is the segment's real duration (23.976 fps gives 6.006 s, not 6.000),
+        //    video segments open on an IDR, and durations add up to the source's.
+        for seg in &r.segments {
+            if (seg.duration_s - seg.media_duration_s).abs() > 0.002 {
+                return fail(format!(
+                    "{}/{}: EXTINF says {:.6} s but its samples last {:.6} s",
+                    r.name, seg.uri, seg.duration_s, seg.media_duration_s
+                ));
+            }
+            if matches!(r.kind, Kind::Video { .. }) && seg.first_frame.is_none() {
+                return fail(format!(
+                    "{}/{} does not start with an IDR frame",
+                    r.name, seg.uri
+                ));
+            }
+        }
         let total = r.duration_s();
         if (total - source_duration_s).abs() > 0.5 {
             return fail(format!(
@@ -70,7 +95,17 @@ pub fn verify(
         }
     }
 
-    // 4. The DASH manifest parses and lists every rendition.
+    // 4. Every rendition keeps to its bit-rate budget.
+    for r in renditions {
+        if r.average_bitrate > r.budget.average || r.peak_bitrate > r.budget.peak {
+            return fail(format!(
+                "rendition {} averages {} bit/s and peaks at {} bit/s; its budget is {} average, {} peak",
+                r.name, r.average_bitrate, r.peak_bitrate, r.budget.average, r.budget.peak
+            ));
+        }
+    }
+
+    // 5. The DASH manifest parses and lists every rendition.
     let mpd_path = dir.join(MPD);
     let text = std::fs::read_to_string(&mpd_path).map_err(Error::io(&mpd_path))?;
     let mpd =
@@ -88,7 +123,7 @@ pub fn verify(
         ));
     }
 
-    // 5. The weakest rung fits a 2G-class link with its audio (HLS authoring spec §9.21).
+    // 6. The weakest rung fits a 2G-class link with its audio (HLS authoring spec §9.21).
     let floor = renditions
         .iter()
         .filter_map(|r| match &r.kind {

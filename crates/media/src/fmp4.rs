@@ -1,0 +1,159 @@
+//! Reading the fMP4 (CMAF) files ffmpeg wrote, with mp4-atom: the track timescale from the init
+//! segment, and from each media segment its real duration (sum of the `trun` sample durations,
+//! ISO/IEC 14496-12 §8.8.8) and where its first frame lies, for I-frame playlists.
+
+use mp4_atom::{Atom, Decode, Moof, Moov};
+
+use crate::{Error, Result};
+
+/// What the init segment says about the (single) track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Track {
+    pub timescale: u32,
+    /// `trex` default sample duration, used when neither `tfhd` nor `trun` gives one.
+    pub default_duration: u32,
+}
+
+/// What one media segment holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fragment {
+    /// Sum of the sample durations, in seconds.
+    pub duration_s: f64,
+    /// Byte offset of the `moof` box.
+    pub moof_offset: u64,
+    /// Byte offset just past the first sample's data.
+    pub first_sample_end: u64,
+    /// The first sample is a sync sample (an IDR frame for H.264).
+    pub starts_with_sync: bool,
+    pub samples: u32,
+}
+
+/// `sample_is_non_sync_sample` in the sample flags (ISO/IEC 14496-12 §8.8.3.1).
+const NON_SYNC: u32 = 0x0001_0000;
+
+/// Top-level boxes of `bytes` as (type, offset, size).
+fn boxes(bytes: &[u8]) -> Result<Vec<([u8; 4], usize, usize)>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let size32 = u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let kind = [bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]];
+        let size = match size32 {
+            0 => bytes.len() - at,
+            1 if at + 16 <= bytes.len() => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&bytes[at + 8..at + 16]);
+                usize::try_from(u64::from_be_bytes(b)).unwrap_or(usize::MAX)
+            }
+            n => n as usize,
+        };
+        if size < 8 || at + size > bytes.len() {
+            return Err(Error::Verify(format!(
+                "box `{}` at byte {at} overruns the file",
+                String::from_utf8_lossy(&kind)
+            )));
+        }
+        out.push((kind, at, size));
+        at += size;
+    }
+    Ok(out)
+}
+
+fn decode_box<T: Atom>(bytes: &[u8], what: &str) -> Result<(T, usize)> {
+    let kind = T::KIND.as_ref();
+    let (_, offset, size) = boxes(bytes)?
+        .into_iter()
+        .find(|(k, _, _)| k == kind)
+        .ok_or_else(|| {
+            Error::Verify(format!(
+                "{what} has no `{}` box",
+                String::from_utf8_lossy(kind)
+            ))
+        })?;
+    let mut slice = &bytes[offset..offset + size];
+    let atom = T::decode(&mut slice).map_err(|e| Error::Verify(format!("{what}: {e}")))?;
+    Ok((atom, offset))
+}
+
+/// Reads the track of an init segment.
+pub fn read_init(bytes: &[u8]) -> Result<Track> {
+    let (moov, _) = decode_box::<Moov>(bytes, "init segment")?;
+    let trak = moov
+        .trak
+        .first()
+        .ok_or_else(|| Error::Verify("init segment has no track".into()))?;
+    let default_duration = moov
+        .mvex
+        .as_ref()
+        .and_then(|m| m.trex.first())
+        .map_or(0, |t| t.default_sample_duration);
+    Ok(Track {
+        timescale: trak.mdia.mdhd.timescale,
+        default_duration,
+    })
+}
+
+/// Reads one media segment of `track`.
+pub fn read_segment(bytes: &[u8], track: &Track) -> Result<Fragment> {
+    let (moof, moof_offset) = decode_box::<Moof>(bytes, "media segment")?;
+    let traf = moof
+        .traf
+        .first()
+        .ok_or_else(|| Error::Verify("media segment has no track fragment".into()))?;
+    let default_duration = traf
+        .tfhd
+        .default_sample_duration
+        .unwrap_or(track.default_duration);
+    let default_size = traf.tfhd.default_sample_size.unwrap_or(0);
+    let default_flags = traf.tfhd.default_sample_flags.unwrap_or(0);
+    let mut ticks: u64 = 0;
+    let mut samples = 0;
+    for trun in &traf.trun {
+        for entry in &trun.entries {
+            ticks += u64::from(entry.duration.unwrap_or(default_duration));
+            samples += 1;
+        }
+    }
+    let trun = traf
+        .trun
+        .first()
+        .ok_or_else(|| Error::Verify("media segment has no samples".into()))?;
+    let first = trun
+        .entries
+        .first()
+        .ok_or_else(|| Error::Verify("media segment has no samples".into()))?;
+    // With `default-base-is-moof` (CMAF), data_offset counts from the moof's first byte.
+    let data_start = moof_offset as i64 + i64::from(trun.data_offset.unwrap_or(0));
+    let first_sample_end = data_start + i64::from(first.size.unwrap_or(default_size));
+    let flags = first.flags.unwrap_or(default_flags);
+    Ok(Fragment {
+        duration_s: ticks as f64 / f64::from(track.timescale.max(1)),
+        moof_offset: moof_offset as u64,
+        first_sample_end: u64::try_from(first_sample_end).unwrap_or(0),
+        starts_with_sync: flags & NON_SYNC == 0,
+        samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrunning_boxes_are_errors() {
+        let mut bytes = 100u32.to_be_bytes().to_vec();
+        bytes.extend(b"moof");
+        assert!(boxes(&bytes).is_err());
+        assert!(
+            read_segment(
+                &bytes,
+                &Track {
+                    timescale: 1,
+                    default_duration: 0
+                }
+            )
+            .is_err()
+        );
+        assert!(read_init(b"").is_err());
+    }
+}
