@@ -629,20 +629,27 @@ fn uhd_master_gets_the_whole_ladder_with_exact_gops_and_segments() {
     let dir = version_dir(&data, "uhd");
 
     let master_playlist = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
+    let height_of = |line: &str| -> u32 {
+        let res = line.split("RESOLUTION=").nth(1).unwrap();
+        let h = res.split_once('x').unwrap().1;
+        h.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
     let heights: Vec<u32> = master_playlist
-        .split("RESOLUTION=")
-        .skip(1)
-        .map(|r| {
-            r.split_once('x')
-                .unwrap()
-                .1
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .unwrap()
-        })
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF") && l.contains("RESOLUTION="))
+        .map(height_of)
         .collect();
+    // Trick play: an I-frame playlist for every rung (HLS authoring spec §6.1).
+    let iframe_heights: Vec<u32> = master_playlist
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-I-FRAME-STREAM-INF"))
+        .map(height_of)
+        .collect();
+    assert_eq!(iframe_heights, heights);
     assert_eq!(
         heights,
         [234, 360, 432, 540, 720, 1080, 1440, 2160],
