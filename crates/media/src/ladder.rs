@@ -82,6 +82,25 @@ impl AudioRung {
     pub const CODECS: &'static str = "mp4a.40.2";
 }
 
+/// Seek-preview thumbnails: one every `interval_s`, tiled `columns × rows` per sprite sheet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnails {
+    pub interval_s: u32,
+    pub width: u32,
+    pub height: u32,
+    pub columns: u32,
+    pub rows: u32,
+}
+
+impl Thumbnails {
+    /// How many thumbnails a film of `duration_s` gets: one at 0 s and one per interval after.
+    pub fn count(&self, duration_s: f64) -> u32 {
+        ((duration_s / f64::from(self.interval_s)) - 1e-6)
+            .ceil()
+            .max(1.0) as u32
+    }
+}
+
 /// Everything the transcoder needs to know about the output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ladder {
@@ -89,6 +108,7 @@ pub struct Ladder {
     pub audio: Vec<AudioRung>,
     /// The audio rendition also offered on its own, for the weakest links.
     pub audio_only: Option<String>,
+    pub thumbnails: Thumbnails,
     pub quality: Quality,
 }
 
@@ -213,10 +233,24 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
     } else {
         Vec::new()
     };
+    // Every 10 s for a feature; shorter clips still get about 20 previews.
+    let interval_s = if source.duration_s >= 200.0 {
+        10
+    } else {
+        (source.duration_s / 20.0).ceil().max(1.0) as u32
+    };
+    let (thumb_w, thumb_h) = fit(upright((160, 90)), aspect, u32::MAX, u32::MAX);
     Ladder {
         rungs,
         audio,
         audio_only: low_audio,
+        thumbnails: Thumbnails {
+            interval_s,
+            width: thumb_w,
+            height: thumb_h,
+            columns: 10,
+            rows: 10,
+        },
         quality: options.quality,
     }
 }
@@ -455,6 +489,19 @@ mod tests {
                 (1080, 1920)
             ]
         );
+    }
+
+    #[test]
+    fn thumbnails_cover_the_film() {
+        let ladder = plan(&source(1920, 1080, 24.0, true), &LadderOptions::default());
+        let t = ladder.thumbnails;
+        assert_eq!((t.width, t.height, t.interval_s), (160, 90, 6));
+        assert_eq!(t.count(120.0), 20);
+        assert_eq!(t.count(121.0), 21);
+        let mut feature = source(1920, 1080, 24.0, true);
+        feature.duration_s = 7200.0;
+        let t = plan(&feature, &LadderOptions::default()).thumbnails;
+        assert_eq!((t.interval_s, t.count(7200.0)), (10, 720));
     }
 
     #[test]

@@ -45,8 +45,9 @@ pub async fn encode_and_package(
     for name in ladder
         .rungs
         .iter()
-        .map(|r| &r.name)
-        .chain(ladder.audio.iter().map(|a| &a.name))
+        .map(|r| r.name.as_str())
+        .chain(ladder.audio.iter().map(|a| a.name.as_str()))
+        .chain([transcode::THUMBNAILS_DIR])
     {
         let dir = out_dir.join(name);
         tokio::fs::create_dir_all(&dir)
@@ -78,6 +79,11 @@ pub async fn encode_and_package(
     let source_duration = source.duration_s;
     tokio::task::spawn_blocking(move || -> Result<Packaged> {
         let renditions = package::measure_ladder(&out, &ladder)?;
+        write_durable(
+            &out.join(transcode::THUMBNAILS_DIR)
+                .join(package::THUMBNAILS_VTT),
+            package::thumbnails_vtt(&ladder.thumbnails, source_duration).as_bytes(),
+        )?;
         for r in &renditions {
             if let Some(iframes) = package::iframe_playlist(r) {
                 write_durable(

@@ -17,6 +17,10 @@ pub const INIT_SEGMENT: &str = "init.mp4";
 pub const MEDIA_PLAYLIST: &str = "index.m3u8";
 /// `printf` pattern of segment file names.
 pub const SEGMENT_PATTERN: &str = "seg_%05d.m4s";
+/// Directory of the seek-preview sprites and their WebVTT index.
+pub const THUMBNAILS_DIR: &str = "thumbs";
+/// `printf` pattern of sprite sheet file names (numbered from 1).
+pub const SPRITE_PATTERN: &str = "sprite_%03d.jpg";
 
 /// The filters applied once, before the split: de-interlacing, HDR tone-mapping, constant
 /// frame rate for variable-rate sources. Rotation is applied by ffmpeg's autorotate.
@@ -56,10 +60,16 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
         source.video.index,
         pre_filters(source).join(",")
     );
-    graph.push_str(&format!(",split={n}"));
-    for i in 0..n {
+    // One more branch than rungs: the thumbnail sprites come from the same decode.
+    graph.push_str(&format!(",split={}", n + 1));
+    for i in 0..=n {
         graph.push_str(&format!("[s{i}]"));
     }
+    let t = &ladder.thumbnails;
+    graph.push_str(&format!(
+        ";[s{n}]fps=1/{},scale={}:{},setsar=1,format=yuvj420p,tile={}x{}[thumbs]",
+        t.interval_s, t.width, t.height, t.columns, t.rows
+    ));
     for (i, rung) in ladder.rungs.iter().enumerate() {
         graph.push_str(&format!(
             ";[s{i}]fps={},scale={}:{}:flags=bicubic,setsar=1[v{i}]",
@@ -104,6 +114,13 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
         );
         args.extend(hls_output(out_dir, &rung.name));
     }
+    args.extend(
+        [
+            "-map", "[thumbs]", "-c:v", "mjpeg", "-q:v", "5", "-f", "image2",
+        ]
+        .map(OsString::from),
+    );
+    args.push(out_dir.join(THUMBNAILS_DIR).join(SPRITE_PATTERN).into());
     if let Some(audio) = &source.audio {
         for rung in &ladder.audio {
             args.extend(
@@ -198,7 +215,8 @@ mod tests {
         assert!(args.contains(&"file:-weird name.mov".to_owned()));
         let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
         assert!(graph.starts_with("[0:0]bwdif"), "{graph}");
-        assert!(graph.contains(&format!("split={}", ladder.rungs.len())));
+        assert!(graph.contains(&format!("split={}", ladder.rungs.len() + 1)));
+        assert!(graph.contains("tile=10x10[thumbs]"), "{graph}");
         let outputs = args.iter().filter(|a| a.ends_with("/index.m3u8")).count();
         assert_eq!(outputs, ladder.rungs.len() + ladder.audio.len());
         assert!(args.contains(&"/out/v1080/index.m3u8".to_owned()));

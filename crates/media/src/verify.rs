@@ -123,7 +123,23 @@ pub fn verify(
         ));
     }
 
-    // 6. The weakest rung fits a 2G-class link with its audio (HLS authoring spec §9.21).
+    // 6. Every seek-preview tile names a sprite sheet that exists.
+    let thumbs = dir.join(crate::transcode::THUMBNAILS_DIR);
+    let vtt_path = thumbs.join(crate::package::THUMBNAILS_VTT);
+    let vtt = std::fs::read_to_string(&vtt_path).map_err(Error::io(&vtt_path))?;
+    for sheet in vtt
+        .lines()
+        .filter_map(|l| l.split_once("#xywh=").map(|(f, _)| f))
+    {
+        if !thumbs.join(sheet).is_file() {
+            return fail(format!(
+                "{} names a missing sprite {sheet}",
+                vtt_path.display()
+            ));
+        }
+    }
+
+    // 7. The weakest rung fits a 2G-class link with its audio (HLS authoring spec §9.21).
     let floor = renditions
         .iter()
         .filter_map(|r| match &r.kind {
