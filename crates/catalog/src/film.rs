@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,26 @@ pub struct FilmMeta {
     /// Slug of another ingested asset that is this film's trailer.
     #[serde(default)]
     pub trailer: Option<String>,
+    /// Poster image (portrait key art), relative to `film.toml`; copied into the published
+    /// version. Without it, a frame of the film is the poster.
+    #[serde(default, skip_serializing)]
+    pub poster: Option<PathBuf>,
+    /// Wide backdrop image for the film page, relative to `film.toml`.
+    #[serde(default, skip_serializing)]
+    pub backdrop: Option<PathBuf>,
+    /// Replaces the default ladder: the rungs to encode (the 2G floor is always added).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ladder: Vec<LadderRung>,
+}
+
+/// A rung an operator asks for in `film.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LadderRung {
+    /// Picture height in pixels (the width follows the film's aspect ratio).
+    pub height: u32,
+    /// Average video bit rate in kbit/s.
+    pub kbps: u64,
 }
 
 impl FilmMeta {
@@ -72,10 +92,22 @@ impl FilmMeta {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text).map_err(|message| Error::Meta {
+        let mut meta = Self::from_toml(&text).map_err(|message| Error::Meta {
             path: path.display().to_string(),
             message,
-        })
+        })?;
+        // Image paths are relative to the file that names them.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for image in [&mut meta.poster, &mut meta.backdrop].into_iter().flatten() {
+            *image = base.join(&*image);
+            if !image.is_file() {
+                return Err(Error::Meta {
+                    path: path.display().to_string(),
+                    message: format!("image {} does not exist", image.display()),
+                });
+            }
+        }
+        Ok(meta)
     }
 
     /// Parses `film.toml` text; the error names the bad key.
@@ -128,6 +160,22 @@ impl Film {
             .map(|p| format!("/media/{}/{}/{p}", self.slug, self.current.version))
     }
 
+    /// Path of the backdrop image, when the version has one.
+    pub fn backdrop_url(&self) -> Option<String> {
+        self.current
+            .backdrop
+            .as_ref()
+            .map(|p| format!("/media/{}/{}/{p}", self.slug, self.current.version))
+    }
+
+    /// Path of the seek-preview thumbnails index, when the version has one.
+    pub fn thumbnails_url(&self) -> Option<String> {
+        self.current
+            .thumbnails
+            .as_ref()
+            .map(|p| format!("/media/{}/{}/{p}", self.slug, self.current.version))
+    }
+
     /// True while the free release (premiere) is still ahead.
     pub fn is_before_premiere(&self, now: DateTime<Utc>) -> bool {
         self.meta.free_release.is_some_and(|at| now < at)
@@ -144,6 +192,15 @@ pub struct PublishedVersion {
     /// Poster file name inside the version directory.
     #[serde(default)]
     pub poster: Option<String>,
+    /// Backdrop file name inside the version directory.
+    #[serde(default)]
+    pub backdrop: Option<String>,
+    /// WebVTT index of the seek-preview sprites, inside the version directory.
+    #[serde(default)]
+    pub thumbnails: Option<String>,
+    /// Languages with subtitles.
+    #[serde(default)]
+    pub subtitles: Vec<String>,
     pub renditions: Vec<Rendition>,
 }
 

@@ -11,7 +11,8 @@ mod store;
 
 pub use error::{Error, Result};
 pub use film::{
-    Film, FilmMeta, Localized, PublishedVersion, Rendition, RenditionKind, validate_slug,
+    Film, FilmMeta, LadderRung, Localized, PublishedVersion, Rendition, RenditionKind,
+    validate_slug,
 };
 pub use store::{LocalStore, MediaStore};
 

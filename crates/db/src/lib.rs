@@ -155,6 +155,9 @@ mod tests {
             published_at: Utc::now(),
             duration_s: 60.0,
             poster: Some("poster.jpg".into()),
+            backdrop: None,
+            thumbnails: Some("thumbs/thumbs.vtt".into()),
+            subtitles: vec!["vi".into()],
             renditions: vec![Rendition {
                 name: "v360".into(),
                 kind: RenditionKind::Video,

@@ -216,6 +216,52 @@ pub async fn run_ffmpeg(args: Vec<OsString>, mut on_progress: impl FnMut(Progres
     }
 }
 
+/// Subtitle formats accepted as sidecar files.
+pub const SUBTITLE_FORMATS: &str = "srt,webvtt,ass";
+
+/// Converts a sidecar subtitle file (SRT, WebVTT, ASS) to WebVTT at `out`.
+pub async fn convert_subtitle(input: &Path, out: &Path) -> Result<()> {
+    match tokio::fs::metadata(input).await {
+        Ok(m) if m.len() > 0 => {}
+        Ok(_) => {
+            return Err(Error::Empty {
+                path: input.to_owned(),
+            });
+        }
+        Err(_) => {
+            return Err(Error::NotFound {
+                path: input.to_owned(),
+            });
+        }
+    }
+    let mut cmd = command("ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-protocol_whitelist",
+        "file",
+    ])
+    .args(["-format_whitelist", SUBTITLE_FORMATS, "-i"])
+    .arg(file_arg(input))
+    .args(["-map", "0:s:0", "-c:s", "webvtt", "-f", "webvtt"])
+    .arg(out);
+    let output = cmd.output().await.map_err(spawn_error("ffmpeg"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Error::NotMedia {
+            path: input.to_owned(),
+            reason: format!(
+                "not a subtitle file in {SUBTITLE_FORMATS}: {}",
+                tail(&output.stderr)
+            ),
+        })
+    }
+}
+
 /// Writes one JPEG frame of `source` at `at_s` seconds, `height` pixels high.
 pub async fn extract_frame(source: &Source, at_s: f64, height: u32, out: &Path) -> Result<()> {
     let mut cmd = command("ffmpeg");

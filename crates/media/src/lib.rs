@@ -15,7 +15,7 @@ pub mod probe;
 pub mod transcode;
 pub mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use ffmpeg::Progress;
@@ -28,32 +28,65 @@ pub use probe::{Limits, Source};
 pub struct Packaged {
     pub renditions: Vec<MeasuredRendition>,
     pub duration_s: f64,
-    /// File name of the poster inside the output directory.
-    pub poster: Option<String>,
+    /// File name of the poster frame inside the output directory.
+    pub poster: String,
+    /// Languages of the subtitles, in the order given.
+    pub subtitles: Vec<String>,
 }
 
-/// Encodes `ladder` from `source` into `out_dir`, writes the manifests with URIs prefixed by
-/// `prefix`, verifies the result and makes every file durable. `on_progress` sees ffmpeg's
-/// progress. Dropping the future stops ffmpeg; the caller owns cleaning `out_dir` up.
+/// A sidecar subtitle file and its language (BCP 47, e.g. `vi`, `en`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subtitle {
+    pub lang: String,
+    pub path: PathBuf,
+}
+
+/// One packaging job: what to encode and where.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    pub source: &'a Source,
+    pub ladder: &'a Ladder,
+    pub subtitles: &'a [Subtitle],
+    /// Empty directory the version is built in.
+    pub out_dir: &'a Path,
+    /// Prepended to every URI in the top-level manifests (the version directory, `v…/`).
+    pub prefix: &'a str,
+}
+
+/// Encodes the ladder, writes the manifests, verifies the result and makes every file
+/// durable. `on_progress` sees ffmpeg's progress. Dropping the future stops ffmpeg; the caller
+/// owns cleaning `out_dir` up.
 pub async fn encode_and_package(
-    source: &Source,
-    ladder: &Ladder,
-    out_dir: &Path,
-    prefix: &str,
+    job: Job<'_>,
     on_progress: impl FnMut(Progress),
 ) -> Result<Packaged> {
+    let Job {
+        source,
+        ladder,
+        subtitles,
+        out_dir,
+        prefix,
+    } = job;
     for name in ladder
         .rungs
         .iter()
         .map(|r| r.name.as_str())
         .chain(ladder.audio.iter().map(|a| a.name.as_str()))
-        .chain([transcode::THUMBNAILS_DIR])
+        .chain([transcode::THUMBNAILS_DIR, package::SUBTITLES_DIR])
     {
         let dir = out_dir.join(name);
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(Error::io(&dir))?;
     }
+    // Subtitles first: a broken sidecar file should fail in a second, not after the encode.
+    for sub in subtitles {
+        let vtt = out_dir
+            .join(package::SUBTITLES_DIR)
+            .join(format!("{}.vtt", sub.lang));
+        ffmpeg::convert_subtitle(&sub.path, &vtt).await?;
+    }
+
     ffmpeg::run_ffmpeg(transcode::ffmpeg_args(source, ladder, out_dir), on_progress)
         .await
         .map_err(|e| match e {
@@ -76,14 +109,26 @@ pub async fn encode_and_package(
     let out = out_dir.to_owned();
     let ladder = ladder.clone();
     let prefix = prefix.to_owned();
+    let langs: Vec<String> = subtitles.iter().map(|s| s.lang.clone()).collect();
     let source_duration = source.duration_s;
     tokio::task::spawn_blocking(move || -> Result<Packaged> {
         let renditions = package::measure_ladder(&out, &ladder)?;
+        let duration_s = renditions
+            .iter()
+            .map(MeasuredRendition::duration_s)
+            .fold(0.0, f64::max);
         write_durable(
             &out.join(transcode::THUMBNAILS_DIR)
                 .join(package::THUMBNAILS_VTT),
-            package::thumbnails_vtt(&ladder.thumbnails, source_duration).as_bytes(),
+            package::thumbnails_vtt(&ladder.thumbnails, duration_s).as_bytes(),
         )?;
+        for lang in &langs {
+            write_durable(
+                &out.join(package::SUBTITLES_DIR)
+                    .join(format!("{lang}.m3u8")),
+                &package::write_media_playlist(&package::subtitle_playlist(lang, duration_s))?,
+            )?;
+        }
         for r in &renditions {
             if let Some(iframes) = package::iframe_playlist(r) {
                 write_durable(
@@ -92,27 +137,28 @@ pub async fn encode_and_package(
                 )?;
             }
         }
-        let master =
-            package::multivariant_playlist(&renditions, ladder.audio_only.as_deref(), &prefix);
         write_durable(
             &out.join(package::MPD),
-            &package::write_mpd(&package::mpd(&renditions, &prefix)),
+            &package::write_mpd(&package::mpd(&renditions, &langs, &prefix)),
         )?;
         // Multivariant playlist last: it is what makes the film playable.
+        let master = package::multivariant_playlist(
+            &renditions,
+            ladder.audio_only.as_deref(),
+            &langs,
+            &prefix,
+        );
         write_durable(
             &out.join(package::MULTIVARIANT),
             &package::write_multivariant(&master)?,
         )?;
-        verify::verify(&out, &prefix, &renditions, source_duration)?;
+        verify::verify(&out, &prefix, &renditions, langs.len(), source_duration)?;
         sync_tree(&out)?;
-        let duration_s = renditions
-            .iter()
-            .map(MeasuredRendition::duration_s)
-            .fold(0.0, f64::max);
         Ok(Packaged {
             renditions,
             duration_s,
-            poster: Some(poster.to_owned()),
+            poster: poster.to_owned(),
+            subtitles: langs,
         })
     })
     .await

@@ -212,10 +212,11 @@ fn find<'a>(renditions: &'a [MeasuredRendition], name: &str) -> Option<&'a Measu
 pub fn multivariant_playlist(
     renditions: &[MeasuredRendition],
     audio_only: Option<&str>,
+    subtitles: &[String],
     prefix: &str,
 ) -> MasterPlaylist {
     let uri = |name: &str| format!("{prefix}{name}/{MEDIA_PLAYLIST}");
-    let alternatives = renditions
+    let mut alternatives: Vec<AlternativeMedia> = renditions
         .iter()
         .filter(|r| r.kind == Kind::Audio)
         .map(|r| AlternativeMedia {
@@ -230,6 +231,17 @@ pub fn multivariant_playlist(
             ..AlternativeMedia::default()
         })
         .collect();
+    alternatives.extend(subtitles.iter().map(|lang| AlternativeMedia {
+        media_type: AlternativeMediaType::Subtitles,
+        uri: Some(format!("{prefix}{SUBTITLES_DIR}/{lang}.m3u8")),
+        group_id: SUBTITLES_GROUP.into(),
+        language: Some(lang.clone()),
+        name: language_name(lang).into(),
+        default: false,
+        autoselect: true,
+        ..AlternativeMedia::default()
+    }));
+    let subtitles_group = (!subtitles.is_empty()).then(|| SUBTITLES_GROUP.to_owned());
 
     let mut variants = Vec::new();
     for r in renditions {
@@ -263,6 +275,7 @@ pub fn multivariant_playlist(
             frame_rate: crate::probe::parse_rational(frame_rate)
                 .map(|f| (f * 1000.0).round() / 1000.0),
             audio: audio_rendition.map(|a| a.name.clone()),
+            subtitles: subtitles_group.clone(),
             ..VariantStream::default()
         });
     }
@@ -306,6 +319,39 @@ pub fn multivariant_playlist(
         alternatives,
         variants,
         ..MasterPlaylist::default()
+    }
+}
+
+/// Directory of the WebVTT subtitles and their playlists.
+pub const SUBTITLES_DIR: &str = "subs";
+const SUBTITLES_GROUP: &str = "subs";
+
+/// The name of a language in that language, for menus.
+pub fn language_name(code: &str) -> &str {
+    match code {
+        "vi" => "Tiếng Việt",
+        "en" => "English",
+        "fr" => "Français",
+        "zh" => "中文",
+        "ko" => "한국어",
+        "ja" => "日本語",
+        other => other,
+    }
+}
+
+/// The media playlist of one WebVTT file lasting the whole film (RFC 8216 §3.5).
+pub fn subtitle_playlist(lang: &str, duration_s: f64) -> MediaPlaylist {
+    MediaPlaylist {
+        version: Some(7),
+        target_duration: duration_s.ceil().max(1.0) as u64,
+        segments: vec![MediaSegment {
+            uri: format!("{lang}.vtt"),
+            duration: duration_s as f32,
+            ..MediaSegment::empty()
+        }],
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        ..MediaPlaylist::default()
     }
 }
 
@@ -431,9 +477,9 @@ const MPD_TIMESCALE: u64 = 1000;
 
 /// The DASH manifest over the same segments (ISO/IEC 23009-1, `isoff-live` profile with
 /// `SegmentTemplate` + `SegmentTimeline`).
-pub fn mpd(renditions: &[MeasuredRendition], prefix: &str) -> dash_mpd::MPD {
+pub fn mpd(renditions: &[MeasuredRendition], subtitles: &[String], prefix: &str) -> dash_mpd::MPD {
     use dash_mpd::{
-        AdaptationSet, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
+        AdaptationSet, BaseURL, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
     };
 
     let duration = renditions
@@ -513,6 +559,24 @@ pub fn mpd(renditions: &[MeasuredRendition], prefix: &str) -> dash_mpd::MPD {
             segmentAlignment: Some(true),
             startWithSAP: Some(1),
             representations: audio,
+            ..AdaptationSet::default()
+        });
+    }
+    for lang in subtitles {
+        adaptations.push(AdaptationSet {
+            id: Some(format!("text-{lang}")),
+            contentType: Some("text".into()),
+            mimeType: Some("text/vtt".into()),
+            lang: Some(lang.clone()),
+            representations: vec![Representation {
+                id: Some(format!("subs-{lang}")),
+                bandwidth: Some(256),
+                BaseURL: vec![BaseURL {
+                    base: format!("{prefix}{SUBTITLES_DIR}/{lang}.vtt"),
+                    ..BaseURL::default()
+                }],
+                ..Representation::default()
+            }],
             ..AdaptationSet::default()
         });
     }

@@ -14,6 +14,7 @@ pub fn verify(
     dir: &Path,
     prefix: &str,
     renditions: &[MeasuredRendition],
+    subtitles: usize,
     source_duration_s: f64,
 ) -> Result<()> {
     let fail = |msg: String| Err(Error::Verify(msg));
@@ -116,10 +117,10 @@ pub fn verify(
         .flat_map(|p| &p.adaptations)
         .map(|a| a.representations.len())
         .sum();
-    if listed != renditions.len() {
+    if listed != renditions.len() + subtitles {
         return fail(format!(
             "{MPD} lists {listed} representations, expected {}",
-            renditions.len()
+            renditions.len() + subtitles
         ));
     }
 

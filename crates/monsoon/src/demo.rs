@@ -60,6 +60,7 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
             meta: Some(meta),
             quality: QualityArg::Fast,
             max_height: None,
+            subtitles: Vec::new(),
             json: false,
         },
     )

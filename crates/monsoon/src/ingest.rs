@@ -17,8 +17,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use monsoon_catalog::{
     FilmMeta, FilmRepository, MediaStore, PublishedVersion, Rendition, RenditionKind, validate_slug,
 };
+use monsoon_media::ladder::RungSpec;
 use monsoon_media::package::Kind;
-use monsoon_media::{Ladder, LadderOptions, Limits, Progress, Quality, Source};
+use monsoon_media::{Job, Ladder, LadderOptions, Limits, Progress, Quality, Source, Subtitle};
 use serde_json::json;
 
 use crate::DataDir;
@@ -39,6 +40,10 @@ pub struct IngestArgs {
     /// Highest rung to encode (e.g. 720 for a quick preview); defaults to the source height.
     #[arg(long)]
     pub max_height: Option<u32>,
+    /// A sidecar subtitle file (SRT, WebVTT or ASS) and its language, as `LANG=FILE`
+    /// (e.g. `vi=phim.vi.srt`); repeat for each language.
+    #[arg(long = "subtitles", value_name = "LANG=FILE", value_parser = parse_subtitle)]
+    pub subtitles: Vec<Subtitle>,
     /// Print progress as JSON lines on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,
@@ -59,6 +64,30 @@ impl From<QualityArg> for Quality {
             QualityArg::Best => Quality::Best,
         }
     }
+}
+
+/// Parses `LANG=FILE`; the language is a BCP 47 primary tag with an optional region.
+fn parse_subtitle(arg: &str) -> Result<Subtitle, String> {
+    let (lang, file) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` is not LANG=FILE (e.g. vi=phim.vi.srt)"))?;
+    let (primary, region) = lang.split_once('-').unwrap_or((lang, ""));
+    let primary_ok =
+        (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
+    let region_ok =
+        region.is_empty() || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase()));
+    if !primary_ok || !region_ok {
+        return Err(format!(
+            "`{lang}` is not a language tag: use two or three lowercase letters, e.g. vi, en, pt-BR"
+        ));
+    }
+    if file.is_empty() {
+        return Err(format!("`{arg}` names no file"));
+    }
+    Ok(Subtitle {
+        lang: lang.to_owned(),
+        path: PathBuf::from(file),
+    })
 }
 
 /// The result of a successful ingest.
@@ -127,12 +156,29 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         None => FilmMeta::untitled(&args.slug),
     };
     let source = monsoon_media::ffmpeg::probe_file(&args.file, &Limits::default()).await?;
+    let mut langs: Vec<&str> = args.subtitles.iter().map(|s| s.lang.as_str()).collect();
+    langs.sort_unstable();
+    if let Some(twice) = langs.windows(2).find(|w| w[0] == w[1]) {
+        bail!(
+            "--subtitles gives `{}` twice; give one file per language",
+            twice[0]
+        );
+    }
+    let custom_rungs = (!meta.ladder.is_empty()).then(|| {
+        meta.ladder
+            .iter()
+            .map(|r| RungSpec {
+                height: r.height,
+                kbps: r.kbps,
+            })
+            .collect()
+    });
     let ladder = monsoon_media::ladder::plan(
         &source,
         &LadderOptions {
             quality: args.quality.into(),
             max_height: args.max_height,
-            rungs: None,
+            rungs: custom_rungs,
         },
     );
     describe(&source, &ladder, args.json);
@@ -151,26 +197,52 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         .with_context(|| format!("creating {}", staging.path.display()))?;
 
     let reporter = Reporter::new(source.duration_s, args.json);
-    let packaged = monsoon_media::encode_and_package(
-        &source,
-        &ladder,
-        &staging.path,
-        &format!("{version}/"),
-        |p| reporter.report(p),
-    )
-    .await;
+    let prefix = format!("{version}/");
+    let job = Job {
+        source: &source,
+        ladder: &ladder,
+        subtitles: &args.subtitles,
+        out_dir: &staging.path,
+        prefix: &prefix,
+    };
+    let packaged = monsoon_media::encode_and_package(job, |p| reporter.report(p)).await;
     reporter.finish();
     let packaged = packaged?;
+
+    // Operator's key art, copied under names of our own (the originals are display text).
+    let art = |image: &Option<PathBuf>, name: &str| -> anyhow::Result<Option<String>> {
+        let Some(image) = image else { return Ok(None) };
+        let ext = image
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .filter(|e| matches!(e.as_str(), "jpg" | "jpeg" | "png" | "webp"))
+            .with_context(|| format!("{}: images must be .jpg, .png or .webp", image.display()))?;
+        let file = format!("{name}.{ext}");
+        std::fs::copy(image, staging.path.join(&file))
+            .with_context(|| format!("copying {}", image.display()))?;
+        Ok(Some(file))
+    };
+    let poster = art(&meta.poster, "poster-art")?.unwrap_or(packaged.poster.clone());
+    let backdrop = art(&meta.backdrop, "backdrop")?.or(Some(packaged.poster.clone()));
+    monsoon_media::sync_tree(&staging.path)?;
 
     let record = PublishedVersion {
         version: version.clone(),
         published_at: Utc::now(),
         duration_s: packaged.duration_s,
-        poster: packaged.poster.clone(),
+        poster: Some(poster),
+        backdrop,
+        thumbnails: Some(format!(
+            "{}/{}",
+            monsoon_media::transcode::THUMBNAILS_DIR,
+            monsoon_media::package::THUMBNAILS_VTT
+        )),
+        subtitles: packaged.subtitles.clone(),
         renditions: packaged.renditions.iter().map(rendition_record).collect(),
     };
-    let prefix = format!("{}/{version}", args.slug);
-    store.publish_dir(&staging.path, &prefix).await?;
+    let key = format!("{}/{version}", args.slug);
+    store.publish_dir(&staging.path, &key).await?;
     let mut staging = staging;
     staging.armed = false;
     if std::env::var_os("MONSOON_TEST_HANG_BEFORE_COMMIT").is_some() {
@@ -181,7 +253,7 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
     let previous = match catalog.publish(&args.slug, &meta, &record).await {
         Ok(previous) => previous,
         Err(e) => {
-            let _ = store.remove_prefix(&prefix).await;
+            let _ = store.remove_prefix(&key).await;
             return Err(e.into());
         }
     };

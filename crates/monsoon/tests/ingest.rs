@@ -720,3 +720,166 @@ fn uhd_master_gets_the_whole_ladder_with_exact_gops_and_segments() {
         }
     }
 }
+
+#[test]
+fn subtitles_key_art_and_a_custom_ladder_from_film_toml() {
+    let f = Fixture::new();
+    let master = f.path("film.mp4");
+    common::make_clip(&master, 4, "640x360");
+    let srt = f.path("phim.vi.srt");
+    std::fs::write(&srt, "1\n00:00:00,500 --> 00:00:02,000\nXin chào\n\n2\n00:00:02,500 --> 00:00:03,500\nTạm biệt\n").unwrap();
+    let vtt = f.path("film.en.vtt");
+    std::fs::write(&vtt, "WEBVTT\n\n00:00.500 --> 00:02.000\nHello\n").unwrap();
+    let art = f.path("art");
+    std::fs::create_dir_all(&art).unwrap();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=navy:size=400x600",
+        "-frames:v",
+        "1",
+        art.join("key art.png").to_str().unwrap(),
+    ]);
+    let meta = art.join("film.toml");
+    std::fs::write(
+        &meta,
+        "title = { vi = \"Mưa đỏ\", en = \"Red Rain\" }\nposter = \"key art.png\"\n\
+         free_release = \"2025-11-20T20:00:00+07:00\"\n\n[[ladder]]\nheight = 360\nkbps = 500\n",
+    )
+    .unwrap();
+
+    let sub_vi = format!("vi={}", srt.display());
+    let sub_en = format!("en={}", vtt.display());
+    let out = monsoon(
+        &f.data,
+        &[
+            "ingest",
+            master.to_str().unwrap(),
+            "--slug",
+            "mua-do",
+            "--meta",
+            meta.to_str().unwrap(),
+            "--subtitles",
+            &sub_vi,
+            "--subtitles",
+            &sub_en,
+            "--quality",
+            "fast",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = version_dir(&f.data, "mua-do");
+
+    let master_playlist = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
+    assert!(
+        master_playlist.contains("TYPE=SUBTITLES") && master_playlist.contains("LANGUAGE=\"vi\""),
+        "{master_playlist}"
+    );
+    assert!(
+        master_playlist.contains("LANGUAGE=\"en\""),
+        "{master_playlist}"
+    );
+    assert!(
+        master_playlist.contains("SUBTITLES=\"subs\""),
+        "{master_playlist}"
+    );
+    // The custom ladder: the 2G floor plus the one rung asked for.
+    let variants: Vec<&str> = master_playlist
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF") && l.contains("RESOLUTION"))
+        .collect();
+    assert_eq!(variants.len(), 2, "{master_playlist}");
+    assert!(variants[1].contains("RESOLUTION=640x360"));
+    let mpd = std::fs::read_to_string(dir.join("manifest.mpd")).unwrap();
+    assert!(
+        mpd.contains("text/vtt") && mpd.contains("subs/vi.vtt"),
+        "{mpd}"
+    );
+    let vi = std::fs::read_to_string(dir.join("subs/vi.vtt")).unwrap();
+    assert!(vi.starts_with("WEBVTT") && vi.contains("Xin chào"), "{vi}");
+    assert!(dir.join("poster-art.png").is_file());
+    assert!(dir.join("thumbs/thumbs.vtt").is_file());
+
+    let server = Server::start(&f.data);
+    let film = server.get_json("/api/v1/films/mua-do");
+    assert_eq!(film["title"]["en"], "Red Rain");
+    assert_eq!(film["subtitles"], serde_json::json!(["vi", "en"]));
+    let poster = film["poster_url"].as_str().unwrap();
+    assert!(poster.ends_with("/poster-art.png"), "{poster}");
+    let thumbs = film["thumbnails_url"].as_str().unwrap();
+    let vtt_body = ureq::get(&format!("{}{thumbs}", server.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        vtt_body.contains("sprite_001.jpg#xywh=0,0,160,90"),
+        "{vtt_body}"
+    );
+    assert!(
+        film.get("poster").is_none(),
+        "the operator's file path leaked into the API"
+    );
+}
+
+#[test]
+fn bad_subtitles_and_metadata_are_refused() {
+    let f = Fixture::new();
+    let clip = f.path("clip.mp4");
+    common::make_clip(&clip, 1, "160x90");
+    let media_before = tree(&f.data.join("media"));
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "ingest",
+            clip.to_str().unwrap(),
+            "--slug",
+            "film",
+            "--quality",
+            "fast",
+        ];
+        all.extend_from_slice(args);
+        let out = monsoon(&f.data, &all);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = run(&["--subtitles", "Vietnamese=x.srt"]);
+    assert!(
+        said.contains("`Vietnamese` is not a language tag"),
+        "{said}"
+    );
+    let missing = f.path("missing.srt");
+    let said = run(&["--subtitles", &format!("vi={}", missing.display())]);
+    assert!(
+        said.contains(&missing.display().to_string()) && said.contains("not found"),
+        "{said}"
+    );
+    let garbage = f.path("garbage.srt");
+    std::fs::write(&garbage, [0u8, 159, 146, 150, 1, 2, 3].repeat(50)).unwrap();
+    let said = run(&["--subtitles", &format!("vi={}", garbage.display())]);
+    assert!(
+        said.contains(&garbage.display().to_string()) && said.contains("not a subtitle file"),
+        "{said}"
+    );
+    let meta = f.path("film.toml");
+    std::fs::write(&meta, "title = { vi = \"A\" }\nposter = \"nope.jpg\"\n").unwrap();
+    let said = run(&["--meta", meta.to_str().unwrap()]);
+    assert!(
+        said.contains("nope.jpg") && said.contains("does not exist"),
+        "{said}"
+    );
+    std::fs::write(
+        &meta,
+        "title = { vi = \"A\" }\n[[ladder]]\nheight = 360\nkbit = 500\n",
+    )
+    .unwrap();
+    let said = run(&["--meta", meta.to_str().unwrap()]);
+    assert!(said.contains("kbit"), "{said}");
+    assert_eq!(tree(&f.data.join("media")), media_before);
+    assert!(tree(&f.data.join("staging")).is_empty());
+}

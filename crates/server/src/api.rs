@@ -29,6 +29,11 @@ pub struct FilmView {
     pub hls_url: String,
     pub dash_url: String,
     pub poster_url: Option<String>,
+    pub backdrop_url: Option<String>,
+    /// WebVTT index of the seek-preview sprites.
+    pub thumbnails_url: Option<String>,
+    /// Languages with subtitles (listed in both manifests).
+    pub subtitles: Vec<String>,
     pub page_url: String,
     pub watch_url: String,
     pub renditions: Vec<Rendition>,
@@ -41,6 +46,9 @@ impl From<Film> for FilmView {
             hls_url: film.hls_url(),
             dash_url: film.dash_url(),
             poster_url: film.poster_url(),
+            backdrop_url: film.backdrop_url(),
+            thumbnails_url: film.thumbnails_url(),
+            subtitles: film.current.subtitles.clone(),
             page_url: format!("/films/{}", film.slug),
             watch_url: format!("/watch/{}", film.slug),
             duration_s: film.current.duration_s,
