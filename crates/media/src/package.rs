@@ -599,11 +599,128 @@ pub fn mpd(renditions: &[MeasuredRendition], subtitles: &[String], prefix: &str)
 
 /// Serialises an MPD.
 pub fn write_mpd(mpd: &dash_mpd::MPD) -> Vec<u8> {
-    mpd.to_string().into_bytes()
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{mpd}\n").into_bytes()
 }
 
 /// Parses a media playlist, for verification and tests.
 pub fn parse_media_playlist(bytes: &[u8]) -> Result<MediaPlaylist> {
     m3u8_rs::parse_media_playlist_res(bytes)
         .map_err(|e| Error::Verify(format!("media playlist does not parse: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixed two-rung film with audio: 23.976 fps, so segments last 6.006 s.
+    fn fixture() -> Vec<MeasuredRendition> {
+        let segments = |sizes: &[u64], iframe: bool| -> Vec<MeasuredSegment> {
+            let durations = [6.006, 6.006, 2.002];
+            sizes
+                .iter()
+                .zip(durations)
+                .enumerate()
+                .map(|(i, (&size, d))| MeasuredSegment {
+                    uri: format!("seg_{i:05}.m4s"),
+                    duration_s: d,
+                    media_duration_s: d,
+                    size,
+                    first_frame: iframe.then_some((76, size / 10)),
+                })
+                .collect()
+        };
+        let video =
+            |name: &str, w, h, codecs: &str, audio: &str, sizes: &[u64]| MeasuredRendition {
+                name: name.into(),
+                kind: Kind::Video {
+                    width: w,
+                    height: h,
+                    frame_rate: "24000/1001".into(),
+                    audio: Some(audio.into()),
+                },
+                codecs: codecs.into(),
+                segments: segments(sizes, true),
+                init_size: 800,
+                average_bitrate: sizes.iter().sum::<u64>() * 8 * 1000 / 14014,
+                peak_bitrate: sizes.iter().map(|s| s * 8 * 1000 / 6006).max().unwrap(),
+                budget: Budget {
+                    average: u64::MAX,
+                    peak: u64::MAX,
+                },
+            };
+        let audio = |name: &str, sizes: &[u64]| MeasuredRendition {
+            name: name.into(),
+            kind: Kind::Audio,
+            codecs: "mp4a.40.2".into(),
+            segments: segments(sizes, false),
+            init_size: 600,
+            average_bitrate: sizes.iter().sum::<u64>() * 8 * 1000 / 14014,
+            peak_bitrate: sizes.iter().map(|s| s * 8 * 1000 / 6006).max().unwrap(),
+            budget: Budget {
+                average: u64::MAX,
+                peak: u64::MAX,
+            },
+        };
+        vec![
+            video(
+                "v234",
+                416,
+                234,
+                "avc1.64001e",
+                "a48",
+                &[90_000, 88_000, 30_000],
+            ),
+            video(
+                "v1080",
+                1920,
+                1080,
+                "avc1.640028",
+                "a128",
+                &[4_500_000, 4_400_000, 1_500_000],
+            ),
+            audio("a48", &[37_000, 37_000, 12_400]),
+            audio("a128", &[98_000, 98_000, 32_800]),
+        ]
+    }
+
+    #[test]
+    fn multivariant_playlist_snapshot() {
+        let langs = vec!["vi".to_owned(), "en".to_owned()];
+        let playlist = multivariant_playlist(&fixture(), Some("a48"), &langs, "v1/");
+        let text = String::from_utf8(write_multivariant(&playlist).unwrap()).unwrap();
+        insta::assert_snapshot!("multivariant", text);
+        // What we write, a player's parser reads back.
+        let Ok(Playlist::MasterPlaylist(parsed)) = m3u8_rs::parse_playlist_res(text.as_bytes())
+        else {
+            panic!("does not parse");
+        };
+        assert_eq!(parsed.variants.len(), 5);
+    }
+
+    #[test]
+    fn iframe_and_subtitle_playlists_snapshot() {
+        let renditions = fixture();
+        let iframes = iframe_playlist(&renditions[1]).unwrap();
+        let text = String::from_utf8(write_media_playlist(&iframes).unwrap()).unwrap();
+        insta::assert_snapshot!("iframes", text);
+        let subs = subtitle_playlist("vi", 14.014);
+        let text = String::from_utf8(write_media_playlist(&subs).unwrap()).unwrap();
+        insta::assert_snapshot!("subtitles", text);
+        assert!(parse_media_playlist(text.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn mpd_snapshot() {
+        let mpd = mpd(&fixture(), &["vi".to_owned()], "v1/");
+        let text = String::from_utf8(write_mpd(&mpd)).unwrap();
+        insta::assert_snapshot!("mpd", text);
+        let parsed = dash_mpd::parse(&text).unwrap();
+        assert_eq!(parsed.periods[0].adaptations.len(), 3);
+    }
+
+    #[test]
+    fn vtt_times() {
+        assert_eq!(vtt_time(0.0), "00:00:00.000");
+        assert_eq!(vtt_time(3723.456), "01:02:03.456");
+    }
 }
