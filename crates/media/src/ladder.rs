@@ -328,12 +328,20 @@ fn h264_level(width: u32, height: u32, fps: f64) -> u8 {
         .map_or(52, |(level, _, _)| *level)
 }
 
+/// A source for tests of other modules.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
+    pub fn source(w: u32, h: u32, fps: f64) -> crate::probe::Source {
+        super::tests::source(w, h, fps, true)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
     use super::*;
     use crate::probe::{AudioInfo, VideoInfo};
 
-    fn source(w: u32, h: u32, fps: f64, audio: bool) -> Source {
+    pub fn source(w: u32, h: u32, fps: f64, audio: bool) -> Source {
         Source {
             path: "master.mov".into(),
             format: "mov".into(),

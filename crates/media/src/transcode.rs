@@ -42,6 +42,77 @@ fn pre_filters(source: &Source) -> Vec<String> {
     filters
 }
 
+/// Where each rung is scaled from: the smallest other rung at least twice its height, or the
+/// source. Scaling 234p from 540p instead of from a 4K frame does a fraction of the work, and a
+/// 2:1 or larger bicubic downscale loses nothing the smaller rung could show.
+fn scale_parents(ladder: &Ladder) -> Vec<Option<usize>> {
+    let rungs = &ladder.rungs;
+    rungs
+        .iter()
+        .map(|rung| {
+            rungs
+                .iter()
+                .enumerate()
+                .filter(|(_, other)| other.height >= rung.height * 2)
+                .min_by_key(|(_, other)| other.height)
+                .map(|(j, _)| j)
+        })
+        .collect()
+}
+
+/// The `filter_complex` graph: decode once, normalise once (de-interlace, tone-map, 8-bit),
+/// then a tree of scalers ending in one labelled output `[v<i>]` per rung and `[thumbs]`.
+pub fn filter_graph(source: &Source, ladder: &Ladder) -> String {
+    let parents = scale_parents(ladder);
+    let children = |parent: Option<usize>| -> Vec<usize> {
+        (0..ladder.rungs.len())
+            .filter(|&i| parents[i] == parent)
+            .collect()
+    };
+
+    // A node's output goes to its own encoder (rungs only), its children, and, for the
+    // source, the thumbnail branch.
+    let mut graph = format!(
+        "[0:{}]{}",
+        source.video.index,
+        pre_filters(source).join(",")
+    );
+    let from_source = children(None);
+    graph.push_str(&format!(",split={}[thumbsrc]", from_source.len() + 1));
+    for i in &from_source {
+        graph.push_str(&format!("[in{i}]"));
+    }
+    let t = &ladder.thumbnails;
+    graph.push_str(&format!(
+        ";[thumbsrc]fps=1/{},scale={}:{},setsar=1,format=yuvj420p,tile={}x{}[thumbs]",
+        t.interval_s, t.width, t.height, t.columns, t.rows
+    ));
+    for (i, rung) in ladder.rungs.iter().enumerate() {
+        let parent_fps = parents[i].map_or(source.video.fps, |p| ladder.rungs[p].frame_rate_f64());
+        let keeps_rate = (rung.frame_rate_f64() - parent_fps).abs() < 0.001
+            && !(parents[i].is_none() && source.video.variable_frame_rate);
+        let fps = if keeps_rate {
+            String::new()
+        } else {
+            format!("fps={},", rung.frame_rate)
+        };
+        graph.push_str(&format!(
+            ";[in{i}]{fps}scale={}:{}:flags=bicubic,setsar=1",
+            rung.width, rung.height
+        ));
+        let kids = children(Some(i));
+        if kids.is_empty() {
+            graph.push_str(&format!("[v{i}]"));
+        } else {
+            graph.push_str(&format!(",split={}[v{i}]", kids.len() + 1));
+            for k in kids {
+                graph.push_str(&format!("[in{k}]"));
+            }
+        }
+    }
+    graph
+}
+
 /// The ffmpeg arguments (after the global ones `run_ffmpeg` adds) that encode `ladder` from
 /// `source` into `out_dir/<rendition>/`.
 pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsString> {
@@ -54,36 +125,21 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
     push(&["-i"]);
     args.push(file_arg(&source.path));
 
-    let n = ladder.rungs.len();
-    let mut graph = format!(
-        "[0:{}]{}",
-        source.video.index,
-        pre_filters(source).join(",")
-    );
-    // One more branch than rungs: the thumbnail sprites come from the same decode.
-    graph.push_str(&format!(",split={}", n + 1));
-    for i in 0..=n {
-        graph.push_str(&format!("[s{i}]"));
-    }
-    let t = &ladder.thumbnails;
-    graph.push_str(&format!(
-        ";[s{n}]fps=1/{},scale={}:{},setsar=1,format=yuvj420p,tile={}x{}[thumbs]",
-        t.interval_s, t.width, t.height, t.columns, t.rows
-    ));
-    for (i, rung) in ladder.rungs.iter().enumerate() {
-        graph.push_str(&format!(
-            ";[s{i}]fps={},scale={}:{}:flags=bicubic,setsar=1[v{i}]",
-            rung.frame_rate, rung.width, rung.height
-        ));
-    }
-    args.extend(["-filter_complex".into(), graph.into()]);
+    args.extend([
+        "-filter_complex".into(),
+        filter_graph(source, ladder).into(),
+    ]);
 
     let gop = format!("expr:gte(t,n_forced*{GOP_SECONDS})");
     for (i, rung) in ladder.rungs.iter().enumerate() {
         let fps = rung.frame_rate_f64().max(1.0);
         let keyint = (fps * GOP_SECONDS).round().to_string();
         let level = format!("{}.{}", rung.level / 10, rung.level % 10);
-        let x264 = format!("keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:nal-hrd=vbr");
+        // One lookahead thread per encoder: with a rung per encoder in one process, more
+        // threads only contend for the same cores (measured in bench/ladder.sh).
+        let x264 = format!(
+            "keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:nal-hrd=vbr:lookahead-threads=1"
+        );
         args.extend(
             [
                 "-map",
@@ -179,6 +235,38 @@ mod tests {
     use crate::probe::{AudioInfo, VideoInfo};
 
     #[test]
+    fn rungs_are_scaled_from_a_rung_twice_their_size() {
+        let mut source = crate::ladder::tests_support::source(3840, 2160, 25.0);
+        source.audio = None;
+        let ladder = plan(&source, &LadderOptions::default());
+        let heights: Vec<u32> = ladder.rungs.iter().map(|r| r.height).collect();
+        let parents: Vec<Option<u32>> = scale_parents(&ladder)
+            .iter()
+            .map(|p| p.map(|j| heights[j]))
+            .collect();
+        // 234←540, 360←720, 432←1080, 540←1080, 720←1440, 1080←2160, 1440←src, 2160←src
+        assert_eq!(
+            parents,
+            [
+                Some(540),
+                Some(720),
+                Some(1080),
+                Some(1080),
+                Some(1440),
+                Some(2160),
+                None,
+                None
+            ]
+        );
+        let graph = filter_graph(&source, &ladder);
+        assert_eq!(
+            graph.matches("]fps=").count(),
+            1,
+            "only the thumbnails change rate: {graph}"
+        );
+    }
+
+    #[test]
     fn one_input_one_split_every_rung_an_output() {
         let source = Source {
             path: "-weird name.mov".into(),
@@ -215,8 +303,12 @@ mod tests {
         assert!(args.contains(&"file:-weird name.mov".to_owned()));
         let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
         assert!(graph.starts_with("[0:0]bwdif"), "{graph}");
-        assert!(graph.contains(&format!("split={}", ladder.rungs.len() + 1)));
         assert!(graph.contains("tile=10x10[thumbs]"), "{graph}");
+        // Every rung has exactly one output, and every scaler input is fed exactly once.
+        for i in 0..ladder.rungs.len() {
+            assert_eq!(graph.matches(&format!("[v{i}]")).count(), 1, "{graph}");
+            assert_eq!(graph.matches(&format!("[in{i}]")).count(), 2, "{graph}");
+        }
         let outputs = args.iter().filter(|a| a.ends_with("/index.m3u8")).count();
         assert_eq!(outputs, ladder.rungs.len() + ladder.audio.len());
         assert!(args.contains(&"/out/v1080/index.m3u8".to_owned()));
