@@ -7,6 +7,7 @@
 
 mod error;
 mod film;
+mod objects;
 mod store;
 
 pub use error::{Error, Result};
@@ -14,6 +15,7 @@ pub use film::{
     Film, FilmMeta, LadderRung, Localized, PublishedVersion, Rendition, RenditionKind,
     validate_slug,
 };
+pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo};
 pub use store::{LocalStore, MediaStore};
 
 use async_trait::async_trait;

@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::DataDir;
 use crate::ingest::{IngestArgs, QualityArg, ingest, require_ffmpeg};
-use crate::serve::{default_web_dir, serve};
+use crate::serve::{ServeConfig, default_web_dir, serve};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -68,7 +68,12 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    serve(data, listener, args.web_dir, |url| {
+    let config = ServeConfig {
+        listen: args.listen,
+        web_dir: args.web_dir,
+        ..ServeConfig::default()
+    };
+    serve(data, listener, &config, |url| {
         eprintln!("\nMonsoon demo is up:\n  catalog  {url}/\n  watch    {url}/watch/{SLUG}\n  HLS      {url}/media/{SLUG}/master.m3u8\n  DASH     {url}/media/{SLUG}/manifest.mpd\nPress Ctrl-C to stop.");
     })
     .await?;

@@ -15,7 +15,8 @@ use chrono::Utc;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use monsoon_catalog::{
-    FilmMeta, FilmRepository, MediaStore, PublishedVersion, Rendition, RenditionKind, validate_slug,
+    FilmMeta, FilmRepository, MediaStore, OBJECT_INDEX, ObjectIndex, PublishedVersion, Rendition,
+    RenditionKind, validate_slug,
 };
 use monsoon_media::ladder::RungSpec;
 use monsoon_media::package::Kind;
@@ -225,6 +226,9 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
     };
     let poster = art(&meta.poster, "poster-art")?.unwrap_or(packaged.poster.clone());
     let backdrop = art(&meta.backdrop, "backdrop")?.or(Some(packaged.poster.clone()));
+    // The object index: sizes and content-derived ETags, computed once, here.
+    let index = ObjectIndex::build(&staging.path)?;
+    monsoon_media::write_durable(&staging.path.join(OBJECT_INDEX), &index.to_json())?;
     monsoon_media::sync_tree(&staging.path)?;
 
     let record = PublishedVersion {

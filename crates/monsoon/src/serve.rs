@@ -1,37 +1,140 @@
 //! `monsoon serve`: the origin, the API and the viewer pages on one listener.
+//!
+//! Settings are layered, later wins: built-in defaults → `--config monsoon.toml` (`[serve]`
+//! table; see `monsoon.example.toml`) → `MONSOON_*` environment variables → flags.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use monsoon_server::AppState;
+use monsoon_server::{AppState, ConnLimits, HotCache};
+use serde::Deserialize;
 
 use crate::DataDir;
 use crate::ingest::stop_signal;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Settings file (TOML); see monsoon.example.toml.
+    #[arg(long, env = "MONSOON_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on. Port 0 picks a free port (printed on start).
-    #[arg(long, env = "MONSOON_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    #[arg(long, env = "MONSOON_LISTEN")]
+    pub listen: Option<SocketAddr>,
     /// Directory of the built player assets (`make web` builds `web/dist`).
-    #[arg(long, env = "MONSOON_WEB_DIR", default_value_os_t = default_web_dir())]
+    #[arg(long, env = "MONSOON_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Bytes of hot segments and playlists kept in memory (0 turns the cache off).
+    #[arg(long, env = "MONSOON_CACHE_BYTES")]
+    pub cache_bytes: Option<u64>,
+    /// Log one line per request (`true`/`false`).
+    #[arg(long, env = "MONSOON_ACCESS_LOG")]
+    pub access_log: Option<bool>,
+    /// Seconds in-flight responses get to finish after SIGTERM.
+    #[arg(long, env = "MONSOON_DRAIN_DEADLINE_S")]
+    pub drain_deadline_s: Option<u64>,
+}
+
+/// Every setting of `monsoon serve`, as read from the `[serve]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
     pub web_dir: PathBuf,
+    pub cache_bytes: u64,
+    pub cache_max_object_bytes: u64,
+    pub header_timeout_s: u64,
+    pub idle_timeout_s: u64,
+    pub write_timeout_s: u64,
+    pub max_header_bytes: usize,
+    pub drain_deadline_s: u64,
+    pub access_log: bool,
+    pub catalog_refresh_ms: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let limits = ConnLimits::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            web_dir: default_web_dir(),
+            cache_bytes: 512 * 1024 * 1024,
+            cache_max_object_bytes: 16 * 1024 * 1024,
+            header_timeout_s: limits.header_timeout.as_secs(),
+            idle_timeout_s: limits.idle_timeout.as_secs(),
+            write_timeout_s: limits.write_timeout.as_secs(),
+            max_header_bytes: limits.max_header_bytes,
+            drain_deadline_s: limits.drain_deadline.as_secs(),
+            access_log: true,
+            catalog_refresh_ms: 1000,
+        }
+    }
+}
+
+/// The file layout of `monsoon.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ConfigFile {
+    serve: ServeConfig,
+}
+
+impl ServeConfig {
+    /// Defaults, then the file, then environment and flags (clap merged those two).
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
+        let mut config = match &args.config {
+            Some(path) => read_config(path)?.serve,
+            None => ServeConfig::default(),
+        };
+        if let Some(v) = args.listen {
+            config.listen = v;
+        }
+        if let Some(v) = &args.web_dir {
+            config.web_dir = v.clone();
+        }
+        if let Some(v) = args.cache_bytes {
+            config.cache_bytes = v;
+        }
+        if let Some(v) = args.access_log {
+            config.access_log = v;
+        }
+        if let Some(v) = args.drain_deadline_s {
+            config.drain_deadline_s = v;
+        }
+        Ok(config)
+    }
+
+    fn limits(&self) -> ConnLimits {
+        ConnLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_s),
+            idle_timeout: Duration::from_secs(self.idle_timeout_s),
+            write_timeout: Duration::from_secs(self.write_timeout_s),
+            max_header_bytes: self.max_header_bytes,
+            drain_deadline: Duration::from_secs(self.drain_deadline_s),
+        }
+    }
+}
+
+fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// `web/dist` of the source tree this binary was built from: right for `cargo run` and
-/// `make`; installations set `--web-dir`.
+/// `make`; installations set `web_dir`.
 pub fn default_web_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/dist"))
 }
 
 pub async fn run(data: &DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let config = ServeConfig::load(&args)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    serve(data, listener, args.web_dir, |_| {}).await?;
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    serve(data, listener, &config, |_| {}).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -39,24 +142,66 @@ pub async fn run(data: &DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
 pub async fn serve(
     data: &DataDir,
     listener: tokio::net::TcpListener,
-    web_dir: PathBuf,
+    config: &ServeConfig,
     on_ready: impl FnOnce(&str),
 ) -> anyhow::Result<()> {
     let (films, media) = data.open().await?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}");
-    let state = AppState {
-        films,
-        media,
-        web_dir,
-    };
+    let hot = HotCache::new(config.cache_bytes, config.cache_max_object_bytes);
+    let mut state = AppState::new(films, media, hot, config.web_dir.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the catalog: {e}"))?;
+    state.access_log = config.access_log;
+    state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
     // Printed on stdout, one line, so scripts and tests can wait for it.
     println!("listening on {url}");
     on_ready(&url);
-    monsoon_server::serve(listener, state, async {
+    monsoon_server::serve(listener, state, config.limits(), async {
         let signal = stop_signal().await;
-        tracing::info!(signal, "shutting down");
+        tracing::info!(signal, "shutting down: draining");
     })
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_is_complete_and_valid() {
+        let text = include_str!("../../../monsoon.example.toml");
+        let file: ConfigFile = toml::from_str(text).expect("monsoon.example.toml parses");
+        let defaults = ServeConfig::default();
+        // The example documents the defaults (web_dir aside, which depends on the install).
+        assert_eq!(file.serve.cache_bytes, defaults.cache_bytes);
+        assert_eq!(file.serve.header_timeout_s, defaults.header_timeout_s);
+        assert_eq!(file.serve.write_timeout_s, defaults.write_timeout_s);
+        assert_eq!(file.serve.drain_deadline_s, defaults.drain_deadline_s);
+        // Every key of the struct appears in the example.
+        for key in [
+            "listen",
+            "web_dir",
+            "cache_bytes",
+            "cache_max_object_bytes",
+            "header_timeout_s",
+            "idle_timeout_s",
+            "write_timeout_s",
+            "max_header_bytes",
+            "drain_deadline_s",
+            "access_log",
+            "catalog_refresh_ms",
+        ] {
+            assert!(
+                text.contains(&format!("\n{key} = ")),
+                "{key} is not documented"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<ConfigFile>("[serve]\ncache_byte = 1\n").is_err());
+    }
 }

@@ -1,33 +1,35 @@
-//! `/media`: manifests and segments from the media store.
+//! `/media`: manifests and segments, with the HTTP semantics every CDN cache relies on
+//! (RFC 9110 §8.8 validators, §13 conditional requests, §14 range requests).
 //!
 //! | path | object |
 //! |---|---|
 //! | `/media/{slug}/master.m3u8` | HLS multivariant playlist of the current version |
 //! | `/media/{slug}/manifest.mpd` | DASH manifest of the current version |
-//! | `/media/{slug}/{version}/{*file}` | everything else, under its versioned, immutable path |
+//! | `/media/{slug}/{version}/{file}` | every other object, under its versioned, immutable path |
 //!
-//! Only the film's current version is served: a version left on disk by a killed ingest, or
-//! one being replaced, is invisible.
+//! Only objects listed in the current version's object index are served, so no request path
+//! is ever joined onto the filesystem: `..`, encoded dots, NUL bytes and symlinks planted in
+//! the media root all end in 404 because they are not keys of the index.
+
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use monsoon_catalog::{DASH_MANIFEST, Film, MULTIVARIANT_PLAYLIST};
-use tower::ServiceExt;
-use tower_http::services::ServeFile;
+use bytes::Bytes;
+use monsoon_catalog::{DASH_MANIFEST, MULTIVARIANT_PLAYLIST, ObjectInfo};
 
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/{slug}/{file}", get(manifest))
-        .route("/{slug}/{version}/{*file}", get(versioned))
+    Router::new().route("/{slug}/{*path}", get(media))
 }
 
-/// What kind of object a path names: decides media type and caching.
+/// What kind of object a path names: decides media type, caching and compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectClass {
     Multivariant,
@@ -48,13 +50,26 @@ impl ObjectClass {
             "mpd" => ObjectClass::Mpd,
             "m4s" => ObjectClass::Segment,
             "mp4" => ObjectClass::InitSegment,
-            "jpg" | "jpeg" => ObjectClass::Image,
+            "jpg" | "jpeg" | "png" | "webp" => ObjectClass::Image,
             "vtt" => ObjectClass::Text,
             _ => return None,
         })
     }
 
-    pub fn content_type(self) -> &'static str {
+    /// Label used in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            ObjectClass::Multivariant => "multivariant",
+            ObjectClass::Mpd => "mpd",
+            ObjectClass::MediaPlaylist => "playlist",
+            ObjectClass::Segment => "segment",
+            ObjectClass::InitSegment => "init",
+            ObjectClass::Image => "image",
+            ObjectClass::Text => "text",
+        }
+    }
+
+    pub fn content_type(self, file: &str) -> &'static str {
         match self {
             ObjectClass::Multivariant | ObjectClass::MediaPlaylist => {
                 "application/vnd.apple.mpegurl"
@@ -62,13 +77,15 @@ impl ObjectClass {
             ObjectClass::Mpd => "application/dash+xml",
             ObjectClass::Segment => "video/iso.segment",
             ObjectClass::InitSegment => "video/mp4",
+            ObjectClass::Image if file.ends_with(".png") => "image/png",
+            ObjectClass::Image if file.ends_with(".webp") => "image/webp",
             ObjectClass::Image => "image/jpeg",
             ObjectClass::Text => "text/vtt; charset=utf-8",
         }
     }
 
-    /// Cache lifetimes: versioned objects never change; the top-level manifests point at the
-    /// current version and may change on re-ingest.
+    /// Cache lifetimes (REFERENCE §4): versioned objects never change; the top-level
+    /// manifests point at the current version and change on re-ingest.
     pub fn cache_control(self) -> &'static str {
         match self {
             ObjectClass::Multivariant | ObjectClass::Mpd => {
@@ -83,83 +100,324 @@ impl ObjectClass {
     }
 }
 
-async fn current_film(state: &AppState, slug: &str) -> Result<Film, ApiError> {
-    state
-        .films
-        .get(slug)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no film with slug `{slug}`")))
+/// Where an object's bytes come from: the bounded memory cache of hot objects, else the store.
+async fn load(state: &AppState, key: &str) -> Result<Bytes, ApiError> {
+    if let Some(bytes) = state.hot.get(key) {
+        state.metrics.cache_hit();
+        return Ok(bytes);
+    }
+    state.metrics.cache_miss();
+    let path = state
+        .media
+        .local_path(key)
+        .ok_or_else(|| ApiError::NotFound(format!("no media object `{key}`")))?;
+    let bytes = Bytes::from(
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| ApiError::Internal(format!("reading {key}: {e}")))?,
+    );
+    state.hot.insert(key, bytes.clone());
+    Ok(bytes)
 }
 
-async fn manifest(
+async fn media(
     State(state): State<AppState>,
-    Path((slug, file)): Path<(String, String)>,
-    request: Request,
+    Path((slug, path)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if file != MULTIVARIANT_PLAYLIST && file != DASH_MANIFEST {
-        return Err(ApiError::NotFound(format!("no manifest `{file}`")));
-    }
-    let film = current_film(&state, &slug).await?;
-    let key = format!("{slug}/{}/{file}", film.current.version);
-    send(&state, &key, &file, request).await
-}
-
-async fn versioned(
-    State(state): State<AppState>,
-    Path((slug, version, file)): Path<(String, String, String)>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let film = current_film(&state, &slug).await?;
-    if film.current.version != version {
-        return Err(ApiError::NotFound(format!(
-            "no version `{version}` of `{slug}`"
-        )));
-    }
+    let not_found = || ApiError::NotFound(format!("no media object `{slug}/{path}`"));
+    let live = state.live.get(&slug).ok_or_else(not_found)?;
+    let version = &live.film.current.version;
+    // The top-level manifests live at stable URLs; everything else under its version.
+    let file = if path == MULTIVARIANT_PLAYLIST || path == DASH_MANIFEST {
+        path.as_str()
+    } else {
+        match path
+            .strip_prefix(version.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            Some(rest) if rest != MULTIVARIANT_PLAYLIST && rest != DASH_MANIFEST => rest,
+            _ => return Err(not_found()),
+        }
+    };
+    let info = live.objects.get(file).ok_or_else(not_found)?;
+    let class = ObjectClass::of(file).ok_or_else(not_found)?;
     let key = format!("{slug}/{version}/{file}");
-    send(&state, &key, &file, request).await
+    let started = std::time::Instant::now();
+
+    let mut response = respond(
+        &state,
+        &key,
+        file,
+        class,
+        info,
+        live.last_modified,
+        &method,
+        &headers,
+    )
+    .await?;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let sent = if method == Method::HEAD {
+        0
+    } else {
+        headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0)
+    };
+    state.metrics.media_request(
+        class.label(),
+        response.status().as_u16(),
+        sent,
+        started.elapsed(),
+    );
+    Ok(response)
 }
 
-async fn send(
+/// Applies the preconditions and the range, in the order of RFC 9110 §13.2.2.
+#[allow(clippy::too_many_arguments)]
+async fn respond(
     state: &AppState,
     key: &str,
     file: &str,
-    request: Request,
+    class: ObjectClass,
+    info: &ObjectInfo,
+    last_modified: SystemTime,
+    method: &Method,
+    req: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no media object `{key}`"));
-    let class = ObjectClass::of(file).ok_or_else(not_found)?;
-    let path = state.media.local_path(key).ok_or_else(not_found)?;
-    if !path.is_file() {
-        return Err(not_found());
+    let etag = info.etag.as_str();
+    let lm = httpdate::fmt_http_date(last_modified);
+    let validators = |b: axum::http::response::Builder| {
+        b.header(header::ETAG, etag)
+            .header(header::LAST_MODIFIED, &lm)
+            .header(header::CACHE_CONTROL, class.cache_control())
+    };
+    let date = |name: header::HeaderName| {
+        req.get(name)
+            .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok())
+    };
+    let modified_after = |since: SystemTime| seconds(last_modified) > seconds(since);
+
+    // 1-2. If-Match (strong comparison), else If-Unmodified-Since → 412.
+    if let Some(value) = req.get(header::IF_MATCH) {
+        if !etag_list_matches(value, etag, Comparison::Strong) {
+            return Ok(status_only(StatusCode::PRECONDITION_FAILED, etag, &lm));
+        }
+    } else if let Some(since) = date(header::IF_UNMODIFIED_SINCE)
+        && modified_after(since)
+    {
+        return Ok(status_only(StatusCode::PRECONDITION_FAILED, etag, &lm));
     }
-    let response = ServeFile::new(path)
-        .oneshot(request)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut response = response.map(Body::new).into_response();
-    if response.status().is_success() || response.status().as_u16() == 304 {
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(class.content_type()),
-        );
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(class.cache_control()),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Content-Length, Content-Range, Accept-Ranges"),
-        );
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+    // 3-4. If-None-Match (weak comparison), else If-Modified-Since → 304 for GET and HEAD.
+    let not_modified = match req.get(header::IF_NONE_MATCH) {
+        Some(value) => etag_list_matches(value, etag, Comparison::Weak),
+        None => date(header::IF_MODIFIED_SINCE).is_some_and(|since| !modified_after(since)),
+    };
+    if not_modified {
+        let response = validators(Response::builder().status(StatusCode::NOT_MODIFIED))
+            .body(Body::empty())
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        return Ok(response);
     }
-    Ok(response)
+
+    // 5. Range, for GET only (§14.2), unless If-Range names another version (§13.1.5).
+    let size = info.size;
+    let range = match req.get(header::RANGE) {
+        Some(range) if method == Method::GET && if_range_holds(req, etag, &lm) => {
+            match parse_range(range.to_str().unwrap_or(""), size) {
+                RangeAnswer::Whole => None,
+                RangeAnswer::Part(start, end) => Some((start, end)),
+                RangeAnswer::Unsatisfiable => {
+                    let response = Response::builder()
+                        .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                        .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                        .header(header::CACHE_CONTROL, "max-age=5")
+                        .body(Body::empty())
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    return Ok(response);
+                }
+            }
+        }
+        _ => None,
+    };
+
+    let builder = validators(Response::builder())
+        .header(header::CONTENT_TYPE, class.content_type(file))
+        .header(header::ACCEPT_RANGES, "bytes");
+    let (builder, length) = match range {
+        Some((start, end)) => (
+            builder
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")),
+            end - start + 1,
+        ),
+        None => (builder.status(StatusCode::OK), size),
+    };
+    let builder = builder.header(header::CONTENT_LENGTH, length);
+    let body = if *method == Method::HEAD {
+        Body::empty()
+    } else {
+        let bytes = load(state, key).await?;
+        match range {
+            Some((start, end)) => Body::from(bytes.slice(start as usize..=end as usize)),
+            None => Body::from(bytes),
+        }
+    };
+    builder
+        .body(body)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn status_only(status: StatusCode, etag: &str, lm: &str) -> Response {
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(lm) {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5"));
+    response
+}
+
+fn seconds(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Comparison {
+    /// Both tags strong and identical (RFC 9110 §8.8.3.2).
+    Strong,
+    /// Identical once any `W/` prefix is dropped.
+    Weak,
+}
+
+/// Whether an `If-Match` / `If-None-Match` list (`*`, or comma-separated tags) matches `etag`.
+fn etag_list_matches(value: &HeaderValue, etag: &str, comparison: Comparison) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    if value.trim() == "*" {
+        return true;
+    }
+    value.split(',').map(str::trim).any(|candidate| {
+        let (weak, tag) = match candidate.strip_prefix("W/") {
+            Some(tag) => (true, tag),
+            None => (false, candidate),
+        };
+        tag == etag && (comparison == Comparison::Weak || !weak)
+    })
+}
+
+/// `If-Range` (RFC 9110 §13.1.5): the range applies only if the validator names this exact
+/// representation — a strong entity tag, or exactly its Last-Modified date.
+fn if_range_holds(req: &HeaderMap, etag: &str, lm: &str) -> bool {
+    match req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(v) if v.starts_with('"') => v == etag,
+        Some(v) if v.starts_with("W/") => false,
+        Some(v) => v == lm,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeAnswer {
+    /// Serve the whole representation with 200 (no range, several ranges, or bad syntax).
+    Whole,
+    /// Serve bytes `start..=end` with 206.
+    Part(u64, u64),
+    /// 416 with `Content-Range: bytes */size`.
+    Unsatisfiable,
+}
+
+/// RFC 9110 §14.1.2. Several ranges get the whole body (no multipart: it only helps an
+/// attacker amplify, CVE-2011-3192); syntax errors are ignored as §14.2 allows.
+fn parse_range(value: &str, size: u64) -> RangeAnswer {
+    use http_range_header::{EndPosition, RangeUnsatisfiableError, StartPosition};
+    let parsed = match http_range_header::parse_range_header(value) {
+        Ok(parsed) => parsed,
+        // `bytes=-0` asks for nothing: unsatisfiable rather than malformed.
+        Err(RangeUnsatisfiableError::ZeroSuffix) => return RangeAnswer::Unsatisfiable,
+        Err(_) => return RangeAnswer::Whole,
+    };
+    let [range] = parsed.ranges.as_slice() else {
+        return RangeAnswer::Whole;
+    };
+    if size == 0 {
+        return RangeAnswer::Unsatisfiable;
+    }
+    let start = match range.start {
+        StartPosition::Index(i) => i,
+        // A suffix longer than the representation selects all of it.
+        StartPosition::FromLast(n) => size.saturating_sub(n),
+    };
+    let end = match range.end {
+        EndPosition::Index(i) => i.min(size - 1),
+        EndPosition::LastByte => size - 1,
+    };
+    if start >= size || start > end {
+        RangeAnswer::Unsatisfiable
+    } else {
+        RangeAnswer::Part(start, end)
+    }
+}
+
+/// The bounded memory cache of hot objects, weighted by bytes.
+#[derive(Debug, Clone)]
+pub struct HotCache {
+    cache: Option<Arc<quick_cache::sync::Cache<String, Bytes, ByteWeight>>>,
+    max_object: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ByteWeight;
+
+impl quick_cache::Weighter<String, Bytes> for ByteWeight {
+    fn weight(&self, key: &String, value: &Bytes) -> u64 {
+        (key.len() + value.len()) as u64
+    }
+}
+
+impl HotCache {
+    /// A cache holding at most `capacity_bytes`; objects over `max_object` bytes are not
+    /// cached. A capacity of 0 disables it.
+    pub fn new(capacity_bytes: u64, max_object: u64) -> Self {
+        let cache = (capacity_bytes > 0).then(|| {
+            // quick_cache wants an estimate of the item count: assume ~500 kB segments.
+            let items = (capacity_bytes / 500_000).max(16) as usize;
+            Arc::new(quick_cache::sync::Cache::with_weighter(
+                items,
+                capacity_bytes,
+                ByteWeight,
+            ))
+        });
+        Self { cache, max_object }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Bytes> {
+        self.cache.as_ref()?.get(key)
+    }
+
+    pub fn insert(&self, key: &str, bytes: Bytes) {
+        if let Some(cache) = &self.cache
+            && (bytes.len() as u64) <= self.max_object
+        {
+            cache.insert(key.to_owned(), bytes);
+        }
+    }
+
+    /// Bytes held now.
+    pub fn weight(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| c.weight())
+    }
 }
 
 #[cfg(test)]
@@ -192,5 +450,50 @@ mod tests {
                 .cache_control()
                 .contains("stale-while-revalidate")
         );
+    }
+
+    #[test]
+    fn ranges_per_rfc_9110() {
+        use RangeAnswer::*;
+        assert_eq!(parse_range("bytes=0-99", 1000), Part(0, 99));
+        assert_eq!(parse_range("bytes=900-", 1000), Part(900, 999));
+        assert_eq!(parse_range("bytes=-100", 1000), Part(900, 999));
+        assert_eq!(parse_range("bytes=-5000", 1000), Part(0, 999));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Part(990, 999));
+        assert_eq!(parse_range("bytes=1000-", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-1", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-0", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-9", 1000), Whole);
+        assert_eq!(parse_range("items=0-1", 1000), Whole);
+        assert_eq!(parse_range("bytes=abc", 1000), Whole);
+    }
+
+    #[test]
+    fn entity_tag_comparison() {
+        let tag = "\"abc\"";
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert!(etag_list_matches(&v("\"abc\""), tag, Comparison::Strong));
+        assert!(etag_list_matches(
+            &v("\"x\", \"abc\""),
+            tag,
+            Comparison::Strong
+        ));
+        assert!(!etag_list_matches(&v("W/\"abc\""), tag, Comparison::Strong));
+        assert!(etag_list_matches(&v("W/\"abc\""), tag, Comparison::Weak));
+        assert!(etag_list_matches(&v("*"), tag, Comparison::Strong));
+        assert!(!etag_list_matches(&v("\"abcd\""), tag, Comparison::Weak));
+    }
+
+    #[test]
+    fn the_hot_cache_is_bounded_by_bytes() {
+        let cache = HotCache::new(10_000, 4_000);
+        cache.insert("big", Bytes::from(vec![0; 5_000]));
+        assert!(cache.get("big").is_none());
+        for i in 0..10 {
+            cache.insert(&format!("k{i}"), Bytes::from(vec![0; 3_000]));
+        }
+        assert!(cache.weight() <= 10_000);
+        assert!(HotCache::new(0, 1).get("x").is_none());
     }
 }

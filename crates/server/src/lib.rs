@@ -1,56 +1,224 @@
-//! The HTTP face of Monsoon, on axum: media delivery (`/media`), the JSON API (`/api/v1`),
-//! the viewer pages (`/`, `/films`, `/watch`) and the static assets of the player.
+//! The HTTP face of Monsoon, on axum and hyper: media delivery (`/media`), the JSON API
+//! (`/api/v1`), the viewer pages (`/`, `/films`, `/watch`), the player's static assets, and
+//! the operations endpoints (`/healthz`, `/readyz`, `/metrics`).
 //!
 //! Handlers are thin: they parse, call the catalog or the media store through their traits,
-//! and map the result. The app is built by [`app`] so tests drive it in-process.
+//! and map the result. The app is built by [`app`] so tests drive it in-process; [`serve`]
+//! adds the connection deadlines and graceful draining of [`conn`].
 
 mod api;
+pub mod conn;
 mod delivery;
 mod error;
+mod live;
+mod metrics;
 mod pages;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use monsoon_catalog::{FilmRepository, MediaStore};
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{Predicate, SizeAbove};
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
 
+pub use conn::ConnLimits;
+pub use delivery::HotCache;
 pub use error::ApiError;
+pub use live::LiveCatalog;
+pub use metrics::Metrics;
 
 /// Everything a request handler may need, shared by all of them.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub films: Arc<dyn FilmRepository>,
     pub media: Arc<dyn MediaStore>,
+    /// Current versions and their object indexes, refreshed in the background.
+    pub live: Arc<LiveCatalog>,
+    /// Hot segments and playlists in memory.
+    pub hot: HotCache,
+    pub metrics: Arc<Metrics>,
+    /// False once shutdown has begun: `/readyz` answers 503 so load balancers stop sending.
+    pub ready: Arc<AtomicBool>,
     /// Built player assets (`web/dist`), served under `/static`.
     pub web_dir: PathBuf,
+    /// Log one line per request (target `monsoon::access`).
+    pub access_log: bool,
+}
+
+impl AppState {
+    /// State over the given backends, with the catalog loaded once.
+    pub async fn new(
+        films: Arc<dyn FilmRepository>,
+        media: Arc<dyn MediaStore>,
+        hot: HotCache,
+        web_dir: PathBuf,
+    ) -> Result<Self, String> {
+        let live = Arc::new(LiveCatalog::default());
+        live.refresh(films.as_ref(), media.as_ref()).await?;
+        Ok(Self {
+            films,
+            media,
+            live,
+            hot,
+            metrics: Arc::new(Metrics::default()),
+            ready: Arc::new(AtomicBool::new(true)),
+            web_dir,
+            access_log: true,
+        })
+    }
+
+    /// Keeps the in-memory catalog in step with the repository.
+    pub fn spawn_catalog_refresh(&self, every: Duration) {
+        self.live
+            .spawn_refresh(Arc::clone(&self.films), Arc::clone(&self.media), every);
+    }
+}
+
+/// Compress text (playlists, MPD, JSON, WebVTT, HTML, CSS, JS), never media: gzip over a
+/// segment breaks byte ranges in caches and gains nothing on compressed video.
+fn compressible(status: StatusCode, headers: &HeaderMap) -> bool {
+    if status != StatusCode::OK || headers.contains_key(header::CONTENT_RANGE) {
+        return false;
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    [
+        "application/vnd.apple.mpegurl",
+        "application/dash+xml",
+        "application/json",
+        "text/",
+        "application/javascript",
+    ]
+    .iter()
+    .any(|t| content_type.starts_with(t))
+}
+
+/// A strong validator names one exact byte sequence; once compressed, the bytes differ, so the
+/// tag becomes weak (as nginx's gzip module does) and caches never mix the two.
+async fn weaken_etag_when_compressed(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if headers.contains_key(header::CONTENT_ENCODING)
+        && let Some(tag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok())
+        && tag.starts_with('"')
+        && let Ok(weak) = HeaderValue::from_str(&format!("W/{tag}"))
+    {
+        headers.insert(header::ETAG, weak);
+    }
+    response
 }
 
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
+    let compression = CompressionLayer::new().compress_when(SizeAbove::new(256).and(
+        |status: StatusCode,
+         _: axum::http::Version,
+         headers: &HeaderMap,
+         _: &axum::http::Extensions| { compressible(status, headers) },
+    ));
+    // Browser players fetch media from other origins; Range needs a preflight.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([
+            header::RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_RANGE,
+        ])
+        .expose_headers([
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::ACCEPT_RANGES,
+            header::ETAG,
+        ])
+        .max_age(Duration::from_secs(86_400));
     let static_files = ServeDir::new(&state.web_dir);
-    Router::new()
+    let access_log = state.access_log;
+    let router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .merge(pages::routes())
         .nest("/api/v1", api::routes())
-        .nest("/media", delivery::routes())
+        .nest("/media", delivery::routes().layer(cors))
         .nest_service("/static", static_files)
-        .with_state(state)
+        .layer(axum::middleware::map_response(weaken_etag_when_compressed))
+        .layer(compression)
+        .with_state(state);
+    if access_log {
+        router.layer(axum::middleware::from_fn(log_access))
+    } else {
+        router
+    }
+}
+
+/// One structured line per request: method, path, status, body bytes, time to headers.
+async fn log_access(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    tracing::info!(
+        target: "monsoon::access",
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        bytes,
+        micros = started.elapsed().as_micros() as u64,
+    );
+    response
 }
 
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::SeqCst) {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(state.hot.weight());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Serves `state` on `listener` with the deadlines of `limits` until `shutdown` resolves,
+/// then drains (see [`conn::serve`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    limits: ConnLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let metrics = Arc::clone(&state.metrics);
+    let ready = Arc::clone(&state.ready);
+    conn::serve(listener, app(state), limits, metrics, ready, shutdown).await
 }

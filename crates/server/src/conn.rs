@@ -1,0 +1,258 @@
+//! Connection handling: the accept loop, per-connection deadlines, and graceful draining.
+//!
+//! hyper's own `header_read_timeout` only starts once HTTP/1 parsing begins, after hyper-util
+//! has sniffed the protocol, so a socket that never sends a byte would live forever. The
+//! [`Deadlines`] wrapper closes, at the transport level:
+//! - a connection that sends nothing within `header_timeout` of opening (silent sockets);
+//! - a keep-alive connection idle for `idle_timeout` between requests;
+//! - a connection whose writes make no progress for `write_timeout` (a client that stopped
+//!   reading). This is a progress timeout, not a total deadline: a viewer receiving 20 kB/s
+//!   keeps its connection as long as bytes move.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::time::{Instant, Sleep};
+
+use crate::metrics::Metrics;
+
+/// Timeouts and limits of the HTTP listener.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// A new connection must deliver a request's headers within this time.
+    pub header_timeout: Duration,
+    /// A keep-alive connection may sit idle between requests this long.
+    pub idle_timeout: Duration,
+    /// A response write may make no progress for this long before the connection is dropped.
+    pub write_timeout: Duration,
+    /// Largest request head (request line plus headers), bytes; larger gets 431.
+    pub max_header_bytes: usize,
+    /// On shutdown, in-flight responses get this long to finish.
+    pub drain_deadline: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 * 1024,
+            drain_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A transport with the deadlines described in the module docs.
+#[derive(Debug)]
+pub struct Deadlines<T> {
+    inner: T,
+    limits: Arc<ConnLimits>,
+    /// Nothing has been read yet: the header timeout applies rather than the idle one.
+    fresh: bool,
+    last_progress: Instant,
+    write_blocked_since: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<T> Deadlines<T> {
+    pub fn new(inner: T, limits: Arc<ConnLimits>) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            timer: Box::pin(tokio::time::sleep_until(now + limits.header_timeout)),
+            limits,
+            fresh: true,
+            last_progress: now,
+            write_blocked_since: None,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        match self.write_blocked_since {
+            Some(since) => since + self.limits.write_timeout,
+            None if self.fresh => self.last_progress + self.limits.header_timeout,
+            None => self.last_progress + self.limits.idle_timeout,
+        }
+    }
+
+    /// Arms the timer for the current deadline; an error once it has passed.
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let deadline = self.deadline();
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection deadline",
+            )),
+            Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Deadlines<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    self.fresh = false;
+                    self.last_progress = Instant::now();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match self.check(cx) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            },
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.last_progress = Instant::now();
+                    self.write_blocked_since = None;
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if self.write_blocked_since.is_none() {
+                    self.write_blocked_since = Some(Instant::now());
+                }
+                match self.check(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e)),
+                }
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.last_progress = Instant::now();
+                    self.write_blocked_since = None;
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if self.write_blocked_since.is_none() {
+                    self.write_blocked_since = Some(Instant::now());
+                }
+                match self.check(cx) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e)),
+                }
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves. Then readiness turns false (so
+/// `/readyz` answers 503), the listener closes, and in-flight requests get
+/// `limits.drain_deadline` to finish; HTTP/1 responses finishing during the drain carry
+/// `Connection: close`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    let limits = Arc::new(limits);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let io = TokioIo::new(Deadlines::new(stream, Arc::clone(&limits)));
+                let service = TowerToHyperService::new(app.clone());
+                let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
+                let connection = graceful.watch(connection);
+                let metrics = Arc::clone(&metrics);
+                tokio::spawn(async move {
+                    metrics.connection_opened();
+                    let _ = connection.await;
+                    metrics.connection_closed();
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    ready.store(false, Ordering::SeqCst);
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("drained"),
+        () = tokio::time::sleep(limits.drain_deadline) => {
+            tracing::warn!(deadline = ?limits.drain_deadline, "drain deadline passed; closing the rest");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! What the delivery path needs to know, held in memory: each film's current version and the
+//! object index of that version.
+//!
+//! The hot path (a segment request) never touches the database: it reads an `Arc` snapshot
+//! refreshed from the [`FilmRepository`] every second (and at start). A new version published
+//! by `monsoon ingest` in another process is therefore served within about a second; until
+//! then the previous one is, which is what the publish order guarantees to be complete.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use monsoon_catalog::{Film, FilmRepository, MediaStore, OBJECT_INDEX, ObjectIndex};
+
+/// A published film as the delivery path sees it.
+#[derive(Debug)]
+pub struct LiveFilm {
+    pub film: Film,
+    pub objects: ObjectIndex,
+    /// `Last-Modified` of every object of the version: its publication time, identical on
+    /// every node (RFC 9110 §8.8.2).
+    pub last_modified: SystemTime,
+}
+
+type Snapshot = Arc<HashMap<String, Arc<LiveFilm>>>;
+
+/// The in-memory catalog of current versions.
+#[derive(Debug, Default)]
+pub struct LiveCatalog {
+    snapshot: RwLock<Snapshot>,
+}
+
+impl LiveCatalog {
+    /// The current version of `slug`, if it is published.
+    pub fn get(&self, slug: &str) -> Option<Arc<LiveFilm>> {
+        let snapshot = match self.snapshot.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        snapshot.get(slug).cloned()
+    }
+
+    /// Reloads from the repository, reading the object index only of versions that changed.
+    pub async fn refresh(
+        &self,
+        films: &dyn FilmRepository,
+        media: &dyn MediaStore,
+    ) -> Result<(), String> {
+        let list = films.list().await.map_err(|e| e.to_string())?;
+        let mut next = HashMap::with_capacity(list.len());
+        for film in list {
+            let slug = film.slug.clone();
+            if let Some(old) = self.get(&slug)
+                && old.film.current.version == film.current.version
+                && old.film.meta == film.meta
+            {
+                next.insert(slug, old);
+                continue;
+            }
+            let key = format!("{slug}/{}/{OBJECT_INDEX}", film.current.version);
+            let objects = match media.local_path(&key) {
+                Some(path) => match tokio::fs::read(&path).await {
+                    Ok(bytes) => ObjectIndex::from_json(&bytes).map_err(|e| e.to_string())?,
+                    Err(e) => {
+                        tracing::warn!(%slug, error = %e, "no object index; nothing of this film is served");
+                        ObjectIndex::default()
+                    }
+                },
+                None => ObjectIndex::default(),
+            };
+            let last_modified = SystemTime::from(film.current.published_at);
+            next.insert(
+                slug,
+                Arc::new(LiveFilm {
+                    film,
+                    objects,
+                    last_modified,
+                }),
+            );
+        }
+        let next = Arc::new(next);
+        match self.snapshot.write() {
+            Ok(mut s) => *s = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        Ok(())
+    }
+
+    /// Refreshes every `every` until the process ends.
+    pub fn spawn_refresh(
+        self: &Arc<Self>,
+        films: Arc<dyn FilmRepository>,
+        media: Arc<dyn MediaStore>,
+        every: Duration,
+    ) {
+        let live = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = live.refresh(films.as_ref(), media.as_ref()).await {
+                    tracing::warn!(error = %e, "catalog refresh failed; serving the last snapshot");
+                }
+            }
+        });
+    }
+}

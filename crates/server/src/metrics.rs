@@ -1,0 +1,141 @@
+//! Prometheus metrics, served at `/metrics` in the OpenMetrics text format.
+//!
+//! Names follow `monsoon_<noun>_<unit>` (counters get `_total` from the encoder): requests,
+//! bytes and latency of the delivery path by object class, the hot cache's hits, misses and
+//! size, and open connections.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    class: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabel {
+    class: &'static str,
+}
+
+/// Every metric of the process, registered once.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    bytes: Family<ClassLabel, Counter>,
+    latency: Family<ClassLabel, Histogram>,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    cache_bytes: Gauge,
+    connections: Gauge,
+    open: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let bytes = Family::<ClassLabel, Counter>::default();
+        let latency = Family::<ClassLabel, Histogram>::new_with_constructor(|| {
+            // 0.1 ms … 3.3 s
+            Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+        });
+        let cache_hits = Counter::default();
+        let cache_misses = Counter::default();
+        let cache_bytes = Gauge::default();
+        let connections = Gauge::default();
+        registry.register(
+            "monsoon_media_requests",
+            "Media requests by object class and status",
+            requests.clone(),
+        );
+        registry.register(
+            "monsoon_media_bytes",
+            "Media body bytes sent by object class",
+            bytes.clone(),
+        );
+        registry.register(
+            "monsoon_media_request_duration_seconds",
+            "Time to build a media response (to the first body byte)",
+            latency.clone(),
+        );
+        registry.register("monsoon_cache_hits", "Hot cache hits", cache_hits.clone());
+        registry.register(
+            "monsoon_cache_misses",
+            "Hot cache misses",
+            cache_misses.clone(),
+        );
+        registry.register(
+            "monsoon_cache_bytes",
+            "Bytes held by the hot cache",
+            cache_bytes.clone(),
+        );
+        registry.register(
+            "monsoon_open_connections",
+            "HTTP connections open now",
+            connections.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            bytes,
+            latency,
+            cache_hits,
+            cache_misses,
+            cache_bytes,
+            connections,
+            open: AtomicI64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn media_request(&self, class: &'static str, status: u16, bytes: u64, took: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels { class, status })
+            .inc();
+        self.bytes
+            .get_or_create(&ClassLabel { class })
+            .inc_by(bytes);
+        self.latency
+            .get_or_create(&ClassLabel { class })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn cache_hit(&self) {
+        self.cache_hits.inc();
+    }
+
+    pub fn cache_miss(&self) {
+        self.cache_misses.inc();
+    }
+
+    pub fn connection_opened(&self) {
+        let n = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        self.connections.set(n);
+    }
+
+    pub fn connection_closed(&self) {
+        let n = self.open.fetch_sub(1, Ordering::Relaxed) - 1;
+        self.connections.set(n);
+    }
+
+    /// The text exposition, with the cache size sampled now.
+    pub fn render(&self, cache_bytes: u64) -> String {
+        self.cache_bytes
+            .set(i64::try_from(cache_bytes).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
