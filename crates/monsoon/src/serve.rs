@@ -47,9 +47,9 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     pub cache_max_object_bytes: u64,
     pub header_timeout_s: u64,
-    pub idle_timeout_s: u64,
     pub write_timeout_s: u64,
     pub max_header_bytes: usize,
+    pub readiness_grace_s: u64,
     pub drain_deadline_s: u64,
     pub access_log: bool,
     pub catalog_refresh_ms: u64,
@@ -64,9 +64,9 @@ impl Default for ServeConfig {
             cache_bytes: 512 * 1024 * 1024,
             cache_max_object_bytes: 16 * 1024 * 1024,
             header_timeout_s: limits.header_timeout.as_secs(),
-            idle_timeout_s: limits.idle_timeout.as_secs(),
             write_timeout_s: limits.write_timeout.as_secs(),
             max_header_bytes: limits.max_header_bytes,
+            readiness_grace_s: limits.readiness_grace.as_secs(),
             drain_deadline_s: limits.drain_deadline.as_secs(),
             access_log: true,
             catalog_refresh_ms: 1000,
@@ -109,9 +109,9 @@ impl ServeConfig {
     fn limits(&self) -> ConnLimits {
         ConnLimits {
             header_timeout: Duration::from_secs(self.header_timeout_s),
-            idle_timeout: Duration::from_secs(self.idle_timeout_s),
             write_timeout: Duration::from_secs(self.write_timeout_s),
             max_header_bytes: self.max_header_bytes,
+            readiness_grace: Duration::from_secs(self.readiness_grace_s),
             drain_deadline: Duration::from_secs(self.drain_deadline_s),
         }
     }
@@ -186,9 +186,9 @@ mod tests {
             "cache_bytes",
             "cache_max_object_bytes",
             "header_timeout_s",
-            "idle_timeout_s",
             "write_timeout_s",
             "max_header_bytes",
+            "readiness_grace_s",
             "drain_deadline_s",
             "access_log",
             "catalog_refresh_ms",

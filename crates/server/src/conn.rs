@@ -1,10 +1,13 @@
 //! Connection handling: the accept loop, per-connection deadlines, and graceful draining.
 //!
-//! hyper's own `header_read_timeout` only starts once HTTP/1 parsing begins, after hyper-util
-//! has sniffed the protocol, so a socket that never sends a byte would live forever. The
-//! [`Deadlines`] wrapper closes, at the transport level:
-//! - a connection that sends nothing within `header_timeout` of opening (silent sockets);
-//! - a keep-alive connection idle for `idle_timeout` between requests;
+//! `header_timeout` bounds the time a client has to send a request's headers: hyper's
+//! `header_read_timeout` enforces it from the moment hyper waits for a request head, which
+//! also closes keep-alive connections idle that long between requests. But hyper only starts
+//! that timer once HTTP/1 parsing begins, after hyper-util has sniffed the protocol, so a
+//! socket that never sends a byte would live forever. The [`Deadlines`] wrapper closes, at the
+//! transport level:
+//! - a connection that sends nothing within `header_timeout` of opening (silent sockets), or
+//!   moves no byte either way for that long (idle HTTP/2);
 //! - a connection whose writes make no progress for `write_timeout` (a client that stopped
 //!   reading). This is a progress timeout, not a total deadline: a viewer receiving 20 kB/s
 //!   keeps its connection as long as bytes move.
@@ -30,15 +33,17 @@ use crate::metrics::Metrics;
 /// Timeouts and limits of the HTTP listener.
 #[derive(Debug, Clone)]
 pub struct ConnLimits {
-    /// A new connection must deliver a request's headers within this time.
+    /// A client must deliver a request's headers within this time of the server waiting for
+    /// them: on a new connection, and between requests on a keep-alive one (its idle timeout).
     pub header_timeout: Duration,
-    /// A keep-alive connection may sit idle between requests this long.
-    pub idle_timeout: Duration,
     /// A response write may make no progress for this long before the connection is dropped.
     pub write_timeout: Duration,
     /// Largest request head (request line plus headers), bytes; larger gets 431.
     pub max_header_bytes: usize,
-    /// On shutdown, in-flight responses get this long to finish.
+    /// On shutdown, readiness turns false at once but connections are still accepted this
+    /// long, so load balancers polling `/readyz` stop sending before the port closes.
+    pub readiness_grace: Duration,
+    /// Then in-flight responses get this long to finish.
     pub drain_deadline: Duration,
 }
 
@@ -46,9 +51,9 @@ impl Default for ConnLimits {
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
             max_header_bytes: 16 * 1024,
+            readiness_grace: Duration::from_secs(2),
             drain_deadline: Duration::from_secs(10),
         }
     }
@@ -59,8 +64,6 @@ impl Default for ConnLimits {
 pub struct Deadlines<T> {
     inner: T,
     limits: Arc<ConnLimits>,
-    /// Nothing has been read yet: the header timeout applies rather than the idle one.
-    fresh: bool,
     last_progress: Instant,
     write_blocked_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
@@ -73,7 +76,6 @@ impl<T> Deadlines<T> {
             inner,
             timer: Box::pin(tokio::time::sleep_until(now + limits.header_timeout)),
             limits,
-            fresh: true,
             last_progress: now,
             write_blocked_since: None,
         }
@@ -82,8 +84,7 @@ impl<T> Deadlines<T> {
     fn deadline(&self) -> Instant {
         match self.write_blocked_since {
             Some(since) => since + self.limits.write_timeout,
-            None if self.fresh => self.last_progress + self.limits.header_timeout,
-            None => self.last_progress + self.limits.idle_timeout,
+            None => self.last_progress + self.limits.header_timeout,
         }
     }
 
@@ -113,7 +114,6 @@ impl<T: AsyncRead + Unpin> AsyncRead for Deadlines<T> {
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    self.fresh = false;
                     self.last_progress = Instant::now();
                 }
                 Poll::Ready(Ok(()))
@@ -194,9 +194,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves. Then readiness turns false (so
-/// `/readyz` answers 503), the listener closes, and in-flight requests get
-/// `limits.drain_deadline` to finish; HTTP/1 responses finishing during the drain carry
-/// `Connection: close`.
+/// `/readyz` answers 503) for `limits.readiness_grace`, the listener closes, and in-flight
+/// requests get `limits.drain_deadline` to finish; HTTP/1 responses finishing during the
+/// drain carry `Connection: close`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -219,6 +219,9 @@ pub async fn serve(
         .max_concurrent_streams(256);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
+    let grace = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(grace);
+    let mut stopping = false;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -243,10 +246,14 @@ pub async fn serve(
                     metrics.connection_closed();
                 });
             }
-            () = &mut shutdown => break,
+            () = &mut shutdown, if !stopping => {
+                stopping = true;
+                ready.store(false, Ordering::SeqCst);
+                grace.as_mut().reset(Instant::now() + limits.readiness_grace);
+            }
+            () = &mut grace, if stopping => break,
         }
     }
-    ready.store(false, Ordering::SeqCst);
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("drained"),

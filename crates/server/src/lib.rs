@@ -153,8 +153,9 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", api::routes())
         .nest("/media", delivery::routes().layer(cors))
         .nest_service("/static", static_files)
-        .layer(axum::middleware::map_response(weaken_etag_when_compressed))
+        // Outside the compression layer, so it sees the Content-Encoding it set.
         .layer(compression)
+        .layer(axum::middleware::map_response(weaken_etag_when_compressed))
         .with_state(state);
     if access_log {
         router.layer(axum::middleware::from_fn(log_access))

@@ -47,10 +47,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    /// Starts `monsoon serve` with extra arguments (e.g. `--config`).
+    pub fn start_with(data: &Path, args: &[&str]) -> Server {
         let mut child = Command::new(MONSOON)
             .arg("--data")
             .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--access-log", "false"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Origin throughput: `monsoon serve` and nginx serve the same packaged film on 127.0.0.1 and
+# are loaded by the same wrk, in one run: a ~1 MB segment, a ~200 KB segment and the
+# multivariant playlist, at 64 and 1,000 connections. Then both hold 19,000 idle keep-alive
+# connections and their RSS per connection is compared.
+#
+# nginx: sendfile on, open_file_cache, access_log off, worker_processes auto.
+# Monsoon: release build, access log off, default 512 MiB hot cache.
+#
+# Usage: bench/origin.sh [SECONDS_PER_RUN]      (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build -q --release -p monsoon
+monsoon=$PWD/target/release/monsoon
+work=$(mktemp -d /tmp/monsoon-origin-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+echo "packaging a 30 s 1080p film…" >&2
+ffmpeg -hide_banner -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=25:duration=30" \
+  -f lavfi -i "sine=duration=30" -c:v libx264 -preset veryfast -crf 18 -c:a aac "$work/src.mp4"
+"$monsoon" --data "$work/data" ingest "$work/src.mp4" --slug film --quality fast >/dev/null 2>&1
+version_dir=$(ls -d "$work"/data/media/film/v*)
+version=$(basename "$version_dir")
+# The published segments closest to 1 MB and to 200 KB.
+closest() { find "$version_dir" -name 'seg_*.m4s' -printf '%s %P\n' |
+  awk -v t="$1" '{d = $1 - t; if (d < 0) d = -d; print d, $1, $2}' | sort -n | head -1; }
+read -r _ big_size big <<<"$(closest 1000000)"
+read -r _ small_size small <<<"$(closest 200000)"
+master_size=$(stat -c %s "$version_dir/master.m3u8")
+
+port_m=18481; port_n=18482
+# Keep-alive idle as long as nginx's keepalive_timeout (75 s), for the idle-connection part.
+printf '[serve]\nheader_timeout_s = 75\n' > "$work/monsoon.toml"
+"$monsoon" --data "$work/data" serve --config "$work/monsoon.toml" --listen 127.0.0.1:$port_m \
+  --access-log false >/dev/null 2>&1 &
+pids+=($!); monsoon_pid=$!
+mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
+cat > "$work/nginx/nginx.conf" <<EOF
+user root;
+worker_processes auto;
+worker_rlimit_nofile 20000;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log crit;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; keepalive_requests 100000; keepalive_timeout 75s;
+  open_file_cache max=10000 inactive=60s; open_file_cache_valid 60s;
+  client_body_temp_path $work/nginx/tmp; proxy_temp_path $work/nginx/tmp;
+  fastcgi_temp_path $work/nginx/tmp; uwsgi_temp_path $work/nginx/tmp; scgi_temp_path $work/nginx/tmp;
+  types { application/vnd.apple.mpegurl m3u8; video/iso.segment m4s; video/mp4 mp4; }
+  server {
+    listen 127.0.0.1:$port_n reuseport;
+    rewrite ^/media/film/master.m3u8\$ /media/film/$version/master.m3u8 last;
+    location /media/ { alias $work/data/media/; add_header Cache-Control "public, max-age=31536000, immutable"; }
+  }
+}
+EOF
+"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+pids+=($!); nginx_pid=$!
+sleep 1
+curl -sf "http://127.0.0.1:$port_m/media/film/$version/$big" -o /dev/null
+curl -sf "http://127.0.0.1:$port_n/media/film/$version/$big" -o /dev/null
+
+# run URL CONNS → "req/s gbit/s p50_ms p99_ms"
+run() {
+  local out
+  out=$(wrk -t2 -c"$2" -d"${duration}s" --latency "$1" 2>&1)
+  local rps bytes p50 p99
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  bytes=$(awk '/^Transfer\/sec/ {v=$2; u=substr(v, length(v)-1); n=v+0;
+    if (u=="GB") n*=1073741824; else if (u=="MB") n*=1048576; else if (u=="KB") n*=1024; print n}' <<<"$out")
+  ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+  p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
+  p99=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+  echo "$rps $(awk -v b="$bytes" 'BEGIN {printf "%.2f", b*8/1e9}') $p50 $p99"
+}
+
+printf "\n%-26s %5s | %10s %7s %8s %8s | %10s %7s %8s %8s | %6s\n" object conns \
+  "monsoon r/s" "Gbit/s" "p50 ms" "p99 ms" "nginx r/s" "Gbit/s" "p50 ms" "p99 ms" "ratio"
+for spec in "segment ~1 MB ($big_size B)|/media/film/$version/$big" \
+            "segment ~200 KB ($small_size B)|/media/film/$version/$small" \
+            "multivariant ($master_size B)|/media/film/master.m3u8"; do
+  label=${spec%%|*}; path=${spec#*|}
+  for conns in 64 1000; do
+    read -r mr mg m50 m99 <<<"$(run "http://127.0.0.1:$port_m$path" "$conns")"
+    read -r nr ng n50 n99 <<<"$(run "http://127.0.0.1:$port_n$path" "$conns")"
+    printf "%-26s %5s | %10.0f %7s %8s %8s | %10.0f %7s %8s %8s | %6.2f\n" "$label" "$conns" \
+      "$mr" "$mg" "$m50" "$m99" "$nr" "$ng" "$n50" "$n99" "$(awk -v a="$mr" -v b="$nr" 'BEGIN {print a/b}')"
+  done
+done
+
+# Idle keep-alive connections: RSS per connection.
+rss() { local total=0; for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' /proc/$p/status))); done; echo $total; }
+nginx_procs() { echo "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"; }
+hold() { # PORT COUNT → holds COUNT keep-alive connections for 8 s, each after one request
+  python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for _ in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n")
+    socks.append(s)
+for s in socks:
+    s.recv(4096)
+time.sleep(8)
+PY
+}
+conns=19000
+echo
+for target in monsoon nginx; do
+  if [ $target = monsoon ]; then port=$port_m; procs=$monsoon_pid; else port=$port_n; procs=$(nginx_procs); fi
+  before=$(rss $procs)
+  hold $port $conns & holder=$!
+  sleep 6
+  after=$(rss $procs)
+  wait $holder
+  echo "$target: RSS ${before} kB idle, ${after} kB with $conns keep-alive connections: $(( (after - before) * 1024 / conns )) bytes per connection"
+done
