@@ -100,6 +100,13 @@ fn start_nginx(dir: &Path, config: &str) -> Option<Nginx> {
     let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
         .find(|p| Path::new(p).exists())?;
+    let port: u16 = config
+        .split("listen 127.0.0.1:")
+        .nth(1)?
+        .split(';')
+        .next()?
+        .parse()
+        .ok()?;
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, config).unwrap();
@@ -112,13 +119,6 @@ fn start_nginx(dir: &Path, config: &str) -> Option<Nginx> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let port: u16 = config
-        .split("listen 127.0.0.1:")
-        .nth(1)?
-        .split(';')
-        .next()?
-        .parse()
-        .ok()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_err() {
