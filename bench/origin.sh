@@ -28,7 +28,7 @@ trap cleanup EXIT
 echo "packaging a 30 s 1080p film…" >&2
 ffmpeg -hide_banner -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=25:duration=30" \
   -f lavfi -i "sine=duration=30" -c:v libx264 -preset veryfast -crf 18 -c:a aac "$work/src.mp4"
-"$monsoon" --data "$work/data" ingest "$work/src.mp4" --slug film --quality fast >/dev/null 2>&1
+"$monsoon" --data "$work/data" ingest "$work/src.mp4" --slug film --quality fast --json >/dev/null
 version_dir=$(ls -d "$work"/data/media/film/v*)
 version=$(basename "$version_dir")
 # The published segments closest to 1 MB and to 200 KB.

@@ -65,15 +65,12 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let config = ServeConfig {
         listen: args.listen,
         web_dir: args.web_dir,
         ..ServeConfig::default()
     };
-    serve(data, listener, &config, |url| {
+    serve(data, &config, |url| {
         eprintln!("\nMonsoon demo is up:\n  catalog  {url}/\n  watch    {url}/watch/{SLUG}\n  HLS      {url}/media/{SLUG}/master.m3u8\n  DASH     {url}/media/{SLUG}/manifest.mpd\nPress Ctrl-C to stop.");
     })
     .await?;

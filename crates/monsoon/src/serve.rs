@@ -53,6 +53,7 @@ pub struct ServeConfig {
     pub drain_deadline_s: u64,
     pub access_log: bool,
     pub catalog_refresh_ms: u64,
+    pub http_threads: usize,
 }
 
 impl Default for ServeConfig {
@@ -70,6 +71,7 @@ impl Default for ServeConfig {
             drain_deadline_s: limits.drain_deadline.as_secs(),
             access_log: true,
             catalog_refresh_ms: 1000,
+            http_threads: 0,
         }
     }
 }
@@ -131,37 +133,45 @@ pub fn default_web_dir() -> PathBuf {
 
 pub async fn run(data: &DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::load(&args)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    serve(data, listener, &config, |_| {}).await?;
+    serve(data, &config, |_| {}).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves on `listener` until SIGINT or SIGTERM; `on_ready` gets the base URL once listening.
+/// Serves until SIGINT or SIGTERM; `on_ready` gets the base URL once listening.
 pub async fn serve(
     data: &DataDir,
-    listener: tokio::net::TcpListener,
     config: &ServeConfig,
     on_ready: impl FnOnce(&str),
 ) -> anyhow::Result<()> {
     let (films, media) = data.open().await?;
-    let addr = listener.local_addr()?;
-    let url = format!("http://{addr}");
     let hot = HotCache::new(config.cache_bytes, config.cache_max_object_bytes);
     let mut state = AppState::new(films, media, hot, config.web_dir.clone())
         .await
         .map_err(|e| anyhow::anyhow!("loading the catalog: {e}"))?;
     state.access_log = config.access_log;
     state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
-    // Printed on stdout, one line, so scripts and tests can wait for it.
-    println!("listening on {url}");
-    on_ready(&url);
-    monsoon_server::serve(listener, state, config.limits(), async {
-        let signal = stop_signal().await;
-        tracing::info!(signal, "shutting down: draining");
-    })
-    .await?;
+    let threads = match config.http_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    monsoon_server::serve_on(
+        config.listen,
+        threads,
+        state,
+        config.limits(),
+        |addr| {
+            let url = format!("http://{addr}");
+            // Printed on stdout, one line, so scripts and tests can wait for it.
+            println!("listening on {url}");
+            on_ready(&url);
+        },
+        async {
+            let signal = stop_signal().await;
+            tracing::info!(signal, "shutting down: draining");
+        },
+    )
+    .await
+    .with_context(|| format!("serving on {}", config.listen))?;
     Ok(())
 }
 
@@ -192,6 +202,7 @@ mod tests {
             "drain_deadline_s",
             "access_log",
             "catalog_refresh_ms",
+            "http_threads",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")),

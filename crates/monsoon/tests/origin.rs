@@ -814,3 +814,44 @@ fn sigterm_turns_readiness_off_finishes_in_flight_responses_and_exits() {
     assert!(status.success(), "{status}");
     assert!(signalled.elapsed() < Duration::from_secs(22));
 }
+
+#[test]
+fn http2_and_keep_alive() {
+    let rig = rig();
+    let (path, bytes) = rig.segment();
+    // HTTP/2 over cleartext with prior knowledge, as a CDN's origin fetcher may use.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{size_download}",
+        ])
+        .arg(format!("{}{path}", rig.monsoon.url))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("2 {}", bytes.len())
+    );
+    // HTTP/1.1 keep-alive: two requests on one connection.
+    let addr: SocketAddr = rig
+        .monsoon
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let two = raw(
+        addr,
+        &format!(
+            "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(two.status, 200);
+    assert!(
+        String::from_utf8_lossy(&two.body).contains("HTTP/1.1 200"),
+        "the second response is missing"
+    );
+}

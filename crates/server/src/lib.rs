@@ -211,6 +211,34 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// Serves `state` on `addr` from `threads` single-threaded runtimes sharing the port
+/// (`SO_REUSEPORT`) until `shutdown` resolves, then drains (see [`conn::serve`]). `on_bound`
+/// receives the bound address before any request is served.
+pub async fn serve_on(
+    addr: std::net::SocketAddr,
+    threads: usize,
+    state: AppState,
+    limits: ConnLimits,
+    on_bound: impl FnOnce(std::net::SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics = Arc::clone(&state.metrics);
+    let ready = Arc::clone(&state.ready);
+    let (bound, handles) =
+        conn::serve_per_core(addr, threads, app(state), limits, metrics, ready, stopped)?;
+    on_bound(bound);
+    shutdown.await;
+    let _ = stop.send(true);
+    tokio::task::spawn_blocking(move || {
+        for handle in handles {
+            let _ = handle.join();
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)
+}
+
 /// Serves `state` on `listener` with the deadlines of `limits` until `shutdown` resolves,
 /// then drains (see [`conn::serve`]).
 pub async fn serve(

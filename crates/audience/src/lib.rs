@@ -1,0 +1,388 @@
+//! Audience: playback sessions minted by the server, heartbeats with cumulative counters, and
+//! the figures built from them — views, concurrent viewers, peak, 24-hour views, quality of
+//! experience — live in memory and durable through group commit.
+//!
+//! The rules (REFERENCE §3) are a pure state machine in [`state`]; this file adds the clock,
+//! the HMAC tokens of [`token`], and the single writer that batches every accepted heartbeat
+//! into one transaction of an [`AudienceStore`] and acknowledges it only once committed.
+//! Storage engines live elsewhere (`monsoon-db`); this crate knows no SQL and no HTTP.
+
+pub mod state;
+pub mod token;
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+pub use state::{FilmStats, Outcome, Record, Session, State, View};
+pub use token::TokenError;
+
+/// Every threshold of the rules; tests use short ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Seconds between heartbeats, told to players when a session is minted.
+    pub heartbeat_interval_s: u64,
+    /// Playing time that makes a view, ms.
+    pub view_threshold_ms: u64,
+    /// One view per (viewer, film) in this window, ms.
+    pub view_dedup_ms: i64,
+    /// A session is concurrent if its last beat is this recent, ms.
+    pub liveness_ms: i64,
+    /// Beats closer together than this are not counted, ms.
+    pub min_beat_gap_ms: i64,
+    /// Playing time may grow at most `rate_slack` × wall-clock time …
+    pub rate_slack: f64,
+    /// … plus this, ms.
+    pub rate_grace_ms: u64,
+    /// Lifetime of a session token, ms.
+    pub token_ttl_ms: i64,
+    /// How often concurrent viewers are sampled for the peak, ms.
+    pub sample_every_ms: u64,
+    /// Heartbeats waiting for the writer beyond this are shed with 429.
+    pub queue_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_s: 10,
+            view_threshold_ms: 30_000,
+            view_dedup_ms: 3_600_000,
+            liveness_ms: 30_000,
+            min_beat_gap_ms: 5_000,
+            rate_slack: 1.05,
+            rate_grace_ms: 1_000,
+            token_ttl_ms: 12 * 3_600_000,
+            sample_every_ms: 10_000,
+            queue_limit: 50_000,
+        }
+    }
+}
+
+/// The player's state in a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlayerState {
+    Startup,
+    Playing,
+    Paused,
+    Seeking,
+    Rebuffering,
+    Ended,
+    Error,
+}
+
+/// A heartbeat as the player sends it (the wire contract of the audience issue). Counters are
+/// cumulative since the session started, so a lost beat loses nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The session token, unless sent as `Authorization: Bearer`.
+    #[serde(default)]
+    pub token: Option<String>,
+    pub seq: u64,
+    pub state: PlayerState,
+    pub play_ms: u64,
+    #[serde(default)]
+    pub rebuffer_ms: u64,
+    #[serde(default)]
+    pub rebuffer_count: u64,
+    #[serde(default)]
+    pub startup_ms: u64,
+    #[serde(default)]
+    pub seek_ms: u64,
+    #[serde(default)]
+    pub playhead_ms: u64,
+    #[serde(default)]
+    pub height: u32,
+    #[serde(default)]
+    pub bitrate_kbps: u32,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub dropped_frames: u64,
+    #[serde(default)]
+    pub fatal_error: bool,
+}
+
+/// The answer to minting a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Minted {
+    pub session_id: String,
+    pub viewer_id: String,
+    pub token: String,
+    pub heartbeat_interval_s: u64,
+}
+
+/// What the store gives back on start.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub sessions: Vec<Session>,
+    pub views: Vec<View>,
+    pub peaks: Vec<(String, u64, i64)>,
+}
+
+/// Errors of the audience layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("no session `{0}`")]
+    UnknownSession(String),
+    #[error("viewer id `{0}` is not valid: use 8 to 64 letters, digits, `-` or `_`")]
+    ViewerId(String),
+    #[error("too many heartbeats waiting to be stored; retry later")]
+    Overloaded,
+    #[error("audience store: {0}")]
+    Store(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Durable storage of sessions, views and peaks.
+#[async_trait]
+pub trait AudienceStore: Send + Sync + std::fmt::Debug {
+    /// Writes `records` in one transaction.
+    async fn write(&self, records: &[Record]) -> Result<()>;
+    /// Everything needed to rebuild the live state: sessions active since `since_ms`, every
+    /// view since `since_ms`, and the peaks.
+    async fn load(&self, since_ms: i64) -> Result<Snapshot>;
+}
+
+type Job = (Vec<Record>, oneshot::Sender<Result<()>>);
+
+/// The audience engine: live state, tokens, and the group-commit writer.
+#[derive(Debug)]
+pub struct Audience {
+    config: Config,
+    key: Vec<u8>,
+    state: Mutex<State>,
+    writer: mpsc::Sender<Job>,
+    clock: Clock,
+}
+
+/// Wall-clock milliseconds that follow tokio's clock, so tests can pause and advance time.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    wall_at_start: i64,
+    started: tokio::time::Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Self {
+            wall_at_start: wall,
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.wall_at_start + self.started.elapsed().as_millis() as i64
+    }
+}
+
+fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // The OS random source does not fail on Linux; an all-zero id would still be unique
+    // enough to notice in tests.
+    let _ = getrandom::fill(&mut buf);
+    hex::encode(buf)
+}
+
+fn valid_viewer(id: &str) -> bool {
+    (8..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Audience {
+    /// Rebuilds the live state from `store` and starts the writer and the peak sampler.
+    pub async fn open(
+        config: Config,
+        key: Vec<u8>,
+        store: std::sync::Arc<dyn AudienceStore>,
+    ) -> Result<Self> {
+        let clock = Clock::new();
+        let now = clock.now_ms();
+        let keep = config.view_dedup_ms.max(24 * 3_600_000);
+        let snapshot = store.load(now - keep).await?;
+        let mut state = State::default();
+        for session in snapshot.sessions {
+            state.insert(session);
+        }
+        for view in &snapshot.views {
+            state.restore_view(view);
+        }
+        for (film, peak, at) in &snapshot.peaks {
+            state.restore_peak(film, *peak, *at);
+        }
+        state.finish_restore();
+
+        let (writer, jobs) = mpsc::channel::<Job>(config.queue_limit.max(1));
+        tokio::spawn(write_loop(store, jobs));
+        Ok(Self {
+            config,
+            key,
+            state: Mutex::new(state),
+            writer,
+            clock,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the counters half-updated in a way that
+        // matters more than stopping the count; keep serving.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands records to the writer and waits until they are committed.
+    async fn commit(&self, records: Vec<Record>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (done, committed) = oneshot::channel();
+        self.writer
+            .try_send((records, done))
+            .map_err(|_| Error::Overloaded)?;
+        committed
+            .await
+            .map_err(|_| Error::Store("the writer stopped".into()))?
+    }
+
+    /// Mints a session for `film`; keeps `viewer_id` when it is valid, else makes one.
+    pub async fn mint(&self, film: &str, viewer_id: Option<String>) -> Result<Minted> {
+        let viewer = match viewer_id {
+            Some(id) if valid_viewer(&id) => id,
+            Some(id) => return Err(Error::ViewerId(id)),
+            None => random_id(16),
+        };
+        let now = self.now_ms();
+        let session = Session {
+            id: random_id(16),
+            film: film.to_owned(),
+            viewer: viewer.clone(),
+            started_at: now,
+            last_beat_at: None,
+            last_seq: None,
+            state: None,
+            beat: state::Counters::default(),
+            view_counted: false,
+            view_deduplicated: false,
+            rungs: Default::default(),
+        };
+        let token = token::sign(
+            &self.key,
+            &token::Claims {
+                film: film.to_owned(),
+                viewer: viewer.clone(),
+                session: session.id.clone(),
+                expires_ms: now + self.config.token_ttl_ms,
+            },
+        );
+        let minted = Minted {
+            session_id: session.id.clone(),
+            viewer_id: viewer,
+            token,
+            heartbeat_interval_s: self.config.heartbeat_interval_s,
+        };
+        self.lock().insert(session.clone());
+        self.commit(vec![Record::Session(session)]).await?;
+        Ok(minted)
+    }
+
+    /// Verifies and applies a heartbeat; returns once its effect is durable.
+    pub async fn heartbeat(
+        &self,
+        session_id: &str,
+        token: &str,
+        beat: &Heartbeat,
+    ) -> Result<Outcome> {
+        let now = self.now_ms();
+        let claims = token::verify(&self.key, token, session_id, now)?;
+        let (outcome, records) = {
+            let mut state = self.lock();
+            if state
+                .session(session_id)
+                .is_none_or(|s| s.film != claims.film)
+            {
+                return Err(Error::UnknownSession(session_id.to_owned()));
+            }
+            state.beat(&self.config, session_id, beat, now)
+        };
+        self.commit(records).await?;
+        Ok(outcome)
+    }
+
+    /// The live figures of `film`.
+    pub fn stats(&self, film: &str) -> FilmStats {
+        let now = self.now_ms();
+        self.lock().stats(&self.config, film, now)
+    }
+
+    /// Samples concurrency for the peaks and forgets long-idle sessions.
+    pub async fn sample(&self) -> Result<()> {
+        let now = self.now_ms();
+        let records = {
+            let mut state = self.lock();
+            let records = state.sample(&self.config, now);
+            state.expire(now, self.config.view_dedup_ms.max(24 * 3_600_000));
+            records
+        };
+        self.commit(records).await
+    }
+
+    /// Runs [`Audience::sample`] every `sample_every_ms` until the process ends.
+    pub fn spawn_sampler(self: &std::sync::Arc<Self>) {
+        let audience = std::sync::Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(
+                audience.config.sample_every_ms.max(100),
+            ));
+            loop {
+                tick.tick().await;
+                if let Err(e) = audience.sample().await {
+                    tracing::warn!(error = %e, "audience sample failed");
+                }
+            }
+        });
+    }
+}
+
+/// The single writer: takes whatever is queued, commits it in one transaction, then
+/// acknowledges every heartbeat in the batch (group commit).
+async fn write_loop(store: std::sync::Arc<dyn AudienceStore>, mut jobs: mpsc::Receiver<Job>) {
+    const MAX_BATCH: usize = 2_000;
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<Record> = batch.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
+        let result = store.write(&records).await;
+        for (_, done) in batch {
+            let _ = done.send(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Error::Store(e.to_string())),
+            });
+        }
+    }
+}
