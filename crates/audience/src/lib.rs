@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-pub use state::{FilmStats, Outcome, Record, Session, State, View};
+pub use state::{Counters, FilmStats, Outcome, Record, Session, State, View};
 pub use token::TokenError;
 
 /// Every threshold of the rules; tests use short ones.
@@ -123,6 +123,8 @@ pub struct Minted {
 pub struct Snapshot {
     pub sessions: Vec<Session>,
     pub views: Vec<View>,
+    /// Views older than the window, counted per film.
+    pub older_views: Vec<(String, u64)>,
     pub peaks: Vec<(String, u64, i64)>,
 }
 
@@ -165,26 +167,29 @@ pub struct Audience {
     clock: Clock,
 }
 
-/// Wall-clock milliseconds that follow tokio's clock, so tests can pause and advance time.
-#[derive(Debug, Clone, Copy)]
-struct Clock {
-    wall_at_start: i64,
-    started: tokio::time::Instant,
+/// Where the engine reads the time: the system clock, or a clock a test moves by hand.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    /// Milliseconds since the Unix epoch, set by the test.
+    Manual(std::sync::Arc<std::sync::atomic::AtomicI64>),
 }
 
 impl Clock {
-    fn new() -> Self {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        Self {
-            wall_at_start: wall,
-            started: tokio::time::Instant::now(),
-        }
+    /// A manual clock starting at `ms`, and the handle that moves it.
+    pub fn manual(ms: i64) -> (Self, std::sync::Arc<std::sync::atomic::AtomicI64>) {
+        let handle = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(ms));
+        (Clock::Manual(handle.clone()), handle)
     }
 
     fn now_ms(&self) -> i64 {
-        self.wall_at_start + self.started.elapsed().as_millis() as i64
+        match self {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            Clock::Manual(ms) => ms.load(std::sync::atomic::Ordering::SeqCst),
+        }
     }
 }
 
@@ -204,13 +209,22 @@ fn valid_viewer(id: &str) -> bool {
 }
 
 impl Audience {
-    /// Rebuilds the live state from `store` and starts the writer and the peak sampler.
+    /// Rebuilds the live state from `store` and starts the writer.
     pub async fn open(
         config: Config,
         key: Vec<u8>,
         store: std::sync::Arc<dyn AudienceStore>,
     ) -> Result<Self> {
-        let clock = Clock::new();
+        Self::open_with_clock(config, key, store, Clock::System).await
+    }
+
+    /// [`Audience::open`] with a given clock (tests move a manual one).
+    pub async fn open_with_clock(
+        config: Config,
+        key: Vec<u8>,
+        store: std::sync::Arc<dyn AudienceStore>,
+        clock: Clock,
+    ) -> Result<Self> {
         let now = clock.now_ms();
         let keep = config.view_dedup_ms.max(24 * 3_600_000);
         let snapshot = store.load(now - keep).await?;
@@ -220,6 +234,9 @@ impl Audience {
         }
         for view in &snapshot.views {
             state.restore_view(view);
+        }
+        for (film, count) in &snapshot.older_views {
+            state.restore_view_count(film, *count);
         }
         for (film, peak, at) in &snapshot.peaks {
             state.restore_peak(film, *peak, *at);

@@ -176,6 +176,12 @@ impl State {
         *last = (*last).max(view.at);
     }
 
+    /// Re-adds views older than the restored window: they count, but no longer matter to the
+    /// 24 h window or the de-duplication.
+    pub fn restore_view_count(&mut self, film: &str, count: u64) {
+        self.films.entry(film.to_owned()).or_default().views += count;
+    }
+
     /// Re-adds a film's peak (on restart).
     pub fn restore_peak(&mut self, film: &str, peak: u64, at: i64) {
         let counters = self.films.entry(film.to_owned()).or_default();

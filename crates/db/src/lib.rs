@@ -144,6 +144,10 @@ impl FilmRepository for SqliteCatalog {
     }
 }
 
+mod audience;
+
+pub use audience::SqliteAudienceStore;
+
 #[cfg(test)]
 mod tests {
     use super::*;

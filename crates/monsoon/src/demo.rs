@@ -70,7 +70,7 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
         web_dir: args.web_dir,
         ..ServeConfig::default()
     };
-    serve(data, &config, |url| {
+    serve(data, &config, monsoon_audience::Config::default(), |url| {
         eprintln!("\nMonsoon demo is up:\n  catalog  {url}/\n  watch    {url}/watch/{SLUG}\n  HLS      {url}/media/{SLUG}/master.m3u8\n  DASH     {url}/media/{SLUG}/manifest.mpd\nPress Ctrl-C to stop.");
     })
     .await?;

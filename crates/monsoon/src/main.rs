@@ -65,6 +65,32 @@ impl DataDir {
         self.root.join("staging")
     }
 
+    /// The secret that signs session tokens: `audience.key`, made on first use (mode 0600).
+    pub fn audience_key(&self) -> anyhow::Result<Vec<u8>> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.root.join("audience.key");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return hex::decode(text.trim())
+                .map_err(|e| anyhow::anyhow!("{} is not a hex key: {e}", path.display()));
+        }
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
+            .map_err(|e| anyhow::anyhow!("reading /dev/urandom: {e}"))?;
+        let text = hex::encode(key);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        Ok(key.to_vec())
+    }
+
     /// Opens the catalog and the media store, creating the directory on first use.
     pub async fn open(&self) -> anyhow::Result<(Arc<SqliteCatalog>, Arc<LocalStore>)> {
         std::fs::create_dir_all(self.media())

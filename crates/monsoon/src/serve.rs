@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -81,6 +82,7 @@ impl Default for ServeConfig {
 #[serde(default, deny_unknown_fields)]
 struct ConfigFile {
     serve: ServeConfig,
+    audience: monsoon_audience::Config,
 }
 
 impl ServeConfig {
@@ -133,7 +135,11 @@ pub fn default_web_dir() -> PathBuf {
 
 pub async fn run(data: &DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = ServeConfig::load(&args)?;
-    serve(data, &config, |_| {}).await?;
+    let audience = match &args.config {
+        Some(path) => read_config(path)?.audience,
+        None => monsoon_audience::Config::default(),
+    };
+    serve(data, &config, audience, |_| {}).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -141,11 +147,19 @@ pub async fn run(data: &DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
 pub async fn serve(
     data: &DataDir,
     config: &ServeConfig,
+    audience: monsoon_audience::Config,
     on_ready: impl FnOnce(&str),
 ) -> anyhow::Result<()> {
     let (films, media) = data.open().await?;
+    let store = Arc::new(monsoon_db::SqliteAudienceStore::new(films.pool().clone()));
+    let audience = Arc::new(
+        monsoon_audience::Audience::open(audience, data.audience_key()?, store)
+            .await
+            .context("loading the audience")?,
+    );
+    audience.spawn_sampler();
     let hot = HotCache::new(config.cache_bytes, config.cache_max_object_bytes);
-    let mut state = AppState::new(films, media, hot, config.web_dir.clone())
+    let mut state = AppState::new(films, media, audience, hot, config.web_dir.clone())
         .await
         .map_err(|e| anyhow::anyhow!("loading the catalog: {e}"))?;
     state.access_log = config.access_log;

@@ -845,9 +845,7 @@ fn http2_and_keep_alive() {
         .unwrap();
     let two = raw(
         addr,
-        &format!(
-            "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-        ),
+        "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(two.status, 200);
     assert!(

@@ -4,19 +4,33 @@
 //! |---|---|---|
 //! | GET | `/films` | every published film, newest first |
 //! | GET | `/films/{slug}` | one film |
+//! | POST | `/films/{slug}/sessions` | mints a playback session (201) |
+//! | POST | `/sessions/{id}/heartbeat` | a heartbeat, JSON as `text/plain` or `application/json` (204) |
+//! | GET | `/films/{slug}/stats` | live audience figures, cacheable for 2 s |
 
-use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use monsoon_audience::{Heartbeat, Outcome};
 use monsoon_catalog::{Film, FilmMeta, Rendition};
 use serde::Serialize;
 
 use crate::{ApiError, AppState};
 
+/// Heartbeats and mint requests are a few hundred bytes; anything over this gets 413.
+const MAX_BODY: usize = 8 * 1024;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/films", get(list_films))
         .route("/films/{slug}", get(get_film))
+        .route("/films/{slug}/stats", get(film_stats))
+        .route("/films/{slug}/sessions", post(mint_session))
+        .route("/sessions/{id}/heartbeat", post(heartbeat))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// A film as the API shows it: its metadata and where to play it.
@@ -82,4 +96,88 @@ async fn get_film(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no film with slug `{slug}`")))?;
     Ok(Json(film.into()))
+}
+
+/// The optional body of a mint request.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MintRequest {
+    pub viewer_id: Option<String>,
+}
+
+fn published(state: &AppState, slug: &str) -> Result<(), ApiError> {
+    state
+        .live
+        .get(slug)
+        .map(|_| ())
+        .ok_or_else(|| ApiError::NotFound(format!("no film with slug `{slug}`")))
+}
+
+async fn mint_session(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    published(&state, &slug)?;
+    let request: MintRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        MintRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("mint request: {e}")))?
+    };
+    let minted = state.audience.mint(&slug, request.viewer_id).await?;
+    let mut response = (StatusCode::CREATED, Json(minted)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Takes the JSON whatever the `Content-Type` (players send `text/plain` to avoid a CORS
+/// preflight, and `navigator.sendBeacon` cannot set headers). Always 204 for a valid beat:
+/// a duplicate or implausible one is simply not counted (`X-Monsoon-Beat` says which).
+async fn heartbeat(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let beat: Heartbeat = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("heartbeat: {e}")))?;
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token = beat.token.as_deref().or(bearer).ok_or_else(|| {
+        ApiError::Unauthorized("no session token (body `token` or Authorization: Bearer)".into())
+    })?;
+    let outcome = state.audience.heartbeat(&id, token, &beat).await?;
+    let label = match outcome {
+        Outcome::Accepted => "accepted",
+        Outcome::Duplicate => "duplicate",
+        Outcome::TooSoon => "too-soon",
+        Outcome::Implausible => "implausible",
+        Outcome::Closed => "closed",
+    };
+    Ok((
+        StatusCode::NO_CONTENT,
+        [
+            ("x-monsoon-beat", label),
+            (header::CACHE_CONTROL.as_str(), "no-store"),
+        ],
+    )
+        .into_response())
+}
+
+async fn film_stats(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    published(&state, &slug)?;
+    let mut response = Json(state.audience.stats(&slug)).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=2"),
+    );
+    Ok(response)
 }

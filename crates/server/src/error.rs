@@ -12,6 +12,15 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Shedding load: the client should retry after the given seconds.
+    #[error("{0}")]
+    TooManyRequests(String, u64),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -27,6 +36,10 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::TooManyRequests(..) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -55,9 +68,32 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::TooManyRequests(_, retry) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry));
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            ApiError::Unauthorized(_) | ApiError::Unavailable(_) => {
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            _ => {
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5"));
+            }
+        }
         response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5"));
-        response
+    }
+}
+
+impl From<monsoon_audience::Error> for ApiError {
+    fn from(e: monsoon_audience::Error) -> Self {
+        use monsoon_audience::Error as A;
+        match e {
+            A::Token(_) => ApiError::Unauthorized(e.to_string()),
+            A::UnknownSession(_) => ApiError::NotFound(e.to_string()),
+            A::ViewerId(_) => ApiError::BadRequest(e.to_string()),
+            A::Overloaded => ApiError::TooManyRequests(e.to_string(), 5),
+            A::Store(_) => ApiError::Unavailable(e.to_string()),
+        }
     }
 }

@@ -52,6 +52,8 @@ pub struct AppState {
     pub web_dir: PathBuf,
     /// Log one line per request (target `monsoon::access`).
     pub access_log: bool,
+    /// Sessions, heartbeats and audience counters.
+    pub audience: Arc<monsoon_audience::Audience>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
     pub async fn new(
         films: Arc<dyn FilmRepository>,
         media: Arc<dyn MediaStore>,
+        audience: Arc<monsoon_audience::Audience>,
         hot: HotCache,
         web_dir: PathBuf,
     ) -> Result<Self, String> {
@@ -73,6 +76,7 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
             web_dir,
             access_log: true,
+            audience,
         })
     }
 

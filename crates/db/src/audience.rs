@@ -1,0 +1,259 @@
+//! [`AudienceStore`] over SQLite: every batch of the audience writer is one transaction.
+
+use async_trait::async_trait;
+use monsoon_audience::{AudienceStore, Error, Record, Result, Session, Snapshot, View};
+use sqlx::Row;
+use sqlx::sqlite::SqlitePool;
+
+/// Audience records in the catalog's SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteAudienceStore {
+    pool: SqlitePool,
+}
+
+impl SqliteAudienceStore {
+    /// Uses the pool of an opened [`crate::SqliteCatalog`] (migrations already applied).
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+fn store(e: impl std::fmt::Display) -> Error {
+    Error::Store(e.to_string())
+}
+
+#[async_trait]
+impl AudienceStore for SqliteAudienceStore {
+    async fn write(&self, records: &[Record]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(store)?;
+        for record in records {
+            match record {
+                Record::Session(s) => {
+                    let json = serde_json::to_string(s).map_err(store)?;
+                    sqlx::query(
+                        "INSERT INTO audience_sessions (id, film, active_at, json) VALUES (?1, ?2, ?3, ?4) \
+                         ON CONFLICT (id) DO UPDATE SET active_at = ?3, json = ?4",
+                    )
+                    .bind(&s.id)
+                    .bind(&s.film)
+                    .bind(s.last_beat_at.unwrap_or(s.started_at))
+                    .bind(json)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store)?;
+                }
+                Record::View(v) => {
+                    sqlx::query("INSERT OR IGNORE INTO audience_views (session, film, viewer, at) VALUES (?, ?, ?, ?)")
+                        .bind(&v.session)
+                        .bind(&v.film)
+                        .bind(&v.viewer)
+                        .bind(v.at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store)?;
+                }
+                Record::Peak { film, peak, at } => {
+                    sqlx::query(
+                        "INSERT INTO audience_peaks (film, peak, at) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (film) DO UPDATE SET peak = ?2, at = ?3 WHERE ?2 > peak",
+                    )
+                    .bind(film)
+                    .bind(*peak as i64)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(store)
+    }
+
+    async fn load(&self, since_ms: i64) -> Result<Snapshot> {
+        let mut snapshot = Snapshot::default();
+        let rows = sqlx::query("SELECT json FROM audience_sessions WHERE active_at >= ?")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store)?;
+        for row in rows {
+            let session: Session = serde_json::from_str(row.get("json")).map_err(store)?;
+            snapshot.sessions.push(session);
+        }
+        let rows =
+            sqlx::query("SELECT session, film, viewer, at FROM audience_views WHERE at >= ?")
+                .bind(since_ms)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store)?;
+        snapshot.views = rows
+            .iter()
+            .map(|r| View {
+                session: r.get("session"),
+                film: r.get("film"),
+                viewer: r.get("viewer"),
+                at: r.get("at"),
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT film, COUNT(*) AS n FROM audience_views WHERE at < ? GROUP BY film",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store)?;
+        snapshot.older_views = rows
+            .iter()
+            .map(|r| (r.get("film"), r.get::<i64, _>("n") as u64))
+            .collect();
+        let rows = sqlx::query("SELECT film, peak, at FROM audience_peaks")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store)?;
+        snapshot.peaks = rows
+            .iter()
+            .map(|r| (r.get("film"), r.get::<i64, _>("peak") as u64, r.get("at")))
+            .collect();
+        Ok(snapshot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use monsoon_audience::{Audience, Clock, Config, Heartbeat, Outcome, PlayerState, TokenError};
+
+    use super::*;
+    use crate::SqliteCatalog;
+
+    const T0: i64 = 1_800_000_000_000;
+
+    fn beat(seq: u64, state: PlayerState, play_ms: u64) -> Heartbeat {
+        Heartbeat {
+            token: None,
+            seq,
+            state,
+            play_ms,
+            rebuffer_ms: 0,
+            rebuffer_count: 0,
+            startup_ms: 700,
+            seek_ms: 0,
+            playhead_ms: play_ms,
+            height: 360,
+            bitrate_kbps: 365,
+            bytes: 0,
+            dropped_frames: 0,
+            fatal_error: false,
+        }
+    }
+
+    async fn open(path: &std::path::Path, clock: Clock) -> Audience {
+        let catalog = SqliteCatalog::open(path).await.unwrap();
+        let store = Arc::new(SqliteAudienceStore::new(catalog.pool().clone()));
+        Audience::open_with_clock(Config::default(), b"key".to_vec(), store, clock)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn acknowledged_views_and_playing_time_survive_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("c.db");
+        let (clock, now) = Clock::manual(T0);
+        let audience = open(&db, clock.clone()).await;
+        let minted = audience.mint("film", None).await.unwrap();
+        for seq in 0..=4 {
+            now.store(T0 + seq as i64 * 10_000, Ordering::SeqCst);
+            let outcome = audience
+                .heartbeat(
+                    &minted.session_id,
+                    &minted.token,
+                    &beat(seq, PlayerState::Playing, seq * 10_000),
+                )
+                .await
+                .unwrap();
+            assert_eq!(outcome, Outcome::Accepted);
+        }
+        audience.sample().await.unwrap();
+        let before = audience.stats("film");
+        assert_eq!(
+            (
+                before.views,
+                before.playing_time_s,
+                before.concurrent_viewers
+            ),
+            (1, 40.0, 1)
+        );
+        assert_eq!(before.peak_concurrent_viewers, 1);
+        drop(audience);
+
+        // A new process on the same file: the same figures, and a repeated beat counts nothing.
+        let audience = open(&db, clock).await;
+        let after = audience.stats("film");
+        assert_eq!(after, before);
+        let again = audience
+            .heartbeat(
+                &minted.session_id,
+                &minted.token,
+                &beat(4, PlayerState::Playing, 40_000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, Outcome::Duplicate);
+        now.store(T0 + 50_000, Ordering::SeqCst);
+        audience
+            .heartbeat(
+                &minted.session_id,
+                &minted.token,
+                &beat(5, PlayerState::Playing, 50_000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(audience.stats("film").views, 1);
+        assert_eq!(audience.stats("film").playing_time_s, 50.0);
+    }
+
+    #[tokio::test]
+    async fn tokens_expire_and_cannot_be_forged_or_moved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (clock, now) = Clock::manual(T0);
+        let audience = open(&tmp.path().join("c.db"), clock).await;
+        let a = audience
+            .mint("film", Some("viewer-0001".into()))
+            .await
+            .unwrap();
+        let b = audience.mint("film", None).await.unwrap();
+        assert_eq!(a.viewer_id, "viewer-0001");
+        assert_ne!(b.viewer_id, a.viewer_id);
+        let first = beat(0, PlayerState::Playing, 0);
+        let err = audience
+            .heartbeat(&b.session_id, &a.token, &first)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            monsoon_audience::Error::Token(TokenError::WrongSession)
+        ));
+        let forged = a.token.replace("viewer-0001", "viewer-0002");
+        let err = audience
+            .heartbeat(&a.session_id, &forged, &first)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            monsoon_audience::Error::Token(TokenError::BadSignature)
+        ));
+        now.store(T0 + Config::default().token_ttl_ms, Ordering::SeqCst);
+        let err = audience
+            .heartbeat(&a.session_id, &a.token, &first)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            monsoon_audience::Error::Token(TokenError::Expired)
+        ));
+        assert!(audience.mint("film", Some("bad id!".into())).await.is_err());
+    }
+}
