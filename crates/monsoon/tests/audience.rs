@@ -1,0 +1,221 @@
+//! Audience end to end: simulated viewers with a known ground truth against the real binary,
+//! a `kill -9` in the middle, and a restart: nothing acknowledged is lost, nothing is doubled.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Server, monsoon};
+use serde_json::{Value, json};
+
+/// One simulated player.
+struct Viewer {
+    session: String,
+    token: String,
+    viewer: String,
+    seq: u64,
+    play_ms: u64,
+    /// The last beat the server acknowledged (204).
+    acked_play_ms: u64,
+}
+
+fn post(url: &str, body: &Value) -> (u16, String) {
+    match ureq::post(url)
+        .content_type("text/plain")
+        .send(body.to_string())
+    {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(ureq::Error::StatusCode(code)) => (code, String::new()),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+fn mint(server: &Server, viewer: Option<&str>) -> Viewer {
+    let body = viewer.map_or(json!({}), |v| json!({ "viewer_id": v }));
+    let (status, text) = post(&format!("{}/api/v1/films/film/sessions", server.url), &body);
+    assert_eq!(status, 201, "{text}");
+    let minted: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(minted["heartbeat_interval_s"], 10);
+    Viewer {
+        session: minted["session_id"].as_str().unwrap().into(),
+        token: minted["token"].as_str().unwrap().into(),
+        viewer: minted["viewer_id"].as_str().unwrap().into(),
+        seq: 0,
+        play_ms: 0,
+        acked_play_ms: 0,
+    }
+}
+
+/// Sends the next beat; `played` ms of playing since the last one.
+fn beat(server: &Server, v: &mut Viewer, state: &str, played: u64) -> u16 {
+    v.seq += 1;
+    v.play_ms += played;
+    let body = json!({
+        "token": v.token, "seq": v.seq, "state": state, "play_ms": v.play_ms,
+        "rebuffer_ms": 0, "rebuffer_count": 0, "startup_ms": 600, "seek_ms": 0,
+        "playhead_ms": v.play_ms, "height": 180, "bitrate_kbps": 110, "bytes": 0,
+        "dropped_frames": 0, "fatal_error": false
+    });
+    let (status, _) = post(
+        &format!("{}/api/v1/sessions/{}/heartbeat", server.url, v.session),
+        &body,
+    );
+    if status == 204 {
+        v.acked_play_ms = v.play_ms;
+    }
+    status
+}
+
+fn stats(server: &Server) -> Value {
+    server.get_json("/api/v1/films/film/stats")
+}
+
+fn config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("monsoon.toml");
+    std::fs::write(
+        &path,
+        "[audience]\nview_threshold_ms = 2000\nmin_beat_gap_ms = 100\nliveness_ms = 5000\nsample_every_ms = 200\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn figures_match_the_ground_truth_across_a_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let clip = tmp.path().join("clip.mp4");
+    common::make_clip(&clip, 2, "320x180");
+    let out = monsoon(
+        &data,
+        &[
+            "ingest",
+            clip.to_str().unwrap(),
+            "--slug",
+            "film",
+            "--quality",
+            "fast",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = config(tmp.path());
+    let args = ["--config", config.to_str().unwrap()];
+    let mut server = Server::start_with(&data, &args);
+
+    // 10 finish a view and leave, 10 pause early, 10 keep playing; one viewer watches twice.
+    let mut leavers: Vec<Viewer> = (0..10).map(|_| mint(&server, None)).collect();
+    let mut pausers: Vec<Viewer> = (0..10).map(|_| mint(&server, None)).collect();
+    let mut players: Vec<Viewer> = (0..10).map(|_| mint(&server, None)).collect();
+    let mut twice = [
+        mint(&server, Some("same-viewer-01")),
+        mint(&server, Some("same-viewer-01")),
+    ];
+    assert_eq!(twice[0].viewer, twice[1].viewer);
+
+    for round in 0..6 {
+        for v in leavers
+            .iter_mut()
+            .chain(players.iter_mut())
+            .chain(twice.iter_mut())
+        {
+            assert_eq!(
+                beat(&server, v, "playing", if round == 0 { 0 } else { 500 }),
+                204
+            );
+        }
+        for v in &mut pausers {
+            let (state, played) = if round < 2 {
+                ("playing", if round == 0 { 0 } else { 500 })
+            } else {
+                ("paused", 0)
+            };
+            assert_eq!(beat(&server, v, state, played), 204);
+        }
+        std::thread::sleep(Duration::from_millis(520));
+    }
+    for v in &mut leavers {
+        assert_eq!(beat(&server, v, "ended", 0), 204);
+    }
+    // Ground truth so far: 2.5 s played by leavers, players and both "twice" sessions (one
+    // view for that viewer), 0.5 s by pausers.
+    let views = 10 + 10 + 1;
+    let playing_ms: u64 = [&leavers[..], &pausers[..], &players[..], &twice[..]]
+        .iter()
+        .flat_map(|g| g.iter())
+        .map(|v| v.acked_play_ms)
+        .sum();
+    std::thread::sleep(Duration::from_millis(400)); // one peak sample
+    let before = stats(&server);
+    assert_eq!(before["views"], views);
+    assert_eq!(
+        before["playing_time_s"].as_f64().unwrap(),
+        playing_ms as f64 / 1000.0
+    );
+    assert_eq!(
+        before["concurrent_viewers"], 12,
+        "players and the two sessions of one viewer"
+    );
+    assert_eq!(before["peak_concurrent_viewers"], 32);
+
+    // kill -9 and restart on the same data.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let server = Server::start_with(&data, &args);
+    let after = stats(&server);
+    for key in [
+        "views",
+        "views_24h",
+        "playing_time_s",
+        "peak_concurrent_viewers",
+        "unique_viewers_24h",
+    ] {
+        assert_eq!(after[key], before[key], "{key} changed across kill -9");
+    }
+
+    // Players resend their last (acknowledged) beat, as after a network error: idempotent.
+    for v in &mut players {
+        v.seq -= 1;
+        v.play_ms -= 500;
+        assert_eq!(beat(&server, v, "playing", 500), 204);
+    }
+    std::thread::sleep(Duration::from_millis(520));
+    for v in &mut players {
+        assert_eq!(beat(&server, v, "playing", 500), 204);
+    }
+    for v in &mut twice {
+        assert_eq!(beat(&server, v, "ended", 0), 204);
+    }
+    let end = stats(&server);
+    assert_eq!(end["views"], views, "a view was counted twice");
+    let playing_ms = playing_ms + 10 * 500;
+    assert_eq!(
+        end["playing_time_s"].as_f64().unwrap(),
+        playing_ms as f64 / 1000.0
+    );
+    assert_eq!(end["concurrent_viewers"], 10);
+
+    // A forged token is refused; the figures do not move.
+    let mut forged = mint(&server, None);
+    forged.token = forged.token.replace('.', ".x");
+    assert_eq!(beat(&server, &mut forged, "playing", 0), 401);
+    // Heartbeats too big are refused.
+    let (status, _) = post(
+        &format!(
+            "{}/api/v1/sessions/{}/heartbeat",
+            server.url, players[0].session
+        ),
+        &json!({ "token": "x".repeat(20_000) }),
+    );
+    assert_eq!(status, 413);
+    assert_eq!(stats(&server)["views"], views);
+}
