@@ -159,10 +159,16 @@ pub async fn serve(
     );
     audience.spawn_sampler();
     let hot = HotCache::new(config.cache_bytes, config.cache_max_object_bytes);
-    let mut state = AppState::new(films, media, audience, hot, config.web_dir.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("loading the catalog: {e}"))?;
-    state.access_log = config.access_log;
+    let state = AppState::new(
+        films,
+        media,
+        audience,
+        hot,
+        config.web_dir.clone(),
+        config.access_log,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("loading the catalog: {e}"))?;
     state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
     let threads = match config.http_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -23,6 +23,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use monsoon_catalog::{DASH_MANIFEST, MULTIVARIANT_PLAYLIST, ObjectInfo};
 
+use crate::live::LiveFilm;
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -146,17 +147,7 @@ async fn media(
     let key = format!("{slug}/{version}/{file}");
     let started = std::time::Instant::now();
 
-    let mut response = respond(
-        &state,
-        &key,
-        file,
-        class,
-        info,
-        live.last_modified,
-        &method,
-        &headers,
-    )
-    .await?;
+    let mut response = respond(&state, &key, file, class, info, &live, &method, &headers).await?;
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -187,15 +178,16 @@ async fn respond(
     file: &str,
     class: ObjectClass,
     info: &ObjectInfo,
-    last_modified: SystemTime,
+    live: &LiveFilm,
     method: &Method,
     req: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let etag = info.etag.as_str();
-    let lm = httpdate::fmt_http_date(last_modified);
+    let last_modified = live.last_modified;
+    let lm = live.last_modified_http.as_str();
     let validators = |b: axum::http::response::Builder| {
         b.header(header::ETAG, etag)
-            .header(header::LAST_MODIFIED, &lm)
+            .header(header::LAST_MODIFIED, lm)
             .header(header::CACHE_CONTROL, class.cache_control())
     };
     let date = |name: header::HeaderName| {
@@ -207,12 +199,12 @@ async fn respond(
     // 1-2. If-Match (strong comparison), else If-Unmodified-Since → 412.
     if let Some(value) = req.get(header::IF_MATCH) {
         if !etag_list_matches(value, etag, Comparison::Strong) {
-            return Ok(status_only(StatusCode::PRECONDITION_FAILED, etag, &lm));
+            return Ok(status_only(StatusCode::PRECONDITION_FAILED, etag, lm));
         }
     } else if let Some(since) = date(header::IF_UNMODIFIED_SINCE)
         && modified_after(since)
     {
-        return Ok(status_only(StatusCode::PRECONDITION_FAILED, etag, &lm));
+        return Ok(status_only(StatusCode::PRECONDITION_FAILED, etag, lm));
     }
     // 3-4. If-None-Match (weak comparison), else If-Modified-Since → 304 for GET and HEAD.
     let not_modified = match req.get(header::IF_NONE_MATCH) {
@@ -229,7 +221,7 @@ async fn respond(
     // 5. Range, for GET only (§14.2), unless If-Range names another version (§13.1.5).
     let size = info.size;
     let range = match req.get(header::RANGE) {
-        Some(range) if method == Method::GET && if_range_holds(req, etag, &lm) => {
+        Some(range) if method == Method::GET && if_range_holds(req, etag, lm) => {
             match parse_range(range.to_str().unwrap_or(""), size) {
                 RangeAnswer::Whole => None,
                 RangeAnswer::Part(start, end) => Some((start, end)),

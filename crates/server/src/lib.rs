@@ -36,9 +36,21 @@ pub use error::ApiError;
 pub use live::LiveCatalog;
 pub use metrics::Metrics;
 
-/// Everything a request handler may need, shared by all of them.
+/// Everything a request handler may need, shared by all of them. Cloned for every request
+/// (axum's `State`), so it is one `Arc`: a single reference count instead of one per field.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     pub films: Arc<dyn FilmRepository>,
     pub media: Arc<dyn MediaStore>,
     /// Current versions and their object indexes, refreshed in the background.
@@ -64,10 +76,11 @@ impl AppState {
         audience: Arc<monsoon_audience::Audience>,
         hot: HotCache,
         web_dir: PathBuf,
+        access_log: bool,
     ) -> Result<Self, String> {
         let live = Arc::new(LiveCatalog::default());
         live.refresh(films.as_ref(), media.as_ref()).await?;
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             films,
             media,
             live,
@@ -75,9 +88,9 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(true)),
             web_dir,
-            access_log: true,
+            access_log,
             audience,
-        })
+        })))
     }
 
     /// Keeps the in-memory catalog in step with the repository.

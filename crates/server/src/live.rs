@@ -20,6 +20,8 @@ pub struct LiveFilm {
     /// `Last-Modified` of every object of the version: its publication time, identical on
     /// every node (RFC 9110 §8.8.2).
     pub last_modified: SystemTime,
+    /// The same, formatted once as an HTTP date.
+    pub last_modified_http: String,
 }
 
 type Snapshot = Arc<HashMap<String, Arc<LiveFilm>>>;
@@ -69,12 +71,14 @@ impl LiveCatalog {
                 None => ObjectIndex::default(),
             };
             let last_modified = SystemTime::from(film.current.published_at);
+            let last_modified_http = httpdate::fmt_http_date(last_modified);
             next.insert(
                 slug,
                 Arc::new(LiveFilm {
                     film,
                     objects,
                     last_modified,
+                    last_modified_http,
                 }),
             );
         }

@@ -25,6 +25,19 @@ struct ClassLabel {
     class: &'static str,
 }
 
+/// Object classes and statuses common enough to keep a direct handle to (looking a label
+/// set up in a family takes a lock and a hash on every request).
+const CLASSES: [&str; 7] = [
+    "multivariant",
+    "mpd",
+    "playlist",
+    "segment",
+    "init",
+    "image",
+    "text",
+];
+const STATUSES: [u16; 6] = [200, 206, 304, 404, 412, 416];
+
 /// Every metric of the process, registered once.
 #[derive(Debug)]
 pub struct Metrics {
@@ -32,6 +45,10 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     bytes: Family<ClassLabel, Counter>,
     latency: Family<ClassLabel, Histogram>,
+    /// `CLASSES` × `STATUSES` request counters, then per-class bytes and latency.
+    hot_requests: Vec<Counter>,
+    hot_bytes: Vec<Counter>,
+    hot_latency: Vec<Histogram>,
     cache_hits: Counter,
     cache_misses: Counter,
     cache_bytes: Gauge,
@@ -83,11 +100,31 @@ impl Default for Metrics {
             "HTTP connections open now",
             connections.clone(),
         );
+        let hot_requests = CLASSES
+            .iter()
+            .flat_map(|&class| {
+                STATUSES
+                    .iter()
+                    .map(move |&status| RequestLabels { class, status })
+            })
+            .map(|labels| requests.get_or_create(&labels).clone())
+            .collect();
+        let hot_bytes = CLASSES
+            .iter()
+            .map(|&class| bytes.get_or_create(&ClassLabel { class }).clone())
+            .collect();
+        let hot_latency = CLASSES
+            .iter()
+            .map(|&class| latency.get_or_create(&ClassLabel { class }).clone())
+            .collect();
         Self {
             registry,
             requests,
             bytes,
             latency,
+            hot_requests,
+            hot_bytes,
+            hot_latency,
             cache_hits,
             cache_misses,
             cache_bytes,
@@ -99,15 +136,27 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn media_request(&self, class: &'static str, status: u16, bytes: u64, took: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels { class, status })
-            .inc();
-        self.bytes
-            .get_or_create(&ClassLabel { class })
-            .inc_by(bytes);
-        self.latency
-            .get_or_create(&ClassLabel { class })
-            .observe(took.as_secs_f64());
+        let Some(c) = CLASSES.iter().position(|&k| k == class) else {
+            self.requests
+                .get_or_create(&RequestLabels { class, status })
+                .inc();
+            self.bytes
+                .get_or_create(&ClassLabel { class })
+                .inc_by(bytes);
+            self.latency
+                .get_or_create(&ClassLabel { class })
+                .observe(took.as_secs_f64());
+            return;
+        };
+        match STATUSES.iter().position(|&s| s == status) {
+            Some(s) => self.hot_requests[c * STATUSES.len() + s].inc(),
+            None => self
+                .requests
+                .get_or_create(&RequestLabels { class, status })
+                .inc(),
+        };
+        self.hot_bytes[c].inc_by(bytes);
+        self.hot_latency[c].observe(took.as_secs_f64());
     }
 
     pub fn cache_hit(&self) {
