@@ -4,6 +4,7 @@
 mod demo;
 mod ingest;
 mod serve;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Make a synthetic film with ffmpeg, ingest it with sample metadata, and serve it.
     Demo(demo::DemoArgs),
+    /// Show a film's live audience figures from a running server.
+    Stats(stats::StatsArgs),
 }
 
 /// Where things live inside `--data`.
@@ -124,6 +127,9 @@ fn main() -> ExitCode {
             Command::Ingest(args) => ingest::run(&data, args).await,
             Command::Serve(args) => serve::run(&data, args).await,
             Command::Demo(args) => demo::run(&data, args).await,
+            Command::Stats(args) => tokio::task::spawn_blocking(move || stats::run(&args))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))),
         }
     });
     match result {

@@ -209,6 +209,7 @@ mod tests {
         assert_eq!(file.serve.header_timeout_s, defaults.header_timeout_s);
         assert_eq!(file.serve.write_timeout_s, defaults.write_timeout_s);
         assert_eq!(file.serve.drain_deadline_s, defaults.drain_deadline_s);
+        assert_eq!(file.audience, monsoon_audience::Config::default());
         // Every key of the struct appears in the example.
         for key in [
             "listen",

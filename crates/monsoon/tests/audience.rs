@@ -218,4 +218,37 @@ fn figures_match_the_ground_truth_across_a_kill_9() {
     );
     assert_eq!(status, 413);
     assert_eq!(stats(&server)["views"], views);
+
+    // The same figures in the terminal and for Prometheus.
+    let out = std::process::Command::new(common::MONSOON)
+        .args(["stats", "film", "--url", &server.url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("views") && l.trim_end().ends_with(&views.to_string())),
+        "{text}"
+    );
+    let metrics = ureq::get(&format!("{}/metrics", server.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("monsoon_audience_views{{film=\"film\"}} {views}")),
+        "{metrics}"
+    );
+    let missing = std::process::Command::new(common::MONSOON)
+        .args(["stats", "nope", "--url", &server.url])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no film `nope`"));
 }

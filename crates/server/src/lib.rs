@@ -217,6 +217,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    for slug in state.live.slugs() {
+        state.metrics.set_audience(&state.audience.stats(&slug));
+    }
     let body = state.metrics.render(state.hot.weight());
     (
         [(

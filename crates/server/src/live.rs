@@ -42,6 +42,15 @@ impl LiveCatalog {
         snapshot.get(slug).cloned()
     }
 
+    /// Slugs of every published film.
+    pub fn slugs(&self) -> Vec<String> {
+        let snapshot = match self.snapshot.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        snapshot.keys().cloned().collect()
+    }
+
     /// Reloads from the repository, reading the object index only of versions that changed.
     pub async fn refresh(
         &self,

@@ -25,6 +25,25 @@ struct ClassLabel {
     class: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FilmLabel {
+    film: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// Per-film audience gauges, set from the live figures at each scrape.
+#[derive(Debug, Default)]
+struct AudienceGauges {
+    concurrent: Family<FilmLabel, Gauge>,
+    peak: Family<FilmLabel, Gauge>,
+    views: Family<FilmLabel, Gauge>,
+    views_24h: Family<FilmLabel, Gauge>,
+    playing: Family<FilmLabel, FloatGauge>,
+    rebuffer: Family<FilmLabel, FloatGauge>,
+    startup_p95: Family<FilmLabel, FloatGauge>,
+}
+
 /// Object classes and statuses common enough to keep a direct handle to (looking a label
 /// set up in a family takes a lock and a hash on every request).
 const CLASSES: [&str; 7] = [
@@ -54,6 +73,7 @@ pub struct Metrics {
     cache_bytes: Gauge,
     connections: Gauge,
     open: AtomicI64,
+    audience: AudienceGauges,
 }
 
 impl Default for Metrics {
@@ -100,6 +120,42 @@ impl Default for Metrics {
             "HTTP connections open now",
             connections.clone(),
         );
+        let audience = AudienceGauges::default();
+        registry.register(
+            "monsoon_audience_concurrent_viewers",
+            "Sessions watching now (liveness window, paused excluded)",
+            audience.concurrent.clone(),
+        );
+        registry.register(
+            "monsoon_audience_peak_concurrent_viewers",
+            "Highest sampled concurrent viewers",
+            audience.peak.clone(),
+        );
+        registry.register(
+            "monsoon_audience_views",
+            "Views counted",
+            audience.views.clone(),
+        );
+        registry.register(
+            "monsoon_audience_views_24h",
+            "Views in the last 24 hours",
+            audience.views_24h.clone(),
+        );
+        registry.register(
+            "monsoon_audience_playing_time_seconds",
+            "Playing time of all sessions",
+            audience.playing.clone(),
+        );
+        registry.register(
+            "monsoon_audience_rebuffer_ratio",
+            "Rebuffering time over playing plus rebuffering time",
+            audience.rebuffer.clone(),
+        );
+        registry.register(
+            "monsoon_audience_startup_p95_seconds",
+            "95th percentile of startup time",
+            audience.startup_p95.clone(),
+        );
         let hot_requests = CLASSES
             .iter()
             .flat_map(|&class| {
@@ -130,6 +186,7 @@ impl Default for Metrics {
             cache_bytes,
             connections,
             open: AtomicI64::new(0),
+            audience,
         }
     }
 }
@@ -175,6 +232,28 @@ impl Metrics {
     pub fn connection_closed(&self) {
         let n = self.open.fetch_sub(1, Ordering::Relaxed) - 1;
         self.connections.set(n);
+    }
+
+    /// Sets the audience gauges of one film from its live figures.
+    pub fn set_audience(&self, stats: &monsoon_audience::FilmStats) {
+        let film = FilmLabel {
+            film: stats.film.clone(),
+        };
+        let a = &self.audience;
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        a.concurrent
+            .get_or_create(&film)
+            .set(int(stats.concurrent_viewers));
+        a.peak
+            .get_or_create(&film)
+            .set(int(stats.peak_concurrent_viewers));
+        a.views.get_or_create(&film).set(int(stats.views));
+        a.views_24h.get_or_create(&film).set(int(stats.views_24h));
+        a.playing.get_or_create(&film).set(stats.playing_time_s);
+        a.rebuffer.get_or_create(&film).set(stats.rebuffer_ratio);
+        a.startup_p95
+            .get_or_create(&film)
+            .set(stats.startup_ms_p95.unwrap_or(0) as f64 / 1000.0);
     }
 
     /// The text exposition, with the cache size sampled now.

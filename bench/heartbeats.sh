@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Heartbeat ingestion: sustained acknowledged heartbeats/s with p50/p99 at 1,000 and 10,000
+# concurrent sessions on 127.0.0.1, next to nginx answering an empty 204 to the same requests
+# in the same run (the ceiling for HTTP handling on this machine). wrk (2 threads, 256
+# connections) runs beside the server on the same 2 cores.
+#
+# Every heartbeat is a real one: valid token, growing seq, applied to the session and
+# committed to SQLite (WAL, synchronous=FULL) by the group-commit writer before the 204.
+# The one rule relaxed is the 5 s minimum gap between beats of a session, so a few thousand
+# sessions can produce tens of thousands of beats per second.
+#
+# Usage: bench/heartbeats.sh [SECONDS_PER_RUN]     (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+cargo build -q --release -p monsoon
+monsoon=$PWD/target/release/monsoon
+work=$(mktemp -d /tmp/monsoon-heartbeat-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=320x180:duration=2 -f lavfi -i sine=duration=2 \
+  -c:v libx264 -preset ultrafast -c:a aac -shortest "$work/clip.mp4"
+"$monsoon" --data "$work/data" ingest "$work/clip.mp4" --slug film --quality fast >/dev/null 2>&1
+printf '[serve]\naccess_log = false\n[audience]\nmin_beat_gap_ms = 0\nqueue_limit = 200000\n' > "$work/monsoon.toml"
+port_m=18581; port_n=18582
+"$monsoon" --data "$work/data" serve --config "$work/monsoon.toml" --listen 127.0.0.1:$port_m >/dev/null 2>&1 &
+pids+=($!)
+mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 1000000;
+  client_body_temp_path $work/nginx/tmp; proxy_temp_path $work/nginx/tmp;
+  fastcgi_temp_path $work/nginx/tmp; uwsgi_temp_path $work/nginx/tmp; scgi_temp_path $work/nginx/tmp;
+  server { listen 127.0.0.1:$port_n; location / { return 204; } }
+}
+CONF
+"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+sleep 1
+
+mint() { # COUNT FILE: mints COUNT sessions, writes "id token" lines
+  python3 - "$port_m" "$1" "$2" <<'PY'
+import json, sys, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+port, count, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def one(_):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/films/film/sessions", data=b"", method="POST")
+    m = json.load(urllib.request.urlopen(req))
+    return f"{m['session_id']} {m['token']}"
+with ThreadPoolExecutor(32) as pool, open(out, "w") as f:
+    for line in pool.map(one, range(count)):
+        f.write(line + "\n")
+PY
+}
+
+run() { # PORT SESSIONS_FILE → "rps p50_ms p99_ms non2xx"
+  local out
+  out=$(wrk -t2 -c256 -d"${duration}s" --latency -s bench/heartbeats.lua "http://127.0.0.1:$1" -- "$2" 2 2>&1)
+  local rps p50 p99 bad
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+  p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
+  p99=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+  bad=$(awk '/Non-2xx/ {print $5}' <<<"$out"); bad=${bad:-0}
+  echo "$rps $p50 $p99 $bad"
+}
+
+printf "\n%8s | %12s %8s %8s %8s | %12s %8s %8s | %6s\n" sessions "monsoon b/s" "p50 ms" "p99 ms" "errors" "nginx r/s" "p50 ms" "p99 ms" ratio
+for sessions in 1000 10000; do
+  mint "$sessions" "$work/sessions-$sessions.txt"
+  read -r mr m50 m99 mbad <<<"$(run $port_m "$work/sessions-$sessions.txt")"
+  read -r nr n50 n99 _ <<<"$(run $port_n "$work/sessions-$sessions.txt")"
+  printf "%8s | %12.0f %8s %8s %8s | %12.0f %8s %8s | %6.2f\n" "$sessions" "$mr" "$m50" "$m99" "$mbad" "$nr" "$n50" "$n99" \
+    "$(awk -v a="$mr" -v b="$nr" 'BEGIN {print a/b}')"
+done
