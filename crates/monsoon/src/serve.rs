@@ -151,7 +151,7 @@ pub async fn serve(
     on_ready: impl FnOnce(&str),
 ) -> anyhow::Result<()> {
     let (films, media) = data.open().await?;
-    let store = Arc::new(monsoon_db::SqliteAudienceStore::new(films.pool().clone()));
+    let store = Arc::new(monsoon_db::SqliteAudienceStore::open(&data.catalog_db()).await?);
     let audience = Arc::new(
         monsoon_audience::Audience::open(audience, data.audience_key()?, store)
             .await
