@@ -17,7 +17,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-pub use state::{Counters, FilmStats, Outcome, Record, Session, State, View};
+pub use state::{
+    Counters, FilmStats, Minute, Outcome, Record, SERIES_METRICS, Session, State, View,
+};
 pub use token::TokenError;
 
 /// Every threshold of the rules; tests use short ones.
@@ -126,6 +128,7 @@ pub struct Snapshot {
     /// Views older than the window, counted per film.
     pub older_views: Vec<(String, u64)>,
     pub peaks: Vec<(String, u64, i64)>,
+    pub minutes: Vec<Minute>,
 }
 
 /// Errors of the audience layer.
@@ -237,6 +240,9 @@ impl Audience {
         }
         for (film, count) in &snapshot.older_views {
             state.restore_view_count(film, *count);
+        }
+        for minute in snapshot.minutes {
+            state.restore_minute(minute);
         }
         for (film, peak, at) in &snapshot.peaks {
             state.restore_peak(film, *peak, *at);
@@ -350,6 +356,11 @@ impl Audience {
     pub fn stats(&self, film: &str) -> FilmStats {
         let now = self.now_ms();
         self.lock().stats(&self.config, film, now)
+    }
+
+    /// `metric` of `film` from `from_ms` in buckets of `step_ms` (see [`State::series`]).
+    pub fn series(&self, film: &str, metric: &str, from_ms: i64, step_ms: i64) -> Vec<(i64, f64)> {
+        self.lock().series(film, metric, from_ms, step_ms)
     }
 
     /// Samples concurrency for the peaks and forgets long-idle sessions.

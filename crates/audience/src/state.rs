@@ -91,6 +91,47 @@ pub enum Record {
     Session(Session),
     View(View),
     Peak { film: String, peak: u64, at: i64 },
+    Minute(Minute),
+}
+
+/// One minute of a film's history, for charts: the highest concurrency sampled in it and
+/// the cumulative figures at its last sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Minute {
+    pub film: String,
+    /// Start of the minute, ms since the Unix epoch.
+    pub at: i64,
+    pub concurrent_viewers: u64,
+    pub views: u64,
+    pub views_24h: u64,
+    pub playing_time_s: f64,
+    pub rebuffer_ratio: f64,
+    pub startup_ms_p95: Option<u64>,
+}
+
+/// The metrics a series can be asked for.
+pub const SERIES_METRICS: &[&str] = &[
+    "concurrent_viewers",
+    "views",
+    "views_24h",
+    "playing_time_s",
+    "rebuffer_ratio",
+    "startup_ms_p95",
+];
+
+impl Minute {
+    /// The value of `metric` (one of [`SERIES_METRICS`]).
+    pub fn value(&self, metric: &str) -> Option<f64> {
+        Some(match metric {
+            "concurrent_viewers" => self.concurrent_viewers as f64,
+            "views" => self.views as f64,
+            "views_24h" => self.views_24h as f64,
+            "playing_time_s" => self.playing_time_s,
+            "rebuffer_ratio" => self.rebuffer_ratio,
+            "startup_ms_p95" => self.startup_ms_p95? as f64,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -102,6 +143,8 @@ struct FilmCounters {
     peak_at: Option<i64>,
     /// viewer → last time seen, for unique viewers over 24 h.
     viewers: HashMap<String, i64>,
+    /// Minute rollups, by start of minute.
+    minutes: BTreeMap<i64, Minute>,
 }
 
 /// Everything live, in memory.
@@ -180,6 +223,40 @@ impl State {
     /// 24 h window or the de-duplication.
     pub fn restore_view_count(&mut self, film: &str, count: u64) {
         self.films.entry(film.to_owned()).or_default().views += count;
+    }
+
+    /// Re-adds a minute rollup (on restart).
+    pub fn restore_minute(&mut self, minute: Minute) {
+        let film = self.films.entry(minute.film.clone()).or_default();
+        film.minutes.insert(minute.at, minute);
+    }
+
+    /// `metric` of `film` from `from` (ms) in buckets of `step_ms`: the highest value in each
+    /// bucket for concurrency, the last one for everything else. Buckets without a sample
+    /// are left out.
+    pub fn series(&self, film: &str, metric: &str, from: i64, step_ms: i64) -> Vec<(i64, f64)> {
+        let Some(counters) = self.films.get(film) else {
+            return Vec::new();
+        };
+        let step = step_ms.max(60_000);
+        let mut out: Vec<(i64, f64)> = Vec::new();
+        for minute in counters.minutes.range(from..).map(|(_, m)| m) {
+            let Some(value) = minute.value(metric) else {
+                continue;
+            };
+            let bucket = from + (minute.at - from) / step * step;
+            match out.last_mut() {
+                Some((at, v)) if *at == bucket => {
+                    *v = if metric == "concurrent_viewers" {
+                        v.max(value)
+                    } else {
+                        value
+                    };
+                }
+                _ => out.push((bucket, value)),
+            }
+        }
+        out
     }
 
     /// Re-adds a film's peak (on restart).
@@ -302,7 +379,28 @@ impl State {
         let films: Vec<String> = self.films.keys().cloned().collect();
         let mut records = Vec::new();
         for film in films {
-            let concurrent = self.concurrent(config, &film, now);
+            let stats = self.stats(config, &film, now);
+            let minute_at = now - now.rem_euclid(60_000);
+            if let Some(counters) = self.films.get_mut(&film) {
+                let minute = counters.minutes.entry(minute_at).or_insert_with(|| Minute {
+                    film: film.clone(),
+                    at: minute_at,
+                    concurrent_viewers: 0,
+                    views: 0,
+                    views_24h: 0,
+                    playing_time_s: 0.0,
+                    rebuffer_ratio: 0.0,
+                    startup_ms_p95: None,
+                });
+                minute.concurrent_viewers = minute.concurrent_viewers.max(stats.concurrent_viewers);
+                minute.views = stats.views;
+                minute.views_24h = stats.views_24h;
+                minute.playing_time_s = stats.playing_time_s;
+                minute.rebuffer_ratio = stats.rebuffer_ratio;
+                minute.startup_ms_p95 = stats.startup_ms_p95;
+                records.push(Record::Minute(minute.clone()));
+            }
+            let concurrent = stats.concurrent_viewers;
             if let Some(counters) = self.films.get_mut(&film)
                 && concurrent > counters.peak
             {
@@ -328,6 +426,8 @@ impl State {
             while film.view_times.front().is_some_and(|at| now - at > DAY_MS) {
                 film.view_times.pop_front();
             }
+            // A month of minutes in memory; older history stays in the store.
+            film.minutes = film.minutes.split_off(&(now - 30 * DAY_MS));
         }
     }
 
@@ -535,7 +635,11 @@ mod tests {
             s.insert(session(&format!("s{i}"), &format!("v{i}"), 0));
             s.beat(&c, &format!("s{i}"), &beat(0, PlayerState::Playing, 0), 0);
         }
-        let records = s.sample(&c, 5_000);
+        let records: Vec<Record> = s
+            .sample(&c, 5_000)
+            .into_iter()
+            .filter(|r| matches!(r, Record::Peak { .. }))
+            .collect();
         assert_eq!(
             records,
             vec![Record::Peak {
@@ -544,7 +648,11 @@ mod tests {
                 at: 5_000
             }]
         );
-        assert!(s.sample(&c, 60_000).is_empty());
+        assert!(
+            !s.sample(&c, 60_000)
+                .iter()
+                .any(|r| matches!(r, Record::Peak { .. }))
+        );
         let stats = s.stats(&c, "film", 60_000);
         assert_eq!(
             (
@@ -554,6 +662,36 @@ mod tests {
             ),
             (0, 3, Some(5_000))
         );
+    }
+
+    #[test]
+    fn minute_rollups_make_series() {
+        let c = config();
+        let mut s = State::default();
+        let t0 = 1_800_000_000_000; // a whole minute
+        s.insert(session("a", "v1", t0));
+        s.beat(&c, "a", &beat(0, PlayerState::Playing, 0), t0);
+        s.sample(&c, t0 + 10_000);
+        s.insert(session("b", "v2", t0));
+        s.beat(&c, "b", &beat(0, PlayerState::Playing, 0), t0 + 20_000);
+        let records = s.sample(&c, t0 + 25_000);
+        assert!(
+            records
+                .iter()
+                .any(|r| matches!(r, Record::Minute(m) if m.concurrent_viewers == 2))
+        );
+        s.beat(&c, "a", &beat(1, PlayerState::Paused, 0), t0 + 65_000);
+        s.beat(&c, "b", &beat(1, PlayerState::Playing, 0), t0 + 60_000);
+        s.sample(&c, t0 + 70_000);
+        assert_eq!(
+            s.series("film", "concurrent_viewers", t0, 60_000),
+            vec![(t0, 2.0), (t0 + 60_000, 1.0)]
+        );
+        assert_eq!(
+            s.series("film", "concurrent_viewers", t0, 120_000),
+            vec![(t0, 2.0)]
+        );
+        assert!(s.series("film", "nonsense", t0, 60_000).is_empty());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! [`AudienceStore`] over SQLite: every batch of the audience writer is one transaction.
 
 use async_trait::async_trait;
-use monsoon_audience::{AudienceStore, Error, Record, Result, Session, Snapshot, View};
+use monsoon_audience::{AudienceStore, Error, Minute, Record, Result, Session, Snapshot, View};
 use std::collections::HashMap;
 
 use sqlx::sqlite::SqlitePool;
@@ -61,12 +61,16 @@ impl AudienceStore for SqliteAudienceStore {
         let mut sessions: HashMap<&str, &Session> = HashMap::new();
         let mut views: Vec<&View> = Vec::new();
         let mut peaks: HashMap<&str, (u64, i64)> = HashMap::new();
+        let mut minutes: HashMap<(&str, i64), &Minute> = HashMap::new();
         for record in records {
             match record {
                 Record::Session(s) => {
                     sessions.insert(&s.id, s);
                 }
                 Record::View(v) => views.push(v),
+                Record::Minute(m) => {
+                    minutes.insert((&m.film, m.at), m);
+                }
                 Record::Peak { film, peak, at } => {
                     let entry = peaks.entry(film).or_insert((*peak, *at));
                     if *peak > entry.0 {
@@ -103,6 +107,18 @@ impl AudienceStore for SqliteAudienceStore {
                     .push_bind(v.at);
             });
             query.build().execute(&mut *tx).await.map_err(store)?;
+        }
+        for minute in minutes.values() {
+            sqlx::query(
+                "INSERT INTO audience_minutes (film, at, json) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (film, at) DO UPDATE SET json = ?3",
+            )
+            .bind(&minute.film)
+            .bind(minute.at)
+            .bind(serde_json::to_string(minute).map_err(store)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(store)?;
         }
         for (film, (peak, at)) in peaks {
             sqlx::query(
@@ -156,6 +172,18 @@ impl AudienceStore for SqliteAudienceStore {
             .iter()
             .map(|r| (r.get("film"), r.get::<i64, _>("n") as u64))
             .collect();
+        // A month of minute rollups, whatever the window of live sessions.
+        let month_ago = since_ms - 29 * 24 * 3_600_000;
+        let rows = sqlx::query("SELECT json FROM audience_minutes WHERE at >= ?")
+            .bind(month_ago)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store)?;
+        for row in rows {
+            snapshot
+                .minutes
+                .push(serde_json::from_str(row.get("json")).map_err(store)?);
+        }
         let rows = sqlx::query("SELECT film, peak, at FROM audience_peaks")
             .fetch_all(&self.pool)
             .await

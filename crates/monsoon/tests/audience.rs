@@ -219,6 +219,18 @@ fn figures_match_the_ground_truth_across_a_kill_9() {
     assert_eq!(status, 413);
     assert_eq!(stats(&server)["views"], views);
 
+    // History for charts: the concurrency series has the peak of 32 in some minute.
+    let series =
+        server.get_json("/api/v1/films/film/stats/series?metric=concurrent_viewers&step=60");
+    let points = series["points"].as_array().unwrap();
+    assert!(points.iter().any(|p| p[1] == 32.0), "{series}");
+    let bad = ureq::get(&format!(
+        "{}/api/v1/films/film/stats/series?metric=nonsense",
+        server.url
+    ))
+    .call();
+    assert!(matches!(bad, Err(ureq::Error::StatusCode(400))));
+
     // The same figures in the terminal and for Prometheus.
     let out = std::process::Command::new(common::MONSOON)
         .args(["stats", "film", "--url", &server.url])

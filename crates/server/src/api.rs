@@ -7,6 +7,7 @@
 //! | POST | `/films/{slug}/sessions` | mints a playback session (201) |
 //! | POST | `/sessions/{id}/heartbeat` | a heartbeat, JSON as `text/plain` or `application/json` (204) |
 //! | GET | `/films/{slug}/stats` | live audience figures, cacheable for 2 s |
+//! | GET | `/films/{slug}/stats/series?metric=&from=&step=` | a figure over time, from minute rollups |
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -28,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/films", get(list_films))
         .route("/films/{slug}", get(get_film))
         .route("/films/{slug}/stats", get(film_stats))
+        .route("/films/{slug}/stats/series", get(film_series))
         .route("/films/{slug}/sessions", post(mint_session))
         .route("/sessions/{id}/heartbeat", post(heartbeat))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -178,6 +180,66 @@ async fn film_stats(
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=2"),
+    );
+    Ok(response)
+}
+
+/// Query of a series: `metric` (see `SERIES_METRICS`), `from` (ms since the Unix epoch,
+/// default 24 h ago), `step` (seconds, 60 to 86,400, default 60).
+#[derive(Debug, serde::Deserialize)]
+pub struct SeriesQuery {
+    pub metric: String,
+    pub from: Option<i64>,
+    pub step: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Series {
+    pub film: String,
+    pub metric: String,
+    pub from: i64,
+    pub step: i64,
+    /// `[time_ms, value]` pairs, oldest first.
+    pub points: Vec<(i64, f64)>,
+}
+
+async fn film_series(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    query: Result<axum::extract::Query<SeriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    published(&state, &slug)?;
+    let axum::extract::Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if !monsoon_audience::SERIES_METRICS.contains(&query.metric.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "metric `{}` is not one of {}",
+            query.metric,
+            monsoon_audience::SERIES_METRICS.join(", ")
+        )));
+    }
+    let step = query.step.unwrap_or(60);
+    if !(60..=86_400).contains(&step) {
+        return Err(ApiError::BadRequest(format!(
+            "step {step} is outside 60..=86400 seconds"
+        )));
+    }
+    let from = query
+        .from
+        .unwrap_or_else(|| state.audience.now_ms() - 24 * 3_600_000);
+    let points = state
+        .audience
+        .series(&slug, &query.metric, from, step * 1000);
+    let mut response = Json(Series {
+        film: slug,
+        metric: query.metric,
+        from,
+        step,
+        points,
+    })
+    .into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=5"),
     );
     Ok(response)
 }
