@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Server, monsoon};
+use common::Server;
 use serde_json::{Value, json};
 
 /// One simulated player.
@@ -89,25 +89,7 @@ fn config(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn figures_match_the_ground_truth_across_a_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let clip = tmp.path().join("clip.mp4");
-    common::make_clip(&clip, 2, "320x180");
-    let out = monsoon(
-        &data,
-        &[
-            "ingest",
-            clip.to_str().unwrap(),
-            "--slug",
-            "film",
-            "--quality",
-            "fast",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let data = common::ingest_clip(tmp.path(), "film", 2, "320x180");
     let config = config(tmp.path());
     let args = ["--config", config.to_str().unwrap()];
     let mut server = Server::start_with(&data, &args);

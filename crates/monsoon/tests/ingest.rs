@@ -21,25 +21,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("data");
-        let clip = tmp.path().join("good.mp4");
-        common::make_clip(&clip, 2, "320x180");
-        let out = monsoon(
-            &data,
-            &[
-                "ingest",
-                clip.to_str().unwrap(),
-                "--slug",
-                "film",
-                "--quality",
-                "fast",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let data = common::ingest_clip(tmp.path(), "film", 2, "320x180");
         Fixture { tmp, data }
     }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, monsoon, version_dir};
+use common::{Server, version_dir};
 
 /// A parsed HTTP/1.1 response.
 #[derive(Debug)]
@@ -176,25 +176,7 @@ struct Rig {
 
 fn rig() -> Rig {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let clip = tmp.path().join("clip.mp4");
-    common::make_clip(&clip, 8, "320x180");
-    let out = monsoon(
-        &data,
-        &[
-            "ingest",
-            clip.to_str().unwrap(),
-            "--slug",
-            "film",
-            "--quality",
-            "fast",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let data = common::ingest_clip(tmp.path(), "film", 8, "320x180");
     let version_dir = version_dir(&data, "film");
     let version = version_dir
         .file_name()

@@ -134,13 +134,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for Deadlines<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
+impl<T> Deadlines<T> {
+    /// Bookkeeping after a write attempt: progress resets the clocks; a blocked write starts
+    /// (or continues) the write-progress deadline.
+    fn after_write(
+        &mut self,
         cx: &mut Context<'_>,
-        buf: &[u8],
+        result: Poll<io::Result<usize>>,
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+        match result {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
                     self.last_progress = Instant::now();
@@ -160,31 +162,25 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
             }
         }
     }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.after_write(cx, result)
+    }
 
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    self.last_progress = Instant::now();
-                    self.write_blocked_since = None;
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                if self.write_blocked_since.is_none() {
-                    self.write_blocked_since = Some(Instant::now());
-                }
-                match self.check(cx) {
-                    Ok(()) => Poll::Pending,
-                    Err(e) => Poll::Ready(Err(e)),
-                }
-            }
-        }
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.after_write(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -185,3 +185,28 @@ pub fn join_rendition(dir: &Path, out: &Path) {
     }
     std::fs::write(out, bytes).unwrap();
 }
+
+/// Makes a `seconds`-long clip of `size` in `dir` and ingests it as `slug` into `dir/data`
+/// (`--quality fast`); returns the data directory.
+pub fn ingest_clip(dir: &Path, slug: &str, seconds: u32, size: &str) -> PathBuf {
+    let data = dir.join("data");
+    let clip = dir.join(format!("{slug}.mp4"));
+    make_clip(&clip, seconds, size);
+    let out = monsoon(
+        &data,
+        &[
+            "ingest",
+            clip.to_str().unwrap(),
+            "--slug",
+            slug,
+            "--quality",
+            "fast",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    data
+}
