@@ -66,7 +66,7 @@ impl Default for Config {
 }
 
 /// The player's state in a heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PlayerState {
     Startup,
@@ -80,7 +80,7 @@ pub enum PlayerState {
 
 /// A heartbeat as the player sends it (the wire contract of the audience issue). Counters are
 /// cumulative since the session started, so a lost beat loses nothing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// The session token, unless sent as `Authorization: Bearer`.
@@ -112,7 +112,7 @@ pub struct Heartbeat {
 }
 
 /// The answer to minting a session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Minted {
     pub session_id: String,
     pub viewer_id: String,

@@ -159,7 +159,7 @@ pub struct State {
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// Audience figures of one film at one moment (the `/stats` body).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FilmStats {
     pub film: String,
     pub views: u64,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 /// Text in Vietnamese (the default audience) and English.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Localized {
     #[serde(default)]
@@ -28,7 +28,7 @@ impl Localized {
 }
 
 /// What an operator says about a film, read from `film.toml` (see `docs/film.example.toml`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilmMeta {
     pub title: Localized,
@@ -66,9 +66,11 @@ pub struct FilmMeta {
     /// Poster image (portrait key art), relative to `film.toml`; copied into the published
     /// version. Without it, a frame of the film is the poster.
     #[serde(default, skip_serializing)]
+    #[schema(ignore)]
     pub poster: Option<PathBuf>,
     /// Wide backdrop image for the film page, relative to `film.toml`.
     #[serde(default, skip_serializing)]
+    #[schema(ignore)]
     pub backdrop: Option<PathBuf>,
     /// Replaces the default ladder: the rungs to encode (the 2G floor is always added).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -76,7 +78,7 @@ pub struct FilmMeta {
 }
 
 /// A rung an operator asks for in `film.toml`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LadderRung {
     /// Picture height in pixels (the width follows the film's aspect ratio).
@@ -205,7 +207,7 @@ pub struct PublishedVersion {
 }
 
 /// A rung of the ladder, or an audio rendition, as measured after packaging.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rendition {
     pub name: String,
     pub kind: RenditionKind,
@@ -218,7 +220,7 @@ pub struct Rendition {
     pub peak_bitrate: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RenditionKind {
     Video,

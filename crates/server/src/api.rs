@@ -15,7 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use monsoon_audience::{Heartbeat, Outcome};
+use monsoon_audience::{FilmStats, Heartbeat, Minted, Outcome};
+use utoipa::OpenApi;
+
+use crate::error::ErrorBody;
 use monsoon_catalog::{Film, FilmMeta, Rendition};
 use serde::Serialize;
 
@@ -32,11 +35,12 @@ pub fn routes() -> Router<AppState> {
         .route("/films/{slug}/stats/series", get(film_series))
         .route("/films/{slug}/sessions", post(mint_session))
         .route("/sessions/{id}/heartbeat", post(heartbeat))
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 /// A film as the API shows it: its metadata and where to play it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FilmView {
     pub slug: String,
     #[serde(flatten)]
@@ -76,11 +80,12 @@ impl From<Film> for FilmView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FilmList {
     pub films: Vec<FilmView>,
 }
 
+#[utoipa::path(get, path = "/api/v1/films", responses((status = 200, body = FilmList)))]
 async fn list_films(State(state): State<AppState>) -> Result<Json<FilmList>, ApiError> {
     let films = state.films.list().await?;
     Ok(Json(FilmList {
@@ -88,6 +93,8 @@ async fn list_films(State(state): State<AppState>) -> Result<Json<FilmList>, Api
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/films/{slug}", params(("slug" = String, Path)),
+    responses((status = 200, body = FilmView), (status = 404, body = ErrorBody)))]
 async fn get_film(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -101,7 +108,7 @@ async fn get_film(
 }
 
 /// The optional body of a mint request.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MintRequest {
     pub viewer_id: Option<String>,
@@ -115,6 +122,10 @@ fn published(state: &AppState, slug: &str) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no film with slug `{slug}`")))
 }
 
+#[utoipa::path(post, path = "/api/v1/films/{slug}/sessions", params(("slug" = String, Path)),
+    request_body(content = Option<MintRequest>, content_type = "application/json"),
+    responses((status = 201, body = Minted), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn mint_session(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -138,6 +149,11 @@ async fn mint_session(
 /// Takes the JSON whatever the `Content-Type` (players send `text/plain` to avoid a CORS
 /// preflight, and `navigator.sendBeacon` cannot set headers). Always 204 for a valid beat:
 /// a duplicate or implausible one is simply not counted (`X-Monsoon-Beat` says which).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/heartbeat", params(("id" = String, Path)),
+    request_body(content = Heartbeat, content_type = "text/plain"),
+    responses((status = 204, description = "stored (or idempotently ignored)"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn heartbeat(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -171,6 +187,8 @@ async fn heartbeat(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/films/{slug}/stats", params(("slug" = String, Path)),
+    responses((status = 200, body = FilmStats), (status = 404, body = ErrorBody)))]
 async fn film_stats(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -186,23 +204,27 @@ async fn film_stats(
 
 /// Query of a series: `metric` (see `SERIES_METRICS`), `from` (ms since the Unix epoch,
 /// default 24 h ago), `step` (seconds, 60 to 86,400, default 60).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     pub metric: String,
     pub from: Option<i64>,
     pub step: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Series {
     pub film: String,
     pub metric: String,
     pub from: i64,
     pub step: i64,
     /// `[time_ms, value]` pairs, oldest first.
+    #[schema(value_type = Vec<Vec<f64>>)]
     pub points: Vec<(i64, f64)>,
 }
 
+#[utoipa::path(get, path = "/api/v1/films/{slug}/stats/series", params(("slug" = String, Path), SeriesQuery),
+    responses((status = 200, body = Series), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn film_series(
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -242,4 +264,76 @@ async fn film_series(
         HeaderValue::from_static("public, max-age=5"),
     );
     Ok(response)
+}
+
+/// The OpenAPI 3.1 document of the public API, derived from the Rust types.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Monsoon API",
+        version = "1",
+        description = "Catalog, playback sessions, heartbeats and audience figures."
+    ),
+    paths(list_films, get_film, mint_session, heartbeat, film_stats, film_series)
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Response {
+    let mut response = Json(ApiDoc::openapi()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_covers_the_api() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for path in [
+            "/api/v1/films",
+            "/api/v1/films/{slug}",
+            "/api/v1/films/{slug}/sessions",
+            "/api/v1/sessions/{id}/heartbeat",
+            "/api/v1/films/{slug}/stats",
+            "/api/v1/films/{slug}/stats/series",
+        ] {
+            assert!(paths.contains_key(path), "{path} is missing");
+        }
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for schema in [
+            "Heartbeat",
+            "Minted",
+            "FilmStats",
+            "FilmView",
+            "ErrorBody",
+            "PlayerState",
+        ] {
+            assert!(schemas.contains_key(schema), "{schema} is missing");
+        }
+        // The wire contract's names, from the types themselves.
+        let heartbeat = &schemas["Heartbeat"]["properties"];
+        for field in [
+            "token",
+            "seq",
+            "state",
+            "play_ms",
+            "rebuffer_ms",
+            "startup_ms",
+            "playhead_ms",
+            "height",
+            "bitrate_kbps",
+            "fatal_error",
+        ] {
+            assert!(
+                heartbeat.get(field).is_some(),
+                "Heartbeat.{field} is missing"
+            );
+        }
+    }
 }

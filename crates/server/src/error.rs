@@ -25,9 +25,12 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Stable machine-readable code, e.g. `not_found`.
     code: &'a str,
+    /// What went wrong, for a person.
     message: String,
 }
 
@@ -62,7 +65,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (
             status,
-            Json(Body {
+            Json(ErrorBody {
                 code,
                 message: self.to_string(),
             }),
