@@ -9,6 +9,7 @@ command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # The origin's conformance suite runs against nginx too, and tests the nginx cache tier.
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need_apt+=(nginx)
 
@@ -20,6 +21,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} with apt-get"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# The API's OpenAPI document is fuzzed by schemathesis in the tests.
+if ! python3 -c "import schemathesis" 2>/dev/null; then
+  echo "installing schemathesis with pip"
+  python3 -m pip install -q schemathesis
 fi
 
 if ! command -v cargo >/dev/null; then

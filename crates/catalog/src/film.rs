@@ -7,7 +7,6 @@ use crate::{Error, Result};
 
 /// Text in Vietnamese (the default audience) and English.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Localized {
     #[serde(default)]
     pub vi: String,
@@ -28,8 +27,10 @@ impl Localized {
 }
 
 /// What an operator says about a film, read from `film.toml` (see `docs/film.example.toml`).
+///
+/// Unknown keys in `film.toml` are refused by [`FilmMeta::from_toml`] (not by
+/// `deny_unknown_fields`, which would also forbid the API from adding fields beside these).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct FilmMeta {
     pub title: Localized,
     #[serde(default)]
@@ -79,7 +80,6 @@ pub struct FilmMeta {
 
 /// A rung an operator asks for in `film.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct LadderRung {
     /// Picture height in pixels (the width follows the film's aspect ratio).
     pub height: u32,
@@ -114,7 +114,16 @@ impl FilmMeta {
 
     /// Parses `film.toml` text; the error names the bad key.
     pub fn from_toml(text: &str) -> std::result::Result<Self, String> {
-        let meta: FilmMeta = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut unknown = Vec::new();
+        let meta: FilmMeta = serde_ignored::deserialize(toml::Deserializer::new(text), |path| {
+            unknown.push(path.to_string());
+        })
+        .map_err(|e| e.to_string())?;
+        if let Some(key) = unknown.first() {
+            return Err(format!(
+                "unknown key `{key}`; the keys are documented in docs/film.example.toml"
+            ));
+        }
         if meta.title.vi.is_empty() && meta.title.en.is_empty() {
             return Err("`title.vi` or `title.en` is required".into());
         }

@@ -854,7 +854,7 @@ fn bad_subtitles_and_metadata_are_refused() {
     )
     .unwrap();
     let said = run(&["--meta", meta.to_str().unwrap()]);
-    assert!(said.contains("kbit"), "{said}");
+    assert!(said.contains("missing field `kbps`"), "{said}");
     assert_eq!(tree(&f.data.join("media")), media_before);
     assert!(tree(&f.data.join("staging")).is_empty());
 }
