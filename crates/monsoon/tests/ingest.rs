@@ -84,6 +84,21 @@ impl Fixture {
     }
 }
 
+/// Encodes a lavfi video source (no audio) to `out` with x264 `ultrafast`.
+fn encode_video(source: &str, out: &Path) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        source,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        out.to_str().unwrap(),
+    ]);
+}
+
 fn lavfi_video(size: &str, seconds: u32) -> String {
     format!("testsrc2=size={size}:rate=25:duration={seconds}")
 }
@@ -93,17 +108,7 @@ fn truncated_and_empty_and_disguised_files_are_refused() {
     let f = Fixture::new();
     let whole = f.path("whole.mp4");
     // moov at the end (no faststart), then cut in half: the index is gone.
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &lavfi_video("320x180", 4),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        whole.to_str().unwrap(),
-    ]);
+    encode_video(&lavfi_video("320x180", 4), &whole);
     let bytes = std::fs::read(&whole).unwrap();
     let truncated = f.path("truncated.mp4");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
@@ -167,31 +172,11 @@ fn files_without_a_picture_are_refused() {
 fn huge_masters_are_refused_before_decoding() {
     let f = Fixture::new();
     let huge = f.path("huge.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "color=size=8192x8192:rate=1:duration=1",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        huge.to_str().unwrap(),
-    ]);
+    encode_video("color=size=8192x8192:rate=1:duration=1", &huge);
     f.assert_refused(&huge, "resolution 8192x8192 exceeds the limit of 7680x4320");
 
     let fast = f.path("fast.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=240:duration=1",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        fast.to_str().unwrap(),
-    ]);
+    encode_video("testsrc2=size=320x240:rate=240:duration=1", &fast);
     f.assert_refused(&fast, "frame rate 240.000 fps exceeds the limit of 120 fps");
 }
 
@@ -229,17 +214,7 @@ fn corrupted_masters_are_refused() {
 fn a_master_without_audio_gets_a_video_only_ladder() {
     let f = Fixture::new();
     let silent = f.path("silent.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &lavfi_video("640x360", 2),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        silent.to_str().unwrap(),
-    ]);
+    encode_video(&lavfi_video("640x360", 2), &silent);
     let dir = f.assert_accepted(&silent, "silent");
     let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
     assert!(!master.contains("EXT-X-MEDIA:TYPE=AUDIO"), "{master}");
@@ -252,17 +227,7 @@ fn odd_sizes_rotation_interlacing_and_surround_are_normalised() {
     let f = Fixture::new();
 
     let odd = f.path("odd.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &lavfi_video("1165x767", 2),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        odd.to_str().unwrap(),
-    ]);
+    encode_video(&lavfi_video("1165x767", 2), &odd);
     let dir = f.assert_accepted(&odd, "odd");
     let master = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
     for res in master.split("RESOLUTION=").skip(1) {
@@ -277,17 +242,7 @@ fn odd_sizes_rotation_interlacing_and_surround_are_normalised() {
     }
 
     let upright = f.path("upright.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &lavfi_video("640x360", 2),
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        upright.to_str().unwrap(),
-    ]);
+    encode_video(&lavfi_video("640x360", 2), &upright);
     let rotated = f.path("rotated.mp4");
     // A phone held upright: a display matrix turning the coded landscape picture a quarter.
     ffmpeg(&[
