@@ -335,3 +335,62 @@ mod tests {
         assert!(audience.mint("film", Some("bad id!".into())).await.is_err());
     }
 }
+
+#[cfg(test)]
+mod shedding {
+    use std::sync::Arc;
+
+    use monsoon_audience::{Audience, Clock, Config, Error};
+
+    use super::*;
+    use crate::SqliteCatalog;
+
+    /// With the database locked by another writer, the one pending commit holds the writer,
+    /// the queue (of one) fills, and the next request is shed with `Overloaded` (429) instead
+    /// of waiting without bound; once the lock goes, the held commits complete.
+    #[tokio::test]
+    async fn a_full_queue_sheds_load_instead_of_waiting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("c.db");
+        let catalog = SqliteCatalog::open(&path).await.unwrap();
+        let store = Arc::new(SqliteAudienceStore::open(&path).await.unwrap());
+        let config = Config {
+            queue_limit: 1,
+            ..Config::default()
+        };
+        let (clock, _) = Clock::manual(1_800_000_000_000);
+        let audience = Arc::new(
+            Audience::open_with_clock(config, b"k".to_vec(), store, clock)
+                .await
+                .unwrap(),
+        );
+
+        // Another connection takes the write lock.
+        let mut blocker = catalog.pool().acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+
+        let first = tokio::spawn({
+            let a = Arc::clone(&audience);
+            async move { a.mint("film", None).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await; // the writer takes it
+        let second = tokio::spawn({
+            let a = Arc::clone(&audience);
+            async move { a.mint("film", None).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await; // queued
+        let third = audience.mint("film", None).await;
+        assert!(matches!(third, Err(Error::Overloaded)), "{third:?}");
+
+        sqlx::query("ROLLBACK")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        drop(blocker);
+        assert!(first.await.unwrap().is_ok());
+        assert!(second.await.unwrap().is_ok());
+    }
+}
