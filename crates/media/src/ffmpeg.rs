@@ -62,8 +62,9 @@ fn tail(stderr: &[u8]) -> String {
     lines[start..].join("\n")
 }
 
-/// Probes `path` with ffprobe and checks it against `limits`.
-pub async fn probe_file(path: &Path, limits: &Limits) -> Result<Source> {
+/// The size of `path`, which must be a non-empty regular file; the error says which rule
+/// it broke.
+async fn input_file_size(path: &Path) -> Result<u64> {
     let meta = match tokio::fs::metadata(path).await {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -84,6 +85,12 @@ pub async fn probe_file(path: &Path, limits: &Limits) -> Result<Source> {
             path: path.to_owned(),
         });
     }
+    Ok(meta.len())
+}
+
+/// Probes `path` with ffprobe and checks it against `limits`.
+pub async fn probe_file(path: &Path, limits: &Limits) -> Result<Source> {
+    let size = input_file_size(path).await?;
 
     let mut cmd = command("ffprobe");
     cmd.args([
@@ -123,7 +130,7 @@ pub async fn probe_file(path: &Path, limits: &Limits) -> Result<Source> {
         })?;
     let mut source = probe::analyze(path, &parsed, limits)?;
     if source.size_bytes == 0 {
-        source.size_bytes = meta.len();
+        source.size_bytes = size;
     }
     Ok(source)
 }
@@ -221,19 +228,7 @@ pub const SUBTITLE_FORMATS: &str = "srt,webvtt,ass";
 
 /// Converts a sidecar subtitle file (SRT, WebVTT, ASS) to WebVTT at `out`.
 pub async fn convert_subtitle(input: &Path, out: &Path) -> Result<()> {
-    match tokio::fs::metadata(input).await {
-        Ok(m) if m.len() > 0 => {}
-        Ok(_) => {
-            return Err(Error::Empty {
-                path: input.to_owned(),
-            });
-        }
-        Err(_) => {
-            return Err(Error::NotFound {
-                path: input.to_owned(),
-            });
-        }
-    }
+    input_file_size(input).await?;
     let mut cmd = command("ffmpeg");
     cmd.args([
         "-hide_banner",

@@ -80,22 +80,7 @@ fn bad_inputs_are_refused_and_change_nothing() {
     let data = tmp.path().join("data");
     let clip = tmp.path().join("good.mp4");
     make_clip(&clip, 2, "320x180");
-    let out = monsoon(
-        &data,
-        &[
-            "ingest",
-            clip.to_str().unwrap(),
-            "--slug",
-            "film",
-            "--quality",
-            "fast",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ingest_ok(&data, &clip, "film");
     let media_before = tree(&data.join("media"));
     let films_before = Server::start(&data).get_json("/api/v1/films");
 

@@ -467,22 +467,7 @@ fn sigkill_mid_transcode_and_mid_publish_leaves_nothing_visible() {
     drop(server);
 
     // 3. The next ingest of the same slug succeeds and sweeps what the kills left.
-    let out = monsoon(
-        &f.data,
-        &[
-            "ingest",
-            master.to_str().unwrap(),
-            "--slug",
-            "film",
-            "--quality",
-            "fast",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ingest_ok(&f.data, &master, "film");
     version_dir(&f.data, "film");
     assert!(tree(&f.data.join("staging")).is_empty());
     let server = Server::start(&f.data);
@@ -540,22 +525,7 @@ fn uhd_master_gets_the_whole_ladder_with_exact_gops_and_segments() {
         "-shortest",
         master.to_str().unwrap(),
     ]);
-    let out = monsoon(
-        &data,
-        &[
-            "ingest",
-            master.to_str().unwrap(),
-            "--slug",
-            "uhd",
-            "--quality",
-            "fast",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ingest_ok(&data, &master, "uhd");
     let dir = version_dir(&data, "uhd");
 
     let master_playlist = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();

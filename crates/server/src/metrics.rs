@@ -193,27 +193,28 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn media_request(&self, class: &'static str, status: u16, bytes: u64, took: Duration) {
-        let Some(c) = CLASSES.iter().position(|&k| k == class) else {
-            self.requests
-                .get_or_create(&RequestLabels { class, status })
-                .inc();
-            self.bytes
-                .get_or_create(&ClassLabel { class })
-                .inc_by(bytes);
-            self.latency
-                .get_or_create(&ClassLabel { class })
-                .observe(took.as_secs_f64());
-            return;
-        };
-        match STATUSES.iter().position(|&s| s == status) {
-            Some(s) => self.hot_requests[c * STATUSES.len() + s].inc(),
-            None => self
+        let c = CLASSES.iter().position(|&k| k == class);
+        let s = STATUSES.iter().position(|&s| s == status);
+        match (c, s) {
+            (Some(c), Some(s)) => self.hot_requests[c * STATUSES.len() + s].inc(),
+            _ => self
                 .requests
                 .get_or_create(&RequestLabels { class, status })
                 .inc(),
         };
-        self.hot_bytes[c].inc_by(bytes);
-        self.hot_latency[c].observe(took.as_secs_f64());
+        match c {
+            Some(c) => {
+                self.hot_bytes[c].inc_by(bytes);
+                self.hot_latency[c].observe(took.as_secs_f64());
+            }
+            None => {
+                let label = ClassLabel { class };
+                self.bytes.get_or_create(&label).inc_by(bytes);
+                self.latency
+                    .get_or_create(&label)
+                    .observe(took.as_secs_f64());
+            }
+        }
     }
 
     pub fn cache_hit(&self) {

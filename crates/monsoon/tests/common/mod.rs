@@ -186,17 +186,13 @@ pub fn join_rendition(dir: &Path, out: &Path) {
     std::fs::write(out, bytes).unwrap();
 }
 
-/// Makes a `seconds`-long clip of `size` in `dir` and ingests it as `slug` into `dir/data`
-/// (`--quality fast`); returns the data directory.
-pub fn ingest_clip(dir: &Path, slug: &str, seconds: u32, size: &str) -> PathBuf {
-    let data = dir.join("data");
-    let clip = dir.join(format!("{slug}.mp4"));
-    make_clip(&clip, seconds, size);
+/// Ingests `file` as `slug` into `data` with `--quality fast`, asserting success.
+pub fn ingest_ok(data: &Path, file: &Path, slug: &str) {
     let out = monsoon(
-        &data,
+        data,
         &[
             "ingest",
-            clip.to_str().unwrap(),
+            file.to_str().unwrap(),
             "--slug",
             slug,
             "--quality",
@@ -208,5 +204,14 @@ pub fn ingest_clip(dir: &Path, slug: &str, seconds: u32, size: &str) -> PathBuf 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Makes a `seconds`-long clip of `size` in `dir` and ingests it as `slug` into `dir/data`;
+/// returns the data directory.
+pub fn ingest_clip(dir: &Path, slug: &str, seconds: u32, size: &str) -> PathBuf {
+    let data = dir.join("data");
+    let clip = dir.join(format!("{slug}.mp4"));
+    make_clip(&clip, seconds, size);
+    ingest_ok(&data, &clip, slug);
     data
 }
