@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::DataDir;
 use crate::ingest::{IngestArgs, QualityArg, ingest, require_ffmpeg};
-use crate::serve::{ServeConfig, default_web_dir, serve};
+use crate::serve::{AdminConfig, ServeConfig, Settings, default_web_dir, serve};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -65,13 +65,21 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
-    let config = ServeConfig {
-        listen: args.listen,
-        web_dir: args.web_dir,
-        ..ServeConfig::default()
+    // A fresh admin token each run, so the dashboard can be opened at once.
+    let token = crate::admin_token::random_token()?;
+    let settings = Settings {
+        serve: ServeConfig {
+            listen: args.listen,
+            web_dir: args.web_dir,
+            ..ServeConfig::default()
+        },
+        admin: AdminConfig {
+            token_hash: monsoon_server::hash_token(&token).map_err(|e| anyhow::anyhow!(e))?,
+        },
+        ..Settings::default()
     };
-    serve(data, &config, monsoon_audience::Config::default(), |url| {
-        eprintln!("\nMonsoon demo is up:\n  catalog  {url}/\n  watch    {url}/watch/{SLUG}\n  HLS      {url}/media/{SLUG}/master.m3u8\n  DASH     {url}/media/{SLUG}/manifest.mpd\nPress Ctrl-C to stop.");
+    serve(data, &settings, |url| {
+        eprintln!("\nMonsoon demo is up:\n  catalog    {url}/\n  watch      {url}/watch/{SLUG}\n  dashboard  {url}/admin  (admin token: {token})\n  HLS        {url}/media/{SLUG}/master.m3u8\n  DASH       {url}/media/{SLUG}/manifest.mpd\nPress Ctrl-C to stop.");
     })
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! `monsoon`: the one binary. Each subcommand is a module; this file only parses arguments
 //! and hands over.
 
+mod admin_token;
 mod demo;
 mod ingest;
 mod serve;
@@ -44,6 +45,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Show a film's live audience figures from a running server.
     Stats(stats::StatsArgs),
+    /// Make an admin token for the dashboard and the `[admin] token_hash` line to configure it.
+    AdminToken(admin_token::AdminTokenArgs),
 }
 
 /// Where things live inside `--data`.
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
             Command::Ingest(args) => ingest::run(&data, args).await,
             Command::Serve(args) => serve::run(&data, args).await,
             Command::Demo(args) => demo::run(&data, args).await,
+            Command::AdminToken(args) => admin_token::run(&args),
             Command::Stats(args) => tokio::task::spawn_blocking(move || stats::run(&args))
                 .await
                 .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))),

@@ -55,6 +55,9 @@ pub struct ServeConfig {
     pub access_log: bool,
     pub catalog_refresh_ms: u64,
     pub http_threads: usize,
+    /// `https://host` of the public site, for absolute links in link previews (empty: the
+    /// request's `Host`).
+    pub public_url: String,
 }
 
 impl Default for ServeConfig {
@@ -73,25 +76,37 @@ impl Default for ServeConfig {
             access_log: true,
             catalog_refresh_ms: 1000,
             http_threads: 0,
+            public_url: String::new(),
         }
     }
 }
 
 /// The file layout of `monsoon.toml`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct ConfigFile {
-    serve: ServeConfig,
-    audience: monsoon_audience::Config,
+pub struct Settings {
+    pub serve: ServeConfig,
+    pub audience: monsoon_audience::Config,
+    pub admin: AdminConfig,
 }
 
-impl ServeConfig {
+/// The `[admin]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// argon2 hash of the admin token (`monsoon admin-token` makes one); empty turns
+    /// `/admin` off.
+    pub token_hash: String,
+}
+
+impl Settings {
     /// Defaults, then the file, then environment and flags (clap merged those two).
     pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
-        let mut config = match &args.config {
-            Some(path) => read_config(path)?.serve,
-            None => ServeConfig::default(),
+        let mut settings = match &args.config {
+            Some(path) => read_config(path)?,
+            None => Settings::default(),
         };
+        let config = &mut settings.serve;
         if let Some(v) = args.listen {
             config.listen = v;
         }
@@ -107,9 +122,11 @@ impl ServeConfig {
         if let Some(v) = args.drain_deadline_s {
             config.drain_deadline_s = v;
         }
-        Ok(config)
+        Ok(settings)
     }
+}
 
+impl ServeConfig {
     fn limits(&self) -> ConnLimits {
         ConnLimits {
             header_timeout: Duration::from_secs(self.header_timeout_s),
@@ -121,7 +138,7 @@ impl ServeConfig {
     }
 }
 
-fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
+fn read_config(path: &Path) -> anyhow::Result<Settings> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
@@ -134,22 +151,23 @@ pub fn default_web_dir() -> PathBuf {
 }
 
 pub async fn run(data: &DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = ServeConfig::load(&args)?;
-    let audience = match &args.config {
-        Some(path) => read_config(path)?.audience,
-        None => monsoon_audience::Config::default(),
-    };
-    serve(data, &config, audience, |_| {}).await?;
+    let settings = Settings::load(&args)?;
+    serve(data, &settings, |_| {}).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Serves until SIGINT or SIGTERM; `on_ready` gets the base URL once listening.
 pub async fn serve(
     data: &DataDir,
-    config: &ServeConfig,
-    audience: monsoon_audience::Config,
+    settings: &Settings,
     on_ready: impl FnOnce(&str),
 ) -> anyhow::Result<()> {
+    let config = &settings.serve;
+    let admin = monsoon_server::AdminAuth::new(
+        Some(settings.admin.token_hash.clone()).filter(|h| !h.is_empty()),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let audience = settings.audience.clone();
     let (films, media) = data.open().await?;
     let store = Arc::new(monsoon_db::SqliteAudienceStore::open(&data.catalog_db()).await?);
     let audience = Arc::new(
@@ -159,16 +177,16 @@ pub async fn serve(
     );
     audience.spawn_sampler();
     let hot = HotCache::new(config.cache_bytes, config.cache_max_object_bytes);
-    let state = AppState::new(
-        films,
-        media,
-        audience,
+    let options = monsoon_server::Options {
         hot,
-        config.web_dir.clone(),
-        config.access_log,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("loading the catalog: {e}"))?;
+        web_dir: config.web_dir.clone(),
+        access_log: config.access_log,
+        admin,
+        public_url: Some(config.public_url.clone()).filter(|u| !u.is_empty()),
+    };
+    let state = AppState::new(films, media, audience, options)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the catalog: {e}"))?;
     state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
     let threads = match config.http_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -202,7 +220,7 @@ mod tests {
     #[test]
     fn the_example_config_is_complete_and_valid() {
         let text = include_str!("../../../monsoon.example.toml");
-        let file: ConfigFile = toml::from_str(text).expect("monsoon.example.toml parses");
+        let file: Settings = toml::from_str(text).expect("monsoon.example.toml parses");
         let defaults = ServeConfig::default();
         // The example documents the defaults (web_dir aside, which depends on the install).
         assert_eq!(file.serve.cache_bytes, defaults.cache_bytes);
@@ -224,6 +242,8 @@ mod tests {
             "access_log",
             "catalog_refresh_ms",
             "http_threads",
+            "public_url",
+            "token_hash",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")),
@@ -234,6 +254,6 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        assert!(toml::from_str::<ConfigFile>("[serve]\ncache_byte = 1\n").is_err());
+        assert!(toml::from_str::<Settings>("[serve]\ncache_byte = 1\n").is_err());
     }
 }

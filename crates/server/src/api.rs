@@ -114,24 +114,29 @@ pub struct MintRequest {
     pub viewer_id: Option<String>,
 }
 
-fn published(state: &AppState, slug: &str) -> Result<(), ApiError> {
+fn published(
+    state: &AppState,
+    slug: &str,
+) -> Result<std::sync::Arc<crate::live::LiveFilm>, ApiError> {
     state
         .live
         .get(slug)
-        .map(|_| ())
         .ok_or_else(|| ApiError::NotFound(format!("no film with slug `{slug}`")))
 }
 
 #[utoipa::path(post, path = "/api/v1/films/{slug}/sessions", params(("slug" = String, Path)),
     request_body(content = Option<MintRequest>, content_type = "application/json"),
-    responses((status = 201, body = Minted), (status = 400, body = ErrorBody),
+    responses((status = 201, body = Minted), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn mint_session(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    published(&state, &slug)?;
+    let live = published(&state, &slug)?;
+    if live.film.is_before_premiere(chrono::Utc::now()) {
+        return Err(crate::delivery::premiere_ahead(&live.film));
+    }
     let request: MintRequest = if body.iter().all(u8::is_ascii_whitespace) {
         MintRequest::default()
     } else {

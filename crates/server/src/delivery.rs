@@ -57,6 +57,14 @@ impl ObjectClass {
         })
     }
 
+    /// Playlists and MPDs: what a player needs to start, and what is withheld before a premiere.
+    pub fn is_manifest(self) -> bool {
+        matches!(
+            self,
+            ObjectClass::Multivariant | ObjectClass::Mpd | ObjectClass::MediaPlaylist
+        )
+    }
+
     /// Label used in metrics.
     pub fn label(self) -> &'static str {
         match self {
@@ -99,6 +107,17 @@ impl ObjectClass {
             | ObjectClass::Text => "public, max-age=31536000, immutable",
         }
     }
+}
+
+/// The refusal of a film's manifests before its free release. Cached for 5 s like every
+/// error, so a CDN absorbs the crowd waiting at the door and lets it in 5 s after the hour.
+pub fn premiere_ahead(film: &monsoon_catalog::Film) -> ApiError {
+    let at = film
+        .meta
+        .free_release
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    ApiError::Forbidden(format!("`{}` premieres at {at}", film.slug))
 }
 
 /// Where an object's bytes come from: the bounded memory cache of hot objects, else the store.
@@ -144,6 +163,9 @@ async fn media(
     };
     let info = live.objects.get(file).ok_or_else(not_found)?;
     let class = ObjectClass::of(file).ok_or_else(not_found)?;
+    if class.is_manifest() && live.film.is_before_premiere(chrono::Utc::now()) {
+        return Err(premiere_ahead(&live.film));
+    }
     let key = format!("{slug}/{version}/{file}");
     let started = std::time::Instant::now();
 

@@ -6,10 +6,13 @@
 //! and map the result. The app is built by [`app`] so tests drive it in-process; [`serve`]
 //! adds the connection deadlines and graceful draining of [`conn`].
 
+mod admin;
 mod api;
+mod assets;
 pub mod conn;
 mod delivery;
 mod error;
+mod i18n;
 mod live;
 mod metrics;
 mod pages;
@@ -28,8 +31,9 @@ use monsoon_catalog::{FilmRepository, MediaStore};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::cors::{Any, CorsLayer};
-use tower_http::services::ServeDir;
 
+pub use admin::{AdminAuth, hash_token};
+pub use assets::Assets;
 pub use conn::ConnLimits;
 pub use delivery::HotCache;
 pub use error::ApiError;
@@ -60,12 +64,29 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// False once shutdown has begun: `/readyz` answers 503 so load balancers stop sending.
     pub ready: Arc<AtomicBool>,
-    /// Built player assets (`web/dist`), served under `/static`.
+    /// Built web assets (`web/dist`), served under `/static`.
     pub web_dir: PathBuf,
+    /// Fingerprinted names of the built assets.
+    pub assets: Assets,
     /// Log one line per request (target `monsoon::access`).
     pub access_log: bool,
     /// Sessions, heartbeats and audience counters.
     pub audience: Arc<monsoon_audience::Audience>,
+    /// Who may use `/admin`.
+    pub admin: Arc<AdminAuth>,
+    /// `https://host` of the public site, for absolute links in link previews; without it
+    /// the request's `Host` is used.
+    pub public_url: Option<String>,
+}
+
+/// The settings of [`AppState::new`] that are not backends.
+#[derive(Debug)]
+pub struct Options {
+    pub hot: HotCache,
+    pub web_dir: PathBuf,
+    pub access_log: bool,
+    pub admin: AdminAuth,
+    pub public_url: Option<String>,
 }
 
 impl AppState {
@@ -74,9 +95,7 @@ impl AppState {
         films: Arc<dyn FilmRepository>,
         media: Arc<dyn MediaStore>,
         audience: Arc<monsoon_audience::Audience>,
-        hot: HotCache,
-        web_dir: PathBuf,
-        access_log: bool,
+        options: Options,
     ) -> Result<Self, String> {
         let live = Arc::new(LiveCatalog::default());
         live.refresh(films.as_ref(), media.as_ref()).await?;
@@ -84,12 +103,15 @@ impl AppState {
             films,
             media,
             live,
-            hot,
+            hot: options.hot,
             metrics: Arc::new(Metrics::default()),
             ready: Arc::new(AtomicBool::new(true)),
-            web_dir,
-            access_log,
+            assets: Assets::load(&options.web_dir),
+            web_dir: options.web_dir,
+            access_log: options.access_log,
             audience,
+            admin: Arc::new(options.admin),
+            public_url: options.public_url,
         })))
     }
 
@@ -160,13 +182,14 @@ pub fn app(state: AppState) -> Router {
             header::ETAG,
         ])
         .max_age(Duration::from_secs(86_400));
-    let static_files = ServeDir::new(&state.web_dir);
+    let static_files = assets::routes(&state.web_dir, state.assets.clone());
     let access_log = state.access_log;
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(pages::routes())
+        .nest("/admin", admin::routes())
         .nest("/api/v1", api::routes())
         .nest("/media", delivery::routes().layer(cors))
         .nest_service("/static", static_files)

@@ -1,51 +1,171 @@
-//! Viewer pages rendered on the server with askama (templates checked at compile time).
+//! Viewer pages rendered on the server with askama (templates checked at compile time), in the
+//! viewer's language ([`crate::i18n`]). They work without JavaScript; the player and the
+//! premiere countdown add it.
 //!
 //! | path | page |
 //! |---|---|
-//! | `/` | catalog |
-//! | `/films/{slug}` | film page |
-//! | `/watch/{slug}` | player |
+//! | `/` | catalog: a featured film, then rows |
+//! | `/films/{slug}` | film page, or the premiere page (countdown) before the free release |
+//! | `/films/{slug}/premiere.ics` | calendar event of the premiere ("remind me") |
+//! | `/watch/{slug}` | player (303 to the film page before the premiere) |
+
+use std::collections::HashSet;
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::response::Html;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
+use chrono::{DateTime, FixedOffset, Utc};
 use monsoon_catalog::Film;
 
+use crate::i18n::{Locale, Messages};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/films/{slug}", get(film_page))
+        .route("/films/{slug}/premiere.ics", get(premiere_ics))
         .route("/watch/{slug}", get(watch_page))
+}
+
+/// What every page's frame needs: language, stylesheet, the language switch.
+#[derive(Debug)]
+pub struct Chrome {
+    pub lang: &'static str,
+    pub css: String,
+    /// The same page in the other language (a plain link: works without JavaScript).
+    pub switch_href: String,
+    pub switch_text: &'static str,
+    pub switch_label: &'static str,
+    pub switch_lang: &'static str,
+}
+
+impl Chrome {
+    pub fn new(state: &AppState, locale: Locale, path: &str) -> Self {
+        let other = locale.lang.other();
+        Self {
+            lang: locale.lang.code(),
+            css: state.assets.url("site.css"),
+            switch_href: format!("{path}?lang={}", other.code()),
+            switch_text: locale.lang.messages().switch_to.as_str(),
+            switch_label: locale.lang.messages().switch_label.as_str(),
+            switch_lang: other.code(),
+        }
+    }
+}
+
+/// JSON for a `<script type="application/json">` or JSON-LD block: `<` is escaped so no
+/// string can close the script element.
+pub fn script_json(value: &serde_json::Value) -> String {
+    value.to_string().replace('<', "\\u003c")
+}
+
+/// A film as a card or a hero.
+#[derive(Debug)]
+struct Card {
+    slug: String,
+    title: String,
+    synopsis: String,
+    poster: Option<String>,
+    backdrop: Option<String>,
+    premiere: Option<String>,
+}
+
+impl Card {
+    fn new(film: &Film, locale: Locale, now: DateTime<Utc>) -> Self {
+        let lang = locale.lang.code();
+        Self {
+            slug: film.slug.clone(),
+            title: film.meta.title.get(lang).to_owned(),
+            synopsis: film.meta.synopsis.get(lang).to_owned(),
+            poster: film.poster_url(),
+            backdrop: film.backdrop_url(),
+            premiere: film
+                .meta
+                .free_release
+                .filter(|_| film.is_before_premiere(now))
+                .map(|at| format_time(at, &locale.lang.messages().datetime_format)),
+        }
+    }
+}
+
+fn format_time(at: DateTime<FixedOffset>, format: &str) -> String {
+    at.format(format).to_string()
 }
 
 #[derive(Template)]
 #[template(path = "home.html")]
 struct Home {
-    films: Vec<Film>,
+    t: &'static Messages,
+    c: Chrome,
+    featured: Option<Card>,
+    rows: Vec<Row>,
 }
+
+/// A titled shelf of cards on the home page.
+#[derive(Debug)]
+struct Row {
+    title: &'static str,
+    cards: Vec<Card>,
+}
+
+/// Facts shown under the synopsis, in order: (label, value).
+type Facts = Vec<(&'static str, String)>;
 
 #[derive(Template)]
 #[template(path = "film.html")]
 struct FilmPage {
-    film: Film,
-    runtime_min: u32,
+    t: &'static Messages,
+    c: Chrome,
+    card: Card,
+    /// The title in the other language, when it differs.
+    other_title: Option<String>,
+    facts: Facts,
+    /// Seconds to the premiere, when it is ahead.
+    countdown_s: Option<i64>,
+    /// The countdown as text, for pages without JavaScript.
+    countdown_text: String,
+    premiere_iso: String,
+    trailer: Option<String>,
+    page_url: String,
+    image_url: Option<String>,
+    json_ld: String,
+    countdown_json: String,
 }
 
 #[derive(Template)]
 #[template(path = "watch.html")]
 struct WatchPage {
-    film: Film,
+    t: &'static Messages,
+    c: Chrome,
+    card: Card,
+    hls_url: String,
+    hls_js: String,
+    player_js: String,
+    thumbnails: Option<String>,
+    /// (language code, WebVTT URL)
+    subtitles: Vec<(String, String)>,
+    player_json: String,
 }
 
-fn render(template: &impl Template) -> Result<Html<String>, ApiError> {
-    template
+fn render(template: &impl Template, locale: Locale) -> Result<Response, ApiError> {
+    let html = template
         .render()
-        .map(Html)
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = Html(html).into_response();
+    let headers = response.headers_mut();
+    // Pages depend on the language cookie: shared caches must keep them apart.
+    headers.insert(header::VARY, HeaderValue::from_static("Cookie"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if locale.switched
+        && let Ok(cookie) = HeaderValue::from_str(&locale.cookie())
+    {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 async fn find(state: &AppState, slug: &str) -> Result<Film, ApiError> {
@@ -56,29 +176,307 @@ async fn find(state: &AppState, slug: &str) -> Result<Film, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no film with slug `{slug}`")))
 }
 
-async fn home(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
-    render(&Home {
-        films: state.films.list().await?,
-    })
+/// `https://host` of this site: `public_url` when configured, else the request's `Host`.
+fn site_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+async fn home(State(state): State<AppState>, locale: Locale) -> Result<Response, ApiError> {
+    let films = state.films.list().await?;
+    // Trailers are assets of their films, not catalog entries.
+    let trailers: HashSet<&str> = films
+        .iter()
+        .filter_map(|f| f.meta.trailer.as_deref())
+        .collect();
+    let now = Utc::now();
+    let (premieres, released): (Vec<&Film>, Vec<&Film>) = films
+        .iter()
+        .filter(|f| !trailers.contains(f.slug.as_str()))
+        .partition(|f| f.is_before_premiere(now));
+    let card = |f: &&Film| Card::new(f, locale, now);
+    let t = locale.lang.messages();
+    let rows = [(&t.row_premieres, &premieres), (&t.row_all, &released)]
+        .into_iter()
+        .filter(|(_, films)| !films.is_empty())
+        .map(|(title, films)| Row {
+            title,
+            cards: films.iter().map(card).collect(),
+        })
+        .collect();
+    render(
+        &Home {
+            t,
+            c: Chrome::new(&state, locale, "/"),
+            featured: released.first().or(premieres.first()).map(card),
+            rows,
+        },
+        locale,
+    )
+}
+
+fn facts(film: &Film, t: &'static Messages, runtime_min: u32) -> Facts {
+    let meta = &film.meta;
+    let mut facts: Facts = Vec::new();
+    let mut list = |label: &'static str, items: &[String]| {
+        if !items.is_empty() {
+            facts.push((label, items.join(", ")));
+        }
+    };
+    list(&t.director, &meta.director);
+    list(&t.writer, &meta.writer);
+    list(&t.cast, &meta.cast);
+    list(&t.genres, &meta.genres);
+    facts.push((&t.runtime, format!("{runtime_min} {}", t.minutes)));
+    if let Some(date) = meta.cinema_release {
+        facts.push((&t.cinema_release, date.format(&t.date_format).to_string()));
+    }
+    if let Some(at) = meta.free_release {
+        facts.push((&t.free_release, format_time(at, &t.datetime_format)));
+    }
+    for (label, value) in [
+        (&t.age_rating, &meta.age_rating),
+        (&t.country, &meta.country),
+        (&t.production_company, &meta.production_company),
+    ] {
+        if let Some(value) = value {
+            facts.push((label, value.clone()));
+        }
+    }
+    facts
+}
+
+/// `2 ngày 3 giờ 4 phút 5 giây`, as the script writes it.
+fn countdown(seconds: i64, t: &Messages) -> String {
+    let parts = [
+        (seconds / 86_400, &t.days),
+        (seconds % 86_400 / 3600, &t.hours),
+        (seconds % 3600 / 60, &t.mins),
+        (seconds % 60, &t.secs),
+    ];
+    parts
+        .iter()
+        .map(|(n, unit)| format!("{n} {unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// schema.org `Movie`, for search engines and link previews.
+fn json_ld(film: &Film, page_url: &str, image: Option<&str>, runtime_min: u32) -> String {
+    let meta = &film.meta;
+    let people = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| serde_json::json!({"@type": "Person", "name": n}))
+            .collect::<Vec<_>>()
+    };
+    let mut movie = serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "Movie",
+        "name": meta.title.get("vi"),
+        "url": page_url,
+        "description": meta.synopsis.get("vi"),
+        "duration": format!("PT{runtime_min}M"),
+        "director": people(&meta.director),
+        "author": people(&meta.writer),
+        "actor": people(&meta.cast),
+        "genre": meta.genres,
+        "inLanguage": "vi",
+        "isAccessibleForFree": true,
+    });
+    let extra = [
+        (
+            "alternateName",
+            Some(meta.title.en.clone()).filter(|s| !s.is_empty()),
+        ),
+        ("image", image.map(str::to_owned)),
+        ("contentRating", meta.age_rating.clone()),
+        ("countryOfOrigin", meta.country.clone()),
+        ("dateCreated", meta.cinema_release.map(|d| d.to_string())),
+    ];
+    for (key, value) in extra {
+        if let Some(value) = value {
+            movie[key] = serde_json::Value::String(value);
+        }
+    }
+    script_json(&movie)
 }
 
 async fn film_page(
     State(state): State<AppState>,
     Path(slug): Path<String>,
-) -> Result<Html<String>, ApiError> {
+    locale: Locale,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let film = find(&state, &slug).await?;
+    let t = locale.lang.messages();
+    let now = Utc::now();
     let runtime_min = film
         .meta
         .runtime_min
         .unwrap_or_else(|| (film.current.duration_s / 60.0).ceil() as u32);
-    render(&FilmPage { film, runtime_min })
+    let site = site_url(&state, &headers);
+    let page_url = format!("{site}/films/{slug}");
+    let image_url = film
+        .backdrop_url()
+        .or(film.poster_url())
+        .map(|p| format!("{site}{p}"));
+    let countdown_s = film
+        .meta
+        .free_release
+        .filter(|_| film.is_before_premiere(now))
+        .map(|at| (at.with_timezone(&Utc) - now).num_seconds().max(0));
+    let trailer = film
+        .meta
+        .trailer
+        .as_deref()
+        .filter(|t| state.live.get(t).is_some())
+        .map(|t| format!("/watch/{t}"));
+    let other_lang = locale.lang.other().code();
+    let card = Card::new(&film, locale, now);
+    let other_title = Some(film.meta.title.get(other_lang).to_owned())
+        .filter(|other| *other != card.title && !other.is_empty());
+    let page = FilmPage {
+        t,
+        c: Chrome::new(&state, locale, &format!("/films/{slug}")),
+        other_title,
+        facts: facts(&film, t, runtime_min),
+        countdown_text: countdown_s.map(|r| countdown(r, t)).unwrap_or_default(),
+        countdown_s,
+        premiere_iso: film
+            .meta
+            .free_release
+            .map(|at| at.to_rfc3339())
+            .unwrap_or_default(),
+        trailer,
+        json_ld: json_ld(&film, &page_url, image_url.as_deref(), runtime_min),
+        countdown_json: script_json(&serde_json::json!({
+            "units": [&t.days, &t.hours, &t.mins, &t.secs],
+            "done": t.premiere_now,
+        })),
+        page_url,
+        image_url,
+        card,
+    };
+    render(&page, locale)
+}
+
+/// "Remind me": an iCalendar event (RFC 5545) for the premiere, with an alarm 15 minutes
+/// before, that any phone's calendar imports.
+async fn premiere_ics(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    locale: Locale,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let film = find(&state, &slug).await?;
+    let at = film.meta.free_release.ok_or_else(|| {
+        ApiError::NotFound(format!("`{slug}` has no premiere time (free_release)"))
+    })?;
+    let t = locale.lang.messages();
+    let start = at.with_timezone(&Utc);
+    let runtime_s = film.current.duration_s.ceil() as i64;
+    let end = start + chrono::Duration::seconds(runtime_s.max(60));
+    let stamp = |d: DateTime<Utc>| d.format("%Y%m%dT%H%M%SZ").to_string();
+    let escape = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace(';', "\\;")
+            .replace(',', "\\,")
+            .replace('\n', "\\n")
+    };
+    let title = escape(film.meta.title.get(locale.lang.code()));
+    let url = format!("{}/films/{slug}", site_url(&state, &headers));
+    let body = [
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//Monsoon//Premiere//EN".to_owned(),
+        "BEGIN:VEVENT".to_owned(),
+        format!("UID:premiere-{slug}@monsoon"),
+        format!("DTSTAMP:{}", stamp(Utc::now())),
+        format!("DTSTART:{}", stamp(start)),
+        format!("DTEND:{}", stamp(end)),
+        format!("SUMMARY:{title}"),
+        format!("DESCRIPTION:{}", escape(&t.premiere_reminder)),
+        format!("URL:{url}"),
+        "BEGIN:VALARM".to_owned(),
+        "ACTION:DISPLAY".to_owned(),
+        format!("DESCRIPTION:{title}"),
+        "TRIGGER:-PT15M".to_owned(),
+        "END:VALARM".to_owned(),
+        "END:VEVENT".to_owned(),
+        "END:VCALENDAR".to_owned(),
+    ]
+    .join("\r\n")
+        + "\r\n";
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/calendar; charset=utf-8".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{slug}.ics\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn watch_page(
     State(state): State<AppState>,
     Path(slug): Path<String>,
-) -> Result<Html<String>, ApiError> {
-    render(&WatchPage {
-        film: find(&state, &slug).await?,
-    })
+    locale: Locale,
+) -> Result<Response, ApiError> {
+    let film = find(&state, &slug).await?;
+    if film.is_before_premiere(Utc::now()) {
+        return Ok(Redirect::to(&format!("/films/{slug}")).into_response());
+    }
+    let t = locale.lang.messages();
+    let version = &film.current.version;
+    let subtitles = film
+        .current
+        .subtitles
+        .iter()
+        .map(|lang| {
+            (
+                lang.clone(),
+                format!("/media/{slug}/{version}/subs/{lang}.vtt"),
+            )
+        })
+        .collect();
+    let player_json = script_json(&serde_json::json!({
+        "film": slug,
+        "duration_s": film.current.duration_s,
+        "strings": {
+            "play": t.play, "pause": t.pause, "mute": t.mute, "unmute": t.unmute,
+            "auto": t.auto, "audio_only": t.audio_only, "off": t.subtitles_off,
+            "resumed": t.resumed, "network_error": t.network_error,
+            "playback_failed": t.playback_failed,
+        },
+    }));
+    let page = WatchPage {
+        t,
+        c: Chrome::new(&state, locale, &format!("/watch/{slug}")),
+        hls_url: film.hls_url(),
+        hls_js: state.assets.url("hls.js"),
+        player_js: state.assets.url("player.js"),
+        thumbnails: film.thumbnails_url(),
+        subtitles,
+        player_json,
+        card: Card::new(&film, locale, Utc::now()),
+    };
+    render(&page, locale)
 }

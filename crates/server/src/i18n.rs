@@ -1,0 +1,244 @@
+//! The viewer's language: Vietnamese by default, English by a switch remembered in a cookie.
+//!
+//! Every string of the UI lives in a message catalog (`locales/vi.toml`, `locales/en.toml`),
+//! parsed into [`Messages`], whose fields templates name: a missing key is a compile error in
+//! the template, a key missing from a catalog fails the tests below.
+
+use std::sync::LazyLock;
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+
+/// A language of the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Vi,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Vi => "vi",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Vi => Lang::En,
+            Lang::En => Lang::Vi,
+        }
+    }
+
+    fn parse(code: &str) -> Option<Lang> {
+        match code {
+            "vi" => Some(Lang::Vi),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    pub fn messages(self) -> &'static Messages {
+        match self {
+            Lang::Vi => &VI,
+            Lang::En => &EN,
+        }
+    }
+}
+
+/// Every UI string, in one language.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Messages {
+    pub lang_name: String,
+    pub switch_to: String,
+    pub switch_label: String,
+    pub skip_to_content: String,
+    pub site_tagline: String,
+    pub date_format: String,
+    pub datetime_format: String,
+    pub home_title: String,
+    pub featured: String,
+    pub row_premieres: String,
+    pub row_all: String,
+    pub empty_catalog: String,
+    pub watch_free: String,
+    pub details: String,
+    pub director: String,
+    pub writer: String,
+    pub cast: String,
+    pub genres: String,
+    pub runtime: String,
+    pub minutes: String,
+    pub cinema_release: String,
+    pub free_release: String,
+    pub age_rating: String,
+    pub country: String,
+    pub production_company: String,
+    pub trailer: String,
+    pub premiere_in: String,
+    pub premiere_at: String,
+    pub premiere_now: String,
+    pub days: String,
+    pub hours: String,
+    pub mins: String,
+    pub secs: String,
+    pub remind_me: String,
+    pub premiere_reminder: String,
+    pub back_to_film: String,
+    pub player_label: String,
+    pub play: String,
+    pub pause: String,
+    pub mute: String,
+    pub unmute: String,
+    pub seek: String,
+    pub quality: String,
+    pub auto: String,
+    pub audio_only: String,
+    pub subtitles: String,
+    pub subtitles_off: String,
+    pub data_saver: String,
+    pub fullscreen: String,
+    pub resumed: String,
+    pub network_error: String,
+    pub playback_failed: String,
+    pub keyboard_help: String,
+    pub admin_title: String,
+    pub admin_sign_in: String,
+    pub admin_token: String,
+    pub admin_submit: String,
+    pub admin_wrong_token: String,
+    pub admin_disabled: String,
+    pub admin_sign_out: String,
+    pub admin_film: String,
+    pub admin_updated: String,
+    pub stat_concurrent: String,
+    pub stat_peak: String,
+    pub stat_views: String,
+    pub stat_views_24h: String,
+    pub stat_unique_24h: String,
+    pub stat_playing_time: String,
+    pub stat_startup: String,
+    pub stat_rebuffer: String,
+    pub stat_completion: String,
+    pub stat_failures: String,
+    pub stat_exits: String,
+    pub chart_concurrent: String,
+    pub chart_views: String,
+    pub chart_startup: String,
+    pub chart_rebuffer: String,
+    pub chart_rungs: String,
+}
+
+fn parse(name: &str, text: &str) -> Messages {
+    toml::from_str(text).unwrap_or_else(|e| panic!("message catalog {name}: {e}"))
+}
+
+static VI: LazyLock<Messages> =
+    LazyLock::new(|| parse("vi.toml", include_str!("../locales/vi.toml")));
+static EN: LazyLock<Messages> =
+    LazyLock::new(|| parse("en.toml", include_str!("../locales/en.toml")));
+
+/// The cookie remembering the choice.
+pub const COOKIE: &str = "lang";
+
+/// The language of a request: `?lang=` (the switch, a plain link that works without
+/// JavaScript), else the `lang` cookie, else Vietnamese. `switched` asks the page to set the
+/// cookie.
+#[derive(Debug, Clone, Copy)]
+pub struct Locale {
+    pub lang: Lang,
+    pub switched: bool,
+}
+
+#[derive(Deserialize)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Locale {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let asked = Query::<LangQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|q| q.0.lang)
+            .and_then(|code| Lang::parse(&code));
+        if let Some(lang) = asked {
+            return Ok(Locale {
+                lang,
+                switched: true,
+            });
+        }
+        let from_cookie = parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == COOKIE)
+            .and_then(|(_, value)| Lang::parse(value));
+        Ok(Locale {
+            lang: from_cookie.unwrap_or(Lang::Vi),
+            switched: false,
+        })
+    }
+}
+
+impl Locale {
+    /// `Set-Cookie` value remembering the language for a year.
+    pub fn cookie(&self) -> String {
+        format!(
+            "{COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+            self.lang.code()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_catalogs_have_every_message_and_none_is_empty() {
+        for lang in [Lang::Vi, Lang::En] {
+            let value = serde_json::to_value(lang.messages()).unwrap();
+            for (key, text) in value.as_object().unwrap() {
+                assert!(
+                    !text.as_str().unwrap().trim().is_empty(),
+                    "{}.toml: `{key}` is empty",
+                    lang.code()
+                );
+            }
+        }
+        assert_ne!(
+            Lang::Vi.messages().watch_free,
+            Lang::En.messages().watch_free
+        );
+    }
+
+    #[tokio::test]
+    async fn the_switch_wins_over_the_cookie_and_vietnamese_is_the_default() {
+        async fn locale(uri: &str, cookie: Option<&str>) -> Locale {
+            let mut request = axum::http::Request::builder().uri(uri);
+            if let Some(c) = cookie {
+                request = request.header(header::COOKIE, c);
+            }
+            let (mut parts, ()) = request.body(()).unwrap().into_parts();
+            Locale::from_request_parts(&mut parts, &()).await.unwrap()
+        }
+        assert_eq!(locale("/", None).await.lang, Lang::Vi);
+        assert_eq!(locale("/", Some("a=b; lang=en")).await.lang, Lang::En);
+        let switched = locale("/?lang=vi", Some("lang=en")).await;
+        assert_eq!((switched.lang, switched.switched), (Lang::Vi, true));
+        assert_eq!(
+            locale("/?lang=xx", Some("lang=klingon")).await.lang,
+            Lang::Vi
+        );
+    }
+}

@@ -1,0 +1,95 @@
+// Operator dashboard: polls /admin/api/dashboard every 5 s and draws the figures with uPlot.
+// Concurrent viewers get a live line from the polls on top of the minute history.
+(function () {
+  "use strict";
+  var S = JSON.parse(document.getElementById("dash-strings").textContent);
+  var select = document.getElementById("film");
+  var POLL_MS = 5000;
+  var charts = {};
+  var live = { film: null, points: [] }; // [seconds, concurrent] from each poll
+
+  var fmt = new Intl.NumberFormat(document.documentElement.lang);
+  var set = function (id, text) { document.getElementById(id).textContent = text; };
+  var pct = function (x) { return (100 * x).toFixed(1) + " %"; };
+
+  function chart(id, label, color) {
+    var el = document.getElementById(id);
+    var opts = {
+      width: el.clientWidth || 480, height: 220,
+      series: [{}, { label: label, stroke: color, width: 2, fill: color + "22" }],
+      axes: [{ stroke: "#9da7b3", grid: { stroke: "#30363d" } }, { stroke: "#9da7b3", grid: { stroke: "#30363d" } }],
+      legend: { show: false },
+    };
+    return new uPlot(opts, [[], []], el);
+  }
+  function columns(points) {
+    return [points.map(function (p) { return p[0] / 1000; }), points.map(function (p) { return p[1]; })];
+  }
+
+  function draw(d) {
+    var s = d.stats;
+    set("s-concurrent", fmt.format(s.concurrent_viewers));
+    set("s-peak", fmt.format(s.peak_concurrent_viewers) +
+      (s.peak_at ? " · " + new Date(s.peak_at).toLocaleTimeString() : ""));
+    set("s-views", fmt.format(s.views));
+    set("s-views24", fmt.format(s.views_24h));
+    set("s-unique", fmt.format(s.unique_viewers_24h));
+    set("s-hours", fmt.format(Math.round(s.playing_time_s / 360) / 10));
+    set("s-startup", (s.startup_ms_p50 == null ? "–" : s.startup_ms_p50 + " ms") + " / " +
+      (s.startup_ms_p95 == null ? "–" : s.startup_ms_p95 + " ms"));
+    set("s-rebuffer", pct(s.rebuffer_ratio));
+    set("s-completion", pct(s.completion_rate));
+    set("s-failures", fmt.format(s.failures));
+    set("s-exits", fmt.format(s.exits_before_start));
+    set("updated", S.updated + " " + new Date(d.now).toLocaleTimeString());
+
+    if (live.film !== s.film) live = { film: s.film, points: [] };
+    live.points.push([d.now, s.concurrent_viewers]);
+    var since = d.now - 3600 * 1000;
+    var history = d.series.concurrent_viewers.filter(function (p) { return p[0] >= since; });
+    var lastMinute = history.length ? history[history.length - 1][0] : 0;
+    var concurrent = history.concat(live.points.filter(function (p) { return p[0] > lastMinute; }));
+    charts.concurrent.setData(columns(concurrent));
+    charts.views.setData(columns(d.series.views));
+    charts.startup.setData(columns(d.series.startup_ms_p95));
+    charts.rebuffer.setData(columns(d.series.rebuffer_ratio));
+
+    // Share of playing time by rung, as bars.
+    var rungs = document.getElementById("chart-rungs");
+    var total = Object.values(s.rungs).reduce(function (a, b) { return a + b; }, 0) || 1;
+    rungs.innerHTML = "";
+    Object.keys(s.rungs).sort(function (a, b) { return b - a; }).forEach(function (h) {
+      var row = document.createElement("div");
+      row.className = "rung";
+      var share = s.rungs[h] / total;
+      row.innerHTML = "<span>" + (h === "0" ? "audio" : h + "p") + "</span><span class=\"bar\"><span style=\"width:" +
+        (100 * share).toFixed(1) + "%\"></span></span><span>" + pct(share) + "</span>";
+      rungs.appendChild(row);
+    });
+  }
+
+  function poll() {
+    if (!select.value) return;
+    fetch("/admin/api/dashboard?film=" + encodeURIComponent(select.value), { credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { location.href = "/admin/login"; throw new Error("signed out"); }
+        return r.json();
+      })
+      .then(draw)
+      .catch(function () { /* the next poll retries */ });
+  }
+
+  charts.concurrent = chart("chart-concurrent", S.concurrent, "#e5534b");
+  charts.views = chart("chart-views", S.views, "#57ab5a");
+  charts.startup = chart("chart-startup", S.startup, "#c69026");
+  charts.rebuffer = chart("chart-rebuffer", S.rebuffer, "#6cb6ff");
+  addEventListener("resize", function () {
+    Object.keys(charts).forEach(function (k) {
+      var el = charts[k].root.parentNode;
+      charts[k].setSize({ width: el.clientWidth, height: 220 });
+    });
+  });
+  select.addEventListener("change", poll);
+  poll();
+  setInterval(poll, POLL_MS);
+})();
