@@ -10,6 +10,8 @@ command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+# The viewer app's browser tests drive Debian's Chromium (never a downloaded browser).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # The origin's conformance suite runs against nginx too, and tests the nginx cache tier.
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need_apt+=(nginx)
 

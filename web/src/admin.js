@@ -8,7 +8,9 @@
   var charts = {};
   var live = { film: null, points: [] }; // [seconds, concurrent] from each poll
 
-  var fmt = new Intl.NumberFormat(document.documentElement.lang);
+  var lang = document.documentElement.lang;
+  var fmt = new Intl.NumberFormat(lang);
+  var clock = function (ms) { return new Date(ms).toLocaleTimeString(lang, { hour12: false }); };
   var set = function (id, text) { document.getElementById(id).textContent = text; };
   var pct = function (x) { return (100 * x).toFixed(1) + " %"; };
 
@@ -30,18 +32,18 @@
     var s = d.stats;
     set("s-concurrent", fmt.format(s.concurrent_viewers));
     set("s-peak", fmt.format(s.peak_concurrent_viewers) +
-      (s.peak_at ? " · " + new Date(s.peak_at).toLocaleTimeString() : ""));
+      (s.peak_at ? " · " + clock(s.peak_at) : ""));
     set("s-views", fmt.format(s.views));
     set("s-views24", fmt.format(s.views_24h));
     set("s-unique", fmt.format(s.unique_viewers_24h));
-    set("s-hours", fmt.format(Math.round(s.playing_time_s / 360) / 10));
+    set("s-hours", new Intl.NumberFormat(lang, { maximumFractionDigits: 2 }).format(s.playing_time_s / 3600));
     set("s-startup", (s.startup_ms_p50 == null ? "–" : s.startup_ms_p50 + " ms") + " / " +
       (s.startup_ms_p95 == null ? "–" : s.startup_ms_p95 + " ms"));
     set("s-rebuffer", pct(s.rebuffer_ratio));
     set("s-completion", pct(s.completion_rate));
     set("s-failures", fmt.format(s.failures));
     set("s-exits", fmt.format(s.exits_before_start));
-    set("updated", S.updated + " " + new Date(d.now).toLocaleTimeString());
+    set("updated", S.updated + " " + clock(d.now));
 
     if (live.film !== s.film) live = { film: s.film, points: [] };
     live.points.push([d.now, s.concurrent_viewers]);
@@ -49,10 +51,16 @@
     var history = d.series.concurrent_viewers.filter(function (p) { return p[0] >= since; });
     var lastMinute = history.length ? history[history.length - 1][0] : 0;
     var concurrent = history.concat(live.points.filter(function (p) { return p[0] > lastMinute; }));
-    charts.concurrent.setData(columns(concurrent));
-    charts.views.setData(columns(d.series.views));
-    charts.startup.setData(columns(d.series.startup_ms_p95));
-    charts.rebuffer.setData(columns(d.series.rebuffer_ratio));
+    // Fixed windows, so a chart with one point is not stretched over years.
+    var show = function (c, points, from) {
+      c.setData(columns(points), false);
+      c.setScale("x", { min: from / 1000, max: d.now / 1000 });
+    };
+    show(charts.concurrent, concurrent, since);
+    var day = d.now - 24 * 3600 * 1000;
+    show(charts.views, d.series.views, day);
+    show(charts.startup, d.series.startup_ms_p95, day);
+    show(charts.rebuffer, d.series.rebuffer_ratio, day);
 
     // Share of playing time by rung, as bars.
     var rungs = document.getElementById("chart-rungs");
@@ -62,8 +70,9 @@
       var row = document.createElement("div");
       row.className = "rung";
       var share = s.rungs[h] / total;
-      row.innerHTML = "<span>" + (h === "0" ? "audio" : h + "p") + "</span><span class=\"bar\"><span style=\"width:" +
-        (100 * share).toFixed(1) + "%\"></span></span><span>" + pct(share) + "</span>";
+      var p = (100 * share).toFixed(1) + "%";
+      row.innerHTML = "<span>" + (h === "0" ? "audio" : h + "p") + "</span><span class=\"bar\" style=\"background:" +
+        "linear-gradient(90deg,#e5534b " + p + ",#30363d " + p + ")\"></span><span>" + pct(share) + "</span>";
       rungs.appendChild(row);
     });
   }

@@ -39,7 +39,7 @@
     viewerId = Array.prototype.map.call(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
     store.set("monsoon.viewer", viewerId);
   }
-  var t0 = performance.now();
+  var t0 = null; // play intent: the first `play` event (autoplay or the viewer's press)
   var m = {
     state: "startup", seq: 0, play_ms: 0, rebuffer_ms: 0, rebuffer_count: 0, startup_ms: 0,
     seek_ms: 0, bytes: 0, fatal: false, started: false,
@@ -183,8 +183,9 @@
   window.monsoonPlayer = { video: video, counters: m, session: null, get hls() { return hls; } };
 
   // Player state from media events, for the heartbeat's `state` and time counters.
+  video.addEventListener("play", function () { if (t0 === null) t0 = performance.now(); });
   video.addEventListener("playing", function () {
-    if (!m.started) { m.started = true; m.startup_ms = performance.now() - t0; }
+    if (!m.started) { m.started = true; m.startup_ms = performance.now() - (t0 === null ? since : t0); }
     setState("playing");
   });
   video.addEventListener("pause", function () { if (!video.ended && !video.seeking) setState("paused"); });
@@ -221,7 +222,7 @@
   mute.addEventListener("click", function () {
     video.muted = !video.muted;
     mute.setAttribute("aria-label", video.muted ? S.unmute : S.mute);
-    mute.innerHTML = video.muted ? "&#128263;" : "&#128264;";
+    mute.classList.toggle("off", video.muted);
   });
   full.addEventListener("click", function () {
     if (document.fullscreenElement) document.exitFullscreen();

@@ -1,0 +1,137 @@
+//! The viewer app in a real browser: Debian's Chromium driven by playwright-core
+//! (`web/e2e/viewer.mjs`) against the real binary serving real ingested films. Screenshots and
+//! the measured figures go to `target/tmp/browser/`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Server, ingest_ok, make_clip, monsoon};
+
+const ADMIN_TOKEN: &str = "browser-test-admin-token";
+
+fn ingest_with_meta(data: &Path, clip: &Path, slug: &str, meta: &str) {
+    let meta_path = clip.with_extension("toml");
+    std::fs::write(&meta_path, meta).unwrap();
+    let out = monsoon(
+        data,
+        &[
+            "ingest",
+            clip.to_str().unwrap(),
+            "--slug",
+            slug,
+            "--meta",
+            meta_path.to_str().unwrap(),
+            "--quality",
+            "fast",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_viewer_browses_watches_switches_resumes_and_an_operator_sees_it() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: `apt-get install chromium` (scripts/install-deps.sh does)"
+    );
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: run `make web`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    // A film with rungs above and below 360p (480, 360, 234), long enough to play 30 s
+    // throttled after a slow start.
+    let film = dir.path().join("film.mp4");
+    make_clip(&film, 70, "854x480");
+    let trailer = dir.path().join("trailer.mp4");
+    make_clip(&trailer, 8, "640x360");
+    ingest_ok(&data, &trailer, "trailer");
+    ingest_with_meta(
+        &data,
+        &film,
+        "mua-do",
+        r#"
+title = { vi = "Mưa Đỏ", en = "Red Rain" }
+synopsis = { vi = "Mùa hè năm 1972, 81 ngày đêm ở Thành cổ Quảng Trị.", en = "Summer 1972: 81 days and nights at the Quang Tri Citadel." }
+director = ["Đặng Thái Huyền"]
+writer = ["Chu Lai"]
+cast = ["Đỗ Nhật Hoàng", "Lê Hạ Anh"]
+genres = ["Chiến tranh"]
+cinema_release = "2025-08-22"
+free_release = "2025-11-20T20:00:00+07:00"
+age_rating = "T13"
+trailer = "trailer"
+"#,
+    );
+    let premiere_at = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    ingest_with_meta(
+        &data,
+        &trailer,
+        "sap-chieu",
+        &format!(
+            "title = {{ vi = \"Sắp chiếu\", en = \"Coming soon\" }}\nfree_release = \"{premiere_at}\"\ntrailer = \"trailer\"\n"
+        ),
+    );
+
+    let hash = monsoon(&data, &["admin-token", "--token", ADMIN_TOKEN]);
+    assert!(hash.status.success());
+    let config = dir.path().join("monsoon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[audience]\nheartbeat_interval_s = 2\nmin_beat_gap_ms = 1000\nview_threshold_ms = 5000\n\n{}",
+            String::from_utf8_lossy(&hash.stdout)
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    let status = Command::new("node")
+        .arg(web.join("e2e/viewer.mjs"))
+        .current_dir(&web)
+        .env("BASE_URL", &server.url)
+        .env("FILM", "mua-do")
+        .env("PREMIERE", "sap-chieu")
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("ARTIFACTS", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .status()
+        .expect("node runs");
+    assert!(
+        status.success(),
+        "the browser test failed; screenshots in {}",
+        artifacts.display()
+    );
+    for shot in [
+        "home",
+        "film",
+        "watch",
+        "premiere",
+        "home-en",
+        "admin",
+        "watch-throttled",
+    ] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+
+    // The player's heartbeats reached the audience figures: the first visit played well past
+    // the (test) 5 s view threshold.
+    let stats = server.get_json("/api/v1/films/mua-do/stats");
+    assert!(stats["views"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["sessions"].as_u64().unwrap() >= 3, "{stats}");
+    assert!(stats["playing_time_s"].as_f64().unwrap() >= 30.0, "{stats}");
+    assert!(stats["startup_ms_p50"].as_u64().is_some(), "{stats}");
+}

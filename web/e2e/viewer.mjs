@@ -1,0 +1,268 @@
+// Browser end-to-end test of the viewer app and the dashboard, driving Debian's Chromium with
+// playwright-core against a running `monsoon serve` (started by crates/monsoon/tests/browser.rs).
+//
+// Environment: BASE_URL, FILM (a film with rungs above and below 360p), PREMIERE (a film whose
+// premiere is ahead), ADMIN_TOKEN, ARTIFACTS (directory for screenshots and report.json).
+// Exits non-zero with a message on the first broken promise.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const BASE = env("BASE_URL");
+const FILM = env("FILM");
+const PREMIERE = env("PREMIERE");
+const ADMIN_TOKEN = env("ADMIN_TOKEN");
+const ARTIFACTS = env("ARTIFACTS");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const PAGE_BUDGET = 150 * 1024; // compressed bytes before any video
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const report = {};
+const check = (ok, message) => {
+  if (!ok) throw new Error(message);
+};
+const step = (name) => console.log(`· ${name}`);
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // Tests cannot click "play" like a person; real viewers autoplay only when allowed.
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+
+/** Compressed bytes (headers + bodies) of every response a page load made. */
+function weigher(page) {
+  const requests = [];
+  page.on("requestfinished", (request) => requests.push(request));
+  return async () => {
+    let total = 0;
+    for (const request of requests) {
+      const sizes = await request.sizes();
+      total += sizes.responseBodySize + sizes.responseHeadersSize;
+    }
+    return total;
+  };
+}
+
+/** Installs stall and level bookkeeping in the watch page, before its scripts run. */
+async function instrument(page) {
+  await page.addInitScript(() => {
+    window.__t = { navigationStart: performance.now(), firstPlaying: null, stalls: 0, startAt: null };
+    document.addEventListener("DOMContentLoaded", () => {
+      const video = document.getElementById("player");
+      if (!video) return;
+      video.addEventListener("playing", () => {
+        if (window.__t.firstPlaying === null) {
+          window.__t.firstPlaying = performance.now();
+          window.__t.startAt = video.currentTime;
+        }
+      });
+      video.addEventListener("waiting", () => {
+        if (window.__t.firstPlaying !== null && !video.seeking) window.__t.stalls += 1;
+      });
+    });
+  });
+}
+
+const currentTime = (page) => page.evaluate(() => document.getElementById("player").currentTime);
+
+async function waitForTime(page, seconds, timeoutMs) {
+  await page.waitForFunction(
+    (s) => document.getElementById("player").currentTime > s,
+    seconds,
+    { timeout: timeoutMs, polling: 250 },
+  );
+}
+
+/** Waits until a fragment of level `index` has been buffered for playback. */
+async function waitForLevel(page, index) {
+  await page.waitForFunction(
+    (i) => {
+      const hls = window.monsoonPlayer && window.monsoonPlayer.hls;
+      if (!hls) return false;
+      const frag = hls.streamController && hls.streamController.fragPlaying;
+      return hls.currentLevel === i && hls.loadLevel === i && !!frag && frag.level === i;
+    },
+    index,
+    { timeout: 60_000, polling: 250 },
+  );
+}
+
+try {
+  // --- Catalog and film page, in Vietnamese, within the page-weight budget ---------------
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  let page = await context.newPage();
+  step("home");
+  let weight = weigher(page);
+  await page.goto(`${BASE}/`, { waitUntil: "networkidle" });
+  check((await page.getAttribute("html", "lang")) === "vi", "home is not in Vietnamese");
+  report.home_bytes = await weight();
+  check(report.home_bytes <= PAGE_BUDGET, `home weighs ${report.home_bytes} B > ${PAGE_BUDGET} B`);
+  await page.screenshot({ path: `${ARTIFACTS}/home.png`, fullPage: true });
+
+  step("film page");
+  {
+    // Weighed cold, as a viewer arriving from a shared link.
+    const cold = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const coldPage = await cold.newPage();
+    const coldWeight = weigher(coldPage);
+    await coldPage.goto(`${BASE}/films/${FILM}`, { waitUntil: "networkidle" });
+    report.film_bytes = await coldWeight();
+    await cold.close();
+  }
+  page = await context.newPage();
+  await page.goto(`${BASE}/`, { waitUntil: "domcontentloaded" });
+  await Promise.all([
+    page.waitForURL(`**/films/${FILM}`),
+    page.locator(`a[href="/films/${FILM}"]`).first().click(),
+  ]);
+  await page.waitForLoadState("networkidle");
+  check(report.film_bytes <= PAGE_BUDGET, `film page weighs ${report.film_bytes} B > ${PAGE_BUDGET} B`);
+  const ld = JSON.parse(await page.locator('script[type="application/ld+json"]').textContent());
+  check(ld["@type"] === "Movie" && ld.name, "no schema.org Movie on the film page");
+  const ogImage = await page.getAttribute('meta[property="og:image"]', "content");
+  check(ogImage && ogImage.startsWith("http"), `og:image is not an absolute URL: ${ogImage}`);
+  await page.screenshot({ path: `${ARTIFACTS}/film.png`, fullPage: true });
+
+  // --- Watch: press the button, play past 10 s without a stall --------------------------
+  step("watch");
+  await instrument(page);
+  await Promise.all([
+    page.waitForURL(`**/watch/${FILM}`),
+    page.getByRole("link", { name: "Xem miễn phí" }).first().click(),
+  ]);
+  await waitForTime(page, 10, 60_000);
+  let t = await page.evaluate(() => window.__t);
+  check(t.stalls === 0, `${t.stalls} stalls before 10 s`);
+  report.startup_ms = Math.round(t.firstPlaying - t.navigationStart);
+  await page.screenshot({ path: `${ARTIFACTS}/watch.png` });
+
+  step("lowest rung and back");
+  const levels = await page.evaluate(() => window.monsoonPlayer.hls.levels.map((l) => l.height));
+  check(levels.length >= 3, `expected at least 3 rungs, got ${levels}`);
+  const top = levels.length - 1;
+  await page.selectOption("#c-quality", "0");
+  await waitForLevel(page, 0);
+  await page.selectOption("#c-quality", String(top));
+  await waitForLevel(page, top);
+  report.rungs = levels;
+
+  step("resume after reload");
+  await page.selectOption("#c-quality", "auto");
+  await waitForTime(page, 14, 60_000);
+  const before = await currentTime(page);
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await page.waitForFunction(() => window.__t.firstPlaying !== null, null, { timeout: 60_000 });
+  t = await page.evaluate(() => window.__t);
+  report.resume_gap_s = Math.abs(t.startAt - before);
+  check(report.resume_gap_s <= 2, `resumed at ${t.startAt} s, left at ${before} s`);
+
+  step("data saver caps the rung");
+  await page.check("#c-saver");
+  const capped = await page.evaluate(() => {
+    const hls = window.monsoonPlayer.hls;
+    return { cap: hls.autoLevelCapping, heights: hls.levels.map((l) => l.height) };
+  });
+  check(capped.cap >= 0 && capped.heights[capped.cap] <= 360 && capped.cap < capped.heights.length - 1,
+    `data saver did not cap below the top rung: ${JSON.stringify(capped)}`);
+  await page.reload({ waitUntil: "domcontentloaded" });
+  // The menu is built in the same MANIFEST_PARSED handler that applies the cap.
+  await page.waitForFunction(() => document.getElementById("c-quality").dataset.built === "1",
+    null, { timeout: 30_000 });
+  const remembered = await page.evaluate(() => ({
+    checked: document.getElementById("c-saver").checked,
+    cap: window.monsoonPlayer.hls.autoLevelCapping,
+  }));
+  check(remembered.checked && remembered.cap === capped.cap, `data saver not remembered: ${JSON.stringify(remembered)}`);
+  await page.uncheck("#c-saver");
+  await page.close(); // pagehide: the final heartbeat goes out with sendBeacon
+
+  // --- Premiere: countdown, refused manifest, calendar reminder --------------------------
+  step("premiere page");
+  page = await context.newPage();
+  await page.goto(`${BASE}/films/${PREMIERE}`, { waitUntil: "networkidle" });
+  const first = await page.locator("#countdown").textContent();
+  await page.waitForFunction((f) => document.getElementById("countdown").textContent !== f, first,
+    { timeout: 5_000 });
+  const manifest = await page.evaluate(async (slug) => (await fetch(`/media/${slug}/master.m3u8`)).status, PREMIERE);
+  check(manifest === 403, `the premiere's manifest answered ${manifest}, not 403`);
+  const ics = await page.evaluate(async (slug) => {
+    const r = await fetch(`/films/${slug}/premiere.ics`);
+    return { type: r.headers.get("content-type"), body: await r.text() };
+  }, PREMIERE);
+  check(ics.type.startsWith("text/calendar") && ics.body.includes("BEGIN:VEVENT"), "no calendar reminder");
+  await page.screenshot({ path: `${ARTIFACTS}/premiere.png`, fullPage: true });
+
+  // --- Language switch, remembered ------------------------------------------------------
+  step("English");
+  await page.goto(`${BASE}/films/${FILM}`, { waitUntil: "domcontentloaded" });
+  await page.locator("a.lang").click();
+  await page.waitForLoadState("domcontentloaded");
+  check((await page.getAttribute("html", "lang")) === "en", "the switch did not change the language");
+  await page.getByRole("link", { name: "Watch free" }).first().waitFor();
+  await page.goto(`${BASE}/`, { waitUntil: "networkidle" });
+  check((await page.getAttribute("html", "lang")) === "en", "English was not remembered");
+  await page.screenshot({ path: `${ARTIFACTS}/home-en.png`, fullPage: true });
+  await context.close();
+
+  // --- Dashboard: sign in, live figures and charts ---------------------------------------
+  step("dashboard");
+  const admin = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  page = await admin.newPage();
+  await page.goto(`${BASE}/admin`, { waitUntil: "domcontentloaded" });
+  check(page.url().endsWith("/admin/login"), `/admin without a session went to ${page.url()}`);
+  await page.fill("#token", ADMIN_TOKEN);
+  await Promise.all([page.waitForURL("**/admin"), page.click('button[type="submit"]')]);
+  await page.selectOption("#film", FILM);
+  await page.waitForFunction(() => /\d/.test(document.getElementById("s-views").textContent),
+    null, { timeout: 15_000 });
+  check(await page.locator("#chart-concurrent canvas").count() === 1, "no concurrent-viewers chart");
+  report.dashboard_views = await page.locator("#s-views").textContent();
+  await page.screenshot({ path: `${ARTIFACTS}/admin.png`, fullPage: true });
+  await admin.close();
+
+  // --- Throttled: 300 kbit/s down, 400 ms RTT -------------------------------------------
+  step("throttled: 300 kbit/s, 400 ms RTT");
+  const slow = await browser.newContext({ viewport: { width: 412, height: 915 } });
+  page = await slow.newPage();
+  const cdp = await slow.newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 400,
+    downloadThroughput: (300 * 1000) / 8,
+    uploadThroughput: (300 * 1000) / 8,
+  });
+  await instrument(page);
+  await page.goto(`${BASE}/watch/${FILM}`, { waitUntil: "commit" });
+  await page.waitForFunction(() => window.__t && window.__t.firstPlaying !== null, null,
+    { timeout: 60_000, polling: 100 });
+  t = await page.evaluate(() => window.__t);
+  // Startup time as REFERENCE §3 and the heartbeats define it: first frame − play intent (the
+  // player asking to play). The page itself (hls.js, ~100 kB) comes before, reported apart.
+  report.throttled_startup_ms = Math.round(
+    await page.evaluate(() => window.monsoonPlayer.counters.startup_ms));
+  report.throttled_page_to_first_frame_ms = Math.round(t.firstPlaying - t.navigationStart);
+  const startMedia = t.startAt;
+  await waitForTime(page, startMedia + 30, 120_000);
+  t = await page.evaluate(() => window.__t);
+  report.throttled_stalls = t.stalls;
+  report.throttled_heights = await page.evaluate(() => window.monsoonPlayer.hls.levels
+    .filter((_, i) => i === window.monsoonPlayer.hls.currentLevel).map((l) => l.height));
+  await page.screenshot({ path: `${ARTIFACTS}/watch-throttled.png` });
+  check(report.throttled_startup_ms <= 5000, `throttled start took ${report.throttled_startup_ms} ms`);
+  check(report.throttled_stalls <= 1, `${report.throttled_stalls} stalls in 30 s throttled`);
+  await slow.close();
+} finally {
+  writeFileSync(`${ARTIFACTS}/report.json`, JSON.stringify(report, null, 2) + "\n");
+  console.log(JSON.stringify(report));
+  await browser.close();
+}
