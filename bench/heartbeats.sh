@@ -9,6 +9,9 @@
 # The one rule relaxed is the 5 s minimum gap between beats of a session, so a few thousand
 # sessions can produce tens of thousands of beats per second.
 #
+# Besides requests/s, it prints each server's CPU time per request (µs), which another
+# process competing for the cores moves far less than throughput.
+#
 # Usage: bench/heartbeats.sh [SECONDS_PER_RUN]     (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +31,7 @@ ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=320x180:duration=2 -f 
 printf '[serve]\naccess_log = false\n[audience]\nmin_beat_gap_ms = 0\nqueue_limit = 200000\n' > "$work/monsoon.toml"
 port_m=18581; port_n=18582
 "$monsoon" --data "$work/data" serve --config "$work/monsoon.toml" --listen 127.0.0.1:$port_m >/dev/null 2>&1 &
-pids+=($!)
+pids+=($!); monsoon_pid=$!
 mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
 cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes auto;
@@ -43,8 +46,14 @@ http {
 }
 CONF
 "$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
-pids+=($!)
+pids+=($!); nginx_pid=$!
 sleep 1
+tick=$(getconf CLK_TCK)
+cpu_ticks() { # PID...: user+system ticks of the processes and their children threads
+  local total=0 p
+  for p in "$@"; do total=$((total + $(awk '{print $14+$15}' "/proc/$p/stat"))); done
+  echo "$total"
+}
 
 mint() { # COUNT FILE: mints COUNT sessions, writes "id token" lines
   python3 - "$port_m" "$1" "$2" <<'PY'
@@ -61,23 +70,27 @@ with ThreadPoolExecutor(32) as pool, open(out, "w") as f:
 PY
 }
 
-run() { # PORT SESSIONS_FILE → "rps p50_ms p99_ms non2xx"
-  local out
-  out=$(wrk -t2 -c256 -d"${duration}s" --latency -s bench/heartbeats.lua "http://127.0.0.1:$1" -- "$2" 2 2>&1)
+run() { # PORT SESSIONS_FILE PID... → "rps p50_ms p99_ms non2xx cpu_us_per_request"
+  local out port=$1 file=$2 c0 c1 reqs; shift 2
+  c0=$(cpu_ticks "$@")
+  out=$(wrk -t2 -c256 -d"${duration}s" --latency -s bench/heartbeats.lua "http://127.0.0.1:$port" -- "$file" 2 2>&1)
+  c1=$(cpu_ticks "$@")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
   local rps p50 p99 bad
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
   p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
   p99=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
   bad=$(awk '/Non-2xx/ {print $5}' <<<"$out"); bad=${bad:-0}
-  echo "$rps $p50 $p99 $bad"
+  # Server CPU per request: unlike requests/s, barely moved by what else the machine runs.
+  echo "$rps $p50 $p99 $bad $(awk -v t=$((c1 - c0)) -v hz="$tick" -v n="$reqs" 'BEGIN {printf "%.1f", t / hz * 1e6 / n}')"
 }
 
-printf "\n%8s | %12s %8s %8s %8s | %12s %8s %8s | %6s\n" sessions "monsoon b/s" "p50 ms" "p99 ms" "errors" "nginx r/s" "p50 ms" "p99 ms" ratio
+printf "\n%8s | %12s %8s %8s %8s %7s | %12s %8s %8s %7s | %6s\n" sessions "monsoon b/s" "p50 ms" "p99 ms" "errors" "cpu µs" "nginx r/s" "p50 ms" "p99 ms" "cpu µs" ratio
 for sessions in 1000 10000; do
   mint "$sessions" "$work/sessions-$sessions.txt"
-  read -r mr m50 m99 mbad <<<"$(run $port_m "$work/sessions-$sessions.txt")"
-  read -r nr n50 n99 _ <<<"$(run $port_n "$work/sessions-$sessions.txt")"
-  printf "%8s | %12.0f %8s %8s %8s | %12.0f %8s %8s | %6.2f\n" "$sessions" "$mr" "$m50" "$m99" "$mbad" "$nr" "$n50" "$n99" \
+  read -r mr m50 m99 mbad mcpu <<<"$(run $port_m "$work/sessions-$sessions.txt" "$monsoon_pid")"
+  read -r nr n50 n99 _ ncpu <<<"$(run $port_n "$work/sessions-$sessions.txt" "$nginx_pid" $(pgrep -P "$nginx_pid"))"
+  printf "%8s | %12.0f %8s %8s %8s %7s | %12.0f %8s %8s %7s | %6.2f\n" "$sessions" "$mr" "$m50" "$m99" "$mbad" "$mcpu" "$nr" "$n50" "$n99" "$ncpu" \
     "$(awk -v a="$mr" -v b="$nr" 'BEGIN {print a/b}')"
 done

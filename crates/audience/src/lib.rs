@@ -404,9 +404,14 @@ async fn write_loop(store: std::sync::Arc<dyn AudienceStore>, mut jobs: mpsc::Re
                 Err(_) => break,
             }
         }
-        let records: Vec<Record> = batch.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
+        let mut records = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for (job_records, done) in batch {
+            records.extend(job_records);
+            waiting.push(done);
+        }
         let result = store.write(&records).await;
-        for (_, done) in batch {
+        for done in waiting {
             let _ = done.send(match &result {
                 Ok(()) => Ok(()),
                 Err(e) => Err(Error::Store(e.to_string())),
