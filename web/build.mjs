@@ -13,9 +13,9 @@ const assets = {
   "site.css": "src/site.css",
   "admin.js": "src/admin.js",
   "admin.css": "src/admin.css",
-  // The light build: no alternate audio, no in-manifest subtitles, no EME. Subtitles are one
-  // whole-film WebVTT file per language, played by the browser's own <track>.
-  "hls.js": "node_modules/hls.js/dist/hls.light.min.js",
+  // The full build: the light one cannot play alternate audio renditions, and every rung's
+  // sound is one (CMAF: video and audio in separate playlists).
+  "hls.js": "node_modules/hls.js/dist/hls.min.js",
   "uplot.js": "node_modules/uplot/dist/uPlot.iife.min.js",
   "uplot.css": "node_modules/uplot/dist/uPlot.min.css",
 };

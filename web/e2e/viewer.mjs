@@ -5,6 +5,7 @@
 // premiere is ahead), ADMIN_TOKEN, ARTIFACTS (directory for screenshots and report.json).
 // Exits non-zero with a message on the first broken promise.
 import { mkdirSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const env = (name) => {
@@ -21,7 +22,21 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const PAGE_BUDGET = 150 * 1024; // compressed bytes before any video
 mkdirSync(ARTIFACTS, { recursive: true });
 
-const report = {};
+const report = { accessibility: {} };
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+/** axe-core's WCAG 2 A/AA rules on the page; serious or critical findings fail the test. */
+async function accessible(page, name) {
+  await page.addScriptTag({ path: AXE });
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa"] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length,
+      first: v.nodes[0] && v.nodes[0].target.join(" ") }));
+  });
+  report.accessibility[name] = found;
+  const bad = found.filter((v) => v.impact === "serious" || v.impact === "critical");
+  check(bad.length === 0, `${name}: accessibility violations ${JSON.stringify(bad)}`);
+}
 const check = (ok, message) => {
   if (!ok) throw new Error(message);
 };
@@ -107,6 +122,26 @@ try {
   report.home_bytes = await weight();
   check(report.home_bytes <= PAGE_BUDGET, `home weighs ${report.home_bytes} B > ${PAGE_BUDGET} B`);
   await page.screenshot({ path: `${ARTIFACTS}/home.png`, fullPage: true });
+  await accessible(page, "home");
+
+  step("without JavaScript, on a 360 px phone and a 4K TV");
+  {
+    const noJs = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 360, height: 740 } });
+    const p = await noJs.newPage();
+    await p.goto(`${BASE}/`, { waitUntil: "networkidle" });
+    await p.locator(`a[href="/films/${FILM}"]`).first().click();
+    await p.waitForURL(`**/films/${FILM}`);
+    check(await p.locator("h1").textContent() !== "", "the film page is empty without JavaScript");
+    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `the film page is ${overflow} px wider than a 360 px phone`);
+    await p.screenshot({ path: `${ARTIFACTS}/film-360px-nojs.png`, fullPage: true });
+    await noJs.close();
+    const tv = await browser.newContext({ viewport: { width: 3840, height: 2160 } });
+    const q = await tv.newPage();
+    await q.goto(`${BASE}/`, { waitUntil: "networkidle" });
+    await q.screenshot({ path: `${ARTIFACTS}/home-4k.png` });
+    await tv.close();
+  }
 
   step("film page");
   {
@@ -131,6 +166,7 @@ try {
   const ogImage = await page.getAttribute('meta[property="og:image"]', "content");
   check(ogImage && ogImage.startsWith("http"), `og:image is not an absolute URL: ${ogImage}`);
   await page.screenshot({ path: `${ARTIFACTS}/film.png`, fullPage: true });
+  await accessible(page, "film");
 
   // --- Watch: press the button, play past 10 s without a stall --------------------------
   step("watch");
@@ -144,6 +180,17 @@ try {
   check(t.stalls === 0, `${t.stalls} stalls before 10 s`);
   report.startup_ms = Math.round(t.firstPlaying - t.navigationStart);
   await page.screenshot({ path: `${ARTIFACTS}/watch.png` });
+  await accessible(page, "watch");
+
+  step("seek-bar thumbnails");
+  const seekBox = await page.locator("#c-seek").boundingBox();
+  await page.mouse.move(seekBox.x + seekBox.width * 0.5, seekBox.y + seekBox.height / 2);
+  await page.waitForFunction(() => {
+    const img = document.querySelector("#c-preview .preview-img");
+    return !document.getElementById("c-preview").hidden && img.style.backgroundImage.includes("sprite");
+  }, null, { timeout: 10_000 });
+  await page.screenshot({ path: `${ARTIFACTS}/watch-thumbnail.png` });
+  await page.mouse.move(0, 0);
 
   step("lowest rung and back");
   const levels = await page.evaluate(() => window.monsoonPlayer.hls.levels.map((l) => l.height));
@@ -154,6 +201,18 @@ try {
   await page.selectOption("#c-quality", String(top));
   await waitForLevel(page, top);
   report.rungs = levels;
+
+  step("audio only and back");
+  await page.selectOption("#c-quality", "audio");
+  await page.waitForFunction(() => {
+    const hls = window.monsoonPlayer.hls;
+    return hls.levels.length > 0 && hls.levels.every((l) => !l.height) && !document.getElementById("player").paused;
+  }, null, { timeout: 30_000 });
+  const audioAt = await currentTime(page);
+  await waitForTime(page, audioAt + 2, 30_000);
+  await page.selectOption("#c-quality", "auto");
+  await page.waitForFunction(() => window.monsoonPlayer.hls.levels.some((l) => l.height > 0),
+    null, { timeout: 30_000 });
 
   step("resume after reload");
   await page.selectOption("#c-quality", "auto");
@@ -200,6 +259,7 @@ try {
   }, PREMIERE);
   check(ics.type.startsWith("text/calendar") && ics.body.includes("BEGIN:VEVENT"), "no calendar reminder");
   await page.screenshot({ path: `${ARTIFACTS}/premiere.png`, fullPage: true });
+  await accessible(page, "premiere");
 
   // --- Language switch, remembered ------------------------------------------------------
   step("English");
@@ -227,6 +287,7 @@ try {
   check(await page.locator("#chart-concurrent canvas").count() === 1, "no concurrent-viewers chart");
   report.dashboard_views = await page.locator("#s-views").textContent();
   await page.screenshot({ path: `${ARTIFACTS}/admin.png`, fullPage: true });
+  await accessible(page, "admin");
   await admin.close();
 
   // --- Throttled: 300 kbit/s down, 400 ms RTT -------------------------------------------

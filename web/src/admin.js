@@ -71,7 +71,7 @@
       row.className = "rung";
       var share = s.rungs[h] / total;
       var p = (100 * share).toFixed(1) + "%";
-      row.innerHTML = "<span>" + (h === "0" ? "audio" : h + "p") + "</span><span class=\"bar\" style=\"background:" +
+      row.innerHTML = "<span>" + (h === "0" ? S.audio_only : h + "p") + "</span><span class=\"bar\" style=\"background:" +
         "linear-gradient(90deg,#e5534b " + p + ",#30363d " + p + ")\"></span><span>" + pct(share) + "</span>";
       rungs.appendChild(row);
     });

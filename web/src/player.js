@@ -122,11 +122,20 @@
   }
   setInterval(savePosition, 5000);
 
-  function saverCap() {
-    if (!hls || store.get(SAVER_KEY) !== "1") return -1;
+  function saverCap(h) {
+    if (!h || store.get(SAVER_KEY) !== "1") return -1;
     var cap = 0;
-    hls.levels.forEach(function (l, i) { if (l.height && l.height <= SAVER_MAX_HEIGHT) cap = i; });
+    h.levels.forEach(function (l, i) { if (l.height && l.height <= SAVER_MAX_HEIGHT) cap = i; });
     return cap;
+  }
+
+  // Capping to the player's size is hls.js's own cap; it would overwrite ours, so the data
+  // saver turns it off while on.
+  function applySaver(h) {
+    var cap = saverCap(h);
+    h.capLevelToPlayerSize = cap < 0;
+    h.autoLevelCapping = cap;
+    if (cap >= 0 && h.currentLevel > cap) h.currentLevel = cap;
   }
 
   function startHls(url, position) {
@@ -142,7 +151,7 @@
     });
     h.on(window.Hls.Events.MANIFEST_PARSED, function () {
       buildQualityMenu();
-      h.autoLevelCapping = saverCap();
+      applySaver(h);
     });
     h.on(window.Hls.Events.ERROR, function (_event, data) {
       if (!data.fatal) return;
@@ -240,12 +249,17 @@
       o.textContent = l.height + "p · " + Math.round(l.bitrate / 1000) + " kbit/s";
       quality.appendChild(o);
     });
-    if (hls.audioTracks && hls.audioTracks.length && hls.audioTracks[0].url) {
+    if (audioOnlyUrl()) {
       var o = document.createElement("option");
       o.value = "audio";
       o.textContent = S.audio_only;
       quality.appendChild(o);
     }
+  }
+  // The first (smallest) audio rendition, played on its own for "audio only".
+  function audioOnlyUrl() {
+    var tracks = hls.allAudioTracks || hls.audioTracks || [];
+    return tracks.length ? tracks[0].url : null;
   }
   function restart(url) {
     var at = video.currentTime, wasPlaying = !video.paused;
@@ -258,7 +272,7 @@
     var v = quality.value;
     if (v === "audio") {
       audioOnly = true;
-      restart(hls.audioTracks[0].url);
+      restart(audioOnlyUrl());
       return;
     }
     if (audioOnly) {
@@ -278,15 +292,16 @@
   saver.checked = store.get(SAVER_KEY) === "1";
   saver.addEventListener("change", function () {
     store.set(SAVER_KEY, saver.checked ? "1" : "0");
-    if (hls) {
-      hls.autoLevelCapping = saverCap();
-      var cap = hls.autoLevelCapping;
-      if (cap >= 0 && hls.currentLevel > cap) hls.currentLevel = cap;
-    }
+    if (hls) applySaver(hls);
   });
 
   if (subs) {
+    // Subtitles come from the manifest (hls.js, or Safari natively), one track per language.
     subs.addEventListener("change", function () {
+      if (hls) {
+        hls.subtitleTrack = hls.subtitleTracks.findIndex(function (t) { return t.lang === subs.value; });
+        return;
+      }
       Array.prototype.forEach.call(video.textTracks, function (t) {
         t.mode = t.language === subs.value ? "showing" : "disabled";
       });
@@ -306,9 +321,12 @@
         var mt = block.match(/([\d:.]+) --> ([\d:.]+)\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)/);
         if (mt) cues.push({ start: secs(mt[1]), end: secs(mt[2]), url: base + mt[3], x: +mt[4], y: +mt[5], w: +mt[6], h: +mt[7] });
       });
+      if (!preview.hidden) showPreview(lastFraction);
     }).catch(function () {});
   }
+  var lastFraction = 0;
   function showPreview(fraction) {
+    lastFraction = fraction;
     var d = video.duration || config.duration_s || 0, at = d * fraction;
     var cue = cues && cues.find(function (c) { return at >= c.start && at < c.end; });
     var img = preview.firstElementChild;

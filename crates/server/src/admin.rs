@@ -280,6 +280,7 @@ async fn dashboard(
             "startup": t.chart_startup,
             "rebuffer": t.chart_rebuffer,
             "updated": t.admin_updated,
+            "audio_only": t.audio_only,
         })),
     };
     let html = page
