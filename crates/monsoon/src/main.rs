@@ -4,6 +4,7 @@
 mod demo;
 mod ingest;
 mod serve;
+mod simulate;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Show a film's live audience figures from a running server.
     Stats(stats::StatsArgs),
+    /// Release day against a running server: simulated viewers, ground truth, comparison.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Where things live inside `--data`.
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
             Command::Ingest(args) => ingest::run(&data, args).await,
             Command::Serve(args) => serve::run(&data, args).await,
             Command::Demo(args) => demo::run(&data, args).await,
+            Command::Simulate(args) => simulate::run(args).await,
             Command::Stats(args) => tokio::task::spawn_blocking(move || stats::run(&args))
                 .await
                 .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))),
