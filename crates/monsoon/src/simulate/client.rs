@@ -176,6 +176,29 @@ pub struct Reply {
     pub len: u64,
 }
 
+/// A request without an answer.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    /// No connection could be made: the server certainly never saw the request.
+    pub connect: bool,
+}
+
+impl Failure {
+    fn unsent(message: &str) -> Self {
+        Failure {
+            message: message.to_owned(),
+            connect: true,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 type HyperClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The origin as viewers reach it.
@@ -281,7 +304,7 @@ impl Http {
         path: &str,
         body: Option<Bytes>,
         keep_body: bool,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, Failure> {
         let metrics = self.metrics.class(class);
         // Latency includes waiting for a pooled connection: a pool too small shows up here.
         let started = Instant::now();
@@ -289,7 +312,7 @@ impl Http {
             Some(pool) => Some(
                 pool.acquire()
                     .await
-                    .map_err(|_| "the connection pool closed".to_owned())?,
+                    .map_err(|_| Failure::unsent("the connection pool closed"))?,
             ),
             None => None,
         };
@@ -298,7 +321,12 @@ impl Http {
             exchange(&conn.client, &self.base, method, path, body, keep_body),
         )
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout)));
+        .unwrap_or_else(|_| {
+            Err(Failure {
+                message: format!("no answer within {:?}", self.timeout),
+                connect: false,
+            })
+        });
         match &result {
             Ok(reply) => {
                 metrics.requests.fetch_add(1, Ordering::Relaxed);
@@ -328,10 +356,10 @@ async fn exchange(
     path: &str,
     body: Option<Bytes>,
     keep_body: bool,
-) -> Result<Reply, String> {
+) -> Result<Reply, Failure> {
     let uri: Uri = format!("{base}{path}")
         .parse()
-        .map_err(|e| format!("{base}{path}: {e}"))?;
+        .map_err(|e| Failure::unsent(&format!("{base}{path}: {e}")))?;
     let mut request = Request::builder().method(method).uri(uri);
     if body.is_some() {
         // What players send: no CORS preflight, and sendBeacon cannot set another type.
@@ -339,8 +367,11 @@ async fn exchange(
     }
     let request = request
         .body(Full::new(body.unwrap_or_default()))
-        .map_err(|e| e.to_string())?;
-    let response = client.request(request).await.map_err(|e| chain(&e))?;
+        .map_err(|e| Failure::unsent(&e.to_string()))?;
+    let response = client.request(request).await.map_err(|e| Failure {
+        message: chain(&e),
+        connect: e.is_connect(),
+    })?;
     let status = response.status();
     let header = |name: &str| {
         response
@@ -355,7 +386,10 @@ async fn exchange(
     let mut len = 0u64;
     let mut kept = Vec::new();
     while let Some(frame) = incoming.frame().await {
-        let frame = frame.map_err(|e| format!("body: {}", chain(&e)))?;
+        let frame = frame.map_err(|e| Failure {
+            message: format!("body: {}", chain(&e)),
+            connect: false,
+        })?;
         if let Ok(data) = frame.into_data() {
             len += data.len() as u64;
             if keep_body {

@@ -76,7 +76,8 @@ async fn server_stats(http: &Http, conn: &Conn, slug: &str) -> Result<ServerStat
     let path = format!("/api/v1/films/{slug}/stats");
     let reply = http
         .send(conn, Class::Stats, Method::GET, &path, None, true)
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
     if reply.status != StatusCode::OK {
         return Err(format!("GET {path} answered {}", reply.status));
     }

@@ -590,7 +590,8 @@ fn start_download(
             let reply = ctx
                 .http
                 .send(&conn, Class::Segment, Method::GET, &path, None, false)
-                .await?;
+                .await
+                .map_err(|e| e.to_string())?;
             if !reply.status.is_success() {
                 return Err(format!("GET {path}: {}", reply.status));
             }
@@ -644,9 +645,11 @@ async fn mint(ctx: &Ctx, conn: &Conn) -> Option<Minted> {
                     pause = pause.max(Duration::from_secs(s));
                 }
             }
-            // No answer: the server may have made the session before it went away.
-            Err(_) => {
-                ctx.truth.unanswered_mints.fetch_add(1, Ordering::Relaxed);
+            // Sent but no answer: the server may have made the session before it went away.
+            Err(e) => {
+                if !e.connect {
+                    ctx.truth.unanswered_mints.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         if Instant::now() >= deadline {
