@@ -534,8 +534,20 @@ fn build_report(
         unanswered_mints: unanswered,
         lost_final_beats: lost,
         stranded_viewers: stranded,
+        simulator_cpu_s: own_cpu_s(),
         interval_mismatches: mismatches,
         series: samples.to_vec(),
         ok,
     }
+}
+
+/// CPU seconds this process used (user + system, from /proc), for the report.
+fn own_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // The kernel's USER_HZ is 100 on every Linux architecture this runs on.
+    Some(ticks / 100.0)
 }

@@ -85,6 +85,8 @@ pub struct Report {
     pub lost_final_beats: u64,
     /// Viewers still present when `settle_s` ran out.
     pub stranded_viewers: i64,
+    /// CPU seconds the simulator itself used (it shares the machine with the server).
+    pub simulator_cpu_s: Option<f64>,
     pub interval_mismatches: u64,
     pub series: Vec<Sample>,
     /// Zero difference on every compared figure, every live poll in range, nothing lost.
@@ -159,7 +161,8 @@ impl Report {
         let beats: Vec<String> = self.beats.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(
             out,
-            "\nheld (watching, second half of the plateau): {}\nheartbeats: {}; server peak {}; unanswered mints {}; final beats lost {}; interval mismatches {}",
+            "\nsimulator CPU: {:.0} s\nheld (watching, second half of the plateau): {}\nheartbeats: {}; server peak {}; unanswered mints {}; final beats lost {}; interval mismatches {}",
+            self.simulator_cpu_s.unwrap_or(0.0),
             self.held_watching
                 .map_or_else(|| "no plateau".to_owned(), |h| h.to_string()),
             beats.join(", "),

@@ -412,6 +412,7 @@ pub async fn watch(ctx: Arc<Ctx>, index: u64, mut end: watch::Receiver<bool>) {
 
     let interval = Duration::from_secs(scenario.server.heartbeat_interval_s);
     let mut next_beat: Option<Instant> = None;
+    let mut leave_at: Option<Instant> = None;
     let mut fetch: Option<(u64, Fetch)> = None;
     while p.leave.is_none() {
         let now = Instant::now();
@@ -419,7 +420,12 @@ pub async fn watch(ctx: Arc<Ctx>, index: u64, mut end: watch::Receiver<bool>) {
         if p.leave.is_some() {
             break;
         }
-        if *end.borrow() || take_ticket(&ctx.leave_tickets) {
+        // At the end of the run viewers leave over one heartbeat interval, not all in the
+        // same millisecond (a burst no audience produces).
+        if *end.borrow() && leave_at.is_none() {
+            leave_at = Some(now + interval.mul_f64(rng.f64()));
+        }
+        if leave_at.is_some_and(|at| now >= at) || take_ticket(&ctx.leave_tickets) {
             p.leave = Some(Leave::Ended);
             break;
         }
@@ -459,7 +465,7 @@ pub async fn watch(ctx: Arc<Ctx>, index: u64, mut end: watch::Receiver<bool>) {
         {
             fetch = start_download(&ctx, &conn, &mut p, &profile, &mut rng, real_segments, now);
         }
-        let wake = [p.next_event(), next_beat]
+        let wake = [p.next_event(), next_beat, leave_at]
             .into_iter()
             .flatten()
             .min()
