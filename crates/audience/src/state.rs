@@ -302,12 +302,15 @@ impl State {
             return (Outcome::TooSoon, Vec::new());
         }
         // Playing time may not grow faster than wall-clock time × 1.05 + 1 s, nor go backwards.
-        let since = now - session.last_beat_at.unwrap_or(session.started_at);
+        // Measured from the session's start, not from the last beat's arrival: a beat delayed
+        // in a queue (a slow commit, a congested link) must not make the next, on-time beat
+        // look too fast, nor every one after it.
+        let since = now - session.started_at;
         let allowed = (since.max(0) as f64 * config.rate_slack) as u64 + config.rate_grace_ms;
         let Some(played) = beat.play_ms.checked_sub(session.beat.play_ms) else {
             return (Outcome::Implausible, Vec::new());
         };
-        if played > allowed {
+        if beat.play_ms > allowed {
             return (Outcome::Implausible, Vec::new());
         }
 
@@ -705,6 +708,29 @@ mod tests {
         assert_eq!(s.stats(&c, "film", day + 30_001).views_24h, 0);
         assert_eq!(s.stats(&c, "film", day + 30_001).views, 1);
         assert_eq!(s.stats(&c, "film", day + 30_001).unique_viewers_24h, 0);
+    }
+
+    #[test]
+    fn a_beat_delayed_in_a_queue_does_not_make_the_next_ones_implausible() {
+        let c = config();
+        let mut s = State::default();
+        s.insert(session("a", "v1", 0));
+        let on = |s: &mut State, seq: u64, play_ms: u64, now: i64| {
+            s.beat(&c, "a", &beat(seq, PlayerState::Playing, play_ms), now)
+                .0
+        };
+        assert_eq!(on(&mut s, 0, 0, 0), Outcome::Accepted);
+        assert_eq!(on(&mut s, 1, 10_000, 10_000), Outcome::Accepted);
+        // Sent at 20 s, stuck 9.5 s behind a slow commit.
+        assert_eq!(on(&mut s, 2, 20_000, 29_500), Outcome::Accepted);
+        // The next beats leave on time: 10 s more playing, 0.5 s after the late arrival.
+        assert_eq!(
+            on(&mut s, 3, 30_000, 30_000 + c.min_beat_gap_ms),
+            Outcome::Accepted
+        );
+        assert_eq!(on(&mut s, 4, 40_000, 40_000), Outcome::Accepted);
+        // Playing time beyond the session's whole wall-clock time is still refused.
+        assert_eq!(on(&mut s, 5, 60_000, 50_000), Outcome::Implausible);
     }
 
     #[test]

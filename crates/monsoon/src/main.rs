@@ -5,6 +5,7 @@ mod admin_token;
 mod demo;
 mod ingest;
 mod serve;
+mod simulate;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,8 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Make an admin token for the dashboard and the `[admin] token_hash` line to configure it.
     AdminToken(admin_token::AdminTokenArgs),
+    /// Release day against a running server: simulated viewers, ground truth, comparison.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Where things live inside `--data`.
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&data, args).await,
             Command::Demo(args) => demo::run(&data, args).await,
             Command::AdminToken(args) => admin_token::run(&args),
+            Command::Simulate(args) => simulate::run(args).await,
             Command::Stats(args) => tokio::task::spawn_blocking(move || stats::run(&args))
                 .await
                 .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))),

@@ -1,0 +1,752 @@
+//! One simulated viewer: mints a session, fetches the playlists, plays the film through a
+//! buffer fed by a throughput-based ABR model, pauses, seeks, rebuffers, sends heartbeats as
+//! the player does (REFERENCE §3), and leaves.
+//!
+//! Playback is modelled in continuous time: [`Player::advance`] moves the model to "now"
+//! event by event (buffer runs dry, a pause starts or ends, a seek, a download lands, the
+//! viewer has watched enough), so a viewer task only wakes for events and heartbeats — a
+//! few times per ten seconds — which is what lets one process hold 60,000 of them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use super::client::{Class, Conn, Http};
+use super::film::FilmPlan;
+use super::scenario::{Profile, Rng, Scenario};
+use super::truth::{Slot, Truth};
+
+/// What every viewer shares.
+#[derive(Debug)]
+pub struct Ctx {
+    pub scenario: Scenario,
+    pub film: FilmPlan,
+    pub http: Http,
+    pub truth: Truth,
+    /// Viewers the controller asks to leave (the concurrency curve went down).
+    pub leave_tickets: AtomicI64,
+    /// What the server said of each heartbeat (`X-Monsoon-Beat`).
+    pub outcomes: BeatOutcomes,
+    /// Minted sessions whose heartbeat interval differs from the scenario's rules.
+    pub interval_mismatches: AtomicU64,
+    /// Viewer tasks not yet finished.
+    pub tasks: AtomicI64,
+}
+
+/// Heartbeat outcomes as the server labels them.
+#[derive(Debug, Default)]
+pub struct BeatOutcomes {
+    pub accepted: AtomicU64,
+    pub duplicate: AtomicU64,
+    pub too_soon: AtomicU64,
+    pub implausible: AtomicU64,
+    pub closed: AtomicU64,
+}
+
+impl BeatOutcomes {
+    fn count(&self, label: Option<&str>) {
+        let counter = match label {
+            Some("accepted") => &self.accepted,
+            Some("duplicate") => &self.duplicate,
+            Some("too-soon") => &self.too_soon,
+            Some("implausible") => &self.implausible,
+            _ => &self.closed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The player states of the heartbeat contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Startup,
+    Playing,
+    Paused,
+    Seeking,
+    Rebuffering,
+}
+
+impl State {
+    fn wire(self) -> &'static str {
+        match self {
+            State::Startup => "startup",
+            State::Playing => "playing",
+            State::Paused => "paused",
+            State::Seeking => "seeking",
+            State::Rebuffering => "rebuffering",
+        }
+    }
+}
+
+/// Why a viewer stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    /// Watched as long as it meant to, reached the end, or was asked to go.
+    Ended,
+    /// Could not get the playlists: a fatal error.
+    Error,
+}
+
+#[derive(Debug)]
+struct Download {
+    id: u64,
+    started: Instant,
+    /// Media length, ms.
+    media_ms: f64,
+    /// Modelled throughput of this download, kbit/s, and the round trip, ms.
+    kbps: f64,
+    rtt_ms: f64,
+    rung: usize,
+    /// Bytes when known (at once for a modelled download, when it lands for a real one).
+    bytes: Option<u64>,
+    /// When the real fetch finished (a modelled one "finishes" at once).
+    fetched: Option<Instant>,
+}
+
+impl Download {
+    /// When the segment is in the buffer: the bandwidth model's time, or the real fetch's
+    /// if it is slower.
+    fn done_at(&self) -> Option<Instant> {
+        let bytes = self.bytes?;
+        let model = Duration::from_secs_f64(
+            (self.rtt_ms + bytes as f64 * 8.0 / self.kbps.max(1.0)) / 1000.0,
+        );
+        Some((self.started + model).max(self.fetched?))
+    }
+}
+
+type Fetch = Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>;
+
+/// The playback model of one viewer.
+#[derive(Debug)]
+struct Player {
+    state: State,
+    at: Instant,
+    intent: Instant,
+    buffer_ms: f64,
+    playhead_ms: f64,
+    play_ms: f64,
+    rebuffer_ms: f64,
+    rebuffer_count: u64,
+    startup_ms: u64,
+    seek_ms: f64,
+    bytes: u64,
+    /// The rung playing now, and the throughput estimate (EWMA, kbit/s).
+    rung: usize,
+    estimate_kbps: f64,
+    watch_ms: f64,
+    film_ms: f64,
+    pause_at_ms: f64,
+    pause_until: Option<Instant>,
+    seek_at_ms: f64,
+    next_segment: u64,
+    download: Option<Download>,
+    downloads: u64,
+    init_fetched: Option<usize>,
+    retry_download_at: Option<Instant>,
+    first_frame: bool,
+    leave: Option<Leave>,
+}
+
+/// hls.js's starting estimate before any download was measured.
+const DEFAULT_ESTIMATE_KBPS: f64 = 500.0;
+/// Choose the highest rung whose peak bandwidth fits this share of the estimate.
+const ABR_SAFETY: f64 = 0.8;
+
+impl Player {
+    /// Advances the model to `to`, applying every event on the way.
+    fn advance(&mut self, to: Instant, ctx: &Ctx, rng: &mut Rng) {
+        while self.leave.is_none() {
+            let t = self.at;
+            // The next event in play time (only while playing) or wall time.
+            let mut next: Option<(Instant, u8)> = None;
+            let mut consider = |when: Instant, kind: u8| {
+                if next.is_none_or(|(n, _)| when < n) {
+                    next = Some((when, kind));
+                }
+            };
+            let after = |ms: f64| t + Duration::from_secs_f64(ms.max(0.0) / 1000.0);
+            if self.state == State::Playing {
+                // Leaving first: at the film's end the buffer runs dry at the same instant.
+                consider(after(self.watch_ms - self.play_ms), 1);
+                consider(after(self.film_ms - self.playhead_ms), 1);
+                consider(after(self.buffer_ms), 0);
+                consider(after(self.pause_at_ms - self.play_ms), 2);
+                consider(after(self.seek_at_ms - self.play_ms), 3);
+            }
+            if let (State::Paused, Some(until)) = (self.state, self.pause_until) {
+                consider(until, 4);
+            }
+            if let Some(done) = self.download.as_ref().and_then(Download::done_at) {
+                consider(done.max(t), 5);
+            }
+            let (when, kind) = match next {
+                Some((when, kind)) if when <= to => (when, kind),
+                _ => {
+                    self.integrate(to);
+                    return;
+                }
+            };
+            self.integrate(when);
+            match kind {
+                0 => {
+                    self.state = State::Rebuffering;
+                    self.rebuffer_count += 1;
+                }
+                1 => self.leave = Some(Leave::Ended),
+                2 => {
+                    self.state = State::Paused;
+                    let pause = ctx.scenario.viewing.pause_s.sample(rng);
+                    self.pause_until = Some(when + Duration::from_secs_f64(pause));
+                    self.pause_at_ms =
+                        self.play_ms + next_gap(rng, ctx.scenario.viewing.pauses_per_hour);
+                }
+                3 => {
+                    // A forward seek of half a minute to five minutes: the buffer is gone.
+                    let jump = 30_000.0 + rng.f64() * 270_000.0;
+                    self.playhead_ms = (self.playhead_ms + jump).min(self.film_ms - 1_000.0);
+                    let seg_ms = ctx.film.length_ms / ctx.film.rungs[0].track.segments.len() as f64;
+                    self.next_segment = (self.playhead_ms / seg_ms) as u64;
+                    self.buffer_ms = 0.0;
+                    self.download = None;
+                    self.state = State::Seeking;
+                    self.seek_at_ms =
+                        self.play_ms + next_gap(rng, ctx.scenario.viewing.seeks_per_hour);
+                }
+                4 => {
+                    self.pause_until = None;
+                    self.state = if self.buffer_ms > 0.0 {
+                        State::Playing
+                    } else {
+                        State::Rebuffering
+                    };
+                }
+                _ => self.landed(when),
+            }
+        }
+    }
+
+    /// Counts the time from `self.at` to `to` in the current state.
+    fn integrate(&mut self, to: Instant) {
+        let dt = to.saturating_duration_since(self.at).as_secs_f64() * 1000.0;
+        self.at = self.at.max(to);
+        match self.state {
+            State::Playing => {
+                let dt = dt.min(self.buffer_ms);
+                self.play_ms += dt;
+                self.playhead_ms += dt;
+                self.buffer_ms -= dt;
+            }
+            State::Rebuffering => self.rebuffer_ms += dt,
+            State::Seeking => self.seek_ms += dt,
+            State::Startup | State::Paused => {}
+        }
+    }
+
+    /// A download landed at `when`: into the buffer, into the estimate.
+    fn landed(&mut self, when: Instant) {
+        let Some(d) = self.download.take() else {
+            return;
+        };
+        let bytes = d.bytes.unwrap_or(0);
+        self.bytes += bytes;
+        self.buffer_ms += d.media_ms;
+        self.next_segment += 1;
+        let took_ms = when.saturating_duration_since(d.started).as_secs_f64() * 1000.0;
+        if took_ms > 0.0 {
+            let measured = bytes as f64 * 8.0 / took_ms;
+            self.estimate_kbps = if self.downloads == 0 {
+                measured
+            } else {
+                0.7 * self.estimate_kbps + 0.3 * measured
+            };
+        }
+        self.downloads += 1;
+        self.rung = d.rung;
+        if matches!(
+            self.state,
+            State::Startup | State::Rebuffering | State::Seeking
+        ) {
+            if self.state == State::Startup {
+                self.startup_ms = when.saturating_duration_since(self.intent).as_millis() as u64;
+                self.first_frame = true;
+            }
+            self.state = State::Playing;
+        }
+    }
+
+    /// When the model next needs attention on its own.
+    fn next_event(&self) -> Option<Instant> {
+        let at = |ms: f64| self.at + Duration::from_secs_f64(ms.max(0.0) / 1000.0);
+        let mut times: Vec<Instant> = Vec::with_capacity(6);
+        if self.state == State::Playing {
+            times.push(at(self
+                .buffer_ms
+                .min(self.watch_ms - self.play_ms)
+                .min(self.film_ms - self.playhead_ms)
+                .min(self.pause_at_ms - self.play_ms)
+                .min(self.seek_at_ms - self.play_ms)));
+        }
+        times.extend(self.pause_until);
+        times.extend(self.download.as_ref().and_then(Download::done_at));
+        times.extend(self.retry_download_at);
+        times.into_iter().min()
+    }
+}
+
+/// Play time until the next Poisson event at `per_hour`, ms (never, if zero).
+fn next_gap(rng: &mut Rng, per_hour: f64) -> f64 {
+    if per_hour <= 0.0 {
+        f64::INFINITY
+    } else {
+        rng.exponential(3_600_000.0 / per_hour)
+    }
+}
+
+#[derive(Deserialize)]
+struct Minted {
+    session_id: String,
+    token: String,
+    heartbeat_interval_s: u64,
+}
+
+/// Decrements a counter when dropped, so a viewer is counted out however its task ends.
+struct CountedIn<'a>(&'a AtomicI64);
+
+impl Drop for CountedIn<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One viewer's session on the wire.
+struct Session {
+    conn: Conn,
+    slot: Arc<Slot>,
+    path: String,
+    token: String,
+    seq: u64,
+    /// The `seq` of the final beat, kept across its retries.
+    final_seq: Option<u64>,
+    acked_play_ms: u64,
+    backoff: Duration,
+}
+
+/// Runs viewer `index` from arrival to departure. The controller counted it in `tasks` and
+/// `truth.active` before spawning it.
+pub async fn watch(ctx: Arc<Ctx>, index: u64, mut end: watch::Receiver<bool>) {
+    let _task = CountedIn(&ctx.tasks);
+    let mut present = Some(CountedIn(&ctx.truth.active));
+    let scenario = &ctx.scenario;
+    let mut rng = Rng::new(scenario.seed, index);
+    let profile: Profile = scenario.pick_profile(&mut rng).clone();
+    let real_segments = rng.f64() < scenario.viewing.segment_share;
+    let viewing = &scenario.viewing;
+    let intent = Instant::now();
+    let conn = ctx.http.conn();
+
+    let Some(minted) = mint(&ctx, &conn).await else {
+        return;
+    };
+    if minted.heartbeat_interval_s != scenario.server.heartbeat_interval_s {
+        ctx.interval_mismatches.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut session = Session {
+        conn: conn.clone(),
+        slot: ctx.truth.session(),
+        path: format!("/api/v1/sessions/{}/heartbeat", minted.session_id),
+        token: serde_json::to_string(&minted.token).unwrap_or_default(),
+        seq: 0,
+        final_seq: None,
+        acked_play_ms: 0,
+        backoff: Duration::ZERO,
+    };
+
+    let film_ms = if viewing.film_s > 0.0 {
+        viewing.film_s * 1000.0
+    } else {
+        ctx.film.length_ms
+    };
+    let mut p = Player {
+        state: State::Startup,
+        at: intent,
+        intent,
+        buffer_ms: 0.0,
+        playhead_ms: 0.0,
+        play_ms: 0.0,
+        rebuffer_ms: 0.0,
+        rebuffer_count: 0,
+        startup_ms: 0,
+        seek_ms: 0.0,
+        bytes: 0,
+        rung: 0,
+        estimate_kbps: DEFAULT_ESTIMATE_KBPS,
+        watch_ms: viewing.watch_s.sample(&mut rng) * 1000.0,
+        film_ms,
+        pause_at_ms: next_gap(&mut rng, viewing.pauses_per_hour),
+        pause_until: None,
+        seek_at_ms: next_gap(&mut rng, viewing.seeks_per_hour),
+        next_segment: 0,
+        download: None,
+        downloads: 0,
+        init_fetched: None,
+        retry_download_at: None,
+        first_frame: false,
+        leave: None,
+    };
+
+    // The multivariant playlist, then the media playlist of the starting rung.
+    let rung0 = choose_rung(&ctx.film, p.estimate_kbps);
+    for path in [&ctx.film.master, &ctx.film.rungs[rung0].track.playlist] {
+        if !fetch_retrying(&ctx, &conn, Class::Playlist, path).await {
+            p.leave = Some(Leave::Error);
+        }
+    }
+
+    let interval = Duration::from_secs(scenario.server.heartbeat_interval_s);
+    let mut next_beat: Option<Instant> = None;
+    let mut leave_at: Option<Instant> = None;
+    let mut fetch: Option<(u64, Fetch)> = None;
+    while p.leave.is_none() {
+        let now = Instant::now();
+        p.advance(now, &ctx, &mut rng);
+        if p.leave.is_some() {
+            break;
+        }
+        // At the end of the run viewers leave over one heartbeat interval, not all in the
+        // same millisecond (a burst no audience produces).
+        if *end.borrow() && leave_at.is_none() {
+            leave_at = Some(now + interval.mul_f64(rng.f64()));
+        }
+        if leave_at.is_some_and(|at| now >= at) || take_ticket(&ctx.leave_tickets) {
+            p.leave = Some(Leave::Ended);
+            break;
+        }
+        // A seek drops the download in flight.
+        if fetch
+            .as_ref()
+            .is_some_and(|(id, _)| p.download.as_ref().is_none_or(|d| d.id != *id))
+        {
+            fetch = None;
+        }
+        // First beat at first frame, then every interval ± 10 %.
+        let due = if p.first_frame {
+            p.first_frame = false;
+            true
+        } else {
+            next_beat.is_some_and(|at| now >= at)
+        };
+        if due {
+            let acked = beat(&ctx, &mut session, &p, p.state.wire(), false).await;
+            let jitter = interval.mul_f64(0.9 + 0.2 * rng.f64());
+            let wait = if acked {
+                session.backoff = Duration::ZERO;
+                jitter
+            } else {
+                jitter.max(session.backoff)
+            };
+            next_beat = Some(Instant::now() + wait);
+            continue;
+        }
+        if p.retry_download_at.is_some_and(|at| now >= at) {
+            p.retry_download_at = None;
+        }
+        if p.download.is_none()
+            && p.retry_download_at.is_none()
+            && p.buffer_ms < viewing.buffer_target_s * 1000.0
+            && p.playhead_ms + p.buffer_ms < p.film_ms
+        {
+            fetch = start_download(&ctx, &conn, &mut p, &profile, &mut rng, real_segments, now);
+        }
+        let wake = [p.next_event(), next_beat, leave_at]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + interval)
+            .min(now + interval);
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => {}
+            result = async { fetch.as_mut().map(|(_, f)| f.as_mut()).expect("guarded").await },
+                if fetch.is_some() => {
+                fetch = None;
+                match result {
+                    Ok(bytes) => {
+                        if let Some(d) = p.download.as_mut() {
+                            d.bytes = Some(bytes);
+                            d.fetched = Some(Instant::now());
+                        }
+                    }
+                    Err(_) => {
+                        p.download = None;
+                        p.retry_download_at = Some(Instant::now() + Duration::from_secs(1));
+                    }
+                }
+            }
+            _ = end.changed() => {}
+        }
+    }
+
+    // Leaving: no longer present for the controller; the final beat (sendBeacon on page
+    // hide) is exempt from the gap rule and retried until acknowledged.
+    present.take();
+    p.advance(Instant::now(), &ctx, &mut rng);
+    let state = match p.leave {
+        Some(Leave::Error) => "error",
+        _ => "ended",
+    };
+    let deadline = Instant::now() + Duration::from_secs_f64(ctx.scenario.network.retry_for_s);
+    let mut pause = Duration::from_millis(500);
+    loop {
+        if beat(&ctx, &mut session, &p, state, true).await {
+            break;
+        }
+        if Instant::now() >= deadline {
+            ctx.truth.lost_final_beats.fetch_add(1, Ordering::Relaxed);
+            break;
+        }
+        tokio::time::sleep(pause.max(session.backoff)).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+    ctx.truth.close(&session.slot);
+}
+
+/// Takes one of the controller's leave tickets, if any is left.
+fn take_ticket(tickets: &AtomicI64) -> bool {
+    tickets
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n > 0).then_some(n - 1)
+        })
+        .is_ok()
+}
+
+/// The highest rung whose peak bandwidth fits the estimate with a safety margin.
+fn choose_rung(film: &FilmPlan, estimate_kbps: f64) -> usize {
+    let budget = estimate_kbps * 1000.0 * ABR_SAFETY;
+    film.rungs
+        .iter()
+        .rposition(|r| r.bandwidth as f64 <= budget)
+        .unwrap_or(0)
+}
+
+/// Starts the next segment's download; returns the real fetch for a sampled viewer.
+fn start_download(
+    ctx: &Arc<Ctx>,
+    conn: &Conn,
+    p: &mut Player,
+    profile: &Profile,
+    rng: &mut Rng,
+    real: bool,
+    now: Instant,
+) -> Option<(u64, Fetch)> {
+    let film = &ctx.film;
+    let rung = choose_rung(film, p.estimate_kbps);
+    let segments = &film.rungs[rung].track.segments;
+    let index = (p.next_segment % segments.len() as u64) as usize;
+    let media_ms = segments[index].ms;
+    let kbps = profile.kbps * (profile.sigma * rng.normal()).exp();
+    let id = p.downloads + 1 + p.next_segment * 1_000_000;
+    let modelled = |bitrate: u64| (bitrate as f64 * media_ms / 8_000.0) as u64;
+    let mut download = Download {
+        id,
+        started: now,
+        media_ms,
+        kbps,
+        rtt_ms: profile.rtt_ms,
+        rung,
+        bytes: None,
+        fetched: None,
+    };
+    if !real {
+        let audio = film.rungs[rung]
+            .audio
+            .as_ref()
+            .map_or(0, |a| modelled(a.bitrate));
+        download.bytes = Some(modelled(film.rungs[rung].track.bitrate) + audio);
+        download.fetched = Some(now);
+        p.download = Some(download);
+        return None;
+    }
+    // A real player fetches the init segment of a rung before its first media segment, and
+    // the audio segment beside the video one.
+    let audio = film.rungs[rung].audio.as_ref();
+    let mut paths = Vec::with_capacity(4);
+    if p.init_fetched != Some(rung) {
+        paths.extend(film.rungs[rung].track.init.clone());
+        paths.extend(audio.and_then(|a| a.init.clone()));
+        p.init_fetched = Some(rung);
+    }
+    paths.push(segments[index].path.clone());
+    if let Some(audio) = audio {
+        let i = (p.next_segment % audio.segments.len() as u64) as usize;
+        paths.push(audio.segments[i].path.clone());
+    }
+    p.download = Some(download);
+    let ctx = Arc::clone(ctx);
+    let conn = conn.clone();
+    let fetch: Fetch = Box::pin(async move {
+        let mut total = 0;
+        for path in paths {
+            let reply = ctx
+                .http
+                .send(&conn, Class::Segment, Method::GET, &path, None, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !reply.status.is_success() {
+                return Err(format!("GET {path}: {}", reply.status));
+            }
+            total += reply.len;
+        }
+        Ok(total)
+    });
+    Some((id, fetch))
+}
+
+/// GETs `path`, retrying failures for `retry_for_s`; true once it succeeded.
+async fn fetch_retrying(ctx: &Ctx, conn: &Conn, class: Class, path: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs_f64(ctx.scenario.network.retry_for_s);
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match ctx
+            .http
+            .send(conn, class, Method::GET, path, None, false)
+            .await
+        {
+            Ok(r) if r.status.is_success() => return true,
+            Ok(r) if r.status == StatusCode::NOT_FOUND => return false,
+            _ => {}
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Mints a session, retrying failures (a restarting server) for `retry_for_s`.
+async fn mint(ctx: &Ctx, conn: &Conn) -> Option<Minted> {
+    let path = format!("/api/v1/films/{}/sessions", ctx.film.slug);
+    let deadline = Instant::now() + Duration::from_secs_f64(ctx.scenario.network.retry_for_s);
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let result = ctx
+            .http
+            .send(conn, Class::Mint, Method::POST, &path, None, true)
+            .await;
+        match result {
+            Ok(r) if r.status == StatusCode::CREATED => {
+                if let Ok(minted) = serde_json::from_slice::<Minted>(&r.body) {
+                    return Some(minted);
+                }
+            }
+            Ok(r) => {
+                if let Some(s) = r.retry_after {
+                    pause = pause.max(Duration::from_secs(s));
+                }
+            }
+            // Sent but no answer: the server may have made the session before it went away.
+            Err(e) => {
+                if !e.connect {
+                    ctx.truth.unanswered_mints.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Sends a heartbeat with the cumulative counters; true if acknowledged (204). A final beat
+/// keeps its `seq` across retries, so a retry of a beat the server already applied is a
+/// harmless duplicate.
+async fn beat(ctx: &Ctx, s: &mut Session, p: &Player, state: &str, last: bool) -> bool {
+    if !last {
+        s.seq += 1;
+    } else if s.final_seq.is_none() {
+        s.seq += 1;
+        s.final_seq = Some(s.seq);
+    }
+    let play_ms = (p.play_ms as u64).max(s.acked_play_ms);
+    let rung = &ctx.film.rungs[p.rung];
+    let body = format!(
+        concat!(
+            r#"{{"token":{},"seq":{},"state":"{}","play_ms":{},"rebuffer_ms":{},"#,
+            r#""rebuffer_count":{},"startup_ms":{},"seek_ms":{},"playhead_ms":{},"#,
+            r#""height":{},"bitrate_kbps":{},"bytes":{},"dropped_frames":0,"fatal_error":{}}}"#
+        ),
+        s.token,
+        s.seq,
+        state,
+        play_ms,
+        p.rebuffer_ms as u64,
+        p.rebuffer_count,
+        p.startup_ms,
+        p.seek_ms as u64,
+        p.playhead_ms as u64,
+        rung.height,
+        rung.bandwidth / 1000,
+        p.bytes,
+        state == "error",
+    );
+    let watching = matches!(state, "startup" | "playing" | "seeking" | "rebuffering");
+    ctx.truth.sending(&s.slot, watching);
+    let sent = ctx.truth.now_ms();
+    let reply = ctx
+        .http
+        .send(
+            &s.conn,
+            Class::Heartbeat,
+            Method::POST,
+            &s.path,
+            Some(Bytes::from(body)),
+            false,
+        )
+        .await;
+    let acked = match &reply {
+        Ok(r) if r.status == StatusCode::NO_CONTENT => {
+            ctx.outcomes.count(r.beat.as_deref());
+            true
+        }
+        Ok(r) => {
+            if matches!(
+                r.status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            ) {
+                // REFERENCE §3: on 429/503, double the wait, at most 60 s.
+                let told = Duration::from_secs(r.retry_after.unwrap_or(1));
+                s.backoff = (s.backoff * 2).max(told).min(Duration::from_secs(60));
+            }
+            false
+        }
+        Err(_) => false,
+    };
+    ctx.truth
+        .answered(&s.slot, acked, sent, watching, play_ms, s.acked_play_ms);
+    if acked {
+        s.acked_play_ms = play_ms;
+    }
+    acked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_gap_is_never_for_a_zero_rate() {
+        let mut rng = Rng::new(1, 1);
+        assert!(next_gap(&mut rng, 0.0).is_infinite());
+        let mean: f64 = (0..10_000).map(|_| next_gap(&mut rng, 60.0)).sum::<f64>() / 10_000.0;
+        assert!((mean - 60_000.0).abs() < 3_000.0, "{mean}");
+    }
+}
