@@ -185,6 +185,8 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
     describe(&source, &ladder, args.json);
 
     let (catalog, store) = data.open().await?;
+    // Held until this ingest ends: a second ingest of the slug would sweep this one's version.
+    let _lock = lock_slug(data, &args.slug)?;
     sweep(data, &args.slug, catalog.as_ref(), store.as_ref()).await;
 
     let version = format!("v{}", Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
@@ -284,6 +286,26 @@ fn rendition_record(r: &monsoon_media::MeasuredRendition) -> Rendition {
         codecs: r.codecs.clone(),
         average_bitrate: r.average_bitrate,
         peak_bitrate: r.peak_bitrate,
+    }
+}
+
+/// An exclusive lock on `locks/<slug>.lock` in the data directory, released when the file is
+/// dropped or the process dies (`flock`), so a killed ingest never leaves the slug locked.
+fn lock_slug(data: &DataDir, slug: &str) -> anyhow::Result<std::fs::File> {
+    let dir = data.root.join("locks");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{slug}.lock"));
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another `monsoon ingest` of `{slug}` is running (it holds {}); wait for it to finish",
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
     }
 }
 

@@ -783,3 +783,40 @@ fn bad_subtitles_and_metadata_are_refused() {
     assert_eq!(tree(&f.data.join("media")), media_before);
     assert!(tree(&f.data.join("staging")).is_empty());
 }
+
+#[test]
+fn a_second_ingest_of_the_same_slug_is_refused_while_one_runs() {
+    let f = Fixture::new();
+    let clip = f.path("again.mp4");
+    encode_video(&lavfi_video("320x180", 2), &clip);
+    // Another ingest of `film` is running: it holds the slug's lock.
+    let locks = f.data.join("locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let held = std::fs::File::create(locks.join("film.lock")).unwrap();
+    held.try_lock().unwrap();
+    let before = tree(&f.data.join("media"));
+    let args = [
+        "ingest",
+        clip.to_str().unwrap(),
+        "--slug",
+        "film",
+        "--quality",
+        "fast",
+    ];
+    let out = monsoon(&f.data, &args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another `monsoon ingest` of `film` is running"),
+        "{stderr}"
+    );
+    assert_eq!(tree(&f.data.join("media")), before);
+    // Once it ends (or dies: flock goes with the process), the slug is free again.
+    drop(held);
+    let out = monsoon(&f.data, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
