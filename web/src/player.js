@@ -43,6 +43,7 @@
   var m = {
     state: "startup", seq: 0, play_ms: 0, rebuffer_ms: 0, rebuffer_count: 0, startup_ms: 0,
     seek_ms: 0, bytes: 0, fatal: false, started: false,
+    sent_final: false, // an ended or error beat went out: the session is closed
   };
   var since = performance.now(); // when the current state began, for the time counters
   var session = null;

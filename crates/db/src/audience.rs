@@ -15,7 +15,7 @@ const CHUNK: usize = 1_000;
 pub struct SqliteAudienceStore {
     pool: SqlitePool,
     /// Alive as long as a clone of the store: the checkpointer stops when the last one goes.
-    _alive: std::sync::Arc<()>,
+    alive: std::sync::Arc<()>,
 }
 
 /// How often the write-ahead log is copied back into the database, off the commit path.
@@ -26,7 +26,7 @@ impl SqliteAudienceStore {
     pub fn new(pool: SqlitePool) -> Self {
         Self {
             pool,
-            _alive: std::sync::Arc::new(()),
+            alive: std::sync::Arc::new(()),
         }
     }
 
@@ -66,7 +66,7 @@ impl SqliteAudienceStore {
 
     fn spawn_checkpointer(&self) {
         let pool = self.pool.clone();
-        let alive = std::sync::Arc::downgrade(&self._alive);
+        let alive = std::sync::Arc::downgrade(&self.alive);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

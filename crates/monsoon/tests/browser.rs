@@ -9,32 +9,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Server, ingest_ok, make_clip, monsoon};
+use common::{Server, ingest_ok, ingest_with_meta, make_clip, monsoon};
 
 const ADMIN_TOKEN: &str = "browser-test-admin-token";
-
-fn ingest_with_meta(data: &Path, clip: &Path, slug: &str, meta: &str) {
-    let meta_path = clip.with_extension("toml");
-    std::fs::write(&meta_path, meta).unwrap();
-    let out = monsoon(
-        data,
-        &[
-            "ingest",
-            clip.to_str().unwrap(),
-            "--slug",
-            slug,
-            "--meta",
-            meta_path.to_str().unwrap(),
-            "--quality",
-            "fast",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn a_viewer_browses_watches_switches_resumes_and_an_operator_sees_it() {

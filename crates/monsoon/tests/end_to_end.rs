@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, make_clip, monsoon, play_whole, tree};
+use common::{Server, ingest_ok_with, make_clip, monsoon, play_whole, tree};
 
 #[test]
 fn ingest_serve_and_play_hls_and_dash() {
@@ -17,23 +17,11 @@ fn ingest_serve_and_play_hls_and_dash() {
     std::fs::write(&meta, "title = { vi = \"Phim thử\", en = \"Test film\" }\n").unwrap();
     let data = tmp.path().join("data");
 
-    let out = monsoon(
+    ingest_ok_with(
         &data,
-        &[
-            "ingest",
-            clip.to_str().unwrap(),
-            "--slug",
-            "test-film",
-            "--meta",
-            meta.to_str().unwrap(),
-            "--quality",
-            "fast",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &clip,
+        "test-film",
+        &["--meta", meta.to_str().unwrap()],
     );
 
     let server = Server::start(&data);

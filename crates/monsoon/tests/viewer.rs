@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, ingest_clip, make_clip, monsoon};
+use common::{Server, ingest_clip, ingest_with_meta, make_clip, monsoon};
 
 const TOKEN: &str = "viewer-test-admin-token";
 
@@ -60,29 +60,6 @@ fn post_form(url: &str, body: &str) -> Reply {
     }
 }
 
-fn ingest_meta(data: &Path, clip: &Path, slug: &str, meta: &str) {
-    let path = data.parent().unwrap().join(format!("{slug}.toml"));
-    std::fs::write(&path, meta).unwrap();
-    let out = monsoon(
-        data,
-        &[
-            "ingest",
-            clip.to_str().unwrap(),
-            "--slug",
-            slug,
-            "--meta",
-            path.to_str().unwrap(),
-            "--quality",
-            "fast",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn config(dir: &Path, admin: bool) -> String {
     let mut text = String::new();
     if admin {
@@ -102,7 +79,7 @@ fn pages_speak_vietnamese_first_and_gate_the_premiere() {
     let clip = dir.path().join("soon.mp4");
     make_clip(&clip, 4, "320x180");
     let at = chrono::Utc::now() + chrono::Duration::hours(30);
-    ingest_meta(
+    ingest_with_meta(
         &data,
         &clip,
         "soon",

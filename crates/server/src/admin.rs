@@ -21,7 +21,7 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use askama::Template;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
@@ -121,17 +121,6 @@ fn now_ms() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-}
-
 /// Proof that a request comes from a signed-in operator; handlers that take it are protected.
 #[derive(Debug)]
 pub struct Operator;
@@ -146,7 +135,7 @@ impl FromRequestParts<AppState> for Operator {
                 "the admin API is off: set [admin] token_hash in monsoon.toml".into(),
             ));
         }
-        if cookie(&parts.headers, COOKIE).is_some_and(|v| auth.cookie_is_valid(v)) {
+        if crate::cookie(&parts.headers, COOKIE).is_some_and(|v| auth.cookie_is_valid(v)) {
             return Ok(Operator);
         }
         let bearer = parts

@@ -7,7 +7,6 @@
 use std::sync::LazyLock;
 
 use axum::extract::{FromRequestParts, Query};
-use axum::http::header;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
@@ -174,15 +173,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Locale {
                 switched: true,
             });
         }
-        let from_cookie = parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == COOKIE)
-            .and_then(|(_, value)| Lang::parse(value));
+        let from_cookie = crate::cookie(&parts.headers, COOKIE).and_then(Lang::parse);
         Ok(Locale {
             lang: from_cookie.unwrap_or(Lang::Vi),
             switched: false,
@@ -203,6 +194,7 @@ impl Locale {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
 
     #[test]
     fn both_catalogs_have_every_message_and_none_is_empty() {

@@ -227,6 +227,18 @@ async fn log_access(request: axum::extract::Request, next: axum::middleware::Nex
     response
 }
 
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }

@@ -188,17 +188,28 @@ pub fn join_rendition(dir: &Path, out: &Path) {
 
 /// Ingests `file` as `slug` into `data` with `--quality fast`, asserting success.
 pub fn ingest_ok(data: &Path, file: &Path, slug: &str) {
-    let out = monsoon(
-        data,
-        &[
-            "ingest",
-            file.to_str().unwrap(),
-            "--slug",
-            slug,
-            "--quality",
-            "fast",
-        ],
-    );
+    ingest_ok_with(data, file, slug, &[]);
+}
+
+/// Ingests `file` as `slug` with `meta` as its `film.toml` (written beside `file`).
+pub fn ingest_with_meta(data: &Path, file: &Path, slug: &str, meta: &str) {
+    let path = file.with_file_name(format!("{slug}.toml"));
+    std::fs::write(&path, meta).unwrap();
+    ingest_ok_with(data, file, slug, &["--meta", path.to_str().unwrap()]);
+}
+
+/// [`ingest_ok`] with more arguments.
+pub fn ingest_ok_with(data: &Path, file: &Path, slug: &str, extra: &[&str]) {
+    let mut args = vec![
+        "ingest",
+        file.to_str().unwrap(),
+        "--slug",
+        slug,
+        "--quality",
+        "fast",
+    ];
+    args.extend_from_slice(extra);
+    let out = monsoon(data, &args);
     assert!(
         out.status.success(),
         "{}",
