@@ -13,7 +13,6 @@ pub mod token;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -149,13 +148,16 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Durable storage of sessions, views and peaks.
-#[async_trait]
+///
+/// Blocking by design: the group-commit writer calls [`AudienceStore::write`] from a thread of
+/// its own, so a store owns its connection there and answers without handing each statement
+/// to yet another thread; [`AudienceStore::load`] runs once at start, on a blocking thread.
 pub trait AudienceStore: Send + Sync + std::fmt::Debug {
     /// Writes `records` in one transaction.
-    async fn write(&self, records: &[Record]) -> Result<()>;
+    fn write(&self, records: &[Record]) -> Result<()>;
     /// Everything needed to rebuild the live state: sessions active since `since_ms`, every
     /// view since `since_ms`, and the peaks.
-    async fn load(&self, since_ms: i64) -> Result<Snapshot>;
+    fn load(&self, since_ms: i64) -> Result<Snapshot>;
 }
 
 type Job = (Vec<Record>, oneshot::Sender<Result<()>>);
@@ -230,7 +232,12 @@ impl Audience {
     ) -> Result<Self> {
         let now = clock.now_ms();
         let keep = config.view_dedup_ms.max(24 * 3_600_000);
-        let snapshot = store.load(now - keep).await?;
+        let snapshot = {
+            let store = std::sync::Arc::clone(&store);
+            tokio::task::spawn_blocking(move || store.load(now - keep))
+                .await
+                .map_err(|e| Error::Store(format!("loading the audience: {e}")))??
+        };
         let mut state = State::default();
         for session in snapshot.sessions {
             state.insert(session);
@@ -250,7 +257,10 @@ impl Audience {
         state.finish_restore();
 
         let (writer, jobs) = mpsc::channel::<Job>(config.queue_limit.max(1));
-        tokio::spawn(write_loop(store, jobs));
+        std::thread::Builder::new()
+            .name("audience-writer".into())
+            .spawn(move || write_loop(store.as_ref(), jobs))
+            .map_err(|e| Error::Store(format!("starting the audience writer: {e}")))?;
         Ok(Self {
             config,
             key,
@@ -392,11 +402,13 @@ impl Audience {
     }
 }
 
-/// The single writer: takes whatever is queued, commits it in one transaction, then
-/// acknowledges every heartbeat in the batch (group commit).
-async fn write_loop(store: std::sync::Arc<dyn AudienceStore>, mut jobs: mpsc::Receiver<Job>) {
+/// The single writer, on its own thread: takes whatever is queued, commits it in one
+/// transaction, then acknowledges every heartbeat in the batch (group commit). The thread
+/// sleeps only when the queue is empty, so under load one wake-up serves a whole batch. It
+/// ends when the [`Audience`] is dropped.
+fn write_loop(store: &dyn AudienceStore, mut jobs: mpsc::Receiver<Job>) {
     const MAX_BATCH: usize = 2_000;
-    while let Some(first) = jobs.recv().await {
+    while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -410,7 +422,7 @@ async fn write_loop(store: std::sync::Arc<dyn AudienceStore>, mut jobs: mpsc::Re
             records.extend(job_records);
             waiting.push(done);
         }
-        let result = store.write(&records).await;
+        let result = store.write(&records);
         for done in waiting {
             let _ = done.send(match &result {
                 Ok(()) => Ok(()),

@@ -1,35 +1,56 @@
 //! [`AudienceStore`] over SQLite: every batch of the audience writer is one transaction.
+//!
+//! The writer's connection is a rusqlite one, not sqlx's: sqlx runs each SQLite connection on
+//! a worker thread of its own and hands every statement and result across threads, which cost
+//! more than the statements themselves at tens of thousands of heartbeats per second. The
+//! audience writer already is a dedicated thread, so it owns the connection and runs its
+//! prepared statements directly. (Both link the same bundled SQLite.)
 
-use async_trait::async_trait;
-use monsoon_audience::{AudienceStore, Error, Minute, Record, Result, Session, Snapshot, View};
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use sqlx::sqlite::SqlitePool;
-use sqlx::{QueryBuilder, Row};
+use monsoon_audience::{AudienceStore, Error, Minute, Record, Result, Session, Snapshot, View};
+use rusqlite::{Connection, TransactionBehavior, params};
 
-/// Rows per multi-row statement (4 parameters each, far under SQLite's 32,766).
-const CHUNK: usize = 1_000;
-
-/// Audience records in the catalog's SQLite file.
-#[derive(Debug, Clone)]
+/// The audience tables of the catalog's SQLite file.
+#[derive(Debug)]
 pub struct SqliteAudienceStore {
-    pool: SqlitePool,
-    /// Alive as long as a clone of the store: the checkpointer stops when the last one goes.
-    alive: std::sync::Arc<()>,
+    conn: Mutex<Connection>,
+    /// Alive as long as the store: the checkpointer stops when it goes.
+    alive: Arc<()>,
 }
 
 /// How often the write-ahead log is copied back into the database, off the commit path.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+fn store(e: impl std::fmt::Display) -> Error {
+    Error::Store(e.to_string())
+}
+
+/// A connection to the (already migrated) database at `path`, configured as
+/// [`SqliteAudienceStore::open`] describes.
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| store(format!("{}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(store)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(store)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(store(format!(
+            "{}: journal_mode is `{mode}`, the audience needs `wal`",
+            path.display()
+        )));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(store)?;
+    Ok(conn)
+}
 
 impl SqliteAudienceStore {
-    /// Uses the pool of an opened [`crate::SqliteCatalog`] (migrations already applied).
-    pub fn new(pool: SqlitePool) -> Self {
-        Self {
-            pool,
-            alive: std::sync::Arc::new(()),
-        }
-    }
-
     /// Opens the audience tables of the database at `path` (opened and migrated by
     /// [`crate::SqliteCatalog::open`] first) on a connection of their own, in WAL mode with
     /// `synchronous=NORMAL`: a commit is in the write-ahead log — in the OS, not necessarily on
@@ -37,66 +58,48 @@ impl SqliteAudienceStore {
     /// (`kill -9`, panic, OOM kill); only a crash of the whole machine can lose the last
     /// commits. The catalog keeps `synchronous=FULL`. Measured in `bench/heartbeats.sh`.
     ///
-    /// The writer's connection never checkpoints (`wal_autocheckpoint=0`): a task copies the
-    /// log back every second with a passive checkpoint on the other connection, which never
+    /// The writer's connection never checkpoints (`wal_autocheckpoint=0`): a thread copies the
+    /// log back every second with a passive checkpoint on a second connection, which never
     /// blocks the writer. Inline, the commit that crossed 1,000 log pages paid for the whole
     /// copy, and every heartbeat in its batch waited (up to 1.9 s at 60,000 viewers).
     /// Statement journals stay in memory (`temp_store=MEMORY`).
-    pub async fn open(path: &std::path::Path) -> Result<Self> {
-        use sqlx::sqlite::{
-            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    pub fn open(path: &Path) -> Result<Self> {
+        let this = Self {
+            conn: Mutex::new(connect(path)?),
+            alive: Arc::new(()),
         };
-        use std::str::FromStr;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(store)?
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .pragma("wal_autocheckpoint", "0")
-            .pragma("temp_store", "memory");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
+        let checkpoints = connect(path)?;
+        let alive = Arc::downgrade(&this.alive);
+        std::thread::Builder::new()
+            .name("audience-checkpoint".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if alive.strong_count() == 0 {
+                        break;
+                    }
+                    if let Err(e) =
+                        checkpoints.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; retrying in a second");
+                    }
+                }
+            })
             .map_err(store)?;
-        let this = Self::new(pool);
-        this.spawn_checkpointer();
         Ok(this)
     }
 
-    fn spawn_checkpointer(&self) {
-        let pool = self.pool.clone();
-        let alive = std::sync::Arc::downgrade(&self.alive);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if alive.strong_count() == 0 {
-                    break;
-                }
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying in a second");
-                }
-            }
-        });
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // Only the writer thread uses the connection after start; a panic there leaves no
+        // transaction open (rusqlite rolls back on drop).
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-fn store(e: impl std::fmt::Display) -> Error {
-    Error::Store(e.to_string())
-}
-
-#[async_trait]
 impl AudienceStore for SqliteAudienceStore {
-    async fn write(&self, records: &[Record]) -> Result<()> {
+    fn write(&self, records: &[Record]) -> Result<()> {
         // A batch holds many beats of the same sessions: only each session's newest state
-        // matters (its counters are cumulative), so keep the last, then write every table
-        // with one multi-row statement per chunk — one round trip to SQLite's thread, not one
-        // per beat.
+        // matters (its counters are cumulative), so keep the last.
         let mut sessions: HashMap<&str, &Session> = HashMap::new();
         let mut views: Vec<&View> = Vec::new();
         let mut peaks: HashMap<&str, (u64, i64)> = HashMap::new();
@@ -118,119 +121,117 @@ impl AudienceStore for SqliteAudienceStore {
                 }
             }
         }
-        let mut rows = Vec::with_capacity(sessions.len());
-        for s in sessions.values() {
-            rows.push((s, serde_json::to_string(s).map_err(store)?));
-        }
-        let mut tx = self.pool.begin().await.map_err(store)?;
-        for chunk in rows.chunks(CHUNK) {
-            let mut query =
-                QueryBuilder::new("INSERT INTO audience_sessions (id, film, active_at, json) ");
-            query.push_values(chunk, |mut row, (s, json)| {
-                row.push_bind(&s.id)
-                    .push_bind(&s.film)
-                    .push_bind(s.last_beat_at.unwrap_or(s.started_at))
-                    .push_bind(json);
-            });
-            query.push(" ON CONFLICT (id) DO UPDATE SET active_at = excluded.active_at, json = excluded.json");
-            query.build().execute(&mut *tx).await.map_err(store)?;
-        }
-        for chunk in views.chunks(CHUNK) {
-            let mut query = QueryBuilder::new(
-                "INSERT OR IGNORE INTO audience_views (session, film, viewer, at) ",
-            );
-            query.push_values(chunk, |mut row, v| {
-                row.push_bind(&v.session)
-                    .push_bind(&v.film)
-                    .push_bind(&v.viewer)
-                    .push_bind(v.at);
-            });
-            query.build().execute(&mut *tx).await.map_err(store)?;
-        }
-        for minute in minutes.values() {
-            sqlx::query(
-                "INSERT INTO audience_minutes (film, at, json) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (film, at) DO UPDATE SET json = ?3",
-            )
-            .bind(&minute.film)
-            .bind(minute.at)
-            .bind(serde_json::to_string(minute).map_err(store)?)
-            .execute(&mut *tx)
-            .await
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(store)?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO audience_sessions (id, film, active_at, json) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (id) DO UPDATE SET active_at = excluded.active_at, json = excluded.json",
+                )
+                .map_err(store)?;
+            let mut json = Vec::with_capacity(512);
+            for s in sessions.values() {
+                json.clear();
+                serde_json::to_writer(&mut json, s).map_err(store)?;
+                let json = std::str::from_utf8(&json).map_err(store)?;
+                upsert
+                    .execute(params![
+                        s.id,
+                        s.film,
+                        s.last_beat_at.unwrap_or(s.started_at),
+                        json
+                    ])
+                    .map_err(store)?;
+            }
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO audience_views (session, film, viewer, at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(store)?;
+            for v in views {
+                insert
+                    .execute(params![v.session, v.film, v.viewer, v.at])
+                    .map_err(store)?;
+            }
+            for minute in minutes.values() {
+                tx.prepare_cached(
+                    "INSERT INTO audience_minutes (film, at, json) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (film, at) DO UPDATE SET json = ?3",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        minute.film,
+                        minute.at,
+                        serde_json::to_string(minute).unwrap_or_default()
+                    ])
+                })
+                .map_err(store)?;
+            }
+            for (film, (peak, at)) in peaks {
+                tx.prepare_cached(
+                    "INSERT INTO audience_peaks (film, peak, at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (film) DO UPDATE SET peak = ?2, at = ?3 WHERE ?2 > peak",
+                )
+                .and_then(|mut st| st.execute(params![film, peak as i64, at]))
+                .map_err(store)?;
+            }
         }
-        for (film, (peak, at)) in peaks {
-            sqlx::query(
-                "INSERT INTO audience_peaks (film, peak, at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (film) DO UPDATE SET peak = ?2, at = ?3 WHERE ?2 > peak",
-            )
-            .bind(film)
-            .bind(peak as i64)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(store)?;
-        }
-        tx.commit().await.map_err(store)
+        tx.commit().map_err(store)
     }
 
-    async fn load(&self, since_ms: i64) -> Result<Snapshot> {
+    fn load(&self, since_ms: i64) -> Result<Snapshot> {
+        let conn = self.conn();
         let mut snapshot = Snapshot::default();
-        let rows = sqlx::query("SELECT json FROM audience_sessions WHERE active_at >= ?")
-            .bind(since_ms)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store)?;
-        for row in rows {
-            let session: Session = serde_json::from_str(row.get("json")).map_err(store)?;
-            snapshot.sessions.push(session);
+        let query = |sql: &str| conn.prepare(sql).map_err(store);
+        let json_rows = |stmt: &mut rusqlite::Statement<'_>, at: i64| -> Result<Vec<String>> {
+            stmt.query_map([at], |row| row.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(store)
+        };
+        for json in json_rows(
+            &mut query("SELECT json FROM audience_sessions WHERE active_at >= ?1")?,
+            since_ms,
+        )? {
+            snapshot
+                .sessions
+                .push(serde_json::from_str(&json).map_err(store)?);
         }
-        let rows =
-            sqlx::query("SELECT session, film, viewer, at FROM audience_views WHERE at >= ?")
-                .bind(since_ms)
-                .fetch_all(&self.pool)
-                .await
+        snapshot.views =
+            query("SELECT session, film, viewer, at FROM audience_views WHERE at >= ?1")?
+                .query_map([since_ms], |r| {
+                    Ok(View {
+                        session: r.get(0)?,
+                        film: r.get(1)?,
+                        viewer: r.get(2)?,
+                        at: r.get(3)?,
+                    })
+                })
+                .and_then(|rows| rows.collect())
                 .map_err(store)?;
-        snapshot.views = rows
-            .iter()
-            .map(|r| View {
-                session: r.get("session"),
-                film: r.get("film"),
-                viewer: r.get("viewer"),
-                at: r.get("at"),
-            })
-            .collect();
-        let rows = sqlx::query(
-            "SELECT film, COUNT(*) AS n FROM audience_views WHERE at < ? GROUP BY film",
-        )
-        .bind(since_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store)?;
-        snapshot.older_views = rows
-            .iter()
-            .map(|r| (r.get("film"), r.get::<i64, _>("n") as u64))
-            .collect();
+        snapshot.older_views =
+            query("SELECT film, COUNT(*) FROM audience_views WHERE at < ?1 GROUP BY film")?
+                .query_map([since_ms], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+                .and_then(|rows| rows.collect())
+                .map_err(store)?;
         // A month of minute rollups, whatever the window of live sessions.
         let month_ago = since_ms - 29 * 24 * 3_600_000;
-        let rows = sqlx::query("SELECT json FROM audience_minutes WHERE at >= ?")
-            .bind(month_ago)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(store)?;
-        for row in rows {
+        for json in json_rows(
+            &mut query("SELECT json FROM audience_minutes WHERE at >= ?1")?,
+            month_ago,
+        )? {
             snapshot
                 .minutes
-                .push(serde_json::from_str(row.get("json")).map_err(store)?);
+                .push(serde_json::from_str(&json).map_err(store)?);
         }
-        let rows = sqlx::query("SELECT film, peak, at FROM audience_peaks")
-            .fetch_all(&self.pool)
-            .await
+        snapshot.peaks = query("SELECT film, peak, at FROM audience_peaks")?
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+            })
+            .and_then(|rows| rows.collect())
             .map_err(store)?;
-        snapshot.peaks = rows
-            .iter()
-            .map(|r| (r.get("film"), r.get::<i64, _>("peak") as u64, r.get("at")))
-            .collect();
         Ok(snapshot)
     }
 }
@@ -267,8 +268,8 @@ mod tests {
     }
 
     async fn open(path: &std::path::Path, clock: Clock) -> Audience {
-        let catalog = SqliteCatalog::open(path).await.unwrap();
-        let store = Arc::new(SqliteAudienceStore::new(catalog.pool().clone()));
+        drop(SqliteCatalog::open(path).await.unwrap());
+        let store = Arc::new(SqliteAudienceStore::open(path).unwrap());
         Audience::open_with_clock(Config::default(), b"key".to_vec(), store, clock)
             .await
             .unwrap()
@@ -279,7 +280,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let db = tmp.path().join("c.db");
         drop(SqliteCatalog::open(&db).await.unwrap());
-        let store = Arc::new(SqliteAudienceStore::open(&db).await.unwrap());
+        let store = Arc::new(SqliteAudienceStore::open(&db).unwrap());
         let audience = Audience::open(Config::default(), b"key".to_vec(), store.clone())
             .await
             .unwrap();
@@ -299,9 +300,9 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(grown, "the database file stayed at {} bytes", size());
-        let auto: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(&store.pool)
-            .await
+        let auto: i64 = store
+            .conn()
+            .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
             .unwrap();
         assert_eq!(auto, 0, "commits must not checkpoint");
     }
@@ -424,7 +425,7 @@ mod shedding {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("c.db");
         let catalog = SqliteCatalog::open(&path).await.unwrap();
-        let store = Arc::new(SqliteAudienceStore::open(&path).await.unwrap());
+        let store = Arc::new(SqliteAudienceStore::open(&path).unwrap());
         let config = Config {
             queue_limit: 1,
             ..Config::default()

@@ -1,6 +1,12 @@
 //! `monsoon`: the one binary. Each subcommand is a module; this file only parses arguments
 //! and hands over.
 
+/// mimalloc instead of glibc's allocator: heartbeats are allocated on the HTTP threads and
+/// freed on the audience writer's, which glibc's arenas handle poorly (`bench/heartbeats.sh`:
+/// 25.4 against 28.9 µs of CPU per beat, averaged over three alternating runs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin_token;
 mod demo;
 mod ingest;

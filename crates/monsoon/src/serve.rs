@@ -169,7 +169,7 @@ pub async fn serve(
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let audience = settings.audience.clone();
     let (films, media) = data.open().await?;
-    let store = Arc::new(monsoon_db::SqliteAudienceStore::open(&data.catalog_db()).await?);
+    let store = Arc::new(monsoon_db::SqliteAudienceStore::open(&data.catalog_db())?);
     let audience = Arc::new(
         monsoon_audience::Audience::open(audience, data.audience_key()?, store)
             .await
