@@ -138,11 +138,7 @@ impl FromRequestParts<AppState> for Operator {
         if crate::cookie(&parts.headers, COOKIE).is_some_and(|v| auth.cookie_is_valid(v)) {
             return Ok(Operator);
         }
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let bearer = crate::bearer(&parts.headers);
         if let Some(token) = bearer
             && auth.verify_token(token.to_owned()).await
         {
