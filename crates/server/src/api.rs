@@ -30,15 +30,17 @@ const MAX_BODY: usize = 8 * 1024;
 /// What the server did with a heartbeat: accepted, duplicate, too-soon, implausible, closed.
 const X_MONSOON_BEAT: HeaderName = HeaderName::from_static("x-monsoon-beat");
 
+/// The routes, with their full paths: merged into the application rather than nested, so no
+/// request pays for rewriting its URI (axum's `nest` strips the prefix per request).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/films", get(list_films))
-        .route("/films/{slug}", get(get_film))
-        .route("/films/{slug}/stats", get(film_stats))
-        .route("/films/{slug}/stats/series", get(film_series))
-        .route("/films/{slug}/sessions", post(mint_session))
-        .route("/sessions/{id}/heartbeat", post(heartbeat))
-        .route("/openapi.json", get(openapi))
+        .route("/api/v1/films", get(list_films))
+        .route("/api/v1/films/{slug}", get(get_film))
+        .route("/api/v1/films/{slug}/stats", get(film_stats))
+        .route("/api/v1/films/{slug}/stats/series", get(film_series))
+        .route("/api/v1/films/{slug}/sessions", post(mint_session))
+        .route("/api/v1/sessions/{id}/heartbeat", post(heartbeat))
+        .route("/api/v1/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 

@@ -27,7 +27,7 @@ use crate::live::LiveFilm;
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/{slug}/{*path}", get(media))
+    Router::new().route("/media/{slug}/{*path}", get(media))
 }
 
 /// What kind of object a path names: decides media type, caching and compression.

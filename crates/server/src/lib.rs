@@ -190,8 +190,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(pages::routes())
         .nest("/admin", admin::routes())
-        .nest("/api/v1", api::routes())
-        .nest("/media", delivery::routes().layer(cors))
+        .merge(api::routes())
+        .merge(delivery::routes().layer(cors))
         .nest_service("/static", static_files)
         // Outside the compression layer, so it sees the Content-Encoding it set.
         .layer(compression)
