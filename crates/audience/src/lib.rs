@@ -155,9 +155,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub trait AudienceStore: Send + Sync + std::fmt::Debug {
     /// Writes `records` in one transaction.
     fn write(&self, records: &[Record]) -> Result<()>;
-    /// Everything needed to rebuild the live state: sessions active since `since_ms`, every
-    /// view since `since_ms`, and the peaks.
-    fn load(&self, since_ms: i64) -> Result<Snapshot>;
+    /// Everything needed to rebuild the live state: sessions started since `started_since_ms`
+    /// (the caller keeps those still active), every view since `since_ms`, and the peaks.
+    fn load(&self, started_since_ms: i64, since_ms: i64) -> Result<Snapshot>;
 }
 
 type Job = (Vec<Record>, oneshot::Sender<Result<()>>);
@@ -232,15 +232,20 @@ impl Audience {
     ) -> Result<Self> {
         let now = clock.now_ms();
         let keep = config.view_dedup_ms.max(24 * 3_600_000);
+        // A session beats only while its token lives: the ones active in the window started at
+        // most a token's lifetime before it.
+        let started_since = now - keep - config.token_ttl_ms;
         let snapshot = {
             let store = std::sync::Arc::clone(&store);
-            tokio::task::spawn_blocking(move || store.load(now - keep))
+            tokio::task::spawn_blocking(move || store.load(started_since, now - keep))
                 .await
                 .map_err(|e| Error::Store(format!("loading the audience: {e}")))??
         };
         let mut state = State::default();
         for session in snapshot.sessions {
-            state.insert(session);
+            if session.last_beat_at.unwrap_or(session.started_at) >= now - keep {
+                state.insert(session);
+            }
         }
         for view in &snapshot.views {
             state.restore_view(view);

@@ -128,8 +128,8 @@ impl AudienceStore for SqliteAudienceStore {
         {
             let mut upsert = tx
                 .prepare_cached(
-                    "INSERT INTO audience_sessions (id, film, active_at, json) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (id) DO UPDATE SET active_at = excluded.active_at, json = excluded.json",
+                    "INSERT INTO audience_sessions (id, film, started_at, json) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (id) DO UPDATE SET json = excluded.json",
                 )
                 .map_err(store)?;
             let mut json = Vec::with_capacity(512);
@@ -141,7 +141,7 @@ impl AudienceStore for SqliteAudienceStore {
                     .execute(params![
                         s.id,
                         s.film,
-                        s.last_beat_at.unwrap_or(s.started_at),
+                        s.started_at,
                         json
                     ])
                     .map_err(store)?;
@@ -182,7 +182,7 @@ impl AudienceStore for SqliteAudienceStore {
         tx.commit().map_err(store)
     }
 
-    fn load(&self, since_ms: i64) -> Result<Snapshot> {
+    fn load(&self, started_since_ms: i64, since_ms: i64) -> Result<Snapshot> {
         let conn = self.conn();
         let mut snapshot = Snapshot::default();
         let query = |sql: &str| conn.prepare(sql).map_err(store);
@@ -192,8 +192,8 @@ impl AudienceStore for SqliteAudienceStore {
                 .map_err(store)
         };
         for json in json_rows(
-            &mut query("SELECT json FROM audience_sessions WHERE active_at >= ?1")?,
-            since_ms,
+            &mut query("SELECT json FROM audience_sessions WHERE started_at >= ?1")?,
+            started_since_ms,
         )? {
             snapshot
                 .sessions
