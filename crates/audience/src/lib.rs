@@ -77,6 +77,36 @@ pub enum PlayerState {
     Error,
 }
 
+impl PlayerState {
+    pub const ALL: [PlayerState; 7] = [
+        PlayerState::Startup,
+        PlayerState::Playing,
+        PlayerState::Paused,
+        PlayerState::Seeking,
+        PlayerState::Rebuffering,
+        PlayerState::Ended,
+        PlayerState::Error,
+    ];
+
+    /// The name on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayerState::Startup => "startup",
+            PlayerState::Playing => "playing",
+            PlayerState::Paused => "paused",
+            PlayerState::Seeking => "seeking",
+            PlayerState::Rebuffering => "rebuffering",
+            PlayerState::Ended => "ended",
+            PlayerState::Error => "error",
+        }
+    }
+
+    /// The state named `name` (see [`PlayerState::as_str`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 /// A heartbeat as the player sends it (the wire contract of the audience issue). Counters are
 /// cumulative since the session started, so a lost beat loses nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -434,5 +464,20 @@ fn write_loop(store: &dyn AudienceStore, mut jobs: mpsc::Receiver<Job>) {
                 Err(e) => Err(Error::Store(e.to_string())),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlayerState;
+
+    #[test]
+    fn state_names_are_the_wire_names() {
+        for state in PlayerState::ALL {
+            let wire = serde_json::to_string(&state).unwrap();
+            assert_eq!(wire, format!("\"{}\"", state.as_str()));
+            assert_eq!(PlayerState::from_name(state.as_str()), Some(state));
+        }
+        assert_eq!(PlayerState::from_name("dancing"), None);
     }
 }

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use monsoon_audience::{AudienceStore, Error, Minute, Record, Result, Session, Snapshot, View};
+use monsoon_audience::{
+    AudienceStore, Counters, Error, Minute, PlayerState, Record, Result, Session, Snapshot, View,
+};
 use rusqlite::{Connection, TransactionBehavior, params};
 
 /// The audience tables of the catalog's SQLite file.
@@ -24,6 +26,63 @@ pub struct SqliteAudienceStore {
 
 /// How often the write-ahead log is copied back into the database, off the commit path.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Inserts a session or replaces what changes in it (everything but its id, film, viewer and
+/// start).
+const UPSERT_SESSION: &str = "INSERT INTO audience_sessions (id, film, viewer, started_at, \
+    last_beat_at, last_seq, state, play_ms, rebuffer_ms, rebuffer_count, startup_ms, seek_ms, \
+    playhead_ms, height, bitrate_kbps, bytes, dropped_frames, fatal_error, view_counted, \
+    view_deduplicated, rungs) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+    ON CONFLICT (id) DO UPDATE SET last_beat_at = ?5, last_seq = ?6, state = ?7, play_ms = ?8, \
+    rebuffer_ms = ?9, rebuffer_count = ?10, startup_ms = ?11, seek_ms = ?12, playhead_ms = ?13, \
+    height = ?14, bitrate_kbps = ?15, bytes = ?16, dropped_frames = ?17, fatal_error = ?18, \
+    view_counted = ?19, view_deduplicated = ?20, rungs = ?21";
+
+/// Every session started since `?1`, its columns in [`session_from_row`]'s order.
+const SELECT_SESSIONS: &str = "SELECT id, film, viewer, started_at, last_beat_at, last_seq, \
+    state, play_ms, rebuffer_ms, rebuffer_count, startup_ms, seek_ms, playhead_ms, height, \
+    bitrate_kbps, bytes, dropped_frames, fatal_error, view_counted, view_deduplicated, rungs \
+    FROM audience_sessions WHERE started_at >= ?1";
+
+fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    let state: Option<String> = row.get(6)?;
+    let rungs: String = row.get(20)?;
+    let invalid = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    Ok(Session {
+        id: row.get(0)?,
+        film: row.get(1)?,
+        viewer: row.get(2)?,
+        started_at: row.get(3)?,
+        last_beat_at: row.get(4)?,
+        last_seq: row.get(5)?,
+        state: match state {
+            Some(name) => Some(
+                PlayerState::from_name(&name)
+                    .ok_or_else(|| invalid(6, format!("unknown player state `{name}`")))?,
+            ),
+            None => None,
+        },
+        beat: Counters {
+            play_ms: row.get(7)?,
+            rebuffer_ms: row.get(8)?,
+            rebuffer_count: row.get(9)?,
+            startup_ms: row.get(10)?,
+            seek_ms: row.get(11)?,
+            playhead_ms: row.get(12)?,
+            height: row.get(13)?,
+            bitrate_kbps: row.get(14)?,
+            bytes: row.get(15)?,
+            dropped_frames: row.get(16)?,
+            fatal_error: row.get(17)?,
+        },
+        view_counted: row.get(18)?,
+        view_deduplicated: row.get(19)?,
+        rungs: serde_json::from_str(&rungs).map_err(|e| invalid(20, e.to_string()))?,
+    })
+}
 
 fn store(e: impl std::fmt::Display) -> Error {
     Error::Store(e.to_string())
@@ -126,23 +185,33 @@ impl AudienceStore for SqliteAudienceStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(store)?;
         {
-            let mut upsert = tx
-                .prepare_cached(
-                    "INSERT INTO audience_sessions (id, film, started_at, json) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (id) DO UPDATE SET json = excluded.json",
-                )
-                .map_err(store)?;
-            let mut json = Vec::with_capacity(512);
+            let mut upsert = tx.prepare_cached(UPSERT_SESSION).map_err(store)?;
             for s in sessions.values() {
-                json.clear();
-                serde_json::to_writer(&mut json, s).map_err(store)?;
-                let json = std::str::from_utf8(&json).map_err(store)?;
+                let c = &s.beat;
+                let rungs = serde_json::to_string(&s.rungs).map_err(store)?;
                 upsert
                     .execute(params![
                         s.id,
                         s.film,
+                        s.viewer,
                         s.started_at,
-                        json
+                        s.last_beat_at,
+                        s.last_seq,
+                        s.state.map(PlayerState::as_str),
+                        c.play_ms,
+                        c.rebuffer_ms,
+                        c.rebuffer_count,
+                        c.startup_ms,
+                        c.seek_ms,
+                        c.playhead_ms,
+                        c.height,
+                        c.bitrate_kbps,
+                        c.bytes,
+                        c.dropped_frames,
+                        c.fatal_error,
+                        s.view_counted,
+                        s.view_deduplicated,
+                        rungs,
                     ])
                     .map_err(store)?;
             }
@@ -191,14 +260,10 @@ impl AudienceStore for SqliteAudienceStore {
                 .and_then(|rows| rows.collect())
                 .map_err(store)
         };
-        for json in json_rows(
-            &mut query("SELECT json FROM audience_sessions WHERE started_at >= ?1")?,
-            started_since_ms,
-        )? {
-            snapshot
-                .sessions
-                .push(serde_json::from_str(&json).map_err(store)?);
-        }
+        snapshot.sessions = query(SELECT_SESSIONS)?
+            .query_map([started_since_ms], session_from_row)
+            .and_then(|rows| rows.collect())
+            .map_err(store)?;
         snapshot.views =
             query("SELECT session, film, viewer, at FROM audience_views WHERE at >= ?1")?
                 .query_map([since_ms], |r| {
