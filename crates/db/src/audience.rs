@@ -351,7 +351,8 @@ mod tests {
             .unwrap();
         let size = || std::fs::metadata(&db).unwrap().len();
         let before = size();
-        // ~1 MB of session rows: far past the 1,000 pages at which a commit would checkpoint.
+        // Thousands of commits of session rows: far past the 1,000 log pages at which a commit
+        // would checkpoint.
         for _ in 0..3_000 {
             audience.mint("film", None).await.unwrap();
         }
