@@ -182,6 +182,8 @@ fn the_dashboard_and_its_api_refuse_without_the_admin_token() {
     let dashboard = get(&format!("{url}/admin"), &[]);
     assert_eq!(dashboard.status, 303);
     assert_eq!(dashboard.header("location"), "/admin/login");
+    let slash = get(&format!("{url}/admin/"), &[]);
+    assert_eq!((slash.status, slash.header("location")), (308, "/admin"));
     let api = format!("{url}/admin/api/dashboard?film=film");
     assert_eq!(get(&api, &[]).status, 401);
     assert_eq!(

@@ -152,10 +152,15 @@ impl FromRequestParts<AppState> for Operator {
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(dashboard))
-        .route("/login", get(login_form).post(login))
-        .route("/logout", post(logout))
-        .route("/api/dashboard", get(dashboard_data))
+        .route("/admin", get(dashboard))
+        // Typed by hand or kept in bookmarks with the slash.
+        .route(
+            "/admin/",
+            get(|| async { axum::response::Redirect::permanent("/admin") }),
+        )
+        .route("/admin/login", get(login_form).post(login))
+        .route("/admin/logout", post(logout))
+        .route("/admin/api/dashboard", get(dashboard_data))
 }
 
 #[derive(Template)]

@@ -189,7 +189,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(pages::routes())
-        .nest("/admin", admin::routes())
+        .merge(admin::routes())
         .merge(api::routes())
         .merge(delivery::routes().layer(cors))
         .nest_service("/static", static_files)
