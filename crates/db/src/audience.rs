@@ -225,27 +225,28 @@ impl AudienceStore for SqliteAudienceStore {
                     .execute(params![v.session, v.film, v.viewer, v.at])
                     .map_err(store)?;
             }
-            for minute in minutes.values() {
-                tx.prepare_cached(
+            let mut minute_upsert = tx
+                .prepare_cached(
                     "INSERT INTO audience_minutes (film, at, json) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (film, at) DO UPDATE SET json = ?3",
                 )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        minute.film,
-                        minute.at,
-                        serde_json::to_string(minute).unwrap_or_default()
-                    ])
-                })
                 .map_err(store)?;
+            for minute in minutes.values() {
+                let json = serde_json::to_string(minute).map_err(store)?;
+                minute_upsert
+                    .execute(params![minute.film, minute.at, json])
+                    .map_err(store)?;
             }
-            for (film, (peak, at)) in peaks {
-                tx.prepare_cached(
+            let mut raise_peak = tx
+                .prepare_cached(
                     "INSERT INTO audience_peaks (film, peak, at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (film) DO UPDATE SET peak = ?2, at = ?3 WHERE ?2 > peak",
                 )
-                .and_then(|mut st| st.execute(params![film, peak as i64, at]))
                 .map_err(store)?;
+            for (film, (peak, at)) in peaks {
+                raise_peak
+                    .execute(params![film, peak as i64, at])
+                    .map_err(store)?;
             }
         }
         tx.commit().map_err(store)
@@ -255,11 +256,6 @@ impl AudienceStore for SqliteAudienceStore {
         let conn = self.conn();
         let mut snapshot = Snapshot::default();
         let query = |sql: &str| conn.prepare(sql).map_err(store);
-        let json_rows = |stmt: &mut rusqlite::Statement<'_>, at: i64| -> Result<Vec<String>> {
-            stmt.query_map([at], |row| row.get(0))
-                .and_then(|rows| rows.collect())
-                .map_err(store)
-        };
         snapshot.sessions = query(SELECT_SESSIONS)?
             .query_map([started_since_ms], session_from_row)
             .and_then(|rows| rows.collect())
@@ -283,10 +279,11 @@ impl AudienceStore for SqliteAudienceStore {
                 .map_err(store)?;
         // A month of minute rollups, whatever the window of live sessions.
         let month_ago = since_ms - 29 * 24 * 3_600_000;
-        for json in json_rows(
-            &mut query("SELECT json FROM audience_minutes WHERE at >= ?1")?,
-            month_ago,
-        )? {
+        let minutes: Vec<String> = query("SELECT json FROM audience_minutes WHERE at >= ?1")?
+            .query_map([month_ago], |row| row.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(store)?;
+        for json in minutes {
             snapshot
                 .minutes
                 .push(serde_json::from_str(&json).map_err(store)?);

@@ -31,17 +31,7 @@ impl Fixture {
 
     /// Ingests `file` as `slug`; returns (success, stderr).
     fn ingest(&self, file: &Path, slug: &str) -> (bool, String) {
-        let out = monsoon(
-            &self.data,
-            &[
-                "ingest",
-                file.to_str().unwrap(),
-                "--slug",
-                slug,
-                "--quality",
-                "fast",
-            ],
-        );
+        let out = monsoon(&self.data, &common::ingest_args(file, slug));
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -735,14 +725,7 @@ fn bad_subtitles_and_metadata_are_refused() {
     common::make_clip(&clip, 1, "160x90");
     let media_before = tree(&f.data.join("media"));
     let run = |args: &[&str]| {
-        let mut all = vec![
-            "ingest",
-            clip.to_str().unwrap(),
-            "--slug",
-            "film",
-            "--quality",
-            "fast",
-        ];
+        let mut all = common::ingest_args(&clip, "film");
         all.extend_from_slice(args);
         let out = monsoon(&f.data, &all);
         assert!(!out.status.success(), "{args:?} was accepted");
@@ -795,14 +778,7 @@ fn a_second_ingest_of_the_same_slug_is_refused_while_one_runs() {
     let held = std::fs::File::create(locks.join("film.lock")).unwrap();
     held.try_lock().unwrap();
     let before = tree(&f.data.join("media"));
-    let args = [
-        "ingest",
-        clip.to_str().unwrap(),
-        "--slug",
-        "film",
-        "--quality",
-        "fast",
-    ];
+    let args = common::ingest_args(&clip, "film");
     let out = monsoon(&f.data, &args);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

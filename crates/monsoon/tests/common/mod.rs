@@ -198,16 +198,21 @@ pub fn ingest_with_meta(data: &Path, file: &Path, slug: &str, meta: &str) {
     ingest_ok_with(data, file, slug, &["--meta", path.to_str().unwrap()]);
 }
 
-/// [`ingest_ok`] with more arguments.
-pub fn ingest_ok_with(data: &Path, file: &Path, slug: &str, extra: &[&str]) {
-    let mut args = vec![
+/// The arguments of `monsoon ingest FILE --slug SLUG --quality fast`.
+pub fn ingest_args<'a>(file: &'a Path, slug: &'a str) -> Vec<&'a str> {
+    vec![
         "ingest",
         file.to_str().unwrap(),
         "--slug",
         slug,
         "--quality",
         "fast",
-    ];
+    ]
+}
+
+/// [`ingest_ok`] with more arguments.
+pub fn ingest_ok_with(data: &Path, file: &Path, slug: &str, extra: &[&str]) {
+    let mut args = ingest_args(file, slug);
     args.extend_from_slice(extra);
     let out = monsoon(data, &args);
     assert!(
