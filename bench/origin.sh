@@ -103,17 +103,18 @@ done
 # Idle keep-alive connections: RSS per connection.
 rss() { local total=0; for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' /proc/$p/status))); done; echo $total; }
 nginx_procs() { echo "$nginx_pid $(pgrep -P "$nginx_pid" | tr '\n' ' ')"; }
-hold() { # PORT COUNT → holds COUNT keep-alive connections for 8 s, each after one request
+hold() { # PORT COUNT → holds COUNT keep-alive connections for 8 s, each after fetching the
+  # multivariant playlist (a player's first request)
   python3 - "$1" "$2" <<'PY'
 import socket, sys, time
 port, count = int(sys.argv[1]), int(sys.argv[2])
 socks = []
 for _ in range(count):
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\n\r\n")
+    s.sendall(b"GET /media/film/master.m3u8 HTTP/1.1\r\nHost: b\r\n\r\n")
     socks.append(s)
 for s in socks:
-    s.recv(4096)
+    s.recv(65536)
 time.sleep(8)
 PY
 }

@@ -58,6 +58,9 @@ pub struct ServeConfig {
     /// `https://host` of the public site, for absolute links in link previews (empty: the
     /// request's `Host`).
     pub public_url: String,
+    /// Answer HTTP/1.1 media requests on the fast path (sendfile, no router); off sends every
+    /// request through hyper and the router.
+    pub fast_path: bool,
 }
 
 impl Default for ServeConfig {
@@ -77,6 +80,7 @@ impl Default for ServeConfig {
             catalog_refresh_ms: 1000,
             http_threads: 0,
             public_url: String::new(),
+            fast_path: true,
         }
     }
 }
@@ -183,6 +187,7 @@ pub async fn serve(
         access_log: config.access_log,
         admin,
         public_url: Some(config.public_url.clone()).filter(|u| !u.is_empty()),
+        fast_path: config.fast_path,
     };
     let state = AppState::new(films, media, audience, options)
         .await
@@ -243,6 +248,7 @@ mod tests {
             "catalog_refresh_ms",
             "http_threads",
             "public_url",
+            "fast_path",
             "token_hash",
         ] {
             assert!(

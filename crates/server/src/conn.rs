@@ -28,6 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 
+use crate::fast::{Exit, FastPath};
 use crate::metrics::Metrics;
 
 /// Timeouts and limits of the HTTP listener.
@@ -196,13 +197,91 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlines<T> {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves. Then readiness turns false (so
-/// `/readyz` answers 503) for `limits.readiness_grace`, the listener closes, and in-flight
+/// A transport whose first bytes were already read (by the fast path): reads return those
+/// first, then the transport's own.
+#[derive(Debug)]
+pub struct Prefixed<T> {
+    prefix: Vec<u8>,
+    read: usize,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    pub fn new(prefix: Vec<u8>, inner: T) -> Self {
+        Self {
+            prefix,
+            read: 0,
+            inner,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.read < this.prefix.len() {
+            let n = buf.remaining().min(this.prefix.len() - this.read);
+            buf.put_slice(&this.prefix[this.read..this.read + n]);
+            this.read += n;
+            if this.read == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.read = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// What answers requests: the router, and the media fast path when it is on.
+#[derive(Debug, Clone)]
+pub(crate) struct Handlers {
+    pub router: Router,
+    pub fast: Option<Arc<FastPath>>,
+}
+
+/// Serves on `listener` until `shutdown` resolves: HTTP/1.1 media requests on the fast path
+/// (when `fast` is given), everything else with hyper and `app`. Then readiness turns false
+/// (so `/readyz` answers 503) for `limits.readiness_grace`, the listener closes, and in-flight
 /// requests get `limits.drain_deadline` to finish; HTTP/1 responses finishing during the
 /// drain carry `Connection: close`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
-    app: Router,
+    handlers: Handlers,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
@@ -220,7 +299,11 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(256);
+    let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Fast-path connections watch `stop`; each task holds a receiver, so the sender sees
+    // when the last one has ended.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     let grace = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(grace);
@@ -238,14 +321,29 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let io = TokioIo::new(Deadlines::new(stream, Arc::clone(&limits)));
-                let service = TowerToHyperService::new(app.clone());
-                let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
-                let connection = graceful.watch(connection);
-                let metrics = Arc::clone(&metrics);
+                let Handlers { router: app, fast } = handlers.clone();
+                let (limits, metrics) = (Arc::clone(&limits), Arc::clone(&metrics));
+                let (builder, watcher, mut stop) =
+                    (Arc::clone(&builder), graceful.watcher(), stop_rx.clone());
                 tokio::spawn(async move {
                     metrics.connection_opened();
-                    let _ = connection.await;
+                    let handoff = match &fast {
+                        Some(fast) => match fast.serve(stream, &limits, &mut stop).await {
+                            Exit::Closed => None,
+                            Exit::Handoff(stream, read) => Some((stream, read)),
+                        },
+                        None => Some((stream, Vec::new())),
+                    };
+                    if let Some((stream, read)) = handoff
+                        && !*stop.borrow()
+                    {
+                        let io = TokioIo::new(Deadlines::new(Prefixed::new(read, stream), limits));
+                        let service = TowerToHyperService::new(app);
+                        let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
+                        // Boxed: an idle fast-path connection's task stays small.
+                        let _ = Box::pin(watcher.watch(connection)).await;
+                    }
+                    drop(stop);
                     metrics.connection_closed();
                 });
             }
@@ -258,8 +356,13 @@ pub async fn serve(
         }
     }
     drop(listener);
+    let _ = stop_tx.send(true);
+    drop(stop_rx);
+    let drained = async {
+        tokio::join!(graceful.shutdown(), stop_tx.closed());
+    };
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("drained"),
+        () = drained => tracing::info!("drained"),
         () = tokio::time::sleep(limits.drain_deadline) => {
             tracing::warn!(deadline = ?limits.drain_deadline, "drain deadline passed; closing the rest");
         }
@@ -284,10 +387,10 @@ pub fn bind_reuseport(addr: std::net::SocketAddr) -> io::Result<std::net::TcpLis
 /// its own `SO_REUSEPORT` listener: no work stealing and no cross-core wake-ups on the hot path
 /// (the design of the statico benchmark's fastest Rust server). Returns once every thread
 /// has drained after `shutdown` fires. `on_bound` gets the bound address (useful with port 0).
-pub fn serve_per_core(
+pub(crate) fn serve_per_core(
     addr: std::net::SocketAddr,
     threads: usize,
-    app: Router,
+    handlers: Handlers,
     limits: ConnLimits,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
@@ -301,8 +404,8 @@ pub fn serve_per_core(
     }
     let mut handles = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (app, limits, metrics, ready) = (
-            app.clone(),
+        let (handlers, limits, metrics, ready) = (
+            handlers.clone(),
             limits.clone(),
             Arc::clone(&metrics),
             Arc::clone(&ready),
@@ -328,7 +431,7 @@ pub fn serve_per_core(
                     let stop = async move {
                         let _ = shutdown.wait_for(|stop| *stop).await;
                     };
-                    if let Err(e) = serve(listener, app, limits, metrics, ready, stop).await {
+                    if let Err(e) = serve(listener, handlers, limits, metrics, ready, stop).await {
                         tracing::error!(error = %e, "HTTP listener failed");
                     }
                 });

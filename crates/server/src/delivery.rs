@@ -65,6 +65,18 @@ impl ObjectClass {
         )
     }
 
+    /// Text the router compresses for clients that accept gzip (see `compressible` in the
+    /// crate root, which decides by media type); media never is.
+    pub fn is_compressible(self) -> bool {
+        matches!(
+            self,
+            ObjectClass::Multivariant
+                | ObjectClass::Mpd
+                | ObjectClass::MediaPlaylist
+                | ObjectClass::Text
+        )
+    }
+
     /// Label used in metrics.
     pub fn label(self) -> &'static str {
         match self {
@@ -121,7 +133,7 @@ pub fn premiere_ahead(film: &monsoon_catalog::Film) -> ApiError {
 }
 
 /// Where an object's bytes come from: the bounded memory cache of hot objects, else the store.
-async fn load(state: &AppState, key: &str) -> Result<Bytes, ApiError> {
+pub(crate) async fn load(state: &AppState, key: &str) -> Result<Bytes, ApiError> {
     if let Some(bytes) = state.hot.get(key) {
         state.metrics.cache_hit();
         return Ok(bytes);
@@ -140,18 +152,38 @@ async fn load(state: &AppState, key: &str) -> Result<Bytes, ApiError> {
     Ok(bytes)
 }
 
-async fn media(
-    State(state): State<AppState>,
-    Path((slug, path)): Path<(String, String)>,
-    method: Method,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+/// An object a `/media` path names: one listed in its film's current version.
+#[derive(Debug)]
+pub(crate) struct Target<'p> {
+    pub live: Arc<LiveFilm>,
+    /// Path of the object within its version, e.g. `v720/seg_00042.m4s`.
+    pub file: &'p str,
+    pub info: ObjectInfo,
+    pub class: ObjectClass,
+}
+
+impl Target<'_> {
+    /// The object's key in the media store: `{slug}/{version}/{file}`.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.live.film.slug, self.live.film.current.version, self.file
+        )
+    }
+}
+
+/// Resolves `/media/{slug}/{path}` against the live catalog, without touching the filesystem.
+pub(crate) fn resolve<'p>(
+    state: &AppState,
+    slug: &str,
+    path: &'p str,
+) -> Result<Target<'p>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no media object `{slug}/{path}`"));
-    let live = state.live.get(&slug).ok_or_else(not_found)?;
+    let live = state.live.get(slug).ok_or_else(not_found)?;
     let version = &live.film.current.version;
     // The top-level manifests live at stable URLs; everything else under its version.
     let file = if path == MULTIVARIANT_PLAYLIST || path == DASH_MANIFEST {
-        path.as_str()
+        path
     } else {
         match path
             .strip_prefix(version.as_str())
@@ -161,15 +193,29 @@ async fn media(
             _ => return Err(not_found()),
         }
     };
-    let info = live.objects.get(file).ok_or_else(not_found)?;
+    let info = live.objects.get(file).ok_or_else(not_found)?.clone();
     let class = ObjectClass::of(file).ok_or_else(not_found)?;
     if class.is_manifest() && live.film.is_before_premiere(chrono::Utc::now()) {
         return Err(premiere_ahead(&live.film));
     }
-    let key = format!("{slug}/{version}/{file}");
+    Ok(Target {
+        live,
+        file,
+        info,
+        class,
+    })
+}
+
+async fn media(
+    State(state): State<AppState>,
+    Path((slug, path)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let target = resolve(&state, &slug, &path)?;
     let started = std::time::Instant::now();
 
-    let mut response = respond(&state, &key, file, class, info, &live, &method, &headers).await?;
+    let mut response = respond(&state, &target, &method, &headers).await?;
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -184,7 +230,7 @@ async fn media(
             .unwrap_or(0)
     };
     state.metrics.media_request(
-        class.label(),
+        target.class.label(),
         response.status().as_u16(),
         sent,
         started.elapsed(),
@@ -192,77 +238,113 @@ async fn media(
     Ok(response)
 }
 
+/// A request's header values, whoever parsed it (hyper for the router, or the fast path).
+pub(crate) trait RequestHeaders {
+    /// The first value of header `name` (given in lowercase), if it is visible ASCII.
+    fn value(&self, name: &str) -> Option<&str>;
+}
+
+impl RequestHeaders for HeaderMap {
+    fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The outcome of a GET or HEAD of an object, from its validators and the request's
+/// preconditions and range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// 412: an `If-Match` or `If-Unmodified-Since` failed.
+    PreconditionFailed,
+    /// 304: the client's copy is current.
+    NotModified,
+    /// 416 with `Content-Range: bytes */size`.
+    Unsatisfiable,
+    /// 200 with the whole representation.
+    Whole,
+    /// 206 with bytes `start..=end`.
+    Part(u64, u64),
+}
+
 /// Applies the preconditions and the range, in the order of RFC 9110 §13.2.2.
-#[allow(clippy::too_many_arguments)]
-async fn respond(
-    state: &AppState,
-    key: &str,
-    file: &str,
-    class: ObjectClass,
+pub(crate) fn decide(
+    req: &impl RequestHeaders,
+    is_get: bool,
     info: &ObjectInfo,
     live: &LiveFilm,
+) -> Decision {
+    let etag = info.etag.as_str();
+    let date = |name: &str| httpdate::parse_http_date(req.value(name)?).ok();
+    let modified_after = |since: SystemTime| seconds(live.last_modified) > seconds(since);
+
+    // 1-2. If-Match (strong comparison), else If-Unmodified-Since → 412.
+    if let Some(value) = req.value("if-match") {
+        if !etag_list_matches(value, etag, Comparison::Strong) {
+            return Decision::PreconditionFailed;
+        }
+    } else if date("if-unmodified-since").is_some_and(modified_after) {
+        return Decision::PreconditionFailed;
+    }
+    // 3-4. If-None-Match (weak comparison), else If-Modified-Since → 304 for GET and HEAD.
+    let not_modified = match req.value("if-none-match") {
+        Some(value) => etag_list_matches(value, etag, Comparison::Weak),
+        None => date("if-modified-since").is_some_and(|since| !modified_after(since)),
+    };
+    if not_modified {
+        return Decision::NotModified;
+    }
+    // 5. Range, for GET only (§14.2), unless If-Range names another version (§13.1.5).
+    match req.value("range") {
+        Some(range) if is_get && if_range_holds(req, etag, &live.last_modified_http) => {
+            match parse_range(range, info.size) {
+                RangeAnswer::Whole => Decision::Whole,
+                RangeAnswer::Part(start, end) => Decision::Part(start, end),
+                RangeAnswer::Unsatisfiable => Decision::Unsatisfiable,
+            }
+        }
+        _ => Decision::Whole,
+    }
+}
+
+/// The router's response to a GET or HEAD of `target`.
+async fn respond(
+    state: &AppState,
+    target: &Target<'_>,
     method: &Method,
     req: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let (info, class) = (&target.info, target.class);
     let etag = info.etag.as_str();
-    let last_modified = live.last_modified;
-    let lm = live.last_modified_http.as_str();
+    let lm = target.live.last_modified_http.as_str();
     let validators = |b: axum::http::response::Builder| {
         b.header(header::ETAG, etag)
             .header(header::LAST_MODIFIED, lm)
             .header(header::CACHE_CONTROL, class.cache_control())
     };
-    let date = |name: header::HeaderName| {
-        req.get(name)
-            .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok())
-    };
-    let modified_after = |since: SystemTime| seconds(last_modified) > seconds(since);
-
-    // 1-2. If-Match (strong comparison), else If-Unmodified-Since → 412.
-    if let Some(value) = req.get(header::IF_MATCH) {
-        if !etag_list_matches(value, etag, Comparison::Strong) {
+    let size = info.size;
+    let range = match decide(req, *method == Method::GET, info, &target.live) {
+        Decision::PreconditionFailed => {
             return Ok(status_only(StatusCode::PRECONDITION_FAILED, etag, lm));
         }
-    } else if let Some(since) = date(header::IF_UNMODIFIED_SINCE)
-        && modified_after(since)
-    {
-        return Ok(status_only(StatusCode::PRECONDITION_FAILED, etag, lm));
-    }
-    // 3-4. If-None-Match (weak comparison), else If-Modified-Since → 304 for GET and HEAD.
-    let not_modified = match req.get(header::IF_NONE_MATCH) {
-        Some(value) => etag_list_matches(value, etag, Comparison::Weak),
-        None => date(header::IF_MODIFIED_SINCE).is_some_and(|since| !modified_after(since)),
-    };
-    if not_modified {
-        let response = validators(Response::builder().status(StatusCode::NOT_MODIFIED))
-            .body(Body::empty())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        return Ok(response);
-    }
-
-    // 5. Range, for GET only (§14.2), unless If-Range names another version (§13.1.5).
-    let size = info.size;
-    let range = match req.get(header::RANGE) {
-        Some(range) if method == Method::GET && if_range_holds(req, etag, lm) => {
-            match parse_range(range.to_str().unwrap_or(""), size) {
-                RangeAnswer::Whole => None,
-                RangeAnswer::Part(start, end) => Some((start, end)),
-                RangeAnswer::Unsatisfiable => {
-                    let response = Response::builder()
-                        .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                        .header(header::CONTENT_RANGE, format!("bytes */{size}"))
-                        .header(header::CACHE_CONTROL, "max-age=5")
-                        .body(Body::empty())
-                        .map_err(|e| ApiError::Internal(e.to_string()))?;
-                    return Ok(response);
-                }
-            }
+        Decision::NotModified => {
+            return validators(Response::builder().status(StatusCode::NOT_MODIFIED))
+                .body(Body::empty())
+                .map_err(|e| ApiError::Internal(e.to_string()));
         }
-        _ => None,
+        Decision::Unsatisfiable => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
+                .header(header::CACHE_CONTROL, "max-age=5")
+                .body(Body::empty())
+                .map_err(|e| ApiError::Internal(e.to_string()));
+        }
+        Decision::Whole => None,
+        Decision::Part(start, end) => Some((start, end)),
     };
 
     let builder = validators(Response::builder())
-        .header(header::CONTENT_TYPE, class.content_type(file))
+        .header(header::CONTENT_TYPE, class.content_type(target.file))
         .header(header::ACCEPT_RANGES, "bytes");
     let (builder, length) = match range {
         Some((start, end)) => (
@@ -277,7 +359,7 @@ async fn respond(
     let body = if *method == Method::HEAD {
         Body::empty()
     } else {
-        let bytes = load(state, key).await?;
+        let bytes = load(state, &target.key()).await?;
         match range {
             Some((start, end)) => Body::from(bytes.slice(start as usize..=end as usize)),
             None => Body::from(bytes),
@@ -315,10 +397,7 @@ enum Comparison {
 }
 
 /// Whether an `If-Match` / `If-None-Match` list (`*`, or comma-separated tags) matches `etag`.
-fn etag_list_matches(value: &HeaderValue, etag: &str, comparison: Comparison) -> bool {
-    let Ok(value) = value.to_str() else {
-        return false;
-    };
+fn etag_list_matches(value: &str, etag: &str, comparison: Comparison) -> bool {
     if value.trim() == "*" {
         return true;
     }
@@ -333,8 +412,8 @@ fn etag_list_matches(value: &HeaderValue, etag: &str, comparison: Comparison) ->
 
 /// `If-Range` (RFC 9110 §13.1.5): the range applies only if the validator names this exact
 /// representation — a strong entity tag, or exactly its Last-Modified date.
-fn if_range_holds(req: &HeaderMap, etag: &str, lm: &str) -> bool {
-    match req.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+fn if_range_holds(req: &impl RequestHeaders, etag: &str, lm: &str) -> bool {
+    match req.value("if-range") {
         None => true,
         Some(v) if v.starts_with('"') => v == etag,
         Some(v) if v.starts_with("W/") => false,
@@ -486,17 +565,12 @@ mod tests {
     #[test]
     fn entity_tag_comparison() {
         let tag = "\"abc\"";
-        let v = |s: &'static str| HeaderValue::from_static(s);
-        assert!(etag_list_matches(&v("\"abc\""), tag, Comparison::Strong));
-        assert!(etag_list_matches(
-            &v("\"x\", \"abc\""),
-            tag,
-            Comparison::Strong
-        ));
-        assert!(!etag_list_matches(&v("W/\"abc\""), tag, Comparison::Strong));
-        assert!(etag_list_matches(&v("W/\"abc\""), tag, Comparison::Weak));
-        assert!(etag_list_matches(&v("*"), tag, Comparison::Strong));
-        assert!(!etag_list_matches(&v("\"abcd\""), tag, Comparison::Weak));
+        assert!(etag_list_matches("\"abc\"", tag, Comparison::Strong));
+        assert!(etag_list_matches("\"x\", \"abc\"", tag, Comparison::Strong));
+        assert!(!etag_list_matches("W/\"abc\"", tag, Comparison::Strong));
+        assert!(etag_list_matches("W/\"abc\"", tag, Comparison::Weak));
+        assert!(etag_list_matches("*", tag, Comparison::Strong));
+        assert!(!etag_list_matches("\"abcd\"", tag, Comparison::Weak));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod assets;
 pub mod conn;
 mod delivery;
 mod error;
+mod fast;
 mod i18n;
 mod live;
 mod metrics;
@@ -77,6 +78,8 @@ pub struct Shared {
     /// `https://host` of the public site, for absolute links in link previews; without it
     /// the request's `Host` is used.
     pub public_url: Option<String>,
+    /// Answer HTTP/1.1 media requests on the fast path ([`fast`]) instead of the router.
+    pub fast_path: bool,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -87,6 +90,7 @@ pub struct Options {
     pub access_log: bool,
     pub admin: AdminAuth,
     pub public_url: Option<String>,
+    pub fast_path: bool,
 }
 
 impl AppState {
@@ -112,6 +116,7 @@ impl AppState {
             audience,
             admin: Arc::new(options.admin),
             public_url: options.public_url,
+            fast_path: options.fast_path,
         })))
     }
 
@@ -288,8 +293,15 @@ pub async fn serve_on(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let metrics = Arc::clone(&state.metrics);
     let ready = Arc::clone(&state.ready);
-    let (bound, handles) =
-        conn::serve_per_core(addr, threads, app(state), limits, metrics, ready, stopped)?;
+    let (bound, handles) = conn::serve_per_core(
+        addr,
+        threads,
+        handlers(state),
+        limits,
+        metrics,
+        ready,
+        stopped,
+    )?;
     on_bound(bound);
     shutdown.await;
     let _ = stop.send(true);
@@ -312,5 +324,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let metrics = Arc::clone(&state.metrics);
     let ready = Arc::clone(&state.ready);
-    conn::serve(listener, app(state), limits, metrics, ready, shutdown).await
+    conn::serve(listener, handlers(state), limits, metrics, ready, shutdown).await
+}
+
+/// The router, and the fast path if it is on.
+fn handlers(state: AppState) -> conn::Handlers {
+    let fast = state
+        .fast_path
+        .then(|| Arc::new(fast::FastPath::new(state.clone())));
+    conn::Handlers {
+        router: app(state),
+        fast,
+    }
 }

@@ -71,6 +71,8 @@ pub struct Metrics {
     cache_hits: Counter,
     cache_misses: Counter,
     cache_bytes: Gauge,
+    fast_requests: Counter,
+    handoffs: Counter,
     connections: Gauge,
     open: AtomicI64,
     audience: AudienceGauges,
@@ -89,6 +91,8 @@ impl Default for Metrics {
         let cache_misses = Counter::default();
         let cache_bytes = Gauge::default();
         let connections = Gauge::default();
+        let fast_requests = Counter::default();
+        let handoffs = Counter::default();
         registry.register(
             "monsoon_media_requests",
             "Media requests by object class and status",
@@ -114,6 +118,17 @@ impl Default for Metrics {
             "monsoon_cache_bytes",
             "Bytes held by the hot cache",
             cache_bytes.clone(),
+        );
+        registry.register(
+            "monsoon_fast_path_requests",
+            "Media requests answered on the HTTP/1.1 fast path (the others of \
+             monsoon_media_requests went through the router)",
+            fast_requests.clone(),
+        );
+        registry.register(
+            "monsoon_fast_path_handoffs",
+            "Connections the fast path handed to the router for a request it does not answer",
+            handoffs.clone(),
         );
         registry.register(
             "monsoon_open_connections",
@@ -184,6 +199,8 @@ impl Default for Metrics {
             cache_hits,
             cache_misses,
             cache_bytes,
+            fast_requests,
+            handoffs,
             connections,
             open: AtomicI64::new(0),
             audience,
@@ -223,6 +240,14 @@ impl Metrics {
 
     pub fn cache_miss(&self) {
         self.cache_misses.inc();
+    }
+
+    pub fn fast_path_request(&self) {
+        self.fast_requests.inc();
+    }
+
+    pub fn fast_path_handoff(&self) {
+        self.handoffs.inc();
     }
 
     pub fn connection_opened(&self) {

@@ -1,0 +1,570 @@
+//! The HTTP/1.1 fast path of `/media`: the requests players and CDN caches make all day,
+//! answered without hyper or the router.
+//!
+//! At 1,000 connections the origin's cost is copying segments into sockets and the per-request
+//! work of a general HTTP stack (BENCHMARKS.md, Origin). This path reads a request head with
+//! `httparse`, resolves it against the live catalog, and writes the response itself: bodies of
+//! [`SENDFILE_MIN`] bytes or more with `sendfile(2)` from the page cache (no copy through user
+//! space), smaller ones (playlists) from the hot memory cache. An idle keep-alive connection
+//! holds no buffer.
+//!
+//! It answers only what it answers exactly as the router would: `GET` or `HEAD` over HTTP/1.1,
+//! without a body, of an object of a film's current version, with the outcome 200, 206 or 304,
+//! and no compression to negotiate. Every other request is handed, with the bytes already
+//! read, to hyper and the router, which keep the connection from then on: errors, gzip, CORS
+//! preflights, HTTP/2, the API and the pages. The origin test
+//! `the_fast_path_answers_byte_for_byte_as_the_router` holds the two to the same answers.
+
+use std::fmt::Write as _;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::net::SendFlags;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+
+use crate::AppState;
+use crate::conn::ConnLimits;
+use crate::delivery::{Decision, RequestHeaders, Target, decide, load, resolve};
+
+/// Requests with more headers than this go to hyper (which allows 100).
+const MAX_HEADERS: usize = 32;
+/// Bodies of at least this many bytes are sent from their file with `sendfile(2)`; smaller
+/// ones from the memory cache (see BENCHMARKS.md for the measurement behind the choice).
+pub(crate) const SENDFILE_MIN: u64 = 64 * 1024;
+/// Files kept open for `sendfile`, like nginx's `open_file_cache`. Each costs a descriptor,
+/// and the process has 20,000 for connections and files together.
+const OPEN_FILES: usize = 1024;
+/// Read granularity while receiving a request head.
+const READ_CHUNK: usize = 4096;
+
+/// The fast path's share of the server: the app state and the open files.
+#[derive(Debug)]
+pub(crate) struct FastPath {
+    state: AppState,
+    files: quick_cache::sync::Cache<String, Arc<std::fs::File>>,
+}
+
+/// How a connection leaves the fast path.
+#[derive(Debug)]
+pub(crate) enum Exit {
+    /// Closed: by the client, a deadline, an error, `Connection: close` or the drain.
+    Closed,
+    /// A request the fast path does not answer: hyper takes the connection over, starting with
+    /// these bytes already read from it.
+    Handoff(TcpStream, Vec<u8>),
+}
+
+/// What one buffered request head comes to.
+enum Plan {
+    /// The head is not complete yet.
+    Incomplete,
+    /// Not for the fast path: hand the connection to hyper.
+    Defer,
+    Reply(Reply),
+}
+
+/// A response decided while the request head was borrowed from the read buffer.
+#[derive(Debug)]
+struct Reply {
+    /// Bytes of the request head, consumed once answered.
+    request_len: usize,
+    close: bool,
+    head: String,
+    body: Option<Body>,
+    class: &'static str,
+    status: u16,
+    /// `Content-Length`, or none for 304.
+    length: Option<u64>,
+    started: std::time::Instant,
+    /// Method and path, when access logging is on.
+    log: Option<(&'static str, String)>,
+}
+
+/// Bytes `start..start + len` of the object at `key`.
+#[derive(Debug)]
+struct Body {
+    key: String,
+    start: u64,
+    len: u64,
+}
+
+impl FastPath {
+    pub fn new(state: AppState) -> Self {
+        Self {
+            state,
+            files: quick_cache::sync::Cache::new(OPEN_FILES),
+        }
+    }
+
+    /// Serves requests on `stream` until it closes or a request needs hyper. `stop` turns
+    /// true when the server drains: idle connections then close, and the response in flight
+    /// ends the connection.
+    pub async fn serve(
+        &self,
+        stream: TcpStream,
+        limits: &ConnLimits,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Exit {
+        let mut conn = Conn::new(stream, limits);
+        let mut buf = Vec::new();
+        loop {
+            // A request's head must arrive within the header timeout of the server waiting
+            // for it; bytes trickling in do not extend that (slowloris).
+            let deadline = Instant::now() + limits.header_timeout;
+            let reply = loop {
+                if !buf.is_empty() {
+                    match self.plan(&buf, *stop.borrow()) {
+                        Plan::Reply(reply) => break reply,
+                        Plan::Incomplete if buf.len() < limits.max_header_bytes => {}
+                        // Hyper answers oversized heads (431) and everything else.
+                        Plan::Incomplete | Plan::Defer => {
+                            self.state.metrics.fast_path_handoff();
+                            return Exit::Handoff(conn.stream, buf);
+                        }
+                    }
+                }
+                match conn.read(&mut buf, deadline, stop).await {
+                    Ok(n) if n > 0 => {}
+                    _ => return Exit::Closed,
+                }
+            };
+            buf.drain(..reply.request_len);
+            if buf.is_empty() {
+                // An idle connection holds no buffer.
+                buf = Vec::new();
+            }
+            let close = reply.close;
+            if self.send(&mut conn, reply).await.is_err() || close {
+                return Exit::Closed;
+            }
+        }
+    }
+
+    fn plan(&self, buf: &[u8], stopping: bool) -> Plan {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => match self.reply(&request, len, stopping) {
+                Some(reply) => Plan::Reply(reply),
+                None => Plan::Defer,
+            },
+            Ok(httparse::Status::Partial) => Plan::Incomplete,
+            Err(_) => Plan::Defer,
+        }
+    }
+
+    /// The response to `request`, if the fast path answers it (see the module docs).
+    fn reply(
+        &self,
+        request: &httparse::Request<'_, '_>,
+        request_len: usize,
+        stopping: bool,
+    ) -> Option<Reply> {
+        let started = std::time::Instant::now();
+        let (method, is_get) = match request.method? {
+            "GET" => ("GET", true),
+            "HEAD" => ("HEAD", false),
+            _ => return None,
+        };
+        if request.version != Some(1) {
+            return None;
+        }
+        let uri = request.path?;
+        let path = uri.split_once('?').map_or(uri, |(path, _)| path);
+        // The router percent-decodes paths; the fast path takes only those with nothing to
+        // decode, so both see the same object name.
+        if path.contains('%') {
+            return None;
+        }
+        let (slug, object) = path.strip_prefix("/media/")?.split_once('/')?;
+
+        let mut close = stopping;
+        let mut hosts = 0;
+        let mut negotiates_encoding = false;
+        for header in request.headers.iter() {
+            let name = header.name;
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            if is("host") {
+                hosts += 1;
+            } else if is("content-length") {
+                if header.value != b"0" {
+                    return None;
+                }
+            } else if is("transfer-encoding") || is("upgrade") || is("expect") {
+                return None;
+            } else if is("connection") {
+                for token in header.value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"upgrade") {
+                        return None;
+                    }
+                }
+            } else if is("accept-encoding") {
+                negotiates_encoding = true;
+            }
+        }
+        if hosts != 1 {
+            return None;
+        }
+
+        let target = resolve(&self.state, slug, object).ok()?;
+        if negotiates_encoding && target.class.is_compressible() {
+            return None;
+        }
+        let size = target.info.size;
+        let (status, range) = match decide(
+            &Headers(request.headers),
+            is_get,
+            &target.info,
+            &target.live,
+        ) {
+            Decision::Whole => (200, None),
+            Decision::Part(start, end) => (206, Some((start, end))),
+            Decision::NotModified => (304, None),
+            Decision::PreconditionFailed | Decision::Unsatisfiable => return None,
+        };
+        let length = range.map_or(size, |(start, end)| end - start + 1);
+        let head = response_head(status, &target, range, length, is_get, close);
+        let body = (is_get && status != 304).then(|| Body {
+            key: target.key(),
+            start: range.map_or(0, |(start, _)| start),
+            len: length,
+        });
+        Some(Reply {
+            request_len,
+            close,
+            head,
+            body,
+            class: target.class.label(),
+            status,
+            length: (status != 304).then_some(length),
+            started,
+            log: self.state.access_log.then(|| (method, path.to_owned())),
+        })
+    }
+
+    async fn send(&self, conn: &mut Conn<'_>, reply: Reply) -> io::Result<()> {
+        let head = reply.head.as_bytes();
+        let result = match &reply.body {
+            None => conn.write_all(head, &[]).await,
+            Some(body) => self.send_body(conn, head, body).await,
+        };
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "fast path: response not finished");
+        }
+        let sent = reply.body.as_ref().map_or(0, |b| b.len);
+        let metrics = &self.state.metrics;
+        metrics.media_request(reply.class, reply.status, sent, reply.started.elapsed());
+        metrics.fast_path_request();
+        if let Some((method, path)) = &reply.log {
+            let bytes = reply.length.map_or("-".to_owned(), |n| n.to_string());
+            tracing::info!(
+                target: "monsoon::access",
+                %method,
+                %path,
+                status = reply.status,
+                bytes,
+                micros = reply.started.elapsed().as_micros() as u64,
+            );
+        }
+        result
+    }
+
+    async fn send_body(&self, conn: &mut Conn<'_>, head: &[u8], body: &Body) -> io::Result<()> {
+        if body.len >= SENDFILE_MIN
+            && let Some(file) = self.open(&body.key)?
+        {
+            return conn.send_file(head, &file, body.start, body.len).await;
+        }
+        let bytes = load(&self.state, &body.key)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let start = usize::try_from(body.start).map_err(io::Error::other)?;
+        let end = usize::try_from(body.start + body.len).map_err(io::Error::other)?;
+        let part = bytes.get(start..end).ok_or_else(|| {
+            io::Error::other(format!("{} is shorter than its index says", body.key))
+        })?;
+        conn.write_all(head, part).await
+    }
+
+    /// The open file of `key`, or none if the store has no local files. Symlinks are not
+    /// followed: published objects are regular files.
+    fn open(&self, key: &str) -> io::Result<Option<Arc<std::fs::File>>> {
+        if let Some(file) = self.files.get(key) {
+            return Ok(Some(file));
+        }
+        let Some(path) = self.state.media.local_path(key) else {
+            return Ok(None);
+        };
+        let fd = rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| io::Error::other(format!("opening {}: {e}", path.display())))?;
+        let file = Arc::new(std::fs::File::from(fd));
+        self.files.insert(key.to_owned(), Arc::clone(&file));
+        Ok(Some(file))
+    }
+}
+
+/// httparse's headers, read as the router reads a `HeaderMap`.
+struct Headers<'h, 'b>(&'h [httparse::Header<'b>]);
+
+impl RequestHeaders for Headers<'_, '_> {
+    fn value(&self, name: &str) -> Option<&str> {
+        let header = self.0.iter().find(|h| h.name.eq_ignore_ascii_case(name))?;
+        // `HeaderValue::to_str`'s rule: visible ASCII and tabs only.
+        header
+            .value
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+            .then(|| std::str::from_utf8(header.value).ok())
+            .flatten()
+    }
+}
+
+/// The status line and headers, as the router and its layers (nosniff, CORS, compression's
+/// `Vary`) write them.
+fn response_head(
+    status: u16,
+    target: &Target<'_>,
+    range: Option<(u64, u64)>,
+    length: u64,
+    is_get: bool,
+    close: bool,
+) -> String {
+    let class = target.class;
+    let mut h = String::with_capacity(640);
+    let reason = match status {
+        200 => "OK",
+        206 => "Partial Content",
+        _ => "Not Modified",
+    };
+    let _ = write!(
+        h,
+        "HTTP/1.1 {status} {reason}\r\netag: {}\r\nlast-modified: {}\r\ncache-control: {}\r\n",
+        target.info.etag,
+        target.live.last_modified_http,
+        class.cache_control()
+    );
+    if status != 304 {
+        let _ = write!(
+            h,
+            "content-type: {}\r\naccept-ranges: bytes\r\n",
+            class.content_type(target.file)
+        );
+        if let Some((start, end)) = range {
+            let _ = write!(
+                h,
+                "content-range: bytes {start}-{end}/{}\r\n",
+                target.info.size
+            );
+        }
+        let _ = write!(h, "content-length: {length}\r\n");
+    }
+    h.push_str(
+        "x-content-type-options: nosniff\r\n\
+         vary: origin, access-control-request-method, access-control-request-headers\r\n",
+    );
+    // The compression layer's rule: a 200 of compressible text of 256 bytes or more varies
+    // by Accept-Encoding (a HEAD's empty body does not qualify).
+    if status == 200 && is_get && class.is_compressible() && length >= 256 {
+        h.push_str("vary: accept-encoding\r\n");
+    }
+    h.push_str(
+        "access-control-allow-origin: *\r\n\
+         access-control-expose-headers: content-length,content-range,accept-ranges,etag\r\n",
+    );
+    if close {
+        h.push_str("connection: close\r\n");
+    }
+    h.push_str("date: ");
+    push_date(&mut h);
+    h.push_str("\r\n\r\n");
+    h
+}
+
+/// Appends the current HTTP date, formatted once a second per thread.
+fn push_date(out: &mut String) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs || text.is_empty() {
+            *text = httpdate::fmt_http_date(now);
+            *at = secs;
+        }
+        out.push_str(text);
+    });
+}
+
+/// A connection with the deadlines of [`ConnLimits`], kept with one timer that is moved only
+/// when a deadline comes earlier (re-arming a timer on every wait costs at 1,000 connections).
+struct Conn<'l> {
+    stream: TcpStream,
+    limits: &'l ConnLimits,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<'l> Conn<'l> {
+    fn new(stream: TcpStream, limits: &'l ConnLimits) -> Self {
+        let far = Instant::now() + Duration::from_secs(365 * 86_400);
+        Self {
+            stream,
+            limits,
+            timer: Box::pin(tokio::time::sleep_until(far)),
+        }
+    }
+
+    /// Waits until the socket is ready for `interest`; fails at `deadline`, or once `stop`
+    /// (if given) turns true.
+    async fn ready(
+        &mut self,
+        interest: Interest,
+        deadline: Instant,
+        stop: Option<&mut watch::Receiver<bool>>,
+    ) -> io::Result<()> {
+        if deadline < self.timer.deadline() {
+            self.timer.as_mut().reset(deadline);
+        }
+        let stopped = async move {
+            match stop {
+                Some(stop) => {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                biased;
+                ready = self.stream.ready(interest) => {
+                    ready?;
+                    return Ok(());
+                }
+                () = &mut stopped => return Err(io::Error::other("draining")),
+                () = self.timer.as_mut() => {
+                    if Instant::now() >= deadline {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    self.timer.as_mut().reset(deadline);
+                }
+            }
+        }
+    }
+
+    /// Reads what has arrived into `buf` (allocated only once bytes are there); 0 at EOF.
+    async fn read(
+        &mut self,
+        buf: &mut Vec<u8>,
+        deadline: Instant,
+        stop: &mut watch::Receiver<bool>,
+    ) -> io::Result<usize> {
+        loop {
+            self.ready(Interest::READABLE, deadline, Some(&mut *stop))
+                .await?;
+            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+                buf.reserve(READ_CHUNK);
+            }
+            match self.stream.try_read_buf(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// The deadline of a write blocked since `since`: the write-progress timeout.
+    fn write_deadline(&self, since: &mut Option<Instant>) -> Instant {
+        *since.get_or_insert_with(Instant::now) + self.limits.write_timeout
+    }
+
+    async fn write_all(&mut self, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+        let mut blocked_since = None;
+        while !head.is_empty() || !body.is_empty() {
+            let slices = [IoSlice::new(head), IoSlice::new(body)];
+            match self.stream.try_write_vectored(&slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    let from_head = n.min(head.len());
+                    head = &head[from_head..];
+                    body = &body[n - from_head..];
+                    blocked_since = None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let deadline = self.write_deadline(&mut blocked_since);
+                    self.ready(Interest::WRITABLE, deadline, None).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `head`, then bytes `start..start + len` of `file` straight from the page cache.
+    async fn send_file(
+        &mut self,
+        mut head: &[u8],
+        file: &std::fs::File,
+        start: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        let mut blocked_since = None;
+        let mut offset = start;
+        let end = start + len;
+        while !head.is_empty() || offset < end {
+            let stream = &self.stream;
+            let sent = if head.is_empty() {
+                let count = usize::try_from(end - offset)
+                    .unwrap_or(usize::MAX)
+                    .min(1 << 30);
+                stream.try_io(Interest::WRITABLE, || {
+                    Ok(rustix::fs::sendfile(
+                        stream,
+                        file,
+                        Some(&mut offset),
+                        count,
+                    )?)
+                })
+            } else {
+                // MSG_MORE: the head leaves in the same packet as the body's first bytes.
+                stream.try_io(Interest::WRITABLE, || {
+                    Ok(rustix::net::send(stream, head, SendFlags::MORE)?)
+                })
+            };
+            match sent {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shorter than its object index says",
+                    ));
+                }
+                Ok(n) => {
+                    if !head.is_empty() {
+                        head = &head[n..];
+                    }
+                    blocked_since = None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let deadline = self.write_deadline(&mut blocked_since);
+                    self.ready(Interest::WRITABLE, deadline, None).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
