@@ -40,8 +40,8 @@ pub(crate) const SENDFILE_MIN: u64 = 64 * 1024;
 /// Files kept open for `sendfile`, like nginx's `open_file_cache`. Each costs a descriptor,
 /// and the process has 20,000 for connections and files together.
 const OPEN_FILES: usize = 1024;
-/// Read granularity while receiving a request head.
-const READ_CHUNK: usize = 4096;
+/// Most bytes taken from a socket per read while receiving request heads.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// The fast path's share of the server: the app state and the open files.
 #[derive(Debug)]
@@ -140,7 +140,8 @@ impl FastPath {
                 buf = Vec::new();
             }
             let close = reply.close;
-            if self.send(&mut conn, reply).await.is_err() || close {
+            // Boxed: the task of an idle connection then holds only what waiting takes.
+            if Box::pin(self.send(&mut conn, reply)).await.is_err() || close {
                 return Exit::Closed;
             }
         }
@@ -467,20 +468,28 @@ impl<'l> Conn<'l> {
         }
     }
 
-    /// Reads what has arrived into `buf` (allocated only once bytes are there); 0 at EOF.
+    /// Appends what has arrived to `buf`; 0 at EOF. Reads go through a per-thread scratch
+    /// buffer, so a connection allocates only for the bytes it actually received (a
+    /// readiness event with nothing to read, or an idle connection, costs no buffer).
     async fn read(
         &mut self,
         buf: &mut Vec<u8>,
         deadline: Instant,
         stop: &mut watch::Receiver<bool>,
     ) -> io::Result<usize> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> =
+                std::cell::RefCell::new(vec![0; READ_CHUNK]);
+        }
         loop {
             self.ready(Interest::READABLE, deadline, Some(&mut *stop))
                 .await?;
-            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-                buf.reserve(READ_CHUNK);
-            }
-            match self.stream.try_read_buf(buf) {
+            let read: io::Result<usize> = SCRATCH.with_borrow_mut(|scratch| {
+                let n = self.stream.try_read(scratch)?;
+                buf.extend_from_slice(&scratch[..n]);
+                Ok(n)
+            });
+            match read {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 result => return result,
             }
