@@ -418,15 +418,22 @@ struct Conn<'l> {
     stream: TcpStream,
     limits: &'l ConnLimits,
     timer: Pin<Box<Sleep>>,
+    /// Whether a short read may clear the socket's read readiness. Only on a
+    /// single-threaded runtime: there the I/O driver runs on this thread, between task
+    /// polls, so it cannot record a new edge between the read and the clearing; on a
+    /// multi-threaded one another worker could, and the wake-up would be lost.
+    short_read_drains: bool,
 }
 
 impl<'l> Conn<'l> {
     fn new(stream: TcpStream, limits: &'l ConnLimits) -> Self {
         let far = Instant::now() + Duration::from_secs(365 * 86_400);
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
         Self {
             stream,
             limits,
             timer: Box::pin(tokio::time::sleep_until(far)),
+            short_read_drains: matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::CurrentThread)),
         }
     }
 
@@ -490,6 +497,17 @@ impl<'l> Conn<'l> {
                 Ok(n)
             });
             match read {
+                Ok(n) if n > 0 && n < READ_CHUNK && self.short_read_drains => {
+                    // A short read emptied the socket: forget its readiness now, as nginx
+                    // does, instead of learning it from one more `recv` that fails with
+                    // EAGAIN after every response. Data arriving later raises a new edge,
+                    // which this thread's event loop only sees after this task yields, so
+                    // nothing is missed (see `Conn::short_read_drains`).
+                    let _ = self.stream.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 result => return result,
             }
