@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{Mode, OFlags};
-use rustix::net::SendFlags;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -542,7 +541,26 @@ impl<'l> Conn<'l> {
     }
 
     /// Sends `head`, then bytes `start..start + len` of `file` straight from the page cache.
+    ///
+    /// The socket is corked meanwhile (nginx's `tcp_nopush`), so the response leaves in
+    /// full-sized segments: uncorked, `sendfile` pushed a partial one after every pipe-full
+    /// of pages (13.3 packets per 268 KB response on loopback, against nginx's 9.8).
     async fn send_file(
+        &mut self,
+        head: &[u8],
+        file: &std::fs::File,
+        start: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        rustix::net::sockopt::set_tcp_cork(&self.stream, true)?;
+        let sent = self.send_file_corked(head, file, start, len).await;
+        // Uncorking pushes the last partial segment out.
+        let uncorked = rustix::net::sockopt::set_tcp_cork(&self.stream, false);
+        sent?;
+        Ok(uncorked?)
+    }
+
+    async fn send_file_corked(
         &mut self,
         mut head: &[u8],
         file: &std::fs::File,
@@ -567,10 +585,7 @@ impl<'l> Conn<'l> {
                     )?)
                 })
             } else {
-                // MSG_MORE: the head leaves in the same packet as the body's first bytes.
-                stream.try_io(Interest::WRITABLE, || {
-                    Ok(rustix::net::send(stream, head, SendFlags::MORE)?)
-                })
+                stream.try_write(head)
             };
             match sent {
                 Ok(0) => {
