@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{Mode, OFlags};
+use rustix::net::SendFlags;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -39,6 +40,14 @@ pub(crate) const SENDFILE_MIN: u64 = 64 * 1024;
 /// Files kept open for `sendfile`, like nginx's `open_file_cache`. Each costs a descriptor,
 /// and the process has 20,000 for connections and files together.
 const OPEN_FILES: usize = 1024;
+/// Open fast-path connections of this thread above which `sendfile` responses are corked.
+const CORK_ABOVE_CONNECTIONS: usize = 256;
+
+thread_local! {
+    /// Fast-path connections open on this thread (each HTTP thread runs its own listener).
+    static OPEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Most bytes taken from a socket per read while receiving request heads.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -422,6 +431,23 @@ struct Conn<'l> {
     /// polls, so it cannot record a new edge between the read and the clearing; on a
     /// multi-threaded one another worker could, and the wake-up would be lost.
     short_read_drains: bool,
+    _counted: Counted,
+}
+
+/// Counts a connection in [`OPEN`] while it lives.
+struct Counted;
+
+impl Counted {
+    fn new() -> Self {
+        OPEN.set(OPEN.get() + 1);
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        OPEN.set(OPEN.get().saturating_sub(1));
+    }
 }
 
 impl<'l> Conn<'l> {
@@ -433,6 +459,7 @@ impl<'l> Conn<'l> {
             limits,
             timer: Box::pin(tokio::time::sleep_until(far)),
             short_read_drains: matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::CurrentThread)),
+            _counted: Counted::new(),
         }
     }
 
@@ -542,9 +569,12 @@ impl<'l> Conn<'l> {
 
     /// Sends `head`, then bytes `start..start + len` of `file` straight from the page cache.
     ///
-    /// The socket is corked meanwhile (nginx's `tcp_nopush`), so the response leaves in
-    /// full-sized segments: uncorked, `sendfile` pushed a partial one after every pipe-full
-    /// of pages (13.3 packets per 268 KB response on loopback, against nginx's 9.8).
+    /// When this thread serves many connections, the socket is corked meanwhile (nginx's
+    /// `tcp_nopush`), so the response leaves in full-sized segments: uncorked, `sendfile`
+    /// pushes a partial segment at every pipe-full of pages (13.3 packets per 268 KB response
+    /// on loopback against 10.0 corked). Fewer packets win when the CPU is shared by many
+    /// flows (+5–10 % at 1,000 connections); with few connections the two extra system
+    /// calls and the held tail cost more than they save (−20 % at 64). See BENCHMARKS.md.
     async fn send_file(
         &mut self,
         head: &[u8],
@@ -552,15 +582,19 @@ impl<'l> Conn<'l> {
         start: u64,
         len: u64,
     ) -> io::Result<()> {
+        if OPEN.get() < CORK_ABOVE_CONNECTIONS {
+            return self.send_head_and_file(head, file, start, len).await;
+        }
         rustix::net::sockopt::set_tcp_cork(&self.stream, true)?;
-        let sent = self.send_file_corked(head, file, start, len).await;
+        let sent = self.send_head_and_file(head, file, start, len).await;
         // Uncorking pushes the last partial segment out.
         let uncorked = rustix::net::sockopt::set_tcp_cork(&self.stream, false);
         sent?;
         Ok(uncorked?)
     }
 
-    async fn send_file_corked(
+    /// `send_file` without touching the cork.
+    async fn send_head_and_file(
         &mut self,
         mut head: &[u8],
         file: &std::fs::File,
@@ -585,7 +619,10 @@ impl<'l> Conn<'l> {
                     )?)
                 })
             } else {
-                stream.try_write(head)
+                // MSG_MORE: the head leaves with the body's first bytes, corked or not.
+                stream.try_io(Interest::WRITABLE, || {
+                    Ok(rustix::net::send(stream, head, SendFlags::MORE)?)
+                })
             };
             match sent {
                 Ok(0) => {
