@@ -7,10 +7,15 @@
 # nginx: sendfile on, open_file_cache, access_log off, worker_processes auto.
 # Monsoon: release build, access log off, default 512 MiB hot cache.
 #
-# Usage: bench/origin.sh [SECONDS_PER_RUN]      (default 10)
+# Each line runs ROUNDS times, alternating Monsoon and nginx (this machine's throughput moves
+# by 10-30 % from one run to the next); the table shows each server's median run and the ratio
+# of the medians, then every round's ratio.
+#
+# Usage: bench/origin.sh [SECONDS_PER_RUN] [ROUNDS]      (default 10 s, 3 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
+rounds=${2:-3}
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -86,17 +91,26 @@ run() {
   echo "$rps $(awk -v b="$bytes" 'BEGIN {printf "%.2f", b*8/1e9}') $p50 $p99"
 }
 
-printf "\n%-26s %5s | %10s %7s %8s %8s | %10s %7s %8s %8s | %6s\n" object conns \
-  "monsoon r/s" "Gbit/s" "p50 ms" "p99 ms" "nginx r/s" "Gbit/s" "p50 ms" "p99 ms" "ratio"
+# median RUN_LINES… → the line whose req/s is the median
+median() { printf '%s\n' "$@" | sort -n -k1,1 | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}'; }
+
+printf "\n%-26s %5s | %10s %7s %8s %8s | %10s %7s %8s %8s | %6s | %s\n" object conns \
+  "monsoon r/s" "Gbit/s" "p50 ms" "p99 ms" "nginx r/s" "Gbit/s" "p50 ms" "p99 ms" "ratio" "per round"
 for spec in "segment ~1 MB ($big_size B)|/media/film/$version/$big" \
             "segment ~200 KB ($small_size B)|/media/film/$version/$small" \
             "multivariant ($master_size B)|/media/film/master.m3u8"; do
   label=${spec%%|*}; path=${spec#*|}
   for conns in 64 1000; do
-    read -r mr mg m50 m99 <<<"$(run "http://127.0.0.1:$port_m$path" "$conns")"
-    read -r nr ng n50 n99 <<<"$(run "http://127.0.0.1:$port_n$path" "$conns")"
-    printf "%-26s %5s | %10.0f %7s %8s %8s | %10.0f %7s %8s %8s | %6.2f\n" "$label" "$conns" \
-      "$mr" "$mg" "$m50" "$m99" "$nr" "$ng" "$n50" "$n99" "$(awk -v a="$mr" -v b="$nr" 'BEGIN {print a/b}')"
+    m_runs=(); n_runs=(); ratios=""
+    for _ in $(seq "$rounds"); do
+      m=$(run "http://127.0.0.1:$port_m$path" "$conns"); n=$(run "http://127.0.0.1:$port_n$path" "$conns")
+      m_runs+=("$m"); n_runs+=("$n")
+      ratios="$ratios $(awk -v a="${m%% *}" -v b="${n%% *}" 'BEGIN {printf "%.2f", a/b}')"
+    done
+    read -r mr mg m50 m99 <<<"$(median "${m_runs[@]}")"
+    read -r nr ng n50 n99 <<<"$(median "${n_runs[@]}")"
+    printf "%-26s %5s | %10.0f %7s %8s %8s | %10.0f %7s %8s %8s | %6.2f |%s\n" "$label" "$conns" \
+      "$mr" "$mg" "$m50" "$m99" "$nr" "$ng" "$n50" "$n99" "$(awk -v a="$mr" -v b="$nr" 'BEGIN {print a/b}')" "$ratios"
   done
 done
 
