@@ -41,6 +41,8 @@ pub(crate) const SENDFILE_MIN: u64 = 64 * 1024;
 /// and the process has 20,000 for connections and files together.
 const OPEN_FILES: usize = 1024;
 /// Open fast-path connections of this thread above which `sendfile` responses are corked.
+/// The count is exact on the per-core runtimes `monsoon serve` uses; on a multi-threaded
+/// runtime tasks move between threads and it drifts, which only changes when corking starts.
 const CORK_ABOVE_CONNECTIONS: usize = 256;
 
 thread_local! {
@@ -261,6 +263,9 @@ impl FastPath {
     }
 
     async fn send(&self, conn: &mut Conn<'_>, reply: Reply) -> io::Result<()> {
+        // What the router's metric and access log measure: the time to a response ready to
+        // send, not the transfer (a slow viewer's download is not a slow origin).
+        let took = reply.started.elapsed();
         let head = reply.head.as_bytes();
         let result = match &reply.body {
             None => conn.write_all(head, &[]).await,
@@ -271,7 +276,7 @@ impl FastPath {
         }
         let sent = reply.body.as_ref().map_or(0, |b| b.len);
         let metrics = &self.state.metrics;
-        metrics.media_request(reply.class, reply.status, sent, reply.started.elapsed());
+        metrics.media_request(reply.class, reply.status, sent, took);
         metrics.fast_path_request();
         if let Some((method, path)) = &reply.log {
             let bytes = reply.length.map_or("-".to_owned(), |n| n.to_string());
@@ -281,7 +286,7 @@ impl FastPath {
                 %path,
                 status = reply.status,
                 bytes,
-                micros = reply.started.elapsed().as_micros() as u64,
+                micros = took.as_micros() as u64,
             );
         }
         result
