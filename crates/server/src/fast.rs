@@ -545,31 +545,43 @@ impl<'l> Conn<'l> {
         }
     }
 
-    /// The deadline of a write blocked since `since`: the write-progress timeout.
-    fn write_deadline(&self, since: &mut Option<Instant>) -> Instant {
-        *since.get_or_insert_with(Instant::now) + self.limits.write_timeout
-    }
-
-    async fn write_all(&mut self, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+    /// Repeats `attempt` until it reports the response written, waiting for the socket to
+    /// drain whenever it would block. The write-progress timeout: the connection is given up
+    /// once no attempt has moved a byte for `write_timeout`.
+    async fn write_until(
+        &mut self,
+        mut attempt: impl FnMut(&TcpStream) -> io::Result<bool>,
+    ) -> io::Result<()> {
         let mut blocked_since = None;
-        while !head.is_empty() || !body.is_empty() {
-            let slices = [IoSlice::new(head), IoSlice::new(body)];
-            match self.stream.try_write_vectored(&slices) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    let from_head = n.min(head.len());
-                    head = &head[from_head..];
-                    body = &body[n - from_head..];
-                    blocked_since = None;
-                }
+        loop {
+            match attempt(&self.stream) {
+                Ok(true) => return Ok(()),
+                Ok(false) => blocked_since = None,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let deadline = self.write_deadline(&mut blocked_since);
+                    let since = *blocked_since.get_or_insert_with(Instant::now);
+                    let deadline = since + self.limits.write_timeout;
                     self.ready(Interest::WRITABLE, deadline, None).await?;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+    }
+
+    async fn write_all(&mut self, mut head: &[u8], mut body: &[u8]) -> io::Result<()> {
+        self.write_until(|stream| {
+            if head.is_empty() && body.is_empty() {
+                return Ok(true);
+            }
+            let n = stream.try_write_vectored(&[IoSlice::new(head), IoSlice::new(body)])?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            let from_head = n.min(head.len());
+            head = &head[from_head..];
+            body = &body[n - from_head..];
+            Ok(false)
+        })
+        .await
     }
 
     /// Sends `head`, then bytes `start..start + len` of `file` straight from the page cache.
@@ -606,49 +618,42 @@ impl<'l> Conn<'l> {
         start: u64,
         len: u64,
     ) -> io::Result<()> {
-        let mut blocked_since = None;
         let mut offset = start;
         let end = start + len;
-        while !head.is_empty() || offset < end {
-            let stream = &self.stream;
-            let sent = if head.is_empty() {
-                let count = usize::try_from(end - offset)
-                    .unwrap_or(usize::MAX)
-                    .min(1 << 30);
-                stream.try_io(Interest::WRITABLE, || {
-                    Ok(rustix::fs::sendfile(
-                        stream,
-                        file,
-                        Some(&mut offset),
-                        count,
-                    )?)
-                })
-            } else {
+        self.write_until(|stream| {
+            if !head.is_empty() {
                 // MSG_MORE: the head leaves with the body's first bytes, corked or not.
-                stream.try_io(Interest::WRITABLE, || {
+                let n = stream.try_io(Interest::WRITABLE, || {
                     Ok(rustix::net::send(stream, head, SendFlags::MORE)?)
-                })
-            };
-            match sent {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "file shorter than its object index says",
-                    ));
+                })?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
                 }
-                Ok(n) => {
-                    if !head.is_empty() {
-                        head = &head[n..];
-                    }
-                    blocked_since = None;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let deadline = self.write_deadline(&mut blocked_since);
-                    self.ready(Interest::WRITABLE, deadline, None).await?;
-                }
-                Err(e) => return Err(e),
+                head = &head[n..];
+                return Ok(false);
             }
-        }
-        Ok(())
+            if offset >= end {
+                return Ok(true);
+            }
+            let count = usize::try_from(end - offset)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            let n = stream.try_io(Interest::WRITABLE, || {
+                Ok(rustix::fs::sendfile(
+                    stream,
+                    file,
+                    Some(&mut offset),
+                    count,
+                )?)
+            })?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its object index says",
+                ));
+            }
+            Ok(false)
+        })
+        .await
     }
 }
