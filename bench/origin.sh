@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Origin throughput: `monsoon serve` and nginx serve the same packaged film on 127.0.0.1 and
 # are loaded by the same wrk, in one run: a ~1 MB segment, a ~200 KB segment and the
-# multivariant playlist, at 64 and 1,000 connections. Then both hold 19,000 idle keep-alive
-# connections and their RSS per connection is compared.
+# multivariant playlist (plain, and gzipped as browsers and CDNs ask for it), at 64 and 1,000
+# connections. Then both hold 19,000 idle keep-alive connections and their RSS per connection
+# is compared.
 #
-# nginx: sendfile on, open_file_cache, access_log off, worker_processes auto.
+# nginx: sendfile on, open_file_cache, access_log off, worker_processes auto, gzip on for
+# playlists (compressed per request, level 1: nginx's way for files without a .gz copy).
 # Monsoon: release build, access log off, default 512 MiB hot cache.
 #
 # Each line runs ROUNDS times, alternating Monsoon and nginx (this machine's throughput moves
 # by 10-30 % from one run to the next); the table shows each server's median run and the ratio
 # of the medians, then every round's ratio.
+#
+# Then latency at equal load: closed-loop saturation puts wrk and the servers on the same two
+# cores, so a server that answers more requests also leaves wrk less CPU, and p99 measures the
+# scheduler as much as the server. The second table loads both servers with the same offered
+# load, half of nginx's median throughput on that line (each connection waits a fixed delay
+# between its requests), and compares p50 and p99 there.
 #
 # Usage: bench/origin.sh [SECONDS_PER_RUN] [ROUNDS]      (default 10 s, 3 rounds)
 set -euo pipefail
@@ -61,6 +69,7 @@ http {
   access_log off;
   sendfile on; tcp_nopush on; keepalive_requests 100000; keepalive_timeout 75s;
   open_file_cache max=10000 inactive=60s; open_file_cache_valid 60s;
+  gzip on; gzip_types application/vnd.apple.mpegurl application/dash+xml; gzip_min_length 256;
   client_body_temp_path $work/nginx/tmp; proxy_temp_path $work/nginx/tmp;
   fastcgi_temp_path $work/nginx/tmp; uwsgi_temp_path $work/nginx/tmp; scgi_temp_path $work/nginx/tmp;
   types { application/vnd.apple.mpegurl m3u8; video/iso.segment m4s; video/mp4 mp4; }
@@ -77,10 +86,15 @@ sleep 1
 curl -sf "http://127.0.0.1:$port_m/media/film/$version/$big" -o /dev/null
 curl -sf "http://127.0.0.1:$port_n/media/film/$version/$big" -o /dev/null
 
-# run URL CONNS → "req/s gbit/s p50_ms p99_ms"
+# Each connection waits DELAY_MS between its requests (wrk calls delay() before each one).
+echo 'function delay() return tonumber(os.getenv("DELAY_MS")) end' > "$work/paced.lua"
+
+# run URL CONNS [HEADER] [DELAY_MS] → "req/s gbit/s p50_ms p99_ms"
 run() {
-  local out
-  out=$(wrk -t2 -c"$2" -d"${duration}s" --latency "$1" 2>&1)
+  local out args=()
+  [ -n "${3:-}" ] && args+=(-H "$3")
+  [ -n "${4:-}" ] && args+=(-s "$work/paced.lua")
+  out=$(DELAY_MS=${4:-0} wrk -t2 -c"$2" -d"${duration}s" --latency "${args[@]}" "$1" 2>&1)
   local rps bytes p50 p99
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   bytes=$(awk '/^Transfer\/sec/ {v=$2; u=substr(v, length(v)-1); n=v+0;
@@ -93,24 +107,52 @@ run() {
 
 # median RUN_LINES… → the line whose req/s is the median
 median() { printf '%s\n' "$@" | sort -n -k1,1 | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}'; }
+# median_p99 RUN_LINES… → the line whose p99 is the median
+median_p99() { printf '%s\n' "$@" | sort -n -k4,4 | awk '{a[NR] = $0} END {print a[int((NR + 1) / 2)]}'; }
 
-printf "\n%-26s %5s | %10s %7s %8s %8s | %10s %7s %8s %8s | %6s | %s\n" object conns \
+specs=("segment ~1 MB ($big_size B)|/media/film/$version/$big|"
+       "segment ~200 KB ($small_size B)|/media/film/$version/$small|"
+       "multivariant ($master_size B)|/media/film/master.m3u8|"
+       "multivariant, gzip|/media/film/master.m3u8|Accept-Encoding: gzip")
+declare -A nginx_rps
+printf "\nSaturation: every connection sends its next request as soon as the last is answered\n"
+printf "%-26s %5s | %10s %7s %8s %8s | %10s %7s %8s %8s | %6s | %s\n" object conns \
   "monsoon r/s" "Gbit/s" "p50 ms" "p99 ms" "nginx r/s" "Gbit/s" "p50 ms" "p99 ms" "ratio" "per round"
-for spec in "segment ~1 MB ($big_size B)|/media/film/$version/$big" \
-            "segment ~200 KB ($small_size B)|/media/film/$version/$small" \
-            "multivariant ($master_size B)|/media/film/master.m3u8"; do
-  label=${spec%%|*}; path=${spec#*|}
+for spec in "${specs[@]}"; do
+  IFS='|' read -r label path header <<<"$spec"
   for conns in 64 1000; do
     m_runs=(); n_runs=(); ratios=""
     for _ in $(seq "$rounds"); do
-      m=$(run "http://127.0.0.1:$port_m$path" "$conns"); n=$(run "http://127.0.0.1:$port_n$path" "$conns")
+      m=$(run "http://127.0.0.1:$port_m$path" "$conns" "$header")
+      n=$(run "http://127.0.0.1:$port_n$path" "$conns" "$header")
       m_runs+=("$m"); n_runs+=("$n")
       ratios="$ratios $(awk -v a="${m%% *}" -v b="${n%% *}" 'BEGIN {printf "%.2f", a/b}')"
     done
     read -r mr mg m50 m99 <<<"$(median "${m_runs[@]}")"
     read -r nr ng n50 n99 <<<"$(median "${n_runs[@]}")"
+    nginx_rps[$label/$conns]=$nr
     printf "%-26s %5s | %10.0f %7s %8s %8s | %10.0f %7s %8s %8s | %6.2f |%s\n" "$label" "$conns" \
       "$mr" "$mg" "$m50" "$m99" "$nr" "$ng" "$n50" "$n99" "$(awk -v a="$mr" -v b="$nr" 'BEGIN {print a/b}')" "$ratios"
+  done
+done
+
+printf "\nEqual load: half of nginx's median throughput above, offered to both (median p99 of %s rounds)\n" "$rounds"
+printf "%-26s %5s %6s | %10s %8s %8s | %10s %8s %8s | %s\n" object conns "delay" \
+  "monsoon r/s" "p50 ms" "p99 ms" "nginx r/s" "p50 ms" "p99 ms" "p99 monsoon/nginx"
+for spec in "${specs[@]}"; do
+  IFS='|' read -r label path header <<<"$spec"
+  for conns in 64 1000; do
+    # The delay that makes CONNS connections offer half of nginx's rate (wrk counts in ms).
+    delay=$(awk -v c="$conns" -v r="${nginx_rps[$label/$conns]}" 'BEGIN {d = int(c * 1000 / (r / 2) + 0.5); print (d < 1 ? 1 : d)}')
+    m_runs=(); n_runs=()
+    for _ in $(seq "$rounds"); do
+      m_runs+=("$(run "http://127.0.0.1:$port_m$path" "$conns" "$header" "$delay")")
+      n_runs+=("$(run "http://127.0.0.1:$port_n$path" "$conns" "$header" "$delay")")
+    done
+    read -r mr _ m50 m99 <<<"$(median_p99 "${m_runs[@]}")"
+    read -r nr _ n50 n99 <<<"$(median_p99 "${n_runs[@]}")"
+    printf "%-26s %5s %4s ms | %10.0f %8s %8s | %10.0f %8s %8s | %.2f\n" "$label" "$conns" "$delay" \
+      "$mr" "$m50" "$m99" "$nr" "$n50" "$n99" "$(awk -v a="$m99" -v b="$n99" 'BEGIN {print a/b}')"
   done
 done
 

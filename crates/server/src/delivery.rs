@@ -65,8 +65,8 @@ impl ObjectClass {
         )
     }
 
-    /// Text the router compresses for clients that accept gzip (see `compressible` in the
-    /// crate root, which decides by media type); media never is.
+    /// Text, sent gzipped to clients that accept it; media never is (gzip over a segment breaks
+    /// byte ranges in caches and gains nothing on compressed video).
     pub fn is_compressible(self) -> bool {
         matches!(
             self,
@@ -152,6 +152,69 @@ pub(crate) async fn load(state: &AppState, key: &str) -> Result<Bytes, ApiError>
     Ok(bytes)
 }
 
+/// Text bodies smaller than this go out as they are: gzip's framing and a `Vary` cost more than
+/// compression saves on them.
+const GZIP_MIN: u64 = 256;
+
+/// Whether the responses for an object depend on the request's `Accept-Encoding`: text of
+/// [`GZIP_MIN`] bytes or more is sent gzipped to clients that accept gzip.
+pub(crate) fn varies_by_encoding(class: ObjectClass, size: u64) -> bool {
+    class.is_compressible() && size >= GZIP_MIN
+}
+
+/// Whether the request's `Accept-Encoding` accepts gzip (RFC 9110 §12.5.3): `gzip` (or its
+/// alias `x-gzip`) listed with a non-zero quality, or else `*` with one.
+pub(crate) fn accepts_gzip(req: &impl RequestHeaders) -> bool {
+    let Some(value) = req.value("accept-encoding") else {
+        return false;
+    };
+    let mut any = false;
+    for item in value.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim();
+        let quality = parts
+            .find_map(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=").or_else(|| p.strip_prefix("Q="))
+            })
+            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok());
+        let accepted = quality.is_some_and(|q| q > 0.0);
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            return accepted;
+        }
+        if coding == "*" {
+            any = accepted;
+        }
+    }
+    any
+}
+
+/// The gzip representation of object `key`: compressed once, on its first request, and kept
+/// in the hot cache beside the object, so serving it costs what serving the object costs.
+pub(crate) async fn load_gzipped(state: &AppState, key: &str) -> Result<Bytes, ApiError> {
+    let gzip_key = format!("{key}#gzip");
+    if let Some(bytes) = state.hot.get(&gzip_key) {
+        state.metrics.cache_hit();
+        return Ok(bytes);
+    }
+    let plain = load(state, key).await?;
+    let gzipped = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(plain.len() / 3),
+            flate2::Compression::best(),
+        );
+        encoder.write_all(&plain)?;
+        encoder.finish()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("compressing {key}: {e}")))?
+    .map_err(|e| ApiError::Internal(format!("compressing {key}: {e}")))?;
+    let gzipped = Bytes::from(gzipped);
+    state.hot.insert(&gzip_key, gzipped.clone());
+    Ok(gzipped)
+}
+
 /// An object a `/media` path names: one listed in its film's current version.
 #[derive(Debug)]
 pub(crate) struct Target<'p> {
@@ -221,6 +284,9 @@ async fn media(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if varies_by_encoding(target.class, target.info.size) {
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     let sent = if method == Method::HEAD {
         0
     } else {
@@ -316,19 +382,43 @@ async fn respond(
     let (info, class) = (&target.info, target.class);
     let etag = info.etag.as_str();
     let lm = target.live.last_modified_http.as_str();
-    let validators = |b: axum::http::response::Builder| {
-        b.header(header::ETAG, etag)
+    let size = info.size;
+    // The gzip representation, if the whole object is asked for. Its bytes differ from the
+    // object's, so its tag is weak (as nginx's gzip module makes it) and caches never mix
+    // the two; a 304 names the representation a 200 would have sent.
+    let gzipped = varies_by_encoding(class, size) && accepts_gzip(req);
+    let whole_tag = if gzipped {
+        std::borrow::Cow::Owned(format!("W/{etag}"))
+    } else {
+        std::borrow::Cow::Borrowed(etag)
+    };
+    let validators = |b: axum::http::response::Builder, tag: &str| {
+        b.header(header::ETAG, tag)
             .header(header::LAST_MODIFIED, lm)
             .header(header::CACHE_CONTROL, class.cache_control())
     };
-    let size = info.size;
     let range = match decide(req, *method == Method::GET, info, &target.live) {
         Decision::PreconditionFailed => {
             return Ok(status_only(StatusCode::PRECONDITION_FAILED, etag, lm));
         }
         Decision::NotModified => {
-            return validators(Response::builder().status(StatusCode::NOT_MODIFIED))
+            return validators(Response::builder(), &whole_tag)
+                .status(StatusCode::NOT_MODIFIED)
                 .body(Body::empty())
+                .map_err(|e| ApiError::Internal(e.to_string()));
+        }
+        Decision::Whole if gzipped => {
+            let bytes = load_gzipped(state, &target.key()).await?;
+            return validators(Response::builder(), &whole_tag)
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, class.content_type(target.file))
+                .header(header::CONTENT_ENCODING, "gzip")
+                .header(header::CONTENT_LENGTH, bytes.len())
+                .body(if *method == Method::HEAD {
+                    Body::empty()
+                } else {
+                    Body::from(bytes)
+                })
                 .map_err(|e| ApiError::Internal(e.to_string()));
         }
         Decision::Unsatisfiable => {
@@ -343,7 +433,7 @@ async fn respond(
         Decision::Part(start, end) => Some((start, end)),
     };
 
-    let builder = validators(Response::builder())
+    let builder = validators(Response::builder(), etag)
         .header(header::CONTENT_TYPE, class.content_type(target.file))
         .header(header::ACCEPT_RANGES, "bytes");
     let (builder, length) = match range {
@@ -571,6 +661,30 @@ mod tests {
         assert!(etag_list_matches("W/\"abc\"", tag, Comparison::Weak));
         assert!(etag_list_matches("*", tag, Comparison::Strong));
         assert!(!etag_list_matches("\"abcd\"", tag, Comparison::Weak));
+    }
+
+    #[test]
+    fn accept_encoding_per_rfc_9110() {
+        let accepts = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(value).unwrap(),
+            );
+            accepts_gzip(&headers)
+        };
+        assert!(accepts("gzip"));
+        assert!(accepts("gzip, deflate, br, zstd"));
+        assert!(accepts("br;q=1.0, GZIP;q=0.5"));
+        assert!(accepts("x-gzip"));
+        assert!(accepts("identity, *;q=0.1"));
+        assert!(!accepts("br;q=1.0, gzip;q=0"));
+        assert!(!accepts("gzip;q=0.000, *"));
+        assert!(!accepts("br, deflate"));
+        assert!(!accepts("identity"));
+        assert!(!accepts("*;q=0"));
+        assert!(!accepts("gzip;q=abc"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -5,14 +5,14 @@
 //! work of a general HTTP stack (BENCHMARKS.md, Origin). This path reads a request head with
 //! `httparse`, resolves it against the live catalog, and writes the response itself: bodies of
 //! [`SENDFILE_MIN`] bytes or more with `sendfile(2)` from the page cache (no copy through user
-//! space), smaller ones (playlists) from the hot memory cache. An idle keep-alive connection
-//! holds no buffer.
+//! space), smaller ones (playlists, and their gzip copies) from the hot memory cache. An idle
+//! keep-alive connection holds no buffer.
 //!
 //! It answers only what it answers exactly as the router would: `GET` or `HEAD` over HTTP/1.1,
-//! without a body, of an object of a film's current version, with the outcome 200, 206 or 304,
-//! and no compression to negotiate. Every other request is handed, with the bytes already
-//! read, to hyper and the router, which keep the connection from then on: errors, gzip, CORS
-//! preflights, HTTP/2, the API and the pages. The origin test
+//! without a body, of an object of a film's current version, with the outcome 200, 206 or 304.
+//! Every other request is handed, with the bytes already read, to hyper and the router, which
+//! keep the connection from then on: errors, CORS preflights, HTTP/1.0, HTTP/2, the API and
+//! the pages. The origin test
 //! `the_fast_path_answers_byte_for_byte_as_the_router` holds the two to the same answers.
 
 use std::fmt::Write as _;
@@ -30,7 +30,10 @@ use tokio::time::{Instant, Sleep};
 
 use crate::AppState;
 use crate::conn::ConnLimits;
-use crate::delivery::{Decision, RequestHeaders, Target, decide, load, resolve};
+use crate::delivery::{
+    Decision, RequestHeaders, Target, accepts_gzip, decide, load, load_gzipped, resolve,
+    varies_by_encoding,
+};
 
 /// Requests with more headers than this go to hyper (which allows 100).
 const MAX_HEADERS: usize = 32;
@@ -76,6 +79,8 @@ enum Plan {
     Incomplete,
     /// Not for the fast path: hand the connection to hyper.
     Defer,
+    /// The gzip copy of the object at this key is needed first.
+    Compress(String),
     Reply(Reply),
 }
 
@@ -96,12 +101,21 @@ struct Reply {
     log: Option<(&'static str, String)>,
 }
 
-/// Bytes `start..start + len` of the object at `key`.
 #[derive(Debug)]
-struct Body {
-    key: String,
-    start: u64,
-    len: u64,
+enum Body {
+    /// Bytes `start..start + len` of the object at `key`.
+    Object { key: String, start: u64, len: u64 },
+    /// The object's gzip copy.
+    Gzipped(bytes::Bytes),
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Object { len, .. } => *len,
+            Body::Gzipped(bytes) => bytes.len() as u64,
+        }
+    }
 }
 
 impl FastPath {
@@ -127,10 +141,24 @@ impl FastPath {
             // A request's head must arrive within the header timeout of the server waiting
             // for it; bytes trickling in do not extend that (slowloris).
             let deadline = Instant::now() + limits.header_timeout;
+            let mut gzipped = None;
             let reply = loop {
                 if !buf.is_empty() {
-                    match self.plan(&buf, *stop.borrow()) {
+                    let stopping = *stop.borrow();
+                    match self.plan(&buf, stopping, gzipped.take()) {
                         Plan::Reply(reply) => break reply,
+                        Plan::Compress(key) => match load_gzipped(&self.state, &key).await {
+                            // Planned again, with the copy at hand.
+                            Ok(bytes) => {
+                                gzipped = Some(bytes);
+                                continue;
+                            }
+                            Err(_) => {
+                                // The router answers the failure.
+                                self.state.metrics.fast_path_handoff();
+                                return Exit::Handoff(conn.stream, buf);
+                            }
+                        },
                         Plan::Incomplete if buf.len() < limits.max_header_bytes => {}
                         // Hyper answers oversized heads (431) and everything else.
                         Plan::Incomplete | Plan::Defer => {
@@ -157,14 +185,14 @@ impl FastPath {
         }
     }
 
-    fn plan(&self, buf: &[u8], stopping: bool) -> Plan {
+    /// `gzipped`: the gzip copy of the object, if an earlier plan asked for it.
+    fn plan(&self, buf: &[u8], stopping: bool, gzipped: Option<bytes::Bytes>) -> Plan {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => match self.reply(&request, len, stopping) {
-                Some(reply) => Plan::Reply(reply),
-                None => Plan::Defer,
-            },
+            Ok(httparse::Status::Complete(len)) => self
+                .reply(&request, len, stopping, gzipped)
+                .unwrap_or(Plan::Defer),
             Ok(httparse::Status::Partial) => Plan::Incomplete,
             Err(_) => Plan::Defer,
         }
@@ -176,7 +204,8 @@ impl FastPath {
         request: &httparse::Request<'_, '_>,
         request_len: usize,
         stopping: bool,
-    ) -> Option<Reply> {
+        gzipped: Option<bytes::Bytes>,
+    ) -> Option<Plan> {
         let started = std::time::Instant::now();
         let (method, is_get) = match request.method? {
             "GET" => ("GET", true),
@@ -197,7 +226,6 @@ impl FastPath {
 
         let mut close = stopping;
         let mut hosts = 0;
-        let mut negotiates_encoding = false;
         for header in request.headers.iter() {
             let name = header.name;
             let is = |n: &str| name.eq_ignore_ascii_case(n);
@@ -218,8 +246,6 @@ impl FastPath {
                         return None;
                     }
                 }
-            } else if is("accept-encoding") {
-                negotiates_encoding = true;
             }
         }
         if hosts != 1 {
@@ -227,29 +253,46 @@ impl FastPath {
         }
 
         let target = resolve(&self.state, slug, object).ok()?;
-        if negotiates_encoding && target.class.is_compressible() {
-            return None;
-        }
         let size = target.info.size;
-        let (status, range) = match decide(
-            &Headers(request.headers),
-            is_get,
-            &target.info,
-            &target.live,
-        ) {
+        let headers = Headers(request.headers);
+        // As the router: the gzip copy for a whole object of text, to clients that take it.
+        let gzip = varies_by_encoding(target.class, size) && accepts_gzip(&headers);
+        let (status, range) = match decide(&headers, is_get, &target.info, &target.live) {
             Decision::Whole => (200, None),
             Decision::Part(start, end) => (206, Some((start, end))),
             Decision::NotModified => (304, None),
             Decision::PreconditionFailed | Decision::Unsatisfiable => return None,
         };
-        let length = range.map_or(size, |(start, end)| end - start + 1);
-        let head = response_head(status, &target, range, length, is_get, close);
-        let body = (is_get && status != 304).then(|| Body {
-            key: target.key(),
-            start: range.map_or(0, |(start, _)| start),
-            len: length,
-        });
-        Some(Reply {
+        let gzipped = if gzip && status == 200 {
+            match gzipped.or_else(|| self.state.hot.get(&format!("{}#gzip", target.key()))) {
+                Some(bytes) => Some(bytes),
+                None => return Some(Plan::Compress(target.key())),
+            }
+        } else {
+            None
+        };
+        let length = match (&gzipped, range) {
+            (Some(bytes), _) => bytes.len() as u64,
+            (None, Some((start, end))) => end - start + 1,
+            (None, None) => size,
+        };
+        let representation = Representation {
+            status,
+            range,
+            length,
+            gzip,
+        };
+        let head = response_head(&representation, &target, close);
+        let body = match gzipped {
+            _ if !is_get || status == 304 => None,
+            Some(bytes) => Some(Body::Gzipped(bytes)),
+            None => Some(Body::Object {
+                key: target.key(),
+                start: range.map_or(0, |(start, _)| start),
+                len: length,
+            }),
+        };
+        Some(Plan::Reply(Reply {
             request_len,
             close,
             head,
@@ -259,7 +302,7 @@ impl FastPath {
             length: (status != 304).then_some(length),
             started,
             log: self.state.access_log.then(|| (method, path.to_owned())),
-        })
+        }))
     }
 
     async fn send(&self, conn: &mut Conn<'_>, reply: Reply) -> io::Result<()> {
@@ -274,7 +317,7 @@ impl FastPath {
         if let Err(e) = &result {
             tracing::debug!(error = %e, "fast path: response not finished");
         }
-        let sent = reply.body.as_ref().map_or(0, |b| b.len);
+        let sent = reply.body.as_ref().map_or(0, Body::len);
         let metrics = &self.state.metrics;
         metrics.media_request(reply.class, reply.status, sent, took);
         metrics.fast_path_request();
@@ -293,19 +336,23 @@ impl FastPath {
     }
 
     async fn send_body(&self, conn: &mut Conn<'_>, head: &[u8], body: &Body) -> io::Result<()> {
-        if body.len >= SENDFILE_MIN
-            && let Some(file) = self.open(&body.key)?
+        let (key, start, len) = match body {
+            Body::Gzipped(bytes) => return conn.write_all(head, bytes).await,
+            Body::Object { key, start, len } => (key, *start, *len),
+        };
+        if len >= SENDFILE_MIN
+            && let Some(file) = self.open(key)?
         {
-            return conn.send_file(head, &file, body.start, body.len).await;
+            return conn.send_file(head, &file, start, len).await;
         }
-        let bytes = load(&self.state, &body.key)
+        let bytes = load(&self.state, key)
             .await
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let start = usize::try_from(body.start).map_err(io::Error::other)?;
-        let end = usize::try_from(body.start + body.len).map_err(io::Error::other)?;
-        let part = bytes.get(start..end).ok_or_else(|| {
-            io::Error::other(format!("{} is shorter than its index says", body.key))
-        })?;
+        let end = usize::try_from(start + len).map_err(io::Error::other)?;
+        let start = usize::try_from(start).map_err(io::Error::other)?;
+        let part = bytes
+            .get(start..end)
+            .ok_or_else(|| io::Error::other(format!("{key} is shorter than its index says")))?;
         conn.write_all(head, part).await
     }
 
@@ -346,56 +393,59 @@ impl RequestHeaders for Headers<'_, '_> {
     }
 }
 
-/// The status line and headers, as the router and its layers (nosniff, CORS, compression's
-/// `Vary`) write them.
-fn response_head(
+/// What a response sends, as far as its head tells.
+struct Representation {
     status: u16,
-    target: &Target<'_>,
+    /// The bytes of a 206.
     range: Option<(u64, u64)>,
+    /// `Content-Length` (not sent on a 304).
     length: u64,
-    is_get: bool,
-    close: bool,
-) -> String {
+    /// Whether the gzip copy is the representation a 200 (or the one a 304 confirms) carries.
+    gzip: bool,
+}
+
+/// The status line and headers, as the router and its layers (nosniff, CORS) write them.
+fn response_head(r: &Representation, target: &Target<'_>, close: bool) -> String {
     let class = target.class;
     let mut h = String::with_capacity(640);
-    let reason = match status {
+    let reason = match r.status {
         200 => "OK",
         206 => "Partial Content",
         _ => "Not Modified",
     };
+    // A 206 is always of the object itself, whose tag is strong; the gzip copy's is weak.
+    let weak = if r.gzip && r.status != 206 { "W/" } else { "" };
     let _ = write!(
         h,
-        "HTTP/1.1 {status} {reason}\r\netag: {}\r\nlast-modified: {}\r\ncache-control: {}\r\n",
+        "HTTP/1.1 {} {reason}\r\netag: {weak}{}\r\nlast-modified: {}\r\ncache-control: {}\r\n",
+        r.status,
         target.info.etag,
         target.live.last_modified_http,
         class.cache_control()
     );
-    if status != 304 {
-        let _ = write!(
-            h,
-            "content-type: {}\r\naccept-ranges: bytes\r\n",
-            class.content_type(target.file)
-        );
-        if let Some((start, end)) = range {
+    if r.status != 304 {
+        let _ = write!(h, "content-type: {}\r\n", class.content_type(target.file));
+        if r.gzip && r.status == 200 {
+            h.push_str("content-encoding: gzip\r\n");
+        } else {
+            h.push_str("accept-ranges: bytes\r\n");
+        }
+        if let Some((start, end)) = r.range {
             let _ = write!(
                 h,
                 "content-range: bytes {start}-{end}/{}\r\n",
                 target.info.size
             );
         }
-        let _ = write!(h, "content-length: {length}\r\n");
+        let _ = write!(h, "content-length: {}\r\n", r.length);
     }
-    h.push_str(
-        "x-content-type-options: nosniff\r\n\
-         vary: origin, access-control-request-method, access-control-request-headers\r\n",
-    );
-    // The compression layer's rule: a 200 of compressible text of 256 bytes or more varies
-    // by Accept-Encoding (a HEAD's empty body does not qualify).
-    if status == 200 && is_get && class.is_compressible() && length >= 256 {
+    h.push_str("x-content-type-options: nosniff\r\n");
+    if varies_by_encoding(class, target.info.size) {
         h.push_str("vary: accept-encoding\r\n");
     }
     h.push_str(
-        "access-control-allow-origin: *\r\n\
+        "vary: origin, access-control-request-method, access-control-request-headers\r\n\
+         access-control-allow-origin: *\r\n\
          access-control-expose-headers: content-length,content-range,accept-ranges,etag\r\n",
     );
     if close {

@@ -127,8 +127,8 @@ impl AppState {
     }
 }
 
-/// Compress text (playlists, MPD, JSON, WebVTT, HTML, CSS, JS), never media: gzip over a
-/// segment breaks byte ranges in caches and gains nothing on compressed video.
+/// Compress the text the rest of the app answers (JSON, HTML, CSS, JS, metrics) on the fly.
+/// `/media` is outside this layer: it sends its text from a compressed copy made once.
 fn compressible(status: StatusCode, headers: &HeaderMap) -> bool {
     if status != StatusCode::OK || headers.contains_key(header::CONTENT_RANGE) {
         return false;
@@ -137,15 +137,9 @@ fn compressible(status: StatusCode, headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    [
-        "application/vnd.apple.mpegurl",
-        "application/dash+xml",
-        "application/json",
-        "text/",
-        "application/javascript",
-    ]
-    .iter()
-    .any(|t| content_type.starts_with(t))
+    ["application/json", "text/", "application/javascript"]
+        .iter()
+        .any(|t| content_type.starts_with(t))
 }
 
 /// A strong validator names one exact byte sequence; once compressed, the bytes differ, so the
@@ -196,11 +190,13 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(admin::routes())
         .merge(api::routes())
-        .merge(delivery::routes().layer(cors))
         .nest_service("/static", static_files)
         // Outside the compression layer, so it sees the Content-Encoding it set.
         .layer(compression)
         .layer(axum::middleware::map_response(weaken_etag_when_compressed))
+        // Media negotiates its own encoding: its text is compressed once and cached (see
+        // `delivery::load_gzipped`), not on every request.
+        .merge(delivery::routes().layer(cors))
         .with_state(state);
     if access_log {
         router.layer(axum::middleware::from_fn(log_access))
