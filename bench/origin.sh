@@ -16,8 +16,8 @@
 # Then latency at equal load: closed-loop saturation puts wrk and the servers on the same two
 # cores, so a server that answers more requests also leaves wrk less CPU, and p99 measures the
 # scheduler as much as the server. The second table loads both servers with the same offered
-# load, half of nginx's median throughput on that line (each connection waits a fixed delay
-# between its requests), and compares p50 and p99 there.
+# load, half of nginx's median throughput on that line (each connection waits a random delay
+# before each request), and compares p50 and p99 there.
 #
 # Usage: bench/origin.sh [SECONDS_PER_RUN] [ROUNDS]      (default 10 s, 3 rounds)
 set -euo pipefail
@@ -86,8 +86,13 @@ sleep 1
 curl -sf "http://127.0.0.1:$port_m/media/film/$version/$big" -o /dev/null
 curl -sf "http://127.0.0.1:$port_n/media/film/$version/$big" -o /dev/null
 
-# Each connection waits DELAY_MS between its requests (wrk calls delay() before each one).
-echo 'function delay() return tonumber(os.getenv("DELAY_MS")) end' > "$work/paced.lua"
+# Each connection waits 0 to 2 × DELAY_MS, at random, before each request (wrk calls delay()):
+# a fixed delay would keep 1,000 connections in step, sending in waves.
+cat > "$work/paced.lua" <<'LUA'
+local mean = tonumber(os.getenv("DELAY_MS"))
+function init() math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000) end
+function delay() return math.random(0, 2 * mean) end
+LUA
 
 # run URL CONNS [HEADER] [DELAY_MS] → "req/s gbit/s p50_ms p99_ms"
 run() {
@@ -142,7 +147,7 @@ printf "%-26s %5s %6s | %10s %8s %8s | %10s %8s %8s | %s\n" object conns "delay"
 for spec in "${specs[@]}"; do
   IFS='|' read -r label path header <<<"$spec"
   for conns in 64 1000; do
-    # The delay that makes CONNS connections offer half of nginx's rate (wrk counts in ms).
+    # The mean delay that makes CONNS connections offer half of nginx's rate (in ms).
     delay=$(awk -v c="$conns" -v r="${nginx_rps[$label/$conns]}" 'BEGIN {d = int(c * 1000 / (r / 2) + 0.5); print (d < 1 ? 1 : d)}')
     m_runs=(); n_runs=()
     for _ in $(seq "$rounds"); do

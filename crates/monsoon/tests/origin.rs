@@ -392,6 +392,78 @@ fn validators_and_conditional_requests() {
     assert_eq!(get(addr2, &path, "").header("etag"), Some(before.as_str()));
 }
 
+/// Monsoon sends text as a gzip copy made once: with its length (no chunking), a weak tag,
+/// the same headers on HEAD, 304 for the weak tag, and `Vary: Accept-Encoding` on every
+/// answer for the object, so no cache hands one client's encoding to another.
+#[test]
+fn text_goes_out_as_a_gzip_copy_with_its_length() {
+    let rig = rig();
+    let addr = addr_of(&rig.monsoon);
+    let v = &rig.version;
+    let varies = |reply: &Reply| {
+        reply
+            .headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("vary") && v.contains("accept-encoding"))
+    };
+    for path in ["/media/film/master.m3u8", "/media/film/manifest.mpd"] {
+        let plain = get(addr, path, "");
+        assert!(plain.body.len() >= 256, "{path} is too small to be gzipped");
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        let gz = get(addr, path, "Accept-Encoding: gzip, deflate, br\r\n");
+        assert_eq!(gz.status, 200, "{path}");
+        assert_eq!(gz.header("content-encoding"), Some("gzip"), "{path}");
+        assert_eq!(
+            gz.header("content-length"),
+            Some(gz.body.len().to_string().as_str()),
+            "{path}"
+        );
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&gz.body[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, plain.body, "{path}: the copy is of the object");
+        assert!(gz.body.len() < plain.body.len(), "{path}");
+        let weak = format!("W/{}", plain.header("etag").unwrap());
+        assert_eq!(gz.header("etag"), Some(weak.as_str()), "{path}");
+
+        let head = raw(
+            addr,
+            &format!(
+                "HEAD {path} HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert!(head.body.is_empty(), "{path}");
+        for h in ["content-length", "content-encoding", "etag", "content-type"] {
+            assert_eq!(head.header(h), gz.header(h), "{path}: HEAD differs in {h}");
+        }
+        let refused = get(addr, path, "Accept-Encoding: gzip;q=0, br\r\n");
+        assert_eq!(refused.body, plain.body, "{path}: gzip;q=0 is a refusal");
+        let not_modified = get(
+            addr,
+            path,
+            &format!("Accept-Encoding: gzip\r\nIf-None-Match: {weak}\r\n"),
+        );
+        assert_eq!(not_modified.status, 304, "{path}");
+        assert_eq!(not_modified.header("etag"), Some(weak.as_str()), "{path}");
+        for reply in [&plain, &gz, &head, &refused, &not_modified] {
+            assert!(varies(reply), "{path}: no Vary: Accept-Encoding");
+        }
+    }
+    // Below 256 bytes gzip saves less than its own header costs: one representation.
+    let small = format!("/media/film/{v}/v180/index.m3u8");
+    let reply = get(addr, &small, "Accept-Encoding: gzip\r\n");
+    assert!(
+        reply.body.len() < 256,
+        "{small} has grown: pick a smaller playlist"
+    );
+    assert_eq!(reply.header("content-encoding"), None);
+    assert!(!varies(&reply), "{small} has one representation");
+    let (segment, _) = rig.segment();
+    let seg = get(addr, &segment, "Accept-Encoding: gzip\r\n");
+    assert!(!varies(&seg), "a segment has one representation");
+}
+
 #[test]
 fn media_types_caching_compression_and_cors() {
     let rig = rig();
