@@ -3,8 +3,8 @@
 //! the operations endpoints (`/healthz`, `/readyz`, `/metrics`).
 //!
 //! Handlers are thin: they parse, call the catalog or the media store through their traits,
-//! and map the result. The app is built by [`app`] so tests drive it in-process; [`serve`]
-//! adds the connection deadlines and graceful draining of [`conn`].
+//! and map the result. The app is built by [`app`] so tests drive it in-process; [`serve_on`]
+//! adds the fast path, the connection deadlines and graceful draining of [`conn`].
 
 mod admin;
 mod api;
@@ -308,19 +308,6 @@ pub async fn serve_on(
     })
     .await
     .map_err(std::io::Error::other)
-}
-
-/// Serves `state` on `listener` with the deadlines of `limits` until `shutdown` resolves,
-/// then drains (see [`conn::serve`]).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    limits: ConnLimits,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> std::io::Result<()> {
-    let metrics = Arc::clone(&state.metrics);
-    let ready = Arc::clone(&state.ready);
-    conn::serve(listener, handlers(state), limits, metrics, ready, shutdown).await
 }
 
 /// The router, and the fast path if it is on.
