@@ -875,6 +875,62 @@ fn sigterm_turns_readiness_off_finishes_in_flight_responses_and_exits() {
     assert!(signalled.elapsed() < Duration::from_secs(22));
 }
 
+/// Files under `dir` that process `pid` holds open.
+fn open_files_under(pid: u32, dir: &Path) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+#[test]
+fn a_replaced_version_leaves_no_deleted_file_open() {
+    let rig = rig();
+    let addr = addr_of(&rig.monsoon);
+    let pid = rig.monsoon.child.id();
+    // A segment of 64 KiB or more goes out with sendfile, from a file kept open.
+    let name = "v180/seg_00000.m4s";
+    let size = std::fs::metadata(rig.version_dir.join(name)).unwrap().len();
+    assert!(
+        size >= 64 * 1024,
+        "{name} is {size} B: too small for sendfile"
+    );
+    let old = format!("/media/film/{}/{name}", rig.version);
+    assert_eq!(get(addr, &old, "").status, 200);
+    assert_eq!(
+        open_files_under(pid, &rig.version_dir),
+        1,
+        "{old} is kept open"
+    );
+
+    // Published again: the ingest deletes the old version once the new one is live.
+    common::ingest_ok(&rig.data, &rig._tmp.path().join("film.mp4"), "film");
+    assert!(!rig.version_dir.exists(), "the old version is deleted");
+    let new_dir = version_dir(&rig.data, "film");
+    let new = format!(
+        "/media/film/{}/{name}",
+        new_dir.file_name().unwrap().to_string_lossy()
+    );
+    // The server notices within its catalog refresh (1 s).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while get(addr, &new, "").status != 200 {
+        assert!(Instant::now() < deadline, "{new} is not served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        get(addr, &old, "").status,
+        404,
+        "a retired version is not served"
+    );
+    assert_eq!(
+        open_files_under(pid, &rig.version_dir),
+        0,
+        "the deleted version's files are let go, and their disk space with them"
+    );
+    assert_eq!(open_files_under(pid, &new_dir), 1);
+}
+
 #[test]
 fn http2_and_keep_alive() {
     let rig = rig();

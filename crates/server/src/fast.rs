@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rustix::fs::{Mode, OFlags};
@@ -61,6 +62,9 @@ const READ_CHUNK: usize = 16 * 1024;
 pub(crate) struct FastPath {
     state: AppState,
     files: quick_cache::sync::Cache<String, Arc<std::fs::File>>,
+    /// [`LiveCatalog::retired`](crate::live::LiveCatalog::retired) when `files` was last
+    /// checked.
+    files_retired: AtomicU64,
 }
 
 /// How a connection leaves the fast path.
@@ -123,6 +127,7 @@ impl FastPath {
         Self {
             state,
             files: quick_cache::sync::Cache::new(OPEN_FILES),
+            files_retired: AtomicU64::new(0),
         }
     }
 
@@ -358,7 +363,16 @@ impl FastPath {
 
     /// The open file of `key`, or none if the store has no local files. Symlinks are not
     /// followed: published objects are regular files.
+    ///
+    /// Once a version is retired its files are deleted, and an open descriptor would keep
+    /// their disk space (a 4K film's top rung alone is gigabytes): the cache is emptied at the
+    /// next file response after that.
     fn open(&self, key: &str) -> io::Result<Option<Arc<std::fs::File>>> {
+        let retired = self.state.live.retired();
+        if self.files_retired.load(Ordering::Relaxed) != retired {
+            self.files_retired.store(retired, Ordering::Relaxed);
+            self.files.clear();
+        }
         if let Some(file) = self.files.get(key) {
             return Ok(Some(file));
         }

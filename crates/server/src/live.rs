@@ -7,6 +7,7 @@
 //! then the previous one is, which is what the publish order guarantees to be complete.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -30,25 +31,32 @@ type Snapshot = Arc<HashMap<String, Arc<LiveFilm>>>;
 #[derive(Debug, Default)]
 pub struct LiveCatalog {
     snapshot: RwLock<Snapshot>,
+    /// Counts the refreshes that took a version out of service (replaced or unpublished).
+    retired: AtomicU64,
 }
 
 impl LiveCatalog {
-    /// The current version of `slug`, if it is published.
-    pub fn get(&self, slug: &str) -> Option<Arc<LiveFilm>> {
-        let snapshot = match self.snapshot.read() {
+    fn snapshot(&self) -> Snapshot {
+        match self.snapshot.read() {
             Ok(s) => Arc::clone(&s),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        };
-        snapshot.get(slug).cloned()
+        }
+    }
+
+    /// The current version of `slug`, if it is published.
+    pub fn get(&self, slug: &str) -> Option<Arc<LiveFilm>> {
+        self.snapshot().get(slug).cloned()
     }
 
     /// Slugs of every published film.
     pub fn slugs(&self) -> Vec<String> {
-        let snapshot = match self.snapshot.read() {
-            Ok(s) => Arc::clone(&s),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        };
-        snapshot.keys().cloned().collect()
+        self.snapshot().keys().cloned().collect()
+    }
+
+    /// Changes whenever a version stops being served. Its files are deleted by then (the
+    /// ingest that replaced it removes them), so whoever keeps them open should let go.
+    pub fn retired(&self) -> u64 {
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Reloads from the repository, reading the object index only of versions that changed.
@@ -58,6 +66,7 @@ impl LiveCatalog {
         media: &dyn MediaStore,
     ) -> Result<(), String> {
         let list = films.list().await.map_err(|e| e.to_string())?;
+        let before = self.snapshot();
         let mut next = HashMap::with_capacity(list.len());
         for film in list {
             let slug = film.slug.clone();
@@ -91,10 +100,17 @@ impl LiveCatalog {
                 }),
             );
         }
+        let retired = before.iter().any(|(slug, old)| {
+            next.get(slug)
+                .is_none_or(|new| new.film.current.version != old.film.current.version)
+        });
         let next = Arc::new(next);
         match self.snapshot.write() {
             Ok(mut s) => *s = next,
             Err(poisoned) => *poisoned.into_inner() = next,
+        }
+        if retired {
+            self.retired.fetch_add(1, Ordering::Release);
         }
         Ok(())
     }
