@@ -70,11 +70,11 @@ impl LiveCatalog {
         let mut next = HashMap::with_capacity(list.len());
         for film in list {
             let slug = film.slug.clone();
-            if let Some(old) = self.get(&slug)
+            if let Some(old) = before.get(&slug)
                 && old.film.current.version == film.current.version
                 && old.film.meta == film.meta
             {
-                next.insert(slug, old);
+                next.insert(slug, Arc::clone(old));
                 continue;
             }
             let key = format!("{slug}/{}/{OBJECT_INDEX}", film.current.version);
