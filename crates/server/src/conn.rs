@@ -414,8 +414,11 @@ pub(crate) fn serve_per_core(
         let handle = std::thread::Builder::new()
             .name(format!("monsoon-http-{i}"))
             .spawn(move || {
+                crate::coop::track();
                 let runtime = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .on_thread_park(crate::coop::parking)
+                    .on_thread_unpark(crate::coop::unparked)
                     .build()
                 {
                     Ok(rt) => rt,

@@ -187,6 +187,9 @@ impl FastPath {
             if Box::pin(self.send(&mut conn, reply)).await.is_err() || close {
                 return Exit::Closed;
             }
+            if crate::coop::answered() {
+                self.state.metrics.http_yield();
+            }
         }
     }
 

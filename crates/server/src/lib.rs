@@ -10,6 +10,7 @@ mod admin;
 mod api;
 mod assets;
 pub mod conn;
+mod coop;
 mod delivery;
 mod error;
 mod fast;

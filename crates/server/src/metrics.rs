@@ -73,6 +73,7 @@ pub struct Metrics {
     cache_bytes: Gauge,
     fast_requests: Counter,
     handoffs: Counter,
+    yields: Counter,
     connections: Gauge,
     open: AtomicI64,
     audience: AudienceGauges,
@@ -93,6 +94,7 @@ impl Default for Metrics {
         let connections = Gauge::default();
         let fast_requests = Counter::default();
         let handoffs = Counter::default();
+        let yields = Counter::default();
         registry.register(
             "monsoon_media_requests",
             "Media requests by object class and status",
@@ -129,6 +131,12 @@ impl Default for Metrics {
             "monsoon_fast_path_handoffs",
             "Connections the fast path handed to the router for a request it does not answer",
             handoffs.clone(),
+        );
+        registry.register(
+            "monsoon_http_yields",
+            "Times an HTTP thread gave its core up after answering many requests without \
+             waiting for one: the server is saturated",
+            yields.clone(),
         );
         registry.register(
             "monsoon_open_connections",
@@ -201,6 +209,7 @@ impl Default for Metrics {
             cache_bytes,
             fast_requests,
             handoffs,
+            yields,
             connections,
             open: AtomicI64::new(0),
             audience,
@@ -248,6 +257,10 @@ impl Metrics {
 
     pub fn fast_path_handoff(&self) {
         self.handoffs.inc();
+    }
+
+    pub fn http_yield(&self) {
+        self.yields.inc();
     }
 
     pub fn connection_opened(&self) {
