@@ -4,11 +4,10 @@
 //! scheduler's tick ends its slice, and everything else runnable on that core waits for it:
 //! at `HZ=250`, one or two ticks of 4 ms. The kernel reconsiders only at a tick, when the
 //! running thread sleeps, or when a task wakes up there; a task already waiting does not wake
-//! up, and a saturated thread does not sleep. So an HTTP thread that has
-//! answered [`RUN`] requests without sleeping in between calls `sched_yield`, which lets a
-//! waiting task have the core at once and returns at once when none waits. BENCHMARKS.md has
-//! the measurement (the saturated playlist's p99 went from two ticks to under two
-//! milliseconds).
+//! up, and a saturated thread does not sleep. So an HTTP thread that has answered [`RUN`]
+//! requests without sleeping in between calls `sched_yield`, which lets a waiting task have
+//! the core at once and returns at once when none waits. BENCHMARKS.md has the measurement
+//! (the saturated playlist's p99 went from two ticks to under two milliseconds).
 //!
 //! Only threads that [`track`] count: the per-core HTTP runtimes, whose park hooks call
 //! [`parking`] and [`unparked`].
