@@ -1,14 +1,22 @@
--- wrk script for bench/heartbeats.sh: each thread sends heartbeats, in turn, for its share of
--- the sessions listed in the file given after `--` ("<session_id> <token>" per line), with a
--- seq that grows per session, as players do.
-local threads = 0
+-- wrk script for bench/heartbeats.sh (run through bench/wrk.py): each thread sends
+-- heartbeats, in turn, for its share of the sessions listed in the file given after `--`
+-- ("<session_id> <token>" per line), with a seq that grows per session from 1, as players do.
+-- The file must hold sessions minted for this run only: a session that already took beats
+-- would answer `duplicate` to these seqs.
+--
+-- Every response is checked: status 204 and `X-Monsoon-Beat: accepted`. Anything else is a
+-- failure, and bench/wrk.py fails the run when there is one, so a round can never be made of
+-- duplicates, refusals or error pages. The nginx peer answers the same header, so both sides
+-- parse the same responses.
+local threads = {}
 
 function setup(thread)
-  thread:set("thread_id", threads)
-  threads = threads + 1
+  thread:set("thread_id", #threads)
+  table.insert(threads, thread)
 end
 
 local sessions, seqs, n, i = {}, {}, 0, 0
+accepted, failures, first_failure = 0, 0, ""
 
 function init(args)
   local k, count = tonumber(thread_id), tonumber(args[2] or "2")
@@ -24,10 +32,39 @@ function init(args)
   end
 end
 
+-- A path in the URL is put before the API's (bench/heartbeats.sh's failure demonstration).
+local prefix = (wrk.path == "/" or wrk.path == nil) and "" or wrk.path
+
 function request()
   i = i % n + 1
   seqs[i] = seqs[i] + 1
   local s = sessions[i]
   local body = string.format('{"token":"%s","seq":%d,"state":"playing","play_ms":0}', s.token, seqs[i])
-  return wrk.format("POST", "/api/v1/sessions/" .. s.id .. "/heartbeat", { ["Content-Type"] = "text/plain" }, body)
+  return wrk.format("POST", prefix .. "/api/v1/sessions/" .. s.id .. "/heartbeat", { ["Content-Type"] = "text/plain" }, body)
+end
+
+function response(status, headers, body)
+  local outcome
+  for name, value in pairs(headers) do
+    if string.lower(name) == "x-monsoon-beat" then outcome = value end
+  end
+  if status == 204 and outcome == "accepted" then
+    accepted = accepted + 1
+  else
+    failures = failures + 1
+    if first_failure == "" then
+      first_failure = string.format("status %d, X-Monsoon-Beat %s", status, tostring(outcome))
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local ok, bad, first = 0, 0, ""
+  for _, thread in ipairs(threads) do
+    ok = ok + thread:get("accepted")
+    bad = bad + thread:get("failures")
+    if first == "" then first = thread:get("first_failure") end
+  end
+  io.write(string.format('BENCH {"accepted":%d,"failures":%d,"checked":%d}\n', ok, bad, ok + bad))
+  if bad > 0 then io.stderr:write("first failed beat: " .. first .. "\n") end
 end
