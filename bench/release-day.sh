@@ -9,6 +9,7 @@
 #      the middle and a restart on the same port; the simulator retries through the gap and
 #      re-sends unacknowledged final beats. Views counted must equal the ground truth.
 #
+# The script exits 1 when a simulation found the server's figures differ from its ground truth.
 # Each server runs with the scenario's [server] rules as its [audience] table. Everything this
 # script starts is stopped by PID on exit; every step is bounded by `timeout`.
 #
@@ -84,7 +85,7 @@ run_peak() {
   timeout $(( ${PEAK_S:-300} + 400 )) "$monsoon" simulate --scenario bench/scenarios/peak-60k.toml \
     --url "http://127.0.0.1:$PORT" --film release --scale "$SCALE" ${PEAK_S:+--duration-s "$PEAK_S"} \
     --report "$OUT/peak-60k.json" --plot "$OUT/peak-60k.svg" 2> >(tee "$OUT/peak-60k.progress" >&2) \
-    | tee "$OUT/peak-60k.txt" || echo "peak-60k: simulate exited $?"
+    | tee "$OUT/peak-60k.txt" || { echo "peak-60k: simulate exited $?"; failed+=(peak-60k); }
   server_usage peak-60k "$c0" "$t0" | tee -a "$OUT/peak-60k.txt"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 }
@@ -111,12 +112,19 @@ run_day() {
     echo "== restarted as PID $server_pid at $(date +%T)"
     t0=$(date +%s.%N); c0=$(cpu_ticks "$server_pid")
   fi
-  wait "$sim" && echo "day-1m: simulate exited 0" || echo "day-1m: simulate exited $?"
+  wait "$sim" && echo "day-1m: simulate exited 0" || { echo "day-1m: simulate exited $?"; failed+=(day-1m); }
   cat "$OUT/day-1m.txt"
   server_usage "day-1m after restart" "$c0" "$t0" | tee -a "$OUT/day-1m-server.txt"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 }
 
+failed=()
 [ -n "${SKIP_PEAK:-}" ] || run_peak
 [ -n "${SKIP_DAY:-}" ] || run_day
 echo "reports, progress logs and charts in $OUT/"
+# The simulator exits 1 on any difference from its ground truth, a lost final beat or a
+# stranded viewer: then so does this script.
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi

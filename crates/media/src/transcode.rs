@@ -113,6 +113,42 @@ pub fn filter_graph(source: &Source, ladder: &Ladder) -> String {
     graph
 }
 
+/// The encoder options of rung `index` of `ladder`: codec, preset, profile, level, rate
+/// control and GOP. `bench/ladder.sh` gives the same options to its peers (it reads them from
+/// `monsoon ingest --json`), so every side of that comparison encodes alike.
+pub fn video_encoder_args(ladder: &Ladder, index: usize) -> Vec<String> {
+    let rung = &ladder.rungs[index];
+    let fps = rung.frame_rate_f64().max(1.0);
+    let keyint = (fps * GOP_SECONDS).round();
+    // One lookahead thread per encoder: with a rung per encoder in one process, more
+    // threads only contend for the same cores (measured in bench/ladder.sh).
+    let x264 = format!(
+        "keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:nal-hrd=vbr:lookahead-threads=1"
+    );
+    [
+        "-c:v",
+        "libx264",
+        "-preset",
+        ladder.quality.x264_preset(),
+        "-profile:v",
+        "high",
+        "-level:v",
+        &format!("{}.{}", rung.level / 10, rung.level % 10),
+        "-b:v",
+        &rung.average_bitrate.to_string(),
+        "-maxrate",
+        &rung.max_bitrate.to_string(),
+        "-bufsize",
+        &rung.buffer_bits.to_string(),
+        "-force_key_frames",
+        &format!("expr:gte(t,n_forced*{GOP_SECONDS})"),
+        "-x264-params",
+        &x264,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// The ffmpeg arguments (after the global ones `run_ffmpeg` adds) that encode `ladder` from
 /// `source` into `out_dir/<rendition>/`.
 pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsString> {
@@ -130,44 +166,14 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
         filter_graph(source, ladder).into(),
     ]);
 
-    let gop = format!("expr:gte(t,n_forced*{GOP_SECONDS})");
     for (i, rung) in ladder.rungs.iter().enumerate() {
-        let fps = rung.frame_rate_f64().max(1.0);
-        let keyint = (fps * GOP_SECONDS).round().to_string();
-        let level = format!("{}.{}", rung.level / 10, rung.level % 10);
-        // One lookahead thread per encoder: with a rung per encoder in one process, more
-        // threads only contend for the same cores (measured in bench/ladder.sh).
-        let x264 = format!(
-            "keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:nal-hrd=vbr:lookahead-threads=1"
-        );
+        args.extend(["-map".into(), format!("[v{i}]").into()]);
         args.extend(
-            [
-                "-map",
-                &format!("[v{i}]"),
-                "-c:v",
-                "libx264",
-                "-preset",
-                ladder.quality.x264_preset(),
-                "-profile:v",
-                "high",
-                "-level:v",
-                &level,
-                "-b:v",
-                &rung.average_bitrate.to_string(),
-                "-maxrate",
-                &rung.max_bitrate.to_string(),
-                "-bufsize",
-                &rung.buffer_bits.to_string(),
-                "-force_key_frames",
-                &gop,
-                "-x264-params",
-                &x264,
-                "-an",
-                "-sn",
-                "-dn",
-            ]
-            .map(OsString::from),
+            video_encoder_args(ladder, i)
+                .into_iter()
+                .map(OsString::from),
         );
+        args.extend(["-an", "-sn", "-dn"].map(OsString::from));
         args.extend(hls_output(out_dir, &rung.name));
     }
     args.extend(

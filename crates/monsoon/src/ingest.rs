@@ -354,6 +354,10 @@ fn describe(source: &Source, ladder: &Ladder, json_output: bool) {
                            "duration_s": source.duration_s, "audio": source.audio.is_some()},
                 "rungs": rungs,
                 "audio": ladder.audio.iter().map(|a| &a.name).collect::<Vec<_>>(),
+                // Each rung's exact encoder options, for bench/ladder.sh's peers.
+                "encoders": (0..ladder.rungs.len())
+                    .map(|i| monsoon_media::transcode::video_encoder_args(ladder, i))
+                    .collect::<Vec<_>>(),
             })
         );
     } else {
