@@ -34,12 +34,17 @@ import subprocess
 import sys
 
 
+class Failed(Exception):
+    """A side's command failed: its reason, from the last line of its stderr."""
+
+
 def run_side(name, command, round_no):
     env = dict(os.environ, ROUND=str(round_no), SIDE=name)
     out = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True)
     if out.returncode != 0:
         sys.stderr.write(out.stderr)
-        raise SystemExit(f"ab.py: side {name!r}, round {round_no}: exited {out.returncode}")
+        reason = (out.stderr.strip().splitlines() or [f"exited {out.returncode}"])[-1]
+        raise Failed(f"{name}, round {round_no}: {reason}")
     lines = [line for line in out.stdout.strip().splitlines() if line.strip()]
     if not lines:
         raise SystemExit(f"ab.py: side {name!r}, round {round_no}: printed nothing")
@@ -50,17 +55,25 @@ def run_side(name, command, round_no):
 
 
 def rounds(sides, count, record=None):
-    """Runs every side `count` times, alternating the order; returns {name: [result...]}."""
+    """Runs every side `count` times, alternating the order; returns {name: [result...]} and
+    the failures. A failed run is recorded and the rounds go on, so one bad run does not hide
+    the others; but the comparison as a whole then fails."""
     results = {name: [] for name, _ in sides}
+    failures = []
     for r in range(1, count + 1):
         order = sides if r % 2 == 1 else list(reversed(sides))
         for name, command in order:
-            result = run_side(name, command, r)
-            results[name].append(result)
+            try:
+                result = run_side(name, command, r)
+            except Failed as e:
+                failures.append(str(e))
+                result = {"failed": str(e)}
+            else:
+                results[name].append(result)
             if record:
                 with open(record, "a") as f:
                     f.write(json.dumps({"side": name, "round": r, **result}) + "\n")
-    return results
+    return results, failures
 
 
 def fmt(v):
@@ -99,12 +112,22 @@ def main():
     if len(sides) < 2:
         parser.error("at least two --side")
 
-    results = rounds(sides, args.rounds, args.record)
+    results, failures = rounds(sides, args.rounds, args.record)
     names = [n for n, _ in sides]
     a, b = names[0], names[1]
     for name in names:
         if any(args.key not in r for r in results[name]):
             raise SystemExit(f"ab.py: side {name!r} did not report {args.key!r}")
+    if failures:
+        for f in failures:
+            print(f"ab.py: FAILED: {f}", file=sys.stderr)
+        if args.table:
+            with open(args.table, "a") as f:
+                f.write(f"| {args.row or ''} | FAILED: {failures[0]} |\n")
+        medians = {f"{n}_{args.key}": statistics.median(r[args.key] for r in results[n])
+                   for n in names if results[n]}
+        print(json.dumps({"failed": failures, **medians}))
+        sys.exit(1)
     figures = [k for k, v in results[a][0].items() if isinstance(v, (int, float))]
 
     print(f"{args.row or 'A/B'}: {args.rounds} rounds, alternating", file=sys.stderr)

@@ -92,7 +92,8 @@ for sessions in 1000 10000; do
     --side "monsoon=python3 $work/mint.py $port_m $sessions $work/m-$sessions-\$ROUND.txt &&
       bench/wrk.py http://127.0.0.1:$port_m$prefix ${check[*]} --cpu $monsoon_pid -- $work/m-$sessions-\$ROUND.txt 2" \
     --side "nginx=bench/wrk.py http://127.0.0.1:$port_n$prefix ${check[*]} --cpu $nginx_pid -- $work/nginx-$sessions.txt 2" \
-    >/dev/null
+    >/dev/null || failed=1
 done
 echo
 cat "$table"
+[ -z "${failed:-}" ] || { echo "FAILED: see the rows above" >&2; exit 1; }

@@ -137,6 +137,8 @@ equal=$work/equal.md
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 } > "$equal"
 declare -A nginx_rps
+# Lines whose runs failed: every line still runs, and the script exits 1 at the end.
+failed=()
 
 # side NAME PORT PATH CONNS HEADER BODY_BYTES [DELAY_MS] → an ab.py --side argument
 side() {
@@ -156,8 +158,8 @@ for spec in "${specs[@]}"; do
     summary=$(python3 bench/ab.py --rounds "$rounds" --key rps --record "$OUT/origin.jsonl" \
       --row "$label | $conns" --table "$saturation" --columns gbps,p50_ms,p99_ms \
       --side "$(side monsoon $port_m "$path" $conns "$header" "$mb")" \
-      --side "$(side nginx $port_n "$path" $conns "$header" "$nb")")
-    nginx_rps[$label/$conns]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["nginx_rps"])' "$summary")
+      --side "$(side nginx $port_n "$path" $conns "$header" "$nb")") || failed+=("$label × $conns")
+    nginx_rps[$label/$conns]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("nginx_rps", 0))' "$summary")
   done
 done
 
@@ -169,10 +171,12 @@ for spec in "${specs[@]}"; do
   for conns in 64 1000; do
     # The mean delay that makes CONNS connections offer half of nginx's rate (in ms).
     delay=$(awk -v c="$conns" -v r="${nginx_rps[$label/$conns]}" 'BEGIN {d = int(c * 1000 / (r / 2) + 0.5); print (d < 1 ? 1 : d)}')
+    [ "${nginx_rps[$label/$conns]}" = 0 ] && continue
     python3 bench/ab.py --rounds "$rounds" --key p99_ms --record "$OUT/origin.jsonl" \
       --row "$label | $conns | $delay" --table "$equal" --columns rps,p50_ms \
       --side "$(side monsoon $port_m "$path" $conns "$header" "$mb" "$delay")" \
-      --side "$(side nginx $port_n "$path" $conns "$header" "$nb" "$delay")" >/dev/null
+      --side "$(side nginx $port_n "$path" $conns "$header" "$nb" "$delay")" >/dev/null ||
+      failed+=("$label × $conns at equal load")
   done
 done
 
@@ -212,3 +216,7 @@ cat "$saturation"
 printf '\nEqual load (the run with the median p99)\n\n'
 cat "$equal"
 printf '\n%s' "$idle"
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '\nFAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
