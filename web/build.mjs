@@ -13,6 +13,10 @@ const assets = {
   "site.css": "src/site.css",
   "admin.js": "src/admin.js",
   "admin.css": "src/admin.css",
+  // The proof-of-work worker and the SHA-256 it loads (a worker cannot use crypto.subtle
+  // outside secure contexts, and that call is async per hash).
+  "proof.js": "src/proof.js",
+  "sha256.js": "node_modules/js-sha256/build/sha256.min.js",
   // The full build: the light one cannot play alternate audio renditions, and every rung's
   // sound is one (CMAF: video and audio in separate playlists).
   "hls.js": "node_modules/hls.js/dist/hls.min.js",

@@ -179,6 +179,12 @@ try {
   let t = await page.evaluate(() => window.__t);
   check(t.stalls === 0, `${t.stalls} stalls before 10 s`);
   report.startup_ms = Math.round(t.firstPlaying - t.navigationStart);
+  // The session's proof of work, found in a worker beside playback (docs/SECURITY.md).
+  report.proof = await page.evaluate(() => {
+    const s = window.monsoonPlayer.session;
+    return s && { bits: s.proof_bits, ms: s.proof_ms };
+  });
+  check(report.proof && report.proof.ms >= 0, `no proof of work found: ${JSON.stringify(report.proof)}`);
   await page.screenshot({ path: `${ARTIFACTS}/watch.png` });
   await accessible(page, "watch");
 
@@ -307,7 +313,7 @@ try {
   await page.waitForFunction(() => window.__t && window.__t.firstPlaying !== null, null,
     { timeout: 60_000, polling: 100 });
   t = await page.evaluate(() => window.__t);
-  // Startup time as REFERENCE §3 and the heartbeats define it: first frame − play intent (the
+  // Startup time as docs/AUDIENCE.md and the heartbeats define it: first frame − play intent (the
   // player asking to play). The page itself (hls.js, ~100 kB) comes before, reported apart.
   report.throttled_startup_ms = Math.round(
     await page.evaluate(() => window.monsoonPlayer.counters.startup_ms));

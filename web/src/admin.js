@@ -43,6 +43,7 @@
     set("s-completion", pct(s.completion_rate));
     set("s-failures", fmt.format(s.failures));
     set("s-exits", fmt.format(s.exits_before_start));
+    set("s-suspicious", fmt.format(s.suspicious_sessions));
     set("updated", S.updated + " " + clock(d.now));
 
     if (live.film !== s.film) live = { film: s.film, points: [] };

@@ -73,7 +73,7 @@
     var q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
     m.seq += 1;
     return JSON.stringify({
-      token: session.token, seq: m.seq, state: finalState || m.state,
+      token: session.token, proof: session.proof, seq: m.seq, state: finalState || m.state,
       play_ms: Math.floor(m.play_ms), rebuffer_ms: Math.floor(m.rebuffer_ms),
       rebuffer_count: m.rebuffer_count, startup_ms: Math.floor(m.startup_ms),
       seek_ms: Math.floor(m.seek_ms), playhead_ms: Math.floor(video.currentTime * 1000),
@@ -81,15 +81,27 @@
       dropped_frames: q ? q.droppedVideoFrames : 0, fatal_error: m.fatal,
     });
   }
+  // The session's proof of work (docs/SECURITY.md), found in a worker so playback never
+  // waits for it; `done` gets the proof.
+  function prove(s, done) {
+    if (!s.proof_bits) { done("0"); return; }
+    try {
+      var worker = new Worker(config.proof_worker);
+      worker.onmessage = function (e) { worker.terminate(); done(e.data); };
+      worker.postMessage({ sha256: config.sha256_js, session: s.session_id, bits: s.proof_bits });
+    } catch (e) { /* no workers: the session goes uncounted, playback goes on */ }
+  }
   function beatUrl() { return "/api/v1/sessions/" + encodeURIComponent(session.session_id) + "/heartbeat"; }
   function beat() {
-    if (!session) return;
+    // Until the session's proof of work is found there is nothing the server would count:
+    // the counters are cumulative, so the first beat after it carries everything.
+    if (!session || !session.proof) return;
     // text/plain: a "simple" request, no CORS preflight; the server parses the JSON anyway.
     fetch(beatUrl(), { method: "POST", body: beatBody(), keepalive: true, headers: { "Content-Type": "text/plain" } })
       .catch(function () { /* the next beat carries the same cumulative counters */ });
   }
   function finalBeat() {
-    if (!session || m.sent_final) return;
+    if (!session || !session.proof || m.sent_final) return;
     // The session ends with the page: "ended" if the film ended, "error" after a fatal error,
     // else "paused" (the viewer left; they stop counting as watching at once).
     var state = m.state === "ended" || m.state === "error" ? m.state : "paused";
@@ -107,6 +119,13 @@
     if (!s) return;
     session = s;
     window.monsoonPlayer.session = s;
+    var proving = performance.now();
+    prove(s, function (proof) {
+      s.proof = proof;
+      s.proof_ms = Math.round(performance.now() - proving); // for the browser test's report
+      // A film already playing sends its first beat now rather than an interval later.
+      if (m.started) beat();
+    });
     beatTimer = setInterval(beat, 1000 * (s.heartbeat_interval_s || 10));
   }).catch(function () { /* playback goes on without audience figures */ });
   addEventListener("pagehide", function () { savePosition(); finalBeat(); });

@@ -2,23 +2,32 @@
 //! the figures built from them — views, concurrent viewers, peak, 24-hour views, quality of
 //! experience — live in memory and durable through group commit.
 //!
-//! The rules (REFERENCE §3) are a pure state machine in [`state`]; this file adds the clock,
-//! the HMAC tokens of [`token`], and the single writer that batches every accepted heartbeat
-//! into one transaction of an [`AudienceStore`] and acknowledges it only once committed.
-//! Storage engines live elsewhere (`monsoon-db`); this crate knows no SQL and no HTTP.
+//! The rules (`docs/AUDIENCE.md`) are a state machine in [`state`], the figures kept up to
+//! date in [`figures`]; this file adds the clock, the HMAC tokens of [`token`], the proof of
+//! work of [`proof`], and the single writer ([`writer`]) that stages every heartbeat against
+//! the state, commits the batch in one transaction of an [`AudienceStore`], and only then
+//! applies it and acknowledges. Storage engines live elsewhere (`monsoon-db`; [`memory`] for
+//! tests); this crate knows no SQL and no HTTP.
 
+pub mod figures;
+pub mod heartbeat;
+pub mod memory;
+pub mod proof;
+pub mod records;
 pub mod state;
 pub mod token;
+mod writer;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-pub use state::{
-    Counters, FilmStats, Minute, Outcome, Record, SERIES_METRICS, Session, State, View,
-};
+pub use figures::FilmStats;
+pub use heartbeat::{Counters, Heartbeat, PlayerState};
+pub use records::{Minute, Record, SERIES_METRICS, Session, View};
+pub use state::{Beat, Outcome, State};
 pub use token::TokenError;
 
 /// Every threshold of the rules; tests use short ones.
@@ -27,7 +36,8 @@ pub use token::TokenError;
 pub struct Config {
     /// Seconds between heartbeats, told to players when a session is minted.
     pub heartbeat_interval_s: u64,
-    /// Playing time that makes a view, ms.
+    /// Playing time that makes a view, ms, counted between the session's first accepted beat
+    /// and its latest (so one beat's claim is never a view).
     pub view_threshold_ms: u64,
     /// One view per (viewer, film) in this window, ms.
     pub view_dedup_ms: i64,
@@ -45,6 +55,12 @@ pub struct Config {
     pub sample_every_ms: u64,
     /// Heartbeats waiting for the writer beyond this are shed with 429.
     pub queue_limit: usize,
+    /// Proof of work a session's first heartbeat must bring, in leading zero bits of
+    /// SHA-256 (0 turns it off): 2^bits hashes on average (`docs/SECURITY.md`).
+    pub proof_bits: u32,
+    /// Sessions one viewer id may have watching a film at once and be counted; further ones
+    /// are kept apart as suspicious.
+    pub max_sessions_per_viewer: usize,
 }
 
 impl Default for Config {
@@ -60,84 +76,77 @@ impl Default for Config {
             token_ttl_ms: 12 * 3_600_000,
             sample_every_ms: 10_000,
             queue_limit: 50_000,
+            proof_bits: 18,
+            max_sessions_per_viewer: 3,
         }
     }
 }
 
-/// The player's state in a heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PlayerState {
-    Startup,
-    Playing,
-    Paused,
-    Seeking,
-    Rebuffering,
-    Ended,
-    Error,
-}
-
-impl PlayerState {
-    pub const ALL: [PlayerState; 7] = [
-        PlayerState::Startup,
-        PlayerState::Playing,
-        PlayerState::Paused,
-        PlayerState::Seeking,
-        PlayerState::Rebuffering,
-        PlayerState::Ended,
-        PlayerState::Error,
-    ];
-
-    /// The name on the wire and in storage.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlayerState::Startup => "startup",
-            PlayerState::Playing => "playing",
-            PlayerState::Paused => "paused",
-            PlayerState::Seeking => "seeking",
-            PlayerState::Rebuffering => "rebuffering",
-            PlayerState::Ended => "ended",
-            PlayerState::Error => "error",
+impl Config {
+    /// Checks every value against its rule; the error names the key, the value and the rule.
+    pub fn validate(&self) -> Result<()> {
+        let rule = |ok: bool, key: &str, value: String, why: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::Invalid(format!("[audience] {key} = {value}: {why}")))
+            }
+        };
+        rule(
+            (1..=600).contains(&self.heartbeat_interval_s),
+            "heartbeat_interval_s",
+            self.heartbeat_interval_s.to_string(),
+            "must be 1 to 600",
+        )?;
+        rule(
+            self.view_threshold_ms <= heartbeat::limits::TIME_MS,
+            "view_threshold_ms",
+            self.view_threshold_ms.to_string(),
+            "must be at most a week",
+        )?;
+        for (key, value) in [
+            ("view_dedup_ms", self.view_dedup_ms),
+            ("liveness_ms", self.liveness_ms),
+            ("min_beat_gap_ms", self.min_beat_gap_ms),
+        ] {
+            rule(
+                (0..=30 * 86_400_000).contains(&value),
+                key,
+                value.to_string(),
+                "must be 0 to 30 days",
+            )?;
         }
+        rule(
+            (1..=30 * 86_400_000).contains(&self.token_ttl_ms),
+            "token_ttl_ms",
+            self.token_ttl_ms.to_string(),
+            "must be 1 ms to 30 days",
+        )?;
+        rule(
+            self.rate_slack.is_finite() && (1.0..=10.0).contains(&self.rate_slack),
+            "rate_slack",
+            self.rate_slack.to_string(),
+            "must be 1 to 10",
+        )?;
+        rule(
+            self.proof_bits <= proof::MAX_BITS,
+            "proof_bits",
+            self.proof_bits.to_string(),
+            "must be at most 32 (2^32 hashes is minutes on a phone)",
+        )?;
+        rule(
+            self.max_sessions_per_viewer >= 1,
+            "max_sessions_per_viewer",
+            self.max_sessions_per_viewer.to_string(),
+            "must be at least 1",
+        )?;
+        rule(
+            self.queue_limit >= 1,
+            "queue_limit",
+            self.queue_limit.to_string(),
+            "must be at least 1",
+        )
     }
-
-    /// The state named `name` (see [`PlayerState::as_str`]).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-}
-
-/// A heartbeat as the player sends it (the wire contract of the audience issue). Counters are
-/// cumulative since the session started, so a lost beat loses nothing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    /// The session token, unless sent as `Authorization: Bearer`.
-    #[serde(default)]
-    pub token: Option<String>,
-    pub seq: u64,
-    pub state: PlayerState,
-    pub play_ms: u64,
-    #[serde(default)]
-    pub rebuffer_ms: u64,
-    #[serde(default)]
-    pub rebuffer_count: u64,
-    #[serde(default)]
-    pub startup_ms: u64,
-    #[serde(default)]
-    pub seek_ms: u64,
-    #[serde(default)]
-    pub playhead_ms: u64,
-    #[serde(default)]
-    pub height: u32,
-    #[serde(default)]
-    pub bitrate_kbps: u32,
-    #[serde(default)]
-    pub bytes: u64,
-    #[serde(default)]
-    pub dropped_frames: u64,
-    #[serde(default)]
-    pub fatal_error: bool,
 }
 
 /// The answer to minting a session.
@@ -147,6 +156,9 @@ pub struct Minted {
     pub viewer_id: String,
     pub token: String,
     pub heartbeat_interval_s: u64,
+    /// The proof of work the first heartbeat must carry: a `proof` such that
+    /// SHA-256(`<session_id>:<proof>`) starts with this many zero bits.
+    pub proof_bits: u32,
 }
 
 /// What the store gives back on start.
@@ -169,6 +181,13 @@ pub enum Error {
     UnknownSession(String),
     #[error("viewer id `{0}` is not valid: use 8 to 64 letters, digits, `-` or `_`")]
     ViewerId(String),
+    #[error(
+        "the first heartbeat of a session must carry its proof of work: a `proof` such that \
+         SHA-256(\"<session_id>:<proof>\") starts with {0} zero bits"
+    )]
+    ProofRequired(u32),
+    #[error("{0}")]
+    Invalid(String),
     #[error("too many heartbeats waiting to be stored; retry later")]
     Overloaded,
     #[error("audience store: {0}")]
@@ -177,28 +196,28 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Durable storage of sessions, views and peaks.
+/// Durable storage of sessions, views, peaks and minute rollups.
 ///
 /// Blocking by design: the group-commit writer calls [`AudienceStore::write`] from a thread of
 /// its own, so a store owns its connection there and answers without handing each statement
 /// to yet another thread; [`AudienceStore::load`] runs once at start, on a blocking thread.
+/// `crates/audience/src/memory.rs` holds the conformance suite every store must pass.
 pub trait AudienceStore: Send + Sync + std::fmt::Debug {
-    /// Writes `records` in one transaction.
+    /// Writes `records` in one transaction: all or nothing.
     fn write(&self, records: &[Record]) -> Result<()>;
     /// Everything needed to rebuild the live state: sessions started since `started_since_ms`
-    /// (the caller keeps those still active), every view since `since_ms`, and the peaks.
+    /// (the caller keeps those still active), every view since `since_ms`, the number of
+    /// older views per film, the peaks, and a month of minutes before `since_ms`.
     fn load(&self, started_since_ms: i64, since_ms: i64) -> Result<Snapshot>;
 }
-
-type Job = (Vec<Record>, oneshot::Sender<Result<()>>);
 
 /// The audience engine: live state, tokens, and the group-commit writer.
 #[derive(Debug)]
 pub struct Audience {
-    config: Config,
+    config: Arc<Config>,
     key: Vec<u8>,
-    state: Mutex<State>,
-    writer: mpsc::Sender<Job>,
+    state: Arc<Mutex<State>>,
+    writer: mpsc::Sender<writer::Job>,
     clock: Clock,
 }
 
@@ -208,17 +227,17 @@ pub enum Clock {
     #[default]
     System,
     /// Milliseconds since the Unix epoch, set by the test.
-    Manual(std::sync::Arc<std::sync::atomic::AtomicI64>),
+    Manual(Arc<std::sync::atomic::AtomicI64>),
 }
 
 impl Clock {
     /// A manual clock starting at `ms`, and the handle that moves it.
-    pub fn manual(ms: i64) -> (Self, std::sync::Arc<std::sync::atomic::AtomicI64>) {
-        let handle = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(ms));
+    pub fn manual(ms: i64) -> (Self, Arc<std::sync::atomic::AtomicI64>) {
+        let handle = Arc::new(std::sync::atomic::AtomicI64::new(ms));
         (Clock::Manual(handle.clone()), handle)
     }
 
-    fn now_ms(&self) -> i64 {
+    pub fn now_ms(&self) -> i64 {
         match self {
             Clock::System => SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -243,13 +262,21 @@ fn valid_viewer(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Sessions and views are kept in memory for a day, or for the de-duplication window if
+/// longer.
+fn keep_ms(config: &Config) -> i64 {
+    config.view_dedup_ms.max(figures::DAY_MS)
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    // A panic while holding the lock cannot leave the counters half-updated in a way that
+    // matters more than stopping the count; keep serving.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Audience {
     /// Rebuilds the live state from `store` and starts the writer.
-    pub async fn open(
-        config: Config,
-        key: Vec<u8>,
-        store: std::sync::Arc<dyn AudienceStore>,
-    ) -> Result<Self> {
+    pub async fn open(config: Config, key: Vec<u8>, store: Arc<dyn AudienceStore>) -> Result<Self> {
         Self::open_with_clock(config, key, store, Clock::System).await
     }
 
@@ -257,16 +284,17 @@ impl Audience {
     pub async fn open_with_clock(
         config: Config,
         key: Vec<u8>,
-        store: std::sync::Arc<dyn AudienceStore>,
+        store: Arc<dyn AudienceStore>,
         clock: Clock,
     ) -> Result<Self> {
+        config.validate()?;
         let now = clock.now_ms();
-        let keep = config.view_dedup_ms.max(24 * 3_600_000);
+        let keep = keep_ms(&config);
         // A session beats only while its token lives: the ones active in the window started at
         // most a token's lifetime before it.
         let started_since = now - keep - config.token_ttl_ms;
         let snapshot = {
-            let store = std::sync::Arc::clone(&store);
+            let store = Arc::clone(&store);
             tokio::task::spawn_blocking(move || store.load(started_since, now - keep))
                 .await
                 .map_err(|e| Error::Store(format!("loading the audience: {e}")))??
@@ -289,18 +317,22 @@ impl Audience {
         for (film, peak, at) in &snapshot.peaks {
             state.restore_peak(film, *peak, *at);
         }
-        state.finish_restore();
 
-        let (writer, jobs) = mpsc::channel::<Job>(config.queue_limit.max(1));
-        std::thread::Builder::new()
-            .name("audience-writer".into())
-            .spawn(move || write_loop(store.as_ref(), jobs))
-            .map_err(|e| Error::Store(format!("starting the audience writer: {e}")))?;
+        let config = Arc::new(config);
+        let state = Arc::new(Mutex::new(state));
+        let (jobs, queue) = mpsc::channel(config.queue_limit.max(1));
+        writer::start(
+            store,
+            Arc::clone(&state),
+            Arc::clone(&config),
+            clock.clone(),
+            queue,
+        )?;
         Ok(Self {
             config,
             key,
-            state: Mutex::new(state),
-            writer,
+            state,
+            writer: jobs,
             clock,
         })
     }
@@ -313,65 +345,47 @@ impl Audience {
         self.clock.now_ms()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the counters half-updated in a way that
-        // matters more than stopping the count; keep serving.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Hands records to the writer and waits until they are committed.
-    async fn commit(&self, records: Vec<Record>) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let (done, committed) = oneshot::channel();
+    /// Hands `job` to the writer and waits for its answer; sheds it when the queue is full.
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T>>) -> writer::Job,
+    ) -> Result<T> {
+        let (done, answer) = oneshot::channel();
         self.writer
-            .try_send((records, done))
+            .try_send(job(done))
             .map_err(|_| Error::Overloaded)?;
-        committed
+        answer
             .await
             .map_err(|_| Error::Store("the writer stopped".into()))?
     }
 
     /// Mints a session for `film`; keeps `viewer_id` when it is valid, else makes one.
-    pub async fn mint(&self, film: &str, viewer_id: Option<String>) -> Result<Minted> {
+    /// Nothing is kept or stored: the session exists from its first accepted heartbeat.
+    pub fn mint(&self, film: &str, viewer_id: Option<String>) -> Result<Minted> {
         let viewer = match viewer_id {
             Some(id) if valid_viewer(&id) => id,
             Some(id) => return Err(Error::ViewerId(id)),
             None => random_id(16),
         };
         let now = self.now_ms();
-        let session = Session {
-            id: random_id(16),
-            film: film.to_owned(),
-            viewer: viewer.clone(),
-            started_at: now,
-            last_beat_at: None,
-            last_seq: None,
-            state: None,
-            beat: state::Counters::default(),
-            view_counted: false,
-            view_deduplicated: false,
-            rungs: Default::default(),
-        };
+        let session = random_id(16);
         let token = token::sign(
             &self.key,
             &token::Claims {
                 film: film.to_owned(),
                 viewer: viewer.clone(),
-                session: session.id.clone(),
+                session: session.clone(),
+                issued_ms: Some(now),
                 expires_ms: now + self.config.token_ttl_ms,
             },
         );
-        let minted = Minted {
-            session_id: session.id.clone(),
+        Ok(Minted {
+            session_id: session,
             viewer_id: viewer,
             token,
             heartbeat_interval_s: self.config.heartbeat_interval_s,
-        };
-        self.lock().insert(session.clone());
-        self.commit(vec![Record::Session(session)]).await?;
-        Ok(minted)
+            proof_bits: self.config.proof_bits,
+        })
     }
 
     /// Verifies and applies a heartbeat; returns once its effect is durable.
@@ -381,48 +395,58 @@ impl Audience {
         token: &str,
         beat: &Heartbeat,
     ) -> Result<Outcome> {
+        beat.validate()?;
         let now = self.now_ms();
         let claims = token::verify(&self.key, token, session_id, now)?;
-        let (outcome, records) = {
-            let mut state = self.lock();
-            if state
-                .session(session_id)
-                .is_none_or(|s| s.film != claims.film)
-            {
+        // A seq already applied needs no commit: answer at once (retries, resent final beats).
+        if let Some(s) = lock(&self.state).session(session_id) {
+            if s.film != claims.film || s.viewer != claims.viewer {
                 return Err(Error::UnknownSession(session_id.to_owned()));
             }
-            state.beat(&self.config, session_id, beat, now)
+            if s.last_seq.is_some_and(|last| beat.seq <= last) {
+                return Ok(Outcome::Duplicate);
+            }
+        }
+        let proven = beat
+            .proof
+            .as_deref()
+            .is_some_and(|p| proof::check(session_id, p, self.config.proof_bits))
+            || self.config.proof_bits == 0;
+        let beat = Beat {
+            session: session_id.to_owned(),
+            started_at: claims
+                .issued_ms
+                .unwrap_or(claims.expires_ms - self.config.token_ttl_ms),
+            film: claims.film,
+            viewer: claims.viewer,
+            seq: beat.seq,
+            state: beat.state,
+            counters: Counters::from(beat),
+            proven,
         };
-        self.commit(records).await?;
-        Ok(outcome)
+        self.submit(|done| writer::Job::Beat(beat, done)).await
     }
 
     /// The live figures of `film`.
     pub fn stats(&self, film: &str) -> FilmStats {
         let now = self.now_ms();
-        self.lock().stats(&self.config, film, now)
+        lock(&self.state).stats(&self.config, film, now)
     }
 
     /// `metric` of `film` from `from_ms` in buckets of `step_ms` (see [`State::series`]).
     pub fn series(&self, film: &str, metric: &str, from_ms: i64, step_ms: i64) -> Vec<(i64, f64)> {
-        self.lock().series(film, metric, from_ms, step_ms)
+        lock(&self.state).series(film, metric, from_ms, step_ms)
     }
 
-    /// Samples concurrency for the peaks and forgets long-idle sessions.
+    /// Samples concurrency for the peaks and minute rollups, stores them, and forgets
+    /// long-idle sessions.
     pub async fn sample(&self) -> Result<()> {
-        let now = self.now_ms();
-        let records = {
-            let mut state = self.lock();
-            let records = state.sample(&self.config, now);
-            state.expire(now, self.config.view_dedup_ms.max(24 * 3_600_000));
-            records
-        };
-        self.commit(records).await
+        self.submit(writer::Job::Sample).await
     }
 
     /// Runs [`Audience::sample`] every `sample_every_ms` until the process ends.
-    pub fn spawn_sampler(self: &std::sync::Arc<Self>) {
-        let audience = std::sync::Arc::clone(self);
+    pub fn spawn_sampler(self: &Arc<Self>) {
+        let audience = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(
                 audience.config.sample_every_ms.max(100),
@@ -434,50 +458,5 @@ impl Audience {
                 }
             }
         });
-    }
-}
-
-/// The single writer, on its own thread: takes whatever is queued, commits it in one
-/// transaction, then acknowledges every heartbeat in the batch (group commit). The thread
-/// sleeps only when the queue is empty, so under load one wake-up serves a whole batch. It
-/// ends when the [`Audience`] is dropped.
-fn write_loop(store: &dyn AudienceStore, mut jobs: mpsc::Receiver<Job>) {
-    const MAX_BATCH: usize = 2_000;
-    while let Some(first) = jobs.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut records = Vec::with_capacity(batch.len());
-        let mut waiting = Vec::with_capacity(batch.len());
-        for (job_records, done) in batch {
-            records.extend(job_records);
-            waiting.push(done);
-        }
-        let result = store.write(&records);
-        for done in waiting {
-            let _ = done.send(match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(Error::Store(e.to_string())),
-            });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::PlayerState;
-
-    #[test]
-    fn state_names_are_the_wire_names() {
-        for state in PlayerState::ALL {
-            let wire = serde_json::to_string(&state).unwrap();
-            assert_eq!(wire, format!("\"{}\"", state.as_str()));
-            assert_eq!(PlayerState::from_name(state.as_str()), Some(state));
-        }
-        assert_eq!(PlayerState::from_name("dancing"), None);
     }
 }

@@ -1,6 +1,10 @@
-//! Session tokens: `v1.<film>.<viewer>.<session>.<expiry-ms>.<hmac>`, the HMAC-SHA256 over
-//! everything before it, with the server's secret. The server mints them; a client cannot make
-//! one up (PeerTube's client-made session ids "can be spoofed by users to create fake views").
+//! Session tokens: `v2.<film>.<viewer>.<session>.<issued-ms>.<expiry-ms>.<hmac>`, the
+//! HMAC-SHA256 over everything before it, with the server's secret. The server mints them; a
+//! client cannot make one up (PeerTube's client-made session ids "can be spoofed by users to
+//! create fake views"). Minting keeps nothing on the server: the token is the session until
+//! its first heartbeat, so a flood of mints costs no memory. Tokens of the previous form,
+//! `v1.<film>.<viewer>.<session>.<expiry-ms>.<hmac>`, are still accepted (without an issue
+//! time) so that viewers watching across an upgrade keep counting.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -11,6 +15,8 @@ pub struct Claims {
     pub film: String,
     pub viewer: String,
     pub session: String,
+    /// When the session was minted (absent from `v1` tokens).
+    pub issued_ms: Option<i64>,
     pub expires_ms: i64,
 }
 
@@ -37,8 +43,12 @@ fn mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
 /// Signs `claims` with `key`.
 pub fn sign(key: &[u8], claims: &Claims) -> String {
     let payload = format!(
-        "v1.{}.{}.{}.{}",
-        claims.film, claims.viewer, claims.session, claims.expires_ms
+        "v2.{}.{}.{}.{}.{}",
+        claims.film,
+        claims.viewer,
+        claims.session,
+        claims.issued_ms.unwrap_or(0),
+        claims.expires_ms
     );
     let tag = hex::encode(mac(key, &payload).finalize().into_bytes());
     format!("{payload}.{tag}")
@@ -52,13 +62,18 @@ pub fn verify(key: &[u8], token: &str, session: &str, now_ms: i64) -> Result<Cla
         .verify_slice(&tag)
         .map_err(|_| TokenError::BadSignature)?;
     let parts: Vec<&str> = payload.split('.').collect();
-    let [version, film, viewer, token_session, expires] = parts.as_slice() else {
-        return Err(TokenError::Malformed);
+    let (film, viewer, token_session, issued, expires) = match parts.as_slice() {
+        ["v2", film, viewer, session, issued, expires] => {
+            (film, viewer, session, Some(issued), expires)
+        }
+        ["v1", film, viewer, session, expires] => (film, viewer, session, None, expires),
+        _ => return Err(TokenError::Malformed),
     };
-    if *version != "v1" {
-        return Err(TokenError::Malformed);
-    }
     let expires_ms: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
+    let issued_ms = match issued {
+        Some(at) => Some(at.parse().map_err(|_| TokenError::Malformed)?),
+        None => None,
+    };
     if *token_session != session {
         return Err(TokenError::WrongSession);
     }
@@ -69,6 +84,7 @@ pub fn verify(key: &[u8], token: &str, session: &str, now_ms: i64) -> Result<Cla
         film: (*film).to_owned(),
         viewer: (*viewer).to_owned(),
         session: session.to_owned(),
+        issued_ms,
         expires_ms,
     })
 }
@@ -82,6 +98,7 @@ mod tests {
             film: "mua-do".into(),
             viewer: "v1abc".into(),
             session: "s123".into(),
+            issued_ms: Some(1_000),
             expires_ms: 10_000,
         }
     }
@@ -119,5 +136,14 @@ mod tests {
             Err(TokenError::Malformed)
         );
         assert_eq!(verify(key, "a.zz", "s123", 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn tokens_of_the_first_form_still_verify() {
+        let key = b"secret";
+        let payload = "v1.mua-do.v1abc.s123.10000";
+        let tag = hex::encode(mac(key, payload).finalize().into_bytes());
+        let claims = verify(key, &format!("{payload}.{tag}"), "s123", 0).unwrap();
+        assert_eq!((claims.issued_ms, claims.expires_ms), (None, 10_000));
     }
 }

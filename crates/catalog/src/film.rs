@@ -163,20 +163,30 @@ impl Film {
         format!("/media/{}/{}", self.slug, crate::DASH_MANIFEST)
     }
 
-    /// Path of the poster image, when the version has one.
+    /// Path of the poster image, when the version has one: a stable URL, not under the
+    /// version, so that the premiere page can show it without naming a version that is not
+    /// released yet (the server maps it to the current version's file).
     pub fn poster_url(&self) -> Option<String> {
         self.current
             .poster
             .as_ref()
-            .map(|p| format!("/media/{}/{}/{p}", self.slug, self.current.version))
+            .map(|p| format!("/media/{}/{p}", self.slug))
     }
 
-    /// Path of the backdrop image, when the version has one.
+    /// Path of the backdrop image, when the version has one (stable, as the poster's).
     pub fn backdrop_url(&self) -> Option<String> {
         self.current
             .backdrop
             .as_ref()
-            .map(|p| format!("/media/{}/{}/{p}", self.slug, self.current.version))
+            .map(|p| format!("/media/{}/{p}", self.slug))
+    }
+
+    /// Whether `file` is the poster's or the backdrop's name: what is public before the
+    /// premiere, at its stable URL.
+    pub fn is_artwork(&self, file: &str) -> bool {
+        [&self.current.poster, &self.current.backdrop]
+            .into_iter()
+            .any(|name| name.as_deref() == Some(file))
     }
 
     /// Path of the seek-preview thumbnails index, when the version has one.

@@ -1,6 +1,6 @@
 //! `monsoon ingest`: master file → probe → ladder → one ffmpeg → package → verify → publish.
 //!
-//! Publishing is crash-safe (REFERENCE §5): everything is built in `data/staging/`, fsynced,
+//! Publishing is crash-safe (`docs/INGEST.md`): everything is built in `data/staging/`, fsynced,
 //! renamed into `media/<slug>/<version>/` and only then recorded in the catalog, in one
 //! transaction. Until that commit the film (or its previous version) is what viewers get; a
 //! killed ingest leaves at most a staging directory or an unreferenced version directory, both

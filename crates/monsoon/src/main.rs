@@ -56,6 +56,9 @@ enum Command {
     AdminToken(admin_token::AdminTokenArgs),
     /// Release day against a running server: simulated viewers, ground truth, comparison.
     Simulate(simulate::SimulateArgs),
+    /// An attacker's script against a running server, on one thread, to measure what
+    /// cheating could add to a film's audience figures (bench/inflate.sh).
+    Inflate(simulate::attack::InflateArgs),
 }
 
 /// Where things live inside `--data`.
@@ -123,6 +126,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // The attacker runs on a runtime of its own, on one thread.
+    let command = match cli.command {
+        Command::Inflate(args) => return exit(simulate::attack::run(args)),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -135,7 +143,7 @@ fn main() -> ExitCode {
     };
     let data = DataDir::new(&cli.data);
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Ingest(args) => ingest::run(&data, args).await,
             Command::Serve(args) => serve::run(&data, args).await,
             Command::Demo(args) => demo::run(&data, args).await,
@@ -144,8 +152,13 @@ fn main() -> ExitCode {
             Command::Stats(args) => tokio::task::spawn_blocking(move || stats::run(&args))
                 .await
                 .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))),
+            Command::Inflate(_) => unreachable!("handled before the runtime"),
         }
     });
+    exit(result)
+}
+
+fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

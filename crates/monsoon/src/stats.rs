@@ -85,6 +85,10 @@ pub fn run(args: &StatsArgs) -> anyhow::Result<ExitCode> {
             format!("{}", number("exits_before_start")),
         ),
         ("failures", format!("{}", number("failures"))),
+        (
+            "suspicious (apart)",
+            format!("{}", number("suspicious_sessions")),
+        ),
     ];
     println!("{}", args.slug);
     for (label, value) in rows {

@@ -108,7 +108,9 @@ trailer = "trailer"
     // the (test) 5 s view threshold.
     let stats = server.get_json("/api/v1/films/mua-do/stats");
     assert!(stats["views"].as_u64().unwrap() >= 1, "{stats}");
-    assert!(stats["sessions"].as_u64().unwrap() >= 3, "{stats}");
+    // A session counts from its first accepted beat, which waits for its proof of work: the
+    // long visits count; a visit left within a second may not.
+    assert!(stats["sessions"].as_u64().unwrap() >= 2, "{stats}");
     assert!(stats["playing_time_s"].as_f64().unwrap() >= 30.0, "{stats}");
     assert!(stats["startup_ms_p50"].as_u64().is_some(), "{stats}");
 }

@@ -15,7 +15,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use monsoon_audience::{FilmStats, Heartbeat, Minted, Outcome};
+use monsoon_audience::{FilmStats, Heartbeat, Minted};
 use utoipa::OpenApi;
 
 use crate::error::ErrorBody;
@@ -62,23 +62,29 @@ pub struct FilmView {
     pub page_url: String,
     pub watch_url: String,
     pub renditions: Vec<Rendition>,
-    pub published_at: chrono::DateTime<chrono::Utc>,
+    /// When the current version was published; absent before the premiere, like everything
+    /// that would name the version (its path is its publication time).
+    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-impl From<Film> for FilmView {
-    fn from(film: Film) -> Self {
+impl FilmView {
+    /// The film as the API shows it at `now`. Before its premiere nothing names the current
+    /// version: the poster and backdrop have stable URLs, and the thumbnails are withheld
+    /// with everything else under the film (`delivery::resolve`).
+    pub fn new(film: Film, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let released = !film.is_before_premiere(now);
         FilmView {
             hls_url: film.hls_url(),
             dash_url: film.dash_url(),
             poster_url: film.poster_url(),
             backdrop_url: film.backdrop_url(),
-            thumbnails_url: film.thumbnails_url(),
+            thumbnails_url: film.thumbnails_url().filter(|_| released),
             subtitles: film.current.subtitles.clone(),
             page_url: format!("/films/{}", film.slug),
             watch_url: format!("/watch/{}", film.slug),
             duration_s: film.current.duration_s,
             renditions: film.current.renditions,
-            published_at: film.current.published_at,
+            published_at: released.then_some(film.current.published_at),
             slug: film.slug,
             meta: film.meta,
         }
@@ -94,7 +100,10 @@ pub struct FilmList {
 async fn list_films(State(state): State<AppState>) -> Result<Json<FilmList>, ApiError> {
     let films = state.films.list().await?;
     Ok(Json(FilmList {
-        films: films.into_iter().map(FilmView::from).collect(),
+        films: films
+            .into_iter()
+            .map(|f| FilmView::new(f, chrono::Utc::now()))
+            .collect(),
     }))
 }
 
@@ -109,7 +118,7 @@ async fn get_film(
         .get(&slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no film with slug `{slug}`")))?;
-    Ok(Json(film.into()))
+    Ok(Json(FilmView::new(film, chrono::Utc::now())))
 }
 
 /// The optional body of a mint request.
@@ -148,7 +157,7 @@ async fn mint_session(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("mint request: {e}")))?
     };
-    let minted = state.audience.mint(&slug, request.viewer_id).await?;
+    let minted = state.audience.mint(&slug, request.viewer_id)?;
     let mut response = (StatusCode::CREATED, Json(minted)).into_response();
     response
         .headers_mut()
@@ -162,7 +171,8 @@ async fn mint_session(
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/heartbeat", params(("id" = String, Path)),
     request_body(content = Heartbeat, content_type = "text/plain"),
     responses((status = 204, description = "stored (or idempotently ignored)"), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "the session's first beat without its proof of work"),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn heartbeat(
     State(state): State<AppState>,
@@ -176,16 +186,9 @@ async fn heartbeat(
         ApiError::Unauthorized("no session token (body `token` or Authorization: Bearer)".into())
     })?;
     let outcome = state.audience.heartbeat(&id, token, &beat).await?;
-    let label = match outcome {
-        Outcome::Accepted => "accepted",
-        Outcome::Duplicate => "duplicate",
-        Outcome::TooSoon => "too-soon",
-        Outcome::Implausible => "implausible",
-        Outcome::Closed => "closed",
-    };
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
-    headers.insert(X_MONSOON_BEAT, HeaderValue::from_static(label));
+    headers.insert(X_MONSOON_BEAT, HeaderValue::from_static(outcome.as_str()));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
@@ -263,9 +266,16 @@ async fn film_series(
             "step {step} is outside 60..=86400 seconds"
         )));
     }
-    let from = query
-        .from
-        .unwrap_or_else(|| state.audience.now_ms() - 24 * 3_600_000);
+    // Minute rollups go back a month; anything far outside that is a mistake (and would
+    // overflow the bucket arithmetic at the extremes of i64).
+    let now = state.audience.now_ms();
+    let from = query.from.unwrap_or(now - 24 * 3_600_000);
+    let (earliest, latest) = (now - 400 * 86_400_000, now + 86_400_000);
+    if !(earliest..=latest).contains(&from) {
+        return Err(ApiError::BadRequest(format!(
+            "from {from} is outside {earliest}..={latest} (ms since the Unix epoch, within 400 days before now and a day after)"
+        )));
+    }
     let points = state
         .audience
         .series(&slug, &query.metric, from, step * 1000);

@@ -5,7 +5,12 @@
 //! |---|---|
 //! | `/media/{slug}/master.m3u8` | HLS multivariant playlist of the current version |
 //! | `/media/{slug}/manifest.mpd` | DASH manifest of the current version |
+//! | `/media/{slug}/poster.jpg`, `backdrop.jpg` | the current version's artwork, at a stable URL |
 //! | `/media/{slug}/{version}/{file}` | every other object, under its versioned, immutable path |
+//!
+//! Before a film's premiere (`free_release`) every object of it is refused with 403 but its
+//! artwork at the stable URL: segment names are predictable, so withholding only the
+//! manifests would let anyone rebuild the film (`docs/SECURITY.md`).
 //!
 //! Only objects listed in the current version's object index are served, so no request path
 //! is ever joined onto the filesystem: `..`, encoded dots, NUL bytes and symlinks planted in
@@ -57,14 +62,6 @@ impl ObjectClass {
         })
     }
 
-    /// Playlists and MPDs: what a player needs to start, and what is withheld before a premiere.
-    pub fn is_manifest(self) -> bool {
-        matches!(
-            self,
-            ObjectClass::Multivariant | ObjectClass::Mpd | ObjectClass::MediaPlaylist
-        )
-    }
-
     /// Text, sent gzipped to clients that accept it; media never is (gzip over a segment breaks
     /// byte ranges in caches and gains nothing on compressed video).
     pub fn is_compressible(self) -> bool {
@@ -105,7 +102,7 @@ impl ObjectClass {
         }
     }
 
-    /// Cache lifetimes (REFERENCE §4): versioned objects never change; the top-level
+    /// Cache lifetimes (`docs/ORIGIN.md`): versioned objects never change; the top-level
     /// manifests point at the current version and change on re-ingest.
     pub fn cache_control(self) -> &'static str {
         match self {
@@ -121,8 +118,8 @@ impl ObjectClass {
     }
 }
 
-/// The refusal of a film's manifests before its free release. Cached for 5 s like every
-/// error, so a CDN absorbs the crowd waiting at the door and lets it in 5 s after the hour.
+/// The refusal of a film's objects before its free release. Cached for 5 s like every error,
+/// so a CDN absorbs the crowd waiting at the door and lets it in 5 s after the hour.
 pub fn premiere_ahead(film: &monsoon_catalog::Film) -> ApiError {
     let at = film
         .meta
@@ -223,9 +220,25 @@ pub(crate) struct Target<'p> {
     pub file: &'p str,
     pub info: ObjectInfo,
     pub class: ObjectClass,
+    /// Named by a stable URL rather than its versioned one (the artwork): its bytes change
+    /// with the version, so it may not be cached as immutable.
+    pub stable: bool,
 }
 
+/// Artwork at its stable URL: shown on the premiere page and the catalog, replaced when the
+/// film is re-ingested.
+const STABLE_ARTWORK_CACHE: &str = "public, max-age=300";
+
 impl Target<'_> {
+    /// `Cache-Control` of the object at the URL it was asked by.
+    pub fn cache_control(&self) -> &'static str {
+        if self.stable {
+            STABLE_ARTWORK_CACHE
+        } else {
+            self.class.cache_control()
+        }
+    }
+
     /// The object's key in the media store: `{slug}/{version}/{file}`.
     pub fn key(&self) -> String {
         format!(
@@ -244,8 +257,15 @@ pub(crate) fn resolve<'p>(
     let not_found = || ApiError::NotFound(format!("no media object `{slug}/{path}`"));
     let live = state.live.get(slug).ok_or_else(not_found)?;
     let version = &live.film.current.version;
-    // The top-level manifests live at stable URLs; everything else under its version.
-    let file = if path == MULTIVARIANT_PLAYLIST || path == DASH_MANIFEST {
+    let stable = live.film.is_artwork(path);
+    // Before the premiere every path but the artwork's is refused, existing object or not:
+    // telling one from the other would let a prober find the version's name.
+    if !stable && live.film.is_before_premiere(chrono::Utc::now()) {
+        return Err(premiere_ahead(&live.film));
+    }
+    // The top-level manifests and the artwork live at stable URLs; everything else under its
+    // version.
+    let file = if path == MULTIVARIANT_PLAYLIST || path == DASH_MANIFEST || stable {
         path
     } else {
         match path
@@ -258,14 +278,12 @@ pub(crate) fn resolve<'p>(
     };
     let info = live.objects.get(file).ok_or_else(not_found)?.clone();
     let class = ObjectClass::of(file).ok_or_else(not_found)?;
-    if class.is_manifest() && live.film.is_before_premiere(chrono::Utc::now()) {
-        return Err(premiere_ahead(&live.film));
-    }
     Ok(Target {
         live,
         file,
         info,
         class,
+        stable,
     })
 }
 
@@ -395,7 +413,7 @@ async fn respond(
     let validators = |b: axum::http::response::Builder, tag: &str| {
         b.header(header::ETAG, tag)
             .header(header::LAST_MODIFIED, lm)
-            .header(header::CACHE_CONTROL, class.cache_control())
+            .header(header::CACHE_CONTROL, target.cache_control())
     };
     let range = match decide(req, *method == Method::GET, info, &target.live) {
         Decision::PreconditionFailed => {

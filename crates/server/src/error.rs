@@ -98,7 +98,8 @@ impl From<monsoon_audience::Error> for ApiError {
         match e {
             A::Token(_) => ApiError::Unauthorized(e.to_string()),
             A::UnknownSession(_) => ApiError::NotFound(e.to_string()),
-            A::ViewerId(_) => ApiError::BadRequest(e.to_string()),
+            A::ViewerId(_) | A::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            A::ProofRequired(_) => ApiError::Forbidden(e.to_string()),
             A::Overloaded => ApiError::TooManyRequests(e.to_string(), 5),
             A::Store(_) => ApiError::Unavailable(e.to_string()),
         }

@@ -438,7 +438,7 @@ fn response_head(r: &Representation, target: &Target<'_>, close: bool) -> String
         r.status,
         target.info.etag,
         target.live.last_modified_http,
-        class.cache_control()
+        target.cache_control()
     );
     if r.status != 304 {
         let _ = write!(h, "content-type: {}\r\n", class.content_type(target.file));

@@ -126,6 +126,7 @@ pub struct Messages {
     pub stat_completion: String,
     pub stat_failures: String,
     pub stat_exits: String,
+    pub stat_suspicious: String,
     pub chart_concurrent: String,
     pub chart_views: String,
     pub chart_startup: String,

@@ -460,6 +460,9 @@ async fn watch_page(
     let player_json = script_json(&serde_json::json!({
         "film": slug,
         "duration_s": film.current.duration_s,
+        // The proof-of-work worker and the SHA-256 it loads (web/src/proof.js).
+        "proof_worker": state.assets.url("proof.js"),
+        "sha256_js": state.assets.url("sha256.js"),
         "strings": {
             "play": t.play, "pause": t.pause, "mute": t.mute, "unmute": t.unmute,
             "auto": t.auto, "audio_only": t.audio_only, "off": t.subtitles_off,

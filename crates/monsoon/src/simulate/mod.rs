@@ -11,7 +11,9 @@
 //! | `viewer.rs` | one viewer: playback model, ABR, heartbeats |
 //! | `truth.rs` | the ground truth |
 //! | `report.rs` | the comparison table, JSON and SVG |
+//! | `attack.rs` | `monsoon inflate`: an attacker's script, to measure what cheating gains |
 
+pub mod attack;
 mod client;
 mod film;
 mod report;
@@ -420,7 +422,7 @@ fn build_report(
     let views = truth.views.load(Ordering::SeqCst);
     let play_ms = truth.play_ms.load(Ordering::SeqCst);
     let sessions = truth.sessions.load(Ordering::SeqCst);
-    let unanswered = truth.unanswered_mints.load(Ordering::SeqCst);
+    let unconfirmed = truth.unconfirmed_sessions.load(Ordering::SeqCst);
     // The server sums playing time in ms and divides by 1000 as f64: round the difference of
     // two such sums back to whole ms.
     let server_play_ms = ((end.playing_time_s - baseline.playing_time_s) * 1000.0).round();
@@ -449,18 +451,18 @@ fn build_report(
         difference: cc as f64 - (cc.clamp(quiet.low, quiet.high.max(quiet.low))) as f64,
         rule: "exact once quiet",
     });
-    // A mint whose answer was lost may still have made a session on the server.
+    // A session whose beats' answers were all lost may still exist on the server.
     let extra = server_sessions as f64 - sessions as f64;
     comparison.push(Comparison {
         figure: "sessions".into(),
         server: server_sessions as f64,
         truth: sessions as f64,
-        difference: if (0.0..=unanswered as f64).contains(&extra) {
+        difference: if (0.0..=unconfirmed as f64).contains(&extra) {
             0.0
         } else {
             extra
         },
-        rule: "exact, + unanswered mints",
+        rule: "exact, + unconfirmed sessions",
     });
 
     let mut requests = BTreeMap::new();
@@ -531,7 +533,7 @@ fn build_report(
         live: live.clone(),
         requests,
         beats,
-        unanswered_mints: unanswered,
+        unconfirmed_sessions: unconfirmed,
         lost_final_beats: lost,
         stranded_viewers: stranded,
         simulator_cpu_s: own_cpu_s(),

@@ -81,7 +81,8 @@ pub struct Report {
     pub live: LiveCheck,
     pub requests: BTreeMap<String, ClassReport>,
     pub beats: BTreeMap<String, u64>,
-    pub unanswered_mints: u64,
+    /// Sessions whose beats may have landed but were never acknowledged.
+    pub unconfirmed_sessions: u64,
     pub lost_final_beats: u64,
     /// Viewers still present when `settle_s` ran out.
     pub stranded_viewers: i64,
@@ -161,13 +162,13 @@ impl Report {
         let beats: Vec<String> = self.beats.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(
             out,
-            "\nsimulator CPU: {:.0} s\nheld (watching, second half of the plateau): {}\nheartbeats: {}; server peak {}; unanswered mints {}; final beats lost {}; interval mismatches {}",
+            "\nsimulator CPU: {:.0} s\nheld (watching, second half of the plateau): {}\nheartbeats: {}; server peak {}; unconfirmed sessions {}; final beats lost {}; interval mismatches {}",
             self.simulator_cpu_s.unwrap_or(0.0),
             self.held_watching
                 .map_or_else(|| "no plateau".to_owned(), |h| h.to_string()),
             beats.join(", "),
             self.server_peak_concurrent,
-            self.unanswered_mints,
+            self.unconfirmed_sessions,
             self.lost_final_beats,
             self.interval_mismatches
         );

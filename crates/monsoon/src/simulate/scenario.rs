@@ -57,6 +57,11 @@ pub struct Rules {
     pub view_threshold_ms: u64,
     pub liveness_ms: u64,
     pub min_beat_gap_ms: u64,
+    /// The proof of work of a session's first beat, in bits. Every viewer solves what the
+    /// server asks when it mints; stated here so that `bench/release-day.sh` configures the
+    /// server with it, and checked against every mint.
+    #[serde(default)]
+    pub proof_bits: Option<u32>,
 }
 
 /// How the arrival curve is read.

@@ -1,8 +1,12 @@
 //! The simulator's ground truth: what the server should count, built only from heartbeats it
-//! acknowledged (204), by the server's own rules (REFERENCE §3).
+//! acknowledged (204), by the server's own rules (`docs/AUDIENCE.md`).
 //!
-//! - **views**: sessions whose acknowledged cumulative `play_ms` reached the view threshold
-//!   (every session has its own viewer id, so the one-per-hour de-duplication never applies);
+//! - **sessions**: sessions with an acknowledged beat (minting keeps nothing on the server; a
+//!   session's first beat is resent, the same bytes, until acknowledged, so both sides agree
+//!   on it);
+//! - **views**: sessions whose acknowledged cumulative `play_ms` grew by the view threshold
+//!   since their first acknowledged beat (every session has its own viewer id, so the
+//!   one-per-hour de-duplication never applies);
 //! - **playing time**: Σ over sessions of the last acknowledged `play_ms`. Counters are
 //!   cumulative, so a lost or refused beat changes nothing once a later one is acknowledged,
 //!   and a session's final beat is retried until it is;
@@ -30,6 +34,11 @@ pub struct Slot {
     /// A beat in flight: 0 none, 1 watching, 2 not watching.
     in_flight: AtomicU8,
     done: AtomicBool,
+    /// `play_ms` of the first acknowledged beat (-1: none yet), and whether the view counted.
+    first_play_ms: AtomicI64,
+    viewed: AtomicBool,
+    /// A beat went out and its answer was lost: the server may hold the session.
+    maybe_applied: AtomicBool,
 }
 
 /// The aggregates, updated by every viewer on every acknowledged beat.
@@ -45,8 +54,9 @@ pub struct Truth {
     pub watching: AtomicI64,
     /// Viewer tasks alive (minting, watching, paused or leaving).
     pub active: AtomicI64,
-    /// Mint requests that got no answer (the server may have made a session we never saw).
-    pub unanswered_mints: AtomicU64,
+    /// Sessions never acknowledged whose beats may have been applied (answers lost in a
+    /// restart): the server may count a session we never saw.
+    pub unconfirmed_sessions: AtomicU64,
     /// Final beats never acknowledged within the retry time.
     pub lost_final_beats: AtomicU64,
     slots: Mutex<Vec<Arc<Slot>>>,
@@ -74,7 +84,7 @@ impl Truth {
             play_ms: AtomicU64::new(0),
             watching: AtomicI64::new(0),
             active: AtomicI64::new(0),
-            unanswered_mints: AtomicU64::new(0),
+            unconfirmed_sessions: AtomicU64::new(0),
             lost_final_beats: AtomicU64::new(0),
             slots: Mutex::new(Vec::new()),
         }
@@ -85,9 +95,8 @@ impl Truth {
         self.start.elapsed().as_millis() as i64
     }
 
-    /// A minted session.
+    /// A minted session (counted once a beat of it is acknowledged).
     pub fn session(&self) -> Arc<Slot> {
-        self.sessions.fetch_add(1, Ordering::Relaxed);
         let slot = Arc::new(Slot {
             sent_ms: AtomicI64::new(-1),
             acked_ms: AtomicI64::new(-1),
@@ -95,6 +104,9 @@ impl Truth {
             was_watching: AtomicBool::new(false),
             in_flight: AtomicU8::new(0),
             done: AtomicBool::new(false),
+            first_play_ms: AtomicI64::new(-1),
+            viewed: AtomicBool::new(false),
+            maybe_applied: AtomicBool::new(false),
         });
         self.slots
             .lock()
@@ -109,6 +121,12 @@ impl Truth {
             .store(if watching { 1 } else { 2 }, Ordering::SeqCst);
     }
 
+    /// A beat went out but its answer was lost (not a refused connection): the server may
+    /// have applied it.
+    pub fn unanswered(&self, slot: &Slot) {
+        slot.maybe_applied.store(true, Ordering::SeqCst);
+    }
+
     /// The beat sent at `sent_ms` got an answer; `acked` if it was a 204. `previous_play_ms`
     /// is the session's last acknowledged playing time.
     pub fn answered(
@@ -121,9 +139,16 @@ impl Truth {
         previous_play_ms: u64,
     ) {
         if acked {
+            if slot.first_play_ms.load(Ordering::SeqCst) < 0 {
+                slot.first_play_ms.store(play_ms as i64, Ordering::SeqCst);
+                self.sessions.fetch_add(1, Ordering::Relaxed);
+            }
             self.play_ms
                 .fetch_add(play_ms - previous_play_ms, Ordering::Relaxed);
-            if previous_play_ms < self.view_threshold_ms && play_ms >= self.view_threshold_ms {
+            let first = slot.first_play_ms.load(Ordering::SeqCst) as u64;
+            if play_ms.saturating_sub(first) >= self.view_threshold_ms
+                && !slot.viewed.swap(true, Ordering::SeqCst)
+            {
                 self.views.fetch_add(1, Ordering::Relaxed);
             }
             let was = slot.watching.swap(watching, Ordering::SeqCst);
@@ -142,6 +167,11 @@ impl Truth {
     /// The session is over (its final beat acknowledged, or given up).
     pub fn close(&self, slot: &Slot) {
         slot.done.store(true, Ordering::SeqCst);
+        if slot.first_play_ms.load(Ordering::SeqCst) < 0
+            && slot.maybe_applied.load(Ordering::SeqCst)
+        {
+            self.unconfirmed_sessions.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Concurrency as the server may have counted it at some moment since `since_ms` (when
@@ -196,6 +226,7 @@ mod tests {
         assert_eq!((c.low, c.high), (0, 1));
         t.answered(&a, true, 0, true, 0, 0);
         t.answered(&b, true, 0, true, 0, 0);
+        assert_eq!(t.sessions.load(Ordering::Relaxed), 2);
         t.answered(&a, true, 0, true, 5_000, 0);
         let since = t.now_ms() + 1;
         // Refused: counts nothing.
@@ -214,5 +245,30 @@ mod tests {
         let c = t.concurrency(t.now_ms() + 1);
         assert_eq!((c.low, c.high), (1, 1));
         assert_eq!(t.watching.load(Ordering::Relaxed), 1);
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    #[test]
+    fn a_view_counts_playing_time_since_the_first_acknowledged_beat() {
+        let t = Truth::new(30_000, 4_000);
+        let a = t.session();
+        // The first acknowledged beat already claims 3 s: only what accrues after counts.
+        t.answered(&a, true, 0, true, 3_000, 0);
+        t.answered(&a, true, 0, true, 6_000, 3_000);
+        assert_eq!(t.views.load(Ordering::Relaxed), 0);
+        t.answered(&a, true, 0, true, 7_000, 6_000);
+        t.answered(&a, true, 0, true, 9_000, 7_000);
+        assert_eq!(t.views.load(Ordering::Relaxed), 1);
+        // A session never acknowledged, whose beat may have landed, is unconfirmed.
+        let b = t.session();
+        t.unanswered(&b);
+        t.close(&b);
+        t.close(&a);
+        assert_eq!(t.sessions.load(Ordering::Relaxed), 1);
+        assert_eq!(t.unconfirmed_sessions.load(Ordering::Relaxed), 1);
     }
 }

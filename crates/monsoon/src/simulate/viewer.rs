@@ -1,6 +1,6 @@
 //! One simulated viewer: mints a session, fetches the playlists, plays the film through a
 //! buffer fed by a throughput-based ABR model, pauses, seeks, rebuffers, sends heartbeats as
-//! the player does (REFERENCE §3), and leaves.
+//! the player does (`docs/AUDIENCE.md`), and leaves.
 //!
 //! Playback is modelled in continuous time: [`Player::advance`] moves the model to "now"
 //! event by event (buffer runs dry, a pause starts or ends, a seek, a download lands, the
@@ -315,6 +315,9 @@ struct Minted {
     session_id: String,
     token: String,
     heartbeat_interval_s: u64,
+    /// The proof of work the first beat must carry (`docs/SECURITY.md`).
+    #[serde(default)]
+    proof_bits: u32,
 }
 
 /// Decrements a counter when dropped, so a viewer is counted out however its task ends.
@@ -337,6 +340,21 @@ struct Session {
     final_seq: Option<u64>,
     acked_play_ms: u64,
     backoff: Duration,
+    /// The session's proof of work, as a JSON string, sent with every beat (the server needs
+    /// it on the first it accepts).
+    proof: String,
+    /// The first beat, resent byte for byte until acknowledged: the server's view counts
+    /// playing time from the first beat it accepted, so both sides must agree on which.
+    first: Option<FirstBeat>,
+    /// A beat of this session was acknowledged.
+    confirmed: bool,
+}
+
+/// The first beat as sent: its body and what the ground truth needs of it.
+struct FirstBeat {
+    body: Bytes,
+    watching: bool,
+    play_ms: u64,
 }
 
 /// Runs viewer `index` from arrival to departure. The controller counted it in `tasks` and
@@ -355,9 +373,21 @@ pub async fn watch(ctx: Arc<Ctx>, index: u64, mut end: watch::Receiver<bool>) {
     let Some(minted) = mint(&ctx, &conn).await else {
         return;
     };
-    if minted.heartbeat_interval_s != scenario.server.heartbeat_interval_s {
+    if minted.heartbeat_interval_s != scenario.server.heartbeat_interval_s
+        || scenario
+            .server
+            .proof_bits
+            .is_some_and(|bits| bits != minted.proof_bits)
+    {
         ctx.interval_mismatches.fetch_add(1, Ordering::Relaxed);
     }
+    // What a player computes in the background while the film loads.
+    let proof = {
+        let (id, bits) = (minted.session_id.clone(), minted.proof_bits);
+        tokio::task::spawn_blocking(move || monsoon_audience::proof::solve(&id, bits))
+            .await
+            .unwrap_or_default()
+    };
     let mut session = Session {
         conn: conn.clone(),
         slot: ctx.truth.session(),
@@ -367,6 +397,9 @@ pub async fn watch(ctx: Arc<Ctx>, index: u64, mut end: watch::Receiver<bool>) {
         final_seq: None,
         acked_play_ms: 0,
         backoff: Duration::ZERO,
+        proof: serde_json::to_string(&proof).unwrap_or_default(),
+        first: None,
+        confirmed: false,
     };
 
     let film_ms = if viewing.film_s > 0.0 {
@@ -505,7 +538,12 @@ pub async fn watch(ctx: Arc<Ctx>, index: u64, mut end: watch::Receiver<bool>) {
     let mut pause = Duration::from_millis(500);
     loop {
         if beat(&ctx, &mut session, &p, state, true).await {
-            break;
+            // Acknowledged: the final beat, or a first beat still waiting for its answer,
+            // after which the final one goes at once.
+            if session.final_seq.is_some() {
+                break;
+            }
+            continue;
         }
         if Instant::now() >= deadline {
             ctx.truth.lost_final_beats.fetch_add(1, Ordering::Relaxed);
@@ -651,12 +689,8 @@ async fn mint(ctx: &Ctx, conn: &Conn) -> Option<Minted> {
                     pause = pause.max(Duration::from_secs(s));
                 }
             }
-            // Sent but no answer: the server may have made the session before it went away.
-            Err(e) => {
-                if !e.connect {
-                    ctx.truth.unanswered_mints.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            // Minting keeps nothing on the server: a lost answer leaves nothing behind.
+            Err(_) => {}
         }
         if Instant::now() >= deadline {
             return None;
@@ -670,35 +704,51 @@ async fn mint(ctx: &Ctx, conn: &Conn) -> Option<Minted> {
 /// keeps its `seq` across retries, so a retry of a beat the server already applied is a
 /// harmless duplicate.
 async fn beat(ctx: &Ctx, s: &mut Session, p: &Player, state: &str, last: bool) -> bool {
-    if !last {
-        s.seq += 1;
-    } else if s.final_seq.is_none() {
-        s.seq += 1;
-        s.final_seq = Some(s.seq);
-    }
-    let play_ms = (p.play_ms as u64).max(s.acked_play_ms);
-    let rung = &ctx.film.rungs[p.rung];
-    let body = format!(
-        concat!(
-            r#"{{"token":{},"seq":{},"state":"{}","play_ms":{},"rebuffer_ms":{},"#,
-            r#""rebuffer_count":{},"startup_ms":{},"seek_ms":{},"playhead_ms":{},"#,
-            r#""height":{},"bitrate_kbps":{},"bytes":{},"dropped_frames":0,"fatal_error":{}}}"#
-        ),
-        s.token,
-        s.seq,
-        state,
-        play_ms,
-        p.rebuffer_ms as u64,
-        p.rebuffer_count,
-        p.startup_ms,
-        p.seek_ms as u64,
-        p.playhead_ms as u64,
-        rung.height,
-        rung.bandwidth / 1000,
-        p.bytes,
-        state == "error",
-    );
-    let watching = matches!(state, "startup" | "playing" | "seeking" | "rebuffering");
+    // Until the first beat is acknowledged, it is the one sent, unchanged.
+    let (body, watching, play_ms) = match &s.first {
+        Some(first) if !s.confirmed => (first.body.clone(), first.watching, first.play_ms),
+        _ => {
+            if !last {
+                s.seq += 1;
+            } else if s.final_seq.is_none() {
+                s.seq += 1;
+                s.final_seq = Some(s.seq);
+            }
+            let play_ms = (p.play_ms as u64).max(s.acked_play_ms);
+            let rung = &ctx.film.rungs[p.rung];
+            let body = Bytes::from(format!(
+                concat!(
+                    r#"{{"token":{},"proof":{},"seq":{},"state":"{}","play_ms":{},"#,
+                    r#""rebuffer_ms":{},"rebuffer_count":{},"startup_ms":{},"seek_ms":{},"#,
+                    r#""playhead_ms":{},"height":{},"bitrate_kbps":{},"bytes":{},"#,
+                    r#""dropped_frames":0,"fatal_error":{}}}"#
+                ),
+                s.token,
+                s.proof,
+                s.seq,
+                state,
+                play_ms,
+                p.rebuffer_ms as u64,
+                p.rebuffer_count,
+                p.startup_ms,
+                p.seek_ms as u64,
+                p.playhead_ms as u64,
+                rung.height,
+                rung.bandwidth / 1000,
+                p.bytes,
+                state == "error",
+            ));
+            let watching = matches!(state, "startup" | "playing" | "seeking" | "rebuffering");
+            if s.first.is_none() {
+                s.first = Some(FirstBeat {
+                    body: body.clone(),
+                    watching,
+                    play_ms,
+                });
+            }
+            (body, watching, play_ms)
+        }
+    };
     ctx.truth.sending(&s.slot, watching);
     let sent = ctx.truth.now_ms();
     let reply = ctx
@@ -708,7 +758,7 @@ async fn beat(ctx: &Ctx, s: &mut Session, p: &Player, state: &str, last: bool) -
             Class::Heartbeat,
             Method::POST,
             &s.path,
-            Some(Bytes::from(body)),
+            Some(body),
             false,
         )
         .await;
@@ -722,18 +772,24 @@ async fn beat(ctx: &Ctx, s: &mut Session, p: &Player, state: &str, last: bool) -
                 r.status,
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
             ) {
-                // REFERENCE §3: on 429/503, double the wait, at most 60 s.
+                // On 429/503, double the wait, at most 60 s (docs/AUDIENCE.md).
                 let told = Duration::from_secs(r.retry_after.unwrap_or(1));
                 s.backoff = (s.backoff * 2).max(told).min(Duration::from_secs(60));
             }
             false
         }
-        Err(_) => false,
+        Err(e) => {
+            if !e.connect {
+                ctx.truth.unanswered(&s.slot);
+            }
+            false
+        }
     };
     ctx.truth
         .answered(&s.slot, acked, sent, watching, play_ms, s.acked_play_ms);
     if acked {
         s.acked_play_ms = play_ms;
+        s.confirmed = true;
     }
     acked
 }

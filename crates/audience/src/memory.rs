@@ -1,0 +1,537 @@
+//! An [`AudienceStore`] in memory, and the conformance suite every store must pass.
+//!
+//! The memory store lets the engine's own tests (tokens, restart, group commit, load
+//! shedding) run in this crate without a database; it can also be told to fail its next
+//! writes, to show that a failed commit changes nothing. [`conformance::run`] holds any store
+//! to the contract of the trait: `crates/db` runs it on SQLite, and a new backend is one more
+//! call of it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::{AudienceStore, Error, Minute, Record, Result, Session, Snapshot, View};
+
+#[derive(Debug, Default)]
+struct Data {
+    sessions: BTreeMap<String, Session>,
+    views: BTreeMap<String, View>,
+    peaks: BTreeMap<String, (u64, i64)>,
+    minutes: BTreeMap<(String, i64), Minute>,
+}
+
+/// Sessions, views, peaks and minutes in memory; clones share the same data, like two
+/// connections to one database.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    data: Arc<Mutex<Data>>,
+    fail_next: Arc<AtomicUsize>,
+    /// Records stored, for tests.
+    writes: Arc<AtomicUsize>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes the next `n` writes fail, as a full disk would.
+    pub fn fail_next_writes(&self, n: usize) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// Transactions committed so far.
+    pub fn commits(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+}
+
+impl AudienceStore for MemoryStore {
+    fn write(&self, records: &[Record]) -> Result<()> {
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(Error::Store("the memory store was told to fail".into()));
+        }
+        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        for record in records {
+            match record {
+                Record::Session(s) => {
+                    data.sessions.insert(s.id.clone(), s.clone());
+                }
+                Record::View(v) => {
+                    data.views
+                        .entry(v.session.clone())
+                        .or_insert_with(|| v.clone());
+                }
+                Record::Peak { film, peak, at } => {
+                    let entry = data.peaks.entry(film.clone()).or_insert((*peak, *at));
+                    if *peak > entry.0 {
+                        *entry = (*peak, *at);
+                    }
+                }
+                Record::Minute(m) => {
+                    data.minutes.insert((m.film.clone(), m.at), m.clone());
+                }
+            }
+        }
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn load(&self, started_since_ms: i64, since_ms: i64) -> Result<Snapshot> {
+        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        let mut older: BTreeMap<String, u64> = BTreeMap::new();
+        for v in data.views.values().filter(|v| v.at < since_ms) {
+            *older.entry(v.film.clone()).or_default() += 1;
+        }
+        let month_before = since_ms - 29 * 24 * 3_600_000;
+        Ok(Snapshot {
+            sessions: data
+                .sessions
+                .values()
+                .filter(|s| s.started_at >= started_since_ms)
+                .cloned()
+                .collect(),
+            views: data
+                .views
+                .values()
+                .filter(|v| v.at >= since_ms)
+                .cloned()
+                .collect(),
+            older_views: older.into_iter().collect(),
+            peaks: data
+                .peaks
+                .iter()
+                .map(|(film, (peak, at))| (film.clone(), *peak, *at))
+                .collect(),
+            minutes: data
+                .minutes
+                .values()
+                .filter(|m| m.at >= month_before)
+                .cloned()
+                .collect(),
+        })
+    }
+}
+
+/// The contract of [`AudienceStore`], as a suite any backend can run:
+/// `conformance::run(|| Arc::new(MyStore::open(...)))` where every call opens the same
+/// underlying data (a restart). A test suite: a broken promise panics.
+#[allow(clippy::unwrap_used)]
+pub mod conformance {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use crate::{AudienceStore, Counters, Minute, PlayerState, Record, Session, View};
+
+    const T0: i64 = 1_800_000_000_000;
+
+    fn session(id: &str, film: &str, started_at: i64, play_ms: u64) -> Session {
+        Session {
+            id: id.into(),
+            film: film.into(),
+            viewer: format!("viewer-{id}"),
+            started_at,
+            last_beat_at: Some(started_at + 10_000),
+            last_seq: Some(3),
+            state: Some(PlayerState::Playing),
+            beat: Counters {
+                play_ms,
+                rebuffer_ms: 250,
+                rebuffer_count: 1,
+                startup_ms: 900,
+                seek_ms: 0,
+                playhead_ms: play_ms,
+                height: 720,
+                bitrate_kbps: 3_000,
+                bytes: crate::heartbeat::limits::BYTES,
+                dropped_frames: 2,
+                fatal_error: false,
+            },
+            first_play_ms: 100,
+            view_counted: true,
+            view_deduplicated: false,
+            suspicious: false,
+            rungs: BTreeMap::from([(360, 1_000), (720, play_ms - 1_000)]),
+        }
+    }
+
+    fn minute(film: &str, at: i64, concurrent: u64) -> Minute {
+        Minute {
+            film: film.into(),
+            at,
+            concurrent_viewers: concurrent,
+            views: 3,
+            views_24h: 2,
+            playing_time_s: 12.5,
+            rebuffer_ratio: 0.25,
+            startup_ms_p95: Some(800),
+        }
+    }
+
+    /// Runs every check; panics (fails the calling test) on the first broken promise.
+    pub fn run(open: &dyn Fn() -> Arc<dyn AudienceStore>) {
+        sessions_round_trip_and_the_latest_state_wins(open);
+        views_are_kept_once_and_split_by_age(open);
+        peaks_only_rise_and_minutes_are_replaced(open);
+        an_empty_write_is_fine(open);
+    }
+
+    fn sessions_round_trip_and_the_latest_state_wins(open: &dyn Fn() -> Arc<dyn AudienceStore>) {
+        let store = open();
+        let old = session("s-old", "a", T0 - 100_000, 5_000);
+        let mut s = session("s1", "a", T0, 20_000);
+        store
+            .write(&[Record::Session(old.clone()), Record::Session(s.clone())])
+            .unwrap();
+        s.beat.play_ms = 30_000;
+        s.last_seq = Some(4);
+        s.state = Some(PlayerState::Ended);
+        s.suspicious = true;
+        store.write(&[Record::Session(s.clone())]).unwrap();
+        drop(store);
+        let loaded = open().load(T0 - 1, T0).unwrap();
+        assert_eq!(
+            loaded.sessions,
+            vec![s],
+            "only sessions started since, as last written"
+        );
+    }
+
+    fn views_are_kept_once_and_split_by_age(open: &dyn Fn() -> Arc<dyn AudienceStore>) {
+        let store = open();
+        let view = |session: &str, at| View {
+            session: session.into(),
+            film: "b".into(),
+            viewer: "viewer-1".into(),
+            at,
+        };
+        store
+            .write(&[
+                Record::View(view("v1", T0 - 5)),
+                Record::View(view("v2", T0)),
+                Record::View(view("v3", T0 + 5)),
+            ])
+            .unwrap();
+        // The same session's view again is no second view.
+        store.write(&[Record::View(view("v3", T0 + 9))]).unwrap();
+        let loaded = open().load(T0, T0).unwrap();
+        let mut recent: Vec<View> = loaded.views.into_iter().filter(|v| v.film == "b").collect();
+        recent.sort_by_key(|v| v.at);
+        assert_eq!(recent, vec![view("v2", T0), view("v3", T0 + 5)]);
+        let older: Vec<(String, u64)> = loaded
+            .older_views
+            .into_iter()
+            .filter(|(film, _)| film == "b")
+            .collect();
+        assert_eq!(older, vec![("b".to_owned(), 1)]);
+    }
+
+    fn peaks_only_rise_and_minutes_are_replaced(open: &dyn Fn() -> Arc<dyn AudienceStore>) {
+        let store = open();
+        let peak = |peak, at| Record::Peak {
+            film: "c".into(),
+            peak,
+            at,
+        };
+        store.write(&[peak(10, T0), peak(7, T0 + 1)]).unwrap();
+        store.write(&[peak(12, T0 + 2)]).unwrap();
+        store.write(&[peak(11, T0 + 3)]).unwrap();
+        store.write(&[Record::Minute(minute("c", T0, 4))]).unwrap();
+        store.write(&[Record::Minute(minute("c", T0, 9))]).unwrap();
+        let loaded = open().load(T0, T0).unwrap();
+        let peaks: Vec<_> = loaded.peaks.into_iter().filter(|p| p.0 == "c").collect();
+        assert_eq!(peaks, vec![("c".to_owned(), 12, T0 + 2)]);
+        let minutes: Vec<_> = loaded
+            .minutes
+            .into_iter()
+            .filter(|m| m.film == "c")
+            .collect();
+        assert_eq!(minutes, vec![minute("c", T0, 9)]);
+    }
+
+    fn an_empty_write_is_fine(open: &dyn Fn() -> Arc<dyn AudienceStore>) {
+        open().write(&[]).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::{Audience, Clock, Config, Heartbeat, Outcome, PlayerState, TokenError, proof};
+
+    #[test]
+    fn the_memory_store_keeps_the_contract() {
+        let store = MemoryStore::new();
+        conformance::run(&|| Arc::new(store.clone()) as Arc<dyn AudienceStore>);
+    }
+
+    const T0: i64 = 1_800_000_000_000;
+
+    fn config() -> Config {
+        Config {
+            proof_bits: 8,
+            ..Config::default()
+        }
+    }
+
+    fn beat(seq: u64, state: PlayerState, play_ms: u64) -> Heartbeat {
+        Heartbeat {
+            token: None,
+            proof: None,
+            seq,
+            state,
+            play_ms,
+            rebuffer_ms: 0,
+            rebuffer_count: 0,
+            startup_ms: 700,
+            seek_ms: 0,
+            playhead_ms: play_ms,
+            height: 360,
+            bitrate_kbps: 365,
+            bytes: 0,
+            dropped_frames: 0,
+            fatal_error: false,
+        }
+    }
+
+    async fn open(store: &MemoryStore, clock: Clock, config: Config) -> Audience {
+        Audience::open_with_clock(config, b"key".to_vec(), Arc::new(store.clone()), clock)
+            .await
+            .unwrap()
+    }
+
+    /// Plays `minted` from its first beat, one beat every 10 s up to `last_seq`.
+    async fn play(
+        audience: &Audience,
+        now: &std::sync::atomic::AtomicI64,
+        minted: &crate::Minted,
+        seqs: std::ops::RangeInclusive<u64>,
+    ) {
+        let proof = proof::solve(&minted.session_id, minted.proof_bits);
+        for seq in seqs {
+            now.store(T0 + seq as i64 * 10_000, Ordering::SeqCst);
+            let mut b = beat(seq, PlayerState::Playing, seq * 10_000);
+            b.proof = Some(proof.clone());
+            let outcome = audience
+                .heartbeat(&minted.session_id, &minted.token, &b)
+                .await
+                .unwrap();
+            assert_eq!(outcome, Outcome::Accepted, "beat {seq}");
+        }
+    }
+
+    #[tokio::test]
+    async fn minting_keeps_nothing_and_stores_nothing() {
+        let store = MemoryStore::new();
+        let (clock, _) = Clock::manual(T0);
+        let audience = open(&store, clock, config()).await;
+        for _ in 0..1_000 {
+            audience.mint("film", None).unwrap();
+        }
+        assert_eq!(store.commits(), 0);
+        assert_eq!(audience.stats("film").sessions, 0);
+    }
+
+    #[tokio::test]
+    async fn acknowledged_views_and_playing_time_survive_a_restart() {
+        let store = MemoryStore::new();
+        let (clock, now) = Clock::manual(T0);
+        let audience = open(&store, clock.clone(), config()).await;
+        let minted = audience.mint("film", None).unwrap();
+        play(&audience, &now, &minted, 0..=4).await;
+        audience.sample().await.unwrap();
+        let before = audience.stats("film");
+        assert_eq!(
+            (
+                before.views,
+                before.playing_time_s,
+                before.concurrent_viewers,
+                before.peak_concurrent_viewers
+            ),
+            (1, 40.0, 1, 1)
+        );
+        drop(audience);
+
+        // A new engine on the same data: the same figures, and a repeated beat counts nothing.
+        let audience = open(&store, clock, config()).await;
+        assert_eq!(audience.stats("film"), before);
+        let again = audience
+            .heartbeat(
+                &minted.session_id,
+                &minted.token,
+                &beat(4, PlayerState::Playing, 40_000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, Outcome::Duplicate);
+        now.store(T0 + 50_000, Ordering::SeqCst);
+        audience
+            .heartbeat(
+                &minted.session_id,
+                &minted.token,
+                &beat(5, PlayerState::Playing, 50_000),
+            )
+            .await
+            .unwrap();
+        let after = audience.stats("film");
+        assert_eq!((after.views, after.playing_time_s), (1, 50.0));
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_changes_nothing_and_the_retry_counts() {
+        let store = MemoryStore::new();
+        let (clock, now) = Clock::manual(T0);
+        let audience = open(&store, clock, config()).await;
+        let minted = audience.mint("film", None).unwrap();
+        play(&audience, &now, &minted, 0..=2).await;
+        let before = audience.stats("film");
+
+        store.fail_next_writes(1);
+        now.store(T0 + 30_000, Ordering::SeqCst);
+        let b = beat(3, PlayerState::Playing, 30_000);
+        let failed = audience
+            .heartbeat(&minted.session_id, &minted.token, &b)
+            .await;
+        assert!(matches!(failed, Err(crate::Error::Store(_))), "{failed:?}");
+        assert_eq!(
+            audience.stats("film"),
+            before,
+            "memory ran ahead of the store"
+        );
+        // The player retries the same beat: applied now, and it makes the view.
+        let retried = audience
+            .heartbeat(&minted.session_id, &minted.token, &b)
+            .await
+            .unwrap();
+        assert_eq!(retried, Outcome::Accepted);
+        assert_eq!(audience.stats("film").views, 1);
+    }
+
+    #[tokio::test]
+    async fn a_session_without_its_proof_of_work_is_refused_and_costs_nothing() {
+        let store = MemoryStore::new();
+        let (clock, _) = Clock::manual(T0);
+        let audience = open(&store, clock, config()).await;
+        let minted = audience.mint("film", None).unwrap();
+        let mut b = beat(1, PlayerState::Playing, 0);
+        b.proof = Some("not-a-proof".into());
+        let refused = audience
+            .heartbeat(&minted.session_id, &minted.token, &b)
+            .await;
+        assert!(
+            matches!(refused, Err(crate::Error::ProofRequired(8))),
+            "{refused:?}"
+        );
+        assert_eq!(store.commits(), 0);
+        b.proof = Some(proof::solve(&minted.session_id, 8));
+        let accepted = audience
+            .heartbeat(&minted.session_id, &minted.token, &b)
+            .await
+            .unwrap();
+        assert_eq!(accepted, Outcome::Accepted);
+        assert_eq!(audience.stats("film").sessions, 1);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_beat_is_refused_before_anything_is_applied() {
+        let store = MemoryStore::new();
+        let (clock, _) = Clock::manual(T0);
+        let audience = open(&store, clock, config()).await;
+        let minted = audience.mint("film", None).unwrap();
+        let mut b = beat(1, PlayerState::Playing, 0);
+        b.proof = Some(proof::solve(&minted.session_id, 8));
+        b.rebuffer_ms = u64::MAX;
+        let refused = audience
+            .heartbeat(&minted.session_id, &minted.token, &b)
+            .await;
+        assert!(
+            matches!(refused, Err(crate::Error::Invalid(_))),
+            "{refused:?}"
+        );
+        assert_eq!(store.commits(), 0);
+    }
+
+    #[tokio::test]
+    async fn tokens_expire_and_cannot_be_forged_or_moved() {
+        let store = MemoryStore::new();
+        let (clock, now) = Clock::manual(T0);
+        let audience = open(&store, clock, config()).await;
+        let a = audience.mint("film", Some("viewer-0001".into())).unwrap();
+        let b = audience.mint("film", None).unwrap();
+        assert_eq!(a.viewer_id, "viewer-0001");
+        assert_ne!(b.viewer_id, a.viewer_id);
+        let first = beat(0, PlayerState::Playing, 0);
+        let err = audience
+            .heartbeat(&b.session_id, &a.token, &first)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, crate::Error::Token(TokenError::WrongSession)));
+        let forged = a.token.replace("viewer-0001", "viewer-0002");
+        let err = audience
+            .heartbeat(&a.session_id, &forged, &first)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, crate::Error::Token(TokenError::BadSignature)));
+        now.store(T0 + Config::default().token_ttl_ms, Ordering::SeqCst);
+        let err = audience
+            .heartbeat(&a.session_id, &a.token, &first)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, crate::Error::Token(TokenError::Expired)));
+        assert!(audience.mint("film", Some("bad id!".into())).is_err());
+    }
+
+    /// With the writer held by a slow commit, the queue (of one) fills and the next beat is
+    /// shed with `Overloaded` (429) instead of waiting without bound.
+    #[tokio::test]
+    #[allow(clippy::await_holding_lock)] // the store's lock, held on purpose across the waits
+    async fn a_full_queue_sheds_load_instead_of_waiting() {
+        #[derive(Debug)]
+        struct Slow(MemoryStore, std::sync::Mutex<()>);
+        impl AudienceStore for Slow {
+            fn write(&self, records: &[Record]) -> Result<()> {
+                let _held = self.1.lock().unwrap_or_else(|p| p.into_inner());
+                self.0.write(records)
+            }
+            fn load(&self, a: i64, b: i64) -> Result<Snapshot> {
+                self.0.load(a, b)
+            }
+        }
+        let slow = Arc::new(Slow(MemoryStore::new(), std::sync::Mutex::new(())));
+        // Held by this test while the engine queues: the writer thread waits on it.
+        let held = slow.1.lock().unwrap();
+        let (clock, _) = Clock::manual(T0);
+        let config = Config {
+            queue_limit: 1,
+            proof_bits: 0,
+            ..Config::default()
+        };
+        let audience = Arc::new(
+            Audience::open_with_clock(config, b"k".to_vec(), slow.clone(), clock)
+                .await
+                .unwrap(),
+        );
+        let send = |audience: Arc<Audience>| async move {
+            let m = audience.mint("film", None).unwrap();
+            audience
+                .heartbeat(&m.session_id, &m.token, &beat(1, PlayerState::Playing, 0))
+                .await
+        };
+        let first = tokio::spawn(send(audience.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await; // the writer takes it
+        let second = tokio::spawn(send(audience.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await; // queued
+        let third = send(audience.clone()).await;
+        assert!(matches!(third, Err(crate::Error::Overloaded)), "{third:?}");
+        drop(held);
+        assert!(first.await.unwrap().is_ok());
+        assert!(second.await.unwrap().is_ok());
+    }
+}

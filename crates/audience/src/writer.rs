@@ -1,0 +1,142 @@
+//! The single writer, on a thread of its own: it takes whatever is queued, stages it against
+//! the live state, commits the records in one transaction of the store, and only then applies
+//! the changes and answers every heartbeat of the batch (group commit). The thread sleeps only
+//! when the queue is empty, so under load one wake-up serves a whole batch.
+//!
+//! A batch whose commit fails is retried one job at a time, so that a record the store
+//! refuses fails only its own heartbeat; every field is validated before it gets here, so that
+//! is a last line of defence. Nothing of a failed job reaches the live state.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::state::Beat;
+use crate::{AudienceStore, Clock, Config, Error, Outcome, Result, State};
+
+/// Work for the writer.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Beat(Beat, oneshot::Sender<Result<Outcome>>),
+    /// Sample concurrency for the peaks and minutes, then forget what is old.
+    Sample(oneshot::Sender<Result<()>>),
+}
+
+/// Jobs taken from the queue at most at once.
+const MAX_BATCH: usize = 2_000;
+
+pub(crate) fn start(
+    store: Arc<dyn AudienceStore>,
+    state: Arc<Mutex<State>>,
+    config: Arc<Config>,
+    clock: Clock,
+    mut queue: mpsc::Receiver<Job>,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("audience-writer".into())
+        .spawn(move || {
+            let writer = Writer {
+                store,
+                state,
+                config,
+                clock,
+            };
+            while let Some(first) = queue.blocking_recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                writer.run(batch);
+            }
+        })
+        .map_err(|e| Error::Store(format!("starting the audience writer: {e}")))?;
+    Ok(())
+}
+
+struct Writer {
+    store: Arc<dyn AudienceStore>,
+    state: Arc<Mutex<State>>,
+    config: Arc<Config>,
+    clock: Clock,
+}
+
+impl Writer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        crate::lock(&self.state)
+    }
+
+    fn run(&self, batch: Vec<Job>) {
+        let mut beats = Vec::new();
+        let mut waiting = Vec::new();
+        for job in batch {
+            match job {
+                Job::Beat(beat, done) => {
+                    beats.push(beat);
+                    waiting.push(done);
+                }
+                Job::Sample(done) => {
+                    let _ = done.send(self.sample());
+                }
+            }
+        }
+        if beats.is_empty() {
+            return;
+        }
+        if let Err(failed) = self.beats(&beats, waiting) {
+            // One transaction per heartbeat: a record the store refuses takes down only its
+            // own heartbeat.
+            for (beat, done) in beats.into_iter().zip(failed) {
+                let _ = self.beats(std::slice::from_ref(&beat), vec![done]);
+            }
+        }
+    }
+
+    /// Stages, stores and applies `beats`, answering each through `waiting`; on a failed
+    /// commit, changes nothing and hands the answers back (unless it was a single beat, which
+    /// is answered with the error).
+    fn beats(
+        &self,
+        beats: &[Beat],
+        waiting: Vec<oneshot::Sender<Result<Outcome>>>,
+    ) -> std::result::Result<(), Vec<oneshot::Sender<Result<Outcome>>>> {
+        let now = self.clock.now_ms();
+        let (outcomes, changes, records) = self.lock().stage(&self.config, beats, now);
+        let written = if records.is_empty() {
+            Ok(())
+        } else {
+            self.store.write(&records)
+        };
+        match written {
+            Ok(()) => {
+                self.lock().commit(changes);
+                for (done, outcome) in waiting.into_iter().zip(outcomes) {
+                    let _ = done.send(outcome);
+                }
+                Ok(())
+            }
+            Err(e) if beats.len() == 1 => {
+                tracing::warn!(error = %e, "a heartbeat could not be stored");
+                for done in waiting {
+                    let _ = done.send(Err(Error::Store(e.to_string())));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, beats = beats.len(), "a batch could not be stored; retrying its heartbeats one by one");
+                Err(waiting)
+            }
+        }
+    }
+
+    fn sample(&self) -> Result<()> {
+        let now = self.clock.now_ms();
+        let (sampled, records) = self.lock().sample(&self.config, now);
+        self.store.write(&records)?;
+        self.lock()
+            .commit_sample(&self.config, sampled, crate::keep_ms(&self.config));
+        Ok(())
+    }
+}
