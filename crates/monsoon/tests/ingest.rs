@@ -1,4 +1,4 @@
-//! Ingest against the awkward master files of REFERENCE §6, each made with ffmpeg here, and
+//! Ingest against the awkward master files of `docs/INGEST.md`, each made with ffmpeg here, and
 //! against being killed: the real binary, real ffmpeg, a real catalog.
 
 #![allow(clippy::unwrap_used)]

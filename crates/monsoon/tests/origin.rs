@@ -1,4 +1,4 @@
-//! The origin's HTTP promises (REFERENCE §4), checked with requests written byte by byte
+//! The origin's HTTP promises (`docs/ORIGIN.md`), checked with requests written byte by byte
 //! against the real `monsoon serve` — and against nginx serving the same files, to show the
 //! suite itself is right. Where nginx answers differently, the case says why Monsoon's
 //! answer is the one we want.
