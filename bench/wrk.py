@@ -110,7 +110,9 @@ def run(url, conns, seconds, headers=(), script=None, script_args=(), body_bytes
     if "checked" in result and result["checked"] != requests:
         problems.append(f"the script checked {result['checked']} responses of {requests}")
     if result.get("failures", 0):
-        problems.append(f"{result['failures']} responses failed the script's check")
+        said = " ".join(line.strip() for line in out.stderr.splitlines() if line.strip())
+        problems.append(f"{result['failures']} responses failed the script's check"
+                        + (f" ({said})" if said else ""))
     if problems:
         raise RuntimeError(f"{url}: " + "; ".join(problems))
 
