@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
-cargo build -q --release -p monsoon
+cargo build -q --release -p monsoon -p monsoon-simulate
 monsoon=$PWD/target/release/monsoon
 work=$(mktemp -d /tmp/monsoon-inflate.XXXXXX)
 server=

@@ -28,7 +28,7 @@ OUT=${OUT:-bench/out}
 PORT=${PORT:-18590}
 target=${CARGO_TARGET_DIR:-$PWD/target}
 mkdir -p "$OUT"
-cargo build -q --release -p monsoon
+cargo build -q --release -p monsoon -p monsoon-simulate
 monsoon=$target/release/monsoon
 work=$(mktemp -d /tmp/monsoon-release-day.XXXXXX)
 pids=()

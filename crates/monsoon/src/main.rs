@@ -11,7 +11,6 @@ mod admin_token;
 mod demo;
 mod ingest;
 mod serve;
-mod simulate;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -54,11 +53,20 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Make an admin token for the dashboard and the `[admin] token_hash` line to configure it.
     AdminToken(admin_token::AdminTokenArgs),
-    /// Release day against a running server: simulated viewers, ground truth, comparison.
-    Simulate(simulate::SimulateArgs),
+    /// Release day against a running server: simulated viewers, ground truth, comparison
+    /// (runs `monsoon-simulate simulate`; `monsoon simulate --help` for its arguments).
+    #[command(disable_help_flag = true)]
+    Simulate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// An attacker's script against a running server, on one thread, to measure what
-    /// cheating could add to a film's audience figures (bench/inflate.sh).
-    Inflate(simulate::attack::InflateArgs),
+    /// cheating could add to a film's audience figures (runs `monsoon-simulate inflate`).
+    #[command(disable_help_flag = true)]
+    Inflate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// Where things live inside `--data`.
@@ -126,9 +134,11 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // The attacker runs on a runtime of its own, on one thread.
+    // The simulator is a program of its own (a client: the origin's build never compiles
+    // it), found beside this one.
     let command = match cli.command {
-        Command::Inflate(args) => return exit(simulate::attack::run(args)),
+        Command::Simulate { args } => return simulator("simulate", args),
+        Command::Inflate { args } => return simulator("inflate", args),
         other => other,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -148,14 +158,40 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&data, args).await,
             Command::Demo(args) => demo::run(&data, args).await,
             Command::AdminToken(args) => admin_token::run(&args),
-            Command::Simulate(args) => simulate::run(args).await,
             Command::Stats(args) => tokio::task::spawn_blocking(move || stats::run(&args))
                 .await
                 .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))),
-            Command::Inflate(_) => unreachable!("handled before the runtime"),
+            Command::Simulate { .. } | Command::Inflate { .. } => Ok(ExitCode::SUCCESS),
         }
     });
     exit(result)
+}
+
+/// Runs `monsoon-simulate COMMAND ARGS…` from this executable's directory and exits with its
+/// status.
+fn simulator(command: &str, args: Vec<std::ffi::OsString>) -> ExitCode {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("monsoon-simulate")))
+        .filter(|p| p.is_file());
+    let Some(program) = program else {
+        eprintln!(
+            "error: `monsoon {command}` runs monsoon-simulate, which is not beside this binary: \
+             build it with `cargo build -p monsoon-simulate` (the same profile as monsoon)"
+        );
+        return ExitCode::FAILURE;
+    };
+    match std::process::Command::new(&program)
+        .arg(command)
+        .args(args)
+        .status()
+    {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("error: running {}: {e}", program.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {

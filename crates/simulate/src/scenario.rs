@@ -439,7 +439,7 @@ impl Rng {
 mod tests {
     use super::*;
 
-    const SMOKE: &str = include_str!("../../../../bench/scenarios/smoke.toml");
+    const SMOKE: &str = include_str!("../../../bench/scenarios/smoke.toml");
 
     fn parse(text: &str) -> anyhow::Result<Scenario> {
         let s: Scenario = toml::from_str(text)?;
@@ -451,8 +451,8 @@ mod tests {
     fn shipped_scenarios_are_valid() {
         for text in [
             SMOKE,
-            include_str!("../../../../bench/scenarios/peak-60k.toml"),
-            include_str!("../../../../bench/scenarios/day-1m.toml"),
+            include_str!("../../../bench/scenarios/peak-60k.toml"),
+            include_str!("../../../bench/scenarios/day-1m.toml"),
         ] {
             parse(text).unwrap();
         }

@@ -1,4 +1,5 @@
-//! `monsoon simulate`: release day against a running server. Simulated viewers arrive
+//! Release day against a running server (`monsoon simulate`, run by the `monsoon-simulate`
+//! binary). Simulated viewers arrive
 //! along the scenario's curve, watch, beat and leave; the simulator keeps its own ground
 //! truth of what the server should count and, at the end, compares it with the server's
 //! `/api/v1/films/<slug>/stats`. Exit status 0 only if every compared figure is equal.

@@ -1,0 +1,48 @@
+//! `monsoon-simulate`: the release-day simulator and the attacker's script, as a program of
+//! their own. `monsoon simulate …` and `monsoon inflate …` run it (`crates/monsoon/src/main.rs`).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "monsoon-simulate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Release day against a running server: simulated viewers, ground truth, comparison.
+    Simulate(monsoon_simulate::SimulateArgs),
+    /// An attacker's script against a running server, on one thread, to measure what
+    /// cheating could add to a film's audience figures (bench/inflate.sh).
+    Inflate(monsoon_simulate::attack::InflateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        // The attacker runs on a runtime of its own, on one thread.
+        Command::Inflate(args) => monsoon_simulate::attack::run(args),
+        Command::Simulate(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(monsoon_simulate::run(args))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
