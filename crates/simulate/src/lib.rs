@@ -9,7 +9,8 @@
 //! | `scenario.rs` | the scenario file, its checks, the seeded generator |
 //! | `film.rs` | the film's playlists, read once before the run |
 //! | `client.rs` | HTTP (direct or pooled connections), latency histograms per class |
-//! | `viewer.rs` | one viewer: playback model, ABR, heartbeats |
+//! | `player.rs` | one viewer's playback model: buffer, ABR, pauses, seeks, in continuous time |
+//! | `viewer.rs` | one viewer on the wire: mint, proof of work, playlists, segments, heartbeats |
 //! | `truth.rs` | the ground truth |
 //! | `report.rs` | the comparison table, JSON and SVG |
 //! | `attack.rs` | `monsoon inflate`: an attacker's script, to measure what cheating gains |
@@ -17,6 +18,7 @@
 pub mod attack;
 mod client;
 mod film;
+mod player;
 mod report;
 mod scenario;
 mod truth;
