@@ -48,10 +48,14 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     pub cache_max_object_bytes: u64,
     pub header_timeout_s: u64,
+    /// A request body must arrive whole within this many seconds of its head.
+    pub body_timeout_s: u64,
     pub write_timeout_s: u64,
     pub max_header_bytes: usize,
     pub readiness_grace_s: u64,
     pub drain_deadline_s: u64,
+    /// Connections one address (IPv4, or IPv6 /64) may hold open; 0 for no limit.
+    pub max_connections_per_addr: u32,
     pub access_log: bool,
     pub catalog_refresh_ms: u64,
     pub http_threads: usize,
@@ -72,10 +76,12 @@ impl Default for ServeConfig {
             cache_bytes: 512 * 1024 * 1024,
             cache_max_object_bytes: 16 * 1024 * 1024,
             header_timeout_s: limits.header_timeout.as_secs(),
+            body_timeout_s: limits.body_timeout.as_secs(),
             write_timeout_s: limits.write_timeout.as_secs(),
             max_header_bytes: limits.max_header_bytes,
             readiness_grace_s: limits.readiness_grace.as_secs(),
             drain_deadline_s: limits.drain_deadline.as_secs(),
+            max_connections_per_addr: limits.max_connections_per_addr,
             access_log: true,
             catalog_refresh_ms: 1000,
             http_threads: 0,
@@ -134,10 +140,12 @@ impl ServeConfig {
     fn limits(&self) -> ConnLimits {
         ConnLimits {
             header_timeout: Duration::from_secs(self.header_timeout_s),
+            body_timeout: Duration::from_secs(self.body_timeout_s),
             write_timeout: Duration::from_secs(self.write_timeout_s),
             max_header_bytes: self.max_header_bytes,
             readiness_grace: Duration::from_secs(self.readiness_grace_s),
             drain_deadline: Duration::from_secs(self.drain_deadline_s),
+            max_connections_per_addr: self.max_connections_per_addr,
         }
     }
 }
@@ -232,6 +240,11 @@ mod tests {
         assert_eq!(file.serve.header_timeout_s, defaults.header_timeout_s);
         assert_eq!(file.serve.write_timeout_s, defaults.write_timeout_s);
         assert_eq!(file.serve.drain_deadline_s, defaults.drain_deadline_s);
+        assert_eq!(file.serve.body_timeout_s, defaults.body_timeout_s);
+        assert_eq!(
+            file.serve.max_connections_per_addr,
+            defaults.max_connections_per_addr
+        );
         assert_eq!(file.audience, monsoon_audience::Config::default());
         // Every key of the struct appears in the example.
         for key in [
@@ -240,10 +253,12 @@ mod tests {
             "cache_bytes",
             "cache_max_object_bytes",
             "header_timeout_s",
+            "body_timeout_s",
             "write_timeout_s",
             "max_header_bytes",
             "readiness_grace_s",
             "drain_deadline_s",
+            "max_connections_per_addr",
             "access_log",
             "catalog_refresh_ms",
             "http_threads",

@@ -9,6 +9,7 @@
 mod admin;
 mod api;
 mod assets;
+mod client;
 pub mod conn;
 mod coop;
 mod delivery;
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use monsoon_catalog::{FilmRepository, MediaStore};
@@ -198,11 +199,38 @@ pub fn app(state: AppState) -> Router {
         // Media negotiates its own encoding: its text is compressed once and cached (see
         // `delivery::load_gzipped`), not on every request.
         .merge(delivery::routes().layer(cors))
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn(edge));
     if access_log {
         router.layer(axum::middleware::from_fn(log_access))
     } else {
         router
+    }
+}
+
+/// What every request meets before any route: the deadline of its body
+/// ([`conn::BodyClock`]): once that has passed, the answer is 408 (RFC 9110 §15.5.9) whatever
+/// the handler made of the cut body, and the connection closes.
+async fn edge(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let clock = request.extensions().get::<conn::BodyClock>().cloned();
+    let http1 = request.version() < Version::HTTP_2;
+    let response = next.run(request).await;
+    match clock {
+        Some(clock) if clock.expired.load(Ordering::Relaxed) => {
+            let mut late = ApiError::RequestTimeout(format!(
+                "the request body did not arrive whole within {} s of its head ([serve] body_timeout_s)",
+                clock.timeout.as_secs()
+            ))
+            .into_response();
+            // "A server SHOULD send the close connection option" with a 408 (RFC 9110
+            // §15.5.9); HTTP/2 has no connection header (RFC 9113 §8.2.2).
+            if http1 {
+                late.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            late
+        }
+        _ => response,
     }
 }
 
@@ -278,7 +306,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 
 /// Serves `state` on `addr` from `threads` single-threaded runtimes sharing the port
 /// (`SO_REUSEPORT`) until `shutdown` resolves, then drains (see [`conn::serve`]). `on_bound`
-/// receives the bound address before any request is served.
+/// receives the bound address once the listeners accept.
 pub async fn serve_on(
     addr: std::net::SocketAddr,
     threads: usize,
@@ -290,15 +318,9 @@ pub async fn serve_on(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let metrics = Arc::clone(&state.metrics);
     let ready = Arc::clone(&state.ready);
-    let (bound, handles) = conn::serve_per_core(
-        addr,
-        threads,
-        handlers(state),
-        limits,
-        metrics,
-        ready,
-        stopped,
-    )?;
+    let (bound, listeners) = conn::bind_per_core(addr, threads)?;
+    let handles =
+        conn::serve_per_core(listeners, handlers(state), limits, metrics, ready, stopped)?;
     on_bound(bound);
     shutdown.await;
     let _ = stop.send(true);

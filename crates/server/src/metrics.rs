@@ -2,8 +2,8 @@
 //!
 //! Names follow `monsoon_<noun>_<unit>` (counters get `_total` from the encoder): requests,
 //! bytes and latency of the delivery path by object class, the hot cache's hits, misses and
-//! size, and open connections.
-
+//! size, open connections, connections refused over the per-address limit, and failed accepts.
+//!
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -75,6 +75,8 @@ pub struct Metrics {
     handoffs: Counter,
     yields: Counter,
     connections: Gauge,
+    refused: Counter,
+    accept_errors: Counter,
     open: AtomicI64,
     audience: AudienceGauges,
 }
@@ -95,6 +97,8 @@ impl Default for Metrics {
         let fast_requests = Counter::default();
         let handoffs = Counter::default();
         let yields = Counter::default();
+        let refused = Counter::default();
+        let accept_errors = Counter::default();
         registry.register(
             "monsoon_media_requests",
             "Media requests by object class and status",
@@ -142,6 +146,16 @@ impl Default for Metrics {
             "monsoon_open_connections",
             "HTTP connections open now",
             connections.clone(),
+        );
+        registry.register(
+            "monsoon_connections_refused",
+            "Connections closed at once because their address had max_connections_per_addr open",
+            refused.clone(),
+        );
+        registry.register(
+            "monsoon_accept_errors",
+            "Failed accepts, mostly for want of file descriptors (the listener backs off)",
+            accept_errors.clone(),
         );
         let audience = AudienceGauges::default();
         registry.register(
@@ -211,6 +225,8 @@ impl Default for Metrics {
             handoffs,
             yields,
             connections,
+            refused,
+            accept_errors,
             open: AtomicI64::new(0),
             audience,
         }
@@ -261,6 +277,14 @@ impl Metrics {
 
     pub fn http_yield(&self) {
         self.yields.inc();
+    }
+
+    pub fn connection_refused(&self) {
+        self.refused.inc();
+    }
+
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
     }
 
     pub fn connection_opened(&self) {

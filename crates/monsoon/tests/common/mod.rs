@@ -52,13 +52,21 @@ impl Server {
 
     /// Starts `monsoon serve` with extra arguments (e.g. `--config`).
     pub fn start_with(data: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(MONSOON)
+        let mut command = Command::new(MONSOON);
+        command
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0", "--access-log", "false"])
             .args(args)
+            .stderr(Stdio::null());
+        Self::spawn(command)
+    }
+
+    /// Runs `command` (a `monsoon serve`, possibly through a wrapper) with its stdout piped,
+    /// and waits for its `listening on` line.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .expect("monsoon serve starts");
         let stdout = child.stdout.take().expect("stdout");
