@@ -1,6 +1,6 @@
 //! The HTTP hardening of issue "Hardening", against the real `monsoon serve`: deadlines for
-//! slow request heads and bodies, the per-address connection cap, and running out of
-//! descriptors.
+//! slow request heads and bodies, the per-address connection cap, running out of descriptors,
+//! and the `Host` rule on both HTTP paths.
 //!
 //! Times are asserted only as bounds a few seconds wide around the configured deadlines, which
 //! is what these promises are about.
@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{MONSOON, Server};
+use common::{MONSOON, Server, ingest_clip, version_dir};
 
 /// Writes `text` as `dir/name` and starts `monsoon serve --config` on it, with the log in
 /// `dir/name.log`.
@@ -99,6 +99,10 @@ fn exchange_on(mut stream: TcpStream, request: &str) -> Reply {
             String::from_utf8_lossy(&bytes)
         )
     })
+}
+
+fn exchange(to: SocketAddr, request: &str) -> Reply {
+    exchange_on(TcpStream::connect(to).unwrap(), request)
 }
 
 /// `GET path` with `extra` header lines, from `from`.
@@ -399,5 +403,58 @@ fn out_of_descriptors_the_server_waits_quietly_and_recovers_at_once() {
         "{accept_lines} lines about accepting, {} in all, in 4 s out of descriptors:\n{}",
         new.len(),
         new.join("\n")
+    );
+}
+
+#[test]
+fn a_missing_repeated_or_invalid_host_is_answered_400_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ingest_clip(dir.path(), "film", 4, "320x180");
+    let version = version_dir(&data, "film");
+    let segment = format!(
+        "/media/film/{}/v180/init.mp4",
+        version.file_name().unwrap().to_string_lossy()
+    );
+    let fast = start(&data, dir.path(), "fast", "");
+    let router = start(&data, dir.path(), "router", "[serve]\nfast_path = false\n");
+    for (name, server) in [("fast path", &fast), ("router", &router)] {
+        let to = addr(server);
+        for path in [segment.as_str(), "/healthz", "/"] {
+            for (case, head) in [
+                ("no Host", String::new()),
+                ("two Hosts", "Host: a.example\r\nHost: b.example\r\n".into()),
+                ("an empty Host", "Host: \r\n".into()),
+                ("a Host with a path", "Host: a.example/x\r\n".into()),
+                ("a Host with two ports", "Host: a.example:80:80\r\n".into()),
+                ("a Host with user info", "Host: u@a.example\r\n".into()),
+            ] {
+                let reply = exchange(
+                    to,
+                    &format!("GET {path} HTTP/1.1\r\n{head}Connection: close\r\n\r\n"),
+                );
+                assert_eq!(reply.status, 400, "{name}: {case} on {path}: {reply:?}");
+                assert!(reply.body.contains("RFC 9"), "{}", reply.body);
+            }
+            let ok = exchange(
+                to,
+                &format!("GET {path} HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n"),
+            );
+            assert_eq!(ok.status, 200, "{name}: {path}");
+            // HTTP/1.0 may leave the Host out.
+            let old = exchange(to, &format!("GET {path} HTTP/1.0\r\n\r\n"));
+            assert_eq!(old.status, 200, "{name}: HTTP/1.0 {path}");
+        }
+    }
+    // The fast path answered the valid media requests itself (the 400s are the router's, the
+    // same bytes either way).
+    let metrics = get(addr(&fast), "/metrics", "").body;
+    assert!(
+        metrics.contains("monsoon_fast_path_requests_total 1\n"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("fast_path"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

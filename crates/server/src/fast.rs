@@ -239,6 +239,11 @@ impl FastPath {
             let name = header.name;
             let is = |n: &str| name.eq_ignore_ascii_case(n);
             if is("host") {
+                // The router answers 400 to a missing, repeated or invalid Host (RFC 9112
+                // §3.2), with the same bytes on either path.
+                if !crate::host::valid_host(header.value) {
+                    return None;
+                }
                 hosts += 1;
             } else if is("content-length") {
                 if header.value != b"0" {

@@ -15,6 +15,7 @@ mod coop;
 mod delivery;
 mod error;
 mod fast;
+mod host;
 mod i18n;
 mod live;
 mod metrics;
@@ -208,10 +209,13 @@ pub fn app(state: AppState) -> Router {
     }
 }
 
-/// What every request meets before any route: the deadline of its body
-/// ([`conn::BodyClock`]): once that has passed, the answer is 408 (RFC 9110 §15.5.9) whatever
-/// the handler made of the cut body, and the connection closes.
+/// What every request meets before any route: the `Host` rule of RFC 9112 §3.2 ([`host`]), and
+/// the deadline of its body ([`conn::BodyClock`]): once that has passed, the answer is 408
+/// (RFC 9110 §15.5.9) whatever the handler made of the cut body, and the connection closes.
 async fn edge(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if let Some(problem) = host::host_problem(request.version(), request.headers()) {
+        return ApiError::BadRequest(problem).into_response();
+    }
     let clock = request.extensions().get::<conn::BodyClock>().cloned();
     let http1 = request.version() < Version::HTTP_2;
     let response = next.run(request).await;
