@@ -60,11 +60,14 @@ pub struct ServeConfig {
     pub catalog_refresh_ms: u64,
     pub http_threads: usize,
     /// `https://host` of the public site, for absolute links in link previews (empty: the
-    /// request's `Host`).
+    /// request's `Host`), and the sign of HTTPS for the admin cookie.
     pub public_url: String,
     /// Answer HTTP/1.1 media requests on the fast path (sendfile, no router); off sends every
     /// request through hyper and the router.
     pub fast_path: bool,
+    /// Addresses or networks of the proxies in front, whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServeConfig {
@@ -87,6 +90,7 @@ impl Default for ServeConfig {
             http_threads: 0,
             public_url: String::new(),
             fast_path: true,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -101,12 +105,23 @@ pub struct Settings {
 }
 
 /// The `[admin]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// argon2 hash of the admin token (`monsoon admin-token` makes one); empty turns
     /// `/admin` off.
     pub token_hash: String,
+    /// Admin token checks one client address may ask for per minute (sign-in and Bearer).
+    pub sign_in_attempts_per_minute: u32,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token_hash: String::new(),
+            sign_in_attempts_per_minute: 10,
+        }
+    }
 }
 
 impl Settings {
@@ -175,10 +190,12 @@ pub async fn serve(
     on_ready: impl FnOnce(&str),
 ) -> anyhow::Result<()> {
     let config = &settings.serve;
-    let admin = monsoon_server::AdminAuth::new(
-        Some(settings.admin.token_hash.clone()).filter(|h| !h.is_empty()),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token_hash = Some(settings.admin.token_hash.clone()).filter(|h| !h.is_empty());
+    let admin =
+        monsoon_server::AdminAuth::new(token_hash, settings.admin.sign_in_attempts_per_minute)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let trusted_proxies = monsoon_server::TrustedProxies::parse(&config.trusted_proxies)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let audience = settings.audience.clone();
     let (films, media) = data.open().await?;
     let store = Arc::new(monsoon_db::SqliteAudienceStore::open(&data.catalog_db())?);
@@ -196,6 +213,7 @@ pub async fn serve(
         admin,
         public_url: Some(config.public_url.clone()).filter(|u| !u.is_empty()),
         fast_path: config.fast_path,
+        trusted_proxies,
     };
     let state = AppState::new(films, media, audience, options)
         .await
@@ -245,6 +263,11 @@ mod tests {
             file.serve.max_connections_per_addr,
             defaults.max_connections_per_addr
         );
+        assert_eq!(file.serve.trusted_proxies, defaults.trusted_proxies);
+        assert_eq!(
+            file.admin.sign_in_attempts_per_minute,
+            AdminConfig::default().sign_in_attempts_per_minute
+        );
         assert_eq!(file.audience, monsoon_audience::Config::default());
         // Every key of the struct appears in the example.
         for key in [
@@ -264,7 +287,9 @@ mod tests {
             "http_threads",
             "public_url",
             "fast_path",
+            "trusted_proxies",
             "token_hash",
+            "sign_in_attempts_per_minute",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")),

@@ -1,6 +1,7 @@
 //! The HTTP hardening of issue "Hardening", against the real `monsoon serve`: deadlines for
 //! slow request heads and bodies, the per-address connection cap, running out of descriptors,
-//! and the `Host` rule on both HTTP paths.
+//! the operator's sign-in (rationed guesses, `Secure` cookie), and the `Host` rule on both HTTP
+//! paths.
 //!
 //! Times are asserted only as bounds a few seconds wide around the configured deadlines, which
 //! is what these promises are about.
@@ -13,9 +14,12 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{MONSOON, Server, ingest_clip, version_dir};
+use common::{MONSOON, Server, ingest_clip, monsoon, version_dir};
+
+const TOKEN: &str = "security-test-admin-token";
 
 /// Writes `text` as `dir/name` and starts `monsoon serve --config` on it, with the log in
 /// `dir/name.log`.
@@ -34,6 +38,13 @@ fn start(data: &Path, dir: &Path, name: &str, text: &str) -> Server {
         .env("RUST_LOG", "info")
         .stderr(log);
     Server::spawn(command)
+}
+
+/// `[admin]` with the token's hash, as `monsoon admin-token` prints it, and `extra` keys.
+fn admin_table(data: &Path, extra: &str) -> String {
+    let out = monsoon(data, &["admin-token", "--token", TOKEN]);
+    assert!(out.status.success());
+    format!("{}{extra}\n", String::from_utf8_lossy(&out.stdout))
 }
 
 fn addr(server: &Server) -> SocketAddr {
@@ -115,6 +126,21 @@ fn get_from(from: Ipv4Addr, to: SocketAddr, path: &str, extra: &str) -> Reply {
 
 fn get(to: SocketAddr, path: &str, extra: &str) -> Reply {
     get_from(Ipv4Addr::LOCALHOST, to, path, extra)
+}
+
+/// Signs in with `token` from `from`; the time the answer took.
+fn sign_in(from: Ipv4Addr, to: SocketAddr, token: &str, extra: &str) -> (Reply, Duration) {
+    let body = format!("token={token}");
+    let started = Instant::now();
+    let reply = exchange_on(
+        connect_from(from, to),
+        &format!(
+            "POST /admin/login HTTP/1.1\r\nHost: t\r\n{extra}Content-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    (reply, started.elapsed())
 }
 
 /// Reads from a clone of `stream` in a thread until the server closes (or resets) the
@@ -403,6 +429,179 @@ fn out_of_descriptors_the_server_waits_quietly_and_recovers_at_once() {
         "{accept_lines} lines about accepting, {} in all, in 4 s out of descriptors:\n{}",
         new.len(),
         new.join("\n")
+    );
+}
+
+#[test]
+fn sign_in_guesses_are_rationed_per_address_slow_and_never_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let admin = admin_table(&data, "sign_in_attempts_per_minute = 3");
+    let server = start(&data, dir.path(), "sign-in", &admin);
+    let to = addr(&server);
+    let ip = |last: u8| Ipv4Addr::new(127, 0, 0, last);
+
+    // A wrong token is answered slowly (a constant one-second delay)...
+    let (wrong, took) = sign_in(ip(1), to, "wrong-token", "");
+    assert_eq!(wrong.status, 401);
+    assert!(
+        took >= Duration::from_secs(1),
+        "a wrong token was answered in {took:?}"
+    );
+
+    // ...and the delay holds no check slot: with guesses from four addresses waiting out
+    // their delay, the operator signs in at once (were slots held, or guesses queued, the
+    // operator would get in only after them).
+    let barrier = Arc::new(Barrier::new(4));
+    let guesses: Vec<_> = (0..4)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                let (reply, _) = sign_in(ip(20 + i), to, "another-wrong-token", "");
+                (reply.status, Instant::now())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(400));
+    let mut operator = None;
+    for _ in 0..100 {
+        let (reply, _) = sign_in(ip(30), to, TOKEN, "");
+        if reply.status == 303 {
+            operator = Some(Instant::now());
+            break;
+        }
+        // Refused while every slot is busy checking: never queued.
+        assert_eq!(reply.status, 429, "{reply:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let operator = operator.expect("the operator never got in");
+    let answered: Vec<(u16, Instant)> = guesses.into_iter().map(|g| g.join().unwrap()).collect();
+    let slow_guesses: Vec<Instant> = answered
+        .iter()
+        .filter(|(status, _)| *status == 401)
+        .map(|(_, at)| *at)
+        .collect();
+    assert!(!slow_guesses.is_empty(), "{answered:?}");
+    assert!(
+        slow_guesses.iter().all(|at| operator < *at),
+        "the operator got in only after the guesses were answered"
+    );
+
+    // Three checks a minute per address: the fourth is refused, with when to come back.
+    for _ in 0..2 {
+        assert_eq!(sign_in(ip(1), to, "wrong-token", "").0.status, 401);
+    }
+    let (limited, _) = sign_in(ip(1), to, "wrong-token", "");
+    assert_eq!(limited.status, 429);
+    let retry: u64 = limited.header("retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+    // Another address still gets its own checks.
+    assert_eq!(sign_in(ip(2), to, "wrong-token", "").0.status, 401);
+
+    // Eight guesses at once, from eight addresses: the checks beyond the running ones are
+    // refused at once (429), not queued.
+    let barrier = Arc::new(Barrier::new(8));
+    let guesses: Vec<_> = (0..8)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                sign_in(ip(100 + i), to, "wrong-token", "").0
+            })
+        })
+        .collect();
+    let replies: Vec<Reply> = guesses.into_iter().map(|g| g.join().unwrap()).collect();
+    let refused: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert!(
+        replies.iter().all(|r| matches!(r.status, 401 | 429)),
+        "{replies:?}"
+    );
+    assert!(
+        !refused.is_empty(),
+        "eight simultaneous guesses were all checked: a queue"
+    );
+    assert!(
+        refused.iter().all(|r| r.header("retry-after") == "1"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn the_session_cookie_is_secure_when_the_client_came_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let admin = admin_table(&data, "sign_in_attempts_per_minute = 1");
+    let cookie = |reply: &Reply| reply.header("set-cookie").to_owned();
+    let secure = |c: &str| c.split(';').any(|a| a.trim() == "Secure");
+
+    // A site published as https:// is reached over HTTPS, whatever the hop to Monsoon.
+    let https_site = start(
+        &data,
+        dir.path(),
+        "https-site",
+        &format!("[serve]\npublic_url = \"https://phim.example.vn\"\n{admin}"),
+    );
+    let to = addr(&https_site);
+    let (signed_in, _) = sign_in(Ipv4Addr::LOCALHOST, to, TOKEN, "");
+    assert_eq!(signed_in.status, 303);
+    let set = cookie(&signed_in);
+    assert!(
+        secure(&set) && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let logout = exchange(
+        to,
+        "POST /admin/logout HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(secure(&cookie(&logout)), "{}", cookie(&logout));
+    drop(https_site);
+
+    // Without it, a trusted proxy's X-Forwarded-Proto says; anyone else's is ignored.
+    let proxied = start(
+        &data,
+        dir.path(),
+        "proxied",
+        &format!("[serve]\ntrusted_proxies = [\"127.0.0.1\"]\n{admin}"),
+    );
+    let to = addr(&proxied);
+    let https = "X-Forwarded-Proto: https\r\n";
+    let proxy = Ipv4Addr::new(127, 0, 0, 1);
+    let stranger = Ipv4Addr::new(127, 0, 0, 2);
+    let (via_proxy, _) = sign_in(proxy, to, TOKEN, https);
+    assert!(secure(&cookie(&via_proxy)), "{}", cookie(&via_proxy));
+    let (forged, _) = sign_in(stranger, to, TOKEN, https);
+    assert_eq!(forged.status, 303);
+    assert!(!secure(&cookie(&forged)), "{}", cookie(&forged));
+    let (plain, _) = sign_in(proxy, to, TOKEN, "");
+    assert!(!secure(&cookie(&plain)), "{}", cookie(&plain));
+
+    // The proxy's X-Forwarded-For names the client the sign-in limit (1 a minute) counts;
+    // a stranger's is its own claim, and its own address counts.
+    let from = |client: &str| format!("X-Forwarded-For: {client}\r\n");
+    assert_eq!(
+        sign_in(proxy, to, "wrong", &from("203.0.113.1")).0.status,
+        401
+    );
+    assert_eq!(
+        sign_in(proxy, to, "wrong", &from("203.0.113.1")).0.status,
+        429
+    );
+    assert_eq!(
+        sign_in(proxy, to, "wrong", &from("203.0.113.2")).0.status,
+        401
+    );
+    assert_eq!(
+        sign_in(stranger, to, "wrong", &from("203.0.113.3"))
+            .0
+            .status,
+        401
+    );
+    assert_eq!(
+        sign_in(stranger, to, "wrong", &from("203.0.113.4"))
+            .0
+            .status,
+        429
     );
 }
 

@@ -44,7 +44,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 
-use crate::client::PerAddress;
+use crate::client::{Peer, PerAddress};
 use crate::fast::{Exit, FastPath};
 use crate::metrics::Metrics;
 
@@ -419,11 +419,12 @@ where
     }
 }
 
-/// The router as hyper calls it on one connection: each request gets its body deadline
-/// ([`TimedBody`], [`BodyClock`]).
+/// The router as hyper calls it on one connection: each request learns its TCP peer
+/// ([`Peer`]) and gets its body deadline ([`TimedBody`], [`BodyClock`]).
 #[derive(Debug, Clone)]
 struct Edge {
     router: Router,
+    peer: SocketAddr,
     body_timeout: Duration,
 }
 
@@ -442,6 +443,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(Peer(self.peer));
         let watch = (!body.is_end_stream()).then(|| {
             let expired = Arc::new(AtomicBool::new(false));
             parts.extensions.insert(BodyClock {
@@ -618,7 +620,7 @@ pub(crate) async fn serve(
                             limits,
                             head_until,
                         ));
-                        let service = TowerToHyperService::new(Edge { router, body_timeout });
+                        let service = TowerToHyperService::new(Edge { router, peer, body_timeout });
                         let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
                         // Boxed: an idle fast-path connection's task stays small.
                         let _ = Box::pin(watcher.watch(connection)).await;

@@ -38,6 +38,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 pub use admin::{AdminAuth, hash_token};
 pub use assets::Assets;
+pub use client::TrustedProxies;
 pub use conn::ConnLimits;
 pub use delivery::HotCache;
 pub use error::ApiError;
@@ -83,6 +84,8 @@ pub struct Shared {
     pub public_url: Option<String>,
     /// Answer HTTP/1.1 media requests on the fast path ([`fast`]) instead of the router.
     pub fast_path: bool,
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -94,6 +97,7 @@ pub struct Options {
     pub admin: AdminAuth,
     pub public_url: Option<String>,
     pub fast_path: bool,
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AppState {
@@ -120,6 +124,7 @@ impl AppState {
             admin: Arc::new(options.admin),
             public_url: options.public_url,
             fast_path: options.fast_path,
+            trusted_proxies: options.trusted_proxies,
         })))
     }
 
