@@ -59,8 +59,8 @@ pub struct ServeConfig {
     pub access_log: bool,
     pub catalog_refresh_ms: u64,
     pub http_threads: usize,
-    /// `https://host` of the public site, for absolute links in link previews (empty: the
-    /// request's `Host`), and the sign of HTTPS for the admin cookie.
+    /// `https://host` of the public site, for absolute links in pages and calendar events
+    /// (empty: the listen address), and the sign of HTTPS for the admin cookie.
     pub public_url: String,
     /// Answer HTTP/1.1 media requests on the fast path (sendfile, no router); off sends every
     /// request through hyper and the router.
@@ -217,7 +217,7 @@ pub async fn serve(
     };
     let state = AppState::new(films, media, audience, options)
         .await
-        .map_err(|e| anyhow::anyhow!("loading the catalog: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
     state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
     let threads = match config.http_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

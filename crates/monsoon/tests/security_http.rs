@@ -1,7 +1,7 @@
 //! The HTTP hardening of issue "Hardening", against the real `monsoon serve`: deadlines for
 //! slow request heads and bodies, the per-address connection cap, running out of descriptors,
-//! the operator's sign-in (rationed guesses, `Secure` cookie), and the `Host` rule on both HTTP
-//! paths.
+//! the operator's sign-in (rationed guesses, `Secure` cookie), page security headers, the
+//! `Host` rule on both HTTP paths, and links built from configuration.
 //!
 //! Times are asserted only as bounds a few seconds wide around the configured deadlines, which
 //! is what these promises are about.
@@ -12,12 +12,14 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{MONSOON, Server, ingest_clip, monsoon, version_dir};
+use base64::Engine as _;
+use common::{MONSOON, Server, ingest_clip, ingest_with_meta, make_clip, monsoon, version_dir};
+use sha2::Digest as _;
 
 const TOKEN: &str = "security-test-admin-token";
 
@@ -605,6 +607,133 @@ fn the_session_cookie_is_secure_when_the_client_came_over_https() {
     );
 }
 
+/// A released film, one premiering in two days, and the data directory.
+fn two_films(dir: &Path) -> PathBuf {
+    let data = ingest_clip(dir, "released", 4, "320x180");
+    let clip = dir.join("soon.mp4");
+    make_clip(&clip, 4, "320x180");
+    let at = chrono::Utc::now() + chrono::Duration::days(2);
+    ingest_with_meta(
+        &data,
+        &clip,
+        "soon",
+        &format!(
+            "title = {{ vi = \"Sắp chiếu\", en = \"Coming soon\" }}\nfree_release = \"{}\"\n",
+            at.to_rfc3339()
+        ),
+    );
+    data
+}
+
+/// The text between `open` and the next `close`, for every occurrence.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Vec<&'a str> {
+    text.split(open)
+        .skip(1)
+        .filter_map(|rest| rest.split(close).next())
+        .collect()
+}
+
+#[test]
+fn pages_carry_a_strict_policy_their_own_markup_satisfies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = two_films(dir.path());
+    let server = start(&data, dir.path(), "csp", &admin_table(&data, ""));
+    let to = addr(&server);
+    let (signed_in, _) = sign_in(Ipv4Addr::LOCALHOST, to, TOKEN, "");
+    let session = signed_in
+        .header("set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let pages = [
+        ("/", String::new()),
+        ("/films/released", String::new()),
+        ("/films/soon", String::new()),
+        ("/watch/released", String::new()),
+        ("/admin/login", String::new()),
+        ("/admin", format!("Cookie: {session}\r\n")),
+    ];
+    let mut inline_scripts = 0;
+    for (path, extra) in &pages {
+        let page = get(to, path, extra);
+        assert_eq!(page.status, 200, "{path}");
+        let csp = page.header("content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "style-src 'self'",
+            "img-src 'self'",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(
+                csp.split(';').any(|d| d.trim() == directive),
+                "{path}: no `{directive}` in {csp:?}"
+            );
+        }
+        assert!(!csp.contains("unsafe"), "{path}: {csp}");
+        assert_eq!(page.header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(page.header("referrer-policy"), "same-origin", "{path}");
+
+        // What the policy would block is not in the markup: inline scripts other than data
+        // blocks must be named by hash, and nothing inline may style or handle events.
+        let script_src = csp
+            .split(';')
+            .find(|d| d.trim().starts_with("script-src"))
+            .unwrap();
+        for script in page.body.split("<script").skip(1) {
+            let (attributes, rest) = script.split_once('>').unwrap();
+            let data_block = attributes.contains("type=\"application/json\"")
+                || attributes.contains("type=\"application/ld+json\"");
+            if attributes.contains("src=") {
+                let src = between(attributes, "src=\"", "\"")[0];
+                assert!(
+                    src.starts_with('/') && !src.starts_with("//"),
+                    "{path}: {src}"
+                );
+            } else if !data_block {
+                let code = rest.split("</script>").next().unwrap();
+                let hash = base64::engine::general_purpose::STANDARD
+                    .encode(sha2::Sha256::digest(code.as_bytes()));
+                assert!(
+                    script_src.contains(&format!("'sha256-{hash}'")),
+                    "{path}: an inline script the policy would block"
+                );
+                inline_scripts += 1;
+            }
+        }
+        for attribute in [
+            " style=\"",
+            " onclick=",
+            " onload=",
+            " onerror=",
+            "javascript:",
+        ] {
+            assert!(
+                !page.body.contains(attribute),
+                "{path}: `{attribute}` in the markup"
+            );
+        }
+        for url in between(&page.body, "href=\"", "\"")
+            .into_iter()
+            .chain(between(&page.body, "src=\"", "\""))
+        {
+            let own = url.starts_with(&format!("{}/", server.url));
+            assert!(
+                own || (url.starts_with('/') && !url.starts_with("//")) || url.starts_with('#'),
+                "{path}: {url} is not of this site"
+            );
+        }
+    }
+    assert_eq!(
+        inline_scripts, 1,
+        "the premiere countdown is the one inline script"
+    );
+}
+
 #[test]
 fn a_missing_repeated_or_invalid_host_is_answered_400_on_both_paths() {
     let dir = tempfile::tempdir().unwrap();
@@ -655,5 +784,100 @@ fn a_missing_repeated_or_invalid_host_is_answered_400_on_both_paths() {
             .filter(|l| l.contains("fast_path"))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+#[test]
+fn links_in_pages_come_from_configuration_never_from_the_host_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = two_films(dir.path());
+    // A client (or a cache's key) naming another site, and claiming HTTPS.
+    let evil = |to: SocketAddr, path: &str| {
+        exchange(
+            to,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-Proto: https\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+        )
+    };
+
+    let published = start(
+        &data,
+        dir.path(),
+        "published",
+        "[serve]\npublic_url = \"https://phim.example.vn/\"\n",
+    );
+    let to = addr(&published);
+    let film = evil(to, "/films/released");
+    assert!(
+        film.body
+            .contains(r#"<link rel="canonical" href="https://phim.example.vn/films/released">"#),
+        "{}",
+        film.body
+    );
+    assert!(
+        film.body.contains(
+            r#"<meta property="og:url" content="https://phim.example.vn/films/released">"#
+        )
+    );
+    assert!(
+        film.body
+            .contains(r#""url":"https://phim.example.vn/films/released""#)
+    );
+    let ics = evil(to, "/films/soon/premiere.ics");
+    assert!(
+        ics.body
+            .contains("URL:https://phim.example.vn/films/soon\r\n"),
+        "{}",
+        ics.body
+    );
+    for reply in [&film, &ics] {
+        assert!(!reply.body.contains("evil.example"), "{}", reply.body);
+    }
+    drop(published);
+
+    // Unset: the address the server listens on, whatever the request says.
+    let local = start(&data, dir.path(), "local", "");
+    let to = addr(&local);
+    let film = evil(to, "/films/released");
+    let own = format!("{}/films/released", local.url);
+    assert!(
+        film.body
+            .contains(&format!(r#"<meta property="og:url" content="{own}">"#)),
+        "{}",
+        film.body
+    );
+    let ics = evil(to, "/films/soon/premiere.ics");
+    assert!(
+        ics.body
+            .contains(&format!("URL:{}/films/soon\r\n", local.url)),
+        "{}",
+        ics.body
+    );
+    for reply in [&film, &ics] {
+        assert!(!reply.body.contains("evil.example"), "{}", reply.body);
+    }
+    let log = std::fs::read_to_string(dir.path().join("local.log")).unwrap();
+    assert!(log.contains("public_url is unset"), "{log}");
+
+    // A public_url that is not a site's root stops the server, naming it and the rule.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[serve]\npublic_url = \"phim.example.vn/films\"\n").unwrap();
+    let out = monsoon(
+        &data,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("phim.example.vn/films") && stderr.contains("https://"),
+        "{stderr}"
     );
 }

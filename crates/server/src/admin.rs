@@ -289,6 +289,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/login", get(login_form).post(login))
         .route("/admin/logout", post(logout))
         .route("/admin/api/dashboard", get(dashboard_data))
+        .layer(axum::middleware::map_response(crate::pages::page_headers))
 }
 
 #[derive(Template)]

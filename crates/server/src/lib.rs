@@ -21,9 +21,10 @@ mod live;
 mod metrics;
 mod pages;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -79,13 +80,15 @@ pub struct Shared {
     pub audience: Arc<monsoon_audience::Audience>,
     /// Who may use `/admin`.
     pub admin: Arc<AdminAuth>,
-    /// `https://host` of the public site, for absolute links in link previews; without it
-    /// the request's `Host` is used.
+    /// `https://host` of the public site, for absolute links (canonical, Open Graph,
+    /// calendar); without it, the address the server listens on ([`Shared::site_url`]).
     pub public_url: Option<String>,
     /// Answer HTTP/1.1 media requests on the fast path ([`fast`]) instead of the router.
     pub fast_path: bool,
     /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
     pub trusted_proxies: TrustedProxies,
+    /// The address the listener is bound to, once it is.
+    pub bound: OnceLock<SocketAddr>,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -108,6 +111,11 @@ impl AppState {
         audience: Arc<monsoon_audience::Audience>,
         options: Options,
     ) -> Result<Self, String> {
+        let public_url = options
+            .public_url
+            .as_deref()
+            .map(check_public_url)
+            .transpose()?;
         let live = Arc::new(LiveCatalog::default());
         live.refresh(films.as_ref(), media.as_ref()).await?;
         Ok(Self(Arc::new(Shared {
@@ -122,9 +130,10 @@ impl AppState {
             access_log: options.access_log,
             audience,
             admin: Arc::new(options.admin),
-            public_url: options.public_url,
+            public_url,
             fast_path: options.fast_path,
             trusted_proxies: options.trusted_proxies,
+            bound: OnceLock::new(),
         })))
     }
 
@@ -133,6 +142,40 @@ impl AppState {
         self.live
             .spawn_refresh(Arc::clone(&self.films), Arc::clone(&self.media), every);
     }
+}
+
+impl Shared {
+    /// `http(s)://host[:port]` of the site, for absolute links: `public_url`, else the address
+    /// the server listens on (`localhost` for a wildcard address). Never the request's `Host`,
+    /// which the client chooses: links built from it would point wherever a client (or a cache
+    /// keyed without it) was told to.
+    pub(crate) fn site_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        match self.bound.get() {
+            Some(addr) if addr.ip().is_unspecified() => format!("http://localhost:{}", addr.port()),
+            Some(addr) => format!("http://{addr}"),
+            None => "http://localhost".to_owned(),
+        }
+    }
+}
+
+/// `public_url` without its trailing slash, if it is the root of an `http` or `https` site:
+/// the scheme, then a valid host and optional port (RFC 9110 §4.2, §7.2), nothing after.
+fn check_public_url(url: &str) -> Result<String, String> {
+    let rule = "must be the site's root as an absolute URL, like https://phim.example.vn";
+    let trimmed = url.strip_suffix('/').unwrap_or(url);
+    let authority = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| format!("[serve] public_url = {url:?} {rule} (http:// or https://)"))?;
+    if !host::valid_host(authority.as_bytes()) {
+        return Err(format!(
+            "[serve] public_url = {url:?} {rule} (no user, path, query or fragment; a valid host)"
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// Compress the text the rest of the app answers (JSON, HTML, CSS, JS, metrics) on the fly.
@@ -328,6 +371,15 @@ pub async fn serve_on(
     let metrics = Arc::clone(&state.metrics);
     let ready = Arc::clone(&state.ready);
     let (bound, listeners) = conn::bind_per_core(addr, threads)?;
+    // Before any request: pages build their links from it when `public_url` is unset.
+    let _ = state.bound.set(bound);
+    if state.public_url.is_none() {
+        tracing::warn!(
+            site = %state.site_url(),
+            "[serve] public_url is unset: canonical, Open Graph and calendar links point at the \
+             listen address; set it to the site's public address"
+        );
+    }
     let handles =
         conn::serve_per_core(listeners, handlers(state), limits, metrics, ready, stopped)?;
     on_bound(bound);
@@ -350,5 +402,33 @@ fn handlers(state: AppState) -> conn::Handlers {
     conn::Handlers {
         router: app(state),
         fast,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_url_is_a_site_root() {
+        assert_eq!(
+            check_public_url("https://phim.example.vn/").as_deref(),
+            Ok("https://phim.example.vn")
+        );
+        assert_eq!(
+            check_public_url("http://127.0.0.1:8080").as_deref(),
+            Ok("http://127.0.0.1:8080")
+        );
+        for bad in [
+            "phim.example.vn",
+            "ftp://phim.example.vn",
+            "https://phim.example.vn/films",
+            "https://user@phim.example.vn",
+            "https://",
+            "https://phim.example.vn?x=1",
+        ] {
+            let err = check_public_url(bad).unwrap_err();
+            assert!(err.contains(bad) && err.contains("public_url"), "{err}");
+        }
     }
 }
