@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use monsoon_server::{AppState, ConnLimits, HotCache};
+use monsoon_server::{AppState, ConnLimits, HotCache, MetricsAccess};
 use serde::Deserialize;
 
 use crate::DataDir;
@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Seconds in-flight responses get to finish after SIGTERM.
     #[arg(long, env = "MONSOON_DRAIN_DEADLINE_S")]
     pub drain_deadline_s: Option<u64>,
+    /// Who may read /metrics: public, admin (the admin token or session) or off.
+    #[arg(long, env = "MONSOON_METRICS")]
+    pub metrics: Option<MetricsAccess>,
 }
 
 /// Every setting of `monsoon serve`, as read from the `[serve]` table.
@@ -68,6 +71,8 @@ pub struct ServeConfig {
     /// Addresses or networks of the proxies in front, whose `X-Forwarded-For` and
     /// `X-Forwarded-Proto` are believed.
     pub trusted_proxies: Vec<String>,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
 }
 
 impl Default for ServeConfig {
@@ -91,6 +96,7 @@ impl Default for ServeConfig {
             public_url: String::new(),
             fast_path: true,
             trusted_proxies: Vec::new(),
+            metrics: MetricsAccess::default(),
         }
     }
 }
@@ -147,6 +153,9 @@ impl Settings {
         if let Some(v) = args.drain_deadline_s {
             config.drain_deadline_s = v;
         }
+        if let Some(v) = args.metrics {
+            config.metrics = v;
+        }
         Ok(settings)
     }
 }
@@ -191,6 +200,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let config = &settings.serve;
     let token_hash = Some(settings.admin.token_hash.clone()).filter(|h| !h.is_empty());
+    if token_hash.is_none() && config.metrics == MetricsAccess::Admin {
+        tracing::warn!(
+            "[serve] metrics = \"admin\" but [admin] token_hash is empty: /metrics answers 403; \
+             make a token with `monsoon admin-token`, or set metrics = \"public\" on a private listener"
+        );
+    }
     let admin =
         monsoon_server::AdminAuth::new(token_hash, settings.admin.sign_in_attempts_per_minute)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -214,6 +229,7 @@ pub async fn serve(
         public_url: Some(config.public_url.clone()).filter(|u| !u.is_empty()),
         fast_path: config.fast_path,
         trusted_proxies,
+        metrics: config.metrics,
     };
     let state = AppState::new(films, media, audience, options)
         .await
@@ -264,6 +280,7 @@ mod tests {
             defaults.max_connections_per_addr
         );
         assert_eq!(file.serve.trusted_proxies, defaults.trusted_proxies);
+        assert_eq!(file.serve.metrics, defaults.metrics);
         assert_eq!(
             file.admin.sign_in_attempts_per_minute,
             AdminConfig::default().sign_in_attempts_per_minute
@@ -288,6 +305,7 @@ mod tests {
             "public_url",
             "fast_path",
             "trusted_proxies",
+            "metrics",
             "token_hash",
             "sign_in_attempts_per_minute",
         ] {
@@ -301,5 +319,23 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<Settings>("[serve]\ncache_byte = 1\n").is_err());
+    }
+
+    #[test]
+    fn metrics_exposure_is_one_of_three_words() {
+        for (text, access) in [
+            ("public", MetricsAccess::Public),
+            ("admin", MetricsAccess::Admin),
+            ("off", MetricsAccess::Off),
+        ] {
+            let file: Settings =
+                toml::from_str(&format!("[serve]\nmetrics = \"{text}\"\n")).unwrap();
+            assert_eq!(file.serve.metrics, access);
+            assert_eq!(text.parse::<MetricsAccess>(), Ok(access));
+        }
+        assert!(toml::from_str::<Settings>("[serve]\nmetrics = \"yes\"\n").is_err());
+        let err = "yes".parse::<MetricsAccess>().unwrap_err();
+        assert!(err.contains("\"yes\""), "{err}");
+        assert_eq!(ServeConfig::default().metrics, MetricsAccess::Admin);
     }
 }

@@ -1,7 +1,8 @@
 //! The HTTP hardening of issue "Hardening", against the real `monsoon serve`: deadlines for
 //! slow request heads and bodies, the per-address connection cap, running out of descriptors,
 //! the operator's sign-in (rationed guesses, `Secure` cookie), page security headers, the
-//! `Host` rule on both HTTP paths, and links built from configuration.
+//! `Host` rule on both HTTP paths, links built from configuration, the `Bearer` scheme, and who
+//! may read `/metrics`. docs/SECURITY.md says what each defends.
 //!
 //! Times are asserted only as bounds a few seconds wide around the configured deadlines, which
 //! is what these promises are about.
@@ -23,7 +24,8 @@ use sha2::Digest as _;
 
 const TOKEN: &str = "security-test-admin-token";
 
-/// Writes `text` as `dir/name` and starts `monsoon serve --config` on it, with the log in
+/// Writes `text` as `dir/name` and starts `monsoon serve --config` on it, with nothing from
+/// the test harness's defaults (so `/metrics` has its real default) and the log in
 /// `dir/name.log`.
 fn start(data: &Path, dir: &Path, name: &str, text: &str) -> Server {
     let config = dir.join(format!("{name}.toml"));
@@ -268,7 +270,7 @@ fn each_address_may_hold_only_so_many_connections() {
         &data,
         dir.path(),
         "cap",
-        "[serve]\nmax_connections_per_addr = 4\nheader_timeout_s = 30\n",
+        "[serve]\nmax_connections_per_addr = 4\nheader_timeout_s = 30\nmetrics = \"public\"\n",
     );
     let to = addr(&server);
     let one = Ipv4Addr::new(127, 0, 0, 1);
@@ -743,8 +745,13 @@ fn a_missing_repeated_or_invalid_host_is_answered_400_on_both_paths() {
         "/media/film/{}/v180/init.mp4",
         version.file_name().unwrap().to_string_lossy()
     );
-    let fast = start(&data, dir.path(), "fast", "");
-    let router = start(&data, dir.path(), "router", "[serve]\nfast_path = false\n");
+    let fast = start(&data, dir.path(), "fast", "[serve]\nmetrics = \"public\"\n");
+    let router = start(
+        &data,
+        dir.path(),
+        "router",
+        "[serve]\nfast_path = false\nmetrics = \"public\"\n",
+    );
     for (name, server) in [("fast path", &fast), ("router", &router)] {
         let to = addr(server);
         for path in [segment.as_str(), "/healthz", "/"] {
@@ -880,4 +887,58 @@ fn links_in_pages_come_from_configuration_never_from_the_host_header() {
         stderr.contains("phim.example.vn/films") && stderr.contains("https://"),
         "{stderr}"
     );
+}
+
+#[test]
+fn metrics_are_for_the_operator_by_default_and_the_bearer_scheme_ignores_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = start(&data, dir.path(), "metrics-admin", &admin_table(&data, ""));
+    let to = addr(&server);
+    let anonymous = get(to, "/metrics", "");
+    assert_eq!(anonymous.status, 401, "{anonymous:?}");
+    // The auth scheme is case-insensitive (RFC 9110 §11.1), as Prometheus and curl may write it.
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let scraped = get(
+            to,
+            "/metrics",
+            &format!("Authorization: {scheme} {TOKEN}\r\n"),
+        );
+        assert_eq!(scraped.status, 200, "{scheme}");
+        assert!(
+            scraped.body.contains("monsoon_open_connections"),
+            "{}",
+            scraped.body
+        );
+        let dashboard = get(
+            to,
+            "/admin/api/dashboard?film=nope",
+            &format!("Authorization: {scheme} {TOKEN}\r\n"),
+        );
+        // Past the token check: the film is what is missing.
+        assert_eq!(dashboard.status, 404, "{scheme}: {dashboard:?}");
+    }
+    let wrong = get(to, "/metrics", "Authorization: Bearer not-the-token\r\n");
+    assert_eq!(wrong.status, 401);
+    drop(server);
+
+    let public = start(
+        &data,
+        dir.path(),
+        "metrics-public",
+        "[serve]\nmetrics = \"public\"\n",
+    );
+    assert_eq!(get(addr(&public), "/metrics", "").status, 200);
+    let off = start(
+        &data,
+        dir.path(),
+        "metrics-off",
+        "[serve]\nmetrics = \"off\"\n",
+    );
+    assert_eq!(get(addr(&off), "/metrics", "").status, 404);
+    // "admin" without an admin token: nobody can read them, and the server says so at start.
+    let closed = start(&data, dir.path(), "metrics-no-token", "");
+    assert_eq!(get(addr(&closed), "/metrics", "").status, 403);
+    let log = std::fs::read_to_string(dir.path().join("metrics-no-token.log")).unwrap();
+    assert!(log.contains("metrics = \"admin\""), "{log}");
 }

@@ -12,8 +12,8 @@
 //! made by `monsoon admin-token`). Signing in trades the token for a cookie holding an expiry
 //! signed with HMAC under a key made at start (a restart signs everyone out); the cookie is
 //! `HttpOnly; SameSite=Strict`, and `Secure` whenever the client came over HTTPS (see
-//! [`crate::client::https`]). Scripts may send `Authorization: Bearer <token>`
-//! instead.
+//! [`crate::client::https`]). Scripts (and Prometheus, for `/metrics`) may send
+//! `Authorization: Bearer <token>` instead.
 //!
 //! argon2 is deliberately slow (tens of milliseconds and 19 MiB per check), so guesses are
 //! rationed:

@@ -44,7 +44,7 @@ pub use conn::ConnLimits;
 pub use delivery::HotCache;
 pub use error::ApiError;
 pub use live::LiveCatalog;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, MetricsAccess};
 
 /// Everything a request handler may need, shared by all of them. Cloned for every request
 /// (axum's `State`), so it is one `Arc`: a single reference count instead of one per field.
@@ -87,6 +87,8 @@ pub struct Shared {
     pub fast_path: bool,
     /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Who may read `/metrics`.
+    pub metrics_access: MetricsAccess,
     /// The address the listener is bound to, once it is.
     pub bound: OnceLock<SocketAddr>,
 }
@@ -101,6 +103,7 @@ pub struct Options {
     pub public_url: Option<String>,
     pub fast_path: bool,
     pub trusted_proxies: TrustedProxies,
+    pub metrics: MetricsAccess,
 }
 
 impl AppState {
@@ -133,6 +136,7 @@ impl AppState {
             public_url,
             fast_path: options.fast_path,
             trusted_proxies: options.trusted_proxies,
+            metrics_access: options.metrics,
             bound: OnceLock::new(),
         })))
     }
@@ -234,10 +238,18 @@ pub fn app(state: AppState) -> Router {
         .max_age(Duration::from_secs(86_400));
     let static_files = assets::routes(&state.web_dir, state.assets.clone());
     let access_log = state.access_log;
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route("/readyz", get(readyz));
+    router = match state.metrics_access {
+        MetricsAccess::Public => router.route("/metrics", get(metrics_text)),
+        MetricsAccess::Admin => router.route(
+            "/metrics",
+            get(|_: admin::Operator, state: State<AppState>| metrics_text(state)),
+        ),
+        MetricsAccess::Off => router,
+    };
+    let router = router
         .merge(pages::routes())
         .merge(admin::routes())
         .merge(api::routes())
@@ -309,12 +321,13 @@ async fn log_access(request: axum::extract::Request, next: axum::middleware::Nex
     response
 }
 
-/// The token of a request's `Authorization: Bearer …` header.
+/// The token of a request's `Authorization: Bearer …` header. The scheme is matched without
+/// regard to case (RFC 9110 §11.1) and is followed by one or more spaces (RFC 9110 §11.4).
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The value of cookie `name` in a request's `Cookie` headers.
@@ -408,6 +421,24 @@ fn handlers(state: AppState) -> conn::Handlers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let mut headers = HeaderMap::new();
+        for (value, token) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc", Some("abc")),
+            ("BeArEr abc", Some("abc")),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+        ] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            assert_eq!(bearer(&headers), token, "{value:?}");
+        }
+    }
 
     #[test]
     fn the_public_url_is_a_site_root() {

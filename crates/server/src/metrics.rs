@@ -4,6 +4,10 @@
 //! bytes and latency of the delivery path by object class, the hot cache's hits, misses and
 //! size, open connections, connections refused over the per-address limit, and failed accepts.
 //!
+//! Who may read them is a setting ([`MetricsAccess`]): the figures tell an attacker how close
+//! the server is to its limits, so by default only the operator (and a Prometheus holding the
+//! admin token) may.
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -31,6 +35,34 @@ struct FilmLabel {
 }
 
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// Who may read `/metrics` (`[serve] metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Anyone: for a listener only the monitoring network reaches.
+    Public,
+    /// Signed-in operators, and scrapers sending `Authorization: Bearer <admin token>`.
+    #[default]
+    Admin,
+    /// Nobody: `/metrics` is not served (404).
+    Off,
+}
+
+impl std::str::FromStr for MetricsAccess {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "public" => Ok(Self::Public),
+            "admin" => Ok(Self::Admin),
+            "off" => Ok(Self::Off),
+            other => Err(format!(
+                "metrics = {other:?} is not one of \"public\", \"admin\", \"off\""
+            )),
+        }
+    }
+}
 
 /// Per-film audience gauges, set from the live figures at each scrape.
 #[derive(Debug, Default)]

@@ -50,7 +50,9 @@ impl Server {
         Self::start_with(data, &[])
     }
 
-    /// Starts `monsoon serve` with extra arguments (e.g. `--config`).
+    /// Starts `monsoon serve` with extra arguments (e.g. `--config`). `/metrics` is public
+    /// here (the suites read it as a monitoring system would); `security_http.rs` tests who may
+    /// read it, with [`Server::spawn`].
     pub fn start_with(data: &Path, args: &[&str]) -> Server {
         let mut command = Command::new(MONSOON);
         command
@@ -58,6 +60,7 @@ impl Server {
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0", "--access-log", "false"])
             .args(args)
+            .env("MONSOON_METRICS", "public")
             .stderr(Stdio::null());
         Self::spawn(command)
     }
