@@ -48,7 +48,9 @@ ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=1280x720:rate=25:durat
 # monsoon.toml with the scenario's [server] table as [audience].
 config() { # SCENARIO FILE
   {
-    printf '[serve]\naccess_log = false\nlisten = "127.0.0.1:%s"\n[audience]\n' "$PORT"
+    # The simulator's viewers all come from 127.0.0.1 (a pool of 1,024 connections and more,
+    # as from a CDN): no per-address connection cap.
+    printf '[serve]\naccess_log = false\nlisten = "127.0.0.1:%s"\nmax_connections_per_addr = 0\n[audience]\n' "$PORT"
     awk '/^\[server\]/{on=1; next} /^\[/{on=0} on && /=/' "$1"
     # 60,000 viewers: room for every in-flight beat in the writer's queue.
     printf 'queue_limit = 200000\n'

@@ -4,7 +4,7 @@
 // Environment: BASE_URL, FILM (a film with rungs above and below 360p), PREMIERE (a film whose
 // premiere is ahead), ADMIN_TOKEN, ARTIFACTS (directory for screenshots and report.json).
 // Exits non-zero with a message on the first broken promise.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
@@ -23,11 +23,30 @@ const PAGE_BUDGET = 150 * 1024; // compressed bytes before any video
 mkdirSync(ARTIFACTS, { recursive: true });
 
 const report = { accessibility: {} };
-const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/** Records every Content-Security-Policy violation the context's pages report. */
+async function recordCsp(context) {
+  await context.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.__csp.push(`${e.effectiveDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+  });
+}
+
+/** The pages' own scripts, styles and media must all work under their policy. */
+async function noCspViolations(page, name) {
+  const found = await page.evaluate(() => window.__csp);
+  check(Array.isArray(found), `${name}: the CSP recorder did not run`);
+  check(found.length === 0, `${name}: Content-Security-Policy violations ${JSON.stringify(found)}`);
+}
 
 /** axe-core's WCAG 2 A/AA rules on the page; serious or critical findings fail the test. */
 async function accessible(page, name) {
-  await page.addScriptTag({ path: AXE });
+  await noCspViolations(page, name);
+  // Evaluated by the test, as a debugger would, rather than added as an inline script, which
+  // the page's Content-Security-Policy rightly refuses.
+  await page.evaluate(AXE);
   const found = await page.evaluate(async () => {
     const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa"] });
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length,
@@ -114,6 +133,7 @@ async function waitForLevel(page, index) {
 try {
   // --- Catalog and film page, in Vietnamese, within the page-weight budget ---------------
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await recordCsp(context);
   let page = await context.newPage();
   step("home");
   let weight = weigher(page);
@@ -282,6 +302,7 @@ try {
   // --- Dashboard: sign in, live figures and charts ---------------------------------------
   step("dashboard");
   const admin = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  await recordCsp(admin);
   page = await admin.newPage();
   await page.goto(`${BASE}/admin`, { waitUntil: "domcontentloaded" });
   check(page.url().endsWith("/admin/login"), `/admin without a session went to ${page.url()}`);
@@ -299,6 +320,7 @@ try {
   // --- Throttled: 300 kbit/s down, 400 ms RTT -------------------------------------------
   step("throttled: 300 kbit/s, 400 ms RTT");
   const slow = await browser.newContext({ viewport: { width: 412, height: 915 } });
+  await recordCsp(slow);
   page = await slow.newPage();
   const cdp = await slow.newCDPSession(page);
   await cdp.send("Network.enable");
@@ -325,6 +347,7 @@ try {
   report.throttled_heights = await page.evaluate(() => window.monsoonPlayer.hls.levels
     .filter((_, i) => i === window.monsoonPlayer.hls.currentLevel).map((l) => l.height));
   await page.screenshot({ path: `${ARTIFACTS}/watch-throttled.png` });
+  await noCspViolations(page, "watch, throttled");
   check(report.throttled_startup_ms <= 5000, `throttled start took ${report.throttled_startup_ms} ms`);
   check(report.throttled_stalls <= 1, `${report.throttled_stalls} stalls in 30 s throttled`);
   await slow.close();

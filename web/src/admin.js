@@ -66,14 +66,21 @@
     // Share of playing time by rung, as bars.
     var rungs = document.getElementById("chart-rungs");
     var total = Object.values(s.rungs).reduce(function (a, b) { return a + b; }, 0) || 1;
-    rungs.innerHTML = "";
+    rungs.replaceChildren();
     Object.keys(s.rungs).sort(function (a, b) { return b - a; }).forEach(function (h) {
       var row = document.createElement("div");
       row.className = "rung";
       var share = s.rungs[h] / total;
       var p = (100 * share).toFixed(1) + "%";
-      row.innerHTML = "<span>" + (h === "0" ? S.audio_only : h + "p") + "</span><span class=\"bar\" style=\"background:" +
-        "linear-gradient(90deg,#e5534b " + p + ",#30363d " + p + ")\"></span><span>" + pct(share) + "</span>";
+      var label = document.createElement("span");
+      label.textContent = h === "0" ? S.audio_only : h + "p";
+      // Styled through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+      var bar = document.createElement("span");
+      bar.className = "bar";
+      bar.style.background = "linear-gradient(90deg,#e5534b " + p + ",#30363d " + p + ")";
+      var value = document.createElement("span");
+      value.textContent = pct(share);
+      row.append(label, bar, value);
       rungs.appendChild(row);
     });
   }

@@ -75,6 +75,7 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         admin: AdminConfig {
             token_hash: monsoon_server::hash_token(&token).map_err(|e| anyhow::anyhow!(e))?,
+            ..AdminConfig::default()
         },
         ..Settings::default()
     };

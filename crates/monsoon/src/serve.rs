@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use monsoon_server::{AppState, ConnLimits, HotCache};
+use monsoon_server::{AppState, ConnLimits, HotCache, MetricsAccess};
 use serde::Deserialize;
 
 use crate::DataDir;
@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Seconds in-flight responses get to finish after SIGTERM.
     #[arg(long, env = "MONSOON_DRAIN_DEADLINE_S")]
     pub drain_deadline_s: Option<u64>,
+    /// Who may read /metrics: public, admin (the admin token or session) or off.
+    #[arg(long, env = "MONSOON_METRICS")]
+    pub metrics: Option<MetricsAccess>,
 }
 
 /// Every setting of `monsoon serve`, as read from the `[serve]` table.
@@ -48,19 +51,28 @@ pub struct ServeConfig {
     pub cache_bytes: u64,
     pub cache_max_object_bytes: u64,
     pub header_timeout_s: u64,
+    /// A request body must arrive whole within this many seconds of its head.
+    pub body_timeout_s: u64,
     pub write_timeout_s: u64,
     pub max_header_bytes: usize,
     pub readiness_grace_s: u64,
     pub drain_deadline_s: u64,
+    /// Connections one address (IPv4, or IPv6 /64) may hold open; 0 for no limit.
+    pub max_connections_per_addr: u32,
     pub access_log: bool,
     pub catalog_refresh_ms: u64,
     pub http_threads: usize,
-    /// `https://host` of the public site, for absolute links in link previews (empty: the
-    /// request's `Host`).
+    /// `https://host` of the public site, for absolute links in pages and calendar events
+    /// (empty: the listen address), and the sign of HTTPS for the admin cookie.
     pub public_url: String,
     /// Answer HTTP/1.1 media requests on the fast path (sendfile, no router); off sends every
     /// request through hyper and the router.
     pub fast_path: bool,
+    /// Addresses or networks of the proxies in front, whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
 }
 
 impl Default for ServeConfig {
@@ -72,15 +84,19 @@ impl Default for ServeConfig {
             cache_bytes: 512 * 1024 * 1024,
             cache_max_object_bytes: 16 * 1024 * 1024,
             header_timeout_s: limits.header_timeout.as_secs(),
+            body_timeout_s: limits.body_timeout.as_secs(),
             write_timeout_s: limits.write_timeout.as_secs(),
             max_header_bytes: limits.max_header_bytes,
             readiness_grace_s: limits.readiness_grace.as_secs(),
             drain_deadline_s: limits.drain_deadline.as_secs(),
+            max_connections_per_addr: limits.max_connections_per_addr,
             access_log: true,
             catalog_refresh_ms: 1000,
             http_threads: 0,
             public_url: String::new(),
             fast_path: true,
+            trusted_proxies: Vec::new(),
+            metrics: MetricsAccess::default(),
         }
     }
 }
@@ -95,12 +111,23 @@ pub struct Settings {
 }
 
 /// The `[admin]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
     /// argon2 hash of the admin token (`monsoon admin-token` makes one); empty turns
     /// `/admin` off.
     pub token_hash: String,
+    /// Admin token checks one client address may ask for per minute (sign-in and Bearer).
+    pub sign_in_attempts_per_minute: u32,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token_hash: String::new(),
+            sign_in_attempts_per_minute: 10,
+        }
+    }
 }
 
 impl Settings {
@@ -126,6 +153,9 @@ impl Settings {
         if let Some(v) = args.drain_deadline_s {
             config.drain_deadline_s = v;
         }
+        if let Some(v) = args.metrics {
+            config.metrics = v;
+        }
         Ok(settings)
     }
 }
@@ -134,10 +164,12 @@ impl ServeConfig {
     fn limits(&self) -> ConnLimits {
         ConnLimits {
             header_timeout: Duration::from_secs(self.header_timeout_s),
+            body_timeout: Duration::from_secs(self.body_timeout_s),
             write_timeout: Duration::from_secs(self.write_timeout_s),
             max_header_bytes: self.max_header_bytes,
             readiness_grace: Duration::from_secs(self.readiness_grace_s),
             drain_deadline: Duration::from_secs(self.drain_deadline_s),
+            max_connections_per_addr: self.max_connections_per_addr,
         }
     }
 }
@@ -167,10 +199,18 @@ pub async fn serve(
     on_ready: impl FnOnce(&str),
 ) -> anyhow::Result<()> {
     let config = &settings.serve;
-    let admin = monsoon_server::AdminAuth::new(
-        Some(settings.admin.token_hash.clone()).filter(|h| !h.is_empty()),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token_hash = Some(settings.admin.token_hash.clone()).filter(|h| !h.is_empty());
+    if token_hash.is_none() && config.metrics == MetricsAccess::Admin {
+        tracing::warn!(
+            "[serve] metrics = \"admin\" but [admin] token_hash is empty: /metrics answers 403; \
+             make a token with `monsoon admin-token`, or set metrics = \"public\" on a private listener"
+        );
+    }
+    let admin =
+        monsoon_server::AdminAuth::new(token_hash, settings.admin.sign_in_attempts_per_minute)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let trusted_proxies = monsoon_server::TrustedProxies::parse(&config.trusted_proxies)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let audience = settings.audience.clone();
     let (films, media) = data.open().await?;
     let store = Arc::new(monsoon_db::SqliteAudienceStore::open(&data.catalog_db())?);
@@ -188,10 +228,12 @@ pub async fn serve(
         admin,
         public_url: Some(config.public_url.clone()).filter(|u| !u.is_empty()),
         fast_path: config.fast_path,
+        trusted_proxies,
+        metrics: config.metrics,
     };
     let state = AppState::new(films, media, audience, options)
         .await
-        .map_err(|e| anyhow::anyhow!("loading the catalog: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
     state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
     let threads = match config.http_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -232,6 +274,17 @@ mod tests {
         assert_eq!(file.serve.header_timeout_s, defaults.header_timeout_s);
         assert_eq!(file.serve.write_timeout_s, defaults.write_timeout_s);
         assert_eq!(file.serve.drain_deadline_s, defaults.drain_deadline_s);
+        assert_eq!(file.serve.body_timeout_s, defaults.body_timeout_s);
+        assert_eq!(
+            file.serve.max_connections_per_addr,
+            defaults.max_connections_per_addr
+        );
+        assert_eq!(file.serve.trusted_proxies, defaults.trusted_proxies);
+        assert_eq!(file.serve.metrics, defaults.metrics);
+        assert_eq!(
+            file.admin.sign_in_attempts_per_minute,
+            AdminConfig::default().sign_in_attempts_per_minute
+        );
         assert_eq!(file.audience, monsoon_audience::Config::default());
         // Every key of the struct appears in the example.
         for key in [
@@ -240,16 +293,21 @@ mod tests {
             "cache_bytes",
             "cache_max_object_bytes",
             "header_timeout_s",
+            "body_timeout_s",
             "write_timeout_s",
             "max_header_bytes",
             "readiness_grace_s",
             "drain_deadline_s",
+            "max_connections_per_addr",
             "access_log",
             "catalog_refresh_ms",
             "http_threads",
             "public_url",
             "fast_path",
+            "trusted_proxies",
+            "metrics",
             "token_hash",
+            "sign_in_attempts_per_minute",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")),
@@ -261,5 +319,23 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<Settings>("[serve]\ncache_byte = 1\n").is_err());
+    }
+
+    #[test]
+    fn metrics_exposure_is_one_of_three_words() {
+        for (text, access) in [
+            ("public", MetricsAccess::Public),
+            ("admin", MetricsAccess::Admin),
+            ("off", MetricsAccess::Off),
+        ] {
+            let file: Settings =
+                toml::from_str(&format!("[serve]\nmetrics = \"{text}\"\n")).unwrap();
+            assert_eq!(file.serve.metrics, access);
+            assert_eq!(text.parse::<MetricsAccess>(), Ok(access));
+        }
+        assert!(toml::from_str::<Settings>("[serve]\nmetrics = \"yes\"\n").is_err());
+        let err = "yes".parse::<MetricsAccess>().unwrap_err();
+        assert!(err.contains("\"yes\""), "{err}");
+        assert_eq!(ServeConfig::default().metrics, MetricsAccess::Admin);
     }
 }

@@ -1,26 +1,42 @@
-//! Connection handling: the accept loop, per-connection deadlines, and graceful draining.
+//! Connection handling: the accept loop, per-connection deadlines, per-address limits, and
+//! graceful draining.
 //!
-//! `header_timeout` bounds the time a client has to send a request's headers: hyper's
-//! `header_read_timeout` enforces it from the moment hyper waits for a request head, which
-//! also closes keep-alive connections idle that long between requests. But hyper only starts
-//! that timer once HTTP/1 parsing begins, after hyper-util has sniffed the protocol, so a
-//! socket that never sends a byte would live forever. The [`Deadlines`] wrapper closes, at the
-//! transport level:
-//! - a connection that sends nothing within `header_timeout` of opening (silent sockets), or
-//!   moves no byte either way for that long (idle HTTP/2);
+//! Deadlines, so a slow or silent client cannot hold a connection (and its descriptor):
+//! - a request head must arrive whole within `header_timeout` of the server waiting for it. On
+//!   the fast path, `FastPath::serve` enforces it; hyper's `header_read_timeout` does on its
+//!   own path. hyper starts that timer when it begins reading a head, so for a connection the
+//!   fast path hands over in the middle of a head, [`Deadlines`] keeps the fast path's deadline
+//!   until the head is complete: one deadline per request, whichever path serves it.
+//! - hyper only starts its timer once HTTP/1 parsing begins, after hyper-util has sniffed the
+//!   protocol, so a socket that never sends a byte would live forever. [`Deadlines`] closes a
+//!   connection that sends nothing within `header_timeout` of opening (silent sockets), or moves
+//!   no byte either way for that long (idle HTTP/2);
+//! - a request body must arrive whole within `body_timeout` of its head ([`TimedBody`]): a POST
+//!   trickling a byte every few seconds makes progress forever, so only a total deadline ends
+//!   it. The client gets 408 and the connection closes (RFC 9110 §15.5.9);
 //! - a connection whose writes make no progress for `write_timeout` (a client that stopped
-//!   reading). This is a progress timeout, not a total deadline: a viewer receiving 20 kB/s
-//!   keeps its connection as long as bytes move.
+//!   reading) is dropped. This is a progress timeout, not a total deadline: a viewer receiving
+//!   20 kB/s keeps its connection as long as bytes move.
+//!
+//! Each address (an IPv4 address or an IPv6 /64) may hold `max_connections_per_addr`
+//! connections; more are closed at once. When the process runs out of descriptors, `accept`
+//! fails until some close: the loop then sleeps [`ACCEPT_BACKOFF`] between attempts, never
+//! spinning, and logs at most one line per [`ACCEPT_LOG_EVERY`].
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Bytes, HttpBody};
+use axum::http::Request;
+use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -28,8 +44,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 
+use crate::client::{Peer, PerAddress};
 use crate::fast::{Exit, FastPath};
 use crate::metrics::Metrics;
+
+/// How long the accept loop sleeps after `accept` fails (out of descriptors, mostly): long
+/// enough not to spin on a listener that stays readable, short enough that a freed descriptor
+/// is used at once.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one log line about failing accepts, or refused connections, per this long.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Timeouts and limits of the HTTP listener.
 #[derive(Debug, Clone)]
@@ -37,6 +61,8 @@ pub struct ConnLimits {
     /// A client must deliver a request's headers within this time of the server waiting for
     /// them: on a new connection, and between requests on a keep-alive one (its idle timeout).
     pub header_timeout: Duration,
+    /// A request body must arrive whole within this time of its head.
+    pub body_timeout: Duration,
     /// A response write may make no progress for this long before the connection is dropped.
     pub write_timeout: Duration,
     /// Largest request head (request line plus headers), bytes; larger gets 431.
@@ -46,16 +72,20 @@ pub struct ConnLimits {
     pub readiness_grace: Duration,
     /// Then in-flight responses get this long to finish.
     pub drain_deadline: Duration,
+    /// Connections one address (IPv4, or IPv6 /64) may hold open; 0 for no limit.
+    pub max_connections_per_addr: u32,
 }
 
 impl Default for ConnLimits {
     fn default() -> Self {
         Self {
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_header_bytes: 16 * 1024,
             readiness_grace: Duration::from_secs(2),
             drain_deadline: Duration::from_secs(10),
+            max_connections_per_addr: 1024,
         }
     }
 }
@@ -67,25 +97,68 @@ pub struct Deadlines<T> {
     limits: Arc<ConnLimits>,
     last_progress: Instant,
     write_blocked_since: Option<Instant>,
+    /// The deadline of a request head begun on the fast path, until the head is complete.
+    head_until: Option<Instant>,
+    /// How much of the end of a head (`\r\n\r\n`) the bytes read so far end with.
+    head_end_seen: usize,
     timer: Pin<Box<Sleep>>,
 }
 
+/// The blank line that ends a request head (RFC 9112 §2.1).
+const HEAD_END: &[u8; 4] = b"\r\n\r\n";
+
 impl<T> Deadlines<T> {
     pub fn new(inner: T, limits: Arc<ConnLimits>) -> Self {
+        Self::with_head_deadline(inner, limits, None)
+    }
+
+    /// Like [`Deadlines::new`], for a connection whose current request head must be complete
+    /// by `head_until` (it began on the fast path): hyper would start its own header timer
+    /// afresh, and a client trickling its head across the handoff would get twice the time.
+    pub fn with_head_deadline(
+        inner: T,
+        limits: Arc<ConnLimits>,
+        head_until: Option<Instant>,
+    ) -> Self {
         let now = Instant::now();
+        let first = head_until.map_or(now + limits.header_timeout, |until| {
+            until.min(now + limits.header_timeout)
+        });
         Self {
             inner,
-            timer: Box::pin(tokio::time::sleep_until(now + limits.header_timeout)),
+            timer: Box::pin(tokio::time::sleep_until(first)),
             limits,
             last_progress: now,
             write_blocked_since: None,
+            head_until,
+            head_end_seen: 0,
         }
     }
 
     fn deadline(&self) -> Instant {
         match self.write_blocked_since {
             Some(since) => since + self.limits.write_timeout,
-            None => self.last_progress + self.limits.header_timeout,
+            None => {
+                let idle = self.last_progress + self.limits.header_timeout;
+                self.head_until.map_or(idle, |until| until.min(idle))
+            }
+        }
+    }
+
+    /// Follows the bytes read until the end of the head whose deadline is carried over.
+    fn scan_for_head_end(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.head_end_seen = if b == HEAD_END[self.head_end_seen] {
+                self.head_end_seen + 1
+            } else if b == b'\r' {
+                1
+            } else {
+                0
+            };
+            if self.head_end_seen == HEAD_END.len() {
+                self.head_until = None;
+                return;
+            }
         }
     }
 
@@ -123,6 +196,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Deadlines<T> {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     self.last_progress = Instant::now();
+                    if self.head_until.is_some() {
+                        self.scan_for_head_end(&buf.filled()[before..]);
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
@@ -274,15 +350,206 @@ pub(crate) struct Handlers {
     pub fast: Option<Arc<FastPath>>,
 }
 
+/// The request body's deadline, seen by the router: `edge` (lib.rs) answers 408 once it has
+/// passed.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyClock {
+    pub expired: Arc<AtomicBool>,
+    pub timeout: Duration,
+}
+
+/// A request body that must arrive whole by a deadline (`body_timeout` after its head).
+#[derive(Debug)]
+pub(crate) struct TimedBody<B> {
+    inner: B,
+    /// None for a request without a body: nothing to wait for, nothing allocated.
+    watch: Option<BodyWatch>,
+}
+
+#[derive(Debug)]
+struct BodyWatch {
+    deadline: Instant,
+    /// Armed the first time the body is not there yet (most bodies come with their head).
+    timer: Option<Pin<Box<Sleep>>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl<B> HttpBody for TimedBody<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<axum::BoxError>,
+{
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
+            Poll::Pending => {
+                let Some(watch) = &mut this.watch else {
+                    return Poll::Pending;
+                };
+                let deadline = watch.deadline;
+                let timer = watch
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                watch.expired.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "request body deadline",
+                )
+                .into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The router as hyper calls it on one connection: each request learns its TCP peer
+/// ([`Peer`]) and gets its body deadline ([`TimedBody`], [`BodyClock`]).
+#[derive(Debug, Clone)]
+struct Edge {
+    router: Router,
+    peer: SocketAddr,
+    body_timeout: Duration,
+}
+
+impl<B> tower::Service<Request<B>> for Edge
+where
+    B: HttpBody<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = <Router as tower::Service<Request<TimedBody<B>>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        <Router as tower::Service<Request<TimedBody<B>>>>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(Peer(self.peer));
+        let watch = (!body.is_end_stream()).then(|| {
+            let expired = Arc::new(AtomicBool::new(false));
+            parts.extensions.insert(BodyClock {
+                expired: Arc::clone(&expired),
+                timeout: self.body_timeout,
+            });
+            BodyWatch {
+                deadline: Instant::now() + self.body_timeout,
+                timer: None,
+                expired,
+            }
+        });
+        let request = Request::from_parts(parts, TimedBody { inner: body, watch });
+        self.router.call(request)
+    }
+}
+
+/// Allows one log line per [`ACCEPT_LOG_EVERY`] across all HTTP threads, and counts the lines
+/// it held back.
+#[derive(Debug)]
+struct LogThrottle {
+    /// Milliseconds since `START` of the last line, plus one (0: never).
+    last: AtomicU64,
+    held_back: AtomicU64,
+}
+
+impl LogThrottle {
+    const fn new() -> Self {
+        Self {
+            last: AtomicU64::new(0),
+            held_back: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` if a line may be written now.
+    fn allow(&self) -> Option<u64> {
+        static START: std::sync::LazyLock<std::time::Instant> =
+            std::sync::LazyLock::new(std::time::Instant::now);
+        let now = u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let last = self.last.load(Ordering::Relaxed);
+        let every = u64::try_from(ACCEPT_LOG_EVERY.as_millis()).unwrap_or(u64::MAX);
+        let due = last == 0 || now.saturating_sub(last) >= every;
+        // Of threads finding it due at once, one writes the line.
+        if !due
+            || self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(self.held_back.swap(0, Ordering::Relaxed))
+    }
+}
+
+static ACCEPT_FAILURES: LogThrottle = LogThrottle::new();
+static REFUSALS: LogThrottle = LogThrottle::new();
+
+/// Whether an `accept` error means the process (or the system) is out of descriptors or
+/// memory: nothing to do but wait for some to be freed.
+fn out_of_resources(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        Errno::from_io_error(e),
+        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
+    )
+}
+
+/// After a failed `accept`: waits [`ACCEPT_BACKOFF`] (the listener stays readable while the
+/// connection waits in the backlog, so retrying at once would spin) and logs, at most once per
+/// [`ACCEPT_LOG_EVERY`]. The connections waiting are accepted as soon as descriptors free up.
+async fn accept_failed(e: &io::Error, metrics: &Metrics) {
+    metrics.accept_error();
+    if let Some(held_back) = ACCEPT_FAILURES.allow() {
+        if out_of_resources(e) {
+            tracing::warn!(
+                error = %e,
+                held_back,
+                every = ?ACCEPT_LOG_EVERY,
+                "cannot accept connections: out of file descriptors (raise `ulimit -n` or \
+                 LimitNOFILE); retrying, logged at most once per interval"
+            );
+        } else {
+            tracing::warn!(
+                error = %e,
+                held_back,
+                every = ?ACCEPT_LOG_EVERY,
+                "accept failed; retrying, logged at most once per interval"
+            );
+        }
+    }
+    tokio::time::sleep(ACCEPT_BACKOFF).await;
+}
+
 /// Serves on `listener` until `shutdown` resolves: HTTP/1.1 media requests on the fast path
 /// (when `fast` is given), everything else with hyper and `app`. Then readiness turns false
 /// (so `/readyz` answers 503) for `limits.readiness_grace`, the listener closes, and in-flight
 /// requests get `limits.drain_deadline` to finish; HTTP/1 responses finishing during the
-/// drain carry `Connection: close`.
+/// drain carry `Connection: close`. `per_address` counts connections by address, across the
+/// listeners of every thread.
 pub(crate) async fn serve(
     listener: TcpListener,
     handlers: Handlers,
     limits: ConnLimits,
+    per_address: Option<Arc<PerAddress>>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send,
@@ -311,17 +578,25 @@ pub(crate) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        accept_failed(&e, &metrics).await;
                         continue;
                     }
                 };
+                let admitted = match &per_address {
+                    Some(table) => match table.admit(peer.ip()) {
+                        Some(admitted) => Some(admitted),
+                        None => {
+                            refuse(stream, peer, &limits, &metrics);
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
                 let _ = stream.set_nodelay(true);
-                let Handlers { router: app, fast } = handlers.clone();
+                let Handlers { router, fast } = handlers.clone();
                 let (limits, metrics) = (Arc::clone(&limits), Arc::clone(&metrics));
                 let (builder, watcher, mut stop) =
                     (Arc::clone(&builder), graceful.watcher(), stop_rx.clone());
@@ -330,20 +605,28 @@ pub(crate) async fn serve(
                     let handoff = match &fast {
                         Some(fast) => match fast.serve(stream, &limits, &mut stop).await {
                             Exit::Closed => None,
-                            Exit::Handoff(stream, read) => Some((stream, read)),
+                            Exit::Handoff(stream, read, head_until) => {
+                                Some((stream, read, Some(head_until)))
+                            }
                         },
-                        None => Some((stream, Vec::new())),
+                        None => Some((stream, Vec::new(), None)),
                     };
-                    if let Some((stream, read)) = handoff
+                    if let Some((stream, read, head_until)) = handoff
                         && !*stop.borrow()
                     {
-                        let io = TokioIo::new(Deadlines::new(Prefixed::new(read, stream), limits));
-                        let service = TowerToHyperService::new(app);
+                        let body_timeout = limits.body_timeout;
+                        let io = TokioIo::new(Deadlines::with_head_deadline(
+                            Prefixed::new(read, stream),
+                            limits,
+                            head_until,
+                        ));
+                        let service = TowerToHyperService::new(Edge { router, peer, body_timeout });
                         let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
                         // Boxed: an idle fast-path connection's task stays small.
                         let _ = Box::pin(watcher.watch(connection)).await;
                     }
                     drop(stop);
+                    drop(admitted);
                     metrics.connection_closed();
                 });
             }
@@ -370,6 +653,23 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// Closes a connection over its address's limit at once, with a reset (`SO_LINGER` 0): the
+/// client learns right away, and the server keeps no `TIME_WAIT` state for it.
+fn refuse(stream: tokio::net::TcpStream, peer: SocketAddr, limits: &ConnLimits, metrics: &Metrics) {
+    metrics.connection_refused();
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+    if let Some(held_back) = REFUSALS.allow() {
+        tracing::warn!(
+            address = %crate::client::address_key(peer.ip()),
+            limit = limits.max_connections_per_addr,
+            held_back,
+            "refusing connections over the per-address limit ([serve] \
+             max_connections_per_addr); logged at most once a minute"
+        );
+    }
+}
+
 /// Binds `addr` with `SO_REUSEPORT`, so several listeners share the port and the kernel
 /// spreads new connections over them.
 pub fn bind_reuseport(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -383,30 +683,42 @@ pub fn bind_reuseport(addr: std::net::SocketAddr) -> io::Result<std::net::TcpLis
     Ok(socket.into())
 }
 
-/// Serves on `addr` from `threads` OS threads, each with its own single-threaded runtime and
-/// its own `SO_REUSEPORT` listener: no work stealing and no cross-core wake-ups on the hot path
-/// (the design of the statico benchmark's fastest Rust server). Returns once every thread
-/// has drained after `shutdown` fires. `on_bound` gets the bound address (useful with port 0).
-pub(crate) fn serve_per_core(
-    addr: std::net::SocketAddr,
+/// Binds `threads` listeners (at least one) sharing `addr` with `SO_REUSEPORT`; returns the
+/// bound address (useful with port 0) and the listeners, for [`serve_per_core`].
+pub(crate) fn bind_per_core(
+    addr: SocketAddr,
     threads: usize,
-    handlers: Handlers,
-    limits: ConnLimits,
-    metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> io::Result<(std::net::SocketAddr, Vec<std::thread::JoinHandle<()>>)> {
+) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
     let first = bind_reuseport(addr)?;
     let bound = first.local_addr()?;
     let mut listeners = vec![first];
     for _ in 1..threads.max(1) {
         listeners.push(bind_reuseport(bound)?);
     }
+    Ok((bound, listeners))
+}
+
+/// Serves on `listeners` from as many OS threads, each with its own single-threaded runtime and
+/// its own `SO_REUSEPORT` listener: no work stealing and no cross-core wake-ups on the hot path
+/// (the design of the statico benchmark's fastest Rust server). The per-address connection
+/// count is shared by all of them. Returns the threads, which end once drained after
+/// `shutdown` fires.
+pub(crate) fn serve_per_core(
+    listeners: Vec<std::net::TcpListener>,
+    handlers: Handlers,
+    limits: ConnLimits,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let per_address = (limits.max_connections_per_addr > 0)
+        .then(|| Arc::new(PerAddress::new(limits.max_connections_per_addr)));
     let mut handles = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (handlers, limits, metrics, ready) = (
+        let (handlers, limits, per_address, metrics, ready) = (
             handlers.clone(),
             limits.clone(),
+            per_address.clone(),
             Arc::clone(&metrics),
             Arc::clone(&ready),
         );
@@ -434,12 +746,47 @@ pub(crate) fn serve_per_core(
                     let stop = async move {
                         let _ = shutdown.wait_for(|stop| *stop).await;
                     };
-                    if let Err(e) = serve(listener, handlers, limits, metrics, ready, stop).await {
+                    let served = serve(
+                        listener,
+                        handlers,
+                        limits,
+                        per_address,
+                        metrics,
+                        ready,
+                        stop,
+                    );
+                    if let Err(e) = served.await {
                         tracing::error!(error = %e, "HTTP listener failed");
                     }
                 });
             })?;
         handles.push(handle);
     }
-    Ok((bound, handles))
+    Ok(handles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_head_deadline_carried_over_holds_until_the_blank_line() {
+        let limits = Arc::new(ConnLimits::default());
+        let due = Instant::now() + Duration::from_secs(2);
+        let mut d = Deadlines::with_head_deadline((), Arc::clone(&limits), Some(due));
+        // Earlier than the idle deadline (10 s): the carried one governs.
+        assert_eq!(d.deadline(), due);
+        d.scan_for_head_end(b"GET / HTTP/1.1\r\nHost: t\r\nX-A: 1\r");
+        d.scan_for_head_end(b"\n\r");
+        assert_eq!(d.head_until, Some(due), "not a blank line yet");
+        d.scan_for_head_end(b"\nbody");
+        assert_eq!(d.head_until, None);
+        assert!(d.deadline() > due, "then only the idle deadline is left");
+
+        let mut odd = Deadlines::with_head_deadline((), limits, Some(due));
+        odd.scan_for_head_end(b"\r\r\n\r\r\n\r");
+        assert_eq!(odd.head_until, Some(due));
+        odd.scan_for_head_end(b"\n");
+        assert_eq!(odd.head_until, None);
+    }
 }

@@ -19,6 +19,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The request did not arrive whole in time (its body, after `body_timeout`).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// Shedding load: the client should retry after the given seconds.
     #[error("{0}")]
     TooManyRequests(String, u64),
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::TooManyRequests(..) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -81,7 +85,7 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry));
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             }
-            ApiError::Unauthorized(_) | ApiError::Unavailable(_) => {
+            ApiError::Unauthorized(_) | ApiError::Unavailable(_) | ApiError::RequestTimeout(_) => {
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             }
             _ => {

@@ -73,8 +73,9 @@ pub(crate) enum Exit {
     /// Closed: by the client, a deadline, an error, `Connection: close` or the drain.
     Closed,
     /// A request the fast path does not answer: hyper takes the connection over, starting with
-    /// these bytes already read from it.
-    Handoff(TcpStream, Vec<u8>),
+    /// these bytes already read from it, and the head they begin must be complete by this
+    /// deadline (one deadline per request, whichever path serves it).
+    Handoff(TcpStream, Vec<u8>, Instant),
 }
 
 /// What one buffered request head comes to.
@@ -161,14 +162,14 @@ impl FastPath {
                             Err(_) => {
                                 // The router answers the failure.
                                 self.state.metrics.fast_path_handoff();
-                                return Exit::Handoff(conn.stream, buf);
+                                return Exit::Handoff(conn.stream, buf, deadline);
                             }
                         },
                         Plan::Incomplete if buf.len() < limits.max_header_bytes => {}
                         // Hyper answers oversized heads (431) and everything else.
                         Plan::Incomplete | Plan::Defer => {
                             self.state.metrics.fast_path_handoff();
-                            return Exit::Handoff(conn.stream, buf);
+                            return Exit::Handoff(conn.stream, buf, deadline);
                         }
                     }
                 }
@@ -238,6 +239,11 @@ impl FastPath {
             let name = header.name;
             let is = |n: &str| name.eq_ignore_ascii_case(n);
             if is("host") {
+                // The router answers 400 to a missing, repeated or invalid Host (RFC 9112
+                // §3.2), with the same bytes on either path.
+                if !crate::host::valid_host(header.value) {
+                    return None;
+                }
                 hosts += 1;
             } else if is("content-length") {
                 if header.value != b"0" {

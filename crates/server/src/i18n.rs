@@ -111,6 +111,7 @@ pub struct Messages {
     pub admin_token: String,
     pub admin_submit: String,
     pub admin_wrong_token: String,
+    pub admin_too_many: String,
     pub admin_disabled: String,
     pub admin_sign_out: String,
     pub admin_film: String,

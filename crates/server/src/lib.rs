@@ -9,24 +9,27 @@
 mod admin;
 mod api;
 mod assets;
+mod client;
 pub mod conn;
 mod coop;
 mod delivery;
 mod error;
 mod fast;
+mod host;
 mod i18n;
 mod live;
 mod metrics;
 mod pages;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use monsoon_catalog::{FilmRepository, MediaStore};
@@ -36,11 +39,12 @@ use tower_http::cors::{Any, CorsLayer};
 
 pub use admin::{AdminAuth, hash_token};
 pub use assets::Assets;
+pub use client::TrustedProxies;
 pub use conn::ConnLimits;
 pub use delivery::HotCache;
 pub use error::ApiError;
 pub use live::LiveCatalog;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, MetricsAccess};
 
 /// Everything a request handler may need, shared by all of them. Cloned for every request
 /// (axum's `State`), so it is one `Arc`: a single reference count instead of one per field.
@@ -76,11 +80,17 @@ pub struct Shared {
     pub audience: Arc<monsoon_audience::Audience>,
     /// Who may use `/admin`.
     pub admin: Arc<AdminAuth>,
-    /// `https://host` of the public site, for absolute links in link previews; without it
-    /// the request's `Host` is used.
+    /// `https://host` of the public site, for absolute links (canonical, Open Graph,
+    /// calendar); without it, the address the server listens on ([`Shared::site_url`]).
     pub public_url: Option<String>,
     /// Answer HTTP/1.1 media requests on the fast path ([`fast`]) instead of the router.
     pub fast_path: bool,
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Who may read `/metrics`.
+    pub metrics_access: MetricsAccess,
+    /// The address the listener is bound to, once it is.
+    pub bound: OnceLock<SocketAddr>,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -92,6 +102,8 @@ pub struct Options {
     pub admin: AdminAuth,
     pub public_url: Option<String>,
     pub fast_path: bool,
+    pub trusted_proxies: TrustedProxies,
+    pub metrics: MetricsAccess,
 }
 
 impl AppState {
@@ -102,6 +114,11 @@ impl AppState {
         audience: Arc<monsoon_audience::Audience>,
         options: Options,
     ) -> Result<Self, String> {
+        let public_url = options
+            .public_url
+            .as_deref()
+            .map(check_public_url)
+            .transpose()?;
         let live = Arc::new(LiveCatalog::default());
         live.refresh(films.as_ref(), media.as_ref()).await?;
         Ok(Self(Arc::new(Shared {
@@ -116,8 +133,11 @@ impl AppState {
             access_log: options.access_log,
             audience,
             admin: Arc::new(options.admin),
-            public_url: options.public_url,
+            public_url,
             fast_path: options.fast_path,
+            trusted_proxies: options.trusted_proxies,
+            metrics_access: options.metrics,
+            bound: OnceLock::new(),
         })))
     }
 
@@ -126,6 +146,40 @@ impl AppState {
         self.live
             .spawn_refresh(Arc::clone(&self.films), Arc::clone(&self.media), every);
     }
+}
+
+impl Shared {
+    /// `http(s)://host[:port]` of the site, for absolute links: `public_url`, else the address
+    /// the server listens on (`localhost` for a wildcard address). Never the request's `Host`,
+    /// which the client chooses: links built from it would point wherever a client (or a cache
+    /// keyed without it) was told to.
+    pub(crate) fn site_url(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        match self.bound.get() {
+            Some(addr) if addr.ip().is_unspecified() => format!("http://localhost:{}", addr.port()),
+            Some(addr) => format!("http://{addr}"),
+            None => "http://localhost".to_owned(),
+        }
+    }
+}
+
+/// `public_url` without its trailing slash, if it is the root of an `http` or `https` site:
+/// the scheme, then a valid host and optional port (RFC 9110 §4.2, §7.2), nothing after.
+fn check_public_url(url: &str) -> Result<String, String> {
+    let rule = "must be the site's root as an absolute URL, like https://phim.example.vn";
+    let trimmed = url.strip_suffix('/').unwrap_or(url);
+    let authority = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| format!("[serve] public_url = {url:?} {rule} (http:// or https://)"))?;
+    if !host::valid_host(authority.as_bytes()) {
+        return Err(format!(
+            "[serve] public_url = {url:?} {rule} (no user, path, query or fragment; a valid host)"
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// Compress the text the rest of the app answers (JSON, HTML, CSS, JS, metrics) on the fly.
@@ -184,10 +238,18 @@ pub fn app(state: AppState) -> Router {
         .max_age(Duration::from_secs(86_400));
     let static_files = assets::routes(&state.web_dir, state.assets.clone());
     let access_log = state.access_log;
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route("/readyz", get(readyz));
+    router = match state.metrics_access {
+        MetricsAccess::Public => router.route("/metrics", get(metrics_text)),
+        MetricsAccess::Admin => router.route(
+            "/metrics",
+            get(|_: admin::Operator, state: State<AppState>| metrics_text(state)),
+        ),
+        MetricsAccess::Off => router,
+    };
+    let router = router
         .merge(pages::routes())
         .merge(admin::routes())
         .merge(api::routes())
@@ -198,11 +260,41 @@ pub fn app(state: AppState) -> Router {
         // Media negotiates its own encoding: its text is compressed once and cached (see
         // `delivery::load_gzipped`), not on every request.
         .merge(delivery::routes().layer(cors))
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn(edge));
     if access_log {
         router.layer(axum::middleware::from_fn(log_access))
     } else {
         router
+    }
+}
+
+/// What every request meets before any route: the `Host` rule of RFC 9112 §3.2 ([`host`]), and
+/// the deadline of its body ([`conn::BodyClock`]): once that has passed, the answer is 408
+/// (RFC 9110 §15.5.9) whatever the handler made of the cut body, and the connection closes.
+async fn edge(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if let Some(problem) = host::host_problem(request.version(), request.headers()) {
+        return ApiError::BadRequest(problem).into_response();
+    }
+    let clock = request.extensions().get::<conn::BodyClock>().cloned();
+    let http1 = request.version() < Version::HTTP_2;
+    let response = next.run(request).await;
+    match clock {
+        Some(clock) if clock.expired.load(Ordering::Relaxed) => {
+            let mut late = ApiError::RequestTimeout(format!(
+                "the request body did not arrive whole within {} s of its head ([serve] body_timeout_s)",
+                clock.timeout.as_secs()
+            ))
+            .into_response();
+            // "A server SHOULD send the close connection option" with a 408 (RFC 9110
+            // §15.5.9); HTTP/2 has no connection header (RFC 9113 §8.2.2).
+            if http1 {
+                late.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            late
+        }
+        _ => response,
     }
 }
 
@@ -229,12 +321,13 @@ async fn log_access(request: axum::extract::Request, next: axum::middleware::Nex
     response
 }
 
-/// The token of a request's `Authorization: Bearer …` header.
+/// The token of a request's `Authorization: Bearer …` header. The scheme is matched without
+/// regard to case (RFC 9110 §11.1) and is followed by one or more spaces (RFC 9110 §11.4).
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The value of cookie `name` in a request's `Cookie` headers.
@@ -278,7 +371,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 
 /// Serves `state` on `addr` from `threads` single-threaded runtimes sharing the port
 /// (`SO_REUSEPORT`) until `shutdown` resolves, then drains (see [`conn::serve`]). `on_bound`
-/// receives the bound address before any request is served.
+/// receives the bound address once the listeners accept.
 pub async fn serve_on(
     addr: std::net::SocketAddr,
     threads: usize,
@@ -290,15 +383,18 @@ pub async fn serve_on(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let metrics = Arc::clone(&state.metrics);
     let ready = Arc::clone(&state.ready);
-    let (bound, handles) = conn::serve_per_core(
-        addr,
-        threads,
-        handlers(state),
-        limits,
-        metrics,
-        ready,
-        stopped,
-    )?;
+    let (bound, listeners) = conn::bind_per_core(addr, threads)?;
+    // Before any request: pages build their links from it when `public_url` is unset.
+    let _ = state.bound.set(bound);
+    if state.public_url.is_none() {
+        tracing::warn!(
+            site = %state.site_url(),
+            "[serve] public_url is unset: canonical, Open Graph and calendar links point at the \
+             listen address; set it to the site's public address"
+        );
+    }
+    let handles =
+        conn::serve_per_core(listeners, handlers(state), limits, metrics, ready, stopped)?;
     on_bound(bound);
     shutdown.await;
     let _ = stop.send(true);
@@ -319,5 +415,51 @@ fn handlers(state: AppState) -> conn::Handlers {
     conn::Handlers {
         router: app(state),
         fast,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let mut headers = HeaderMap::new();
+        for (value, token) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER  abc", Some("abc")),
+            ("BeArEr abc", Some("abc")),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+        ] {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            assert_eq!(bearer(&headers), token, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn the_public_url_is_a_site_root() {
+        assert_eq!(
+            check_public_url("https://phim.example.vn/").as_deref(),
+            Ok("https://phim.example.vn")
+        );
+        assert_eq!(
+            check_public_url("http://127.0.0.1:8080").as_deref(),
+            Ok("http://127.0.0.1:8080")
+        );
+        for bad in [
+            "phim.example.vn",
+            "ftp://phim.example.vn",
+            "https://phim.example.vn/films",
+            "https://user@phim.example.vn",
+            "https://",
+            "https://phim.example.vn?x=1",
+        ] {
+            let err = check_public_url(bad).unwrap_err();
+            assert!(err.contains(bad) && err.contains("public_url"), "{err}");
+        }
     }
 }

@@ -2,7 +2,11 @@
 //!
 //! Names follow `monsoon_<noun>_<unit>` (counters get `_total` from the encoder): requests,
 //! bytes and latency of the delivery path by object class, the hot cache's hits, misses and
-//! size, and open connections.
+//! size, open connections, connections refused over the per-address limit, and failed accepts.
+//!
+//! Who may read them is a setting ([`MetricsAccess`]): the figures tell an attacker how close
+//! the server is to its limits, so by default only the operator (and a Prometheus holding the
+//! admin token) may.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -31,6 +35,34 @@ struct FilmLabel {
 }
 
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// Who may read `/metrics` (`[serve] metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Anyone: for a listener only the monitoring network reaches.
+    Public,
+    /// Signed-in operators, and scrapers sending `Authorization: Bearer <admin token>`.
+    #[default]
+    Admin,
+    /// Nobody: `/metrics` is not served (404).
+    Off,
+}
+
+impl std::str::FromStr for MetricsAccess {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "public" => Ok(Self::Public),
+            "admin" => Ok(Self::Admin),
+            "off" => Ok(Self::Off),
+            other => Err(format!(
+                "metrics = {other:?} is not one of \"public\", \"admin\", \"off\""
+            )),
+        }
+    }
+}
 
 /// Per-film audience gauges, set from the live figures at each scrape.
 #[derive(Debug, Default)]
@@ -75,6 +107,8 @@ pub struct Metrics {
     handoffs: Counter,
     yields: Counter,
     connections: Gauge,
+    refused: Counter,
+    accept_errors: Counter,
     open: AtomicI64,
     audience: AudienceGauges,
 }
@@ -95,6 +129,8 @@ impl Default for Metrics {
         let fast_requests = Counter::default();
         let handoffs = Counter::default();
         let yields = Counter::default();
+        let refused = Counter::default();
+        let accept_errors = Counter::default();
         registry.register(
             "monsoon_media_requests",
             "Media requests by object class and status",
@@ -142,6 +178,16 @@ impl Default for Metrics {
             "monsoon_open_connections",
             "HTTP connections open now",
             connections.clone(),
+        );
+        registry.register(
+            "monsoon_connections_refused",
+            "Connections closed at once because their address had max_connections_per_addr open",
+            refused.clone(),
+        );
+        registry.register(
+            "monsoon_accept_errors",
+            "Failed accepts, mostly for want of file descriptors (the listener backs off)",
+            accept_errors.clone(),
         );
         let audience = AudienceGauges::default();
         registry.register(
@@ -211,6 +257,8 @@ impl Default for Metrics {
             handoffs,
             yields,
             connections,
+            refused,
+            accept_errors,
             open: AtomicI64::new(0),
             audience,
         }
@@ -261,6 +309,14 @@ impl Metrics {
 
     pub fn http_yield(&self) {
         self.yields.inc();
+    }
+
+    pub fn connection_refused(&self) {
+        self.refused.inc();
+    }
+
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
     }
 
     pub fn connection_opened(&self) {

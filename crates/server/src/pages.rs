@@ -8,13 +8,20 @@
 //! | `/films/{slug}` | film page, or the premiere page (countdown) before the free release |
 //! | `/films/{slug}/premiere.ics` | calendar event of the premiere ("remind me") |
 //! | `/watch/{slug}` | player (303 to the film page before the premiere) |
+//!
+//! Pages, and the operator's (`admin.rs`), carry [`page_headers`]: a Content-Security-Policy
+//! that lets only this site's own scripts, styles, images and media load, plus the hash of the
+//! one inline script (the premiere countdown); no framing; no referrer to other sites. Absolute
+//! links (canonical, Open Graph, JSON-LD, calendar) come from configuration
+//! ([`crate::Shared::site_url`]), never from the request's `Host`.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use chrono::{DateTime, FixedOffset, Utc};
@@ -29,6 +36,55 @@ pub fn routes() -> Router<AppState> {
         .route("/films/{slug}", get(film_page))
         .route("/films/{slug}/premiere.ics", get(premiere_ics))
         .route("/watch/{slug}", get(watch_page))
+        .layer(axum::middleware::map_response(page_headers))
+}
+
+/// The premiere countdown, the pages' one inline script (so it runs without the built assets);
+/// the CSP names its hash.
+const COUNTDOWN_JS: &str = include_str!("../templates/countdown.js");
+
+/// The Content-Security-Policy of every page (CSP Level 3, W3C): scripts, styles, images,
+/// fonts, fetches and media from this origin only, plus the countdown by its hash. hls.js
+/// plays through Media Source Extensions (`blob:` media URLs) and transmuxes in a worker it
+/// starts from a `blob:` URL; nothing else needs an exception. No plugins (`object-src`), no
+/// `<base>` rewriting relative URLs, forms post only here, and no site may frame a page
+/// (`frame-ancestors`, with `X-Frame-Options` for older browsers): no clickjacking of the
+/// operator's sign-in.
+static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(COUNTDOWN_JS.as_bytes()));
+    let policy = format!(
+        "default-src 'self'; script-src 'self' 'sha256-{hash}'; style-src 'self'; \
+         img-src 'self'; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    // Base64 and the fixed text are visible ASCII: this cannot fail, but if it did, the
+    // stricter policy without the countdown would stand.
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        )
+    })
+});
+
+/// The security headers of every page: [`CSP`], no framing (RFC 7034), and no `Referer` to
+/// other sites (`same-origin`, Referrer Policy, W3C): a film or dashboard URL is nobody else's
+/// business.
+pub(crate) async fn page_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, CSP.clone());
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// What every page's frame needs: language, stylesheet, the language switch.
@@ -134,6 +190,7 @@ struct FilmPage {
     image_url: Option<String>,
     json_ld: String,
     countdown_json: String,
+    countdown_js: &'static str,
 }
 
 #[derive(Template)]
@@ -174,23 +231,6 @@ async fn find(state: &AppState, slug: &str) -> Result<Film, ApiError> {
         .get(slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no film with slug `{slug}`")))
-}
-
-/// `https://host` of this site: `public_url` when configured, else the request's `Host`.
-fn site_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.public_url {
-        return url.trim_end_matches('/').to_owned();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| *p == "https")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
 }
 
 async fn home(State(state): State<AppState>, locale: Locale) -> Result<Response, ApiError> {
@@ -317,7 +357,6 @@ async fn film_page(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     locale: Locale,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let film = find(&state, &slug).await?;
     let t = locale.lang.messages();
@@ -326,7 +365,7 @@ async fn film_page(
         .meta
         .runtime_min
         .unwrap_or_else(|| (film.current.duration_s / 60.0).ceil() as u32);
-    let site = site_url(&state, &headers);
+    let site = state.site_url();
     let page_url = format!("{site}/films/{slug}");
     let image_url = film
         .backdrop_url()
@@ -365,6 +404,7 @@ async fn film_page(
             "units": [&t.days, &t.hours, &t.mins, &t.secs],
             "done": t.premiere_now,
         })),
+        countdown_js: COUNTDOWN_JS,
         page_url,
         image_url,
         card,
@@ -378,7 +418,6 @@ async fn premiere_ics(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     locale: Locale,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let film = find(&state, &slug).await?;
     let at = film.meta.free_release.ok_or_else(|| {
@@ -396,7 +435,7 @@ async fn premiere_ics(
             .replace('\n', "\\n")
     };
     let title = escape(film.meta.title.get(locale.lang.code()));
-    let url = format!("{}/films/{slug}", site_url(&state, &headers));
+    let url = format!("{}/films/{slug}", state.site_url());
     let body = [
         "BEGIN:VCALENDAR".to_owned(),
         "VERSION:2.0".to_owned(),

@@ -50,15 +50,26 @@ impl Server {
         Self::start_with(data, &[])
     }
 
-    /// Starts `monsoon serve` with extra arguments (e.g. `--config`).
+    /// Starts `monsoon serve` with extra arguments (e.g. `--config`). `/metrics` is public
+    /// here (the suites read it as a monitoring system would); `security_http.rs` tests who may
+    /// read it, with [`Server::spawn`].
     pub fn start_with(data: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(MONSOON)
+        let mut command = Command::new(MONSOON);
+        command
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0", "--access-log", "false"])
             .args(args)
+            .env("MONSOON_METRICS", "public")
+            .stderr(Stdio::null());
+        Self::spawn(command)
+    }
+
+    /// Runs `command` (a `monsoon serve`, possibly through a wrapper) with its stdout piped,
+    /// and waits for its `listening on` line.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .expect("monsoon serve starts");
         let stdout = child.stdout.take().expect("stdout");
