@@ -10,6 +10,9 @@ pub enum Error {
     #[error("storage backend: {0}")]
     Backend(String),
 
+    #[error("no media object `{0}`")]
+    NotFound(String),
+
     #[error("{path}: {source}")]
     Io {
         path: String,

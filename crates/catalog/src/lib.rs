@@ -3,12 +3,16 @@
 //! PostgreSQL at scale) and [`MediaStore`] for the packaged files (local disk by default,
 //! S3-compatible at scale).
 //!
-//! This crate knows nothing of HTTP, SQL or ffmpeg.
+//! This crate knows nothing of HTTP, SQL or ffmpeg. The concrete backends live in `crates/db`
+//! (records) and `crates/store` (media); the in-memory ones here ([`MemoryFilms`],
+//! [`MemoryStore`]) serve tests, and each trait's `conformance::run` is the contract every
+//! backend passes.
 
 mod error;
 mod film;
 mod objects;
-mod store;
+pub mod repository;
+pub mod store;
 
 pub use error::{Error, Result};
 pub use film::{
@@ -16,7 +20,8 @@ pub use film::{
     validate_slug,
 };
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo};
-pub use store::{LocalStore, MediaStore};
+pub use repository::MemoryFilms;
+pub use store::{MediaStore, MemoryStore};
 
 use async_trait::async_trait;
 

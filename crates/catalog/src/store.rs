@@ -1,134 +1,287 @@
+//! The media store: where packaged media lives, as objects under `/`-separated keys such as
+//! `<slug>/<version>/v720/seg_00001.m4s`.
+//!
+//! The calls are the ones an object store has (put, get with a range, head, list, delete),
+//! plus publishing a finished staging directory, so that an S3-compatible backend implements
+//! the same trait as the local disk. Sending a file without copying it through user space
+//! (`sendfile`) is an optional capability, [`MediaStore::local_path`]: the local store has it,
+//! a remote one does not, and the HTTP fast path then hands the request to the router.
+//! `crates/store` holds the concrete stores; [`MemoryStore`] and [`conformance::run`] are here
+//! so that every backend is held to the same contract.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::{Error, Result};
 
-/// Where packaged media lives. Keys are `/`-separated paths such as `<slug>/<version>/v720/seg_00001.m4s`.
-///
-/// The local-disk backend is the default; an S3-compatible backend implements the same calls.
 #[async_trait]
 pub trait MediaStore: Send + Sync + std::fmt::Debug {
-    /// Moves a finished, fsynced directory from staging to `prefix`, so that every file in it
-    /// appears under its final name at once (a rename on local disk). `prefix` must not exist.
+    /// Writes `bytes` as object `key`, replacing it. Durable when it returns.
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<()>;
+
+    /// Object `key`, whole or bytes `range` of it (clamped to its end); [`Error::NotFound`]
+    /// if there is none.
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes>;
+
+    /// The size of object `key`, or `None` if there is none.
+    async fn head(&self, key: &str) -> Result<Option<u64>>;
+
+    /// The keys under `prefix` (a key, or a path of keys ending before a `/`), sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Removes everything under `prefix`. A missing prefix is not an error.
+    async fn delete_prefix(&self, prefix: &str) -> Result<()>;
+
+    /// Publishes a finished, fsynced directory from staging under `prefix`, which must not
+    /// exist yet: every file becomes the object `prefix/<its path>`. On local disk this is
+    /// one rename (every file appears at once); an object store writes every object before it
+    /// returns. Either way the catalog records the version only after, so a published
+    /// playlist never names a missing object.
     async fn publish_dir(&self, staging: &Path, prefix: &str) -> Result<()>;
 
-    /// Removes everything under `prefix`. Missing prefixes are not an error.
-    async fn remove_prefix(&self, prefix: &str) -> Result<()>;
-
-    /// The local path of `key`, for backends that have one (used by the delivery path to
-    /// send files without copying them through user space).
-    fn local_path(&self, key: &str) -> Option<PathBuf>;
-}
-
-/// Media on the local filesystem under one root directory.
-#[derive(Debug, Clone)]
-pub struct LocalStore {
-    root: PathBuf,
-}
-
-impl LocalStore {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    fn path_of(&self, key: &str) -> Option<PathBuf> {
-        // Keys come from the catalog and the router; still, never let one leave the root.
-        let clean = key
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != ".." && !part.contains('\\'));
-        clean.then(|| self.root.join(key))
+    /// The local file of object `key`, for backends that keep objects as files (the delivery
+    /// path sends those without copying them through user space). `None` by default.
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.display().to_string(),
-        source,
+/// Checks that `key` is a clean object key: non-empty parts, none `.` or `..`, no
+/// backslash, no NUL. Keys come from the catalog and the router; still, never let one escape.
+pub fn check_key(key: &str) -> Result<()> {
+    let clean = key.split('/').all(|part| {
+        !part.is_empty() && part != "." && part != ".." && !part.contains(['\\', '\0'])
+    });
+    if clean {
+        Ok(())
+    } else {
+        Err(Error::Backend(format!("invalid media key `{key}`")))
+    }
+}
+
+/// Whether `key` is `prefix` or lies under it.
+pub fn under(key: &str, prefix: &str) -> bool {
+    key == prefix
+        || key
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Bytes `range` of `bytes`, clamped to its end.
+pub fn slice(bytes: &Bytes, range: Option<Range<u64>>) -> Bytes {
+    match range {
+        None => bytes.clone(),
+        Some(r) => {
+            let len = bytes.len() as u64;
+            let (start, end) = (r.start.min(len), r.end.min(len));
+            bytes.slice(start as usize..end.max(start) as usize)
+        }
+    }
+}
+
+/// Objects in memory: for tests of everything above the store (the router's in-process
+/// tests, the publish protocol) and as the reference of the contract.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    objects: Mutex<BTreeMap<String, Bytes>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn objects(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Bytes>> {
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 #[async_trait]
-impl MediaStore for LocalStore {
+impl MediaStore for MemoryStore {
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        check_key(key)?;
+        self.objects().insert(key.to_owned(), bytes);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes> {
+        check_key(key)?;
+        let bytes = self
+            .objects()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(key.to_owned()))?;
+        Ok(slice(&bytes, range))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>> {
+        check_key(key)?;
+        Ok(self.objects().get(key).map(|b| b.len() as u64))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        check_key(prefix)?;
+        Ok(self
+            .objects()
+            .keys()
+            .filter(|k| under(k, prefix))
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        check_key(prefix)?;
+        self.objects().retain(|k, _| !under(k, prefix));
+        Ok(())
+    }
+
     async fn publish_dir(&self, staging: &Path, prefix: &str) -> Result<()> {
-        let target = self
-            .path_of(prefix)
-            .ok_or_else(|| Error::Backend(format!("invalid media key `{prefix}`")))?;
-        let parent = target
-            .parent()
-            .ok_or_else(|| Error::Backend(format!("media key `{prefix}` has no parent")))?
-            .to_owned();
-        let staging = staging.to_owned();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-            if target.exists() {
-                return Err(Error::Backend(format!(
-                    "{} already exists; versions are never overwritten",
-                    target.display()
-                )));
-            }
-            std::fs::rename(&staging, &target).map_err(io(&target))?;
-            // Make the rename itself durable.
-            std::fs::File::open(&parent)
-                .and_then(|d| d.sync_all())
-                .map_err(io(&parent))
-        })
-        .await
-        .map_err(|e| Error::Backend(e.to_string()))?
-    }
-
-    async fn remove_prefix(&self, prefix: &str) -> Result<()> {
-        let Some(path) = self.path_of(prefix) else {
-            return Err(Error::Backend(format!("invalid media key `{prefix}`")));
-        };
-        match tokio::fs::remove_dir_all(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io(&path)(e)),
+        check_key(prefix)?;
+        if !self.list(prefix).await?.is_empty() {
+            return Err(Error::Backend(format!(
+                "{prefix} already exists; versions are never overwritten"
+            )));
         }
-    }
-
-    fn local_path(&self, key: &str) -> Option<PathBuf> {
-        self.path_of(key)
+        let mut files = Vec::new();
+        walk(staging, staging, &mut files)?;
+        let mut objects = BTreeMap::new();
+        for (relative, path) in files {
+            let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+            objects.insert(format!("{prefix}/{relative}"), Bytes::from(bytes));
+        }
+        self.objects().extend(objects);
+        std::fs::remove_dir_all(staging).map_err(|source| Error::Io {
+            path: staging.display().to_string(),
+            source,
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Every file under `dir`, as (its path relative to `root` with `/`, its path).
+pub fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    let io = |source| Error::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_dir() {
+            walk(root, &path, out)?;
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            let relative: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push((relative.join("/"), path));
+        }
+    }
+    Ok(())
+}
 
-    #[tokio::test]
-    async fn publish_moves_a_directory_once() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(tmp.path().join("media"));
-        let staging = tmp.path().join("staging");
-        std::fs::create_dir_all(staging.join("v360")).unwrap();
-        std::fs::write(staging.join("v360/seg.m4s"), b"abc").unwrap();
+/// The contract of [`MediaStore`], as a suite any backend runs: `conformance::run(&store)`
+/// on a fresh, empty store (feature `conformance`). A broken promise panics.
+#[cfg(any(test, feature = "conformance"))]
+#[allow(clippy::unwrap_used)]
+pub mod conformance {
+    use bytes::Bytes;
 
-        store.publish_dir(&staging, "film/v1").await.unwrap();
-        let published = store.local_path("film/v1/v360/seg.m4s").unwrap();
-        assert_eq!(std::fs::read(published).unwrap(), b"abc");
-        assert!(!staging.exists());
+    use super::MediaStore;
+    use crate::Error;
 
-        std::fs::create_dir_all(&staging).unwrap();
-        assert!(store.publish_dir(&staging, "film/v1").await.is_err());
-
-        store.remove_prefix("film/v1").await.unwrap();
-        assert!(
-            store
-                .local_path("film/v1/v360/seg.m4s")
-                .is_some_and(|p| !p.exists())
-        );
-        store.remove_prefix("film/v1").await.unwrap();
+    pub async fn run(store: &dyn MediaStore) {
+        objects_round_trip_with_ranges(store).await;
+        listing_and_deleting_follow_prefixes(store).await;
+        publishing_a_directory_makes_every_file_an_object_once(store).await;
+        keys_never_escape(store).await;
     }
 
-    #[test]
-    fn keys_never_leave_the_root() {
-        let store = LocalStore::new("/srv/media");
+    async fn objects_round_trip_with_ranges(store: &dyn MediaStore) {
+        let body = Bytes::from_static(b"0123456789");
+        store.put("film/v1/a/seg.m4s", body.clone()).await.unwrap();
+        assert_eq!(store.get("film/v1/a/seg.m4s", None).await.unwrap(), body);
+        assert_eq!(
+            store.get("film/v1/a/seg.m4s", Some(2..5)).await.unwrap(),
+            Bytes::from_static(b"234")
+        );
+        assert_eq!(
+            store.get("film/v1/a/seg.m4s", Some(8..100)).await.unwrap(),
+            Bytes::from_static(b"89"),
+            "a range past the end is clamped"
+        );
+        assert_eq!(store.head("film/v1/a/seg.m4s").await.unwrap(), Some(10));
+        assert_eq!(store.head("film/v1/a/none.m4s").await.unwrap(), None);
+        assert!(matches!(
+            store.get("film/v1/a/none.m4s", None).await,
+            Err(Error::NotFound(_))
+        ));
+        // A put replaces.
+        store
+            .put("film/v1/a/seg.m4s", Bytes::from_static(b"new"))
+            .await
+            .unwrap();
+        assert_eq!(store.head("film/v1/a/seg.m4s").await.unwrap(), Some(3));
+        store.delete_prefix("film").await.unwrap();
+    }
+
+    async fn listing_and_deleting_follow_prefixes(store: &dyn MediaStore) {
+        for key in ["s/v1/x.m4s", "s/v1/sub/y.m4s", "s/v10/z.m4s", "t/v1/x.m4s"] {
+            store.put(key, Bytes::from_static(b"x")).await.unwrap();
+        }
+        assert_eq!(
+            store.list("s/v1").await.unwrap(),
+            vec!["s/v1/sub/y.m4s".to_owned(), "s/v1/x.m4s".to_owned()],
+            "`s/v1` is not a prefix of `s/v10`"
+        );
+        store.delete_prefix("s/v1").await.unwrap();
+        assert!(store.list("s/v1").await.unwrap().is_empty());
+        assert_eq!(
+            store.list("s").await.unwrap(),
+            vec!["s/v10/z.m4s".to_owned()]
+        );
+        store.delete_prefix("s/v1").await.unwrap(); // missing: fine
+        store.delete_prefix("s").await.unwrap();
+        store.delete_prefix("t").await.unwrap();
+        assert!(store.list("t").await.unwrap().is_empty());
+    }
+
+    async fn publishing_a_directory_makes_every_file_an_object_once(store: &dyn MediaStore) {
+        let tmp = tempfile::tempdir().unwrap();
+        let staging = tmp.path().join("staging");
+        std::fs::create_dir_all(staging.join("v360")).unwrap();
+        std::fs::write(staging.join("master.m3u8"), b"#EXTM3U\n").unwrap();
+        std::fs::write(staging.join("v360/seg_00000.m4s"), b"seg").unwrap();
+        store.publish_dir(&staging, "film/v2").await.unwrap();
+        assert_eq!(
+            store.list("film/v2").await.unwrap(),
+            vec![
+                "film/v2/master.m3u8".to_owned(),
+                "film/v2/v360/seg_00000.m4s".to_owned()
+            ]
+        );
+        assert_eq!(
+            store.get("film/v2/v360/seg_00000.m4s", None).await.unwrap(),
+            Bytes::from_static(b"seg")
+        );
+        // Versions are never overwritten.
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::write(staging.join("master.m3u8"), b"other").unwrap();
+        assert!(store.publish_dir(&staging, "film/v2").await.is_err());
+        assert_eq!(
+            store.get("film/v2/master.m3u8", None).await.unwrap(),
+            Bytes::from_static(b"#EXTM3U\n")
+        );
+        store.delete_prefix("film").await.unwrap();
+    }
+
+    async fn keys_never_escape(store: &dyn MediaStore) {
         for bad in [
             "../etc/passwd",
             "a/../../b",
@@ -138,11 +291,20 @@ mod tests {
             "a\\..\\b",
             "",
         ] {
+            assert!(store.get(bad, None).await.is_err(), "{bad}");
+            assert!(store.put(bad, Bytes::new()).await.is_err(), "{bad}");
+            assert!(store.delete_prefix(bad).await.is_err(), "{bad}");
             assert_eq!(store.local_path(bad), None, "{bad}");
         }
-        assert_eq!(
-            store.local_path("a/v1/x.m4s"),
-            Some(PathBuf::from("/srv/media/a/v1/x.m4s"))
-        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_contract() {
+        conformance::run(&MemoryStore::new()).await;
     }
 }

@@ -150,69 +150,24 @@ pub use audience::SqliteAudienceStore;
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use monsoon_catalog::repository::conformance;
+
     use super::*;
-    use monsoon_catalog::{Localized, Rendition, RenditionKind};
 
-    fn version(name: &str) -> PublishedVersion {
-        PublishedVersion {
-            version: name.into(),
-            published_at: Utc::now(),
-            duration_s: 60.0,
-            poster: Some("poster.jpg".into()),
-            backdrop: None,
-            thumbnails: Some("thumbs/thumbs.vtt".into()),
-            subtitles: vec!["vi".into()],
-            renditions: vec![Rendition {
-                name: "v360".into(),
-                kind: RenditionKind::Video,
-                width: 640,
-                height: 360,
-                codecs: "avc1.64001e".into(),
-                average_bitrate: 365_000,
-                peak_bitrate: 500_000,
-            }],
-        }
-    }
-
+    /// The film repository's contract (crates/catalog/src/repository.rs), on SQLite: every
+    /// `open` reopens the same file, as a restart would (migrations are idempotent).
     #[tokio::test]
-    async fn publish_replaces_the_current_version() {
+    async fn the_sqlite_catalog_keeps_the_contract() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = SqliteCatalog::open(&tmp.path().join("c.db")).await.unwrap();
-        assert!(db.list().await.unwrap().is_empty());
-        assert!(db.get("film").await.unwrap().is_none());
-
-        let mut meta = FilmMeta::untitled("film");
-        assert_eq!(
-            db.publish("film", &meta, &version("v1")).await.unwrap(),
-            None
-        );
-        meta.title = Localized {
-            vi: "Phim".into(),
-            en: "Film".into(),
-        };
-        let old = db.publish("film", &meta, &version("v2")).await.unwrap();
-        assert_eq!(old.as_deref(), Some("v1"));
-
-        let film = db.get("film").await.unwrap().unwrap();
-        assert_eq!(film.current.version, "v2");
-        assert_eq!(film.meta.title.en, "Film");
-        assert_eq!(db.list().await.unwrap().len(), 1);
-
-        // Reopening the file sees the same catalog (migrations are idempotent).
-        drop(db);
-        let db = SqliteCatalog::open(&tmp.path().join("c.db")).await.unwrap();
-        assert_eq!(db.get("film").await.unwrap().unwrap(), film);
-    }
-
-    #[tokio::test]
-    async fn a_version_is_never_published_twice() {
-        let tmp = tempfile::tempdir().unwrap();
-        let db = SqliteCatalog::open(&tmp.path().join("c.db")).await.unwrap();
-        let meta = FilmMeta::untitled("film");
-        db.publish("film", &meta, &version("v1")).await.unwrap();
-        db.publish("other", &meta, &version("v1")).await.unwrap();
-        // A failed transaction leaves the catalog as it was.
-        assert!(db.publish("film", &meta, &version("v1")).await.is_err());
-        assert_eq!(db.get("film").await.unwrap().unwrap().current.version, "v1");
+        let path = tmp.path().join("c.db");
+        conformance::run(&|| {
+            let path = path.clone();
+            Box::pin(async move {
+                Arc::new(SqliteCatalog::open(&path).await.unwrap()) as Arc<dyn FilmRepository>
+            })
+        })
+        .await;
     }
 }

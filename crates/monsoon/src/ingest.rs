@@ -259,13 +259,13 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
     let previous = match catalog.publish(&args.slug, &meta, &record).await {
         Ok(previous) => previous,
         Err(e) => {
-            let _ = store.remove_prefix(&key).await;
+            let _ = store.delete_prefix(&key).await;
             return Err(e.into());
         }
     };
     // The new version is live; only now does the old one go.
     if let Some(old) = previous {
-        store.remove_prefix(&format!("{}/{old}", args.slug)).await?;
+        store.delete_prefix(&format!("{}/{old}", args.slug)).await?;
     }
     Ok(Published {
         slug: args.slug,
@@ -328,12 +328,16 @@ async fn sweep(data: &DataDir, slug: &str, catalog: &dyn FilmRepository, store: 
         .ok()
         .flatten()
         .map(|f| f.current.version);
-    if let Ok(entries) = std::fs::read_dir(data.media().join(slug)) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if Some(&name) != current.as_ref() {
-                let _ = store.remove_prefix(&format!("{slug}/{name}")).await;
-            }
+    let Ok(keys) = store.list(slug).await else {
+        return;
+    };
+    let versions: std::collections::BTreeSet<&str> = keys
+        .iter()
+        .filter_map(|key| key.split('/').nth(1))
+        .collect();
+    for version in versions {
+        if Some(version) != current.as_deref() {
+            let _ = store.delete_prefix(&format!("{slug}/{version}")).await;
         }
     }
 }

@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use monsoon_catalog::LocalStore;
 use monsoon_db::SqliteCatalog;
+use monsoon_store::LocalStore;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -136,15 +136,10 @@ pub(crate) async fn load(state: &AppState, key: &str) -> Result<Bytes, ApiError>
         return Ok(bytes);
     }
     state.metrics.cache_miss();
-    let path = state
-        .media
-        .local_path(key)
-        .ok_or_else(|| ApiError::NotFound(format!("no media object `{key}`")))?;
-    let bytes = Bytes::from(
-        tokio::fs::read(&path)
-            .await
-            .map_err(|e| ApiError::Internal(format!("reading {key}: {e}")))?,
-    );
+    let bytes = state.media.get(key, None).await.map_err(|e| match e {
+        monsoon_catalog::Error::NotFound(_) => ApiError::NotFound(e.to_string()),
+        e => ApiError::Internal(format!("reading {key}: {e}")),
+    })?;
     state.hot.insert(key, bytes.clone());
     Ok(bytes)
 }

@@ -78,15 +78,12 @@ impl LiveCatalog {
                 continue;
             }
             let key = format!("{slug}/{}/{OBJECT_INDEX}", film.current.version);
-            let objects = match media.local_path(&key) {
-                Some(path) => match tokio::fs::read(&path).await {
-                    Ok(bytes) => ObjectIndex::from_json(&bytes).map_err(|e| e.to_string())?,
-                    Err(e) => {
-                        tracing::warn!(%slug, error = %e, "no object index; nothing of this film is served");
-                        ObjectIndex::default()
-                    }
-                },
-                None => ObjectIndex::default(),
+            let objects = match media.get(&key, None).await {
+                Ok(bytes) => ObjectIndex::from_json(&bytes).map_err(|e| e.to_string())?,
+                Err(e) => {
+                    tracing::warn!(%slug, error = %e, "no object index; nothing of this film is served");
+                    ObjectIndex::default()
+                }
             };
             let last_modified = SystemTime::from(film.current.published_at);
             let last_modified_http = httpdate::fmt_http_date(last_modified);

@@ -1,0 +1,185 @@
+//! Films in memory, and the contract every [`FilmRepository`] keeps: the in-memory one makes
+//! the router testable without a database; [`conformance::run`] holds SQLite (and any backend
+//! to come) to the same promises.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use crate::{Error, Film, FilmMeta, FilmRepository, PublishedVersion, Result};
+
+/// Films in memory.
+#[derive(Debug, Default)]
+pub struct MemoryFilms {
+    films: Mutex<BTreeMap<String, Film>>,
+}
+
+impl MemoryFilms {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn films(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Film>> {
+        self.films.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl FilmRepository for MemoryFilms {
+    async fn list(&self) -> Result<Vec<Film>> {
+        let mut films: Vec<Film> = self.films().values().cloned().collect();
+        films.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.slug.cmp(&b.slug)));
+        Ok(films)
+    }
+
+    async fn get(&self, slug: &str) -> Result<Option<Film>> {
+        Ok(self.films().get(slug).cloned())
+    }
+
+    async fn publish(
+        &self,
+        slug: &str,
+        meta: &FilmMeta,
+        version: &PublishedVersion,
+    ) -> Result<Option<String>> {
+        let mut films = self.films();
+        let now = Utc::now();
+        match films.get_mut(slug) {
+            Some(film) if film.current.version == version.version => Err(Error::Backend(format!(
+                "version {} of `{slug}` is already published",
+                version.version
+            ))),
+            Some(film) => {
+                let previous = std::mem::replace(&mut film.current, version.clone());
+                film.meta = meta.clone();
+                film.updated_at = now;
+                Ok(Some(previous.version))
+            }
+            None => {
+                films.insert(
+                    slug.to_owned(),
+                    Film {
+                        slug: slug.to_owned(),
+                        meta: meta.clone(),
+                        current: version.clone(),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                );
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The contract of [`FilmRepository`]: `conformance::run(&|| open the same catalog)`, on a
+/// fresh, empty one; each call of `open` is a restart. A broken promise panics.
+#[allow(clippy::unwrap_used)]
+pub mod conformance {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    use chrono::Utc;
+
+    use crate::{FilmMeta, FilmRepository, Localized, PublishedVersion, Rendition, RenditionKind};
+
+    /// Opens the catalog under test (again, for a restart).
+    pub type Open<'a> = &'a dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn FilmRepository>>>>;
+
+    pub fn version(name: &str) -> PublishedVersion {
+        PublishedVersion {
+            version: name.into(),
+            published_at: Utc::now(),
+            duration_s: 60.0,
+            poster: Some("poster.jpg".into()),
+            backdrop: None,
+            thumbnails: Some("thumbs/thumbs.vtt".into()),
+            subtitles: vec!["vi".into()],
+            renditions: vec![Rendition {
+                name: "v360".into(),
+                kind: RenditionKind::Video,
+                width: 640,
+                height: 360,
+                codecs: "avc1.64001e".into(),
+                average_bitrate: 365_000,
+                peak_bitrate: 500_000,
+            }],
+        }
+    }
+
+    pub async fn run(open: Open<'_>) {
+        publish_replaces_the_current_version_and_survives_a_restart(open).await;
+        a_version_is_never_published_twice(open).await;
+    }
+
+    async fn publish_replaces_the_current_version_and_survives_a_restart(open: Open<'_>) {
+        let db = open().await;
+        assert!(db.get("film").await.unwrap().is_none());
+        let mut meta = FilmMeta::untitled("film");
+        assert_eq!(
+            db.publish("film", &meta, &version("v1")).await.unwrap(),
+            None
+        );
+        meta.title = Localized {
+            vi: "Phim".into(),
+            en: "Film".into(),
+        };
+        let old = db.publish("film", &meta, &version("v2")).await.unwrap();
+        assert_eq!(
+            old.as_deref(),
+            Some("v1"),
+            "publish returns the version it replaced"
+        );
+        let film = db.get("film").await.unwrap().unwrap();
+        assert_eq!(film.current.version, "v2");
+        assert_eq!(film.meta.title.en, "Film");
+        assert_eq!(film.current.renditions, version("v2").renditions);
+        let listed: Vec<String> = db
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.slug)
+            .collect();
+        assert_eq!(listed, vec!["film".to_owned()]);
+        drop(db);
+        let db = open().await;
+        assert_eq!(
+            db.get("film").await.unwrap().unwrap(),
+            film,
+            "lost across a restart"
+        );
+    }
+
+    async fn a_version_is_never_published_twice(open: Open<'_>) {
+        let db = open().await;
+        let meta = FilmMeta::untitled("twice");
+        db.publish("twice", &meta, &version("v1")).await.unwrap();
+        db.publish("other", &meta, &version("v1")).await.unwrap();
+        assert!(db.publish("twice", &meta, &version("v1")).await.is_err());
+        assert_eq!(
+            db.get("twice").await.unwrap().unwrap().current.version,
+            "v1"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn films_in_memory_keep_the_contract() {
+        let films: Arc<dyn FilmRepository> = Arc::new(MemoryFilms::new());
+        conformance::run(&|| {
+            let films = Arc::clone(&films);
+            Box::pin(async move { films })
+        })
+        .await;
+    }
+}

@@ -1,0 +1,224 @@
+//! The concrete media stores behind `monsoon_catalog::MediaStore`. [`LocalStore`] keeps every
+//! object as a file under one root directory (`data/media/`, the default); an S3-compatible
+//! store goes beside it. Domain crates never depend on this one: the binary picks a store and
+//! hands it over as `Arc<dyn MediaStore>`.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use monsoon_catalog::store::{check_key, walk};
+use monsoon_catalog::{Error, MediaStore, Result};
+
+/// Media on the local filesystem under one root directory. It offers the local-file
+/// capability, so the origin sends its objects with `sendfile`.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Backend(format!("a file task failed: {e}")))?
+}
+
+/// Makes a rename or a new entry in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+#[async_trait]
+impl MediaStore for LocalStore {
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let path = self.path_of(key)?;
+        blocking(move || {
+            let dir = path
+                .parent()
+                .ok_or_else(|| Error::Backend(format!("{} has no directory", path.display())))?
+                .to_owned();
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            // A temporary name, fsynced, then renamed: a reader sees the old object or the new
+            // one, never half of it, and a crash leaves one of the two.
+            let tmp = dir.join(format!(
+                ".{}.tmp",
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ));
+            let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            file.write_all(&bytes).map_err(io(&tmp))?;
+            file.sync_all().map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io(&path))?;
+            sync_dir(&dir)
+        })
+        .await
+    }
+
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Bytes> {
+        let path = self.path_of(key)?;
+        let key = key.to_owned();
+        blocking(move || {
+            let mut file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::NotFound(key));
+                }
+                Err(e) => return Err(io(&path)(e)),
+            };
+            let mut bytes = Vec::new();
+            match range {
+                None => {
+                    file.read_to_end(&mut bytes).map_err(io(&path))?;
+                }
+                Some(r) => {
+                    let len = file.metadata().map_err(io(&path))?.len();
+                    let (start, end) = (r.start.min(len), r.end.min(len).max(r.start.min(len)));
+                    file.seek(SeekFrom::Start(start)).map_err(io(&path))?;
+                    bytes.resize((end - start) as usize, 0);
+                    file.read_exact(&mut bytes).map_err(io(&path))?;
+                }
+            }
+            Ok(Bytes::from(bytes))
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>> {
+        let path = self.path_of(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let path = self.path_of(prefix)?;
+        let prefix = prefix.to_owned();
+        blocking(move || {
+            let mut files = Vec::new();
+            if path.is_file() {
+                return Ok(vec![prefix]);
+            }
+            if !path.is_dir() {
+                return Ok(Vec::new());
+            }
+            walk(&path, &path, &mut files)?;
+            let mut keys: Vec<String> = files
+                .into_iter()
+                // Temporary files of a write in progress are not objects.
+                .filter(|(relative, _)| {
+                    !relative
+                        .rsplit('/')
+                        .next()
+                        .is_some_and(|n| n.starts_with('.'))
+                })
+                .map(|(relative, _)| format!("{prefix}/{relative}"))
+                .collect();
+            keys.sort();
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let path = self.path_of(prefix)?;
+        let removed = if path.is_dir() {
+            tokio::fs::remove_dir_all(&path).await
+        } else {
+            tokio::fs::remove_file(&path).await
+        };
+        match removed {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    async fn publish_dir(&self, staging: &Path, prefix: &str) -> Result<()> {
+        let target = self.path_of(prefix)?;
+        let parent = target
+            .parent()
+            .ok_or_else(|| Error::Backend(format!("media key `{prefix}` has no parent")))?
+            .to_owned();
+        let staging = staging.to_owned();
+        blocking(move || {
+            std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+            if target.exists() {
+                return Err(Error::Backend(format!(
+                    "{} already exists; versions are never overwritten",
+                    target.display()
+                )));
+            }
+            // One rename: every file of the version appears at once.
+            std::fs::rename(&staging, &target).map_err(io(&target))?;
+            sync_dir(&parent)
+        })
+        .await
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path_of(key).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use monsoon_catalog::store::conformance;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_local_store_keeps_the_contract() {
+        let tmp = tempfile::tempdir().unwrap();
+        conformance::run(&LocalStore::new(tmp.path().join("media"))).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn objects_are_files_under_the_root_and_nothing_else_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(tmp.path().join("media"));
+        store
+            .put("film/v1/seg.m4s", Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        let path = store.local_path("film/v1/seg.m4s").unwrap();
+        assert_eq!(path, tmp.path().join("media/film/v1/seg.m4s"));
+        assert_eq!(std::fs::read(path).unwrap(), b"abc");
+        // A write in progress leaves a hidden temporary file, never listed as an object.
+        std::fs::write(tmp.path().join("media/film/v1/.x.tmp"), b"half").unwrap();
+        assert_eq!(store.list("film").await.unwrap(), vec!["film/v1/seg.m4s"]);
+        assert_eq!(store.local_path("../etc/passwd"), None);
+    }
+}
