@@ -184,7 +184,8 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
     );
     describe(&source, &ladder, args.json);
 
-    let (catalog, store) = data.open().await?;
+    let backends = data.open(&Default::default()).await?;
+    let (catalog, store) = (backends.films, backends.media);
     // Held until this ingest ends: a second ingest of the slug would sweep this one's version.
     let _lock = lock_slug(data, &args.slug)?;
     sweep(data, &args.slug, catalog.as_ref(), store.as_ref()).await;

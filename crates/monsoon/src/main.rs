@@ -8,6 +8,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin_token;
+mod backends;
 mod demo;
 mod ingest;
 mod serve;
@@ -15,11 +16,8 @@ mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use monsoon_db::SqliteCatalog;
-use monsoon_store::LocalStore;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +34,10 @@ struct Cli {
         default_value = "./monsoon-data"
     )]
     data: PathBuf,
+
+    /// Where the catalog, the audience and the media live (`[storage]`), when not in `--data`.
+    #[command(flatten)]
+    storage: backends::StorageConfig,
 
     #[command(subcommand)]
     command: Command,
@@ -69,23 +71,20 @@ enum Command {
     },
 }
 
-/// Where things live inside `--data`.
+/// Where things live: the data directory, and the backends `--database` / `--media` name
+/// instead of it (`backends.rs`).
 #[derive(Debug, Clone)]
 pub struct DataDir {
     pub root: PathBuf,
+    pub storage: backends::StorageConfig,
 }
 
 impl DataDir {
-    pub fn new(root: &Path) -> Self {
+    pub fn new(root: &Path, storage: backends::StorageConfig) -> Self {
         Self {
             root: root.to_owned(),
+            storage,
         }
-    }
-    pub fn catalog_db(&self) -> PathBuf {
-        self.root.join("catalog.db")
-    }
-    pub fn media(&self) -> PathBuf {
-        self.root.join("media")
     }
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
@@ -117,12 +116,11 @@ impl DataDir {
         Ok(key.to_vec())
     }
 
-    /// Opens the catalog and the media store, creating the directory on first use.
-    pub async fn open(&self) -> anyhow::Result<(Arc<SqliteCatalog>, Arc<LocalStore>)> {
-        std::fs::create_dir_all(self.media())
+    /// Opens the backends, with `file` the `[storage]` of a settings file (the flags win).
+    pub async fn open(&self, file: &backends::StorageConfig) -> anyhow::Result<backends::Backends> {
+        std::fs::create_dir_all(&self.root)
             .map_err(|e| anyhow::anyhow!("creating data directory {}: {e}", self.root.display()))?;
-        let catalog = SqliteCatalog::open(&self.catalog_db()).await?;
-        Ok((Arc::new(catalog), Arc::new(LocalStore::new(self.media()))))
+        backends::Backends::open(self, &self.storage.or(file)).await
     }
 }
 
@@ -151,7 +149,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let data = DataDir::new(&cli.data);
+    let data = DataDir::new(&cli.data, cli.storage);
     let result = runtime.block_on(async {
         match command {
             Command::Ingest(args) => ingest::run(&data, args).await,

@@ -108,6 +108,9 @@ pub struct Settings {
     pub serve: ServeConfig,
     pub audience: monsoon_audience::Config,
     pub admin: AdminConfig,
+    /// Where the catalog, the audience and the media live (`crates/monsoon/src/backends.rs`);
+    /// `--database` / `--media` win over it.
+    pub storage: crate::backends::StorageConfig,
 }
 
 /// The `[admin]` table.
@@ -212,8 +215,9 @@ pub async fn serve(
     let trusted_proxies = monsoon_server::TrustedProxies::parse(&config.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let audience = settings.audience.clone();
-    let (films, media) = data.open().await?;
-    let store = Arc::new(monsoon_db::SqliteAudienceStore::open(&data.catalog_db())?);
+    let backends = data.open(&settings.storage).await?;
+    let store = backends.audience()?;
+    let (films, media) = (backends.films, backends.media);
     let audience = Arc::new(
         monsoon_audience::Audience::open(audience, data.audience_key()?, store)
             .await
@@ -286,6 +290,13 @@ mod tests {
             AdminConfig::default().sign_in_attempts_per_minute
         );
         assert_eq!(file.audience, monsoon_audience::Config::default());
+        assert_eq!(file.storage, crate::backends::StorageConfig::default());
+        for key in ["database", "media"] {
+            assert!(
+                text.contains(&format!("\n# {key} = ")),
+                "{key} is not documented"
+            );
+        }
         // Every key of the struct appears in the example.
         for key in [
             "listen",

@@ -159,3 +159,60 @@ fn demo_makes_ingests_and_serves_a_film() {
     assert_eq!(probe["streams"][0]["height"], 360);
     assert_eq!(probe["streams"][1]["codec_type"], "audio");
 }
+
+/// `--database` / `--media` (and `[storage]` in the settings file) put the catalog and the
+/// media outside the data directory; a URL Monsoon has no backend for is refused by name.
+#[test]
+fn storage_named_by_url_lives_where_it_is_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = tmp.path().join("clip.mp4");
+    make_clip(&clip, 3, "320x180");
+    let data = tmp.path().join("data");
+    let db = tmp.path().join("elsewhere/catalog.db");
+    let media = tmp.path().join("elsewhere/media");
+    let database_url = format!("sqlite://{}", db.display());
+    let media_url = format!("file://{}", media.display());
+    let out = std::process::Command::new(common::MONSOON)
+        .arg("--data")
+        .arg(&data)
+        .args(["--database", &database_url, "--media", &media_url])
+        .args(common::ingest_args(&clip, "film"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(db.is_file() && media.join("film").is_dir());
+    assert!(!data.join("catalog.db").exists() && !data.join("media").exists());
+
+    // The server finds them through [storage] in its settings file.
+    let config = tmp.path().join("monsoon.toml");
+    std::fs::write(
+        &config,
+        format!("[storage]\ndatabase = \"{database_url}\"\nmedia = \"{media_url}\"\n"),
+    )
+    .unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let hls = play_whole(&format!("{}/media/film/master.m3u8", server.url));
+    assert!(hls > 2.5, "HLS decoded only {hls} s of 3");
+
+    let refused = monsoon(
+        &data,
+        &[
+            "--media",
+            "s3://bucket",
+            "ingest",
+            clip.to_str().unwrap(),
+            "--slug",
+            "f",
+        ],
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("s3://bucket") && err.contains("not a backend"),
+        "{err}"
+    );
+}

@@ -1,0 +1,183 @@
+//! The one place storage backends are chosen. `[storage]` in `monsoon.toml`, or the global
+//! `--database` / `--media` flags (`MONSOON_DATABASE`, `MONSOON_MEDIA`), name the catalog and
+//! audience database and the media store by URL; without them, everything lives in the data
+//! directory: SQLite at `<data>/catalog.db` and the media under `<data>/media`.
+//!
+//! | URL | backend |
+//! |---|---|
+//! | `sqlite://<path>` | `monsoon_db::SqliteCatalog` and `SqliteAudienceStore` on one file |
+//! | `file://<path>` | `monsoon_store::LocalStore` (objects as files; sends them with `sendfile`) |
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use monsoon_audience::AudienceStore;
+use monsoon_catalog::{FilmRepository, MediaStore};
+use serde::Deserialize;
+
+use crate::DataDir;
+
+/// Where the catalog, the audience and the media live.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Database of the catalog and the audience: `sqlite://<path>` [default:
+    /// `sqlite://<data>/catalog.db`].
+    #[arg(long, global = true, env = "MONSOON_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// Media store: `file://<directory>` [default: `file://<data>/media`].
+    #[arg(long, global = true, env = "MONSOON_MEDIA", value_name = "URL")]
+    pub media: Option<String>,
+}
+
+impl StorageConfig {
+    /// `self`, with what it leaves unset taken from `fallback` (flags over the file).
+    pub fn or(&self, fallback: &StorageConfig) -> StorageConfig {
+        StorageConfig {
+            database: self.database.clone().or_else(|| fallback.database.clone()),
+            media: self.media.clone().or_else(|| fallback.media.clone()),
+        }
+    }
+}
+
+/// A backend named by URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Backend {
+    Sqlite(PathBuf),
+    Files(PathBuf),
+}
+
+fn parse(setting: &str, url: &str) -> anyhow::Result<Backend> {
+    let (scheme, rest) = url.split_once("://").with_context(|| {
+        format!("[storage] {setting} = \"{url}\" is not a URL: expected `scheme://…`")
+    })?;
+    if rest.is_empty() {
+        bail!("[storage] {setting} = \"{url}\" names no path");
+    }
+    let backend = match scheme {
+        "sqlite" => Backend::Sqlite(PathBuf::from(rest)),
+        "file" => Backend::Files(PathBuf::from(rest)),
+        other => bail!(
+            "[storage] {setting} = \"{url}\": `{other}://` is not a backend Monsoon has; \
+             use sqlite:// for the database and file:// for the media"
+        ),
+    };
+    match (setting, &backend) {
+        ("database", Backend::Sqlite(_)) | ("media", Backend::Files(_)) => Ok(backend),
+        _ => bail!(
+            "[storage] {setting} = \"{url}\": a {setting} cannot be `{scheme}://` \
+             (the database is sqlite://, the media file://)"
+        ),
+    }
+}
+
+/// The backends, opened.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub films: Arc<dyn FilmRepository>,
+    pub media: Arc<dyn MediaStore>,
+    database: Backend,
+}
+
+impl Backends {
+    /// Opens (creating on first use) the backends `storage` names, or the data directory's.
+    pub async fn open(data: &DataDir, storage: &StorageConfig) -> anyhow::Result<Self> {
+        let database = match &storage.database {
+            Some(url) => parse("database", url)?,
+            None => Backend::Sqlite(data.root.join("catalog.db")),
+        };
+        let media = match &storage.media {
+            Some(url) => parse("media", url)?,
+            None => Backend::Files(data.root.join("media")),
+        };
+        let films: Arc<dyn FilmRepository> = match &database {
+            Backend::Sqlite(path) => {
+                create_parent(path)?;
+                Arc::new(monsoon_db::SqliteCatalog::open(path).await?)
+            }
+            Backend::Files(_) => unreachable_backend()?,
+        };
+        let media: Arc<dyn MediaStore> = match &media {
+            Backend::Files(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the media directory {}", dir.display()))?;
+                Arc::new(monsoon_store::LocalStore::new(dir))
+            }
+            Backend::Sqlite(_) => unreachable_backend()?,
+        };
+        Ok(Self {
+            films,
+            media,
+            database,
+        })
+    }
+
+    /// The audience's store, in the same database as the catalog (opened after it, which
+    /// made and migrated the tables).
+    pub fn audience(&self) -> anyhow::Result<Arc<dyn AudienceStore>> {
+        match &self.database {
+            Backend::Sqlite(path) => Ok(Arc::new(monsoon_db::SqliteAudienceStore::open(path)?)),
+            Backend::Files(_) => unreachable_backend(),
+        }
+    }
+}
+
+/// `parse` only lets a database be a database and media be media.
+fn unreachable_backend<T>() -> anyhow::Result<T> {
+    bail!("internal: a backend of the wrong kind got past the checks")
+}
+
+fn create_parent(path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_backend_and_bad_ones_are_named() {
+        assert_eq!(
+            parse("database", "sqlite:///srv/monsoon/catalog.db").unwrap(),
+            Backend::Sqlite("/srv/monsoon/catalog.db".into())
+        );
+        assert_eq!(
+            parse("media", "file://media").unwrap(),
+            Backend::Files("media".into())
+        );
+        for (setting, url, says) in [
+            ("database", "postgres://db/monsoon", "not a backend"),
+            ("media", "s3://bucket", "not a backend"),
+            ("database", "file:///x", "cannot be"),
+            ("media", "/just/a/path", "not a URL"),
+            ("media", "file://", "no path"),
+        ] {
+            let message = parse(setting, url).unwrap_err().to_string();
+            assert!(message.contains(url) && message.contains(says), "{message}");
+        }
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let flags = StorageConfig {
+            database: Some("sqlite://a.db".into()),
+            media: None,
+        };
+        let file = StorageConfig {
+            database: Some("sqlite://b.db".into()),
+            media: Some("file://m".into()),
+        };
+        assert_eq!(
+            flags.or(&file),
+            StorageConfig {
+                database: Some("sqlite://a.db".into()),
+                media: Some("file://m".into()),
+            }
+        );
+    }
+}
