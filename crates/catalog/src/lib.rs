@@ -11,6 +11,7 @@
 mod error;
 mod film;
 mod objects;
+pub mod publish;
 pub mod repository;
 pub mod store;
 

@@ -1,12 +1,12 @@
 //! `monsoon ingest`: master file → probe → ladder → one ffmpeg → package → verify → publish.
 //!
-//! Publishing is crash-safe (`docs/INGEST.md`): everything is built in `data/staging/`, fsynced,
-//! renamed into `media/<slug>/<version>/` and only then recorded in the catalog, in one
-//! transaction. Until that commit the film (or its previous version) is what viewers get; a
-//! killed ingest leaves at most a staging directory or an unreferenced version directory, both
-//! swept by the next ingest.
+//! Publishing is crash-safe (`docs/INGEST.md`), by the protocol of
+//! `monsoon_catalog::publish`: everything is built in `data/staging/`, fsynced, moved into the
+//! media store and only then recorded in the catalog, in one transaction. Until that commit
+//! the film (or its previous version) is what viewers get; a killed ingest leaves at most a
+//! staging directory or an unreferenced version, both swept by the next ingest.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,10 +14,8 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use monsoon_catalog::{
-    FilmMeta, FilmRepository, MediaStore, OBJECT_INDEX, ObjectIndex, PublishedVersion, Rendition,
-    RenditionKind, validate_slug,
-};
+use monsoon_catalog::publish::{Publisher, SlugLock, Staging, sweep_staging};
+use monsoon_catalog::{FilmMeta, PublishedVersion, Rendition, RenditionKind, validate_slug};
 use monsoon_media::ladder::RungSpec;
 use monsoon_media::package::Kind;
 use monsoon_media::{Job, Ladder, LadderOptions, Limits, Progress, Quality, Source, Subtitle};
@@ -135,20 +133,6 @@ pub async fn stop_signal() -> &'static str {
     }
 }
 
-/// Removes a staging directory when dropped, unless it was published.
-struct Staging {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
 pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Published> {
     // Everything that can be refused is refused before the data directory is touched.
     validate_slug(&args.slug)?;
@@ -185,20 +169,17 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
     describe(&source, &ladder, args.json);
 
     let backends = data.open(&Default::default()).await?;
-    let (catalog, store) = (backends.films, backends.media);
+    let publisher = Publisher {
+        films: backends.films.as_ref(),
+        media: backends.media.as_ref(),
+    };
     // Held until this ingest ends: a second ingest of the slug would sweep this one's version.
-    let _lock = lock_slug(data, &args.slug)?;
-    sweep(data, &args.slug, catalog.as_ref(), store.as_ref()).await;
+    let _lock = SlugLock::take(&data.root.join("locks"), &args.slug)?;
+    sweep_staging(&data.staging());
+    publisher.sweep(&args.slug).await;
 
     let version = format!("v{}", Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
-    let staging = Staging {
-        path: data
-            .staging()
-            .join(format!("{}.{version}.{}", args.slug, std::process::id())),
-        armed: true,
-    };
-    std::fs::create_dir_all(&staging.path)
-        .with_context(|| format!("creating {}", staging.path.display()))?;
+    let staging = Staging::create(&data.staging(), &args.slug, &version)?;
 
     let reporter = Reporter::new(source.duration_s, args.json);
     let prefix = format!("{version}/");
@@ -206,7 +187,7 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         source: &source,
         ladder: &ladder,
         subtitles: &args.subtitles,
-        out_dir: &staging.path,
+        out_dir: staging.path(),
         prefix: &prefix,
     };
     let packaged = monsoon_media::encode_and_package(job, |p| reporter.report(p)).await;
@@ -223,17 +204,12 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
             .filter(|e| matches!(e.as_str(), "jpg" | "jpeg" | "png" | "webp"))
             .with_context(|| format!("{}: images must be .jpg, .png or .webp", image.display()))?;
         let file = format!("{name}.{ext}");
-        std::fs::copy(image, staging.path.join(&file))
+        std::fs::copy(image, staging.path().join(&file))
             .with_context(|| format!("copying {}", image.display()))?;
         Ok(Some(file))
     };
     let poster = art(&meta.poster, "poster-art")?.unwrap_or(packaged.poster.clone());
     let backdrop = art(&meta.backdrop, "backdrop")?.or(Some(packaged.poster.clone()));
-    // The object index: sizes and content-derived ETags, computed once, here.
-    let index = ObjectIndex::build(&staging.path)?;
-    monsoon_media::write_durable(&staging.path.join(OBJECT_INDEX), &index.to_json())?;
-    monsoon_media::sync_tree(&staging.path)?;
-
     let record = PublishedVersion {
         version: version.clone(),
         published_at: Utc::now(),
@@ -248,26 +224,16 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         subtitles: packaged.subtitles.clone(),
         renditions: packaged.renditions.iter().map(rendition_record).collect(),
     };
-    let key = format!("{}/{version}", args.slug);
-    store.publish_dir(&staging.path, &key).await?;
-    let mut staging = staging;
-    staging.armed = false;
-    if std::env::var_os("MONSOON_TEST_HANG_BEFORE_COMMIT").is_some() {
-        // Test hook: lets a test SIGKILL the ingest between the rename and the catalog commit.
-        eprintln!("test hook: waiting before the catalog commit");
-        std::future::pending::<()>().await;
-    }
-    let previous = match catalog.publish(&args.slug, &meta, &record).await {
-        Ok(previous) => previous,
-        Err(e) => {
-            let _ = store.delete_prefix(&key).await;
-            return Err(e.into());
+    let before_commit = async {
+        if std::env::var_os("MONSOON_TEST_HANG_BEFORE_COMMIT").is_some() {
+            // Test hook: lets a test SIGKILL the ingest between the move and the catalog commit.
+            eprintln!("test hook: waiting before the catalog commit");
+            std::future::pending::<()>().await;
         }
     };
-    // The new version is live; only now does the old one go.
-    if let Some(old) = previous {
-        store.delete_prefix(&format!("{}/{old}", args.slug)).await?;
-    }
+    publisher
+        .publish(&args.slug, &meta, staging, &record, before_commit)
+        .await?;
     Ok(Published {
         slug: args.slug,
         version,
@@ -287,59 +253,6 @@ fn rendition_record(r: &monsoon_media::MeasuredRendition) -> Rendition {
         codecs: r.codecs.clone(),
         average_bitrate: r.average_bitrate,
         peak_bitrate: r.peak_bitrate,
-    }
-}
-
-/// An exclusive lock on `locks/<slug>.lock` in the data directory, released when the file is
-/// dropped or the process dies (`flock`), so a killed ingest never leaves the slug locked.
-fn lock_slug(data: &DataDir, slug: &str) -> anyhow::Result<std::fs::File> {
-    let dir = data.root.join("locks");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("{slug}.lock"));
-    let file =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "another `monsoon ingest` of `{slug}` is running (it holds {}); wait for it to finish",
-            path.display()
-        ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
-    }
-}
-
-/// Removes what killed ingests left: staging directories of processes that are gone, and
-/// version directories of this slug that the catalog does not reference.
-async fn sweep(data: &DataDir, slug: &str, catalog: &dyn FilmRepository, store: &dyn MediaStore) {
-    if let Ok(entries) = std::fs::read_dir(data.staging()) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let pid = name.rsplit('.').next().and_then(|p| p.parse::<u32>().ok());
-            let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-            if !alive {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-    let current = catalog
-        .get(slug)
-        .await
-        .ok()
-        .flatten()
-        .map(|f| f.current.version);
-    let Ok(keys) = store.list(slug).await else {
-        return;
-    };
-    let versions: std::collections::BTreeSet<&str> = keys
-        .iter()
-        .filter_map(|key| key.split('/').nth(1))
-        .collect();
-    for version in versions {
-        if Some(version) != current.as_deref() {
-            let _ = store.delete_prefix(&format!("{slug}/{version}")).await;
-        }
     }
 }
 
