@@ -15,6 +15,7 @@ mod delivery;
 mod error;
 mod fast;
 mod i18n;
+mod ics;
 mod live;
 mod metrics;
 mod pages;
