@@ -11,6 +11,7 @@ mod objects;
 mod store;
 
 pub use error::{Error, Result};
+pub use film::limits as film_limits;
 pub use film::{
     Film, FilmMeta, LadderRung, Localized, PublishedVersion, Rendition, RenditionKind,
     validate_slug,
