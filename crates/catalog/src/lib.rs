@@ -16,7 +16,7 @@ pub use film::{
     Film, FilmMeta, LadderRung, Localized, PublishedVersion, Rendition, RenditionKind,
     validate_slug,
 };
-pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo};
+pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use store::{LocalStore, MediaStore};
 
 use async_trait::async_trait;
