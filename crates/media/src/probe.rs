@@ -223,7 +223,8 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
         .nb_frames
         .as_deref()
         .and_then(|n| n.parse::<u64>().ok());
-    if duration_s <= 0.0 || frames == Some(0) {
+    // `NaN` compares false with everything, so it would pass both this and the limit below.
+    if duration_s.is_nan() || duration_s <= 0.0 || frames == Some(0) {
         return Err(unsupported(
             "the video has no duration (zero frames); give the complete master file".into(),
         ));
@@ -451,6 +452,28 @@ mod tests {
             err.contains("240.000 fps") && err.contains("120 fps"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_duration_that_is_not_a_number_is_no_duration() {
+        for duration in ["nan", "NaN", "-inf", "0"] {
+            let json = format!(
+                r#"{{"streams":[{{"index":0,"codec_type":"video","width":320,"height":240,
+                    "avg_frame_rate":"25/1"}}],"format":{{"format_name":"mov","duration":"{duration}"}}}}"#
+            );
+            let probe = parse_probe(&json).unwrap();
+            let err = analyze(Path::new("x.mp4"), &probe, &Limits::default()).unwrap_err();
+            assert!(err.to_string().contains("no duration"), "{duration}: {err}");
+        }
+        let json = r#"{"streams":[{"index":0,"codec_type":"video","width":320,"height":240,
+            "avg_frame_rate":"25/1"}],"format":{"format_name":"mov","duration":"inf"}}"#;
+        let err = analyze(
+            Path::new("x.mp4"),
+            &parse_probe(json).unwrap(),
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("duration inf s exceeds"), "{err}");
     }
 
     #[test]
