@@ -117,6 +117,18 @@ pub struct VideoInfo {
     pub hdr: bool,
 }
 
+impl VideoInfo {
+    /// The size of the frames ffmpeg's filters receive: the coded size, turned a quarter for
+    /// a rotation of 90° or 270° (ffmpeg's autorotate inserts `transpose` before the filter
+    /// graph; other angles go through `rotate`, which keeps the size).
+    pub fn filtered_size(&self) -> (u32, u32) {
+        match self.rotation {
+            90 | 270 => (self.coded_height, self.coded_width),
+            _ => (self.coded_width, self.coded_height),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioInfo {
     pub index: u32,
@@ -133,6 +145,21 @@ pub struct Limits {
     pub max_fps: f64,
     pub max_duration_s: f64,
     pub max_size_bytes: u64,
+}
+
+impl Limits {
+    /// Whether a `width`×`height` picture is within the limits, either way up (a portrait
+    /// master is the landscape box turned upright).
+    pub fn frame_fits(&self, width: u32, height: u32) -> bool {
+        let (long, short) = (width.max(height), width.min(height));
+        (width <= self.max_width && height <= self.max_height)
+            || (long <= self.max_width && short <= self.max_height)
+    }
+
+    /// The limit on the frame size, as an operator writes it (`7680x4320`).
+    pub fn frame_size(&self) -> String {
+        format!("{}x{}", self.max_width, self.max_height)
+    }
 }
 
 impl Default for Limits {
@@ -267,16 +294,12 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
         value,
         limit,
     };
-    if coded_width > limits.max_width || coded_height > limits.max_height {
-        let (w, h) = (coded_width.max(coded_height), coded_width.min(coded_height));
-        let (lw, lh) = (limits.max_width, limits.max_height);
-        if w > lw || h > lh {
-            return Err(limit(
-                "resolution",
-                format!("{coded_width}x{coded_height}"),
-                format!("{lw}x{lh}"),
-            ));
-        }
+    if !limits.frame_fits(coded_width, coded_height) {
+        return Err(limit(
+            "resolution",
+            format!("{coded_width}x{coded_height}"),
+            limits.frame_size(),
+        ));
     }
     if fps > limits.max_fps {
         return Err(limit(
