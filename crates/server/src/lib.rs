@@ -19,6 +19,7 @@ mod ics;
 mod live;
 mod metrics;
 mod pages;
+pub mod parse;
 
 use std::path::PathBuf;
 use std::sync::Arc;
