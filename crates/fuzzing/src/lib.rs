@@ -26,6 +26,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("http_conditional", http_conditional),
     ("film_toml", film_toml),
     ("probe_json", probe_json),
+    ("probe_values", probe_values),
     ("object_index", object_index),
     ("heartbeat", heartbeat),
     ("mint", mint),
@@ -208,6 +209,54 @@ pub fn probe_json(data: &[u8]) {
         assert!(!ladder.rungs.is_empty());
         let _ = transcode::ffmpeg_args(&source, &ladder, Path::new("/out"));
     }
+}
+
+/// ffprobe's values alone, in a well-formed probe of a master with video and audio: the
+/// input's lines are, in order, the format's `duration` and `size`, the video stream's
+/// `avg_frame_rate`, `r_frame_rate`, `sample_aspect_ratio`, `duration`, `nb_frames`,
+/// `width`, `height`, display-matrix `rotation`, `field_order`, `color_transfer` and
+/// `pix_fmt` (a missing line is a missing value). Byte mutations of JSON rarely make a
+/// well-formed number-like string (`"nan"` where `"4.000000"` was); here every mutation
+/// lands in `analyze`'s arithmetic.
+pub fn probe_values(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.split('\n');
+    let mut string = || {
+        lines
+            .next()
+            .map_or(serde_json::Value::Null, |v| v.to_owned().into())
+    };
+    let (duration, size, avg_rate, r_rate, sar, stream_duration, frames) = (
+        string(),
+        string(),
+        string(),
+        string(),
+        string(),
+        string(),
+        string(),
+    );
+    let number = |v: &serde_json::Value| -> serde_json::Value {
+        v.as_str()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .map_or(serde_json::Value::Null, Into::into)
+    };
+    let (width, height, rotation) = (number(&string()), number(&string()), number(&string()));
+    let (field_order, transfer, pix_fmt) = (string(), string(), string());
+    let probe = serde_json::json!({
+        "streams": [
+            {
+                "index": 0, "codec_type": "video", "codec_name": "h264",
+                "width": width, "height": height, "pix_fmt": pix_fmt,
+                "sample_aspect_ratio": sar, "r_frame_rate": r_rate, "avg_frame_rate": avg_rate,
+                "field_order": field_order, "color_transfer": transfer,
+                "nb_frames": frames, "duration": stream_duration,
+                "side_data_list": [{"side_data_type": "Display Matrix", "rotation": rotation}],
+            },
+            {"index": 1, "codec_type": "audio", "codec_name": "aac", "channels": 2, "sample_rate": "48000"},
+        ],
+        "format": {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "duration": duration, "size": size},
+    });
+    probe_json(probe.to_string().as_bytes());
 }
 
 /// The object index (`objects.json`), the delivery path's allow-list: an accepted index
