@@ -364,8 +364,9 @@ fn rotation_of(stream: &ProbeStream) -> i32 {
         .side_data_list
         .iter()
         .find_map(|sd| sd.rotation)
-        // The display matrix rotation is counter-clockwise.
-        .map(|r| -r);
+        // The display matrix rotation is counter-clockwise. Reduced before it is negated, so
+        // no value, not even `i32::MIN`, overflows (found by the `probe_values` fuzz target).
+        .map(|r| -r.rem_euclid(360));
     let from_tag = stream.tags.rotate.as_deref().and_then(|r| r.parse().ok());
     from_matrix.or(from_tag).unwrap_or(0).rem_euclid(360)
 }
@@ -497,6 +498,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("duration inf s exceeds"), "{err}");
+    }
+
+    #[test]
+    fn any_display_matrix_rotation_is_an_angle() {
+        for (rotation, clockwise) in [
+            (-90, 90),
+            (90, 270),
+            (0, 0),
+            (450, 270),
+            (i32::MIN, 128),
+            (i32::MAX, 233),
+        ] {
+            let stream = ProbeStream {
+                side_data_list: vec![SideData {
+                    side_data_type: None,
+                    rotation: Some(rotation),
+                }],
+                ..serde_json::from_str(r#"{"index":0}"#).unwrap()
+            };
+            assert_eq!(rotation_of(&stream), clockwise, "{rotation}");
+        }
     }
 
     #[test]
