@@ -861,8 +861,10 @@ mod tests {
             buf.extend_from_slice(b": ");
             buf.extend_from_slice(&value);
             buf.extend_from_slice(b"\r\n\r\n");
+            // A value may hold a bare LF, which httparse takes as a line end: the head can end
+            // before the buffer does, never after it.
             if let Some((head, len)) = media_head_of(&buf) {
-                prop_assert_eq!(len, buf.len());
+                prop_assert!(len <= buf.len());
                 prop_assert_eq!(head.object, "v1/a.m4s");
             }
         }
