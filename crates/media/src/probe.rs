@@ -117,18 +117,6 @@ pub struct VideoInfo {
     pub hdr: bool,
 }
 
-impl VideoInfo {
-    /// The size of the frames ffmpeg's filters receive: the coded size, turned a quarter for
-    /// a rotation of 90° or 270° (ffmpeg's autorotate inserts `transpose` before the filter
-    /// graph; other angles go through `rotate`, which keeps the size).
-    pub fn filtered_size(&self) -> (u32, u32) {
-        match self.rotation {
-            90 | 270 => (self.coded_height, self.coded_width),
-            _ => (self.coded_width, self.coded_height),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioInfo {
     pub index: u32,

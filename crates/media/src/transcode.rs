@@ -38,9 +38,14 @@ pub const SIZE_GUARD: &str = "crop@frame_size_guard";
 /// a size other than the probed one evaluates to minus the frame's, which crop refuses
 /// ("Invalid too big or non positive size for width '-W' or height '-H'"), naming it.
 /// `exact=1`, because without it crop rounds odd sizes down to the chroma grid.
+///
+/// The probed size is accepted either way up: ffmpeg's autorotate turns the picture a quarter
+/// before the graph for a display matrix of 90° or 270°, and whether a legacy `rotate` tag
+/// does so depends on the ffmpeg version; a frame turned a quarter has the pixels, and fits the
+/// limits, of the one probed.
 pub fn size_guard(source: &Source) -> String {
-    let (w, h) = source.video.filtered_size();
-    let same = format!("eq(iw,{w})*eq(ih,{h})");
+    let (w, h) = (source.video.coded_width, source.video.coded_height);
+    let same = format!("eq(iw,{w})*eq(ih,{h})+eq(iw,{h})*eq(ih,{w})");
     format!("{SIZE_GUARD}=w='if({same},iw,-iw)':h='if({same},ih,-ih)':x=0:y=0:exact=1")
 }
 
@@ -310,16 +315,17 @@ mod tests {
     }
 
     #[test]
-    fn the_size_guard_expects_the_frames_the_filters_receive() {
+    fn the_size_guard_takes_the_probed_size_either_way_up() {
         let mut source = crate::ladder::tests_support::source(1280, 720, 25.0);
-        source.video.coded_width = 1280;
-        source.video.coded_height = 720;
-        assert!(size_guard(&source).contains("eq(iw,1280)*eq(ih,720)"));
         // A phone's portrait video: coded landscape, turned upright by autorotate first.
         source.video.rotation = 90;
-        assert!(size_guard(&source).contains("eq(iw,720)*eq(ih,1280)"));
-        source.video.rotation = 180;
-        assert!(size_guard(&source).contains("eq(iw,1280)*eq(ih,720)"));
+        let same = "eq(iw,1280)*eq(ih,720)+eq(iw,720)*eq(ih,1280)";
+        assert_eq!(
+            size_guard(&source),
+            format!(
+                "crop@frame_size_guard=w='if({same},iw,-iw)':h='if({same},ih,-ih)':x=0:y=0:exact=1"
+            )
+        );
         // Decoders see the coded picture, whatever the rotation.
         assert_eq!(max_pixels(&source), (1280 + 64) * (720 + 64));
     }
@@ -362,8 +368,9 @@ mod tests {
         let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
         assert!(
             graph.starts_with(
-                "[0:0]crop@frame_size_guard=w='if(eq(iw,1920)*eq(ih,1080),iw,-iw)':\
-                 h='if(eq(iw,1920)*eq(ih,1080),ih,-ih)':x=0:y=0:exact=1,bwdif"
+                "[0:0]crop@frame_size_guard=\
+                 w='if(eq(iw,1920)*eq(ih,1080)+eq(iw,1080)*eq(ih,1920),iw,-iw)':\
+                 h='if(eq(iw,1920)*eq(ih,1080)+eq(iw,1080)*eq(ih,1920),ih,-ih)':x=0:y=0:exact=1,bwdif"
             ),
             "{graph}"
         );
