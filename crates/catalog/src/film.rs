@@ -90,23 +90,46 @@ pub struct LadderRung {
 impl FilmMeta {
     /// Reads and checks a `film.toml`.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        use std::io::Read as _;
+        let io = |source| Error::Io {
             path: path.display().to_string(),
             source,
-        })?;
-        let mut meta = Self::from_toml(&text).map_err(|message| Error::Meta {
+        };
+        let meta_error = |message| Error::Meta {
             path: path.display().to_string(),
             message,
-        })?;
+        };
+        // One byte past the limit is enough to refuse the file, whatever it is (a FIFO, a
+        // device, a file still growing): never more is read.
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        let mut bytes = Vec::new();
+        file.take(limits::FILE_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() > limits::FILE_BYTES {
+            let limit = limits::FILE_BYTES;
+            return Err(meta_error(match size {
+                Some(n) => format!("the file is {n} bytes long; the limit is {limit} bytes"),
+                None => format!("the file is longer than the limit of {limit} bytes"),
+            }));
+        }
+        let text =
+            String::from_utf8(bytes).map_err(|e| meta_error(format!("not UTF-8 text ({e})")))?;
+        let mut meta = Self::from_toml(&text).map_err(meta_error)?;
         // Image paths are relative to the file that names them.
         let base = path.parent().unwrap_or(Path::new("."));
         for image in [&mut meta.poster, &mut meta.backdrop].into_iter().flatten() {
             *image = base.join(&*image);
             if !image.is_file() {
-                return Err(Error::Meta {
-                    path: path.display().to_string(),
-                    message: format!("image {} does not exist", image.display()),
-                });
+                return Err(meta_error(format!(
+                    "image {} does not exist",
+                    image.display()
+                )));
             }
         }
         Ok(meta)
@@ -114,6 +137,13 @@ impl FilmMeta {
 
     /// Parses `film.toml` text; the error names the bad key.
     pub fn from_toml(text: &str) -> std::result::Result<Self, String> {
+        if text.len() > limits::FILE_BYTES {
+            return Err(format!(
+                "the file is {} bytes long; the limit is {} bytes",
+                text.len(),
+                limits::FILE_BYTES
+            ));
+        }
         let mut unknown = Vec::new();
         let meta: FilmMeta = serde_ignored::deserialize(toml::Deserializer::new(text), |path| {
             unknown.push(path.to_string());
@@ -127,7 +157,92 @@ impl FilmMeta {
         if meta.title.vi.is_empty() && meta.title.en.is_empty() {
             return Err("`title.vi` or `title.en` is required".into());
         }
+        meta.check_limits()?;
         Ok(meta)
+    }
+
+    /// Holds every field to [`limits`]; the error names the key, its length and the limit.
+    pub fn check_limits(&self) -> std::result::Result<(), String> {
+        use limits::*;
+        let titles = [
+            ("title.vi", self.title.vi.as_str()),
+            ("title.en", self.title.en.as_str()),
+            (
+                "original_title",
+                self.original_title.as_deref().unwrap_or(""),
+            ),
+        ];
+        for (key, value) in titles {
+            one_line(key, value, TITLE_CHARS)?;
+        }
+        for (key, value) in [
+            ("synopsis.vi", &self.synopsis.vi),
+            ("synopsis.en", &self.synopsis.en),
+        ] {
+            text(key, value, SYNOPSIS_CHARS)?;
+        }
+        let lists = [
+            ("director", &self.director, CREW_NAMES, NAME_CHARS),
+            ("writer", &self.writer, CREW_NAMES, NAME_CHARS),
+            ("cast", &self.cast, CAST_NAMES, NAME_CHARS),
+            ("genres", &self.genres, GENRES, LABEL_CHARS),
+        ];
+        for (key, items, max_items, max_chars) in lists {
+            if items.len() > max_items {
+                return Err(format!(
+                    "`{key}` lists {} entries; the limit is {max_items}",
+                    items.len()
+                ));
+            }
+            for (i, item) in items.iter().enumerate() {
+                one_line(&format!("{key}[{i}]"), item, max_chars)?;
+            }
+        }
+        let labels = [
+            ("country", &self.country, LABEL_CHARS),
+            ("age_rating", &self.age_rating, LABEL_CHARS),
+            ("production_company", &self.production_company, NAME_CHARS),
+        ];
+        for (key, value, max_chars) in labels {
+            one_line(key, value.as_deref().unwrap_or(""), max_chars)?;
+        }
+        if let Some(trailer) = &self.trailer {
+            one_line("trailer", trailer, SLUG_CHARS)?;
+            validate_slug(trailer).map_err(|e| format!("`trailer`: {e}"))?;
+        }
+        for (key, image) in [("poster", &self.poster), ("backdrop", &self.backdrop)] {
+            let len = image.as_ref().map_or(0, |p| p.as_os_str().len());
+            if len > IMAGE_PATH_BYTES {
+                return Err(format!(
+                    "`{key}` is a path of {len} bytes; the limit is {IMAGE_PATH_BYTES}"
+                ));
+            }
+        }
+        if self.ladder.len() > RUNGS {
+            return Err(format!(
+                "`ladder` lists {} rungs; the limit is {RUNGS}",
+                self.ladder.len()
+            ));
+        }
+        for (i, rung) in self.ladder.iter().enumerate() {
+            if !RUNG_HEIGHT.contains(&rung.height) {
+                return Err(format!(
+                    "`ladder[{i}].height` is {}; it must be between {} and {}",
+                    rung.height,
+                    RUNG_HEIGHT.start(),
+                    RUNG_HEIGHT.end()
+                ));
+            }
+            if !RUNG_KBPS.contains(&rung.kbps) {
+                return Err(format!(
+                    "`ladder[{i}].kbps` is {}; it must be between {} and {}",
+                    rung.kbps,
+                    RUNG_KBPS.start(),
+                    RUNG_KBPS.end()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Metadata for a film ingested without a `film.toml`: the slug is the title.
@@ -246,10 +361,98 @@ pub enum RenditionKind {
     Audio,
 }
 
+/// The bounds of `film.toml` (documented in `docs/film.example.toml`). Text is counted in
+/// characters (Unicode scalar values, at most 4 bytes each in UTF-8), so a Vietnamese title
+/// has the room an English one has. Every page, API answer and calendar event built from a
+/// film is then bounded too: a 5 MB title once made a 28 MB film page.
+pub mod limits {
+    use std::ops::RangeInclusive;
+
+    /// Bytes of `film.toml` read at most. A file with every field at its limit, written
+    /// plainly in UTF-8, fits.
+    pub const FILE_BYTES: usize = 256 * 1024;
+    /// `title.vi`, `title.en`, `original_title`.
+    pub const TITLE_CHARS: usize = 200;
+    /// `synopsis.vi`, `synopsis.en`.
+    pub const SYNOPSIS_CHARS: usize = 5_000;
+    /// One name of `director`, `writer` or `cast`; `production_company`.
+    pub const NAME_CHARS: usize = 100;
+    /// One entry of `genres`; `country`; `age_rating`.
+    pub const LABEL_CHARS: usize = 40;
+    /// Entries of `director` and of `writer`.
+    pub const CREW_NAMES: usize = 20;
+    /// Entries of `cast`.
+    pub const CAST_NAMES: usize = 100;
+    /// Entries of `genres`.
+    pub const GENRES: usize = 10;
+    /// `trailer`, a slug.
+    pub const SLUG_CHARS: usize = 64;
+    /// `poster` and `backdrop` paths (Linux's `PATH_MAX`).
+    pub const IMAGE_PATH_BYTES: usize = 4096;
+    /// `[[ladder]]` entries.
+    pub const RUNGS: usize = 16;
+    /// `ladder[].height`, pixels: up to the tallest picture a master may have.
+    pub const RUNG_HEIGHT: RangeInclusive<u32> = 2..=4320;
+    /// `ladder[].kbps`: up to 200 Mbit/s, beyond any H.264 level a player decodes.
+    pub const RUNG_KBPS: RangeInclusive<u64> = 1..=200_000;
+}
+
+/// A one-line field (a title, a name, a label): at most `max_chars` characters and no control
+/// character, not even a line break (such text reaches HTML titles, HTTP headers and calendar
+/// lines).
+fn one_line(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), String> {
+    checked(
+        key,
+        value,
+        max_chars,
+        |_| false,
+        "; it must be one line of text",
+    )
+}
+
+/// A text field (a synopsis): at most `max_chars` characters; line breaks and tabs are its
+/// only control characters.
+fn text(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), String> {
+    checked(
+        key,
+        value,
+        max_chars,
+        |c| matches!(c, '\n' | '\r' | '\t'),
+        "",
+    )
+}
+
+fn checked(
+    key: &str,
+    value: &str,
+    max_chars: usize,
+    allowed_control: impl Fn(char) -> bool,
+    rule: &str,
+) -> std::result::Result<(), String> {
+    let chars = value.chars().count();
+    if chars > max_chars {
+        return Err(format!(
+            "`{key}` is {chars} characters long; the limit is {max_chars}"
+        ));
+    }
+    let bad = value
+        .chars()
+        .enumerate()
+        .find(|&(_, c)| c.is_control() && !allowed_control(c));
+    match bad {
+        Some((at, c)) => Err(format!(
+            "`{key}` has a control character (U+{:04X}) at character {}{rule}",
+            u32::from(c),
+            at + 1
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Slugs appear in URLs and directory names, so they are kept to a safe alphabet.
 pub fn validate_slug(slug: &str) -> Result<()> {
     let ok = !slug.is_empty()
-        && slug.len() <= 64
+        && slug.len() <= limits::SLUG_CHARS
         && slug
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -305,6 +508,110 @@ mod tests {
     fn a_title_is_required() {
         let err = FilmMeta::from_toml("genres = [\"War\"]").unwrap_err();
         assert!(err.contains("title"), "{err}");
+    }
+
+    #[test]
+    fn every_field_is_bounded_and_the_error_names_key_length_and_limit() {
+        let long = |n: usize| "đ".repeat(n);
+        let cases = [
+            (
+                format!("title = {{ vi = \"{}\" }}", long(201)),
+                "`title.vi` is 201 characters long; the limit is 200",
+            ),
+            (
+                format!(
+                    "title = {{ en = \"A\" }}\nsynopsis = {{ en = \"{}\" }}",
+                    long(5001)
+                ),
+                "`synopsis.en` is 5001 characters long; the limit is 5000",
+            ),
+            (
+                format!(
+                    "title = {{ vi = \"A\" }}\ncast = [{}]",
+                    vec!["\"X\""; 101].join(",")
+                ),
+                "`cast` lists 101 entries; the limit is 100",
+            ),
+            (
+                format!(
+                    "title = {{ vi = \"A\" }}\ndirector = [\"B\", \"{}\"]",
+                    long(101)
+                ),
+                "`director[1]` is 101 characters long; the limit is 100",
+            ),
+            (
+                format!("title = {{ vi = \"A\" }}\ngenres = [\"{}\"]", long(41)),
+                "`genres[0]` is 41 characters long; the limit is 40",
+            ),
+            (
+                "title = { vi = \"A\" }\ntrailer = \"../x\"".to_owned(),
+                "`trailer`: slug `../x` is not valid",
+            ),
+            (
+                "title = { vi = \"A\" }\n[[ladder]]\nheight = 4000000000\nkbps = 1".to_owned(),
+                "`ladder[0].height` is 4000000000; it must be between 2 and 4320",
+            ),
+            (
+                "title = { vi = \"A\" }\n[[ladder]]\nheight = 360\nkbps = 9223372036854775807"
+                    .to_owned(),
+                "`ladder[0].kbps` is 9223372036854775807; it must be between 1 and 200000",
+            ),
+        ];
+        for (text, said) in cases {
+            let err = FilmMeta::from_toml(&text).unwrap_err();
+            assert!(err.contains(said), "{err}");
+        }
+        // At the limits, everything is accepted.
+        let text = format!(
+            "title = {{ vi = \"{}\", en = \"{}\" }}\nsynopsis = {{ vi = \"{}\" }}\ncast = [{}]",
+            long(200),
+            long(200),
+            long(5000),
+            vec![format!("\"{}\"", long(100)); 100].join(",")
+        );
+        assert!(text.len() < limits::FILE_BYTES);
+        FilmMeta::from_toml(&text).unwrap();
+    }
+
+    #[test]
+    fn one_line_fields_refuse_control_characters() {
+        let err = FilmMeta::from_toml("title = { en = \"Red\\rDTSTART:1970\" }").unwrap_err();
+        assert!(
+            err.contains("`title.en` has a control character (U+000D) at character 4"),
+            "{err}"
+        );
+        let err = FilmMeta::from_toml("title = { en = \"A\" }\ncast = [\"B\\u0000\"]").unwrap_err();
+        assert!(err.contains("`cast[0]`"), "{err}");
+        // A synopsis has paragraphs.
+        let meta = FilmMeta::from_toml(
+            "title = { en = \"A\" }\nsynopsis = { en = \"One.\\r\\n\\tTwo.\" }",
+        )
+        .unwrap();
+        assert_eq!(meta.synopsis.en, "One.\r\n\tTwo.");
+        let err = FilmMeta::from_toml("title = { en = \"A\" }\nsynopsis = { en = \"\\u001b[2J\" }")
+            .unwrap_err();
+        assert!(
+            err.contains("`synopsis.en` has a control character (U+001B)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_file_read_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("film.toml");
+        let mut text = "title = { vi = \"A\" }\n".to_owned();
+        text.push_str(&"# padding\n".repeat(30_000));
+        std::fs::write(&path, &text).unwrap();
+        let err = FilmMeta::from_toml_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "the file is {} bytes long; the limit is 262144 bytes",
+                text.len()
+            )),
+            "{err}"
+        );
+        assert!(FilmMeta::from_toml(&text).is_err());
     }
 
     #[test]

@@ -16,11 +16,12 @@ pub mod repository;
 pub mod store;
 
 pub use error::{Error, Result};
+pub use film::limits as film_limits;
 pub use film::{
     Film, FilmMeta, LadderRung, Localized, PublishedVersion, Rendition, RenditionKind,
     validate_slug,
 };
-pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo};
+pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use repository::MemoryFilms;
 pub use store::{MediaStore, MemoryStore};
 

@@ -54,6 +54,14 @@ impl ObjectIndex {
             let path = entry.path();
             let kind = entry.file_type().map_err(io(&path))?;
             let key = format!("{prefix}{name}");
+            // The server refuses an index with a key it could not serve safely: refuse the
+            // file now, at ingest, rather than publish a version nobody can load.
+            if !valid_key(&key) {
+                return Err(Error::Backend(format!(
+                    "{}: file name {key:?} is not one Monsoon publishes (ASCII letters, digits, `.`, `_`, `-`)",
+                    path.display()
+                )));
+            }
             if kind.is_dir() {
                 self.add_dir(&path, &format!("{key}/"))?;
             } else if kind.is_file() {
@@ -72,9 +80,56 @@ impl ObjectIndex {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 
+    /// Reads an index back, holding it to what [`ObjectIndex::build`] writes: it is the
+    /// delivery path's allow-list and its tags go into response heads verbatim, so a key
+    /// must stay inside the version directory ([`valid_key`]) and a tag must be a strong
+    /// entity tag of visible ASCII ([`valid_etag`]) whatever the file says.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Backend(format!("{OBJECT_INDEX}: {e}")))
+        let bad = |message: String| Error::Backend(format!("{OBJECT_INDEX}: {message}"));
+        let index: Self = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        for (key, info) in &index.objects {
+            if !valid_key(key) {
+                return Err(bad(format!(
+                    "key {key:?} is not a relative path of names made of ASCII letters, digits, `.`, `_` and `-`"
+                )));
+            }
+            if !valid_etag(&info.etag) {
+                return Err(bad(format!(
+                    "the entity tag of {key} ({:?}) is not a quoted strong tag of visible ASCII (RFC 9110 §8.8.3)",
+                    info.etag
+                )));
+            }
+        }
+        Ok(index)
     }
+}
+
+/// Whether `key` names a file inside a version directory: `/`-separated names of ASCII
+/// letters, digits, `.`, `_` and `-`, none empty, `.` or `..`, at most 255 bytes each and
+/// 1024 in all. Every file Monsoon publishes has such a name.
+pub fn valid_key(key: &str) -> bool {
+    key.len() <= 1024
+        && key.split('/').all(|name| {
+            !name.is_empty()
+                && name.len() <= 255
+                && name != "."
+                && name != ".."
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+}
+
+/// Whether `etag` is a strong entity tag (RFC 9110 §8.8.3: `"` *etagc `"`) whose characters
+/// are visible ASCII (`etagc` also allows obs-text, which no header writer here needs).
+pub fn valid_etag(etag: &str) -> bool {
+    etag.len() >= 2
+        && etag.len() <= 130
+        && etag.starts_with('"')
+        && etag.ends_with('"')
+        && etag[1..etag.len() - 1]
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
 }
 
 fn hash_file(path: &Path) -> std::io::Result<ObjectInfo> {
@@ -124,5 +179,42 @@ mod tests {
         assert_eq!(seg.size, 7);
         assert!(seg.etag.starts_with('"') && seg.etag.len() == 34);
         assert_eq!(ObjectIndex::from_json(&ia.to_json()).unwrap(), ia);
+    }
+
+    #[test]
+    fn keys_stay_inside_the_version_and_tags_inside_the_header() {
+        let index = |key: &str, etag: &str| {
+            let json = serde_json::json!({"objects": {key: {"size": 1, "etag": etag}}});
+            ObjectIndex::from_json(json.to_string().as_bytes())
+        };
+        assert!(index("v360/seg_00000.m4s", "\"0a1b\"").is_ok());
+        assert!(index("thumbs/sprite_001.jpg", "\"x\"").is_ok());
+        for key in [
+            "../catalog.db",
+            "/etc/passwd",
+            "v360//a",
+            "v360/./a",
+            "a\\b",
+            "a b",
+            "a\0",
+            "",
+        ] {
+            let err = index(key, "\"x\"").unwrap_err().to_string();
+            assert!(err.contains("is not a relative path"), "{key:?}: {err}");
+        }
+        for etag in [
+            "x",
+            "\"",
+            "W/\"x\"",
+            "\"a\"b\"",
+            "\"x\r\nset-cookie: a=b\"",
+            "\"é\"",
+        ] {
+            let err = index("master.m3u8", etag).unwrap_err().to_string();
+            assert!(
+                err.contains("is not a quoted strong tag"),
+                "{etag:?}: {err}"
+            );
+        }
     }
 }

@@ -25,6 +25,28 @@ pub enum Error {
         limit: String,
     },
 
+    /// A frame past the first ones is over the frame-size limit (the probe reads only the
+    /// stream's header, so this is found while decoding).
+    #[error(
+        "{path}: frame size {size} exceeds the limit of {limit} (the picture changes size mid-stream; it starts at {first})"
+    )]
+    FrameOverLimit {
+        path: PathBuf,
+        size: String,
+        first: String,
+        limit: String,
+    },
+
+    /// The picture changes size mid-stream, within the limits.
+    #[error(
+        "{path}: the picture changes size mid-stream, from {first} to {size}; Monsoon encodes one ladder for one picture size, so re-encode the master at a single size"
+    )]
+    FrameSizeChanged {
+        path: PathBuf,
+        first: String,
+        size: String,
+    },
+
     #[error("{tool} could not be started ({source}); install it with `apt-get install ffmpeg`")]
     ToolMissing {
         tool: &'static str,

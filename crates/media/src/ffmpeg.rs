@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::probe::{self, Limits, ProbeOutput, Source};
@@ -58,7 +58,7 @@ fn spawn_error(tool: &'static str) -> impl FnOnce(std::io::Error) -> Error {
 fn tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(6);
+    let start = lines.len().saturating_sub(TAIL_LINES);
     lines[start..].join("\n")
 }
 
@@ -178,7 +178,59 @@ pub const EXIT_TOO_MANY_DECODE_ERRORS: i32 = 69;
 
 /// Runs ffmpeg with `args`, calling `on_progress` for each `-progress` report. Dropping the
 /// returned future kills ffmpeg.
-pub async fn run_ffmpeg(args: Vec<OsString>, mut on_progress: impl FnMut(Progress)) -> Result<()> {
+pub async fn run_ffmpeg(args: Vec<OsString>, on_progress: impl FnMut(Progress)) -> Result<()> {
+    run_ffmpeg_watching(args, on_progress).await.0
+}
+
+/// A rule a decoded frame broke, as ffmpeg's stderr tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameBreach {
+    /// The decoder refused a frame over its `-max_pixels` (libavutil's `av_image_check_size2`
+    /// logs "Picture size WxH exceeds specified max pixel count N").
+    OverMaxPixels { width: u32, height: u32 },
+    /// The size guard ([`crate::transcode::SIZE_GUARD`]) met a frame whose size is not the
+    /// probed one; that size, as the filters saw it, when crop's message gives it.
+    SizeChanged { size: Option<(u32, u32)> },
+}
+
+impl FrameBreach {
+    /// Recognises a breach in one line of ffmpeg's stderr.
+    pub fn from_stderr_line(line: &str) -> Option<Self> {
+        if line.contains(crate::transcode::SIZE_GUARD) {
+            // crop: "Invalid too big or non positive size for width '-W' or height '-H'"; the
+            // guard negates the size of a frame it refuses.
+            let number = |after: &str| -> Option<u32> {
+                let rest = line.split_once(after)?.1;
+                let digits = rest.split('\'').next()?;
+                u32::try_from(digits.parse::<i64>().ok()?.unsigned_abs()).ok()
+            };
+            let size = number("width '").zip(number("height '"));
+            return Some(FrameBreach::SizeChanged { size });
+        }
+        let rest = line.split_once("Picture size ")?.1;
+        let (size, tail) = rest.split_once(' ')?;
+        if !tail.starts_with("exceeds specified max pixel count") {
+            return None;
+        }
+        let (w, h) = size.split_once('x')?;
+        Some(FrameBreach::OverMaxPixels {
+            width: w.parse().ok()?,
+            height: h.parse().ok()?,
+        })
+    }
+}
+
+/// Lines of ffmpeg's stderr kept for an error message.
+const TAIL_LINES: usize = 6;
+
+/// [`run_ffmpeg`], also reading stderr for frames that break a rule ([`FrameBreach`]), which
+/// it returns beside the outcome. ffmpeg is stopped at the first: a decoder that refuses
+/// frames over `-max_pixels` counts them as decoding errors and would go on through the rest
+/// of a two-hour master.
+pub(crate) async fn run_ffmpeg_watching(
+    args: Vec<OsString>,
+    mut on_progress: impl FnMut(Progress),
+) -> (Result<()>, Option<FrameBreach>) {
     let mut cmd = command("ffmpeg");
     cmd.args([
         "-hide_banner",
@@ -192,35 +244,93 @@ pub async fn run_ffmpeg(args: Vec<OsString>, mut on_progress: impl FnMut(Progres
     .args(args)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(spawn_error("ffmpeg"))?;
-    let stdout = child.stdout.take().ok_or(Error::Interrupted)?;
-    let mut stderr = child.stderr.take().ok_or(Error::Interrupted)?;
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return (Err(spawn_error("ffmpeg")(e)), None),
+    };
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return (Err(Error::Interrupted), None);
+    };
 
-    // Collect stderr concurrently so a chatty ffmpeg never blocks on a full pipe.
-    let stderr_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf).await;
-        buf
-    });
+    // Read stderr concurrently so a chatty ffmpeg never blocks on a full pipe.
+    let (breach_tx, mut breach_rx) = tokio::sync::oneshot::channel();
+    let stderr_task = tokio::spawn(watch_stderr(stderr, breach_tx));
     let mut lines = BufReader::new(stdout).lines();
     let mut progress = Progress::default();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if parse_progress_line(&line, &mut progress) {
-            on_progress(progress);
+    let mut breached = false;
+    loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    if parse_progress_line(&line, &mut progress) {
+                        on_progress(progress);
+                    }
+                }
+                _ => break,
+            },
+            breach = &mut breach_rx, if !breached => {
+                breached = true;
+                if breach.is_ok() {
+                    let _ = child.start_kill();
+                }
+            }
         }
     }
-    let status = child.wait().await.map_err(spawn_error("ffmpeg"))?;
-    let stderr = stderr_task.await.unwrap_or_default();
-    if status.success() {
+    let status = match child.wait().await {
+        Ok(status) => status,
+        Err(e) => return (Err(spawn_error("ffmpeg")(e)), None),
+    };
+    let (stderr, breach) = stderr_task.await.unwrap_or_default();
+    let outcome = if status.success() {
         Ok(())
     } else {
         Err(Error::ToolFailed {
             tool: "ffmpeg",
             status: status.to_string(),
             code: status.code(),
-            stderr: tail(&stderr),
+            stderr,
         })
+    };
+    (outcome, breach)
+}
+
+/// Reads ffmpeg's stderr to the end: returns its last lines and the first [`FrameBreach`],
+/// which is also sent on `first` as soon as it is read.
+async fn watch_stderr(
+    stderr: tokio::process::ChildStderr,
+    first: tokio::sync::oneshot::Sender<FrameBreach>,
+) -> (String, Option<FrameBreach>) {
+    let mut reader = BufReader::new(stderr);
+    let mut tail = std::collections::VecDeque::with_capacity(TAIL_LINES);
+    let mut breach = None;
+    let mut first = Some(first);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // Bytes, not `lines()`: a line that is not UTF-8 (a file name, a tag) must not stop
+        // the reading, or ffmpeg would block on the full pipe.
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end();
+        if breach.is_none()
+            && let Some(found) = FrameBreach::from_stderr_line(line)
+        {
+            breach = Some(found);
+            if let Some(first) = first.take() {
+                let _ = first.send(found);
+            }
+        }
+        if !line.trim().is_empty() {
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line.to_owned());
+        }
     }
+    (Vec::from(tail).join("\n"), breach)
 }
 
 /// Subtitle formats accepted as sidecar files.
@@ -314,6 +424,42 @@ mod tests {
         assert!(!reports[0].done);
         assert_eq!(reports[1].out_time_s, 5.0);
         assert!(reports[1].done);
+    }
+
+    #[test]
+    fn frame_breaches_are_read_from_ffmpeg_s_own_words() {
+        // As ffmpeg 5.1 writes them (`-v error`).
+        assert_eq!(
+            FrameBreach::from_stderr_line(
+                "[h264 @ 0x55d0c8a3c2c0] Picture size 7680x7680 exceeds specified max pixel \
+                 count 116736, see the documentation if you wish to increase it"
+            ),
+            Some(FrameBreach::OverMaxPixels {
+                width: 7680,
+                height: 7680
+            })
+        );
+        assert_eq!(
+            FrameBreach::from_stderr_line(
+                "[crop@frame_size_guard @ 0x5581] Invalid too big or non positive size for \
+                 width '-160' or height '-120'"
+            ),
+            Some(FrameBreach::SizeChanged {
+                size: Some((160, 120))
+            })
+        );
+        assert_eq!(
+            FrameBreach::from_stderr_line("[crop@frame_size_guard @ 0x5581] Failed to configure"),
+            Some(FrameBreach::SizeChanged { size: None })
+        );
+        for other in [
+            "Error while decoding stream #0:0: Invalid argument",
+            "Picture size 0x0 is invalid",
+            "[h264 @ 0x1] Picture size 7680x exceeds specified max pixel count 1",
+            "",
+        ] {
+            assert_eq!(FrameBreach::from_stderr_line(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct Subtitle {
 #[derive(Debug, Clone, Copy)]
 pub struct Job<'a> {
     pub source: &'a Source,
+    /// The limits `source` was probed against; the transcode holds every frame to them.
+    pub limits: &'a Limits,
     pub ladder: &'a Ladder,
     pub subtitles: &'a [Subtitle],
     /// Empty directory the version is built in.
@@ -62,6 +64,7 @@ pub async fn encode_and_package(
 ) -> Result<Packaged> {
     let Job {
         source,
+        limits,
         ladder,
         subtitles,
         out_dir,
@@ -87,19 +90,23 @@ pub async fn encode_and_package(
         ffmpeg::convert_subtitle(&sub.path, &vtt).await?;
     }
 
-    ffmpeg::run_ffmpeg(transcode::ffmpeg_args(source, ladder, out_dir), on_progress)
-        .await
-        .map_err(|e| match e {
-            Error::ToolFailed {
-                code: Some(ffmpeg::EXIT_TOO_MANY_DECODE_ERRORS),
-                stderr,
-                ..
-            } => Error::Corrupt {
-                path: source.path.clone(),
-                detail: stderr.lines().last().unwrap_or_default().to_owned(),
-            },
-            other => other,
-        })?;
+    let (ran, breach) =
+        ffmpeg::run_ffmpeg_watching(transcode::ffmpeg_args(source, ladder, out_dir), on_progress)
+            .await;
+    if let Some(breach) = breach {
+        return Err(frame_breach_error(source, limits, breach));
+    }
+    ran.map_err(|e| match e {
+        Error::ToolFailed {
+            code: Some(ffmpeg::EXIT_TOO_MANY_DECODE_ERRORS),
+            stderr,
+            ..
+        } => Error::Corrupt {
+            path: source.path.clone(),
+            detail: stderr.lines().last().unwrap_or_default().to_owned(),
+        },
+        other => other,
+    })?;
 
     let poster = "poster.jpg";
     let poster_at = (source.duration_s * 0.1).min(60.0);
@@ -163,6 +170,38 @@ pub async fn encode_and_package(
     })
     .await
     .map_err(|_| Error::Interrupted)?
+}
+
+/// The operator's message for a frame that broke a rule mid-stream, in the coded
+/// orientation ffprobe reports (the size guard sees frames after autorotate).
+fn frame_breach_error(source: &Source, limits: &Limits, breach: ffmpeg::FrameBreach) -> Error {
+    let v = &source.video;
+    let first = format!("{}x{}", v.coded_width, v.coded_height);
+    let size = match breach {
+        ffmpeg::FrameBreach::OverMaxPixels { width, height } => Some((width, height)),
+        ffmpeg::FrameBreach::SizeChanged { size } => size.map(|(w, h)| match v.rotation {
+            90 | 270 => (h, w),
+            _ => (w, h),
+        }),
+    };
+    match size {
+        Some((w, h)) if !limits.frame_fits(w, h) => Error::FrameOverLimit {
+            path: source.path.clone(),
+            size: format!("{w}x{h}"),
+            first,
+            limit: limits.frame_size(),
+        },
+        Some((w, h)) => Error::FrameSizeChanged {
+            path: source.path.clone(),
+            first,
+            size: format!("{w}x{h}"),
+        },
+        None => Error::FrameSizeChanged {
+            path: source.path.clone(),
+            first,
+            size: "another size".to_owned(),
+        },
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary name in the same directory: write, fsync,

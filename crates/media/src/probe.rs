@@ -135,6 +135,21 @@ pub struct Limits {
     pub max_size_bytes: u64,
 }
 
+impl Limits {
+    /// Whether a `width`×`height` picture is within the limits, either way up (a portrait
+    /// master is the landscape box turned upright).
+    pub fn frame_fits(&self, width: u32, height: u32) -> bool {
+        let (long, short) = (width.max(height), width.min(height));
+        (width <= self.max_width && height <= self.max_height)
+            || (long <= self.max_width && short <= self.max_height)
+    }
+
+    /// The limit on the frame size, as an operator writes it (`7680x4320`).
+    pub fn frame_size(&self) -> String {
+        format!("{}x{}", self.max_width, self.max_height)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -223,7 +238,8 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
         .nb_frames
         .as_deref()
         .and_then(|n| n.parse::<u64>().ok());
-    if duration_s <= 0.0 || frames == Some(0) {
+    // `NaN` compares false with everything, so it would pass both this and the limit below.
+    if duration_s.is_nan() || duration_s <= 0.0 || frames == Some(0) {
         return Err(unsupported(
             "the video has no duration (zero frames); give the complete master file".into(),
         ));
@@ -266,16 +282,12 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
         value,
         limit,
     };
-    if coded_width > limits.max_width || coded_height > limits.max_height {
-        let (w, h) = (coded_width.max(coded_height), coded_width.min(coded_height));
-        let (lw, lh) = (limits.max_width, limits.max_height);
-        if w > lw || h > lh {
-            return Err(limit(
-                "resolution",
-                format!("{coded_width}x{coded_height}"),
-                format!("{lw}x{lh}"),
-            ));
-        }
+    if !limits.frame_fits(coded_width, coded_height) {
+        return Err(limit(
+            "resolution",
+            format!("{coded_width}x{coded_height}"),
+            limits.frame_size(),
+        ));
     }
     if fps > limits.max_fps {
         return Err(limit(
@@ -340,8 +352,9 @@ fn rotation_of(stream: &ProbeStream) -> i32 {
         .side_data_list
         .iter()
         .find_map(|sd| sd.rotation)
-        // The display matrix rotation is counter-clockwise.
-        .map(|r| -r);
+        // The display matrix rotation is counter-clockwise. Reduced before it is negated, so
+        // no value, not even `i32::MIN`, overflows (found by the `probe_values` fuzz target).
+        .map(|r| -r.rem_euclid(360));
     let from_tag = stream.tags.rotate.as_deref().and_then(|r| r.parse().ok());
     from_matrix.or(from_tag).unwrap_or(0).rem_euclid(360)
 }
@@ -451,6 +464,49 @@ mod tests {
             err.contains("240.000 fps") && err.contains("120 fps"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_duration_that_is_not_a_number_is_no_duration() {
+        for duration in ["nan", "NaN", "-inf", "0"] {
+            let json = format!(
+                r#"{{"streams":[{{"index":0,"codec_type":"video","width":320,"height":240,
+                    "avg_frame_rate":"25/1"}}],"format":{{"format_name":"mov","duration":"{duration}"}}}}"#
+            );
+            let probe = parse_probe(&json).unwrap();
+            let err = analyze(Path::new("x.mp4"), &probe, &Limits::default()).unwrap_err();
+            assert!(err.to_string().contains("no duration"), "{duration}: {err}");
+        }
+        let json = r#"{"streams":[{"index":0,"codec_type":"video","width":320,"height":240,
+            "avg_frame_rate":"25/1"}],"format":{"format_name":"mov","duration":"inf"}}"#;
+        let err = analyze(
+            Path::new("x.mp4"),
+            &parse_probe(json).unwrap(),
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("duration inf s exceeds"), "{err}");
+    }
+
+    #[test]
+    fn any_display_matrix_rotation_is_an_angle() {
+        for (rotation, clockwise) in [
+            (-90, 90),
+            (90, 270),
+            (0, 0),
+            (450, 270),
+            (i32::MIN, 128),
+            (i32::MAX, 233),
+        ] {
+            let stream = ProbeStream {
+                side_data_list: vec![SideData {
+                    side_data_type: None,
+                    rotation: Some(rotation),
+                }],
+                ..serde_json::from_str(r#"{"index":0}"#).unwrap()
+            };
+            assert_eq!(rotation_of(&stream), clockwise, "{rotation}");
+        }
     }
 
     #[test]

@@ -22,6 +22,46 @@ pub const THUMBNAILS_DIR: &str = "thumbs";
 /// `printf` pattern of sprite sheet file names (numbered from 1).
 pub const SPRITE_PATTERN: &str = "sprite_%03d.jpg";
 
+/// Instance name of the filter that refuses a frame of another size than the probed one.
+/// ffmpeg names the instance in its error (`[crop@frame_size_guard @ 0x…]`), which is how
+/// [`crate::ffmpeg::FrameBreach`] tells this refusal from any other failure.
+pub const SIZE_GUARD: &str = "crop@frame_size_guard";
+
+/// The first filter of the graph: passes frames of the probed size untouched and fails the
+/// run at the first frame of any other size.
+///
+/// ffprobe reads the stream's header, that is the first frame's size, and the limits are
+/// checked on that; but an H.264 or HEVC stream may switch to a new sequence parameter set
+/// at any keyframe, and ffmpeg then reconfigures its filters for the new size (its default
+/// `-reinit_filter 1`), so a 320×240 master could turn 7680×7680 after a second.
+/// Reconfiguration is where this filter fails: `crop` evaluates its size when configured, and
+/// a size other than the probed one evaluates to minus the frame's, which crop refuses
+/// ("Invalid too big or non positive size for width '-W' or height '-H'"), naming it.
+/// `exact=1`, because without it crop rounds odd sizes down to the chroma grid.
+///
+/// The probed size is accepted either way up: ffmpeg's autorotate turns the picture a quarter
+/// before the graph for a display matrix of 90° or 270°, and whether a legacy `rotate` tag
+/// does so depends on the ffmpeg version; a frame turned a quarter has the pixels, and fits the
+/// limits, of the one probed.
+pub fn size_guard(source: &Source) -> String {
+    let (w, h) = (source.video.coded_width, source.video.coded_height);
+    let same = format!("eq(iw,{w})*eq(ih,{h})+eq(iw,{h})*eq(ih,{w})");
+    format!("{SIZE_GUARD}=w='if({same},iw,-iw)':h='if({same},ih,-ih)':x=0:y=0:exact=1")
+}
+
+/// The decoder's `-max_pixels`: the probed frame, with room for the stride alignment the
+/// check is made on (libavcodec's `ff_get_buffer` checks `FFALIGN(width, STRIDE_ALIGN)` ×
+/// height, and `STRIDE_ALIGN` is at most 64). A decoder refuses to allocate a bigger frame, so
+/// a stream that grows mid-way never costs more memory than its first frames, and ffmpeg says
+/// so ("Picture size WxH exceeds specified max pixel count"), naming the size. The option is
+/// an `int` in libavcodec.
+pub fn max_pixels(source: &Source) -> u64 {
+    let v = &source.video;
+    let pixels =
+        (u64::from(v.coded_width.next_multiple_of(64)) + 64) * (u64::from(v.coded_height) + 64);
+    pixels.min(i32::MAX as u64)
+}
+
 /// The filters applied once, before the split: de-interlacing, HDR tone-mapping, constant
 /// frame rate for variable-rate sources. Rotation is applied by ffmpeg's autorotate.
 fn pre_filters(source: &Source) -> Vec<String> {
@@ -73,8 +113,9 @@ pub fn filter_graph(source: &Source, ladder: &Ladder) -> String {
     // A node's output goes to its own encoder (rungs only), its children, and, for the
     // source, the thumbnail branch.
     let mut graph = format!(
-        "[0:{}]{}",
+        "[0:{}]{},{}",
         source.video.index,
+        size_guard(source),
         pre_filters(source).join(",")
     );
     let from_source = children(None);
@@ -158,6 +199,7 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
     push(&["-y", "-max_error_rate", "0.01"]);
     push(&["-protocol_whitelist", "file", "-format_whitelist"]);
     push(&[&ALLOWED_FORMATS.join(",")]);
+    push(&["-max_pixels", &max_pixels(source).to_string()]);
     push(&["-i"]);
     args.push(file_arg(&source.path));
 
@@ -273,6 +315,22 @@ mod tests {
     }
 
     #[test]
+    fn the_size_guard_takes_the_probed_size_either_way_up() {
+        let mut source = crate::ladder::tests_support::source(1280, 720, 25.0);
+        // A phone's portrait video: coded landscape, turned upright by autorotate first.
+        source.video.rotation = 90;
+        let same = "eq(iw,1280)*eq(ih,720)+eq(iw,720)*eq(ih,1280)";
+        assert_eq!(
+            size_guard(&source),
+            format!(
+                "crop@frame_size_guard=w='if({same},iw,-iw)':h='if({same},ih,-ih)':x=0:y=0:exact=1"
+            )
+        );
+        // Decoders see the coded picture, whatever the rotation.
+        assert_eq!(max_pixels(&source), (1280 + 64) * (720 + 64));
+    }
+
+    #[test]
     fn one_input_one_split_every_rung_an_output() {
         let source = Source {
             path: "-weird name.mov".into(),
@@ -308,7 +366,17 @@ mod tests {
         assert_eq!(args.iter().filter(|a| *a == "-i").count(), 1);
         assert!(args.contains(&"file:-weird name.mov".to_owned()));
         let graph = &args[args.iter().position(|a| a == "-filter_complex").unwrap() + 1];
-        assert!(graph.starts_with("[0:0]bwdif"), "{graph}");
+        assert!(
+            graph.starts_with(
+                "[0:0]crop@frame_size_guard=\
+                 w='if(eq(iw,1920)*eq(ih,1080)+eq(iw,1080)*eq(ih,1920),iw,-iw)':\
+                 h='if(eq(iw,1920)*eq(ih,1080)+eq(iw,1080)*eq(ih,1920),ih,-ih)':x=0:y=0:exact=1,bwdif"
+            ),
+            "{graph}"
+        );
+        let max_pixels = &args[args.iter().position(|a| a == "-max_pixels").unwrap() + 1];
+        assert_eq!(max_pixels, &(1984 * 1144).to_string());
+        assert!(args.iter().position(|a| a == "-max_pixels") < args.iter().position(|a| a == "-i"));
         assert!(graph.contains("tile=10x10[thumbs]"), "{graph}");
         // Every rung has exactly one output, and every scaler input is fed exactly once.
         for i in 0..ladder.rungs.len() {

@@ -140,7 +140,8 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         Some(path) => FilmMeta::from_toml_file(path)?,
         None => FilmMeta::untitled(&args.slug),
     };
-    let source = monsoon_media::ffmpeg::probe_file(&args.file, &Limits::default()).await?;
+    let limits = Limits::default();
+    let source = monsoon_media::ffmpeg::probe_file(&args.file, &limits).await?;
     let mut langs: Vec<&str> = args.subtitles.iter().map(|s| s.lang.as_str()).collect();
     langs.sort_unstable();
     if let Some(twice) = langs.windows(2).find(|w| w[0] == w[1]) {
@@ -185,6 +186,7 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
     let prefix = format!("{version}/");
     let job = Job {
         source: &source,
+        limits: &limits,
         ladder: &ladder,
         subtitles: &args.subtitles,
         out_dir: staging.path(),

@@ -332,7 +332,7 @@ impl RequestHeaders for HeaderMap {
 /// The outcome of a GET or HEAD of an object, from its validators and the request's
 /// preconditions and range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
+pub enum Decision {
     /// 412: an `If-Match` or `If-Unmodified-Since` failed.
     PreconditionFailed,
     /// 304: the client's copy is current.
@@ -352,9 +352,27 @@ pub(crate) fn decide(
     info: &ObjectInfo,
     live: &LiveFilm,
 ) -> Decision {
+    decide_for(
+        req,
+        is_get,
+        info,
+        live.last_modified,
+        &live.last_modified_http,
+    )
+}
+
+/// [`decide`] for an object last modified at `last_modified` (`last_modified_http` as an HTTP
+/// date), whatever film it belongs to.
+pub(crate) fn decide_for(
+    req: &impl RequestHeaders,
+    is_get: bool,
+    info: &ObjectInfo,
+    last_modified: SystemTime,
+    last_modified_http: &str,
+) -> Decision {
     let etag = info.etag.as_str();
     let date = |name: &str| httpdate::parse_http_date(req.value(name)?).ok();
-    let modified_after = |since: SystemTime| seconds(live.last_modified) > seconds(since);
+    let modified_after = |since: SystemTime| seconds(last_modified) > seconds(since);
 
     // 1-2. If-Match (strong comparison), else If-Unmodified-Since → 412.
     if let Some(value) = req.value("if-match") {
@@ -374,7 +392,7 @@ pub(crate) fn decide(
     }
     // 5. Range, for GET only (§14.2), unless If-Range names another version (§13.1.5).
     match req.value("range") {
-        Some(range) if is_get && if_range_holds(req, etag, &live.last_modified_http) => {
+        Some(range) if is_get && if_range_holds(req, etag, last_modified_http) => {
             match parse_range(range, info.size) {
                 RangeAnswer::Whole => Decision::Whole,
                 RangeAnswer::Part(start, end) => Decision::Part(start, end),
@@ -698,6 +716,82 @@ mod tests {
         assert!(!accepts("*;q=0"));
         assert!(!accepts("gzip;q=abc"));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    /// Header values by name, as a test writes them.
+    struct Values(Vec<(&'static str, String)>);
+
+    impl RequestHeaders for Values {
+        fn value(&self, name: &str) -> Option<&str> {
+            self.0
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Range header values: anything, and near misses of the RFC 9110 §14.1.1 grammar.
+        fn range_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "bytes=[0-9]{0,21}-[0-9]{0,21}",
+                "bytes=-[0-9]{0,21}",
+                "(bytes|Bytes|items)? ?= ?[0-9]{0,4} ?- ?[0-9]{0,4}(, ?[0-9]{0,4}-[0-9]{0,4}){0,2}",
+            ]
+        }
+
+        fn object_size() -> impl Strategy<Value = u64> {
+            prop_oneof![Just(0u64), Just(1), 0..100_000u64, any::<u64>()]
+        }
+
+        proptest! {
+            #[test]
+            fn a_range_never_reaches_outside_the_object(value in range_value(), size in object_size()) {
+                if let RangeAnswer::Part(start, end) = parse_range(&value, size) {
+                    prop_assert!(start <= end && end < size, "{value:?} of {size}: {start}-{end}");
+                }
+            }
+
+            #[test]
+            fn a_single_range_is_served_as_asked(start in 0..10_000u64, len in 1..10_000u64, size in 1..20_000u64) {
+                let end = start + len - 1;
+                let answer = parse_range(&format!("bytes={start}-{end}"), size);
+                if start < size {
+                    prop_assert_eq!(answer, RangeAnswer::Part(start, end.min(size - 1)));
+                } else {
+                    prop_assert_eq!(answer, RangeAnswer::Unsatisfiable);
+                }
+            }
+
+            #[test]
+            fn conditionals_and_ranges_together_stay_inside_the_object(
+                values in proptest::collection::vec((0..6usize, prop_oneof![
+                    any::<String>(),
+                    Just("\"e\"".to_owned()),
+                    Just("W/\"e\"".to_owned()),
+                    Just("*".to_owned()),
+                    Just("Thu, 01 Jan 1970 00:00:00 GMT".to_owned()),
+                    range_value(),
+                ]), 0..6),
+                size in object_size(),
+                is_get: bool,
+            ) {
+                const NAMES: [&str; 6] =
+                    ["if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "range", "if-range"];
+                let req = Values(values.into_iter().map(|(i, v)| (NAMES[i], v)).collect());
+                let info = ObjectInfo { size, etag: "\"e\"".to_owned() };
+                let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+                let decision = decide_for(&req, is_get, &info, at, &httpdate::fmt_http_date(at));
+                if let Decision::Part(start, end) = decision {
+                    prop_assert!(is_get && start <= end && end < size, "{decision:?} of {size}");
+                }
+            }
+        }
     }
 
     #[test]

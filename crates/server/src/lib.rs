@@ -17,9 +17,11 @@ mod error;
 mod fast;
 mod host;
 mod i18n;
+mod ics;
 mod live;
 mod metrics;
 mod pages;
+pub mod parse;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

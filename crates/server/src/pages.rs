@@ -425,39 +425,18 @@ async fn premiere_ics(
     })?;
     let t = locale.lang.messages();
     let start = at.with_timezone(&Utc);
-    let runtime_s = film.current.duration_s.ceil() as i64;
-    let end = start + chrono::Duration::seconds(runtime_s.max(60));
-    let stamp = |d: DateTime<Utc>| d.format("%Y%m%dT%H%M%SZ").to_string();
-    let escape = |s: &str| {
-        s.replace('\\', "\\\\")
-            .replace(';', "\\;")
-            .replace(',', "\\,")
-            .replace('\n', "\\n")
-    };
-    let title = escape(film.meta.title.get(locale.lang.code()));
-    let url = format!("{}/films/{slug}", state.site_url());
-    let body = [
-        "BEGIN:VCALENDAR".to_owned(),
-        "VERSION:2.0".to_owned(),
-        "PRODID:-//Monsoon//Premiere//EN".to_owned(),
-        "BEGIN:VEVENT".to_owned(),
-        format!("UID:premiere-{slug}@monsoon"),
-        format!("DTSTAMP:{}", stamp(Utc::now())),
-        format!("DTSTART:{}", stamp(start)),
-        format!("DTEND:{}", stamp(end)),
-        format!("SUMMARY:{title}"),
-        format!("DESCRIPTION:{}", escape(&t.premiere_reminder)),
-        format!("URL:{url}"),
-        "BEGIN:VALARM".to_owned(),
-        "ACTION:DISPLAY".to_owned(),
-        format!("DESCRIPTION:{title}"),
-        "TRIGGER:-PT15M".to_owned(),
-        "END:VALARM".to_owned(),
-        "END:VEVENT".to_owned(),
-        "END:VCALENDAR".to_owned(),
-    ]
-    .join("\r\n")
-        + "\r\n";
+    // At least a minute, at most a day (a record's duration is never trusted to fit a
+    // `chrono::Duration`).
+    let runtime_s = (film.current.duration_s.ceil() as i64).clamp(60, 86_400);
+    let body = crate::ics::premiere(&crate::ics::Premiere {
+        slug: &slug,
+        title: film.meta.title.get(locale.lang.code()),
+        reminder: &t.premiere_reminder,
+        url: &format!("{}/films/{slug}", state.site_url()),
+        stamp: Utc::now(),
+        start,
+        end: start + chrono::Duration::seconds(runtime_s),
+    });
     Ok((
         [
             (
