@@ -275,14 +275,51 @@ pub fn object_index(data: &[u8]) {
     assert_eq!(again.ok().as_ref(), Some(&index));
 }
 
-/// A heartbeat body (`POST /api/v1/sessions/{id}/heartbeat`), as the API reads it.
-/// Validation of the values belongs to the audience crate; when it lands, call it here.
+/// A heartbeat body (`POST /api/v1/sessions/{id}/heartbeat`), as the API reads it and the
+/// audience validates it: whatever passes validation can be applied to a session and stored
+/// without overflowing anything.
 pub fn heartbeat(data: &[u8]) {
-    if let Ok(beat) = serde_json::from_slice::<monsoon_audience::Heartbeat>(data) {
-        let again = serde_json::to_vec(&beat)
-            .ok()
-            .and_then(|json| serde_json::from_slice::<monsoon_audience::Heartbeat>(&json).ok());
-        assert_eq!(again.as_ref(), Some(&beat));
+    use monsoon_audience::{Beat, Config, Counters, Heartbeat, Outcome, State};
+    let Ok(beat) = serde_json::from_slice::<Heartbeat>(data) else {
+        return;
+    };
+    let again = serde_json::to_vec(&beat)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<Heartbeat>(&json).ok());
+    assert_eq!(again.as_ref(), Some(&beat));
+    if beat.validate().is_err() {
+        return;
+    }
+    // Every value a validated beat carries fits the store's signed 64-bit columns.
+    for value in [
+        beat.seq,
+        beat.play_ms,
+        beat.rebuffer_ms,
+        beat.bytes,
+        beat.dropped_frames,
+    ] {
+        assert!(value <= i64::MAX as u64, "{value}");
+    }
+    // Applied twice, a day apart, to one session: the rules and the figures hold.
+    let config = Config::default();
+    let mut state = State::default();
+    let t0 = 1_800_000_000_000;
+    for (seq_step, now) in [(0, t0 + 1_000), (1, t0 + 86_400_000)] {
+        let applied = Beat {
+            session: "s".into(),
+            film: "f".into(),
+            viewer: "v".into(),
+            started_at: t0,
+            seq: beat.seq.saturating_add(seq_step),
+            state: beat.state,
+            counters: Counters::from(&beat),
+            proven: true,
+        };
+        if let (Ok(Outcome::Accepted), _) = state.beat(&config, &applied, now) {
+            let stats = state.stats(&config, "f", now);
+            assert!((0.0..=1.0).contains(&stats.rebuffer_ratio), "{stats:?}");
+            assert!(stats.playing_time_s.is_finite(), "{stats:?}");
+        }
     }
 }
 
