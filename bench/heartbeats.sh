@@ -21,6 +21,7 @@
 #
 # Usage: bench/heartbeats.sh [SECONDS_PER_RUN] [ROUNDS]     (default 10 s, 3 rounds)
 #   URL_PATH_PREFIX=/wrong bench/heartbeats.sh 2 1   shows the script failing on wrong answers
+#   MONSOON_BIN=/path/to/monsoon …                   measures that build instead of this tree
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -29,8 +30,9 @@ OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 [ -x /usr/sbin/nginx ] || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
-cargo build -q --release -p monsoon
-monsoon=$PWD/target/release/monsoon
+# MONSOON_BIN: an earlier build to measure instead (before/after comparisons).
+if [ -z "${MONSOON_BIN:-}" ]; then cargo build -q --release -p monsoon; fi
+monsoon=${MONSOON_BIN:-$PWD/target/release/monsoon}
 work=$(mktemp -d /tmp/monsoon-heartbeat-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -41,7 +43,8 @@ ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=320x180:duration=2 -f 
 "$monsoon" --data "$work/data" ingest "$work/clip.mp4" --slug film --quality fast >/dev/null 2>&1
 # The proof of work a session's first beat carries is off: it is paid once per session by
 # the client, and this measures the server's ingestion of beats (bench/inflate.sh measures it).
-printf '[serve]\naccess_log = false\n[audience]\nmin_beat_gap_ms = 0\nqueue_limit = 200000\nproof_bits = 0\n' > "$work/monsoon.toml"
+printf '[serve]\naccess_log = false\n[audience]\nmin_beat_gap_ms = 0\nqueue_limit = 200000\n' > "$work/monsoon.toml"
+grep -aq proof_bits "$monsoon" && printf 'proof_bits = 0\n' >> "$work/monsoon.toml"
 port_m=18581; port_n=18582
 "$monsoon" --data "$work/data" serve --config "$work/monsoon.toml" --listen 127.0.0.1:$port_m >/dev/null 2>&1 &
 pids+=($!); monsoon_pid=$!

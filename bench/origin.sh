@@ -29,6 +29,7 @@
 # Usage: bench/origin.sh [SECONDS_PER_RUN] [ROUNDS]      (default 10 s, 3 rounds)
 #   WRONG_PATH=1 bench/origin.sh 2 1    asks both servers for a path that does not exist, to
 #                                       show the script failing
+#   MONSOON_BIN=/path/to/monsoon …      measures that build instead of building this tree
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -40,8 +41,9 @@ command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
 
-cargo build -q --release -p monsoon
-monsoon=$PWD/target/release/monsoon
+# MONSOON_BIN: an earlier build to measure instead (before/after comparisons).
+if [ -z "${MONSOON_BIN:-}" ]; then cargo build -q --release -p monsoon; fi
+monsoon=${MONSOON_BIN:-$PWD/target/release/monsoon}
 work=$(mktemp -d /tmp/monsoon-origin-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -67,7 +69,9 @@ port_m=18481; port_n=18482
 # Keep-alive idle as long as nginx's keepalive_timeout (75 s), for the idle-connection part.
 # Every connection comes from 127.0.0.1 here (19,000 of them in the idle part), as from one big
 # CDN node: no per-address cap, as nginx has none.
-printf '[serve]\nheader_timeout_s = 75\nmax_connections_per_addr = 0\n' > "$work/monsoon.toml"
+# All the load comes from 127.0.0.1: no per-address cap (builds that have one).
+printf '[serve]\nheader_timeout_s = 75\n' > "$work/monsoon.toml"
+grep -aq max_connections_per_addr "$monsoon" && printf 'max_connections_per_addr = 0\n' >> "$work/monsoon.toml"
 "$monsoon" --data "$work/data" serve --config "$work/monsoon.toml" --listen 127.0.0.1:$port_m \
   --access-log false >/dev/null 2>&1 &
 pids+=($!); monsoon_pid=$!
