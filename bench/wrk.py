@@ -107,6 +107,9 @@ def run(url, conns, seconds, headers=(), script=None, script_args=(), body_bytes
             problems.append(
                 f"{nbytes} bytes read for {requests} responses: not {body_bytes}-byte bodies "
                 f"(expected {low} to {high})")
+    if result.get("duplicate", 0) * 1000 > requests:
+        problems.append(f"{result['duplicate']} of {requests} answers were `duplicate`: a replay, "
+                        "not beats reordered in flight (at most 1 in 1,000)")
     if "checked" in result and result["checked"] != requests:
         problems.append(f"the script checked {result['checked']} responses of {requests}")
     if result.get("failures", 0):
@@ -118,7 +121,8 @@ def run(url, conns, seconds, headers=(), script=None, script_args=(), body_bytes
 
     seconds_run = result["duration_us"] / 1e6
     result.update(
-        rps=requests / seconds_run,
+        # A script may count only some responses in the rate (heartbeats: accepted ones).
+        rps=result.get("counted", requests) / seconds_run,
         gbps=nbytes * 8 / seconds_run / 1e9,
         p50_ms=result["p50_us"] / 1000,
         p99_ms=result["p99_us"] / 1000,
