@@ -10,8 +10,10 @@ write, timeout) or any status of 400 and above, when it completed no request, or
 carries N bytes of body and at most 1 KiB of head, and a response cut off at the end of the
 run adds at most one more per connection. A fast error page or a wrong object therefore
 cannot count as throughput. A Lua script given with `--script` may report more figures and
-failures: every line it prints as `BENCH {json}` is merged into the result, and a
-`"failures"` count above zero fails the run.
+failures: every line it prints as `BENCH {json}` is merged into the result; a `"failures"`
+count above zero fails the run, a `"checked"` count must equal the responses wrk completed, a
+`"counted"` figure replaces the responses in the rate, and `"duplicate"` answers above 1 in
+1,000 fail the run.
 
 Output keys: rps, gbps, p50_ms, p99_ms, max_ms, requests, bytes, seconds, and with `--cpu`
 cpu_us (CPU time of those processes and their children per completed request, which another

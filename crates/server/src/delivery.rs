@@ -48,6 +48,17 @@ pub enum ObjectClass {
 }
 
 impl ObjectClass {
+    /// Every class, in declaration order: `class as usize` is its index here.
+    pub const ALL: [ObjectClass; 7] = [
+        ObjectClass::Multivariant,
+        ObjectClass::Mpd,
+        ObjectClass::MediaPlaylist,
+        ObjectClass::Segment,
+        ObjectClass::InitSegment,
+        ObjectClass::Image,
+        ObjectClass::Text,
+    ];
+
     pub fn of(file: &str) -> Option<Self> {
         let ext = file.rsplit_once('.').map(|(_, e)| e)?;
         Some(match ext {
@@ -309,7 +320,7 @@ async fn media(
             .unwrap_or(0)
     };
     state.metrics.media_request(
-        target.class.label(),
+        target.class,
         response.status().as_u16(),
         sent,
         started.elapsed(),
@@ -636,6 +647,15 @@ impl HotCache {
 
 #[cfg(test)]
 mod tests {
+    use super::ObjectClass;
+
+    #[test]
+    fn every_class_is_at_its_index() {
+        for (i, class) in ObjectClass::ALL.into_iter().enumerate() {
+            assert_eq!(class as usize, i, "{class:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -32,7 +32,7 @@ use tokio::time::{Instant, Sleep};
 use crate::AppState;
 use crate::conn::ConnLimits;
 use crate::delivery::{
-    Decision, RequestHeaders, Target, accepts_gzip, decide, load, load_gzipped, resolve,
+    Decision, ObjectClass, RequestHeaders, Target, accepts_gzip, decide, load, load_gzipped, resolve,
     varies_by_encoding,
 };
 
@@ -97,7 +97,7 @@ struct Reply {
     close: bool,
     head: String,
     body: Option<Body>,
-    class: &'static str,
+    class: ObjectClass,
     status: u16,
     /// `Content-Length`, or none for 304.
     length: Option<u64>,
@@ -268,7 +268,7 @@ impl FastPath {
             close,
             head,
             body,
-            class: target.class.label(),
+            class: target.class,
             status,
             length: (status != 304).then_some(length),
             started,

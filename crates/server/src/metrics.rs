@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use crate::delivery::ObjectClass;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -76,17 +77,8 @@ struct AudienceGauges {
     startup_p95: Family<FilmLabel, FloatGauge>,
 }
 
-/// Object classes and statuses common enough to keep a direct handle to (looking a label
-/// set up in a family takes a lock and a hash on every request).
-const CLASSES: [&str; 7] = [
-    "multivariant",
-    "mpd",
-    "playlist",
-    "segment",
-    "init",
-    "image",
-    "text",
-];
+/// Statuses common enough to keep a direct handle to, for every object class (looking a
+/// label set up in a family takes a lock and a hash on every request).
 const STATUSES: [u16; 6] = [200, 206, 304, 404, 412, 416];
 
 /// Every metric of the process, registered once.
@@ -96,7 +88,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     bytes: Family<ClassLabel, Counter>,
     latency: Family<ClassLabel, Histogram>,
-    /// `CLASSES` × `STATUSES` request counters, then per-class bytes and latency.
+    /// `ObjectClass::ALL` × `STATUSES` request counters, then per-class bytes and latency.
     hot_requests: Vec<Counter>,
     hot_bytes: Vec<Counter>,
     hot_latency: Vec<Histogram>,
@@ -225,22 +217,23 @@ impl Default for Metrics {
             "95th percentile of startup time",
             audience.startup_p95.clone(),
         );
-        let hot_requests = CLASSES
+        let hot_requests = ObjectClass::ALL
             .iter()
-            .flat_map(|&class| {
+            .map(|class| class.label())
+            .flat_map(|class| {
                 STATUSES
                     .iter()
                     .map(move |&status| RequestLabels { class, status })
             })
             .map(|labels| requests.get_or_create(&labels).clone())
             .collect();
-        let hot_bytes = CLASSES
+        let hot_bytes = ObjectClass::ALL
             .iter()
-            .map(|&class| bytes.get_or_create(&ClassLabel { class }).clone())
+            .map(|class| bytes.get_or_create(&ClassLabel { class: class.label() }).clone())
             .collect();
-        let hot_latency = CLASSES
+        let hot_latency = ObjectClass::ALL
             .iter()
-            .map(|&class| latency.get_or_create(&ClassLabel { class }).clone())
+            .map(|class| latency.get_or_create(&ClassLabel { class: class.label() }).clone())
             .collect();
         Self {
             registry,
@@ -266,29 +259,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn media_request(&self, class: &'static str, status: u16, bytes: u64, took: Duration) {
-        let c = CLASSES.iter().position(|&k| k == class);
-        let s = STATUSES.iter().position(|&s| s == status);
-        match (c, s) {
-            (Some(c), Some(s)) => self.hot_requests[c * STATUSES.len() + s].inc(),
-            _ => self
+    pub fn media_request(&self, class: ObjectClass, status: u16, bytes: u64, took: Duration) {
+        let c = class as usize;
+        match STATUSES.iter().position(|&s| s == status) {
+            Some(s) => self.hot_requests[c * STATUSES.len() + s].inc(),
+            None => self
                 .requests
-                .get_or_create(&RequestLabels { class, status })
+                .get_or_create(&RequestLabels {
+                    class: class.label(),
+                    status,
+                })
                 .inc(),
         };
-        match c {
-            Some(c) => {
-                self.hot_bytes[c].inc_by(bytes);
-                self.hot_latency[c].observe(took.as_secs_f64());
-            }
-            None => {
-                let label = ClassLabel { class };
-                self.bytes.get_or_create(&label).inc_by(bytes);
-                self.latency
-                    .get_or_create(&label)
-                    .observe(took.as_secs_f64());
-            }
-        }
+        self.hot_bytes[c].inc_by(bytes);
+        self.hot_latency[c].observe(took.as_secs_f64());
     }
 
     pub fn cache_hit(&self) {
