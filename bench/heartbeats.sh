@@ -35,7 +35,13 @@ if [ -z "${MONSOON_BIN:-}" ]; then cargo build -q --release -p monsoon; fi
 monsoon=${MONSOON_BIN:-$PWD/target/release/monsoon}
 work=$(mktemp -d /tmp/monsoon-heartbeat-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# Wait for the servers to be gone: a draining server still on the port (SO_REUSEPORT) would
+# take connections of the next run.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=320x180:duration=2 -f lavfi -i sine=duration=2 \

@@ -18,7 +18,12 @@ cargo build -q --release -p monsoon
 monsoon=$PWD/target/release/monsoon
 work=$(mktemp -d /tmp/monsoon-mintflood.XXXXXX)
 server=
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+# Wait for the server to be gone: a draining server still on the port (SO_REUSEPORT) would
+# take connections of the next run.
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=320x180:duration=2 -f lavfi -i sine=duration=2 \

@@ -46,7 +46,13 @@ if [ -z "${MONSOON_BIN:-}" ]; then cargo build -q --release -p monsoon; fi
 monsoon=${MONSOON_BIN:-$PWD/target/release/monsoon}
 work=$(mktemp -d /tmp/monsoon-origin-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# Wait for the servers to be gone: a draining server still on the port (SO_REUSEPORT) would
+# take connections of the next run.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 echo "packaging a 30 s 1080p film…" >&2

@@ -35,6 +35,7 @@ pids=()
 server_pid=
 cleanup() {
   for p in "${pids[@]}" $server_pid; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" $server_pid; do wait "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
