@@ -147,25 +147,29 @@ impl StartupHistogram {
 /// from within the liveness window. A viewer in two tabs is one viewer.
 #[derive(Debug, Default)]
 struct Viewers {
-    /// viewer → the last beat of each of its watching sessions.
-    watching: HashMap<String, Vec<(String, i64)>>,
+    /// viewer → (a hash of the session id, its last beat) of each of its watching sessions.
+    /// Emptied entries stay until `prune`: a session's beat is a removal and an insertion.
+    watching: HashMap<String, Vec<(u64, i64)>>,
     /// Each watching viewer's latest beat.
     latest: WindowCount,
 }
 
 impl Viewers {
-    fn latest_of(sessions: &[(String, i64)]) -> Option<i64> {
+    fn latest_of(sessions: &[(u64, i64)]) -> Option<i64> {
         sessions.iter().map(|(_, at)| *at).max()
     }
 
-    fn update(&mut self, viewer: &str, change: impl FnOnce(&mut Vec<(String, i64)>)) {
-        let sessions = self.watching.entry(viewer.to_owned()).or_default();
+    fn update(&mut self, viewer: &str, change: impl FnOnce(&mut Vec<(u64, i64)>)) {
+        // Looked up before inserted: a viewer's name is copied only when it first watches.
+        if !self.watching.contains_key(viewer) {
+            self.watching.insert(viewer.to_owned(), Vec::new());
+        }
+        let Some(sessions) = self.watching.get_mut(viewer) else {
+            return;
+        };
         let before = Self::latest_of(sessions);
         change(sessions);
         let after = Self::latest_of(sessions);
-        if sessions.is_empty() {
-            self.watching.remove(viewer);
-        }
         if before != after {
             if let Some(t) = before {
                 self.latest.remove(t);
@@ -176,13 +180,22 @@ impl Viewers {
         }
     }
 
+    fn key(session: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        session.hash(&mut hasher);
+        hasher.finish()
+    }
+
     fn add(&mut self, s: &Session, at: i64) {
-        self.update(&s.viewer, |v| v.push((s.id.clone(), at)));
+        let key = Self::key(&s.id);
+        self.update(&s.viewer, |v| v.push((key, at)));
     }
 
     fn remove(&mut self, s: &Session, at: i64) {
+        let key = Self::key(&s.id);
         self.update(&s.viewer, |v| {
-            if let Some(i) = v.iter().position(|(id, t)| *id == s.id && *t == at) {
+            if let Some(i) = v.iter().position(|(id, t)| *id == key && *t == at) {
                 v.swap_remove(i);
             }
         });
@@ -273,13 +286,17 @@ impl FilmFigures {
     pub fn add(&mut self, s: &Session) {
         self.apply(s, true);
         if let Some(at) = s.last_beat_at {
-            let seen = self.seen.entry(s.viewer.clone()).or_insert(i64::MIN);
-            if at > *seen {
-                if *seen != i64::MIN {
+            match self.seen.get_mut(&s.viewer) {
+                Some(seen) if at > *seen => {
                     self.seen_at.remove(*seen);
+                    self.seen_at.insert(at);
+                    *seen = at;
                 }
-                self.seen_at.insert(at);
-                *seen = at;
+                Some(_) => {}
+                None => {
+                    self.seen.insert(s.viewer.clone(), at);
+                    self.seen_at.insert(at);
+                }
             }
         }
     }
@@ -387,7 +404,7 @@ impl FilmFigures {
         // Viewers silent past the liveness window are not watching any more; their entries
         // only cost memory.
         let edge = now - config.liveness_ms;
-        let stale: Vec<(String, Vec<(String, i64)>)> = self
+        let stale: Vec<(String, Vec<(u64, i64)>)> = self
             .viewers
             .watching
             .iter()

@@ -56,10 +56,10 @@ pub struct Beat {
     pub proven: bool,
 }
 
-/// One beat's effect, staged: the session before and after, and the view it counted.
+/// One beat's effect, staged: the session after it, and the view it counted. (The session
+/// before is the state's until the change is committed.)
 #[derive(Debug)]
 pub struct Change {
-    old: Option<Session>,
     new: Session,
     view: Option<View>,
 }
@@ -83,8 +83,11 @@ pub struct State {
 
 /// What staging a batch sees: the state, with the batch's earlier changes over it.
 #[derive(Default)]
-struct Overlay {
-    sessions: HashMap<String, Session>,
+struct Overlay<'b> {
+    /// Session id → its latest change in the batch (an index into the changes).
+    sessions: HashMap<&'b str, usize>,
+    /// (viewer, film) → sessions the batch started watching.
+    started_watching: HashMap<(&'b str, &'b str), usize>,
     last_view: HashMap<(String, String), i64>,
 }
 
@@ -170,13 +173,14 @@ impl State {
     ) -> (Vec<Result<Outcome, Error>>, Vec<Change>, Vec<Record>) {
         let mut overlay = Overlay::default();
         let mut outcomes = Vec::with_capacity(beats.len());
-        let mut changes = Vec::new();
+        let mut changes: Vec<Change> = Vec::new();
         let mut records = Vec::new();
         for beat in beats {
-            let current = overlay
-                .sessions
-                .get(&beat.session)
-                .or_else(|| self.sessions.get(&beat.session));
+            let earlier = overlay.sessions.get(beat.session.as_str()).copied();
+            let current = match earlier {
+                Some(i) => Some(&changes[i].new),
+                None => self.sessions.get(&beat.session),
+            };
             let outcome = match current {
                 None => self.start(config, beat, now, &overlay),
                 Some(s) => rules::next(config, s, beat, now),
@@ -190,21 +194,24 @@ impl State {
             };
             outcomes.push(Ok(outcome));
             let Some(mut new) = new else { continue };
+            if current.is_none() && new.is_watching() {
+                *overlay
+                    .started_watching
+                    .entry((beat.viewer.as_str(), beat.film.as_str()))
+                    .or_default() += 1;
+            }
             let view = self.view_for(config, &mut new, now, &overlay);
+            records.push(Record::Session(new.clone()));
             if let Some(v) = &view {
                 overlay
                     .last_view
                     .insert((v.viewer.clone(), v.film.clone()), v.at);
-                records.push(Record::Session(new.clone()));
                 records.push(Record::View(v.clone()));
-            } else {
-                records.push(Record::Session(new.clone()));
             }
-            let old = overlay
+            overlay
                 .sessions
-                .insert(new.id.clone(), new.clone())
-                .or_else(|| self.sessions.get(&new.id).cloned());
-            changes.push(Change { old, new, view });
+                .insert(beat.session.as_str(), changes.len());
+            changes.push(Change { new, view });
         }
         (outcomes, changes, records)
     }
@@ -215,7 +222,7 @@ impl State {
         config: &Config,
         beat: &Beat,
         now: i64,
-        overlay: &Overlay,
+        overlay: &Overlay<'_>,
     ) -> Result<(Outcome, Option<Session>), Error> {
         if !beat.proven {
             return Err(Error::ProofRequired(config.proof_bits));
@@ -225,10 +232,10 @@ impl State {
             .get(&beat.film)
             .map_or(0, |f| f.watching_sessions(&beat.viewer, config, now))
             + overlay
-                .sessions
-                .values()
-                .filter(|s| s.viewer == beat.viewer && s.film == beat.film && s.is_watching())
-                .count();
+                .started_watching
+                .get(&(beat.viewer.as_str(), beat.film.as_str()))
+                .copied()
+                .unwrap_or(0);
         let fresh = Session {
             id: beat.session.clone(),
             film: beat.film.clone(),
@@ -254,7 +261,7 @@ impl State {
         config: &Config,
         session: &mut Session,
         now: i64,
-        overlay: &Overlay,
+        overlay: &Overlay<'_>,
     ) -> Option<View> {
         if session.view_counted
             || session.view_deduplicated
@@ -284,8 +291,11 @@ impl State {
     /// Applies staged changes, once their records are durable.
     pub fn commit(&mut self, changes: Vec<Change>) {
         for change in changes {
-            let figures = self.films.entry(change.new.film.clone()).or_default();
-            if let Some(old) = &change.old {
+            let figures = match self.films.get_mut(&change.new.film) {
+                Some(f) => f,
+                None => self.films.entry(change.new.film.clone()).or_default(),
+            };
+            if let Some(old) = self.sessions.get(&change.new.id) {
                 figures.remove(old);
             }
             figures.add(&change.new);

@@ -32,8 +32,8 @@ use tokio::time::{Instant, Sleep};
 use crate::AppState;
 use crate::conn::ConnLimits;
 use crate::delivery::{
-    Decision, ObjectClass, RequestHeaders, Target, accepts_gzip, decide, load, load_gzipped, resolve,
-    varies_by_encoding,
+    Decision, ObjectClass, RequestHeaders, Target, accepts_gzip, decide, load, load_gzipped,
+    resolve, varies_by_encoding,
 };
 
 /// Requests with more headers than this go to hyper (which allows 100).

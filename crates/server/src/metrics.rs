@@ -86,8 +86,6 @@ const STATUSES: [u16; 6] = [200, 206, 304, 404, 412, 416];
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    bytes: Family<ClassLabel, Counter>,
-    latency: Family<ClassLabel, Histogram>,
     /// `ObjectClass::ALL` × `STATUSES` request counters, then per-class bytes and latency.
     hot_requests: Vec<Counter>,
     hot_bytes: Vec<Counter>,
@@ -229,17 +227,27 @@ impl Default for Metrics {
             .collect();
         let hot_bytes = ObjectClass::ALL
             .iter()
-            .map(|class| bytes.get_or_create(&ClassLabel { class: class.label() }).clone())
+            .map(|class| {
+                bytes
+                    .get_or_create(&ClassLabel {
+                        class: class.label(),
+                    })
+                    .clone()
+            })
             .collect();
         let hot_latency = ObjectClass::ALL
             .iter()
-            .map(|class| latency.get_or_create(&ClassLabel { class: class.label() }).clone())
+            .map(|class| {
+                latency
+                    .get_or_create(&ClassLabel {
+                        class: class.label(),
+                    })
+                    .clone()
+            })
             .collect();
         Self {
             registry,
             requests,
-            bytes,
-            latency,
             hot_requests,
             hot_bytes,
             hot_latency,

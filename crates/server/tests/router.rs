@@ -1,0 +1,274 @@
+//! The in-process tier: the application's router called as a function (`app(state)`), over
+//! the in-memory backends — no ffmpeg, no socket, no database file. What the end-to-end
+//! suites check against the real binary, this checks in milliseconds, and it is where a
+//! handler's test goes first (`docs/TESTING.md`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use chrono::{Duration, Utc};
+use http_body_util::BodyExt;
+use monsoon_audience::{Audience, Config};
+use monsoon_catalog::publish::{Publisher, Staging};
+use monsoon_catalog::repository::conformance::version;
+use monsoon_catalog::{FilmMeta, MemoryFilms, MemoryStore};
+use monsoon_server::{AdminAuth, AppState, HotCache, MetricsAccess, Options, TrustedProxies, app};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// A film published into memory: a multivariant playlist, one rung, a poster.
+async fn state(free_release: Option<chrono::DateTime<Utc>>) -> (AppState, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let staging = Staging::create(tmp.path(), "film", "v1").unwrap();
+    let dir = staging.path();
+    std::fs::create_dir_all(dir.join("v360")).unwrap();
+    let master = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n{}#EXT-X-STREAM-INF:BANDWIDTH=500000,RESOLUTION=640x360\nv1/v360/index.m3u8\n",
+        "#EXT-X-INDEPENDENT-SEGMENTS\n".repeat(10)
+    );
+    std::fs::write(dir.join("master.m3u8"), master).unwrap();
+    std::fs::write(dir.join("manifest.mpd"), "<MPD/>").unwrap();
+    std::fs::write(
+        dir.join("v360/index.m3u8"),
+        "#EXTM3U\n#EXTINF:6,\nseg_00000.m4s\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("v360/init.mp4"), b"init").unwrap();
+    std::fs::write(
+        dir.join("v360/seg_00000.m4s"),
+        (0..=255u8).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("poster.jpg"), b"\xff\xd8jpeg").unwrap();
+
+    let films = Arc::new(MemoryFilms::new());
+    let media = Arc::new(MemoryStore::new());
+    let meta = FilmMeta {
+        free_release: free_release.map(|at| at.fixed_offset()),
+        ..FilmMeta::untitled("film")
+    };
+    Publisher {
+        films: films.as_ref(),
+        media: media.as_ref(),
+    }
+    .publish("film", &meta, staging, &version("v1"), async {})
+    .await
+    .unwrap();
+    let audience = Audience::open(
+        Config {
+            proof_bits: 0,
+            min_beat_gap_ms: 0,
+            ..Config::default()
+        },
+        b"key".to_vec(),
+        Arc::new(monsoon_audience::memory::MemoryStore::new()),
+    )
+    .await
+    .unwrap();
+    let options = Options {
+        hot: HotCache::new(1 << 20, 1 << 20),
+        web_dir: tmp.path().join("web"),
+        access_log: false,
+        admin: AdminAuth::new(None, 10).unwrap(),
+        public_url: Some("http://monsoon.test".into()),
+        fast_path: false,
+        trusted_proxies: TrustedProxies::default(),
+        metrics: MetricsAccess::Public,
+    };
+    let state = AppState::new(films, media, Arc::new(audience), options)
+        .await
+        .unwrap();
+    (state, tmp)
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+}
+
+async fn call(
+    state: &AppState,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        request = request.header(header::HOST, "monsoon.test");
+    }
+    let response = app(state.clone())
+        .oneshot(request.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+async fn get(state: &AppState, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    call(state, "GET", uri, headers, "").await
+}
+
+#[tokio::test]
+async fn media_comes_with_its_validators_ranges_and_caching() {
+    let (state, _tmp) = state(None).await;
+    let master = get(&state, "/media/film/master.m3u8", &[]).await;
+    assert_eq!(master.status, StatusCode::OK);
+    assert!(master.body.starts_with(b"#EXTM3U"));
+    assert!(
+        master.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("max-age=60")
+    );
+
+    let segment = "/media/film/v1/v360/seg_00000.m4s";
+    let whole = get(&state, segment, &[]).await;
+    assert_eq!(whole.body.len(), 256);
+    assert!(
+        whole.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let etag = whole.headers[header::ETAG].to_str().unwrap().to_owned();
+
+    let part = get(&state, segment, &[("range", "bytes=10-19")]).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers[header::CONTENT_RANGE], "bytes 10-19/256");
+    assert_eq!(&part.body[..], &(10..20u8).collect::<Vec<u8>>()[..]);
+
+    let cached = get(&state, segment, &[("if-none-match", &etag)]).await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+    let past = get(&state, segment, &[("range", "bytes=900-")]).await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.headers[header::CONTENT_RANGE], "bytes */256");
+
+    let gzip = get(
+        &state,
+        "/media/film/master.m3u8",
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(gzip.headers[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(gzip.headers[header::VARY], "accept-encoding");
+
+    for missing in [
+        "/media/film/v1/v360/seg_00001.m4s",
+        "/media/film/v2/v360/init.mp4",
+        "/media/nope/master.m3u8",
+    ] {
+        assert_eq!(
+            get(&state, missing, &[]).await.status,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn before_the_premiere_only_the_artwork_is_served() {
+    let (state, _tmp) = state(Some(Utc::now() + Duration::days(30))).await;
+    for path in [
+        "/media/film/master.m3u8",
+        "/media/film/v1/v360/seg_00000.m4s",
+        "/media/film/v1/v360/init.mp4",
+        "/media/film/v1/poster.jpg",
+        "/media/film/v9/nothing.m4s",
+    ] {
+        let answer = get(&state, path, &[]).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(answer.headers[header::CACHE_CONTROL], "max-age=5", "{path}");
+    }
+    let poster = get(&state, "/media/film/poster.jpg", &[]).await;
+    assert_eq!(poster.status, StatusCode::OK);
+    assert_eq!(poster.headers[header::CACHE_CONTROL], "public, max-age=300");
+    let film: Value =
+        serde_json::from_slice(&get(&state, "/api/v1/films/film", &[]).await.body).unwrap();
+    assert_eq!(film["poster_url"], "/media/film/poster.jpg");
+    assert!(
+        film["published_at"].is_null() && film["thumbnails_url"].is_null(),
+        "{film}"
+    );
+    assert_eq!(
+        call(&state, "POST", "/api/v1/films/film/sessions", &[], "")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn a_session_is_minted_beats_and_counts() {
+    let (state, _tmp) = state(None).await;
+    let minted = call(&state, "POST", "/api/v1/films/film/sessions", &[], "").await;
+    assert_eq!(minted.status, StatusCode::CREATED);
+    let minted: Value = serde_json::from_slice(&minted.body).unwrap();
+    let id = minted["session_id"].as_str().unwrap();
+    let body = format!(
+        r#"{{"token":"{}","seq":1,"state":"playing","play_ms":0}}"#,
+        minted["token"].as_str().unwrap()
+    );
+    let beat = call(
+        &state,
+        "POST",
+        &format!("/api/v1/sessions/{id}/heartbeat"),
+        &[],
+        &body,
+    )
+    .await;
+    assert_eq!(beat.status, StatusCode::NO_CONTENT);
+    assert_eq!(beat.headers["x-monsoon-beat"], "accepted");
+    let again = call(
+        &state,
+        "POST",
+        &format!("/api/v1/sessions/{id}/heartbeat"),
+        &[],
+        &body,
+    )
+    .await;
+    assert_eq!(again.headers["x-monsoon-beat"], "duplicate");
+    let stats: Value =
+        serde_json::from_slice(&get(&state, "/api/v1/films/film/stats", &[]).await.body).unwrap();
+    assert_eq!(
+        (
+            stats["sessions"].as_u64(),
+            stats["concurrent_viewers"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    // Out of bounds: refused with the field named, nothing counted.
+    let hostile = body
+        .replace(r#""play_ms":0"#, r#""play_ms":18446744073709551615"#)
+        .replace(r#""seq":1"#, r#""seq":2"#);
+    let refused = call(
+        &state,
+        "POST",
+        &format!("/api/v1/sessions/{id}/heartbeat"),
+        &[],
+        &hostile,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&refused.body).contains("play_ms"));
+}
+
+#[tokio::test]
+async fn a_request_without_exactly_one_valid_host_is_refused() {
+    let (state, _tmp) = state(None).await;
+    assert_eq!(get(&state, "/healthz", &[]).await.status, StatusCode::OK);
+    let bad = get(&state, "/healthz", &[("host", "bad host")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
