@@ -8,7 +8,8 @@
 //! answers "how many since t" with work proportional only to what crossed the edge since the
 //! last question.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::Map;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -149,7 +150,7 @@ impl StartupHistogram {
 struct Viewers {
     /// viewer → (a hash of the session id, its last beat) of each of its watching sessions.
     /// Emptied entries stay until `prune`: a session's beat is a removal and an insertion.
-    watching: HashMap<String, Vec<(u64, i64)>>,
+    watching: Map<String, Vec<(u64, i64)>>,
     /// Each watching viewer's latest beat.
     latest: WindowCount,
 }
@@ -228,7 +229,7 @@ pub(crate) struct FilmFigures {
     never_started_ended: u64,
     never_started: WindowCount,
     /// Each viewer's last beat, for unique viewers over 24 hours.
-    seen: HashMap<String, i64>,
+    seen: Map<String, i64>,
     seen_at: WindowCount,
     // Views are events, not a sum over sessions in memory: all time, and their times for the
     // 24-hour window (in order).

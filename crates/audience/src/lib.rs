@@ -18,6 +18,11 @@ pub mod state;
 pub mod token;
 mod writer;
 
+/// The hash map of the live state. Its keys (session ids, viewer ids, film slugs) are hashed
+/// on every beat, so with foldhash rather than SipHash; its seed is random per process, so a
+/// client cannot choose ids that collide.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

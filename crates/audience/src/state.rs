@@ -8,8 +8,7 @@
 //! runs ahead of what is durable: a failed commit leaves the state as it was, and the player's
 //! retry is applied, not answered `duplicate`.
 
-use std::collections::HashMap;
-
+use crate::Map;
 use crate::figures::{DAY_MS, FilmFigures};
 use crate::{Config, Counters, Error, FilmStats, Minute, PlayerState, Record, Session, View};
 
@@ -75,20 +74,20 @@ pub struct Sampled {
 /// Everything live, in memory.
 #[derive(Debug, Default)]
 pub struct State {
-    sessions: HashMap<String, Session>,
-    films: HashMap<String, FilmFigures>,
+    sessions: Map<String, Session>,
+    films: Map<String, FilmFigures>,
     /// (viewer, film) → time of the last counted view, for the de-duplication window.
-    last_view: HashMap<(String, String), i64>,
+    last_view: Map<(String, String), i64>,
 }
 
 /// What staging a batch sees: the state, with the batch's earlier changes over it.
 #[derive(Default)]
 struct Overlay<'b> {
     /// Session id → its latest change in the batch (an index into the changes).
-    sessions: HashMap<&'b str, usize>,
+    sessions: Map<&'b str, usize>,
     /// (viewer, film) → sessions the batch started watching.
-    started_watching: HashMap<(&'b str, &'b str), usize>,
-    last_view: HashMap<(String, String), i64>,
+    started_watching: Map<(&'b str, &'b str), usize>,
+    last_view: Map<(String, String), i64>,
 }
 
 impl State {
