@@ -30,8 +30,9 @@ ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=320x180:duration=2 -f 
   -c:v libx264 -preset ultrafast -c:a aac -shortest "$work/clip.mp4"
 "$monsoon" --data "$work/data" ingest "$work/clip.mp4" --slug film --quality fast >/dev/null 2>&1
 # The gap rule relaxed so that sessions can beat at 2,000/s; no proof of work (this measures
-# memory and the stats lock, not the price of a session).
-printf '[serve]\naccess_log = false\n[audience]\nmin_beat_gap_ms = 0\nproof_bits = 0\nqueue_limit = 200000\n' \
+# memory and the stats lock, not the price of a session). /metrics is public on this private
+# listener, as a Prometheus scraper next to the server would read it.
+printf '[serve]\naccess_log = false\nmetrics = "public"\n[audience]\nmin_beat_gap_ms = 0\nproof_bits = 0\nqueue_limit = 200000\n' \
   > "$work/monsoon.toml"
 port=18630
 "$monsoon" --data "$work/data" serve --config "$work/monsoon.toml" --listen 127.0.0.1:$port \
