@@ -18,6 +18,7 @@ mod fast;
 mod host;
 mod i18n;
 mod ics;
+mod limits;
 mod live;
 mod metrics;
 mod pages;
@@ -31,20 +32,19 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use monsoon_catalog::{FilmRepository, MediaStore};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
-use tower_http::cors::{Any, CorsLayer};
 
 pub use admin::{AdminAuth, hash_token};
 pub use assets::Assets;
 pub use client::TrustedProxies;
-pub use conn::ConnLimits;
 pub use delivery::HotCache;
 pub use error::ApiError;
+pub use limits::ConnLimits;
 pub use live::LiveCatalog;
 pub use metrics::{Metrics, MetricsAccess};
 
@@ -151,6 +151,17 @@ impl AppState {
 }
 
 impl Shared {
+    /// The part of the state media delivery uses ([`delivery::Delivery`]).
+    pub(crate) fn delivery(&self) -> delivery::Delivery {
+        delivery::Delivery {
+            live: Arc::clone(&self.live),
+            media: Arc::clone(&self.media),
+            hot: self.hot.clone(),
+            metrics: Arc::clone(&self.metrics),
+            access_log: self.access_log,
+        }
+    }
+
     /// `http(s)://host[:port]` of the site, for absolute links: `public_url`, else the address
     /// the server listens on (`localhost` for a wildcard address). Never the request's `Host`,
     /// which the client chooses: links built from it would point wherever a client (or a cache
@@ -221,23 +232,6 @@ pub fn app(state: AppState) -> Router {
          headers: &HeaderMap,
          _: &axum::http::Extensions| { compressible(status, headers) },
     ));
-    // Browser players fetch media from other origins; Range needs a preflight.
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([
-            header::RANGE,
-            header::IF_NONE_MATCH,
-            header::IF_MODIFIED_SINCE,
-            header::IF_RANGE,
-        ])
-        .expose_headers([
-            header::CONTENT_LENGTH,
-            header::CONTENT_RANGE,
-            header::ACCEPT_RANGES,
-            header::ETAG,
-        ])
-        .max_age(Duration::from_secs(86_400));
     let static_files = assets::routes(&state.web_dir, state.assets.clone());
     let access_log = state.access_log;
     let mut router = Router::new()
@@ -261,7 +255,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::map_response(weaken_etag_when_compressed))
         // Media negotiates its own encoding: its text is compressed once and cached (see
         // `delivery::load_gzipped`), not on every request.
-        .merge(delivery::routes().layer(cors))
+        .merge(delivery::routes())
         .with_state(state)
         .layer(axum::middleware::from_fn(edge));
     if access_log {
@@ -300,7 +294,7 @@ async fn edge(request: axum::extract::Request, next: axum::middleware::Next) -> 
     }
 }
 
-/// One structured line per request: method, path, status, body bytes, time to headers.
+/// One structured line per request, through the router's middleware or the media fast path.
 async fn log_access(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
@@ -309,18 +303,35 @@ async fn log_access(request: axum::extract::Request, next: axum::middleware::Nex
     let bytes = response
         .headers()
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    access_line(
+        method.as_str(),
+        &path,
+        response.status().as_u16(),
+        bytes,
+        started.elapsed(),
+    );
+    response
+}
+
+/// The access log's line: method, path, status, body bytes (its `Content-Length`, `-` when
+/// it has none) and the time to a response ready to send.
+pub(crate) fn access_line(
+    method: &str,
+    path: &str,
+    status: u16,
+    bytes: Option<u64>,
+    took: Duration,
+) {
+    let bytes = bytes.map_or_else(|| "-".to_owned(), |n| n.to_string());
     tracing::info!(
         target: "monsoon::access",
         %method,
         %path,
-        status = response.status().as_u16(),
+        status,
         bytes,
-        micros = started.elapsed().as_micros() as u64,
+        micros = took.as_micros() as u64,
     );
-    response
 }
 
 /// The token of a request's `Authorization: Bearer …` header. The scheme is matched without
@@ -413,7 +424,7 @@ pub async fn serve_on(
 fn handlers(state: AppState) -> conn::Handlers {
     let fast = state
         .fast_path
-        .then(|| Arc::new(fast::FastPath::new(state.clone())));
+        .then(|| Arc::new(fast::FastPath::new(state.delivery())));
     conn::Handlers {
         router: app(state),
         fast,

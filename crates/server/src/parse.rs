@@ -8,7 +8,7 @@ use monsoon_catalog::ObjectInfo;
 
 pub use crate::api::MintRequest;
 pub use crate::delivery::Decision;
-use crate::delivery::decide_for;
+use crate::delivery::decide;
 use crate::fast::{Headers, MAX_HEADERS, Reading, read_head};
 
 /// An object as the delivery path knows it: its size, strong entity tag and publication time.
@@ -54,7 +54,7 @@ pub fn fast_path_head(buf: &[u8], object: &Object) -> Head {
                 size: object.size,
                 etag: object.etag.clone(),
             };
-            let decision = decide_for(
+            let decision = decide(
                 &Headers(headers),
                 head.is_get,
                 &info,

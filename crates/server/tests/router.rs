@@ -177,6 +177,75 @@ async fn media_comes_with_its_validators_ranges_and_caching() {
     }
 }
 
+/// Players on other origins must be able to read every media answer, refusals and errors
+/// included (a 403 before the premiere, a 404), and to send `Range` after a preflight.
+#[tokio::test]
+async fn every_media_answer_is_readable_across_origins() {
+    let (state, _tmp) = state(None).await;
+    let origin = [("origin", "https://player.example")];
+    let segment = "/media/film/v1/v360/seg_00000.m4s";
+    let etag = get(&state, segment, &[]).await.headers[header::ETAG]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for (uri, extra, status) in [
+        (segment, None, StatusCode::OK),
+        (
+            segment,
+            Some(("range", "bytes=0-9")),
+            StatusCode::PARTIAL_CONTENT,
+        ),
+        (
+            segment,
+            Some(("if-none-match", etag.as_str())),
+            StatusCode::NOT_MODIFIED,
+        ),
+        (
+            segment,
+            Some(("if-match", "\"other\"")),
+            StatusCode::PRECONDITION_FAILED,
+        ),
+        (
+            segment,
+            Some(("range", "bytes=900-")),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+        ),
+        ("/media/film/v1/v360/nope.m4s", None, StatusCode::NOT_FOUND),
+    ] {
+        let mut headers = origin.to_vec();
+        headers.extend(extra);
+        let answer = get(&state, uri, &headers).await;
+        assert_eq!(answer.status, status, "{uri} {extra:?}");
+        assert_eq!(
+            answer.headers["access-control-allow-origin"], "*",
+            "{uri} {extra:?}"
+        );
+        assert_eq!(
+            answer.headers.get_all(header::VARY).iter().count(),
+            1,
+            "one Vary line: {uri} {extra:?}"
+        );
+    }
+    let preflight = call(
+        &state,
+        "OPTIONS",
+        segment,
+        &[
+            ("origin", "https://player.example"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "range"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(preflight.status, StatusCode::OK);
+    assert_eq!(preflight.headers["access-control-allow-origin"], "*");
+    let allowed = preflight.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("range"), "{allowed}");
+}
+
 #[tokio::test]
 async fn before_the_premiere_only_the_artwork_is_served() {
     let (state, _tmp) = state(Some(Utc::now() + Duration::days(30))).await;
