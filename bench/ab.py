@@ -13,7 +13,8 @@ This machine is shared and drifts by 10-30 % between runs, so the order alternat
 runs A then B, round 2 B then A, and so on; a side never profits from always going first.
 Every round's figures go to the --record file (one JSON line per run) so a table can be
 re-checked; the summary gives, per side and per figure, the median and the min-max, and the
-ratio of the medians of --key with the ratio of each round.
+ratio of the medians of --key with the ratio of each round. A third side and beyond (a
+baseline build, say) is compared with the first side the same way.
 
 With --row and --table, one Markdown row is appended to the table file:
 `| LABEL | A key | A others... | B key | B others... | ratio | per round |`, where each cell is
@@ -155,7 +156,14 @@ def main():
         cells.append(" ".join(f"{x:.2f}" for x in per_round))
         with open(args.table, "a") as f:
             f.write("| " + " | ".join(cells) + " |\n")
-    print(json.dumps({"ratio": ratio, "per_round": per_round,
+    # Further sides (a baseline build, say) against the first, round by round.
+    others = {}
+    for name in names[2:]:
+        rounds_vs = [ra[args.key] / rn[args.key] for ra, rn in zip(results[a], results[name])]
+        others[f"{a}/{name}"] = {"ratio": med[a] / med[name], "per_round": rounds_vs}
+        print(f"  {args.key} {a}/{name}: {med[a] / med[name]:.2f} "
+              f"(rounds: {' '.join(f'{x:.2f}' for x in rounds_vs)})", file=sys.stderr)
+    print(json.dumps({"ratio": ratio, "per_round": per_round, "others": others,
                       **{f"{n}_{args.key}": med[n] for n in names}}))
 
 

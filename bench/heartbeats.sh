@@ -22,6 +22,8 @@
 # Usage: bench/heartbeats.sh [SECONDS_PER_RUN] [ROUNDS]     (default 10 s, 3 rounds)
 #   URL_PATH_PREFIX=/wrong bench/heartbeats.sh 2 1   shows the script failing on wrong answers
 #   MONSOON_BIN=/path/to/monsoon …                   measures that build instead of this tree
+#   BASELINE_BIN=/path/to/monsoon …                  also runs that build as a third side, in
+#                                                    the same alternating rounds (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -51,9 +53,18 @@ ffmpeg -hide_banner -v error -y -f lavfi -i testsrc2=size=320x180:duration=2 -f 
 # the client, and this measures the server's ingestion of beats (bench/inflate.sh measures it).
 printf '[serve]\naccess_log = false\n[audience]\nmin_beat_gap_ms = 0\nqueue_limit = 200000\n' > "$work/monsoon.toml"
 grep -aq proof_bits "$monsoon" && printf 'proof_bits = 0\n' >> "$work/monsoon.toml"
-port_m=18581; port_n=18582
+port_m=18581; port_n=18582; port_b=18583
 "$monsoon" --data "$work/data" serve --config "$work/monsoon.toml" --listen 127.0.0.1:$port_m >/dev/null 2>&1 &
 pids+=($!); monsoon_pid=$!
+baseline=${BASELINE_BIN:-}
+if [ -n "$baseline" ]; then
+  # Its own data directory and configuration: an older build has older migrations and keys.
+  "$baseline" --data "$work/data-base" ingest "$work/clip.mp4" --slug film --quality fast >/dev/null 2>&1
+  printf '[serve]\naccess_log = false\n[audience]\nmin_beat_gap_ms = 0\nqueue_limit = 200000\n' > "$work/base.toml"
+  grep -aq proof_bits "$baseline" && printf 'proof_bits = 0\n' >> "$work/base.toml"
+  "$baseline" --data "$work/data-base" serve --config "$work/base.toml" --listen 127.0.0.1:$port_b >/dev/null 2>&1 &
+  pids+=($!); baseline_pid=$!
+fi
 mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
 cat > "$work/nginx/nginx.conf" <<CONF
 worker_processes auto;
@@ -103,8 +114,27 @@ for sessions in 1000 10000; do
     --side "monsoon=python3 $work/mint.py $port_m $sessions $work/m-$sessions-\$ROUND.txt &&
       bench/wrk.py http://127.0.0.1:$port_m$prefix ${check[*]} --cpu $monsoon_pid -- $work/m-$sessions-\$ROUND.txt 2" \
     --side "nginx=bench/wrk.py http://127.0.0.1:$port_n$prefix ${check[*]} --cpu $nginx_pid -- $work/nginx-$sessions.txt 2" \
-    >/dev/null || failed=1
+    ${baseline:+--side "baseline=python3 $work/mint.py $port_b $sessions $work/b-$sessions-\$ROUND.txt &&
+      bench/wrk.py http://127.0.0.1:$port_b$prefix ${check[*]} --cpu $baseline_pid -- $work/b-$sessions-\$ROUND.txt 2"} \
+    > "$work/ab-$sessions.json" || failed=1
+  if [ -n "$baseline" ] && [ -z "${failed:-}" ]; then
+    python3 - "$work/ab-$sessions.json" "$sessions" >> "$work/baseline.md" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+o = r["others"]["monsoon/baseline"]
+print(f"| {int(sys.argv[2]):,} | {r['monsoon_rps']:,.0f} | {r['baseline_rps']:,.0f} | {o['ratio']:.2f} | "
+      + " ".join(f"{x:.2f}" for x in o["per_round"]) + " |")
+PY
+  fi
 done
 echo
 cat "$table"
+if [ -n "$baseline" ] && [ -s "$work/baseline.md" ]; then
+  echo
+  echo "This build against the baseline ($baseline), in the same rounds:"
+  echo
+  echo "| sessions | this build beats/s | baseline beats/s | ratio | per round |"
+  echo "|---:|---:|---:|---:|---|"
+  cat "$work/baseline.md"
+fi
 [ -z "${failed:-}" ] || { echo "FAILED: see the rows above" >&2; exit 1; }

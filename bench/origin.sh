@@ -30,6 +30,8 @@
 #   WRONG_PATH=1 bench/origin.sh 2 1    asks both servers for a path that does not exist, to
 #                                       show the script failing
 #   MONSOON_BIN=/path/to/monsoon …      measures that build instead of building this tree
+#   BASELINE_BIN=/path/to/monsoon …     also runs that build as a third side of the saturation
+#                                       lines, in the same alternating rounds (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -106,6 +108,19 @@ http {
 CONF
 /usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
 pids+=($!); nginx_pid=$!
+baseline=${BASELINE_BIN:-}
+port_b=18483
+if [ -n "$baseline" ]; then
+  # Its own data directory (an older build has older migrations), the same film and ladder.
+  "$baseline" --data "$work/data-base" ingest "$work/src.mp4" --slug film --quality fast --json >/dev/null
+  base_version=$(basename "$(ls -d "$work"/data-base/media/film/v*)")
+  printf '[serve]\nheader_timeout_s = 75\n' > "$work/base.toml"
+  grep -aq max_connections_per_addr "$baseline" && printf 'max_connections_per_addr = 0\n' >> "$work/base.toml"
+  "$baseline" --data "$work/data-base" serve --config "$work/base.toml" --listen 127.0.0.1:$port_b \
+    --access-log false >/dev/null 2>&1 &
+  pids+=($!)
+  against_baseline=$work/baseline.md
+fi
 sleep 1
 
 # body_bytes PORT PATH FILE [HEADER] → the body size of the server's answer, after checking it:
@@ -166,12 +181,28 @@ for spec in "${specs[@]}"; do
   mb=$(body_bytes $port_m "$path" "$file" "$header")
   nb=$(body_bytes $port_n "$path" "$file" "$header")
   [ -n "${WRONG_PATH:-}" ] && path=$path.wrong
+  base_side=()
+  if [ -n "$baseline" ]; then
+    base_path=${path//$version/$base_version}
+    bb=$(body_bytes $port_b "$base_path" "$work/data-base/media/film/$base_version/${file#"$version_dir"/}" "$header")
+  fi
   for conns in 64 1000; do
+    [ -n "$baseline" ] && base_side=(--side "$(side baseline $port_b "$base_path" $conns "$header" "$bb")")
     summary=$(python3 bench/ab.py --rounds "$rounds" --key rps --record "$OUT/origin.jsonl" \
       --row "$label | $conns" --table "$saturation" --columns gbps,p50_ms,p99_ms \
       --side "$(side monsoon $port_m "$path" $conns "$header" "$mb")" \
-      --side "$(side nginx $port_n "$path" $conns "$header" "$nb")") || failed+=("$label × $conns")
+      --side "$(side nginx $port_n "$path" $conns "$header" "$nb")" "${base_side[@]}") || {
+      failed+=("$label × $conns"); continue; }
     nginx_rps[$label/$conns]=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("nginx_rps", 0))' "$summary")
+    if [ -n "$baseline" ]; then
+      python3 - "$summary" "$label" "$conns" >> "$against_baseline" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+o = r["others"]["monsoon/baseline"]
+print(f"| {sys.argv[2]} | {sys.argv[3]} | {r['monsoon_rps']:,.0f} | {r['baseline_rps']:,.0f} | {o['ratio']:.2f} | "
+      + " ".join(f"{x:.2f}" for x in o["per_round"]) + " |")
+PY
+    fi
   done
 done
 
@@ -182,8 +213,8 @@ for spec in "${specs[@]}"; do
   nb=$(body_bytes $port_n "$path" "$file" "$header")
   for conns in 64 1000; do
     # The mean delay that makes CONNS connections offer half of nginx's rate (in ms).
-    delay=$(awk -v c="$conns" -v r="${nginx_rps[$label/$conns]}" 'BEGIN {d = int(c * 1000 / (r / 2) + 0.5); print (d < 1 ? 1 : d)}')
-    [ "${nginx_rps[$label/$conns]}" = 0 ] && continue
+    delay=$(awk -v c="$conns" -v r="${nginx_rps[$label/$conns]:-0}" 'BEGIN {d = int(c * 1000 / (r / 2) + 0.5); print (d < 1 ? 1 : d)}')
+    [ "${nginx_rps[$label/$conns]:-0}" = 0 ] && continue
     python3 bench/ab.py --rounds "$rounds" --key p99_ms --record "$OUT/origin.jsonl" \
       --row "$label | $conns | $delay" --table "$equal" --columns rps,p50_ms \
       --side "$(side monsoon $port_m "$path" $conns "$header" "$mb" "$delay")" \
@@ -228,6 +259,12 @@ cat "$saturation"
 printf '\nEqual load (the run with the median p99)\n\n'
 cat "$equal"
 printf '\n%s' "$idle"
+if [ -n "$baseline" ] && [ -s "$against_baseline" ]; then
+  printf '\nThis build against the baseline (%s), saturation, in the same rounds\n\n' "$baseline"
+  echo "| object | conns | this build req/s | baseline req/s | ratio | per round |"
+  echo "|---|---:|---:|---:|---:|---|"
+  cat "$against_baseline"
+fi
 if [ ${#failed[@]} -gt 0 ]; then
   printf '\nFAILED: %s\n' "${failed[@]}" >&2
   exit 1
