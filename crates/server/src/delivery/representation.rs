@@ -44,26 +44,35 @@ pub(crate) fn varies_by_encoding(class: super::ObjectClass, size: u64) -> bool {
 /// Where a response's headers go: a `HeaderMap` (the router) or the text of a response head
 /// (the fast path). Names are lowercase.
 pub(crate) trait HeaderSink {
-    fn header(&mut self, name: &'static str, value: fmt::Arguments<'_>);
+    fn header(&mut self, name: &'static str, value: &str);
+    /// A value to be formatted (numbers, or parts joined).
+    fn header_fmt(&mut self, name: &'static str, value: fmt::Arguments<'_>);
 }
 
 impl HeaderSink for String {
-    fn header(&mut self, name: &'static str, value: fmt::Arguments<'_>) {
+    fn header(&mut self, name: &'static str, value: &str) {
+        self.push_str(name);
+        self.push_str(": ");
+        self.push_str(value);
+        self.push_str("\r\n");
+    }
+
+    fn header_fmt(&mut self, name: &'static str, value: fmt::Arguments<'_>) {
         let _ = write!(self, "{name}: {value}\r\n");
     }
 }
 
 impl HeaderSink for HeaderMap {
-    fn header(&mut self, name: &'static str, value: fmt::Arguments<'_>) {
-        let value = match value.as_str() {
-            Some(text) => Ok(HeaderValue::from_static(text)),
-            None => HeaderValue::from_str(&value.to_string()),
-        };
+    fn header(&mut self, name: &'static str, value: &str) {
         // Every value is built from validated parts (the object index's tags, our dates and
         // numbers); one that is not a valid field value is left out rather than sent broken.
-        if let Ok(value) = value {
+        if let Ok(value) = HeaderValue::from_str(value) {
             self.append(HeaderName::from_static(name), value);
         }
+    }
+
+    fn header_fmt(&mut self, name: &'static str, value: fmt::Arguments<'_>) {
+        self.header(name, &value.to_string());
     }
 }
 
@@ -125,45 +134,45 @@ impl Representation {
         let etag = info.etag.as_str();
         match self.decision {
             Decision::PreconditionFailed => {
-                out.header("etag", format_args!("{etag}"));
-                out.header("last-modified", format_args!("{lm}"));
-                out.header("cache-control", format_args!("{REFUSAL_CACHE}"));
+                out.header("etag", etag);
+                out.header("last-modified", lm);
+                out.header("cache-control", REFUSAL_CACHE);
             }
             Decision::Unsatisfiable => {
-                out.header("content-range", format_args!("bytes */{}", info.size));
-                out.header("cache-control", format_args!("{REFUSAL_CACHE}"));
+                out.header_fmt("content-range", format_args!("bytes */{}", info.size));
+                out.header("cache-control", REFUSAL_CACHE);
             }
             Decision::NotModified | Decision::Whole | Decision::Part(..) => {
-                let weak = if self.gzip { "W/" } else { "" };
-                out.header("etag", format_args!("{weak}{etag}"));
-                out.header("last-modified", format_args!("{lm}"));
-                out.header("cache-control", format_args!("{}", target.cache_control()));
+                if self.gzip {
+                    out.header_fmt("etag", format_args!("W/{etag}"));
+                } else {
+                    out.header("etag", etag);
+                }
+                out.header("last-modified", lm);
+                out.header("cache-control", target.cache_control());
             }
         }
         if matches!(self.decision, Decision::Whole | Decision::Part(..)) {
-            out.header(
-                "content-type",
-                format_args!("{}", class.content_type(target.file)),
-            );
+            out.header("content-type", class.content_type(target.file));
             if self.gzip {
-                out.header("content-encoding", format_args!("gzip"));
+                out.header("content-encoding", "gzip");
             } else {
-                out.header("accept-ranges", format_args!("bytes"));
+                out.header("accept-ranges", "bytes");
             }
             if let Decision::Part(start, end) = self.decision {
-                out.header(
+                out.header_fmt(
                     "content-range",
                     format_args!("bytes {start}-{end}/{}", info.size),
                 );
             }
-            out.header("content-length", format_args!("{length}"));
+            out.header_fmt("content-length", format_args!("{length}"));
         }
-        out.header("x-content-type-options", format_args!("nosniff"));
+        out.header("x-content-type-options", "nosniff");
         if varies_by_encoding(class, info.size) {
-            out.header("vary", format_args!("accept-encoding"));
+            out.header("vary", "accept-encoding");
         }
         for (name, value) in CORS {
-            out.header(name, format_args!("{value}"));
+            out.header(name, value);
         }
     }
 }
