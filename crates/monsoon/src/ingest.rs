@@ -345,19 +345,3 @@ impl Reporter {
         }
     }
 }
-
-/// Refuses to go on when ffmpeg is missing, with the command that fixes it.
-pub fn require_ffmpeg() -> anyhow::Result<()> {
-    for tool in ["ffmpeg", "ffprobe"] {
-        let found = std::process::Command::new(tool)
-            .arg("-version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            bail!("{tool} is not installed; run `apt-get install ffmpeg`");
-        }
-    }
-    Ok(())
-}
