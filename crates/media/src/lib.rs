@@ -145,7 +145,7 @@ pub async fn encode_and_package(
             }
         }
         write_durable(
-            &out.join(package::MPD),
+            &out.join(monsoon_catalog::DASH_MANIFEST),
             &package::write_mpd(&package::mpd(&renditions, &langs, &prefix)),
         )?;
         // Multivariant playlist last: it is what makes the film playable.
@@ -156,7 +156,7 @@ pub async fn encode_and_package(
             &prefix,
         );
         write_durable(
-            &out.join(package::MULTIVARIANT),
+            &out.join(monsoon_catalog::MULTIVARIANT_PLAYLIST),
             &package::write_multivariant(&master)?,
         )?;
         verify::verify(&out, &prefix, &renditions, langs.len(), source_duration)?;

@@ -17,10 +17,6 @@ use crate::ladder::{AudioRung, Ladder, Rung};
 use crate::transcode::{INIT_SEGMENT, MEDIA_PLAYLIST};
 use crate::{Error, Result};
 
-/// File name of the HLS multivariant playlist.
-pub const MULTIVARIANT: &str = "master.m3u8";
-/// File name of the DASH manifest.
-pub const MPD: &str = "manifest.mpd";
 /// File name of a video rendition's I-frame playlist (RFC 8216 §4.3.3.6).
 pub const IFRAME_PLAYLIST: &str = "iframes.m3u8";
 
