@@ -465,6 +465,28 @@ pub fn validate_slug(slug: &str) -> Result<()> {
     }
 }
 
+/// What [`is_language_tag`] accepts, in words, for error messages.
+pub const LANGUAGE_TAG_RULE: &str = "two or three lowercase letters, optionally a hyphen and a \
+     two-letter region in capitals, e.g. vi, en, pt-BR";
+
+/// A language tag as Monsoon takes them: a BCP 47 (RFC 5646) primary language subtag of two or
+/// three lowercase letters (ISO 639), optionally a hyphen and a region subtag of two capitals
+/// (ISO 3166-1), e.g. `vi`, `en`, `pt-BR`. A subset of BCP 47 on purpose: these tags name files
+/// (`subs/<lang>.vtt`) and go into manifest attributes as they are, so they hold nothing but
+/// letters and one hyphen.
+pub fn is_language_tag(tag: &str) -> bool {
+    let primary_ok =
+        |p: &str| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase());
+    match tag.split_once('-') {
+        Some((primary, region)) => {
+            primary_ok(primary)
+                && region.len() == 2
+                && region.bytes().all(|b| b.is_ascii_uppercase())
+        }
+        None => primary_ok(tag),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,6 +508,19 @@ mod tests {
             &"a".repeat(65),
         ] {
             assert!(validate_slug(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn language_tags() {
+        for good in ["vi", "en", "fil", "pt-BR", "zh-TW"] {
+            assert!(is_language_tag(good), "{good}");
+        }
+        for bad in [
+            "", "v", "viet", "VI", "vi-", "vi-vn", "vi-VNM", "vi_VN", "-VN", "vi-VN-x", "../x",
+            "en\"",
+        ] {
+            assert!(!is_language_tag(bad), "{bad}");
         }
     }
 
