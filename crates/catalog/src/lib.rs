@@ -18,8 +18,8 @@ pub mod store;
 pub use error::{Error, Result};
 pub use film::limits as film_limits;
 pub use film::{
-    Film, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized, PublishedVersion, Rendition,
-    RenditionKind, is_language_tag, validate_slug,
+    DEFAULT_LANGUAGE, Film, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized, PublishedVersion,
+    Rendition, RenditionKind, is_language_tag, validate_slug,
 };
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use repository::MemoryFilms;

@@ -115,6 +115,7 @@ pub async fn plan(request: Request) -> Result<Plan> {
             quality,
             max_height,
             rungs: custom_rungs,
+            audio_language: Some(meta.language().to_owned()),
         },
     );
     Ok(Plan {

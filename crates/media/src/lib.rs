@@ -146,12 +146,18 @@ pub async fn encode_and_package(
         }
         write_durable(
             &out.join(monsoon_catalog::DASH_MANIFEST),
-            &package::write_mpd(&package::mpd(&renditions, &langs, &prefix)),
+            &package::write_mpd(&package::mpd(
+                &renditions,
+                &ladder.audio_language,
+                &langs,
+                &prefix,
+            )),
         )?;
         // Multivariant playlist last: it is what makes the film playable.
         let master = package::multivariant_playlist(
             &renditions,
             ladder.audio_only.as_deref(),
+            &ladder.audio_language,
             &langs,
             &prefix,
         );

@@ -12,8 +12,14 @@ use crate::transcode::INIT_SEGMENT;
 const MPD_TIMESCALE: u64 = 1000;
 
 /// The DASH manifest over the same segments (ISO/IEC 23009-1, `isoff-live` profile with
-/// `SegmentTemplate` + `SegmentTimeline`).
-pub fn mpd(renditions: &[MeasuredRendition], subtitles: &[String], prefix: &str) -> dash_mpd::MPD {
+/// `SegmentTemplate` + `SegmentTimeline`). The audio adaptation set is in `audio_language`
+/// (its `lang`, §5.3.3.2), each subtitle's in its own.
+pub fn mpd(
+    renditions: &[MeasuredRendition],
+    audio_language: &str,
+    subtitles: &[String],
+    prefix: &str,
+) -> dash_mpd::MPD {
     use dash_mpd::{
         AdaptationSet, BaseURL, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
     };
@@ -91,7 +97,7 @@ pub fn mpd(renditions: &[MeasuredRendition], subtitles: &[String], prefix: &str)
             id: Some("audio".into()),
             contentType: Some("audio".into()),
             mimeType: Some("audio/mp4".into()),
-            lang: Some("vi".into()),
+            lang: Some(audio_language.to_owned()),
             segmentAlignment: Some(true),
             startWithSAP: Some(1),
             representations: audio,
@@ -145,10 +151,22 @@ mod tests {
 
     #[test]
     fn mpd_snapshot() {
-        let mpd = mpd(&fixture(), &["vi".to_owned()], "v1/");
+        let mpd = mpd(&fixture(), "vi", &["vi".to_owned()], "v1/");
         let text = String::from_utf8(write_mpd(&mpd)).unwrap();
         insta::assert_snapshot!("mpd", text);
         let parsed = dash_mpd::parse(&text).unwrap();
         assert_eq!(parsed.periods[0].adaptations.len(), 3);
+    }
+
+    #[test]
+    fn the_audio_is_in_the_film_s_language() {
+        let text = String::from_utf8(write_mpd(&mpd(&fixture(), "ko", &[], "v1/"))).unwrap();
+        let parsed = dash_mpd::parse(&text).unwrap();
+        let langs: Vec<(Option<&str>, Option<&str>)> = parsed.periods[0]
+            .adaptations
+            .iter()
+            .map(|a| (a.contentType.as_deref(), a.lang.as_deref()))
+            .collect();
+        assert_eq!(langs, [(Some("video"), None), (Some("audio"), Some("ko"))]);
     }
 }

@@ -23,10 +23,12 @@ fn find<'a>(renditions: &'a [MeasuredRendition], name: &str) -> Option<&'a Measu
 
 /// The HLS multivariant playlist (RFC 8216 §4.3.4). `prefix` is prepended to every URI, so the
 /// playlist can be served from the film's stable URL while the files sit in a versioned
-/// directory.
+/// directory. The audio renditions are in `audio_language` (`LANGUAGE`, RFC 8216 §4.3.4.1,
+/// named in that language for menus), the subtitles in theirs.
 pub fn multivariant_playlist(
     renditions: &[MeasuredRendition],
     audio_only: Option<&str>,
+    audio_language: &str,
     subtitles: &[String],
     prefix: &str,
 ) -> MasterPlaylist {
@@ -38,8 +40,8 @@ pub fn multivariant_playlist(
             media_type: AlternativeMediaType::Audio,
             uri: Some(uri(&r.name)),
             group_id: r.name.clone(),
-            language: Some("vi".into()),
-            name: "Tiếng Việt".into(),
+            language: Some(audio_language.to_owned()),
+            name: language_name(audio_language).into(),
             default: true,
             autoselect: true,
             channels: Some("2".into()),
@@ -248,7 +250,7 @@ mod tests {
     #[test]
     fn multivariant_playlist_snapshot() {
         let langs = vec!["vi".to_owned(), "en".to_owned()];
-        let playlist = multivariant_playlist(&fixture(), Some("a48"), &langs, "v1/");
+        let playlist = multivariant_playlist(&fixture(), Some("a48"), "vi", &langs, "v1/");
         let text = String::from_utf8(write_multivariant(&playlist).unwrap()).unwrap();
         insta::assert_snapshot!("multivariant", text);
         // What we write, a player's parser reads back.
@@ -269,5 +271,19 @@ mod tests {
         let text = String::from_utf8(write_media_playlist(&subs).unwrap()).unwrap();
         insta::assert_snapshot!("subtitles", text);
         assert!(parse_media_playlist(text.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_audio_is_in_the_film_s_language() {
+        let playlist = multivariant_playlist(&fixture(), Some("a48"), "ko", &[], "v1/");
+        let text = String::from_utf8(write_multivariant(&playlist).unwrap()).unwrap();
+        let audio: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+            .collect();
+        assert_eq!(audio.len(), 2, "{text}");
+        for line in audio {
+            assert!(line.contains("LANGUAGE=\"ko\",NAME=\"한국어\""), "{line}");
+        }
     }
 }
