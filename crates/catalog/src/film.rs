@@ -76,7 +76,15 @@ pub struct FilmMeta {
     /// Replaces the default ladder: the rungs to encode (the 2G floor is always added).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ladder: Vec<LadderRung>,
+    /// Language of the soundtrack, a language tag ([`is_language_tag`]): what the manifests
+    /// declare for the audio (`LANGUAGE` in HLS, `lang` in DASH) and what players label the
+    /// track with. [`DEFAULT_LANGUAGE`] when absent; see [`FilmMeta::language`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
+
+/// The soundtrack's language when `film.toml` names none: Monsoon's audience is Vietnamese.
+pub const DEFAULT_LANGUAGE: &str = "vi";
 
 /// A rung an operator asks for in `film.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -206,6 +214,15 @@ impl FilmMeta {
         for (key, value, max_chars) in labels {
             one_line(key, value.as_deref().unwrap_or(""), max_chars)?;
         }
+        if let Some(language) = &self.language {
+            one_line("language", language, LABEL_CHARS)?;
+            if !is_language_tag(language) {
+                return Err(format!(
+                    "`language` is \"{language}\"; it must be a BCP 47 language tag: \
+                     {LANGUAGE_TAG_RULE}"
+                ));
+            }
+        }
         if let Some(trailer) = &self.trailer {
             one_line("trailer", trailer, SLUG_CHARS)?;
             validate_slug(trailer).map_err(|e| format!("`trailer`: {e}"))?;
@@ -243,6 +260,11 @@ impl FilmMeta {
             }
         }
         Ok(())
+    }
+
+    /// The soundtrack's language: `language`, or [`DEFAULT_LANGUAGE`].
+    pub fn language(&self) -> &str {
+        self.language.as_deref().unwrap_or(DEFAULT_LANGUAGE)
     }
 
     /// Metadata for a film ingested without a `film.toml`: the slug is the title.
@@ -377,7 +399,7 @@ pub mod limits {
     pub const SYNOPSIS_CHARS: usize = 5_000;
     /// One name of `director`, `writer` or `cast`; `production_company`.
     pub const NAME_CHARS: usize = 100;
-    /// One entry of `genres`; `country`; `age_rating`.
+    /// One entry of `genres`; `country`; `age_rating`; `language` (whose rule is stricter).
     pub const LABEL_CHARS: usize = 40;
     /// Entries of `director` and of `writer`.
     pub const CREW_NAMES: usize = 20;
@@ -465,6 +487,28 @@ pub fn validate_slug(slug: &str) -> Result<()> {
     }
 }
 
+/// What [`is_language_tag`] accepts, in words, for error messages.
+pub const LANGUAGE_TAG_RULE: &str = "two or three lowercase letters, optionally a hyphen and a \
+     two-letter region in capitals, e.g. vi, en, pt-BR";
+
+/// A language tag as Monsoon takes them: a BCP 47 (RFC 5646) primary language subtag of two or
+/// three lowercase letters (ISO 639), optionally a hyphen and a region subtag of two capitals
+/// (ISO 3166-1), e.g. `vi`, `en`, `pt-BR`. A subset of BCP 47 on purpose: these tags name files
+/// (`subs/<lang>.vtt`) and go into manifest attributes as they are, so they hold nothing but
+/// letters and one hyphen.
+pub fn is_language_tag(tag: &str) -> bool {
+    let primary_ok =
+        |p: &str| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase());
+    match tag.split_once('-') {
+        Some((primary, region)) => {
+            primary_ok(primary)
+                && region.len() == 2
+                && region.bytes().all(|b| b.is_ascii_uppercase())
+        }
+        None => primary_ok(tag),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,12 +534,53 @@ mod tests {
     }
 
     #[test]
+    fn language_tags() {
+        for good in ["vi", "en", "fil", "pt-BR", "zh-TW"] {
+            assert!(is_language_tag(good), "{good}");
+        }
+        for bad in [
+            "", "v", "viet", "VI", "vi-", "vi-vn", "vi-VNM", "vi_VN", "-VN", "vi-VN-x", "../x",
+            "en\"",
+        ] {
+            assert!(!is_language_tag(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn example_film_toml_parses() {
         let text = include_str!("../../../docs/film.example.toml");
         let meta = FilmMeta::from_toml(text).unwrap();
         assert!(!meta.title.vi.is_empty());
         assert!(meta.free_release.is_some());
         assert!(!meta.cast.is_empty());
+    }
+
+    #[test]
+    fn the_language_is_a_tag_and_vietnamese_by_default() {
+        let meta = FilmMeta::from_toml("title = { vi = \"A\" }").unwrap();
+        assert_eq!((meta.language.as_deref(), meta.language()), (None, "vi"));
+        let meta = FilmMeta::from_toml("title = { vi = \"A\" }\nlanguage = \"pt-BR\"").unwrap();
+        assert_eq!(meta.language(), "pt-BR");
+        for bad in ["Vietnamese", "vi_VN", "", "vi\\\"x"] {
+            let text = format!("title = {{ vi = \"A\" }}\nlanguage = \"{bad}\"");
+            let err = FilmMeta::from_toml(&text).unwrap_err();
+            assert!(
+                err.contains("`language` is \"")
+                    && err.contains(
+                        "it must be a BCP 47 language tag: two or three lowercase letters"
+                    ),
+                "{err}"
+            );
+        }
+        let err = FilmMeta::from_toml(&format!(
+            "title = {{ vi = \"A\" }}\nlanguage = \"{}\"",
+            "x".repeat(41)
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("`language` is 41 characters long; the limit is 40"),
+            "{err}"
+        );
     }
 
     #[test]

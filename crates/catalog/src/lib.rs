@@ -18,8 +18,8 @@ pub mod store;
 pub use error::{Error, Result};
 pub use film::limits as film_limits;
 pub use film::{
-    Film, FilmMeta, LadderRung, Localized, PublishedVersion, Rendition, RenditionKind,
-    validate_slug,
+    DEFAULT_LANGUAGE, Film, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized, PublishedVersion,
+    Rendition, RenditionKind, is_language_tag, validate_slug,
 };
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use repository::MemoryFilms;
@@ -27,9 +27,12 @@ pub use store::{MediaStore, MemoryStore};
 
 use async_trait::async_trait;
 
-/// File name of a version's HLS multivariant playlist, served at `/media/<slug>/master.m3u8`.
+/// File name of a version's HLS multivariant playlist (RFC 8216 §4.3.4), served at
+/// `/media/<slug>/master.m3u8`. The one definition: packaging (`monsoon-media`) writes the
+/// file under this name and the origin resolves it to the current version by it.
 pub const MULTIVARIANT_PLAYLIST: &str = "master.m3u8";
-/// File name of a version's DASH manifest, served at `/media/<slug>/manifest.mpd`.
+/// File name of a version's DASH manifest (ISO/IEC 23009-1 MPD), served at
+/// `/media/<slug>/manifest.mpd`; written by packaging under this name, as the playlist.
 pub const DASH_MANIFEST: &str = "manifest.mpd";
 
 /// Where films and their published versions are recorded.

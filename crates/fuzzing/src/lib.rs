@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use monsoon_catalog::{FilmMeta, ObjectIndex, film_limits, valid_etag, valid_key};
+use monsoon_catalog::{FilmMeta, ObjectIndex, film_limits, is_language_tag, valid_etag, valid_key};
 use monsoon_media::ladder::{LadderOptions, RungSpec, plan};
 use monsoon_media::probe::{AudioInfo, VideoInfo, analyze, parse_probe};
 use monsoon_media::{Limits, Source, transcode};
@@ -155,6 +155,9 @@ pub fn film_toml(data: &[u8]) {
     {
         assert!(!one_line.chars().any(char::is_control), "{one_line:?}");
     }
+    // The language goes into the manifests' attributes as it is.
+    let language = meta.language.as_deref();
+    assert!(language.is_none_or(is_language_tag), "{language:?}");
     assert!(meta.ladder.len() <= film_limits::RUNGS);
     let rungs = meta
         .ladder

@@ -53,6 +53,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Found before any work starts (`ffmpeg::require_ffmpeg`), rather than as a failed start.
+    #[error("{tool} is not installed; run `apt-get install ffmpeg`")]
+    ToolNotInstalled { tool: &'static str },
+
     #[error("{tool} failed ({status}): {stderr}")]
     ToolFailed {
         tool: &'static str,

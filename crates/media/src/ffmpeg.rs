@@ -1,7 +1,7 @@
 //! The one place Monsoon starts ffmpeg and ffprobe.
 //!
 //! Every call passes an argv (never a shell string), reads inputs through the `file:` protocol
-//! only, is killed if Monsoon is dropped or dies (`kill_on_drop` plus `PR_SET_PDEATHSIG`), and
+//! only (the demo's synthetic master reads lavfi's generators, no file), is killed if Monsoon is dropped or dies (`kill_on_drop` plus `PR_SET_PDEATHSIG`), and
 //! turns a failure into an error that quotes the tool's own last words.
 
 use std::ffi::OsString;
@@ -403,6 +403,59 @@ pub async fn extract_frame(source: &Source, at_s: f64, height: u32, out: &Path) 
             stderr: tail(&output.stderr),
         })
     }
+}
+
+/// Refuses to go on when ffmpeg or ffprobe is missing (or does not run), before anything is
+/// written, with the command that installs them.
+pub fn require_ffmpeg() -> Result<()> {
+    for tool in ["ffmpeg", "ffprobe"] {
+        let found = std::process::Command::new(tool)
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return Err(Error::ToolNotInstalled { tool });
+        }
+    }
+    Ok(())
+}
+
+/// Makes a synthetic master at `out` (for `monsoon demo`): a lavfi test pattern with a
+/// burnt-in timecode and a 1 kHz tone, so every frame and every second is identifiable, in
+/// H.264 and AAC at 25 fps, 16:9, `height` lines high. Its inputs are lavfi's generators, not
+/// files; it is written under a temporary name and renamed, so `out` is whole or absent.
+pub async fn make_master(out: &Path, seconds: u32, height: u32) -> Result<()> {
+    let width = height * 16 / 9 / 2 * 2;
+    let font_size = height / 12;
+    let video = format!(
+        "testsrc2=size={width}x{height}:rate=25:duration={seconds},\
+         drawtext=timecode='00\\:00\\:00\\:00':rate=25:fontsize={font_size}:fontcolor=white:\
+         box=1:boxcolor=black@0.6:x=(w-tw)/2:y=h-th-{font_size}"
+    );
+    let audio = format!("sine=frequency=1000:sample_rate=48000:duration={seconds}");
+    let tmp = out.with_extension("part.mp4");
+    let mut cmd = command("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-b:a", "192k", "-ac", "2", "-shortest"])
+        .args(["-movflags", "+faststart"])
+        .arg(&tmp);
+    let output = cmd.output().await.map_err(spawn_error("ffmpeg"))?;
+    if !output.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::ToolFailed {
+            tool: "ffmpeg",
+            status: output.status.to_string(),
+            code: output.status.code(),
+            stderr: tail(&output.stderr),
+        });
+    }
+    std::fs::rename(&tmp, out).map_err(Error::io(out))
 }
 
 #[cfg(test)]

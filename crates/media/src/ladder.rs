@@ -110,6 +110,14 @@ pub struct Ladder {
     pub audio_only: Option<String>,
     pub thumbnails: Thumbnails,
     pub quality: Quality,
+    /// Language of the audio renditions (a language tag, `monsoon_catalog::is_language_tag`),
+    /// declared by both manifests.
+    #[serde(default = "default_audio_language")]
+    pub audio_language: String,
+}
+
+fn default_audio_language() -> String {
+    monsoon_catalog::DEFAULT_LANGUAGE.to_owned()
 }
 
 /// A rung requested by an operator in the film's config, instead of the default table.
@@ -129,6 +137,9 @@ pub struct LadderOptions {
     pub max_height: Option<u32>,
     /// Replace the default table; the 2G floor is always kept.
     pub rungs: Option<Vec<RungSpec>>,
+    /// The soundtrack's language, a language tag checked by the caller (`film.toml`'s
+    /// `language`); `None` is `monsoon_catalog::DEFAULT_LANGUAGE`.
+    pub audio_language: Option<String>,
 }
 
 /// The default table: 16:9 box, average kbit/s (Apple's H.264 table, one rung per height,
@@ -252,6 +263,10 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
             rows: 10,
         },
         quality: options.quality,
+        audio_language: options
+            .audio_language
+            .clone()
+            .unwrap_or_else(default_audio_language),
     }
 }
 
@@ -480,6 +495,17 @@ pub(crate) mod tests {
         );
         assert_eq!(heights(&custom), [234, 480, 1080]);
         assert_eq!(custom.rungs[1].average_bitrate, 1_200_000);
+    }
+
+    #[test]
+    fn the_audio_language_is_the_film_s_or_vietnamese() {
+        let film = source(1920, 1080, 24.0, true);
+        assert_eq!(plan(&film, &LadderOptions::default()).audio_language, "vi");
+        let options = LadderOptions {
+            audio_language: Some("en".into()),
+            ..LadderOptions::default()
+        };
+        assert_eq!(plan(&film, &options).audio_language, "en");
     }
 
     #[test]

@@ -145,18 +145,24 @@ pub async fn encode_and_package(
             }
         }
         write_durable(
-            &out.join(package::MPD),
-            &package::write_mpd(&package::mpd(&renditions, &langs, &prefix)),
+            &out.join(monsoon_catalog::DASH_MANIFEST),
+            &package::write_mpd(&package::mpd(
+                &renditions,
+                &ladder.audio_language,
+                &langs,
+                &prefix,
+            )),
         )?;
         // Multivariant playlist last: it is what makes the film playable.
         let master = package::multivariant_playlist(
             &renditions,
             ladder.audio_only.as_deref(),
+            &ladder.audio_language,
             &langs,
             &prefix,
         );
         write_durable(
-            &out.join(package::MULTIVARIANT),
+            &out.join(monsoon_catalog::MULTIVARIANT_PLAYLIST),
             &package::write_multivariant(&master)?,
         )?;
         verify::verify(&out, &prefix, &renditions, langs.len(), source_duration)?;

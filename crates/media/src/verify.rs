@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use m3u8_rs::Playlist;
+use monsoon_catalog::{DASH_MANIFEST, MULTIVARIANT_PLAYLIST};
 
 use crate::ladder::FLOOR_PEAK_BUDGET;
-use crate::package::{Kind, MPD, MULTIVARIANT, MeasuredRendition, parse_media_playlist};
+use crate::package::{Kind, MeasuredRendition, parse_media_playlist};
 use crate::{Error, Result};
 
 /// Checks the packaged directory `dir` whose manifests use URIs starting with `prefix`.
@@ -25,7 +26,7 @@ pub fn verify(
     };
 
     // 1. The multivariant playlist parses and every variant and rendition it names exists.
-    let master_path = dir.join(MULTIVARIANT);
+    let master_path = dir.join(MULTIVARIANT_PLAYLIST);
     let bytes = std::fs::read(&master_path).map_err(Error::io(&master_path))?;
     let Ok(Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&bytes) else {
         return fail(format!(
@@ -114,10 +115,10 @@ pub fn verify(
     }
 
     // 5. The DASH manifest parses and lists every rendition.
-    let mpd_path = dir.join(MPD);
+    let mpd_path = dir.join(DASH_MANIFEST);
     let text = std::fs::read_to_string(&mpd_path).map_err(Error::io(&mpd_path))?;
-    let mpd =
-        dash_mpd::parse(&text).map_err(|e| Error::Verify(format!("{MPD} does not parse: {e}")))?;
+    let mpd = dash_mpd::parse(&text)
+        .map_err(|e| Error::Verify(format!("{DASH_MANIFEST} does not parse: {e}")))?;
     let listed: usize = mpd
         .periods
         .iter()
@@ -126,7 +127,7 @@ pub fn verify(
         .sum();
     if listed != renditions.len() + subtitles {
         return fail(format!(
-            "{MPD} lists {listed} representations, expected {}",
+            "{DASH_MANIFEST} lists {listed} representations, expected {}",
             renditions.len() + subtitles
         ));
     }

@@ -1,13 +1,14 @@
 //! `monsoon demo`: a synthetic film made with ffmpeg, ingested with sample metadata, served.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
+use monsoon_media::ffmpeg::{make_master, require_ffmpeg};
 
 use crate::DataDir;
-use crate::ingest::{IngestArgs, QualityArg, ingest, require_ffmpeg};
+use crate::ingest::{IngestArgs, QualityArg, ingest};
 use crate::serve::{AdminConfig, ServeConfig, Settings, default_web_dir, serve};
 
 #[derive(Debug, Args)]
@@ -48,7 +49,7 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
             "making a {} s {}p synthetic master with ffmpeg…",
             args.seconds, args.height
         );
-        make_master(&master, args.seconds, args.height)?;
+        make_master(&master, args.seconds, args.height).await?;
     }
     let meta = workdir.join("film.toml");
     std::fs::write(&meta, META).with_context(|| format!("writing {}", meta.display()))?;
@@ -84,54 +85,4 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A lavfi test pattern with a burnt-in timecode and a tone: every frame is identifiable.
-pub fn make_master(out: &Path, seconds: u32, height: u32) -> anyhow::Result<()> {
-    let width = height * 16 / 9 / 2 * 2;
-    let font_size = height / 12;
-    let video = format!(
-        "testsrc2=size={width}x{height}:rate=25:duration={seconds},\
-         drawtext=timecode='00\\:00\\:00\\:00':rate=25:fontsize={font_size}:fontcolor=white:\
-         box=1:boxcolor=black@0.6:x=(w-tw)/2:y=h-th-{font_size}"
-    );
-    let audio = format!("sine=frequency=1000:sample_rate=48000:duration={seconds}");
-    let tmp = out.with_extension("part.mp4");
-    let status = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &video,
-            "-f",
-            "lavfi",
-            "-i",
-            &audio,
-        ])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
-        ])
-        .args([
-            "-c:a",
-            "aac",
-            "-b:a",
-            "192k",
-            "-ac",
-            "2",
-            "-shortest",
-            "-movflags",
-            "+faststart",
-        ])
-        .arg(&tmp)
-        .status()
-        .context("running ffmpeg")?;
-    if !status.success() {
-        bail!("ffmpeg could not make the demo master ({status})");
-    }
-    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
-    Ok(())
 }

@@ -1,24 +1,18 @@
-//! `monsoon ingest`: master file → probe → ladder → one ffmpeg → package → verify → publish.
-//!
-//! Publishing is crash-safe (`docs/INGEST.md`), by the protocol of
-//! `monsoon_catalog::publish`: everything is built in `data/staging/`, fsynced, moved into the
-//! media store and only then recorded in the catalog, in one transaction. Until that commit
-//! the film (or its previous version) is what viewers get; a killed ingest leaves at most a
-//! staging directory or an unreferenced version, both swept by the next ingest.
+//! `monsoon ingest`: parses the arguments, opens the backends and runs the pipeline of
+//! `monsoon_ingest` (probe → ladder → one ffmpeg → package → verify → publish), showing what it
+//! planned and its progress as text and a bar, or as JSON lines (`--json`).
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use chrono::Utc;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use monsoon_catalog::publish::{Publisher, SlugLock, Staging, sweep_staging};
-use monsoon_catalog::{FilmMeta, PublishedVersion, Rendition, RenditionKind, validate_slug};
-use monsoon_media::ladder::RungSpec;
-use monsoon_media::package::Kind;
-use monsoon_media::{Job, Ladder, LadderOptions, Limits, Progress, Quality, Source, Subtitle};
+use monsoon_catalog::is_language_tag;
+use monsoon_catalog::publish::Publisher;
+use monsoon_ingest::{Destination, Published, Request};
+use monsoon_media::{Ladder, Progress, Quality, Source, Subtitle};
 use serde_json::json;
 
 use crate::DataDir;
@@ -65,17 +59,13 @@ impl From<QualityArg> for Quality {
     }
 }
 
-/// Parses `LANG=FILE`; the language is a BCP 47 primary tag with an optional region.
+/// Parses `LANG=FILE`; the language is a BCP 47 primary tag with an optional region
+/// (`monsoon_catalog::is_language_tag`).
 fn parse_subtitle(arg: &str) -> Result<Subtitle, String> {
     let (lang, file) = arg
         .split_once('=')
         .ok_or_else(|| format!("`{arg}` is not LANG=FILE (e.g. vi=phim.vi.srt)"))?;
-    let (primary, region) = lang.split_once('-').unwrap_or((lang, ""));
-    let primary_ok =
-        (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
-    let region_ok =
-        region.is_empty() || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase()));
-    if !primary_ok || !region_ok {
+    if !is_language_tag(lang) {
         return Err(format!(
             "`{lang}` is not a language tag: use two or three lowercase letters, e.g. vi, en, pt-BR"
         ));
@@ -87,13 +77,6 @@ fn parse_subtitle(arg: &str) -> Result<Subtitle, String> {
         lang: lang.to_owned(),
         path: PathBuf::from(file),
     })
-}
-
-/// The result of a successful ingest.
-#[derive(Debug)]
-pub struct Published {
-    pub slug: String,
-    pub version: String,
 }
 
 pub async fn run(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode> {
@@ -133,128 +116,46 @@ pub async fn stop_signal() -> &'static str {
     }
 }
 
+/// Checks, plans and publishes, from the command line's arguments into the data directory's
+/// backends. Everything that can be refused is refused before the data directory is touched.
 pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Published> {
-    // Everything that can be refused is refused before the data directory is touched.
-    validate_slug(&args.slug)?;
-    let meta = match &args.meta {
-        Some(path) => FilmMeta::from_toml_file(path)?,
-        None => FilmMeta::untitled(&args.slug),
-    };
-    let limits = Limits::default();
-    let source = monsoon_media::ffmpeg::probe_file(&args.file, &limits).await?;
-    let mut langs: Vec<&str> = args.subtitles.iter().map(|s| s.lang.as_str()).collect();
-    langs.sort_unstable();
-    if let Some(twice) = langs.windows(2).find(|w| w[0] == w[1]) {
-        bail!(
-            "--subtitles gives `{}` twice; give one file per language",
-            twice[0]
-        );
-    }
-    let custom_rungs = (!meta.ladder.is_empty()).then(|| {
-        meta.ladder
-            .iter()
-            .map(|r| RungSpec {
-                height: r.height,
-                kbps: r.kbps,
-            })
-            .collect()
-    });
-    let ladder = monsoon_media::ladder::plan(
-        &source,
-        &LadderOptions {
-            quality: args.quality.into(),
-            max_height: args.max_height,
-            rungs: custom_rungs,
-        },
-    );
-    describe(&source, &ladder, args.json);
+    let plan = monsoon_ingest::plan(Request {
+        file: args.file,
+        slug: args.slug,
+        meta: args.meta,
+        quality: args.quality.into(),
+        max_height: args.max_height,
+        subtitles: args.subtitles,
+    })
+    .await?;
+    describe(&plan.source, &plan.ladder, args.json);
 
     let backends = data.open(&Default::default()).await?;
-    let publisher = Publisher {
-        films: backends.films.as_ref(),
-        media: backends.media.as_ref(),
+    let destination = Destination {
+        publisher: Publisher {
+            films: backends.films.as_ref(),
+            media: backends.media.as_ref(),
+        },
+        staging: &data.staging(),
+        locks: &data.root.join("locks"),
     };
-    // Held until this ingest ends: a second ingest of the slug would sweep this one's version.
-    let _lock = SlugLock::take(&data.root.join("locks"), &args.slug)?;
-    sweep_staging(&data.staging());
-    publisher.sweep(&args.slug).await;
-
-    let version = format!("v{}", Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
-    let staging = Staging::create(&data.staging(), &args.slug, &version)?;
-
-    let reporter = Reporter::new(source.duration_s, args.json);
-    let prefix = format!("{version}/");
-    let job = Job {
-        source: &source,
-        limits: &limits,
-        ladder: &ladder,
-        subtitles: &args.subtitles,
-        out_dir: staging.path(),
-        prefix: &prefix,
-    };
-    let packaged = monsoon_media::encode_and_package(job, |p| reporter.report(p)).await;
+    let reporter = Reporter::new(plan.source.duration_s, args.json);
+    let published = plan
+        .publish(destination, |p| reporter.report(p), before_commit())
+        .await;
     reporter.finish();
-    let packaged = packaged?;
+    Ok(published?)
+}
 
-    // Operator's key art, copied under names of our own (the originals are display text).
-    let art = |image: &Option<PathBuf>, name: &str| -> anyhow::Result<Option<String>> {
-        let Some(image) = image else { return Ok(None) };
-        let ext = image
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .filter(|e| matches!(e.as_str(), "jpg" | "jpeg" | "png" | "webp"))
-            .with_context(|| format!("{}: images must be .jpg, .png or .webp", image.display()))?;
-        let file = format!("{name}.{ext}");
-        std::fs::copy(image, staging.path().join(&file))
-            .with_context(|| format!("copying {}", image.display()))?;
-        Ok(Some(file))
-    };
-    let poster = art(&meta.poster, "poster-art")?.unwrap_or(packaged.poster.clone());
-    let backdrop = art(&meta.backdrop, "backdrop")?.or(Some(packaged.poster.clone()));
-    let record = PublishedVersion {
-        version: version.clone(),
-        published_at: Utc::now(),
-        duration_s: packaged.duration_s,
-        poster: Some(poster),
-        backdrop,
-        thumbnails: Some(format!(
-            "{}/{}",
-            monsoon_media::transcode::THUMBNAILS_DIR,
-            monsoon_media::package::THUMBNAILS_VTT
-        )),
-        subtitles: packaged.subtitles.clone(),
-        renditions: packaged.renditions.iter().map(rendition_record).collect(),
-    };
-    let before_commit = async {
-        if std::env::var_os("MONSOON_TEST_HANG_BEFORE_COMMIT").is_some() {
-            // Test hook: lets a test SIGKILL the ingest between the move and the catalog commit.
+/// Test hook: with `MONSOON_TEST_HANG_BEFORE_COMMIT` set, the ingest waits for ever between
+/// the move into the media store and the catalog commit, so a test can SIGKILL it there.
+fn before_commit() -> impl Future<Output = ()> {
+    let hang = std::env::var_os("MONSOON_TEST_HANG_BEFORE_COMMIT").is_some();
+    async move {
+        if hang {
             eprintln!("test hook: waiting before the catalog commit");
             std::future::pending::<()>().await;
         }
-    };
-    publisher
-        .publish(&args.slug, &meta, staging, &record, before_commit)
-        .await?;
-    Ok(Published {
-        slug: args.slug,
-        version,
-    })
-}
-
-fn rendition_record(r: &monsoon_media::MeasuredRendition) -> Rendition {
-    let (kind, width, height) = match &r.kind {
-        Kind::Video { width, height, .. } => (RenditionKind::Video, *width, *height),
-        Kind::Audio => (RenditionKind::Audio, 0, 0),
-    };
-    Rendition {
-        name: r.name.clone(),
-        kind,
-        width,
-        height,
-        codecs: r.codecs.clone(),
-        average_bitrate: r.average_bitrate,
-        peak_bitrate: r.peak_bitrate,
     }
 }
 
@@ -344,20 +245,4 @@ impl Reporter {
             bar.finish_and_clear();
         }
     }
-}
-
-/// Refuses to go on when ffmpeg is missing, with the command that fixes it.
-pub fn require_ffmpeg() -> anyhow::Result<()> {
-    for tool in ["ffmpeg", "ffprobe"] {
-        let found = std::process::Command::new(tool)
-            .arg("-version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            bail!("{tool} is not installed; run `apt-get install ffmpeg`");
-        }
-    }
-    Ok(())
 }

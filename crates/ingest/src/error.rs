@@ -1,0 +1,31 @@
+use std::path::PathBuf;
+
+/// Why an ingest was refused or failed. The catalog's and media's errors pass through
+/// unchanged: their messages already name the file or key and the rule it broke.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Catalog(#[from] monsoon_catalog::Error),
+
+    #[error(transparent)]
+    Media(#[from] monsoon_media::Error),
+
+    /// Subtitle languages name files (`subs/<lang>.vtt`) and manifest attributes.
+    #[error("subtitle language `{0}` is not a language tag: use {rule}", rule = monsoon_catalog::LANGUAGE_TAG_RULE)]
+    SubtitleLanguage(String),
+
+    #[error("the subtitles give `{0}` twice; give one file per language")]
+    SubtitlesTwice(String),
+
+    #[error("{}: images must be .jpg, .png or .webp", .0.display())]
+    ImageType(PathBuf),
+
+    #[error("copying {}", .path.display())]
+    Copy {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

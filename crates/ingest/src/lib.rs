@@ -1,0 +1,264 @@
+//! The ingest pipeline: a master file and its `film.toml` in, a published version out —
+//! probe → ladder → one ffmpeg → package → verify → publish.
+//!
+//! It runs in two steps, so that everything that can be refused is refused before anything
+//! is written:
+//!
+//! 1. [`plan`] checks the slug, `film.toml` and the subtitles' languages, probes the master
+//!    and plans its ladder. It touches no directory and no backend.
+//! 2. [`Plan::publish`] builds the version in a staging directory
+//!    (`monsoon_media::encode_and_package`: transcode, package, verify, fsync) and publishes
+//!    it by the protocol of `monsoon_catalog::publish`: moved into the media store, and only
+//!    then recorded in the catalog, in one transaction. Until that commit the film (or its
+//!    previous version) is what viewers get; a killed ingest leaves at most a staging
+//!    directory or an unreferenced version, both swept by the next ingest (`docs/INGEST.md`).
+//!
+//! Storage comes in as the catalog's traits (a [`Publisher`] holds a `&dyn FilmRepository`
+//! and a `&dyn MediaStore`): which backends those are is the binary's choice. So is the
+//! presentation: a [`Plan`] shows what was planned, and ffmpeg's progress goes to a callback.
+
+mod error;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use monsoon_catalog::publish::{Publisher, SlugLock, Staging, sweep_staging};
+use monsoon_catalog::{
+    FilmMeta, PublishedVersion, Rendition, RenditionKind, is_language_tag, validate_slug,
+};
+use monsoon_media::ladder::{LadderOptions, RungSpec};
+use monsoon_media::package::{Kind, THUMBNAILS_VTT};
+use monsoon_media::transcode::THUMBNAILS_DIR;
+use monsoon_media::{Job, Ladder, Limits, MeasuredRendition, Progress, Quality, Source, Subtitle};
+
+pub use error::{Error, Result};
+
+/// What to ingest, as the operator gave it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The master file (MP4, MOV, MKV, MXF, …).
+    pub file: PathBuf,
+    /// URL name of the film (see `monsoon_catalog::validate_slug`).
+    pub slug: String,
+    /// The film's `film.toml`; without one, the slug is the title.
+    pub meta: Option<PathBuf>,
+    /// Encoder speed versus quality.
+    pub quality: Quality,
+    /// Highest rung to encode; `None` goes up to the source.
+    pub max_height: Option<u32>,
+    /// Sidecar subtitle files, one per language.
+    pub subtitles: Vec<Subtitle>,
+}
+
+/// An ingest checked, probed and planned, with nothing written yet.
+#[derive(Debug)]
+pub struct Plan {
+    pub slug: String,
+    pub meta: FilmMeta,
+    /// What the master is, as probed.
+    pub source: Source,
+    /// The renditions to encode.
+    pub ladder: Ladder,
+    limits: Limits,
+    subtitles: Vec<Subtitle>,
+}
+
+/// Where a version is built and published.
+#[derive(Debug)]
+pub struct Destination<'a> {
+    /// The catalog and the media store.
+    pub publisher: Publisher<'a>,
+    /// The directory versions are built in; leftovers of dead ingests there are swept.
+    pub staging: &'a Path,
+    /// The directory of the per-film locks: one ingest of a film at a time.
+    pub locks: &'a Path,
+}
+
+/// The result of a successful ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub slug: String,
+    pub version: String,
+}
+
+/// Checks `request` and plans its ladder; writes nothing.
+pub async fn plan(request: Request) -> Result<Plan> {
+    let Request {
+        file,
+        slug,
+        meta,
+        quality,
+        max_height,
+        subtitles,
+    } = request;
+    validate_slug(&slug)?;
+    let meta = match &meta {
+        Some(path) => FilmMeta::from_toml_file(path)?,
+        None => FilmMeta::untitled(&slug),
+    };
+    check_subtitles(&subtitles)?;
+    let limits = Limits::default();
+    let source = monsoon_media::ffmpeg::probe_file(&file, &limits).await?;
+    let custom_rungs = (!meta.ladder.is_empty()).then(|| {
+        meta.ladder
+            .iter()
+            .map(|r| RungSpec {
+                height: r.height,
+                kbps: r.kbps,
+            })
+            .collect()
+    });
+    let ladder = monsoon_media::ladder::plan(
+        &source,
+        &LadderOptions {
+            quality,
+            max_height,
+            rungs: custom_rungs,
+            audio_language: Some(meta.language().to_owned()),
+        },
+    );
+    Ok(Plan {
+        slug,
+        meta,
+        source,
+        ladder,
+        limits,
+        subtitles,
+    })
+}
+
+/// Each subtitle language names a file (`subs/<lang>.vtt`) and a manifest attribute, so it
+/// must be a language tag, and appear once.
+fn check_subtitles(subtitles: &[Subtitle]) -> Result<()> {
+    if let Some(bad) = subtitles.iter().find(|s| !is_language_tag(&s.lang)) {
+        return Err(Error::SubtitleLanguage(bad.lang.clone()));
+    }
+    let mut langs: Vec<&str> = subtitles.iter().map(|s| s.lang.as_str()).collect();
+    langs.sort_unstable();
+    match langs.windows(2).find(|w| w[0] == w[1]) {
+        Some(twice) => Err(Error::SubtitlesTwice(twice[0].to_owned())),
+        None => Ok(()),
+    }
+}
+
+impl Plan {
+    /// Encodes, packages, verifies and publishes the film into `to`. `on_progress` sees
+    /// ffmpeg's progress; `before_commit` runs between the move into the media store and the
+    /// catalog commit (a test hook: a test kills the ingest there).
+    ///
+    /// Dropping the future stops ffmpeg and removes the staging directory: nothing is
+    /// published.
+    pub async fn publish(
+        self,
+        to: Destination<'_>,
+        on_progress: impl FnMut(Progress),
+        before_commit: impl Future<Output = ()>,
+    ) -> Result<Published> {
+        let Destination {
+            publisher,
+            staging: staging_dir,
+            locks,
+        } = to;
+        // Held until this ingest ends: a second ingest of the slug would sweep this one's
+        // version.
+        let _lock = SlugLock::take(locks, &self.slug)?;
+        sweep_staging(staging_dir);
+        publisher.sweep(&self.slug).await;
+
+        let version = format!("v{}", Utc::now().format("%Y%m%dT%H%M%S%3fZ"));
+        let staging = Staging::create(staging_dir, &self.slug, &version)?;
+        let prefix = format!("{version}/");
+        let job = Job {
+            source: &self.source,
+            limits: &self.limits,
+            ladder: &self.ladder,
+            subtitles: &self.subtitles,
+            out_dir: staging.path(),
+            prefix: &prefix,
+        };
+        let packaged = monsoon_media::encode_and_package(job, on_progress).await?;
+
+        let poster = copy_art(self.meta.poster.as_deref(), "poster-art", staging.path())?
+            .unwrap_or(packaged.poster.clone());
+        let backdrop = copy_art(self.meta.backdrop.as_deref(), "backdrop", staging.path())?
+            .or(Some(packaged.poster.clone()));
+        let record = PublishedVersion {
+            version: version.clone(),
+            published_at: Utc::now(),
+            duration_s: packaged.duration_s,
+            poster: Some(poster),
+            backdrop,
+            thumbnails: Some(format!("{THUMBNAILS_DIR}/{THUMBNAILS_VTT}")),
+            subtitles: packaged.subtitles.clone(),
+            renditions: packaged.renditions.iter().map(rendition_record).collect(),
+        };
+        publisher
+            .publish(&self.slug, &self.meta, staging, &record, before_commit)
+            .await?;
+        Ok(Published {
+            slug: self.slug,
+            version,
+        })
+    }
+}
+
+/// Copies the operator's key art into the version as `<name>.<ext>`: the file names the
+/// operator chose are display text, never the names served.
+fn copy_art(image: Option<&Path>, name: &str, out_dir: &Path) -> Result<Option<String>> {
+    let Some(image) = image else { return Ok(None) };
+    let ext = image
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .filter(|e| matches!(e.as_str(), "jpg" | "jpeg" | "png" | "webp"))
+        .ok_or_else(|| Error::ImageType(image.to_owned()))?;
+    let file = format!("{name}.{ext}");
+    std::fs::copy(image, out_dir.join(&file)).map_err(|source| Error::Copy {
+        path: image.to_owned(),
+        source,
+    })?;
+    Ok(Some(file))
+}
+
+/// The catalog's record of a measured rendition.
+fn rendition_record(r: &MeasuredRendition) -> Rendition {
+    let (kind, width, height) = match &r.kind {
+        Kind::Video { width, height, .. } => (RenditionKind::Video, *width, *height),
+        Kind::Audio => (RenditionKind::Audio, 0, 0),
+    };
+    Rendition {
+        name: r.name.clone(),
+        kind,
+        width,
+        height,
+        codecs: r.codecs.clone(),
+        average_bitrate: r.average_bitrate,
+        peak_bitrate: r.peak_bitrate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subtitle(lang: &str) -> Subtitle {
+        Subtitle {
+            lang: lang.to_owned(),
+            path: PathBuf::from(format!("{lang}.srt")),
+        }
+    }
+
+    #[test]
+    fn subtitle_languages_are_tags_given_once() {
+        assert!(check_subtitles(&[subtitle("vi"), subtitle("pt-BR")]).is_ok());
+        let err = check_subtitles(&[subtitle("../x")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`../x` is not a language tag"), "{err}");
+        let err = check_subtitles(&[subtitle("en"), subtitle("vi"), subtitle("en")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`en`"), "{err}");
+    }
+}

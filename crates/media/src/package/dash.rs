@@ -1,0 +1,172 @@
+//! The DASH side (ISO/IEC 23009-1): one MPD over the same CMAF segments the HLS playlists
+//! name, so a film is stored once and played by either kind of player.
+
+use std::time::Duration;
+
+use super::SUBTITLES_DIR;
+use super::measure::{Kind, MeasuredRendition};
+use crate::transcode::INIT_SEGMENT;
+
+/// Milliseconds: the MPD's timescale. Segment start times are rounded from the exact running
+/// sum, so rounding never accumulates drift.
+const MPD_TIMESCALE: u64 = 1000;
+
+/// The DASH manifest over the same segments (ISO/IEC 23009-1, `isoff-live` profile with
+/// `SegmentTemplate` + `SegmentTimeline`). The audio adaptation set is in `audio_language`
+/// (its `lang`, §5.3.3.2), each subtitle's in its own.
+pub fn mpd(
+    renditions: &[MeasuredRendition],
+    audio_language: &str,
+    subtitles: &[String],
+    prefix: &str,
+) -> dash_mpd::MPD {
+    use dash_mpd::{
+        AdaptationSet, BaseURL, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
+    };
+
+    let duration = renditions
+        .iter()
+        .map(MeasuredRendition::duration_s)
+        .fold(0.0, f64::max);
+    let template = |r: &MeasuredRendition| {
+        let mut timeline = Vec::new();
+        let mut start = 0.0;
+        for seg in &r.segments {
+            let t = (start * MPD_TIMESCALE as f64).round() as u64;
+            let end = ((start + seg.duration_s) * MPD_TIMESCALE as f64).round() as u64;
+            timeline.push(S {
+                t: Some(t),
+                d: end - t,
+                ..S::default()
+            });
+            start += seg.duration_s;
+        }
+        SegmentTemplate {
+            initialization: Some(format!("{prefix}{}/{INIT_SEGMENT}", r.name)),
+            media: Some(format!("{prefix}{}/seg_$Number%05d$.m4s", r.name)),
+            startNumber: Some(0),
+            timescale: Some(MPD_TIMESCALE),
+            SegmentTimeline: Some(SegmentTimeline { segments: timeline }),
+            ..SegmentTemplate::default()
+        }
+    };
+
+    let mut video = Vec::new();
+    let mut audio = Vec::new();
+    for r in renditions {
+        match &r.kind {
+            Kind::Video {
+                width,
+                height,
+                frame_rate,
+                ..
+            } => video.push(Representation {
+                id: Some(r.name.clone()),
+                codecs: Some(r.codecs.clone()),
+                width: Some(u64::from(*width)),
+                height: Some(u64::from(*height)),
+                frameRate: Some(frame_rate.clone()),
+                bandwidth: Some(r.peak_bitrate),
+                SegmentTemplate: Some(template(r)),
+                ..Representation::default()
+            }),
+            Kind::Audio => audio.push(Representation {
+                id: Some(r.name.clone()),
+                codecs: Some(r.codecs.clone()),
+                audioSamplingRate: Some("48000".into()),
+                bandwidth: Some(r.peak_bitrate),
+                SegmentTemplate: Some(template(r)),
+                ..Representation::default()
+            }),
+        }
+    }
+    video.sort_by_key(|r| r.bandwidth);
+    audio.sort_by_key(|r| r.bandwidth);
+
+    let mut adaptations = vec![AdaptationSet {
+        id: Some("video".into()),
+        contentType: Some("video".into()),
+        mimeType: Some("video/mp4".into()),
+        segmentAlignment: Some(true),
+        startWithSAP: Some(1),
+        representations: video,
+        ..AdaptationSet::default()
+    }];
+    if !audio.is_empty() {
+        adaptations.push(AdaptationSet {
+            id: Some("audio".into()),
+            contentType: Some("audio".into()),
+            mimeType: Some("audio/mp4".into()),
+            lang: Some(audio_language.to_owned()),
+            segmentAlignment: Some(true),
+            startWithSAP: Some(1),
+            representations: audio,
+            ..AdaptationSet::default()
+        });
+    }
+    for lang in subtitles {
+        adaptations.push(AdaptationSet {
+            id: Some(format!("text-{lang}")),
+            contentType: Some("text".into()),
+            mimeType: Some("text/vtt".into()),
+            lang: Some(lang.clone()),
+            representations: vec![Representation {
+                id: Some(format!("subs-{lang}")),
+                bandwidth: Some(256),
+                BaseURL: vec![BaseURL {
+                    base: format!("{prefix}{SUBTITLES_DIR}/{lang}.vtt"),
+                    ..BaseURL::default()
+                }],
+                ..Representation::default()
+            }],
+            ..AdaptationSet::default()
+        });
+    }
+    let total = Duration::from_secs_f64(duration);
+    MPD {
+        xmlns: Some("urn:mpeg:dash:schema:mpd:2011".into()),
+        mpdtype: Some("static".into()),
+        profiles: Some("urn:mpeg:dash:profile:isoff-live:2011".into()),
+        minBufferTime: Some(Duration::from_secs(4)),
+        mediaPresentationDuration: Some(total),
+        periods: vec![Period {
+            id: Some("0".into()),
+            start: Some(Duration::ZERO),
+            adaptations,
+            ..Period::default()
+        }],
+        ..MPD::default()
+    }
+}
+
+/// Serialises an MPD.
+pub fn write_mpd(mpd: &dash_mpd::MPD) -> Vec<u8> {
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{mpd}\n").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::fixture::fixture;
+
+    #[test]
+    fn mpd_snapshot() {
+        let mpd = mpd(&fixture(), "vi", &["vi".to_owned()], "v1/");
+        let text = String::from_utf8(write_mpd(&mpd)).unwrap();
+        insta::assert_snapshot!("mpd", text);
+        let parsed = dash_mpd::parse(&text).unwrap();
+        assert_eq!(parsed.periods[0].adaptations.len(), 3);
+    }
+
+    #[test]
+    fn the_audio_is_in_the_film_s_language() {
+        let text = String::from_utf8(write_mpd(&mpd(&fixture(), "ko", &[], "v1/"))).unwrap();
+        let parsed = dash_mpd::parse(&text).unwrap();
+        let langs: Vec<(Option<&str>, Option<&str>)> = parsed.periods[0]
+            .adaptations
+            .iter()
+            .map(|a| (a.contentType.as_deref(), a.lang.as_deref()))
+            .collect();
+        assert_eq!(langs, [(Some("video"), None), (Some("audio"), Some("ko"))]);
+    }
+}

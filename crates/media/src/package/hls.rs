@@ -1,0 +1,289 @@
+//! The HLS side (RFC 8216): the multivariant playlist over the measured renditions, the
+//! I-frame playlists for trick play and the subtitle playlists. The media playlists of the
+//! renditions are ffmpeg's own.
+
+use m3u8_rs::{
+    AlternativeMedia, AlternativeMediaType, ByteRange, Map, MasterPlaylist, MediaPlaylist,
+    MediaPlaylistType, MediaSegment, Resolution, VariantStream,
+};
+
+use super::measure::{Kind, MeasuredRendition};
+use super::{SUBTITLES_DIR, language_name};
+use crate::transcode::{INIT_SEGMENT, MEDIA_PLAYLIST};
+use crate::{Error, Result};
+
+/// File name of a video rendition's I-frame playlist (RFC 8216 §4.3.3.6).
+pub const IFRAME_PLAYLIST: &str = "iframes.m3u8";
+/// `GROUP-ID` of the subtitle renditions (RFC 8216 §4.3.4.1).
+const SUBTITLES_GROUP: &str = "subs";
+
+fn find<'a>(renditions: &'a [MeasuredRendition], name: &str) -> Option<&'a MeasuredRendition> {
+    renditions.iter().find(|r| r.name == name)
+}
+
+/// The HLS multivariant playlist (RFC 8216 §4.3.4). `prefix` is prepended to every URI, so the
+/// playlist can be served from the film's stable URL while the files sit in a versioned
+/// directory. The audio renditions are in `audio_language` (`LANGUAGE`, RFC 8216 §4.3.4.1,
+/// named in that language for menus), the subtitles in theirs.
+pub fn multivariant_playlist(
+    renditions: &[MeasuredRendition],
+    audio_only: Option<&str>,
+    audio_language: &str,
+    subtitles: &[String],
+    prefix: &str,
+) -> MasterPlaylist {
+    let uri = |name: &str| format!("{prefix}{name}/{MEDIA_PLAYLIST}");
+    let mut alternatives: Vec<AlternativeMedia> = renditions
+        .iter()
+        .filter(|r| r.kind == Kind::Audio)
+        .map(|r| AlternativeMedia {
+            media_type: AlternativeMediaType::Audio,
+            uri: Some(uri(&r.name)),
+            group_id: r.name.clone(),
+            language: Some(audio_language.to_owned()),
+            name: language_name(audio_language).into(),
+            default: true,
+            autoselect: true,
+            channels: Some("2".into()),
+            ..AlternativeMedia::default()
+        })
+        .collect();
+    alternatives.extend(subtitles.iter().map(|lang| AlternativeMedia {
+        media_type: AlternativeMediaType::Subtitles,
+        uri: Some(format!("{prefix}{SUBTITLES_DIR}/{lang}.m3u8")),
+        group_id: SUBTITLES_GROUP.into(),
+        language: Some(lang.clone()),
+        name: language_name(lang).into(),
+        default: false,
+        autoselect: true,
+        ..AlternativeMedia::default()
+    }));
+    let subtitles_group = (!subtitles.is_empty()).then(|| SUBTITLES_GROUP.to_owned());
+
+    let mut variants = Vec::new();
+    for r in renditions {
+        let Kind::Video {
+            width,
+            height,
+            frame_rate,
+            audio,
+        } = &r.kind
+        else {
+            continue;
+        };
+        let audio_rendition = audio.as_deref().and_then(|a| find(renditions, a));
+        let (audio_peak, audio_average, codecs) = match audio_rendition {
+            Some(a) => (
+                a.peak_bitrate,
+                a.average_bitrate,
+                format!("{},{}", r.codecs, a.codecs),
+            ),
+            None => (0, 0, r.codecs.clone()),
+        };
+        variants.push(VariantStream {
+            uri: uri(&r.name),
+            bandwidth: r.peak_bitrate + audio_peak,
+            average_bandwidth: Some(r.average_bitrate + audio_average),
+            codecs: Some(codecs),
+            resolution: Some(Resolution {
+                width: u64::from(*width),
+                height: u64::from(*height),
+            }),
+            frame_rate: crate::probe::parse_rational(frame_rate)
+                .map(|f| (f * 1000.0).round() / 1000.0),
+            audio: audio_rendition.map(|a| a.name.clone()),
+            subtitles: subtitles_group.clone(),
+            ..VariantStream::default()
+        });
+    }
+    // Lowest first: players that take the first variant start on the weakest link's rung.
+    variants.sort_by_key(|v| v.bandwidth);
+    let mut iframe_variants: Vec<VariantStream> = renditions
+        .iter()
+        .filter_map(|r| {
+            let Kind::Video { width, height, .. } = &r.kind else {
+                return None;
+            };
+            let (peak, average) = iframe_bitrates(r)?;
+            Some(VariantStream {
+                is_i_frame: true,
+                uri: format!("{prefix}{}/{IFRAME_PLAYLIST}", r.name),
+                bandwidth: peak,
+                average_bandwidth: Some(average),
+                codecs: Some(r.codecs.clone()),
+                resolution: Some(Resolution {
+                    width: u64::from(*width),
+                    height: u64::from(*height),
+                }),
+                ..VariantStream::default()
+            })
+        })
+        .collect();
+    iframe_variants.sort_by_key(|v| v.bandwidth);
+    if let Some(a) = audio_only.and_then(|name| find(renditions, name)) {
+        variants.push(VariantStream {
+            uri: uri(&a.name),
+            bandwidth: a.peak_bitrate,
+            average_bandwidth: Some(a.average_bitrate),
+            codecs: Some(a.codecs.clone()),
+            ..VariantStream::default()
+        });
+    }
+    variants.extend(iframe_variants);
+    MasterPlaylist {
+        version: Some(7),
+        independent_segments: true,
+        alternatives,
+        variants,
+        ..MasterPlaylist::default()
+    }
+}
+
+/// The media playlist of one WebVTT file lasting the whole film (RFC 8216 §3.5).
+pub fn subtitle_playlist(lang: &str, duration_s: f64) -> MediaPlaylist {
+    MediaPlaylist {
+        version: Some(7),
+        target_duration: duration_s.ceil().max(1.0) as u64,
+        segments: vec![MediaSegment {
+            uri: format!("{lang}.vtt"),
+            duration: duration_s as f32,
+            ..MediaSegment::empty()
+        }],
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        ..MediaPlaylist::default()
+    }
+}
+
+/// Peak and average bit rate of a rendition's I-frame playlist, if it has one.
+fn iframe_bitrates(r: &MeasuredRendition) -> Option<(u64, u64)> {
+    let frames: Vec<(u64, f64)> = r
+        .segments
+        .iter()
+        .filter_map(|s| s.first_frame.map(|(_, len)| (len, s.duration_s)))
+        .collect();
+    if frames.is_empty() {
+        return None;
+    }
+    let peak = frames
+        .iter()
+        .map(|(len, d)| (*len as f64 * 8.0 / d.max(0.001)).ceil() as u64)
+        .max()?;
+    let bytes: u64 = frames.iter().map(|(len, _)| len).sum();
+    let seconds: f64 = frames.iter().map(|(_, d)| d).sum();
+    Some((
+        peak,
+        (bytes as f64 * 8.0 / seconds.max(0.001)).round() as u64,
+    ))
+}
+
+/// The I-frame playlist of a video rendition: one entry per segment, the byte range of its
+/// opening IDR frame (with its `moof`), lasting until the next one. Segments start on an IDR,
+/// so trick play steps segment by segment.
+pub fn iframe_playlist(r: &MeasuredRendition) -> Option<MediaPlaylist> {
+    let mut segments = Vec::new();
+    for (i, seg) in r.segments.iter().enumerate() {
+        let (offset, length) = seg.first_frame?;
+        segments.push(MediaSegment {
+            uri: seg.uri.clone(),
+            duration: seg.duration_s as f32,
+            byte_range: Some(ByteRange {
+                length,
+                offset: Some(offset),
+            }),
+            map: (i == 0).then(|| Map {
+                uri: INIT_SEGMENT.to_owned(),
+                ..Map::default()
+            }),
+            ..MediaSegment::empty()
+        });
+    }
+    let target = r
+        .segments
+        .iter()
+        .map(|s| s.duration_s.round() as u64)
+        .max()
+        .unwrap_or(1);
+    Some(MediaPlaylist {
+        version: Some(7),
+        target_duration: target.max(1),
+        segments,
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        i_frames_only: true,
+        independent_segments: true,
+        ..MediaPlaylist::default()
+    })
+}
+
+/// Serialises a media playlist.
+pub fn write_media_playlist(playlist: &MediaPlaylist) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    playlist
+        .write_to(&mut out)
+        .map_err(|e| Error::Verify(format!("writing a media playlist: {e}")))?;
+    Ok(out)
+}
+
+/// Serialises a multivariant playlist.
+pub fn write_multivariant(playlist: &MasterPlaylist) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    playlist
+        .write_to(&mut out)
+        .map_err(|e| Error::Verify(format!("writing the multivariant playlist: {e}")))?;
+    Ok(out)
+}
+
+/// Parses a media playlist, for verification and tests.
+pub fn parse_media_playlist(bytes: &[u8]) -> Result<MediaPlaylist> {
+    m3u8_rs::parse_media_playlist_res(bytes)
+        .map_err(|e| Error::Verify(format!("media playlist does not parse: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use m3u8_rs::Playlist;
+
+    use super::*;
+    use crate::package::fixture::fixture;
+
+    #[test]
+    fn multivariant_playlist_snapshot() {
+        let langs = vec!["vi".to_owned(), "en".to_owned()];
+        let playlist = multivariant_playlist(&fixture(), Some("a48"), "vi", &langs, "v1/");
+        let text = String::from_utf8(write_multivariant(&playlist).unwrap()).unwrap();
+        insta::assert_snapshot!("multivariant", text);
+        // What we write, a player's parser reads back.
+        let Ok(Playlist::MasterPlaylist(parsed)) = m3u8_rs::parse_playlist_res(text.as_bytes())
+        else {
+            panic!("does not parse");
+        };
+        assert_eq!(parsed.variants.len(), 5);
+    }
+
+    #[test]
+    fn iframe_and_subtitle_playlists_snapshot() {
+        let renditions = fixture();
+        let iframes = iframe_playlist(&renditions[1]).unwrap();
+        let text = String::from_utf8(write_media_playlist(&iframes).unwrap()).unwrap();
+        insta::assert_snapshot!("iframes", text);
+        let subs = subtitle_playlist("vi", 14.014);
+        let text = String::from_utf8(write_media_playlist(&subs).unwrap()).unwrap();
+        insta::assert_snapshot!("subtitles", text);
+        assert!(parse_media_playlist(text.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_audio_is_in_the_film_s_language() {
+        let playlist = multivariant_playlist(&fixture(), Some("a48"), "ko", &[], "v1/");
+        let text = String::from_utf8(write_multivariant(&playlist).unwrap()).unwrap();
+        let audio: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+            .collect();
+        assert_eq!(audio.len(), 2, "{text}");
+        for line in audio {
+            assert!(line.contains("LANGUAGE=\"ko\",NAME=\"한국어\""), "{line}");
+        }
+    }
+}
