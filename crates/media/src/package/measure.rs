@@ -150,7 +150,8 @@ pub fn measure_ladder(dir: &Path, ladder: &Ladder) -> Result<Vec<MeasuredRenditi
     let mut out = Vec::new();
     for rung in &ladder.rungs {
         // ABR with VBV lands within a few percent of its target; the peak is held to the VBV
-        // bound over one segment, which stays under 200 % of the average (spec §1.30).
+        // bound over one segment, which stays under 200 % of the average (Apple's HLS Authoring
+        // Specification §1.30).
         let budget = Budget {
             average: rung.average_bitrate * 115 / 100,
             peak: (rung.max_bitrate + rung.buffer_bits / 6) * 110 / 100,
