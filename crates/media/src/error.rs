@@ -89,3 +89,20 @@ impl Error {
         move |source| Error::Io { path, source }
     }
 }
+
+/// The catalog's file helpers (`monsoon_catalog::publish::write_durable`) fail only with
+/// `Io`; anything else keeps its message.
+impl From<monsoon_catalog::Error> for Error {
+    fn from(e: monsoon_catalog::Error) -> Self {
+        match e {
+            monsoon_catalog::Error::Io { path, source } => Error::Io {
+                path: path.into(),
+                source,
+            },
+            other => Error::Io {
+                path: PathBuf::new(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
+    }
+}

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Error, Result};
 pub use ffmpeg::Progress;
 pub use ladder::{Ladder, LadderOptions, Quality};
+use monsoon_catalog::publish::write_durable;
 pub use package::MeasuredRendition;
 pub use probe::{Limits, Source};
 
@@ -165,8 +166,9 @@ pub async fn encode_and_package(
             &out.join(monsoon_catalog::MULTIVARIANT_PLAYLIST),
             &package::write_multivariant(&master)?,
         )?;
+        // Not fsynced here: the publisher fsyncs the whole staging tree before it moves it
+        // (`monsoon_catalog::publish`).
         verify::verify(&out, &prefix, &renditions, langs.len(), source_duration)?;
-        sync_tree(&out)?;
         Ok(Packaged {
             renditions,
             duration_s,
@@ -208,44 +210,4 @@ fn frame_breach_error(source: &Source, limits: &Limits, breach: ffmpeg::FrameBre
             size: "another size".to_owned(),
         },
     }
-}
-
-/// Writes `bytes` to `path` through a temporary name in the same directory: write, fsync,
-/// rename, fsync the directory. A crash leaves either the old file or the new one.
-pub fn write_durable(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(Error::io(&tmp))?;
-    file.write_all(bytes).map_err(Error::io(&tmp))?;
-    file.sync_all().map_err(Error::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(Error::io(path))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io(dir))
-}
-
-/// fsyncs every file and directory under `root` (ffmpeg does not fsync what it writes).
-pub fn sync_tree(root: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(root).map_err(Error::io(root))? {
-        let entry = entry.map_err(Error::io(root))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(Error::io(&path))?;
-        if kind.is_dir() {
-            sync_tree(&path)?;
-        } else if kind.is_file() {
-            std::fs::File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(Error::io(&path))?;
-        }
-    }
-    sync_dir(root)
 }
