@@ -5,74 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{MONSOON, Server, ffmpeg, ffprobe, join_rendition, monsoon, tree, version_dir};
-
-/// A data directory that already holds one published film, `film`, so "unchanged" means
-/// something.
-struct Fixture {
-    tmp: tempfile::TempDir,
-    data: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
-        let data = common::ingest_clip(tmp.path(), "film", 2, "320x180");
-        Fixture { tmp, data }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-
-    /// Ingests `file` as `slug`; returns (success, stderr).
-    fn ingest(&self, file: &Path, slug: &str) -> (bool, String) {
-        let out = monsoon(&self.data, &common::ingest_args(file, slug));
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// Asserts that ingesting `file` fails with a message naming it and saying `reason`, and
-    /// leaves the catalog and the published files as they were.
-    fn assert_refused(&self, file: &Path, reason: &str) {
-        let media_before = tree(&self.data.join("media"));
-        let films_before = Server::start(&self.data).get_json("/api/v1/films");
-        let (ok, stderr) = self.ingest(file, "film");
-        assert!(!ok, "{} was accepted", file.display());
-        assert!(
-            stderr.contains(&file.display().to_string()),
-            "message does not name the file: {stderr}"
-        );
-        assert!(
-            stderr.contains(reason),
-            "message does not say `{reason}`: {stderr}"
-        );
-        assert_eq!(
-            tree(&self.data.join("media")),
-            media_before,
-            "published files changed"
-        );
-        let films = Server::start(&self.data).get_json("/api/v1/films");
-        assert_eq!(films, films_before, "the catalog changed");
-        assert!(
-            tree(&self.data.join("staging")).is_empty(),
-            "staging left behind"
-        );
-    }
-
-    /// Asserts that `file` is accepted as `slug` and returns its published version directory.
-    fn assert_accepted(&self, file: &Path, slug: &str) -> PathBuf {
-        let (ok, stderr) = self.ingest(file, slug);
-        assert!(ok, "{} was refused: {stderr}", file.display());
-        version_dir(&self.data, slug)
-    }
-}
+use common::{
+    Fixture, MONSOON, Server, ffmpeg, ffprobe, join_rendition, monsoon, tree, version_dir,
+};
 
 /// Encodes a lavfi video source (no audio) to `out` with x264 `ultrafast`.
 fn encode_video(source: &str, out: &Path) {
@@ -102,15 +41,15 @@ fn truncated_and_empty_and_disguised_files_are_refused() {
     let bytes = std::fs::read(&whole).unwrap();
     let truncated = f.path("truncated.mp4");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    f.assert_refused(&truncated, "incomplete file");
+    f.assert_refused_naming(&truncated, "incomplete file");
 
     let empty = f.path("empty.mp4");
     std::fs::write(&empty, b"").unwrap();
-    f.assert_refused(&empty, "empty (0 bytes)");
+    f.assert_refused_naming(&empty, "empty (0 bytes)");
 
     let playlist = f.path("playlist.mp4");
     std::fs::write(&playlist, "#EXTM3U\n#EXTINF:10,\n/etc/passwd\n").unwrap();
-    f.assert_refused(&playlist, "not a media file");
+    f.assert_refused_naming(&playlist, "not a media file");
 
     // The whole file, moov at the end, is fine.
     f.assert_accepted(&whole, "moov-at-end");
@@ -129,7 +68,7 @@ fn files_without_a_picture_are_refused() {
         "aac",
         m4a.to_str().unwrap(),
     ]);
-    f.assert_refused(&m4a, "no video stream");
+    f.assert_refused_naming(&m4a, "no video stream");
 
     let mp3 = f.path("cover.mp3");
     ffmpeg(&[
@@ -155,7 +94,7 @@ fn files_without_a_picture_are_refused() {
         "attached_pic",
         mp3.to_str().unwrap(),
     ]);
-    f.assert_refused(&mp3, "cover art does not count");
+    f.assert_refused_naming(&mp3, "cover art does not count");
 }
 
 #[test]
@@ -163,11 +102,11 @@ fn huge_masters_are_refused_before_decoding() {
     let f = Fixture::new();
     let huge = f.path("huge.mp4");
     encode_video("color=size=8192x8192:rate=1:duration=1", &huge);
-    f.assert_refused(&huge, "resolution 8192x8192 exceeds the limit of 7680x4320");
+    f.assert_refused_naming(&huge, "resolution 8192x8192 exceeds the limit of 7680x4320");
 
     let fast = f.path("fast.mp4");
     encode_video("testsrc2=size=320x240:rate=240:duration=1", &fast);
-    f.assert_refused(&fast, "frame rate 240.000 fps exceeds the limit of 120 fps");
+    f.assert_refused_naming(&fast, "frame rate 240.000 fps exceeds the limit of 120 fps");
 }
 
 #[test]
@@ -197,7 +136,7 @@ fn corrupted_masters_are_refused() {
     }
     let corrupt = f.path("corrupt.mp4");
     std::fs::write(&corrupt, bytes).unwrap();
-    f.assert_refused(&corrupt, "damaged");
+    f.assert_refused_naming(&corrupt, "damaged");
 }
 
 #[test]

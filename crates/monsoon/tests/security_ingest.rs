@@ -13,55 +13,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Server, ffmpeg, ffprobe, monsoon, tree};
-
-/// A data directory that already holds one published film, `film`, so "unchanged" means
-/// something.
-struct Fixture {
-    tmp: tempfile::TempDir,
-    data: PathBuf,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
-        let data = common::ingest_clip(tmp.path(), "film", 2, "320x180");
-        Fixture { tmp, data }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-
-    /// Asserts that `monsoon ingest file --slug film [extra]` fails saying each of `said`, and
-    /// leaves the published files, the catalog and the staging area as they were.
-    fn assert_refused(&self, file: &Path, extra: &[&str], said: &[&str]) {
-        let media_before = tree(&self.data.join("media"));
-        let films_before = Server::start(&self.data).get_json("/api/v1/films");
-        let mut args = common::ingest_args(file, "film");
-        args.extend_from_slice(extra);
-        let out = monsoon(&self.data, &args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{} was accepted", file.display());
-        for words in said {
-            assert!(
-                stderr.contains(words),
-                "message does not say `{words}`: {stderr}"
-            );
-        }
-        assert_eq!(
-            tree(&self.data.join("media")),
-            media_before,
-            "published files changed"
-        );
-        let films = Server::start(&self.data).get_json("/api/v1/films");
-        assert_eq!(films, films_before, "the catalog changed");
-        assert!(
-            tree(&self.data.join("staging")).is_empty(),
-            "staging left behind"
-        );
-    }
-}
+use common::{Fixture, Server, ffmpeg, ffprobe};
 
 /// Encodes `seconds` of a test pattern of `size` as a raw H.264 elementary stream (Annex B:
 /// each part starts with its own SPS, PPS and IDR).

@@ -242,3 +242,71 @@ pub fn ingest_clip(dir: &Path, slug: &str, seconds: u32, size: &str) -> PathBuf 
     ingest_ok(&data, &clip, slug);
     data
 }
+
+/// A data directory that already holds one published film, `film`, so "unchanged" means
+/// something.
+pub struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub data: PathBuf,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = ingest_clip(tmp.path(), "film", 2, "320x180");
+        Fixture { tmp, data }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Ingests `file` as `slug` with `extra` arguments; returns (success, stderr).
+    pub fn ingest(&self, file: &Path, slug: &str, extra: &[&str]) -> (bool, String) {
+        let mut args = ingest_args(file, slug);
+        args.extend_from_slice(extra);
+        let out = monsoon(&self.data, &args);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Asserts that `monsoon ingest file --slug film [extra]` fails saying each of `said`, and
+    /// leaves the published files, the catalog and the staging area as they were.
+    pub fn assert_refused(&self, file: &Path, extra: &[&str], said: &[&str]) {
+        let media_before = tree(&self.data.join("media"));
+        let films_before = Server::start(&self.data).get_json("/api/v1/films");
+        let (ok, stderr) = self.ingest(file, "film", extra);
+        assert!(!ok, "{} was accepted", file.display());
+        for words in said {
+            assert!(
+                stderr.contains(words),
+                "message does not say `{words}`: {stderr}"
+            );
+        }
+        assert_eq!(
+            tree(&self.data.join("media")),
+            media_before,
+            "published files changed"
+        );
+        let films = Server::start(&self.data).get_json("/api/v1/films");
+        assert_eq!(films, films_before, "the catalog changed");
+        assert!(
+            tree(&self.data.join("staging")).is_empty(),
+            "staging left behind"
+        );
+    }
+
+    /// [`Fixture::assert_refused`] with a message that names the file and says `reason`.
+    pub fn assert_refused_naming(&self, file: &Path, reason: &str) {
+        self.assert_refused(file, &[], &[&file.display().to_string(), reason]);
+    }
+
+    /// Asserts that `file` is accepted as `slug` and returns its published version directory.
+    pub fn assert_accepted(&self, file: &Path, slug: &str) -> PathBuf {
+        let (ok, stderr) = self.ingest(file, slug, &[]);
+        assert!(ok, "{} was refused: {stderr}", file.display());
+        version_dir(&self.data, slug)
+    }
+}
