@@ -15,6 +15,9 @@ command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # The origin's conformance suite runs against nginx too, and tests the nginx cache tier; it
 # looks for nginx where this does (the PATH, then /usr/sbin) and fails without it.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+# The PostgreSQL backends are tested against throw-away clusters of PostgreSQL 15
+# (crates/engines/src/postgres.rs looks in /usr/lib/postgresql/<major>/bin).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

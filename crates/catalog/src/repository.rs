@@ -113,6 +113,7 @@ pub mod conformance {
     pub async fn run(open: Open<'_>) {
         publish_replaces_the_current_version_and_survives_a_restart(open).await;
         a_version_is_never_published_twice(open).await;
+        films_are_listed_newest_first(open).await;
     }
 
     async fn publish_replaces_the_current_version_and_survives_a_restart(open: Open<'_>) {
@@ -163,6 +164,24 @@ pub mod conformance {
         assert_eq!(
             db.get("twice").await.unwrap().unwrap().current.version,
             "v1"
+        );
+    }
+
+    /// The catalog page lists films newest first; a new version does not move a film.
+    async fn films_are_listed_newest_first(open: Open<'_>) {
+        let db = open().await;
+        let meta = FilmMeta::untitled("newest");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        db.publish("newest", &meta, &version("v1")).await.unwrap();
+        db.publish("film", &meta, &version("v3")).await.unwrap();
+        let listed = db.list().await.unwrap();
+        assert_eq!(listed[0].slug, "newest", "the newest film comes first");
+        assert!(
+            listed
+                .windows(2)
+                .all(|pair| pair[0].created_at >= pair[1].created_at),
+            "not newest first: {:?}",
+            listed.iter().map(|f| &f.slug).collect::<Vec<_>>()
         );
     }
 }

@@ -6,6 +6,7 @@
 //! | URL | backend |
 //! |---|---|
 //! | `sqlite://<path>` | `monsoon_db::SqliteCatalog` and `SqliteAudienceStore` on one file |
+//! | `postgres://[user[:password]@]host[:port]/database` | `monsoon_db::PgCatalog` and `PgAudienceStore`, for several nodes on one database |
 //! | `file://<path>` | `monsoon_store::LocalStore` (objects as files; sends them with `sendfile`) |
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,8 @@ use crate::DataDir;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, clap::Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Database of the catalog and the audience: `sqlite://<path>` [default:
+    /// Database of the catalog and the audience: `sqlite://<path>` or
+    /// `postgres://[user[:password]@]host[:port]/database` [default:
     /// `sqlite://<data>/catalog.db`].
     #[arg(long, global = true, env = "MONSOON_DATABASE", value_name = "URL")]
     pub database: Option<String>,
@@ -45,29 +47,36 @@ impl StorageConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Backend {
     Sqlite(PathBuf),
+    /// The whole URL, as sqlx reads it.
+    Postgres(String),
     Files(PathBuf),
 }
 
 fn parse(setting: &str, url: &str) -> anyhow::Result<Backend> {
+    // A database URL may hold a password: never repeat it.
+    let shown = monsoon_db::redacted(url);
     let (scheme, rest) = url.split_once("://").with_context(|| {
-        format!("[storage] {setting} = \"{url}\" is not a URL: expected `scheme://…`")
+        format!("[storage] {setting} = \"{shown}\" is not a URL: expected `scheme://…`")
     })?;
     if rest.is_empty() {
-        bail!("[storage] {setting} = \"{url}\" names no path");
+        bail!("[storage] {setting} = \"{shown}\" names no path");
     }
     let backend = match scheme {
         "sqlite" => Backend::Sqlite(PathBuf::from(rest)),
+        "postgres" | "postgresql" => Backend::Postgres(url.to_owned()),
         "file" => Backend::Files(PathBuf::from(rest)),
         other => bail!(
-            "[storage] {setting} = \"{url}\": `{other}://` is not a backend Monsoon has; \
-             use sqlite:// for the database and file:// for the media"
+            "[storage] {setting} = \"{shown}\": `{other}://` is not a backend Monsoon has; \
+             use sqlite:// or postgres:// for the database and file:// for the media"
         ),
     };
     match (setting, &backend) {
-        ("database", Backend::Sqlite(_)) | ("media", Backend::Files(_)) => Ok(backend),
+        ("database", Backend::Sqlite(_) | Backend::Postgres(_)) | ("media", Backend::Files(_)) => {
+            Ok(backend)
+        }
         _ => bail!(
-            "[storage] {setting} = \"{url}\": a {setting} cannot be `{scheme}://` \
-             (the database is sqlite://, the media file://)"
+            "[storage] {setting} = \"{shown}\": a {setting} cannot be `{scheme}://` \
+             (the database is sqlite:// or postgres://, the media file://)"
         ),
     }
 }
@@ -96,6 +105,7 @@ impl Backends {
                 create_parent(path)?;
                 Arc::new(monsoon_db::SqliteCatalog::open(path).await?)
             }
+            Backend::Postgres(url) => Arc::new(monsoon_db::PgCatalog::open(url).await?),
             Backend::Files(_) => unreachable_backend()?,
         };
         let media: Arc<dyn MediaStore> = match &media {
@@ -104,7 +114,7 @@ impl Backends {
                     .with_context(|| format!("creating the media directory {}", dir.display()))?;
                 Arc::new(monsoon_store::LocalStore::new(dir))
             }
-            Backend::Sqlite(_) => unreachable_backend()?,
+            Backend::Sqlite(_) | Backend::Postgres(_) => unreachable_backend()?,
         };
         Ok(Self {
             films,
@@ -115,11 +125,17 @@ impl Backends {
 
     /// The audience's store, in the same database as the catalog (opened after it, which
     /// made and migrated the tables).
-    pub fn audience(&self) -> anyhow::Result<Arc<dyn AudienceStore>> {
-        match &self.database {
-            Backend::Sqlite(path) => Ok(Arc::new(monsoon_db::SqliteAudienceStore::open(path)?)),
-            Backend::Files(_) => unreachable_backend(),
-        }
+    pub async fn audience(&self) -> anyhow::Result<Arc<dyn AudienceStore>> {
+        let database = self.database.clone();
+        // Both stores connect with blocking calls: their writer is a thread, not a task.
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<dyn AudienceStore>> {
+            Ok(match &database {
+                Backend::Sqlite(path) => Arc::new(monsoon_db::SqliteAudienceStore::open(path)?),
+                Backend::Postgres(url) => Arc::new(monsoon_db::PgAudienceStore::open(url)?),
+                Backend::Files(_) => unreachable_backend()?,
+            })
+        })
+        .await?
     }
 }
 
@@ -150,15 +166,26 @@ mod tests {
             parse("media", "file://media").unwrap(),
             Backend::Files("media".into())
         );
+        assert_eq!(
+            parse("database", "postgres://monsoon@db:5432/monsoon").unwrap(),
+            Backend::Postgres("postgres://monsoon@db:5432/monsoon".into())
+        );
         for (setting, url, says) in [
-            ("database", "postgres://db/monsoon", "not a backend"),
+            ("database", "mysql://db/monsoon", "not a backend"),
+            ("media", "postgres://db/monsoon", "cannot be"),
             ("media", "s3://bucket", "not a backend"),
             ("database", "file:///x", "cannot be"),
             ("media", "/just/a/path", "not a URL"),
             ("media", "file://", "no path"),
+            ("media", "postgres://u:s3cret@db/monsoon", "cannot be"),
         ] {
             let message = parse(setting, url).unwrap_err().to_string();
-            assert!(message.contains(url) && message.contains(says), "{message}");
+            let shown = monsoon_db::redacted(url);
+            assert!(
+                message.contains(&shown) && message.contains(says),
+                "{message}"
+            );
+            assert!(!message.contains("s3cret"), "{message}");
         }
     }
 

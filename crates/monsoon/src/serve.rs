@@ -216,7 +216,7 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let audience = settings.audience.clone();
     let backends = data.open(&settings.storage).await?;
-    let store = backends.audience()?;
+    let store = backends.audience().await?;
     let (films, media) = (backends.films, backends.media);
     let audience = Arc::new(
         monsoon_audience::Audience::open(audience, data.audience_key()?, store)

@@ -93,11 +93,32 @@ fn config(dir: &Path) -> std::path::PathBuf {
 
 #[test]
 fn figures_match_the_ground_truth_across_a_kill_9() {
+    figures_match_the_ground_truth(&[]);
+}
+
+/// The same on PostgreSQL (a real one, of this test's own): the catalog and the audience in
+/// the database, the media on local disk.
+#[test]
+fn figures_match_the_ground_truth_across_a_kill_9_on_postgres() {
+    let pg = monsoon_engines::postgres::Postgres::start().unwrap();
+    let url = pg.create_database("monsoon").unwrap();
+    figures_match_the_ground_truth(&["--database", &url]);
+}
+
+/// Simulated viewers with a known ground truth, a `kill -9` of the server and a restart, on
+/// the backends `storage` (global flags) names.
+fn figures_match_the_ground_truth(storage: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
-    let data = common::ingest_clip(tmp.path(), "film", 2, "320x180");
+    let data = common::ingest_clip_with(tmp.path(), "film", 2, "320x180", storage);
     let config = config(tmp.path());
-    let args = ["--config", config.to_str().unwrap()];
+    let mut args = vec!["--config", config.to_str().unwrap()];
+    args.extend_from_slice(storage);
     let mut server = Server::start_with(&data, &args);
+    assert_eq!(
+        data.join("catalog.db").exists(),
+        storage.is_empty(),
+        "the database is not the one named"
+    );
 
     // 10 finish a view and leave, 10 pause early, 10 keep playing; one viewer watches twice.
     let mut leavers: Vec<Viewer> = (0..10).map(|_| mint(&server, None)).collect();

@@ -236,10 +236,21 @@ pub fn ingest_ok_with(data: &Path, file: &Path, slug: &str, extra: &[&str]) {
 /// Makes a `seconds`-long clip of `size` in `dir` and ingests it as `slug` into `dir/data`;
 /// returns the data directory.
 pub fn ingest_clip(dir: &Path, slug: &str, seconds: u32, size: &str) -> PathBuf {
+    ingest_clip_with(dir, slug, seconds, size, &[])
+}
+
+/// [`ingest_clip`] with more arguments (e.g. `--database URL`).
+pub fn ingest_clip_with(
+    dir: &Path,
+    slug: &str,
+    seconds: u32,
+    size: &str,
+    extra: &[&str],
+) -> PathBuf {
     let data = dir.join("data");
     let clip = dir.join(format!("{slug}.mp4"));
     make_clip(&clip, seconds, size);
-    ingest_ok(&data, &clip, slug);
+    ingest_ok_with(&data, &clip, slug, extra);
     data
 }
 

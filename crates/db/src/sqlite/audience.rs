@@ -6,15 +6,16 @@
 //! audience writer already is a dedicated thread, so it owns the connection and runs its
 //! prepared statements directly. (Both link the same bundled SQLite.)
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use monsoon_audience::{
-    AudienceStore, Counters, Error, Minute, PlayerState, Record, Result, Session, Snapshot, View,
+    AudienceStore, Counters, PlayerState, Record, Result, Session, Snapshot, View,
 };
 use rusqlite::{Connection, TransactionBehavior, params};
+
+use crate::batch::{Batch, SESSION_COLUMNS, int, session_changes, store};
 
 /// The audience tables of the catalog's SQLite file.
 #[derive(Debug)]
@@ -27,35 +28,22 @@ pub struct SqliteAudienceStore {
 /// How often the write-ahead log is copied back into the database, off the commit path.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// The session columns, in the order of [`session_from_row`].
-const SESSION_COLUMNS: &str = "id, film, viewer, started_at, last_beat_at, last_seq, state, \
-    play_ms, rebuffer_ms, rebuffer_count, startup_ms, seek_ms, playhead_ms, height, \
-    bitrate_kbps, bytes, dropped_frames, fatal_error, view_counted, view_deduplicated, rungs, \
-    first_play_ms, suspicious";
-
-/// The columns an upsert leaves as they are: a session's id, film, viewer, start and first
-/// playing time never change once stored.
-const SESSION_FIXED: [&str; 5] = ["id", "film", "viewer", "started_at", "first_play_ms"];
-
 /// Inserts a session or replaces what changes in it. Its parameters are the values of
 /// [`SESSION_COLUMNS`] in that order (`?1` is `id`), bound positionally: by name, SQLite's
 /// parameter lookup cost more than the statement at tens of thousands of beats a second.
 static UPSERT_SESSION: LazyLock<String> = LazyLock::new(|| {
-    let columns: Vec<&str> = SESSION_COLUMNS.split(',').map(str::trim).collect();
-    let values: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
-    let changes: Vec<String> = columns
-        .iter()
-        .filter(|c| !SESSION_FIXED.contains(c))
-        .map(|c| format!("{c} = excluded.{c}"))
+    let values: Vec<String> = (1..=SESSION_COLUMNS.len())
+        .map(|i| format!("?{i}"))
         .collect();
     format!(
-        "INSERT INTO audience_sessions ({SESSION_COLUMNS}) VALUES ({}) \
-         ON CONFLICT (id) DO UPDATE SET {}",
+        "INSERT INTO audience_sessions ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+        SESSION_COLUMNS.join(", "),
         values.join(", "),
-        changes.join(", ")
+        session_changes()
     )
 });
 
+/// A session from the values of [`SESSION_COLUMNS`], in that order.
 fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
     let state: Option<String> = row.get(6)?;
     let rungs: String = row.get(20)?;
@@ -95,20 +83,6 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
         first_play_ms: row.get(21)?,
         suspicious: row.get(22)?,
     })
-}
-
-/// A counter as SQLite stores it: a signed 64-bit integer. Heartbeats are validated far below
-/// this, so an error here means a bug, and it fails only the transaction it is in.
-fn int(field: &str, value: u64) -> Result<i64> {
-    i64::try_from(value).map_err(|_| {
-        store(format!(
-            "{field} = {value} does not fit a 64-bit integer column"
-        ))
-    })
-}
-
-fn store(e: impl std::fmt::Display) -> Error {
-    Error::Store(e.to_string())
 }
 
 /// A connection to the (already migrated) database at `path`, configured as
@@ -180,36 +154,14 @@ impl SqliteAudienceStore {
 
 impl AudienceStore for SqliteAudienceStore {
     fn write(&self, records: &[Record]) -> Result<()> {
-        // A batch holds many beats of the same sessions: only each session's newest state
-        // matters (its counters are cumulative), so keep the last.
-        let mut sessions: HashMap<&str, &Session> = HashMap::new();
-        let mut views: Vec<&View> = Vec::new();
-        let mut peaks: HashMap<&str, (u64, i64)> = HashMap::new();
-        let mut minutes: HashMap<(&str, i64), &Minute> = HashMap::new();
-        for record in records {
-            match record {
-                Record::Session(s) => {
-                    sessions.insert(&s.id, s);
-                }
-                Record::View(v) => views.push(v),
-                Record::Minute(m) => {
-                    minutes.insert((&m.film, m.at), m);
-                }
-                Record::Peak { film, peak, at } => {
-                    let entry = peaks.entry(film).or_insert((*peak, *at));
-                    if *peak > entry.0 {
-                        *entry = (*peak, *at);
-                    }
-                }
-            }
-        }
+        let batch = Batch::of(records);
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(store)?;
         {
             let mut upsert = tx.prepare_cached(&UPSERT_SESSION).map_err(store)?;
-            for s in sessions.values() {
+            for s in batch.sessions.values() {
                 let c = &s.beat;
                 let rungs = serde_json::to_string(&s.rungs).map_err(store)?;
                 // In the order of SESSION_COLUMNS.
@@ -246,7 +198,7 @@ impl AudienceStore for SqliteAudienceStore {
                     "INSERT OR IGNORE INTO audience_views (session, film, viewer, at) VALUES (?1, ?2, ?3, ?4)",
                 )
                 .map_err(store)?;
-            for v in views {
+            for v in batch.views {
                 insert
                     .execute(params![v.session, v.film, v.viewer, v.at])
                     .map_err(store)?;
@@ -257,7 +209,7 @@ impl AudienceStore for SqliteAudienceStore {
                      ON CONFLICT (film, at) DO UPDATE SET json = ?3",
                 )
                 .map_err(store)?;
-            for minute in minutes.values() {
+            for minute in batch.minutes.values() {
                 let json = serde_json::to_string(minute).map_err(store)?;
                 minute_upsert
                     .execute(params![minute.film, minute.at, json])
@@ -269,7 +221,7 @@ impl AudienceStore for SqliteAudienceStore {
                      ON CONFLICT (film) DO UPDATE SET peak = ?2, at = ?3 WHERE ?2 > peak",
                 )
                 .map_err(store)?;
-            for (film, (peak, at)) in peaks {
+            for (film, (peak, at)) in batch.peaks {
                 raise_peak
                     .execute(params![film, int("peak", peak)?, at])
                     .map_err(store)?;
@@ -283,7 +235,8 @@ impl AudienceStore for SqliteAudienceStore {
         let mut snapshot = Snapshot::default();
         let query = |sql: &str| conn.prepare(sql).map_err(store);
         snapshot.sessions = query(&format!(
-            "SELECT {SESSION_COLUMNS} FROM audience_sessions WHERE started_at >= ?1"
+            "SELECT {} FROM audience_sessions WHERE started_at >= ?1",
+            SESSION_COLUMNS.join(", ")
         ))?
         .query_map([started_since_ms], session_from_row)
         .and_then(|rows| rows.collect())

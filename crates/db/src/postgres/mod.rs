@@ -1,0 +1,219 @@
+//! The catalog and the audience on PostgreSQL, for several Monsoon nodes sharing one
+//! database. Selected by `[storage] database = "postgres://…"`.
+//!
+//! Publishing holds a transaction-scoped advisory lock on the film (`pg_advisory_xact_lock`),
+//! so two nodes or workers publishing the same film are serialised by the database, and
+//! announces the film on the `monsoon_catalog` channel (`NOTIFY`, delivered at commit) for
+//! the nodes that keep a live copy of the catalog.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use monsoon_catalog::{Error, Film, FilmMeta, FilmRepository, PublishedVersion, Result};
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::{SELECT_FILM, backend};
+
+mod audience;
+
+pub use audience::PgAudienceStore;
+
+/// The channel a publish is announced on, with the film's slug as payload.
+pub const CATALOG_CHANNEL: &str = "monsoon_catalog";
+
+/// The catalog in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgCatalog {
+    pool: PgPool,
+}
+
+/// `url` as connect options, with the password (if any) kept out of error messages.
+pub(crate) fn options(
+    url: &str,
+    application: &str,
+) -> std::result::Result<PgConnectOptions, String> {
+    PgConnectOptions::from_str(url)
+        .map(|o| o.application_name(application))
+        .map_err(|e| format!("{}: {e}", redacted(url)))
+}
+
+/// `url` without its password (in the user part or a `password=` parameter), for messages
+/// and logs.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (rest, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(r, q)| (r, Some(q)));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{user}:…@{host}")
+        }
+        _ => authority.to_owned(),
+    };
+    let query = match query {
+        Some(q) if q.contains("password=") => "?…".to_owned(),
+        Some(q) => format!("?{q}"),
+        None => String::new(),
+    };
+    format!("{scheme}://{authority}{path}{query}")
+}
+
+impl PgCatalog {
+    /// Connects to the database at `url` and applies pending migrations (under an advisory
+    /// lock: nodes starting together migrate once).
+    pub async fn open(url: &str) -> Result<Self> {
+        let options = options(url, "monsoon-catalog").map_err(Error::Backend)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Backend(format!("connecting to {}: {e}", redacted(url))))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| Error::Backend(format!("migrating {}: {e}", redacted(url))))?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn film_from_row(row: &sqlx::postgres::PgRow) -> Result<Film> {
+    crate::film(
+        row.get("slug"),
+        row.get("meta_json"),
+        row.get("version_json"),
+        row.get("created_at"),
+        row.get("updated_at"),
+    )
+}
+
+#[async_trait]
+impl FilmRepository for PgCatalog {
+    async fn list(&self) -> Result<Vec<Film>> {
+        let rows = sqlx::query(&format!("{SELECT_FILM} ORDER BY f.created_at DESC, f.slug"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(film_from_row).collect()
+    }
+
+    async fn get(&self, slug: &str) -> Result<Option<Film>> {
+        let row = sqlx::query(&format!("{SELECT_FILM} WHERE f.slug = $1"))
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(film_from_row).transpose()
+    }
+
+    async fn publish(
+        &self,
+        slug: &str,
+        meta: &FilmMeta,
+        version: &PublishedVersion,
+    ) -> Result<Option<String>> {
+        let now = Utc::now().to_rfc3339();
+        let meta_json = serde_json::to_string(meta).map_err(backend)?;
+        let version_json = serde_json::to_string(version).map_err(backend)?;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(slug)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let previous: Option<String> =
+            sqlx::query_scalar("SELECT current_version FROM films WHERE slug = $1")
+                .bind(slug)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO film_versions (slug, version, published_at, version_json) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(slug)
+        .bind(&version.version)
+        .bind(version.published_at.to_rfc3339())
+        .bind(&version_json)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO films (slug, meta_json, current_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (slug) DO UPDATE SET meta_json = $2, current_version = $3, updated_at = $4",
+        )
+        .bind(slug)
+        .bind(&meta_json)
+        .bind(&version.version)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if let Some(old) = &previous {
+            sqlx::query("DELETE FROM film_versions WHERE slug = $1 AND version = $2")
+                .bind(slug)
+                .bind(old)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CATALOG_CHANNEL)
+            .bind(slug)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(previous)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use monsoon_catalog::repository::conformance;
+    use monsoon_engines::postgres::Postgres;
+
+    use super::*;
+
+    /// The film repository's contract (crates/catalog/src/repository.rs), on a real
+    /// PostgreSQL: every `open` connects anew, as a restarted node would.
+    #[tokio::test]
+    async fn the_postgres_catalog_keeps_the_contract() {
+        let pg = Postgres::start().unwrap();
+        let url = pg.create_database("catalog").unwrap();
+        conformance::run(&|| {
+            let url = url.clone();
+            Box::pin(async move {
+                Arc::new(PgCatalog::open(&url).await.unwrap()) as Arc<dyn FilmRepository>
+            })
+        })
+        .await;
+    }
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            redacted("postgres://monsoon:s3cret@db:5432/monsoon"),
+            "postgres://monsoon:…@db:5432/monsoon"
+        );
+        assert_eq!(redacted("postgres://db/monsoon"), "postgres://db/monsoon");
+        assert_eq!(
+            redacted("postgres://db/monsoon?password=s3cret"),
+            "postgres://db/monsoon?…"
+        );
+        let message = options("postgres://u:s3cret@db:notaport/x", "t").unwrap_err();
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+}
