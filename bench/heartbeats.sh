@@ -24,6 +24,10 @@
 #   MONSOON_BIN=/path/to/monsoon …                   measures that build instead of this tree
 #   BASELINE_BIN=/path/to/monsoon …                  also runs that build as a third side, in
 #                                                    the same alternating rounds (before/after)
+#   POSTGRES=1 …                                     also runs this build on PostgreSQL (a
+#                                                    throw-away cluster of its own, fsync and
+#                                                    synchronous_commit on: a beat is flushed
+#                                                    before its 204) as one more side
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -42,7 +46,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+  rm -rf "$work" ${pgdir:+"$pgdir"}
 }
 trap cleanup EXIT
 
@@ -64,6 +68,26 @@ if [ -n "$baseline" ]; then
   grep -aq proof_bits "$baseline" && printf 'proof_bits = 0\n' >> "$work/base.toml"
   "$baseline" --data "$work/data-base" serve --config "$work/base.toml" --listen 127.0.0.1:$port_b >/dev/null 2>&1 &
   pids+=($!); baseline_pid=$!
+fi
+if [ -n "${POSTGRES:-}" ]; then
+  # PostgreSQL refuses to run as root: as root, the cluster runs as the `postgres` account
+  # (setpriv execs, so $! is the server's PID), in a directory of its own.
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  pgdir=$(mktemp -d /tmp/monsoon-heartbeat-pg.XXXXXX)
+  as_pg=()
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres: "$pgdir"
+    as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
+  fi
+  "${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" --auth=trust --username=monsoon >/dev/null
+  port_p=18584; port_pg=18585
+  "${as_pg[@]}" "$pgbin/postgres" -D "$pgdir/data" -h 127.0.0.1 -p $port_pg -k "$pgdir" >"$work/postgres.log" 2>&1 &
+  pids+=($!)
+  until "$pgbin/pg_isready" -q -h 127.0.0.1 -p $port_pg; do sleep 0.2; done
+  pg_url="postgres://monsoon@127.0.0.1:$port_pg/postgres"
+  "$monsoon" --data "$work/data-pg" --database "$pg_url" ingest "$work/clip.mp4" --slug film --quality fast >/dev/null 2>&1
+  "$monsoon" --data "$work/data-pg" --database "$pg_url" serve --config "$work/monsoon.toml" --listen 127.0.0.1:$port_p >/dev/null 2>&1 &
+  pids+=($!); pg_monsoon_pid=$!
 fi
 mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
 cat > "$work/nginx/nginx.conf" <<CONF
@@ -116,6 +140,8 @@ for sessions in 1000 10000; do
     --side "nginx=bench/wrk.py http://127.0.0.1:$port_n$prefix ${check[*]} --cpu $nginx_pid -- $work/nginx-$sessions.txt 2" \
     ${baseline:+--side "baseline=python3 $work/mint.py $port_b $sessions $work/b-$sessions-\$ROUND.txt &&
       bench/wrk.py http://127.0.0.1:$port_b$prefix ${check[*]} --cpu $baseline_pid -- $work/b-$sessions-\$ROUND.txt 2"} \
+    ${POSTGRES:+--side "postgres=python3 $work/mint.py $port_p $sessions $work/p-$sessions-\$ROUND.txt &&
+      bench/wrk.py http://127.0.0.1:$port_p$prefix ${check[*]} --cpu $pg_monsoon_pid -- $work/p-$sessions-\$ROUND.txt 2"} \
     > "$work/ab-$sessions.json" || failed=1
   if [ -n "$baseline" ] && [ -z "${failed:-}" ]; then
     python3 - "$work/ab-$sessions.json" "$sessions" >> "$work/baseline.md" <<'PY'
@@ -126,9 +152,27 @@ print(f"| {int(sys.argv[2]):,} | {r['monsoon_rps']:,.0f} | {r['baseline_rps']:,.
       + " ".join(f"{x:.2f}" for x in o["per_round"]) + " |")
 PY
   fi
+  if [ -n "${POSTGRES:-}" ] && [ -z "${failed:-}" ]; then
+    python3 - "$work/ab-$sessions.json" "$sessions" >> "$work/postgres.md" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+o = r["others"]["monsoon/postgres"]
+print(f"| {int(sys.argv[2]):,} | {r['postgres_rps']:,.0f} | {r['monsoon_rps']:,.0f} | {r['nginx_rps']:,.0f} | "
+      f"{r['postgres_rps'] / r['monsoon_rps']:.2f} | {r['postgres_rps'] / r['nginx_rps']:.2f} | "
+      + " ".join(f"{1 / x:.2f}" for x in o["per_round"]) + " |")
+PY
+  fi
 done
 echo
 cat "$table"
+if [ -n "${POSTGRES:-}" ] && [ -s "$work/postgres.md" ]; then
+  echo
+  echo "On PostgreSQL, in the same rounds (CPU µs/beat in the JSON records is Monsoon's process only; PostgreSQL's backends are not counted):"
+  echo
+  echo "| sessions | PostgreSQL beats/s | SQLite beats/s | nginx 204/s | PostgreSQL/SQLite | PostgreSQL/nginx | PostgreSQL/SQLite per round |"
+  echo "|---:|---:|---:|---:|---:|---:|---|"
+  cat "$work/postgres.md"
+fi
 if [ -n "$baseline" ] && [ -s "$work/baseline.md" ]; then
   echo
   echo "This build against the baseline ($baseline), in the same rounds:"

@@ -55,4 +55,13 @@ pub trait FilmRepository: Send + Sync + std::fmt::Debug {
         meta: &FilmMeta,
         version: &PublishedVersion,
     ) -> Result<Option<String>>;
+
+    /// A signal that the catalog may have changed, pushed by backends that can (PostgreSQL's
+    /// `NOTIFY`): its value moves after every publish by any process, and after the push was
+    /// interrupted (anything may have been missed then). Readers refresh at once instead of
+    /// waiting for their next poll. `None` (the default): poll only. Call within a Tokio
+    /// runtime: a backend may start its listener on the first call.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }

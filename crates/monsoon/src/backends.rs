@@ -87,6 +87,8 @@ pub struct Backends {
     pub films: Arc<dyn FilmRepository>,
     pub media: Arc<dyn MediaStore>,
     database: Backend,
+    /// The catalog again when it is PostgreSQL, for the secrets the nodes share.
+    postgres: Option<monsoon_db::PgCatalog>,
 }
 
 impl Backends {
@@ -100,12 +102,17 @@ impl Backends {
             Some(url) => parse("media", url)?,
             None => Backend::Files(data.root.join("media")),
         };
+        let mut postgres = None;
         let films: Arc<dyn FilmRepository> = match &database {
             Backend::Sqlite(path) => {
                 create_parent(path)?;
                 Arc::new(monsoon_db::SqliteCatalog::open(path).await?)
             }
-            Backend::Postgres(url) => Arc::new(monsoon_db::PgCatalog::open(url).await?),
+            Backend::Postgres(url) => {
+                let catalog = monsoon_db::PgCatalog::open(url).await?;
+                postgres = Some(catalog.clone());
+                Arc::new(catalog)
+            }
             Backend::Files(_) => unreachable_backend()?,
         };
         let media: Arc<dyn MediaStore> = match &media {
@@ -120,7 +127,21 @@ impl Backends {
             films,
             media,
             database,
+            postgres,
         })
+    }
+
+    /// The key of the audience's session tokens. Every node that counts heartbeats must hold
+    /// the same: on PostgreSQL it lives in the database (made by the first node), on SQLite
+    /// in `<data>/audience.key` (made on first use).
+    pub async fn audience_key(&self, data: &DataDir) -> anyhow::Result<Vec<u8>> {
+        let Some(catalog) = &self.postgres else {
+            return data.audience_key();
+        };
+        let made = hex::encode(crate::random_key()?);
+        let text = catalog.shared_secret("audience_key", || made).await?;
+        hex::decode(text.trim())
+            .map_err(|e| anyhow::anyhow!("the database's audience_key is not hex: {e}"))
     }
 
     /// The audience's store, in the same database as the catalog (opened after it, which

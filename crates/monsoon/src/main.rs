@@ -99,10 +99,7 @@ impl DataDir {
             return hex::decode(text.trim())
                 .map_err(|e| anyhow::anyhow!("{} is not a hex key: {e}", path.display()));
         }
-        let mut key = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
-            .map_err(|e| anyhow::anyhow!("reading /dev/urandom: {e}"))?;
+        let key = random_key()?;
         let text = hex::encode(key);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -122,6 +119,13 @@ impl DataDir {
             .map_err(|e| anyhow::anyhow!("creating data directory {}: {e}", self.root.display()))?;
         backends::Backends::open(self, &self.storage.or(file)).await
     }
+}
+
+/// 32 bytes from the OS's random source: a key of the audience's session tokens.
+pub fn random_key() -> anyhow::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(key)
 }
 
 fn main() -> ExitCode {

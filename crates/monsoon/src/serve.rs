@@ -217,9 +217,10 @@ pub async fn serve(
     let audience = settings.audience.clone();
     let backends = data.open(&settings.storage).await?;
     let store = backends.audience().await?;
+    let key = backends.audience_key(data).await?;
     let (films, media) = (backends.films, backends.media);
     let audience = Arc::new(
-        monsoon_audience::Audience::open(audience, data.audience_key()?, store)
+        monsoon_audience::Audience::open(audience, key, store)
             .await
             .context("loading the audience")?,
     );

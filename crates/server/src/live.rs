@@ -2,9 +2,11 @@
 //! object index of that version.
 //!
 //! The hot path (a segment request) never touches the database: it reads an `Arc` snapshot
-//! refreshed from the [`FilmRepository`] every second (and at start). A new version published
-//! by `monsoon ingest` in another process is therefore served within about a second; until
-//! then the previous one is, which is what the publish order guarantees to be complete.
+//! refreshed from the [`FilmRepository`] every second (and at start), and at once when the
+//! repository pushes a change (PostgreSQL's `NOTIFY`, so every node of a cluster follows a
+//! publish by any of them). A new version published by `monsoon ingest` in another process is
+//! therefore served within about a second, or a few milliseconds with a push; until then the
+//! previous one is, which is what the publish order guarantees to be complete.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,7 +114,8 @@ impl LiveCatalog {
         Ok(())
     }
 
-    /// Refreshes every `every` until the process ends.
+    /// Refreshes every `every` until the process ends, and at once whenever the repository
+    /// signals a change ([`FilmRepository::changes`]).
     pub fn spawn_refresh(
         self: &Arc<Self>,
         films: Arc<dyn FilmRepository>,
@@ -120,11 +123,25 @@ impl LiveCatalog {
         every: Duration,
     ) {
         let live = Arc::clone(self);
+        let mut changes = films.changes();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                match changes.as_mut() {
+                    Some(changed) => tokio::select! {
+                        _ = tick.tick() => {}
+                        pushed = changed.changed() => {
+                            if pushed.is_err() {
+                                tracing::warn!("the catalog's change signal ended; polling only");
+                                changes = None;
+                            }
+                        }
+                    },
+                    None => {
+                        tick.tick().await;
+                    }
+                }
                 if let Err(e) = live.refresh(films.as_ref(), media.as_ref()).await {
                     tracing::warn!(error = %e, "catalog refresh failed; serving the last snapshot");
                 }

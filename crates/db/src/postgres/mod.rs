@@ -7,12 +7,15 @@
 //! the nodes that keep a live copy of the catalog.
 
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
 use monsoon_catalog::{Error, Film, FilmMeta, FilmRepository, PublishedVersion, Result};
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use tokio::sync::watch;
 
 use crate::{SELECT_FILM, backend};
 
@@ -27,6 +30,8 @@ pub const CATALOG_CHANNEL: &str = "monsoon_catalog";
 #[derive(Debug, Clone)]
 pub struct PgCatalog {
     pool: PgPool,
+    /// The change signal, made (and its listener started) on the first `changes()`.
+    changes: Arc<OnceLock<watch::Receiver<u64>>>,
 }
 
 /// `url` as connect options, with the password (if any) kept out of error messages.
@@ -78,11 +83,32 @@ impl PgCatalog {
             .run(&pool)
             .await
             .map_err(|e| Error::Backend(format!("migrating {}: {e}", redacted(url))))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changes: Arc::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The shared secret `name`: the one stored, or `make()`'s, stored now. Nodes that start
+    /// together agree: the first insert wins and every node reads it back.
+    pub async fn shared_secret(&self, name: &str, make: impl FnOnce() -> String) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO monsoon_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(make())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        sqlx::query_scalar("SELECT value FROM monsoon_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
     }
 }
 
@@ -176,6 +202,57 @@ impl FilmRepository for PgCatalog {
         tx.commit().await.map_err(backend)?;
         Ok(previous)
     }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        let pool = self.pool.clone();
+        Some(
+            self.changes
+                .get_or_init(move || {
+                    let (tx, rx) = watch::channel(0);
+                    tokio::spawn(listen(pool, tx));
+                    rx
+                })
+                .clone(),
+        )
+    }
+}
+
+/// Listens on [`CATALOG_CHANNEL`] until nobody watches, moving `changed` on every
+/// notification and after every reconnection (what was published meanwhile is unknown).
+async fn listen(pool: PgPool, changed: watch::Sender<u64>) {
+    let bump = |changed: &watch::Sender<u64>| changed.send_modify(|n| *n = n.wrapping_add(1));
+    while !changed.is_closed() {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for catalog changes; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CATALOG_CHANNEL).await {
+            tracing::warn!(error = %e, "cannot listen for catalog changes; retrying in 1 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        bump(&changed);
+        loop {
+            tokio::select! {
+                // `try_recv` gives `None` when the connection was lost; it reconnects on the
+                // next call.
+                received = listener.try_recv() => match received {
+                    Ok(Some(_)) => bump(&changed),
+                    Ok(None) => bump(&changed),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "catalog change listener failed; reconnecting");
+                        bump(&changed);
+                        break;
+                    }
+                },
+                () = changed.closed() => return,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +277,54 @@ mod tests {
             })
         })
         .await;
+    }
+
+    /// A publish through one connection reaches the change signal of another catalog on the
+    /// same database (another node) without any polling.
+    #[tokio::test]
+    async fn a_publish_is_pushed_to_every_catalog() {
+        let pg = Postgres::start().unwrap();
+        let url = pg.create_database("catalog").unwrap();
+        let node = PgCatalog::open(&url).await.unwrap();
+        let mut changes = node.changes().unwrap();
+        // The first signal says the listener is up.
+        tokio::time::timeout(Duration::from_secs(10), changes.changed())
+            .await
+            .expect("the listener never came up")
+            .unwrap();
+        let other = PgCatalog::open(&url).await.unwrap();
+        other
+            .publish(
+                "film",
+                &FilmMeta::untitled("film"),
+                &conformance::version("v1"),
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), changes.changed())
+            .await
+            .expect("no change was pushed")
+            .unwrap();
+        assert_eq!(
+            node.get("film").await.unwrap().unwrap().current.version,
+            "v1"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_node_reads_the_secret_the_first_one_made() {
+        let pg = Postgres::start().unwrap();
+        let url = pg.create_database("catalog").unwrap();
+        let (a, b) = (
+            PgCatalog::open(&url).await.unwrap(),
+            PgCatalog::open(&url).await.unwrap(),
+        );
+        let first = a.shared_secret("key", || "made by a".into()).await.unwrap();
+        let second = b.shared_secret("key", || "made by b".into()).await.unwrap();
+        assert_eq!(
+            (first.as_str(), second.as_str()),
+            ("made by a", "made by a")
+        );
     }
 
     #[test]

@@ -1,0 +1,98 @@
+//! Several `monsoon serve` nodes on one PostgreSQL database (a real, throw-away one) and one
+//! media store: what one learns, every other serves.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Server;
+use monsoon_engines::postgres::Postgres;
+use serde_json::{Value, json};
+
+/// A node with a data directory of its own and the shared `storage` flags. Its catalog polls
+/// only once a minute, so whatever it picks up sooner was pushed to it.
+fn node(dir: &Path, name: &str, storage: &[&str]) -> Server {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(&config, "[serve]\ncatalog_refresh_ms = 60000\n").unwrap();
+    let mut args = vec!["--config", config.to_str().unwrap()];
+    args.extend_from_slice(storage);
+    Server::start_with(&dir.join(name), &args)
+}
+
+fn duration_s(server: &Server) -> f64 {
+    server.get_json("/api/v1/films/film")["duration_s"]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn nodes_share_the_catalog_the_media_and_the_token_key() {
+    let pg = Postgres::start().unwrap();
+    let url = pg.create_database("monsoon").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let media = format!("file://{}", tmp.path().join("media").display());
+    let storage = ["--database", url.as_str(), "--media", media.as_str()];
+    common::ingest_clip_with(tmp.path(), "film", 2, "320x180", &storage);
+    let a = node(tmp.path(), "a", &storage);
+    let b = node(tmp.path(), "b", &storage);
+    // The first version is a 2 s clip, the second a 4 s one.
+    assert!(duration_s(&a) < 3.0 && duration_s(&b) < 3.0);
+
+    // A session minted on one node beats on the other: the token key is the database's.
+    let minted = ureq::post(&format!("{}/api/v1/films/film/sessions", a.url))
+        .send("")
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let minted: Value = serde_json::from_str(&minted).unwrap();
+    let session = minted["session_id"].as_str().unwrap();
+    let bits = minted["proof_bits"].as_u64().unwrap() as u32;
+    let beat = json!({
+        "token": minted["token"], "proof": monsoon_audience::proof::solve(session, bits),
+        "seq": 1, "state": "playing", "play_ms": 0, "rebuffer_ms": 0, "rebuffer_count": 0,
+        "startup_ms": 600, "seek_ms": 0, "playhead_ms": 0, "height": 180, "bitrate_kbps": 110,
+        "bytes": 0, "dropped_frames": 0, "fatal_error": false
+    });
+    let answer = ureq::post(&format!("{}/api/v1/sessions/{session}/heartbeat", b.url))
+        .content_type("text/plain")
+        .send(beat.to_string())
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+    assert!(!tmp.path().join("a/audience.key").exists());
+
+    // A new version published by the CLI reaches both nodes by the database's push, long
+    // before their once-a-minute poll.
+    let clip = tmp.path().join("longer.mp4");
+    common::make_clip(&clip, 4, "320x180");
+    let published = Instant::now();
+    common::ingest_ok_with(&tmp.path().join("cli"), &clip, "film", &storage);
+    let published = published.elapsed();
+    for server in [&a, &b] {
+        let start = Instant::now();
+        while duration_s(server) < 3.0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the new version never reached {}",
+                server.url
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "{}: serving the new version {:?} after the ingest returned (the ingest took {published:?})",
+            server.url,
+            start.elapsed()
+        );
+        // And it plays, from the shared store.
+        let playlist = ureq::get(&format!("{}/media/film/master.m3u8", server.url))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        assert!(playlist.starts_with("#EXTM3U"), "{playlist}");
+    }
+}
