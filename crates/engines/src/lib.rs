@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod garage;
+
 /// A port nothing listens on now (the engine binds it right after; a race with another
 /// process is possible but harmless in a test: the engine then fails to start, loudly).
 pub fn free_port() -> anyhow::Result<u16> {
@@ -41,7 +43,11 @@ pub(crate) fn find_program(candidates: &[PathBuf], package: &str) -> anyhow::Res
 /// `name` on the `PATH`, as a candidate for [`find_program`].
 pub(crate) fn on_path(name: &str) -> Vec<PathBuf> {
     std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).collect())
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
