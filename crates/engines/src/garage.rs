@@ -235,7 +235,10 @@ api_bind_addr = "127.0.0.1:{s3_port}"
 fn garage_program() -> anyhow::Result<PathBuf> {
     let mut candidates = on_path("garage");
     if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(PathBuf::from(home).join(".cargo/bin/garage"));
+        let installed = PathBuf::from(home).join(".cargo/bin/garage");
+        if !candidates.contains(&installed) {
+            candidates.push(installed);
+        }
     }
     find_program(&candidates, PACKAGE)
 }
