@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod garage;
 pub mod postgres;
 
 /// A port nothing listens on now (the engine binds it right after; a race with another

@@ -8,13 +8,15 @@
 //! | `sqlite://<path>` | `monsoon_db::SqliteCatalog` and `SqliteAudienceStore` on one file |
 //! | `postgres://[user[:password]@]host[:port]/database` | `monsoon_db::PgCatalog` and `PgAudienceStore`, for several nodes on one database |
 //! | `file://<path>` | `monsoon_store::LocalStore` (objects as files; sends them with `sendfile`) |
+//! | `s3://<bucket>?endpoint=<URL>&region=<region>` | `monsoon_store::S3Store` (objects in a bucket of an S3-compatible store; signed with `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from the environment, never the URL) |
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use monsoon_audience::AudienceStore;
 use monsoon_catalog::{FilmRepository, MediaStore};
+use monsoon_store::s3::{Credentials, S3Store, S3Url};
 use serde::Deserialize;
 
 use crate::DataDir;
@@ -28,7 +30,8 @@ pub struct StorageConfig {
     /// `sqlite://<data>/catalog.db`].
     #[arg(long, global = true, env = "MONSOON_DATABASE", value_name = "URL")]
     pub database: Option<String>,
-    /// Media store: `file://<directory>` [default: `file://<data>/media`].
+    /// Media store: `file://<directory>`, or `s3://<bucket>?endpoint=<URL>&region=<region>`
+    /// signed with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY [default: `file://<data>/media`].
     #[arg(long, global = true, env = "MONSOON_MEDIA", value_name = "URL")]
     pub media: Option<String>,
 }
@@ -50,6 +53,7 @@ enum Backend {
     /// The whole URL, as sqlx reads it.
     Postgres(String),
     Files(PathBuf),
+    S3(S3Url),
 }
 
 fn parse(setting: &str, url: &str) -> anyhow::Result<Backend> {
@@ -61,24 +65,24 @@ fn parse(setting: &str, url: &str) -> anyhow::Result<Backend> {
     if rest.is_empty() {
         bail!("[storage] {setting} = \"{shown}\" names no path");
     }
-    let backend = match scheme {
-        "sqlite" => Backend::Sqlite(PathBuf::from(rest)),
-        "postgres" | "postgresql" => Backend::Postgres(url.to_owned()),
-        "file" => Backend::Files(PathBuf::from(rest)),
-        other => bail!(
+    let backend = match (scheme, setting) {
+        ("sqlite", "database") => Backend::Sqlite(PathBuf::from(rest)),
+        ("postgres" | "postgresql", "database") => Backend::Postgres(url.to_owned()),
+        ("file", "media") => Backend::Files(PathBuf::from(rest)),
+        ("s3", "media") => Backend::S3(
+            S3Url::parse(url)
+                .map_err(|rule| anyhow!("[storage] {setting} = \"{shown}\": {rule}"))?,
+        ),
+        ("sqlite" | "postgres" | "postgresql" | "file" | "s3", _) => bail!(
+            "[storage] {setting} = \"{shown}\": a {setting} cannot be `{scheme}://` \
+             (the database is sqlite:// or postgres://, the media file:// or s3://)"
+        ),
+        (other, _) => bail!(
             "[storage] {setting} = \"{shown}\": `{other}://` is not a backend Monsoon has; \
-             use sqlite:// or postgres:// for the database and file:// for the media"
+             use sqlite:// or postgres:// for the database and file:// or s3:// for the media"
         ),
     };
-    match (setting, &backend) {
-        ("database", Backend::Sqlite(_) | Backend::Postgres(_)) | ("media", Backend::Files(_)) => {
-            Ok(backend)
-        }
-        _ => bail!(
-            "[storage] {setting} = \"{shown}\": a {setting} cannot be `{scheme}://` \
-             (the database is sqlite:// or postgres://, the media file://)"
-        ),
-    }
+    Ok(backend)
 }
 
 /// The backends, opened.
@@ -113,13 +117,19 @@ impl Backends {
                 postgres = Some(catalog.clone());
                 Arc::new(catalog)
             }
-            Backend::Files(_) => unreachable_backend()?,
+            Backend::Files(_) | Backend::S3(_) => unreachable_backend()?,
         };
         let media: Arc<dyn MediaStore> = match &media {
             Backend::Files(dir) => {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating the media directory {}", dir.display()))?;
                 Arc::new(monsoon_store::LocalStore::new(dir))
+            }
+            Backend::S3(location) => {
+                let credentials = Credentials::from_env().map_err(|rule| {
+                    anyhow!("[storage] media (bucket {}): {rule}", location.bucket)
+                })?;
+                Arc::new(S3Store::new(location.clone(), credentials)?)
             }
             Backend::Sqlite(_) | Backend::Postgres(_) => unreachable_backend()?,
         };
@@ -153,7 +163,7 @@ impl Backends {
             Ok(match &database {
                 Backend::Sqlite(path) => Arc::new(monsoon_db::SqliteAudienceStore::open(path)?),
                 Backend::Postgres(url) => Arc::new(monsoon_db::PgAudienceStore::open(url)?),
-                Backend::Files(_) => unreachable_backend()?,
+                Backend::Files(_) | Backend::S3(_) => unreachable_backend()?,
             })
         })
         .await?
@@ -191,10 +201,34 @@ mod tests {
             parse("database", "postgres://monsoon@db:5432/monsoon").unwrap(),
             Backend::Postgres("postgres://monsoon@db:5432/monsoon".into())
         );
+        assert_eq!(
+            parse(
+                "media",
+                "s3://monsoon-media?endpoint=http://127.0.0.1:3900&region=garage"
+            )
+            .unwrap(),
+            Backend::S3(S3Url {
+                bucket: "monsoon-media".into(),
+                endpoint: Some("http://127.0.0.1:3900".into()),
+                region: "garage".into(),
+            })
+        );
         for (setting, url, says) in [
             ("database", "mysql://db/monsoon", "not a backend"),
             ("media", "postgres://db/monsoon", "cannot be"),
-            ("media", "s3://bucket", "not a backend"),
+            ("media", "gs://bucket", "file:// or s3://"),
+            ("media", "s3://bucket", "region"),
+            (
+                "media",
+                "s3://bucket?region=garage&secret=x",
+                "never go in the URL",
+            ),
+            (
+                "media",
+                "s3://bucket?region=garage&endpoint=http://s3.example.org",
+                "use https",
+            ),
+            ("database", "s3://bucket?region=garage", "cannot be"),
             ("database", "file:///x", "cannot be"),
             ("media", "/just/a/path", "not a URL"),
             ("media", "file://", "no path"),

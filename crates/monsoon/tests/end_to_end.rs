@@ -202,7 +202,7 @@ fn storage_named_by_url_lives_where_it_is_told() {
         &data,
         &[
             "--media",
-            "s3://bucket",
+            "gs://bucket",
             "ingest",
             clip.to_str().unwrap(),
             "--slug",
@@ -212,7 +212,7 @@ fn storage_named_by_url_lives_where_it_is_told() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains("s3://bucket") && err.contains("not a backend"),
+        err.contains("gs://bucket") && err.contains("not a backend"),
         "{err}"
     );
 }

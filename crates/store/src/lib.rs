@@ -1,7 +1,7 @@
 //! The concrete media stores behind `monsoon_catalog::MediaStore`. [`LocalStore`] keeps every
-//! object as a file under one root directory (`data/media/`, the default); an S3-compatible
-//! store goes beside it. Domain crates never depend on this one: the binary picks a store and
-//! hands it over as `Arc<dyn MediaStore>`.
+//! object as a file under one root directory (`data/media/`, the default); [`S3Store`] keeps
+//! them in a bucket of an S3-compatible object store (`s3.rs`). Domain crates never depend on
+//! this one: the binary picks a store and hands it over as `Arc<dyn MediaStore>`.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -11,6 +11,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use monsoon_catalog::store::{check_key, walk};
 use monsoon_catalog::{Error, MediaStore, Result};
+
+pub mod s3;
+pub use s3::S3Store;
 
 /// Media on the local filesystem under one root directory. It offers the local-file
 /// capability, so the origin sends its objects with `sendfile`.
