@@ -214,6 +214,39 @@ pub trait AudienceStore: Send + Sync + std::fmt::Debug {
     /// (the caller keeps those still active), every view since `since_ms`, the number of
     /// older views per film, the peaks, and a month of minutes before `since_ms`.
     fn load(&self, started_since_ms: i64, since_ms: i64) -> Result<Snapshot>;
+
+    /// One batch of the writer, as one transaction: `stage` is given what other processes
+    /// sharing the store committed since this one last looked ([`Catchup`]) and the time to
+    /// stage at, and returns the records to write in the same transaction.
+    ///
+    /// A store that several nodes share runs this under a lock all of them take, so that each
+    /// node stages against everything committed before it (the rules of `docs/AUDIENCE.md`
+    /// then hold across nodes as on one), at the store's clock (one clock for every node). By
+    /// default the store is this process's alone: nothing to catch up, the caller's time.
+    fn exchange(&self, now_ms: i64, stage: &mut dyn FnMut(Catchup) -> Vec<Record>) -> Result<()> {
+        let records = stage(Catchup {
+            now_ms,
+            ..Catchup::default()
+        });
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.write(&records)
+    }
+}
+
+/// What other nodes sharing an [`AudienceStore`] committed since this node last looked, and
+/// the store's time.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Catchup {
+    /// The time to stage at, ms since the Unix epoch: the store's clock when it has one.
+    pub now_ms: i64,
+    /// Sessions changed by others, each in its latest state.
+    pub sessions: Vec<Session>,
+    /// Views counted by others.
+    pub views: Vec<View>,
+    /// Every film's peak (film, peak, when), when others changed anything.
+    pub peaks: Vec<(String, u64, i64)>,
 }
 
 /// The audience engine: live state, tokens, and the group-commit writer.
@@ -224,6 +257,9 @@ pub struct Audience {
     state: Arc<Mutex<State>>,
     writer: mpsc::Sender<writer::Job>,
     clock: Clock,
+    /// The shared store's clock minus this process's (0 unless the store has a clock of its
+    /// own: figures of several nodes are computed on one clock).
+    skew: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Where the engine reads the time: the system clock, or a clock a test moves by hand.
@@ -326,11 +362,13 @@ impl Audience {
         let config = Arc::new(config);
         let state = Arc::new(Mutex::new(state));
         let (jobs, queue) = mpsc::channel(config.queue_limit.max(1));
+        let skew = Arc::default();
         writer::start(
             store,
             Arc::clone(&state),
             Arc::clone(&config),
             clock.clone(),
+            Arc::clone(&skew),
             queue,
         )?;
         Ok(Self {
@@ -339,6 +377,7 @@ impl Audience {
             state,
             writer: jobs,
             clock,
+            skew,
         })
     }
 
@@ -426,9 +465,9 @@ impl Audience {
         self.submit(|done| writer::Job::Beat(beat, done)).await
     }
 
-    /// The live figures of `film`.
+    /// The live figures of `film`, at the store's clock.
     pub fn stats(&self, film: &str) -> FilmStats {
-        let now = self.now_ms();
+        let now = self.now_ms() + self.skew.load(std::sync::atomic::Ordering::Relaxed);
         lock(&self.state).stats(&self.config, film, now)
     }
 

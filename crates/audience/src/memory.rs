@@ -1,16 +1,18 @@
 //! An [`AudienceStore`] in memory, and the conformance suite every store must pass.
 //!
 //! The memory store lets the engine's own tests (tokens, restart, group commit, load
-//! shedding) run in this crate without a database; it can also be told to fail its next
-//! writes, to show that a failed commit changes nothing. [`conformance::run`] holds any store
-//! to the contract of the trait: `crates/db` runs it on SQLite, and a new backend is one more
-//! call of it.
+//! shedding, several nodes on one store) run in this crate without a database; it can also be
+//! told to fail its next writes, to show that a failed commit changes nothing. Its clones
+//! share the data, as connections to one database do, and each has a cursor of its own for
+//! [`AudienceStore::exchange`], so two engines on two clones are two nodes. [`conformance`]
+//! holds any store to the contract of the trait: `crates/db` runs it on SQLite and
+//! PostgreSQL, and a new backend is one more call of it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{AudienceStore, Error, Minute, Record, Result, Session, Snapshot, View};
+use crate::{AudienceStore, Catchup, Error, Minute, Record, Result, Session, Snapshot, View};
 
 #[derive(Debug, Default)]
 struct Data {
@@ -18,16 +20,35 @@ struct Data {
     views: BTreeMap<String, View>,
     peaks: BTreeMap<String, (u64, i64)>,
     minutes: BTreeMap<(String, i64), Minute>,
+    /// The revision of the last change to a session, a view or a peak.
+    rev: u64,
+    /// Which revision changed each session and view, for catching up.
+    session_rev: BTreeMap<String, u64>,
+    view_rev: BTreeMap<String, u64>,
 }
 
 /// Sessions, views, peaks and minutes in memory; clones share the same data, like two
 /// connections to one database.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct MemoryStore {
     data: Arc<Mutex<Data>>,
     fail_next: Arc<AtomicUsize>,
     /// Records stored, for tests.
     writes: Arc<AtomicUsize>,
+    /// The revision this connection has seen everything up to (its own, not shared).
+    seen: AtomicU64,
+}
+
+impl Clone for MemoryStore {
+    /// Another connection to the same data, which has seen nothing yet.
+    fn clone(&self) -> Self {
+        Self {
+            data: Arc::clone(&self.data),
+            fail_next: Arc::clone(&self.fail_next),
+            writes: Arc::clone(&self.writes),
+            seen: AtomicU64::new(0),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -44,10 +65,13 @@ impl MemoryStore {
     pub fn commits(&self) -> usize {
         self.writes.load(Ordering::SeqCst)
     }
-}
 
-impl AudienceStore for MemoryStore {
-    fn write(&self, records: &[Record]) -> Result<()> {
+    fn data(&self) -> MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `records` into `data` (locked by the caller), all or nothing.
+    fn apply(&self, data: &mut Data, records: &[Record]) -> Result<()> {
         if self
             .fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -55,21 +79,27 @@ impl AudienceStore for MemoryStore {
         {
             return Err(Error::Store("the memory store was told to fail".into()));
         }
-        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
         for record in records {
             match record {
                 Record::Session(s) => {
+                    data.rev += 1;
+                    let rev = data.rev;
+                    data.session_rev.insert(s.id.clone(), rev);
                     data.sessions.insert(s.id.clone(), s.clone());
                 }
                 Record::View(v) => {
-                    data.views
-                        .entry(v.session.clone())
-                        .or_insert_with(|| v.clone());
+                    if !data.views.contains_key(&v.session) {
+                        data.rev += 1;
+                        let rev = data.rev;
+                        data.view_rev.insert(v.session.clone(), rev);
+                        data.views.insert(v.session.clone(), v.clone());
+                    }
                 }
                 Record::Peak { film, peak, at } => {
-                    let entry = data.peaks.entry(film.clone()).or_insert((*peak, *at));
+                    let entry = data.peaks.entry(film.clone()).or_insert((0, *at));
                     if *peak > entry.0 {
                         *entry = (*peak, *at);
+                        data.rev += 1;
                     }
                 }
                 Record::Minute(m) => {
@@ -80,9 +110,50 @@ impl AudienceStore for MemoryStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
+}
+
+impl AudienceStore for MemoryStore {
+    fn write(&self, records: &[Record]) -> Result<()> {
+        let mut data = self.data();
+        self.apply(&mut data, records)
+    }
+
+    /// Holds the data's lock through the whole exchange, as a shared store holds its lock.
+    fn exchange(&self, now_ms: i64, stage: &mut dyn FnMut(Catchup) -> Vec<Record>) -> Result<()> {
+        let mut data = self.data();
+        let seen = self.seen.load(Ordering::SeqCst);
+        let mut catchup = Catchup {
+            now_ms,
+            ..Catchup::default()
+        };
+        if data.rev > seen {
+            for (id, _) in data.session_rev.iter().filter(|(_, rev)| **rev > seen) {
+                catchup.sessions.push(data.sessions[id].clone());
+            }
+            for (session, _) in data.view_rev.iter().filter(|(_, rev)| **rev > seen) {
+                catchup.views.push(data.views[session].clone());
+            }
+            catchup.peaks = data
+                .peaks
+                .iter()
+                .map(|(film, (peak, at))| (film.clone(), *peak, *at))
+                .collect();
+            // What others committed is seen, whatever becomes of this transaction.
+            self.seen.store(data.rev, Ordering::SeqCst);
+        }
+        let records = stage(catchup);
+        if !records.is_empty() {
+            self.apply(&mut data, &records)?;
+            // Nobody else wrote meanwhile: the lock is held.
+            self.seen.store(data.rev, Ordering::SeqCst);
+        }
+        Ok(())
+    }
 
     fn load(&self, started_since_ms: i64, since_ms: i64) -> Result<Snapshot> {
-        let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        let data = self.data();
+        // A restart has seen everything there is.
+        self.seen.store(data.rev, Ordering::SeqCst);
         let mut older: BTreeMap<String, u64> = BTreeMap::new();
         for v in data.views.values().filter(|v| v.at < since_ms) {
             *older.entry(v.film.clone()).or_default() += 1;
@@ -256,6 +327,91 @@ pub mod conformance {
     fn an_empty_write_is_fine(open: &dyn Fn() -> Arc<dyn AudienceStore>) {
         open().write(&[]).unwrap();
     }
+
+    /// The contract of a store that several nodes share ([`AudienceStore::exchange`]): each
+    /// call of `open` is another node on the same data (a fresh one, or one restarted).
+    pub fn run_shared(open: &dyn Fn() -> Arc<dyn AudienceStore>) {
+        each_node_catches_up_with_the_others_only(open);
+    }
+
+    /// Runs one exchange that writes `records`; returns what it caught up with.
+    fn exchange(store: &dyn AudienceStore, records: Vec<Record>) -> crate::Catchup {
+        let mut seen = None;
+        let mut records = Some(records);
+        store
+            .exchange(T0, &mut |catchup| {
+                seen = Some(catchup);
+                records.take().unwrap_or_default()
+            })
+            .unwrap();
+        seen.expect("exchange never called stage")
+    }
+
+    fn each_node_catches_up_with_the_others_only(open: &dyn Fn() -> Arc<dyn AudienceStore>) {
+        let (a, b) = (open(), open());
+        // Whatever was there before these nodes started is in their load, not a catch-up.
+        a.load(0, 0).unwrap();
+        b.load(0, 0).unwrap();
+        let mut s = session("shared-1", "shared", T0, 20_000);
+        let view = View {
+            session: s.id.clone(),
+            film: "shared".into(),
+            viewer: s.viewer.clone(),
+            at: T0 + 1,
+        };
+        let peak = Record::Peak {
+            film: "shared".into(),
+            peak: 5,
+            at: T0 + 2,
+        };
+        let first = exchange(
+            a.as_ref(),
+            vec![Record::Session(s.clone()), Record::View(view.clone()), peak],
+        );
+        assert!(
+            first.sessions.is_empty() && first.views.is_empty(),
+            "{first:?}"
+        );
+        assert!(first.now_ms > 0);
+
+        let caught = exchange(b.as_ref(), Vec::new());
+        assert_eq!(caught.sessions, vec![s.clone()], "b sees a's session");
+        assert_eq!(caught.views, vec![view.clone()], "b sees a's view");
+        assert!(caught.peaks.contains(&("shared".to_owned(), 5, T0 + 2)));
+        let again = exchange(b.as_ref(), Vec::new());
+        assert!(
+            again.sessions.is_empty() && again.views.is_empty(),
+            "seen twice: {again:?}"
+        );
+
+        // b moves the session on; a sees only the latest state, and not its own writes.
+        s.last_seq = Some(4);
+        s.beat.play_ms = 30_000;
+        exchange(b.as_ref(), vec![Record::Session(s.clone())]);
+        s.last_seq = Some(5);
+        s.beat.play_ms = 40_000;
+        exchange(b.as_ref(), vec![Record::Session(s.clone())]);
+        let caught = exchange(a.as_ref(), Vec::new());
+        assert_eq!(
+            caught.sessions,
+            vec![s.clone()],
+            "a sees b's latest state once"
+        );
+        assert!(
+            caught.views.is_empty(),
+            "a's own view came back: {caught:?}"
+        );
+
+        // A node started now has it all in its load, and nothing to catch up.
+        let c = open();
+        let loaded = c.load(0, 0).unwrap();
+        assert!(loaded.sessions.contains(&s));
+        let caught = exchange(c.as_ref(), Vec::new());
+        assert!(
+            caught.sessions.is_empty() && caught.views.is_empty(),
+            "{caught:?}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +426,7 @@ mod tests {
     fn the_memory_store_keeps_the_contract() {
         let store = MemoryStore::new();
         conformance::run(&|| Arc::new(store.clone()) as Arc<dyn AudienceStore>);
+        conformance::run_shared(&|| Arc::new(store.clone()) as Arc<dyn AudienceStore>);
     }
 
     const T0: i64 = 1_800_000_000_000;
@@ -382,6 +539,66 @@ mod tests {
             .unwrap();
         let after = audience.stats("film");
         assert_eq!((after.views, after.playing_time_s), (1, 50.0));
+    }
+
+    /// Three engines on one store are three nodes behind a round-robin balancer: every beat
+    /// of a session goes to the next node, and the rules still hold as on one node (a view
+    /// once per session and once per viewer and hour, a resent beat a duplicate, the fourth
+    /// session of one viewer suspicious), and every node's figures are the same.
+    #[tokio::test]
+    async fn nodes_sharing_a_store_count_as_one() {
+        let store = MemoryStore::new();
+        let (clock, now) = Clock::manual(T0);
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            nodes.push(open(&store, clock.clone(), config()).await);
+        }
+        // Two sessions of one viewer (one view), and one of another viewer.
+        let twice = [
+            nodes[0].mint("film", Some("viewer-twice".into())).unwrap(),
+            nodes[1].mint("film", Some("viewer-twice".into())).unwrap(),
+        ];
+        let once = nodes[2].mint("film", None).unwrap();
+        for seq in 0..=4u64 {
+            now.store(T0 + seq as i64 * 10_000, Ordering::SeqCst);
+            for (i, minted) in twice.iter().chain([&once]).enumerate() {
+                let node = &nodes[(seq as usize + i) % 3];
+                let mut b = beat(seq, PlayerState::Playing, seq * 10_000);
+                b.proof = Some(proof::solve(&minted.session_id, minted.proof_bits));
+                let outcome = node
+                    .heartbeat(&minted.session_id, &minted.token, &b)
+                    .await
+                    .unwrap();
+                assert_eq!(outcome, Outcome::Accepted, "seq {seq}, session {i}");
+                // The balancer retries the same beat on the next node: a duplicate there.
+                let retried = nodes[(seq as usize + i + 1) % 3]
+                    .heartbeat(&minted.session_id, &minted.token, &b)
+                    .await
+                    .unwrap();
+                assert_eq!(retried, Outcome::Duplicate, "seq {seq}, session {i}");
+            }
+        }
+        // Two more sessions of the twice-viewer, started on other nodes: the fourth is one
+        // more than a person watches at once (max_sessions_per_viewer = 3).
+        for (n, node) in nodes.iter().enumerate().take(2) {
+            let minted = node.mint("film", Some("viewer-twice".into())).unwrap();
+            let mut b = beat(0, PlayerState::Playing, 0);
+            b.proof = Some(proof::solve(&minted.session_id, minted.proof_bits));
+            let to = &nodes[(n + 1) % 3];
+            to.heartbeat(&minted.session_id, &minted.token, &b)
+                .await
+                .unwrap();
+        }
+        for node in &nodes {
+            node.sample().await.unwrap();
+        }
+        let stats: Vec<_> = nodes.iter().map(|n| n.stats("film")).collect();
+        assert_eq!(stats[0].views, 2, "one view per viewer: {:?}", stats[0]);
+        assert_eq!(stats[0].playing_time_s, 120.0);
+        assert_eq!(stats[0].concurrent_viewers, 2);
+        assert_eq!(stats[0].suspicious_sessions, 1);
+        assert_eq!(stats[1], stats[0], "node 1 differs");
+        assert_eq!(stats[2], stats[0], "node 2 differs");
     }
 
     #[tokio::test]

@@ -10,7 +10,9 @@
 
 use crate::Map;
 use crate::figures::{DAY_MS, FilmFigures};
-use crate::{Config, Counters, Error, FilmStats, Minute, PlayerState, Record, Session, View};
+use crate::{
+    Catchup, Config, Counters, Error, FilmStats, Minute, PlayerState, Record, Session, View,
+};
 
 /// What happened to a heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +130,30 @@ impl State {
         let counters = self.films.entry(film.to_owned()).or_default();
         counters.peak = peak;
         counters.peak_at = Some(at);
+    }
+
+    /// Takes in what other nodes sharing the store committed: their sessions replace ours
+    /// (they are newer: a session's changes are serialised by the store's lock), their views
+    /// count, their peaks raise ours.
+    pub fn catch_up(&mut self, catchup: Catchup) {
+        for session in catchup.sessions {
+            let figures = self.films.entry(session.film.clone()).or_default();
+            if let Some(old) = self.sessions.get(&session.id) {
+                figures.remove(old);
+            }
+            figures.add(&session);
+            self.sessions.insert(session.id.clone(), session);
+        }
+        for view in &catchup.views {
+            self.restore_view(view);
+        }
+        for (film, peak, at) in catchup.peaks {
+            let figures = self.films.entry(film).or_default();
+            if peak > figures.peak {
+                figures.peak = peak;
+                figures.peak_at = Some(at);
+            }
+        }
     }
 
     pub fn session(&self, id: &str) -> Option<&Session> {

@@ -7,12 +7,13 @@
 //! refuses fails only its own heartbeat; every field is validated before it gets here, so that
 //! is a last line of defence. Nothing of a failed job reaches the live state.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::state::Beat;
-use crate::{AudienceStore, Clock, Config, Error, Outcome, Result, State};
+use crate::state::{Beat, Change, Sampled};
+use crate::{AudienceStore, Catchup, Clock, Config, Error, Outcome, Result, State};
 
 /// Work for the writer.
 #[derive(Debug)]
@@ -30,6 +31,7 @@ pub(crate) fn start(
     state: Arc<Mutex<State>>,
     config: Arc<Config>,
     clock: Clock,
+    skew: Arc<AtomicI64>,
     mut queue: mpsc::Receiver<Job>,
 ) -> Result<()> {
     std::thread::Builder::new()
@@ -40,6 +42,7 @@ pub(crate) fn start(
                 state,
                 config,
                 clock,
+                skew,
             };
             while let Some(first) = queue.blocking_recv() {
                 let mut batch = vec![first];
@@ -61,11 +64,21 @@ struct Writer {
     state: Arc<Mutex<State>>,
     config: Arc<Config>,
     clock: Clock,
+    /// The store's clock minus ours, as last seen (0 for a store of this process alone).
+    skew: Arc<AtomicI64>,
 }
 
 impl Writer {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         crate::lock(&self.state)
+    }
+
+    /// Takes in what other nodes committed and the store's time; returns the time to stage at.
+    fn catch_up(&self, state: &mut State, catchup: Catchup, local_now: i64) -> i64 {
+        let now = catchup.now_ms;
+        self.skew.store(now - local_now, Ordering::Relaxed);
+        state.catch_up(catchup);
+        now
     }
 
     fn run(&self, batch: Vec<Job>) {
@@ -102,15 +115,18 @@ impl Writer {
         beats: &[Beat],
         waiting: Vec<oneshot::Sender<Result<Outcome>>>,
     ) -> std::result::Result<(), Vec<oneshot::Sender<Result<Outcome>>>> {
-        let now = self.clock.now_ms();
-        let (outcomes, changes, records) = self.lock().stage(&self.config, beats, now);
-        let written = if records.is_empty() {
-            Ok(())
-        } else {
-            self.store.write(&records)
-        };
-        match written {
-            Ok(()) => {
+        let local_now = self.clock.now_ms();
+        let mut staged: Option<(Vec<Result<Outcome>>, Vec<Change>)> = None;
+        let written = self.store.exchange(local_now, &mut |catchup| {
+            let mut state = self.lock();
+            let now = self.catch_up(&mut state, catchup, local_now);
+            let (outcomes, changes, records) = state.stage(&self.config, beats, now);
+            staged = Some((outcomes, changes));
+            records
+        });
+        let staged = staged.ok_or_else(|| Error::Store("the store never staged the batch".into()));
+        match written.and(staged) {
+            Ok((outcomes, changes)) => {
                 self.lock().commit(changes);
                 for (done, outcome) in waiting.into_iter().zip(outcomes) {
                     let _ = done.send(outcome);
@@ -132,9 +148,17 @@ impl Writer {
     }
 
     fn sample(&self) -> Result<()> {
-        let now = self.clock.now_ms();
-        let (sampled, records) = self.lock().sample(&self.config, now);
-        self.store.write(&records)?;
+        let local_now = self.clock.now_ms();
+        let mut staged: Option<Sampled> = None;
+        self.store.exchange(local_now, &mut |catchup| {
+            let mut state = self.lock();
+            let now = self.catch_up(&mut state, catchup, local_now);
+            let (sampled, records) = state.sample(&self.config, now);
+            staged = Some(sampled);
+            records
+        })?;
+        let sampled =
+            staged.ok_or_else(|| Error::Store("the store never staged the sample".into()))?;
         self.lock()
             .commit_sample(&self.config, sampled, crate::keep_ms(&self.config));
         Ok(())
