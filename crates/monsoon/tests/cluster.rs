@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use std::process::{Command, Stdio};
 
 use common::Server;
+use common::player::{Viewer, beat, mint};
 use monsoon_engines::garage::Garage;
 use monsoon_engines::postgres::Postgres;
 use serde_json::{Value, json};
@@ -191,4 +192,118 @@ fn a_film_in_object_storage_plays_from_every_node() {
         .header("If-None-Match", &etag(&b))
         .call();
     assert!(matches!(fresh, Ok(ref r) if r.status() == 304), "{fresh:?}");
+}
+
+/// Three nodes on one PostgreSQL behind a round-robin balancer, no stickiness: every beat of
+/// a player goes to the next node. One node is killed with `kill -9` mid-run (its beats go to
+/// the next node, as the balancer's retry sends them) and restarted later. Views, playing time,
+/// concurrency and the peak equal the ground truth on every node.
+#[test]
+fn three_nodes_count_one_audience_across_a_kill_9() {
+    let pg = Postgres::start().unwrap();
+    let url = pg.create_database("monsoon").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let media = format!("file://{}", tmp.path().join("media").display());
+    let storage = ["--database", url.as_str(), "--media", media.as_str()];
+    common::ingest_clip_with(tmp.path(), "film", 2, "320x180", &storage);
+    let config = tmp.path().join("audience.toml");
+    std::fs::write(
+        &config,
+        "[audience]\nview_threshold_ms = 2000\nmin_beat_gap_ms = 100\nliveness_ms = 5000\nsample_every_ms = 200\n",
+    )
+    .unwrap();
+    let start = |name: &str| {
+        let mut args = vec!["--config", config.to_str().unwrap()];
+        args.extend_from_slice(&storage);
+        Server::start_with(&tmp.path().join(name), &args)
+    };
+    let mut nodes: Vec<Option<Server>> = ["a", "b", "c"].iter().map(|n| Some(start(n))).collect();
+    // The balancer: the n-th request to the n-th node, or the next one alive.
+    let mut turn = 0usize;
+    let mut next = |nodes: &[Option<Server>]| -> usize {
+        turn += 1;
+        (0..3)
+            .map(|i| (turn + i) % 3)
+            .find(|&i| nodes[i].is_some())
+            .unwrap()
+    };
+
+    let mut mint_on = |nodes: &[Option<Server>], viewer: Option<&str>| {
+        let i = next(nodes);
+        mint(nodes[i].as_ref().unwrap(), viewer)
+    };
+    let mut leavers: Vec<Viewer> = (0..10).map(|_| mint_on(&nodes, None)).collect();
+    let mut pausers: Vec<Viewer> = (0..10).map(|_| mint_on(&nodes, None)).collect();
+    let mut players: Vec<Viewer> = (0..10).map(|_| mint_on(&nodes, None)).collect();
+    let mut twice = [
+        mint_on(&nodes, Some("same-viewer-01")),
+        mint_on(&nodes, Some("same-viewer-01")),
+    ];
+
+    for round in 0..8 {
+        if round == 3 {
+            // kill -9 of node b between two rounds: everything it acknowledged is committed.
+            let mut b = nodes[1].take().unwrap();
+            b.child.kill().unwrap();
+            b.child.wait().unwrap();
+        }
+        if round == 6 {
+            nodes[1] = Some(start("b"));
+        }
+        let played = if round == 0 { 0 } else { 500 };
+        for v in leavers
+            .iter_mut()
+            .chain(players.iter_mut())
+            .chain(twice.iter_mut())
+        {
+            let i = next(&nodes);
+            assert_eq!(beat(nodes[i].as_ref().unwrap(), v, "playing", played), 204);
+        }
+        for v in &mut pausers {
+            let (state, played) = if round < 2 {
+                ("playing", played)
+            } else {
+                ("paused", 0)
+            };
+            let i = next(&nodes);
+            assert_eq!(beat(nodes[i].as_ref().unwrap(), v, state, played), 204);
+        }
+        std::thread::sleep(Duration::from_millis(520));
+    }
+    for v in &mut leavers {
+        let i = next(&nodes);
+        assert_eq!(beat(nodes[i].as_ref().unwrap(), v, "ended", 0), 204);
+    }
+    // Ground truth: 3.5 s played by leavers, players and both sessions of the one viewer who
+    // watched twice (one view for them), 0.5 s by pausers.
+    let views = 10 + 10 + 1;
+    let playing_ms: u64 = [&leavers[..], &pausers[..], &players[..], &twice[..]]
+        .iter()
+        .flat_map(|g| g.iter())
+        .map(|v| v.acked_play_ms)
+        .sum();
+    assert_eq!(playing_ms, 22 * 3_500 + 10 * 500);
+    // A sample on every node after the last beat.
+    std::thread::sleep(Duration::from_millis(700));
+    for node in nodes.iter().flatten() {
+        let stats = node.get_json("/api/v1/films/film/stats");
+        assert_eq!(stats["views"], views, "{}: {stats}", node.url);
+        assert_eq!(
+            stats["playing_time_s"].as_f64().unwrap(),
+            playing_ms as f64 / 1000.0,
+            "{}: {stats}",
+            node.url
+        );
+        assert_eq!(
+            stats["concurrent_viewers"], 11,
+            "{}: players, and one viewer in two sessions: {stats}",
+            node.url
+        );
+        assert_eq!(
+            stats["peak_concurrent_viewers"], 31,
+            "{}: {stats}",
+            node.url
+        );
+        assert_eq!(stats["suspicious_sessions"], 0, "{}: {stats}", node.url);
+    }
 }

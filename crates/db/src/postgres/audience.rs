@@ -8,10 +8,11 @@
 //! A commit returns once PostgreSQL has flushed it (`synchronous_commit = on`, its default):
 //! an acknowledged heartbeat survives the loss of the node that took it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use monsoon_audience::{
-    AudienceStore, Counters, PlayerState, Record, Result, Session, Snapshot, View,
+    AudienceStore, Catchup, Counters, PlayerState, Record, Result, Session, Snapshot, View,
 };
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Connection, PgConnection, Row};
@@ -33,6 +34,8 @@ pub struct PgAudienceStore {
     url: String,
     /// `None` after an error: the next call connects anew (the server may have restarted).
     conn: Mutex<Option<PgConnection>>,
+    /// The revision of `audience_rev` this node has seen every change up to.
+    seen: AtomicI64,
 }
 
 impl PgAudienceStore {
@@ -49,6 +52,7 @@ impl PgAudienceStore {
             options: options(url, "monsoon-audience").map_err(store)?,
             url: redacted(url),
             conn: Mutex::new(None),
+            seen: AtomicI64::new(0),
         };
         drop(this.connection()?);
         Ok(this)
@@ -82,18 +86,67 @@ impl PgAudienceStore {
     }
 }
 
-/// `INSERT INTO table (columns) SELECT * FROM UNNEST($1::type[], …)`.
+/// `INSERT INTO table (columns, rev) SELECT u.*, nextval('audience_rev') FROM UNNEST($1::type[],
+/// …) AS u`: every row written takes the next revision (migrations/postgres/0003), which other
+/// nodes catch up with. Minute rollups take none: each node writes its own.
 fn insert_unnest(table: &str, columns: &[&str], types: &[&str]) -> String {
     let arrays: Vec<String> = types
         .iter()
         .enumerate()
         .map(|(i, t)| format!("${}::{t}[]", i + 1))
         .collect();
+    let (rev_column, rev_value) = if table == "audience_minutes" {
+        ("", "")
+    } else {
+        (", rev", ", nextval('audience_rev')")
+    };
     format!(
-        "INSERT INTO {table} ({}) SELECT * FROM UNNEST({})",
+        "INSERT INTO {table} ({}{rev_column}) SELECT u.*{rev_value} FROM UNNEST({}) AS u",
         columns.join(", "),
         arrays.join(", ")
     )
+}
+
+/// The one lock every writer of the audience holds for its whole transaction, on every node.
+const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended('monsoon_audience', 0))";
+
+/// The database's time (ms since the Unix epoch) and the last revision taken.
+const CLOCK_AND_REVISION: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8, \
+     (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM audience_rev)";
+
+/// Takes the lock; returns the database's time and the last revision.
+async fn lock(tx: &mut PgConnection) -> Result<(i64, i64)> {
+    sqlx::query(LOCK).execute(&mut *tx).await.map_err(store)?;
+    sqlx::query_as(CLOCK_AND_REVISION)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store)
+}
+
+/// What was committed after revision `seen`: sessions in their latest state, views, and
+/// every peak.
+async fn catch_up(tx: &mut PgConnection, seen: i64, now_ms: i64) -> Result<Catchup> {
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM audience_sessions WHERE rev > $1",
+        SESSION_COLUMNS.join(", ")
+    ))
+    .bind(seen)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(store)?;
+    let sessions = rows.iter().map(session_from_row).collect::<Result<_>>()?;
+    let rows = sqlx::query("SELECT session, film, viewer, at FROM audience_views WHERE rev > $1")
+        .bind(seen)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store)?;
+    let views = rows.iter().map(view_from_row).collect::<Result<_>>()?;
+    Ok(Catchup {
+        now_ms,
+        sessions,
+        views,
+        peaks: peaks(tx).await?,
+    })
 }
 
 /// Each of [`SESSION_COLUMNS`] as an array, one element per session, to bind in that order.
@@ -161,7 +214,7 @@ impl SessionColumns {
     /// Upserts every session in one statement.
     async fn upsert(self, conn: &mut PgConnection) -> Result<()> {
         let sql = format!(
-            "{} ON CONFLICT (id) DO UPDATE SET {}",
+            "{} ON CONFLICT (id) DO UPDATE SET {}, rev = excluded.rev",
             insert_unnest("audience_sessions", &SESSION_COLUMNS, &SESSION_TYPES),
             session_changes()
         );
@@ -198,13 +251,20 @@ impl SessionColumns {
 }
 
 async fn write(conn: &mut PgConnection, batch: Batch<'_>) -> Result<()> {
+    let mut tx = conn.begin().await.map_err(store)?;
+    lock(&mut tx).await?;
+    write_in(&mut tx, batch).await?;
+    tx.commit().await.map_err(store)
+}
+
+/// Writes `batch` in the transaction `tx`, which holds the lock.
+async fn write_in(tx: &mut PgConnection, batch: Batch<'_>) -> Result<()> {
     let mut sessions = SessionColumns::default();
     for s in batch.sessions.values() {
         sessions.push(s)?;
     }
-    let mut tx = conn.begin().await.map_err(store)?;
     if !batch.sessions.is_empty() {
-        sessions.upsert(&mut tx).await?;
+        sessions.upsert(&mut *tx).await?;
     }
     if !batch.views.is_empty() {
         let views = &batch.views;
@@ -256,8 +316,8 @@ async fn write(conn: &mut PgConnection, batch: Batch<'_>) -> Result<()> {
             peaks.push((*film, int("peak", *peak)?, *at));
         }
         sqlx::query(&format!(
-            "{} ON CONFLICT (film) DO UPDATE SET peak = excluded.peak, at = excluded.at \
-             WHERE excluded.peak > audience_peaks.peak",
+            "{} ON CONFLICT (film) DO UPDATE SET peak = excluded.peak, at = excluded.at, \
+             rev = excluded.rev WHERE excluded.peak > audience_peaks.peak",
             insert_unnest(
                 "audience_peaks",
                 &["film", "peak", "at"],
@@ -271,7 +331,7 @@ async fn write(conn: &mut PgConnection, batch: Batch<'_>) -> Result<()> {
         .await
         .map_err(store)?;
     }
-    tx.commit().await.map_err(store)
+    Ok(())
 }
 
 /// A session from the values of [`SESSION_COLUMNS`], in that order.
@@ -329,33 +389,61 @@ fn session_from_row(row: &PgRow) -> Result<Session> {
     })
 }
 
-async fn load(conn: &mut PgConnection, started_since_ms: i64, since_ms: i64) -> Result<Snapshot> {
+fn view_from_row(row: &PgRow) -> Result<View> {
+    Ok(View {
+        session: row.try_get(0).map_err(store)?,
+        film: row.try_get(1).map_err(store)?,
+        viewer: row.try_get(2).map_err(store)?,
+        at: row.try_get(3).map_err(store)?,
+    })
+}
+
+/// Every film's peak.
+async fn peaks(conn: &mut PgConnection) -> Result<Vec<(String, u64, i64)>> {
+    let rows = sqlx::query("SELECT film, peak, at FROM audience_peaks")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(store)?;
+    let mut peaks = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let peak: i64 = row.try_get(1).map_err(store)?;
+        peaks.push((
+            row.try_get(0).map_err(store)?,
+            u64::try_from(peak).map_err(|_| store(format!("peak = {peak} is negative")))?,
+            row.try_get(2).map_err(store)?,
+        ));
+    }
+    Ok(peaks)
+}
+
+/// The snapshot a node starts from, under the lock; and the revision it holds everything up
+/// to.
+async fn load(
+    conn: &mut PgConnection,
+    started_since_ms: i64,
+    since_ms: i64,
+) -> Result<(Snapshot, i64)> {
+    let mut tx = conn.begin().await.map_err(store)?;
+    let (_, revision) = lock(&mut tx).await?;
     let mut snapshot = Snapshot::default();
     let rows = sqlx::query(&format!(
         "SELECT {} FROM audience_sessions WHERE started_at >= $1",
         SESSION_COLUMNS.join(", ")
     ))
     .bind(started_since_ms)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut *tx)
     .await
     .map_err(store)?;
     snapshot.sessions = rows.iter().map(session_from_row).collect::<Result<_>>()?;
     let rows = sqlx::query("SELECT session, film, viewer, at FROM audience_views WHERE at >= $1")
         .bind(since_ms)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store)?;
-    for row in &rows {
-        snapshot.views.push(View {
-            session: row.try_get(0).map_err(store)?,
-            film: row.try_get(1).map_err(store)?,
-            viewer: row.try_get(2).map_err(store)?,
-            at: row.try_get(3).map_err(store)?,
-        });
-    }
+    snapshot.views = rows.iter().map(view_from_row).collect::<Result<_>>()?;
     let rows = sqlx::query("SELECT film, COUNT(*) FROM audience_views WHERE at < $1 GROUP BY film")
         .bind(since_ms)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store)?;
     for row in &rows {
@@ -368,7 +456,7 @@ async fn load(conn: &mut PgConnection, started_since_ms: i64, since_ms: i64) -> 
     let month_ago = since_ms - 29 * 24 * 3_600_000;
     let rows = sqlx::query("SELECT json FROM audience_minutes WHERE at >= $1")
         .bind(month_ago)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store)?;
     for row in &rows {
@@ -377,19 +465,9 @@ async fn load(conn: &mut PgConnection, started_since_ms: i64, since_ms: i64) -> 
             .minutes
             .push(serde_json::from_str(json).map_err(store)?);
     }
-    let rows = sqlx::query("SELECT film, peak, at FROM audience_peaks")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(store)?;
-    for row in &rows {
-        let peak: i64 = row.try_get(1).map_err(store)?;
-        snapshot.peaks.push((
-            row.try_get(0).map_err(store)?,
-            peak as u64,
-            row.try_get(2).map_err(store)?,
-        ));
-    }
-    Ok(snapshot)
+    snapshot.peaks = peaks(&mut tx).await?;
+    tx.commit().await.map_err(store)?;
+    Ok((snapshot, revision))
 }
 
 impl AudienceStore for PgAudienceStore {
@@ -399,7 +477,45 @@ impl AudienceStore for PgAudienceStore {
     }
 
     fn load(&self, started_since_ms: i64, since_ms: i64) -> Result<Snapshot> {
-        self.run(async move |conn| load(conn, started_since_ms, since_ms).await)
+        let (snapshot, revision) =
+            self.run(async move |conn| load(conn, started_since_ms, since_ms).await)?;
+        self.seen.store(revision, Ordering::SeqCst);
+        Ok(snapshot)
+    }
+
+    /// Under the lock every node takes: catches up with what others committed since this
+    /// node's last exchange (nothing to read when the revision has not moved), stages at the
+    /// database's clock, writes, and remembers the revision it has seen everything up to.
+    fn exchange(&self, _now_ms: i64, stage: &mut dyn FnMut(Catchup) -> Vec<Record>) -> Result<()> {
+        self.run(async |conn| {
+            let mut tx = conn.begin().await.map_err(store)?;
+            let (now_ms, revision) = lock(&mut tx).await?;
+            let seen = self.seen.load(Ordering::SeqCst);
+            let catchup = if revision > seen {
+                let catchup = catch_up(&mut tx, seen, now_ms).await?;
+                // What others committed is seen, whatever becomes of this transaction.
+                self.seen.store(revision, Ordering::SeqCst);
+                catchup
+            } else {
+                Catchup {
+                    now_ms,
+                    ..Catchup::default()
+                }
+            };
+            let records = stage(catchup);
+            if records.is_empty() {
+                return tx.commit().await.map_err(store);
+            }
+            write_in(&mut tx, Batch::of(&records)).await?;
+            // Nobody else took a revision meanwhile: the lock is held.
+            let (_, revision): (i64, i64) = sqlx::query_as(CLOCK_AND_REVISION)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store)?;
+            tx.commit().await.map_err(store)?;
+            self.seen.store(revision, Ordering::SeqCst);
+            Ok(())
+        })
     }
 }
 
@@ -421,9 +537,9 @@ mod tests {
         let url = pg.create_database("audience").unwrap();
         drop(PgCatalog::open(&url).await.unwrap());
         tokio::task::spawn_blocking(move || {
-            conformance::run(&|| {
-                Arc::new(PgAudienceStore::open(&url).unwrap()) as Arc<dyn AudienceStore>
-            })
+            let open = || Arc::new(PgAudienceStore::open(&url).unwrap()) as Arc<dyn AudienceStore>;
+            conformance::run(&open);
+            conformance::run_shared(&open);
         })
         .await
         .unwrap();

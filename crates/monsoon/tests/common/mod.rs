@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod player;
+
 pub const MONSOON: &str = env!("CARGO_BIN_EXE_monsoon");
 
 /// Makes a test clip with a tone (`audio`) or without.
