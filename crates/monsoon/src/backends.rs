@@ -145,13 +145,23 @@ impl Backends {
     /// the same: on PostgreSQL it lives in the database (made by the first node), on SQLite
     /// in `<data>/audience.key` (made on first use).
     pub async fn audience_key(&self, data: &DataDir) -> anyhow::Result<Vec<u8>> {
+        match self.shared_key("audience_key").await? {
+            Some(key) => Ok(key),
+            None => data.audience_key(),
+        }
+    }
+
+    /// The shared key `name` of the nodes of a cluster (in the PostgreSQL database, made by
+    /// the first node that asks), or `None` for a database of one node (SQLite).
+    pub async fn shared_key(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let Some(catalog) = &self.postgres else {
-            return data.audience_key();
+            return Ok(None);
         };
         let made = hex::encode(crate::random_key()?);
-        let text = catalog.shared_secret("audience_key", || made).await?;
-        hex::decode(text.trim())
-            .map_err(|e| anyhow::anyhow!("the database's audience_key is not hex: {e}"))
+        let text = catalog.shared_secret(name, || made).await?;
+        let key = hex::decode(text.trim())
+            .map_err(|e| anyhow::anyhow!("the database's {name} is not hex: {e}"))?;
+        Ok(Some(key))
     }
 
     /// The audience's store, in the same database as the catalog (opened after it, which

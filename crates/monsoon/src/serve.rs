@@ -209,13 +209,18 @@ pub async fn serve(
              make a token with `monsoon admin-token`, or set metrics = \"public\" on a private listener"
         );
     }
-    let admin =
-        monsoon_server::AdminAuth::new(token_hash, settings.admin.sign_in_attempts_per_minute)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let trusted_proxies = monsoon_server::TrustedProxies::parse(&config.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let audience = settings.audience.clone();
     let backends = data.open(&settings.storage).await?;
+    // The nodes of a cluster sign the operators' cookies under one key, so whichever node
+    // answers, the operator stays signed in; one node alone makes a key at start.
+    let attempts = settings.admin.sign_in_attempts_per_minute;
+    let admin = match backends.shared_key("admin_cookie_key").await? {
+        Some(key) => monsoon_server::AdminAuth::with_key(token_hash, attempts, &key),
+        None => monsoon_server::AdminAuth::new(token_hash, attempts),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = backends.audience().await?;
     let key = backends.audience_key(data).await?;
     let (films, media) = (backends.films, backends.media);

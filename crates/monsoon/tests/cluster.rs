@@ -16,11 +16,23 @@ use monsoon_engines::garage::Garage;
 use monsoon_engines::postgres::Postgres;
 use serde_json::{Value, json};
 
+/// The operators' token of the cluster tests.
+const ADMIN_TOKEN: &str = "cluster-test-admin-token";
+
 /// A node with a data directory of its own and the shared `storage` flags. Its catalog polls
 /// only once a minute, so whatever it picks up sooner was pushed to it.
 fn node(dir: &Path, name: &str, storage: &[&str]) -> Server {
+    let admin = common::monsoon(dir, &["admin-token", "--token", ADMIN_TOKEN]);
+    assert!(admin.status.success());
     let config = dir.join(format!("{name}.toml"));
-    std::fs::write(&config, "[serve]\ncatalog_refresh_ms = 60000\n").unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[serve]\ncatalog_refresh_ms = 60000\n{}",
+            String::from_utf8_lossy(&admin.stdout)
+        ),
+    )
+    .unwrap();
     let mut args = vec!["--config", config.to_str().unwrap()];
     args.extend_from_slice(storage);
     Server::start_with(&dir.join(name), &args)
@@ -67,6 +79,28 @@ fn nodes_share_the_catalog_the_media_and_the_token_key() {
         .unwrap();
     assert_eq!(answer.status(), 204);
     assert!(!tmp.path().join("a/audience.key").exists());
+
+    // An operator signed in on one node stays signed in on the other (the cookie key is the
+    // database's too).
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let signed_in = agent
+        .post(&format!("{}/admin/login", a.url))
+        .content_type("application/x-www-form-urlencoded")
+        .send(format!("token={ADMIN_TOKEN}"))
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let dashboard = agent
+        .get(&format!("{}/admin/api/dashboard?film=film", b.url))
+        .header("Cookie", &cookie)
+        .call()
+        .unwrap();
+    assert_eq!(dashboard.status(), 200, "signed out by the other node");
 
     // A new version published by the CLI reaches both nodes by the database's push, long
     // before their once-a-minute poll.

@@ -88,10 +88,24 @@ enum Verdict {
 
 impl AdminAuth {
     /// Checks the hash's format at start, so a typo in `monsoon.toml` is an error, not a
-    /// dashboard nobody can enter. `sign_in_attempts_per_minute` is per client address.
+    /// dashboard nobody can enter. `sign_in_attempts_per_minute` is per client address. The
+    /// cookies are signed under a key made now: a restart signs everyone out.
     pub fn new(
         token_hash: Option<String>,
         sign_in_attempts_per_minute: u32,
+    ) -> Result<Self, String> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| format!("no randomness: {e}"))?;
+        Self::with_key(token_hash, sign_in_attempts_per_minute, &key)
+    }
+
+    /// [`AdminAuth::new`] signing the cookies under `key`: nodes that share it accept each
+    /// other's cookies (an operator behind a load balancer stays signed in whichever node
+    /// answers), and a restart signs nobody out.
+    pub fn with_key(
+        token_hash: Option<String>,
+        sign_in_attempts_per_minute: u32,
+        key: &[u8],
     ) -> Result<Self, String> {
         if let Some(hash) = &token_hash {
             PasswordHash::new(hash).map_err(|e| {
@@ -104,9 +118,13 @@ impl AdminAuth {
                     .into(),
             );
         }
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| format!("no randomness: {e}"))?;
-        let keyed = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| format!("HMAC key: {e}"))?;
+        if key.len() < 32 {
+            return Err(format!(
+                "the admin cookie key has {} bytes; it needs at least 32",
+                key.len()
+            ));
+        }
+        let keyed = Hmac::<Sha256>::new_from_slice(key).map_err(|e| format!("HMAC key: {e}"))?;
         Ok(Self {
             token_hash,
             keyed,
@@ -595,8 +613,16 @@ mod tests {
         // Extending the expiry breaks the signature.
         let later = expiry.parse::<u128>().unwrap() + 1;
         assert!(!auth.cookie_is_valid(&format!("{later}.{tag}")));
-        // A cookie signed by another server (another key) is refused.
+        // A cookie signed by another server (another key) is refused; one sharing the key
+        // accepts it.
         assert!(!AdminAuth::new(None, 10).unwrap().cookie_is_valid(&value));
+        let shared = [7u8; 32];
+        let (a, b) = (
+            AdminAuth::with_key(None, 10, &shared).unwrap(),
+            AdminAuth::with_key(None, 10, &shared).unwrap(),
+        );
+        assert!(b.cookie_is_valid(&a.issue()));
+        assert!(AdminAuth::with_key(None, 10, &[7u8; 8]).is_err());
         // An expired one is refused.
         let past = 1_000u128;
         let tag = hex::encode(auth.mac(past).finalize().into_bytes());
