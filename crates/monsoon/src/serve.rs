@@ -294,6 +294,7 @@ mod tests {
         );
         assert_eq!(file.audience, monsoon_audience::Config::default());
         assert_eq!(file.storage, crate::backends::StorageConfig::default());
+        assert_eq!(file.worker, crate::worker::WorkerConfig::default());
         for key in ["database", "media"] {
             assert!(
                 text.contains(&format!("\n# {key} = ")),
@@ -322,6 +323,8 @@ mod tests {
             "metrics",
             "token_hash",
             "sign_in_attempts_per_minute",
+            "lease_s",
+            "poll_s",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")),
