@@ -98,6 +98,11 @@ pub struct LadderRung {
 impl FilmMeta {
     /// Reads and checks a `film.toml`.
     pub fn from_toml_file(path: &Path) -> Result<Self> {
+        Self::read_toml_file(path).map(|(meta, _)| meta)
+    }
+
+    /// Reads and checks a `film.toml`, and returns its text too (a queued job keeps it).
+    pub fn read_toml_file(path: &Path) -> Result<(Self, String)> {
         use std::io::Read as _;
         let io = |source| Error::Io {
             path: path.display().to_string(),
@@ -128,9 +133,20 @@ impl FilmMeta {
         }
         let text =
             String::from_utf8(bytes).map_err(|e| meta_error(format!("not UTF-8 text ({e})")))?;
-        let mut meta = Self::from_toml(&text).map_err(meta_error)?;
-        // Image paths are relative to the file that names them.
         let base = path.parent().unwrap_or(Path::new("."));
+        let meta = Self::from_toml_in(&text, base, &path.display().to_string())?;
+        Ok((meta, text))
+    }
+
+    /// Parses and checks `film.toml` text whose image paths are relative to `base`; errors
+    /// name the file as `shown`.
+    pub fn from_toml_in(text: &str, base: &Path, shown: &str) -> Result<Self> {
+        let meta_error = |message| Error::Meta {
+            path: shown.to_owned(),
+            message,
+        };
+        let mut meta = Self::from_toml(text).map_err(meta_error)?;
+        // Image paths are relative to the file that names them.
         for image in [&mut meta.poster, &mut meta.backdrop].into_iter().flatten() {
             *image = base.join(&*image);
             if !image.is_file() {

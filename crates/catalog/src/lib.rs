@@ -6,10 +6,12 @@
 //! This crate knows nothing of HTTP, SQL or ffmpeg. The concrete backends live in `crates/db`
 //! (records) and `crates/store` (media); the in-memory ones here ([`MemoryFilms`],
 //! [`MemoryStore`]) serve tests, and each trait's `conformance::run` is the contract every
-//! backend passes.
+//! backend passes. [`JobQueue`] (`jobs.rs`) is the third seam: the ingest jobs that workers
+//! lease, on PostgreSQL in `crates/db`, in memory here.
 
 mod error;
 mod film;
+pub mod jobs;
 mod objects;
 pub mod publish;
 pub mod repository;
@@ -21,6 +23,7 @@ pub use film::{
     DEFAULT_LANGUAGE, Film, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized, PublishedVersion,
     Rendition, RenditionKind, is_language_tag, validate_slug,
 };
+pub use jobs::{Job, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use repository::MemoryFilms;
 pub use store::{MediaStore, MemoryStore};

@@ -1,7 +1,8 @@
 //! Relational storage: the [`FilmRepository`] of `monsoon-catalog` and the `AudienceStore` of
 //! `monsoon-audience`, over SQLite (the default, one file) and PostgreSQL (several nodes on one
 //! database), each with its embedded migrations (`migrations/<engine>/`). Both engines keep
-//! the same tables and columns, and both are held to the same conformance suites.
+//! the same tables and columns, and both are held to the same conformance suites. The ingest
+//! job queue (`JobQueue`, [`PgJobs`]) is PostgreSQL's only: workers on several machines share it.
 
 use chrono::{DateTime, Utc};
 use monsoon_catalog::{Error, Film, FilmMeta, PublishedVersion, Result};
@@ -10,7 +11,7 @@ mod batch;
 mod postgres;
 mod sqlite;
 
-pub use postgres::{PgAudienceStore, PgCatalog, redacted};
+pub use postgres::{PgAudienceStore, PgCatalog, PgJobs, redacted};
 pub use sqlite::{SqliteAudienceStore, SqliteCatalog};
 
 fn backend(e: impl std::fmt::Display) -> Error {

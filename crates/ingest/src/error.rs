@@ -20,6 +20,17 @@ pub enum Error {
     #[error("{}: images must be .jpg, .png or .webp", .0.display())]
     ImageType(PathBuf),
 
+    #[error("{}: {source}", .path.display())]
+    Path {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A job that cannot be submitted or run, and why.
+    #[error("{0}")]
+    Job(String),
+
     #[error("copying {}", .path.display())]
     Copy {
         path: PathBuf,

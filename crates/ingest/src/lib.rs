@@ -16,8 +16,14 @@
 //! Storage comes in as the catalog's traits (a [`Publisher`] holds a `&dyn FilmRepository`
 //! and a `&dyn MediaStore`): which backends those are is the binary's choice. So is the
 //! presentation: a [`Plan`] shows what was planned, and ffmpeg's progress goes to a callback.
+//!
+//! [`jobs`] turns a request into a queued job (`monsoon ingest --submit`) and back;
+//! [`worker`] is `monsoon worker`'s loop: claim a job, run this same pipeline, renew the
+//! lease with the progress, finish (`docs/INGEST.md`, "Jobs and workers").
 
 mod error;
+pub mod jobs;
+pub mod worker;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -84,19 +90,26 @@ pub struct Published {
 
 /// Checks `request` and plans its ladder; writes nothing.
 pub async fn plan(request: Request) -> Result<Plan> {
+    validate_slug(&request.slug)?;
+    let meta = match &request.meta {
+        Some(path) => FilmMeta::from_toml_file(path)?,
+        None => FilmMeta::untitled(&request.slug),
+    };
+    plan_with(request, meta).await
+}
+
+/// [`plan`] with the film's metadata already read (a queued job holds its `film.toml`'s
+/// text, not a file); `request.meta` is not read.
+pub async fn plan_with(request: Request, meta: FilmMeta) -> Result<Plan> {
     let Request {
         file,
         slug,
-        meta,
+        meta: _,
         quality,
         max_height,
         subtitles,
     } = request;
     validate_slug(&slug)?;
-    let meta = match &meta {
-        Some(path) => FilmMeta::from_toml_file(path)?,
-        None => FilmMeta::untitled(&slug),
-    };
     check_subtitles(&subtitles)?;
     let limits = Limits::default();
     let source = monsoon_media::ffmpeg::probe_file(&file, &limits).await?;

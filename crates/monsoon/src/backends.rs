@@ -6,7 +6,7 @@
 //! | URL | backend |
 //! |---|---|
 //! | `sqlite://<path>` | `monsoon_db::SqliteCatalog` and `SqliteAudienceStore` on one file |
-//! | `postgres://[user[:password]@]host[:port]/database` | `monsoon_db::PgCatalog` and `PgAudienceStore`, for several nodes on one database |
+//! | `postgres://[user[:password]@]host[:port]/database` | `monsoon_db::PgCatalog` and `PgAudienceStore`, for several nodes on one database; `PgJobs`, the ingest job queue (PostgreSQL only) |
 //! | `file://<path>` | `monsoon_store::LocalStore` (objects as files; sends them with `sendfile`) |
 //! | `s3://<bucket>?endpoint=<URL>&region=<region>` | `monsoon_store::S3Store` (objects in a bucket of an S3-compatible store; signed with `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from the environment, never the URL) |
 
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use monsoon_audience::AudienceStore;
-use monsoon_catalog::{FilmRepository, MediaStore};
+use monsoon_catalog::{FilmRepository, JobQueue, MediaStore};
 use monsoon_store::s3::{Credentials, S3Store, S3Url};
 use serde::Deserialize;
 
@@ -177,6 +177,42 @@ impl Backends {
             })
         })
         .await?
+    }
+}
+
+/// Refuses, before anything is opened or written, a database that cannot hold the ingest
+/// job queue: `what` needs one that every worker shares, which is PostgreSQL.
+pub fn require_job_database(
+    data: &DataDir,
+    storage: &StorageConfig,
+    what: &str,
+) -> anyhow::Result<()> {
+    let url = match &storage.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", data.root.join("catalog.db").display()),
+    };
+    match parse("database", &url)? {
+        Backend::Postgres(_) => Ok(()),
+        _ => bail!(
+            "{what} needs the ingest job queue, which lives in a PostgreSQL database the workers \
+             share, and the database is \"{}\": set --database postgres://… \
+             (MONSOON_DATABASE, [storage] database), or run `monsoon ingest` without --submit \
+             to transcode on this machine",
+            monsoon_db::redacted(&url)
+        ),
+    }
+}
+
+impl Backends {
+    /// The ingest job queue, in the catalog's PostgreSQL database (the catalog migrated it).
+    pub fn jobs(&self) -> anyhow::Result<Arc<dyn JobQueue>> {
+        match &self.postgres {
+            Some(catalog) => Ok(Arc::new(monsoon_db::PgJobs::new(catalog.pool().clone()))),
+            None => bail!(
+                "the ingest job queue lives in a PostgreSQL database the workers share; this \
+                 database is SQLite: set --database postgres://…"
+            ),
+        }
     }
 }
 

@@ -63,6 +63,7 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
             max_height: None,
             subtitles: Vec::new(),
             json: false,
+            submit: false,
         },
     )
     .await?;

@@ -40,6 +40,11 @@ pub struct IngestArgs {
     /// Print progress as JSON lines on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,
+    /// Check and probe the master, then record a job for `monsoon worker`s instead of
+    /// transcoding here (PostgreSQL databases only). Workers open the master, the subtitles
+    /// and film.toml's images by the same absolute paths (a shared mount).
+    #[arg(long)]
+    pub submit: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -80,6 +85,9 @@ fn parse_subtitle(arg: &str) -> Result<Subtitle, String> {
 }
 
 pub async fn run(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode> {
+    if args.submit {
+        return crate::jobs::submit(data, args).await;
+    }
     let json_output = args.json;
     let slug = args.slug.clone();
     let ingest = ingest(data, args);

@@ -11,8 +11,10 @@ mod admin_token;
 mod backends;
 mod demo;
 mod ingest;
+mod jobs;
 mod serve;
 mod stats;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +53,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Make a synthetic film with ffmpeg, ingest it with sample metadata, and serve it.
     Demo(demo::DemoArgs),
+    /// Take ingest jobs (`monsoon ingest --submit`) from the PostgreSQL queue and run them.
+    Worker(worker::WorkerArgs),
+    /// List the ingest jobs: state, progress, speed, ETA, message (or cancel one).
+    Jobs(jobs::JobsArgs),
     /// Show a film's live audience figures from a running server.
     Stats(stats::StatsArgs),
     /// Make an admin token for the dashboard and the `[admin] token_hash` line to configure it.
@@ -159,6 +165,8 @@ fn main() -> ExitCode {
             Command::Ingest(args) => ingest::run(&data, args).await,
             Command::Serve(args) => serve::run(&data, args).await,
             Command::Demo(args) => demo::run(&data, args).await,
+            Command::Worker(args) => worker::run(&data, args).await,
+            Command::Jobs(args) => jobs::run(&data, args).await,
             Command::AdminToken(args) => admin_token::run(&args),
             Command::Stats(args) => tokio::task::spawn_blocking(move || stats::run(&args))
                 .await

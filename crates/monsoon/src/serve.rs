@@ -111,6 +111,8 @@ pub struct Settings {
     /// Where the catalog, the audience and the media live (`crates/monsoon/src/backends.rs`);
     /// `--database` / `--media` win over it.
     pub storage: crate::backends::StorageConfig,
+    /// `monsoon worker`'s settings.
+    pub worker: crate::worker::WorkerConfig,
 }
 
 /// The `[admin]` table.
@@ -177,7 +179,7 @@ impl ServeConfig {
     }
 }
 
-fn read_config(path: &Path) -> anyhow::Result<Settings> {
+pub fn read_config(path: &Path) -> anyhow::Result<Settings> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
@@ -297,6 +299,7 @@ mod tests {
         );
         assert_eq!(file.audience, monsoon_audience::Config::default());
         assert_eq!(file.storage, crate::backends::StorageConfig::default());
+        assert_eq!(file.worker, crate::worker::WorkerConfig::default());
         for key in ["database", "media"] {
             assert!(
                 text.contains(&format!("\n# {key} = ")),
@@ -325,6 +328,8 @@ mod tests {
             "metrics",
             "token_hash",
             "sign_in_attempts_per_minute",
+            "lease_s",
+            "poll_s",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")),

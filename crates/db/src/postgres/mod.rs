@@ -20,8 +20,10 @@ use tokio::sync::watch;
 use crate::{SELECT_FILM, backend};
 
 mod audience;
+mod jobs;
 
 pub use audience::PgAudienceStore;
+pub use jobs::PgJobs;
 
 /// The channel a publish is announced on, with the film's slug as payload.
 pub const CATALOG_CHANNEL: &str = "monsoon_catalog";

@@ -1,0 +1,303 @@
+//! The ingest job queue on PostgreSQL (`migrations/postgres/0004_jobs.sql`), which every
+//! `monsoon worker` shares. A claim locks the oldest claimable row with `FOR UPDATE SKIP
+//! LOCKED` (PostgreSQL manual, "The Locking Clause" of SELECT), so workers claiming at once
+//! take different jobs without waiting on each other; leases run on the database's `now()`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use monsoon_catalog::jobs::{
+    JobProgress, bounded_message, check_lease, lease_lost_message, limits, taken_over_message,
+};
+use monsoon_catalog::{Error, Job, JobQueue, JobState, NewJob, Result};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgRow};
+
+use crate::backend;
+
+/// The ingest jobs in a PostgreSQL database (the catalog's: `PgCatalog::open` migrated it).
+#[derive(Debug, Clone)]
+pub struct PgJobs {
+    pool: PgPool,
+}
+
+impl PgJobs {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// Every column of a job, times as ms since the Unix epoch.
+const COLUMNS: &str = "id, slug, master, film_toml, options::text AS options, duration_s, state, \
+     attempts, max_attempts, lease_owner, percent, speed, message, \
+     (extract(epoch FROM lease_expires_at) * 1000)::bigint AS lease_expires_ms, \
+     (extract(epoch FROM created_at) * 1000)::bigint AS created_ms, \
+     (extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms, \
+     (extract(epoch FROM started_at) * 1000)::bigint AS started_ms, \
+     (extract(epoch FROM finished_at) * 1000)::bigint AS finished_ms";
+
+fn time(ms: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+    ms.map(|ms| {
+        DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| Error::Backend(format!("job time {ms} ms is out of range")))
+    })
+    .transpose()
+}
+
+fn job_from_row(row: &PgRow) -> Result<Job> {
+    let required = |name: &str| -> Result<DateTime<Utc>> {
+        time(row.try_get(name).map_err(backend)?)?
+            .ok_or_else(|| Error::Backend(format!("job column {name} is null")))
+    };
+    let count = |name: &str| -> Result<u32> {
+        let n: i32 = row.try_get(name).map_err(backend)?;
+        u32::try_from(n).map_err(backend)
+    };
+    let options: String = row.try_get("options").map_err(backend)?;
+    Ok(Job {
+        id: row.try_get("id").map_err(backend)?,
+        slug: row.try_get("slug").map_err(backend)?,
+        master: row.try_get("master").map_err(backend)?,
+        film_toml: row.try_get("film_toml").map_err(backend)?,
+        options: serde_json::from_str(&options).map_err(backend)?,
+        duration_s: row.try_get("duration_s").map_err(backend)?,
+        state: JobState::parse(row.try_get("state").map_err(backend)?)?,
+        attempts: count("attempts")?,
+        max_attempts: count("max_attempts")?,
+        lease_owner: row.try_get("lease_owner").map_err(backend)?,
+        lease_expires_at: time(row.try_get("lease_expires_ms").map_err(backend)?)?,
+        percent: row.try_get("percent").map_err(backend)?,
+        speed: row.try_get("speed").map_err(backend)?,
+        message: row.try_get("message").map_err(backend)?,
+        created_at: required("created_ms")?,
+        updated_at: required("updated_ms")?,
+        started_at: time(row.try_get("started_ms").map_err(backend)?)?,
+        finished_at: time(row.try_get("finished_ms").map_err(backend)?)?,
+    })
+}
+
+/// A lease as whole milliseconds, for `now() + $n * interval '1 millisecond'`.
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+#[async_trait]
+impl JobQueue for PgJobs {
+    async fn submit(&self, job: &NewJob) -> Result<Job> {
+        job.check()?;
+        let max_attempts = i32::try_from(job.max_attempts).map_err(backend)?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO ingest_jobs \
+             (slug, master, film_toml, options, duration_s, state, max_attempts, message) \
+             VALUES ($1, $2, $3, $4::jsonb, $5, 'queued', $6, 'queued') RETURNING {COLUMNS}"
+        ))
+        .bind(&job.slug)
+        .bind(&job.master)
+        .bind(&job.film_toml)
+        .bind(job.options.to_string())
+        .bind(job.duration_s)
+        .bind(max_attempts)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        job_from_row(&row)
+    }
+
+    async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>> {
+        check_lease(worker, lease)?;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Jobs whose lease expired on their last attempt fail first, with the reason.
+        let exhausted = sqlx::query(
+            "SELECT id, lease_owner, attempts FROM ingest_jobs \
+             WHERE state = 'running' AND lease_expires_at < now() AND attempts >= max_attempts \
+             ORDER BY id FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        for row in exhausted {
+            let id: i64 = row.get("id");
+            let owner: String = row.get("lease_owner");
+            let attempts: i32 = row.get("attempts");
+            sqlx::query(
+                "UPDATE ingest_jobs SET state = 'failed', message = $2, lease_owner = NULL, \
+                 lease_expires_at = NULL, updated_at = now(), finished_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .bind(lease_lost_message(
+                &owner,
+                u32::try_from(attempts).unwrap_or(0),
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        let candidate = sqlx::query(
+            "SELECT id, state, lease_owner, attempts, max_attempts FROM ingest_jobs \
+             WHERE state = 'queued' \
+                OR (state = 'running' AND lease_expires_at < now() AND attempts < max_attempts) \
+             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(candidate) = candidate else {
+            tx.commit().await.map_err(backend)?;
+            return Ok(None);
+        };
+        let id: i64 = candidate.get("id");
+        let state: String = candidate.get("state");
+        let owner: Option<String> = candidate.get("lease_owner");
+        let attempt = u32::try_from(candidate.get::<i32, _>("attempts")).unwrap_or(0) + 1;
+        let max_attempts = u32::try_from(candidate.get::<i32, _>("max_attempts")).unwrap_or(0);
+        let message = match (state.as_str(), owner) {
+            ("running", Some(owner)) => taken_over_message(&owner, attempt, max_attempts),
+            _ => format!("attempt {attempt} of {max_attempts}"),
+        };
+        let row = sqlx::query(&format!(
+            "UPDATE ingest_jobs SET state = 'running', attempts = attempts + 1, \
+             lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond', \
+             percent = 0, speed = 0, message = $4, updated_at = now(), \
+             started_at = coalesce(started_at, now()) \
+             WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(worker)
+        .bind(lease_ms(lease))
+        .bind(message)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        job_from_row(&row).map(Some)
+    }
+
+    async fn renew(
+        &self,
+        id: i64,
+        worker: &str,
+        lease: Duration,
+        progress: &JobProgress,
+    ) -> Result<bool> {
+        check_lease(worker, lease)?;
+        let progress = progress.bounded();
+        let renewed = sqlx::query(
+            "UPDATE ingest_jobs SET lease_expires_at = now() + $3 * interval '1 millisecond', \
+             percent = $4, speed = $5, message = $6, updated_at = now() \
+             WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(lease_ms(lease))
+        .bind(progress.percent)
+        .bind(progress.speed)
+        .bind(&progress.message)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    async fn finish(&self, id: i64, worker: &str, state: JobState, message: &str) -> Result<bool> {
+        if !matches!(state, JobState::Done | JobState::Failed) {
+            return Err(Error::Backend(format!(
+                "a job is finished as done or failed, not {}",
+                state.as_str()
+            )));
+        }
+        let finished = sqlx::query(
+            "UPDATE ingest_jobs SET state = $3, message = $4, lease_owner = NULL, \
+             lease_expires_at = NULL, updated_at = now(), finished_at = now(), \
+             percent = CASE WHEN $3 = 'done' THEN 100 ELSE percent END \
+             WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(state.as_str())
+        .bind(bounded_message(message))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(finished.rows_affected() == 1)
+    }
+
+    async fn release(&self, id: i64, worker: &str, message: &str) -> Result<bool> {
+        let released = sqlx::query(
+            "UPDATE ingest_jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), \
+             lease_owner = NULL, lease_expires_at = NULL, message = $3, updated_at = now() \
+             WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(bounded_message(message))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(released.rows_affected() == 1)
+    }
+
+    async fn cancel(&self, id: i64) -> Result<bool> {
+        let cancelled = sqlx::query(
+            "UPDATE ingest_jobs SET state = 'cancelled', message = 'cancelled by the operator', \
+             lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), \
+             finished_at = now() WHERE id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(cancelled.rows_affected() == 1)
+    }
+
+    async fn list(&self, limit: u32) -> Result<Vec<Job>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM ingest_jobs ORDER BY id DESC LIMIT $1"
+        ))
+        .bind(i64::from(limit.min(limits::LIST)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn get(&self, id: i64) -> Result<Option<Job>> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM ingest_jobs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use monsoon_catalog::jobs::conformance;
+    use monsoon_engines::postgres::Postgres;
+
+    use super::*;
+    use crate::PgCatalog;
+
+    /// The job queue's contract (crates/catalog/src/jobs.rs) on a real PostgreSQL, leases on
+    /// its clock: every `open` connects anew, as a restarted worker would, and short leases
+    /// are waited out with a real sleep.
+    #[tokio::test]
+    async fn the_postgres_job_queue_keeps_the_contract() {
+        let pg = Postgres::start().unwrap();
+        let url = pg.create_database("jobs").unwrap();
+        conformance::run(
+            &|| {
+                let url = url.clone();
+                Box::pin(async move {
+                    let catalog = PgCatalog::open(&url).await.unwrap();
+                    Arc::new(PgJobs::new(catalog.pool().clone())) as Arc<dyn JobQueue>
+                })
+            },
+            &|d| Box::pin(tokio::time::sleep(d)),
+        )
+        .await;
+    }
+}

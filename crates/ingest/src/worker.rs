@@ -1,0 +1,276 @@
+//! `monsoon worker`'s loop: claim a job from the shared [`JobQueue`], run the ingest pipeline
+//! on it ([`crate::plan_with`] then [`Plan::publish`](crate::Plan::publish)), renew the lease
+//! with the progress while it runs, and finish it.
+//!
+//! - Progress reaches the job's row at most once a second (`PROGRESS_EVERY`), and the lease
+//!   is renewed at least every third of its length, in the same statement.
+//! - A renewal that finds the job no longer this worker's (taken over after an expired lease,
+//!   or cancelled) stops ffmpeg and drops the version being built: nothing is published.
+//!   Just before the catalog commit the lease is renewed once more, and a lost one holds the
+//!   commit back until the work is dropped.
+//! - `stop` (SIGTERM) drops the work the same way and releases the job: queued again, its
+//!   lease cleared, its attempt given back.
+//! - A worker killed outright leaves nothing visible (the publish protocol's promise,
+//!   `monsoon_catalog::publish`); its lease expires and another worker starts the job again.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use monsoon_catalog::publish::{Publisher, sweep_staging};
+use monsoon_catalog::{FilmRepository, Job, JobProgress, JobQueue, JobState, MediaStore};
+use monsoon_media::Progress;
+use tokio::sync::watch;
+
+use crate::{Destination, Published};
+
+/// How often progress is written to the job's row, at most.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// How a worker works.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The worker's name, the lease owner: unique among workers (`host:pid`).
+    pub name: String,
+    /// How long a claim or renewal holds a job.
+    pub lease: Duration,
+    /// How long an idle worker waits before asking the queue again.
+    pub idle_poll: Duration,
+}
+
+/// Where a worker builds and publishes versions (its data directory's staging and locks, the
+/// shared catalog and media store).
+#[derive(Debug, Clone, Copy)]
+pub struct Workplace<'a> {
+    pub films: &'a dyn FilmRepository,
+    pub media: &'a dyn MediaStore,
+    pub staging: &'a Path,
+    pub locks: &'a Path,
+}
+
+/// How one job ended, for this worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done(Published),
+    Failed(String),
+    /// The job stopped being this worker's (taken over or cancelled).
+    Lost,
+    /// `stop` came; the job was released.
+    Released,
+}
+
+/// Takes and runs jobs until `stop` turns true.
+pub async fn run(
+    queue: &dyn JobQueue,
+    place: Workplace<'_>,
+    settings: &Settings,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Staging directories of dead processes (a worker killed here before) go first.
+    sweep_staging(place.staging);
+    tracing::info!(worker = %settings.name, lease = ?settings.lease, "waiting for jobs");
+    while !*stop.borrow() {
+        match queue.claim(&settings.name, settings.lease).await {
+            Ok(Some(job)) => {
+                run_job(queue, place, settings, &job, &mut stop).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot claim a job; trying again"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(settings.idle_poll) => {}
+            _ = stop.wait_for(|stopped| *stopped) => {}
+        }
+    }
+    tracing::info!(worker = %settings.name, "stopped");
+}
+
+/// What the lease keeper writes next: the latest progress, and whether it changed.
+#[derive(Debug, Default)]
+struct Latest {
+    progress: JobProgress,
+    changed: bool,
+}
+
+/// Runs one claimed job to its end and records it.
+pub async fn run_job(
+    queue: &dyn JobQueue,
+    place: Workplace<'_>,
+    settings: &Settings,
+    job: &Job,
+    stop: &mut watch::Receiver<bool>,
+) -> Outcome {
+    let id = job.id;
+    let name = settings.name.as_str();
+    let attempt = format!("attempt {} of {}", job.attempts, job.max_attempts);
+    tracing::info!(job = id, slug = %job.slug, "{}", job.message);
+    let latest = Mutex::new(Latest {
+        progress: JobProgress {
+            message: format!("probing the master ({attempt}, worker {name})"),
+            ..JobProgress::default()
+        },
+        changed: true,
+    });
+    let set = |f: &dyn Fn(&mut JobProgress)| {
+        let mut latest = latest.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut latest.progress);
+        latest.changed = true;
+    };
+
+    let work = async {
+        let (request, meta) = crate::jobs::request(job)?;
+        let plan = crate::plan_with(request, meta).await?;
+        let duration_s = plan.source.duration_s.max(0.001);
+        set(&|p| p.message = format!("transcoding ({attempt}, worker {name})"));
+        let destination = Destination {
+            publisher: Publisher {
+                films: place.films,
+                media: place.media,
+            },
+            staging: place.staging,
+            locks: place.locks,
+        };
+        let on_progress = |p: Progress| {
+            set(&|j| {
+                j.percent = (p.out_time_s / duration_s * 100.0).clamp(0.0, 100.0);
+                j.speed = p.speed;
+            });
+        };
+        // The last word before the catalog commit: a lease lost by now (a long pause, a
+        // partition) holds the commit back until the keeper notices and the work is dropped.
+        let before_commit = async {
+            let still_ours = queue
+                .renew(
+                    id,
+                    name,
+                    settings.lease,
+                    &JobProgress {
+                        percent: 100.0,
+                        speed: 0.0,
+                        message: format!("publishing ({attempt}, worker {name})"),
+                    },
+                )
+                .await;
+            if !matches!(still_ours, Ok(true)) {
+                std::future::pending::<()>().await;
+            }
+        };
+        plan.publish(destination, on_progress, before_commit).await
+    };
+
+    let outcome = tokio::select! {
+        result = work => match result {
+            Ok(published) => Outcome::Done(published),
+            Err(e) => Outcome::Failed(chain(&e)),
+        },
+        () = keep_lease(queue, id, settings, &latest) => Outcome::Lost,
+        _ = stop.wait_for(|stopped| *stopped) => Outcome::Released,
+    };
+    // The work is dropped here (ffmpeg killed, staging removed) before the job is recorded.
+    let recorded = match &outcome {
+        Outcome::Done(published) => {
+            let message = format!(
+                "published as version {} by worker {name} ({attempt})",
+                published.version
+            );
+            tracing::info!(job = id, "{message}");
+            finish(queue, id, name, JobState::Done, &message).await
+        }
+        Outcome::Failed(reason) => {
+            tracing::warn!(job = id, "failed: {reason}");
+            finish(queue, id, name, JobState::Failed, reason).await
+        }
+        Outcome::Released => {
+            let message =
+                format!("released by worker {name}, which was stopped; queued for the next worker");
+            tracing::info!(job = id, "{message}");
+            queue.release(id, name, &message).await
+        }
+        Outcome::Lost => {
+            tracing::warn!(
+                job = id,
+                "the job is no longer this worker's (taken over after an expired lease, or \
+                 cancelled); its work was dropped, nothing was published"
+            );
+            Ok(true)
+        }
+    };
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            job = id,
+            "the job was taken over or cancelled before its end was recorded"
+        ),
+        Err(e) => tracing::warn!(job = id, error = %e, "cannot record the job's end"),
+    }
+    outcome
+}
+
+/// Records the job's end, trying a few times through a database hiccup (if it never gets
+/// through, the lease expires and another worker does the job again: wasteful, not wrong).
+async fn finish(
+    queue: &dyn JobQueue,
+    id: i64,
+    name: &str,
+    state: JobState,
+    message: &str,
+) -> monsoon_catalog::Result<bool> {
+    let mut tries = 0;
+    loop {
+        match queue.finish(id, name, state, message).await {
+            Err(e) if tries < 4 => {
+                tries += 1;
+                tracing::warn!(job = id, error = %e, "cannot record the job's end; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Renews the lease (with the latest progress) until the job is no longer this worker's;
+/// never returns while it is.
+async fn keep_lease(queue: &dyn JobQueue, id: i64, settings: &Settings, latest: &Mutex<Latest>) {
+    let renew_every = settings.lease / 3;
+    let tick = PROGRESS_EVERY
+        .min(renew_every)
+        .max(Duration::from_millis(10));
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(tick).await;
+        let progress = {
+            let mut latest = latest.lock().unwrap_or_else(|p| p.into_inner());
+            if !latest.changed && renewed.elapsed() < renew_every {
+                continue;
+            }
+            latest.changed = false;
+            latest.progress.clone()
+        };
+        match queue
+            .renew(id, &settings.name, settings.lease, &progress)
+            .await
+        {
+            Ok(true) => renewed = Instant::now(),
+            Ok(false) => return,
+            // A database hiccup: keep working and try again; if it lasts past the lease,
+            // another worker takes the job and the next renewal that gets through says so.
+            Err(e) => tracing::warn!(job = id, error = %e, "cannot renew the lease"),
+        }
+    }
+}
+
+/// `e` and its sources, as `anyhow`'s `{:#}` shows them: the operator's whole reason.
+fn chain(e: &crate::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
