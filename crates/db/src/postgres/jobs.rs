@@ -281,7 +281,7 @@ mod tests {
     use super::*;
     use crate::PgCatalog;
 
-    /// The job queue's contract (crates/catalog/src/jobs.rs) on a real PostgreSQL, leases on
+    /// The job queue's contract (crates/catalog/src/jobs/conformance.rs) on a real PostgreSQL, leases on
     /// its clock: every `open` connects anew, as a restarted worker would, and short leases
     /// are waited out with a real sleep.
     #[tokio::test]

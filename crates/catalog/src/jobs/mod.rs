@@ -1,0 +1,306 @@
+//! The queue of ingest jobs that `monsoon worker`s take from: what a job is, the
+//! [`JobQueue`] trait every backend implements (PostgreSQL in `crates/db/src/postgres/jobs.rs`),
+//! [`MemoryJobs`] for tests, and [`conformance::run`], the contract both keep.
+//!
+//! A job is *leased*: a worker claims it for a while (`lease`), renews the lease as it works,
+//! and finishes it. A worker that dies stops renewing; once its lease has expired, another
+//! worker claims the job and starts it again (the publish protocol, `publish.rs`, left nothing
+//! visible of the first attempt). Each claim is an attempt; a job whose lease expires on its
+//! last attempt fails, with the reason. Lease times are the queue's clock (the database's
+//! `now()` on PostgreSQL), never a worker's.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result, film_limits, validate_slug};
+
+/// Bounds of what a job holds; every backend refuses more (`NewJob::check`).
+pub mod limits {
+    use std::ops::RangeInclusive;
+    use std::time::Duration;
+
+    /// The master's path, bytes (Linux's `PATH_MAX`).
+    pub const MASTER_BYTES: usize = 4096;
+    /// The job's options as JSON text, bytes.
+    pub const OPTIONS_BYTES: usize = 64 * 1024;
+    /// A worker's name (the lease owner), bytes.
+    pub const WORKER_BYTES: usize = 200;
+    /// A job's message, characters; longer ones are cut (they are the queue's own words or
+    /// an error's, never a client's).
+    pub const MESSAGE_CHARS: usize = 2_000;
+    /// Attempts a job may be given.
+    pub const ATTEMPTS: RangeInclusive<u32> = 1..=10;
+    /// A lease: more than nothing, at most a day.
+    pub const LEASE: RangeInclusive<Duration> =
+        Duration::from_millis(1)..=Duration::from_secs(86_400);
+    /// Jobs one `list` returns at most.
+    pub const LIST: u32 = 1_000;
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for a worker.
+    Queued,
+    /// Leased by a worker (or by one whose lease has expired and not been taken over yet).
+    Running,
+    /// Published.
+    Done,
+    /// Given up, with the reason in the message.
+    Failed,
+    /// Withdrawn by the operator.
+    Cancelled,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "queued" => Self::Queued,
+            "running" => Self::Running,
+            "done" => Self::Done,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            other => return Err(Error::Backend(format!("unknown job state `{other}`"))),
+        })
+    }
+
+    /// Whether the job is over (done, failed or cancelled).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// A job as submitted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewJob {
+    /// The film's slug (`validate_slug`).
+    pub slug: String,
+    /// The master's absolute path: every worker must see the file there (a shared mount).
+    pub master: String,
+    /// The text of the film's `film.toml`, if it has one.
+    pub film_toml: Option<String>,
+    /// The other ingest options (quality, ladder cap, subtitles…), a JSON object the ingest
+    /// crate writes and reads.
+    pub options: serde_json::Value,
+    /// The master's duration, seconds, as probed at submission (for the ETA).
+    pub duration_s: f64,
+    /// Claims the job may be given before it fails (`limits::ATTEMPTS`).
+    pub max_attempts: u32,
+}
+
+impl NewJob {
+    /// Holds the job to its bounds; the error names the field, the value and the rule.
+    pub fn check(&self) -> Result<()> {
+        let bad = |message: String| Err(Error::Backend(format!("job refused: {message}")));
+        validate_slug(&self.slug)?;
+        if !self.master.starts_with('/') || self.master.contains('\0') {
+            return bad(format!(
+                "master `{}` is not an absolute path: workers open it by the same path",
+                self.master
+            ));
+        }
+        if self.master.len() > limits::MASTER_BYTES {
+            return bad(format!(
+                "master is a path of {} bytes; the limit is {}",
+                self.master.len(),
+                limits::MASTER_BYTES
+            ));
+        }
+        if let Some(text) = &self.film_toml
+            && text.len() > film_limits::FILE_BYTES
+        {
+            return bad(format!(
+                "film.toml is {} bytes long; the limit is {} bytes",
+                text.len(),
+                film_limits::FILE_BYTES
+            ));
+        }
+        if !self.options.is_object() {
+            return bad("options must be a JSON object".into());
+        }
+        let options = self.options.to_string().len();
+        if options > limits::OPTIONS_BYTES {
+            return bad(format!(
+                "options are {options} bytes of JSON; the limit is {}",
+                limits::OPTIONS_BYTES
+            ));
+        }
+        if !(self.duration_s.is_finite() && self.duration_s >= 0.0) {
+            return bad(format!(
+                "duration {} s is not a finite, non-negative number",
+                self.duration_s
+            ));
+        }
+        if !limits::ATTEMPTS.contains(&self.max_attempts) {
+            return bad(format!(
+                "max_attempts = {} is outside {}..={}",
+                self.max_attempts,
+                limits::ATTEMPTS.start(),
+                limits::ATTEMPTS.end()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A job as the queue holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub slug: String,
+    pub master: String,
+    pub film_toml: Option<String>,
+    pub options: serde_json::Value,
+    pub duration_s: f64,
+    pub state: JobState,
+    /// Claims so far (a released job gets its attempt back).
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// The worker holding the lease, while running.
+    pub lease_owner: Option<String>,
+    /// When the lease ends unless renewed, on the queue's clock.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Share of the master transcoded, 0 to 100.
+    pub percent: f64,
+    /// Transcoding speed, × real time.
+    pub speed: f64,
+    /// What is happening, or why it failed, in the operator's words.
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When the job was first claimed.
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// Seconds of transcoding left at the last reported speed, if there is one.
+    pub fn eta_s(&self) -> Option<f64> {
+        (self.state == JobState::Running && self.speed > 0.0 && self.percent > 0.0)
+            .then(|| self.duration_s * (1.0 - self.percent / 100.0) / self.speed)
+    }
+}
+
+/// Progress a worker reports with each renewal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobProgress {
+    pub percent: f64,
+    pub speed: f64,
+    pub message: String,
+}
+
+impl JobProgress {
+    /// Within bounds: percent in 0..=100, a finite non-negative speed, a message cut to
+    /// `limits::MESSAGE_CHARS`. Backends store this.
+    pub fn bounded(&self) -> Self {
+        let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
+        Self {
+            percent: finite(self.percent).clamp(0.0, 100.0),
+            speed: finite(self.speed).max(0.0),
+            message: bounded_message(&self.message),
+        }
+    }
+}
+
+/// `message` cut to `limits::MESSAGE_CHARS` characters.
+pub fn bounded_message(message: &str) -> String {
+    match message.char_indices().nth(limits::MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_owned(),
+    }
+}
+
+/// Checks a worker's name and a lease against their bounds.
+pub fn check_lease(worker: &str, lease: Duration) -> Result<()> {
+    if worker.is_empty() || worker.len() > limits::WORKER_BYTES {
+        return Err(Error::Backend(format!(
+            "worker name `{worker}` must be 1 to {} bytes",
+            limits::WORKER_BYTES
+        )));
+    }
+    if !limits::LEASE.contains(&lease) {
+        return Err(Error::Backend(format!(
+            "a lease of {lease:?} is outside {:?}..={:?}",
+            limits::LEASE.start(),
+            limits::LEASE.end()
+        )));
+    }
+    Ok(())
+}
+
+/// The message a job gets when its lease expired on its last attempt.
+pub fn lease_lost_message(owner: &str, attempts: u32) -> String {
+    format!(
+        "failed: worker {owner} stopped renewing its lease on attempt {attempts} of {attempts} \
+         (it died, was killed or lost the database); no attempt is left"
+    )
+}
+
+/// The message a job gets when a worker takes it over from one whose lease expired.
+pub fn taken_over_message(owner: &str, attempt: u32, max_attempts: u32) -> String {
+    format!(
+        "attempt {attempt} of {max_attempts}: taken over from worker {owner}, whose lease expired"
+    )
+}
+
+/// The ingest jobs, shared by every worker.
+#[async_trait]
+pub trait JobQueue: Send + Sync + std::fmt::Debug {
+    /// Records a queued job (checked with `NewJob::check`).
+    async fn submit(&self, job: &NewJob) -> Result<Job>;
+
+    /// Leases the oldest claimable job to `worker` for `lease`: a queued one, or a running one
+    /// whose lease has expired (taken over). Each claim is an attempt; a running job whose
+    /// lease expired on its last attempt is failed instead, with the reason. Two workers
+    /// claiming at once never get the same job. `None`: nothing to do.
+    async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>>;
+
+    /// Extends `worker`'s lease on job `id` to `lease` from now and records its progress.
+    /// `false`: the job is not `worker`'s any more (taken over, cancelled): stop working on it.
+    async fn renew(
+        &self,
+        id: i64,
+        worker: &str,
+        lease: Duration,
+        progress: &JobProgress,
+    ) -> Result<bool>;
+
+    /// Ends `worker`'s job `id` as `state` (`Done` or `Failed`) with `message`. `false`: the
+    /// job was not `worker`'s any more, and is left as it is.
+    async fn finish(&self, id: i64, worker: &str, state: JobState, message: &str) -> Result<bool>;
+
+    /// Gives `worker`'s job `id` back to the queue (a worker stopping): queued, its lease
+    /// cleared, its attempt given back. `false`: it was not `worker`'s.
+    async fn release(&self, id: i64, worker: &str, message: &str) -> Result<bool>;
+
+    /// Cancels job `id` if it is queued or running (a running job's worker learns it at its
+    /// next renewal). `false`: it is over already, or there is no such job.
+    async fn cancel(&self, id: i64) -> Result<bool>;
+
+    /// The newest `limit` jobs (at most `limits::LIST`), newest first.
+    async fn list(&self, limit: u32) -> Result<Vec<Job>>;
+
+    /// One job, or `None`.
+    async fn get(&self, id: i64) -> Result<Option<Job>>;
+}
+
+mod memory;
+
+pub use memory::{Clock, MemoryJobs};
+
+#[allow(clippy::unwrap_used)]
+pub mod conformance;
