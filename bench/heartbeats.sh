@@ -46,7 +46,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work" ${pgdir:+"$pgdir"}
+  rm -rf "$work" ${pg_dir:+"$pg_dir"}
 }
 trap cleanup EXIT
 
@@ -70,21 +70,9 @@ if [ -n "$baseline" ]; then
   pids+=($!); baseline_pid=$!
 fi
 if [ -n "${POSTGRES:-}" ]; then
-  # PostgreSQL refuses to run as root: as root, the cluster runs as the `postgres` account
-  # (setpriv execs, so $! is the server's PID), in a directory of its own.
-  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-  pgdir=$(mktemp -d /tmp/monsoon-heartbeat-pg.XXXXXX)
-  as_pg=()
-  if [ "$(id -u)" -eq 0 ]; then
-    chown postgres: "$pgdir"
-    as_pg=(setpriv --reuid=postgres --regid=postgres --init-groups)
-  fi
-  "${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" --auth=trust --username=monsoon >/dev/null
+  . bench/lib/postgres.sh
   port_p=18584; port_pg=18585
-  "${as_pg[@]}" "$pgbin/postgres" -D "$pgdir/data" -h 127.0.0.1 -p $port_pg -k "$pgdir" >"$work/postgres.log" 2>&1 &
-  pids+=($!)
-  until "$pgbin/pg_isready" -q -h 127.0.0.1 -p $port_pg; do sleep 0.2; done
-  pg_url="postgres://monsoon@127.0.0.1:$port_pg/postgres"
+  start_postgres $port_pg "$work/postgres.log"
   "$monsoon" --data "$work/data-pg" --database "$pg_url" ingest "$work/clip.mp4" --slug film --quality fast >/dev/null 2>&1
   "$monsoon" --data "$work/data-pg" --database "$pg_url" serve --config "$work/monsoon.toml" --listen 127.0.0.1:$port_p >/dev/null 2>&1 &
   pids+=($!); pg_monsoon_pid=$!

@@ -38,7 +38,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use client::{Class, Conn, Http};
-use report::{ClassReport, Comparison, LiveCheck, Report, Sample};
+use report::{ClassReport, Comparison, LiveCheck, Report, Sample, Window};
 use scenario::{CurveKind, Scenario};
 use viewer::Ctx;
 
@@ -196,7 +196,13 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         samples.clone(),
         live.clone(),
     ));
-    let progress = tokio::spawn(progress(ctx.clone(), stop.clone(), samples.clone()));
+    let windows = Arc::new(Mutex::new(Vec::<Window>::new()));
+    let progress = tokio::spawn(progress(
+        ctx.clone(),
+        stop.clone(),
+        samples.clone(),
+        windows.clone(),
+    ));
 
     // Arrivals, then everyone leaves, then the last beats settle.
     let (end_tx, end_rx) = watch::channel(false);
@@ -239,6 +245,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         quiet,
         stranded,
         &samples.lock().unwrap_or_else(|p| p.into_inner()),
+        &windows.lock().unwrap_or_else(|p| p.into_inner()),
         &live.lock().unwrap_or_else(|p| p.into_inner()),
     );
     println!("{}", report.table());
@@ -352,27 +359,49 @@ async fn poll_stats(
     }
 }
 
-/// The progress line on stderr.
-async fn progress(ctx: Arc<Ctx>, stop: Arc<AtomicBool>, samples: Arc<Mutex<Vec<Sample>>>) {
+/// The progress line on stderr, and its window in the report.
+async fn progress(
+    ctx: Arc<Ctx>,
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    windows: Arc<Mutex<Vec<Window>>>,
+) {
     let every = Duration::from_secs_f64(ctx.scenario.progress_every_s);
     let metrics = ctx.http.metrics.clone();
     let mut last_requests = 0;
+    let mut last_errors = 0;
     let mut last = Instant::now();
+    let started = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(every).await;
         let requests = metrics.requests();
         let rate = (requests - last_requests) as f64 / last.elapsed().as_secs_f64();
         last_requests = requests;
         last = Instant::now();
-        let p99: Vec<String> = [
+        let errors = metrics.errors();
+        let window: BTreeMap<String, f64> = [
             Class::Mint,
             Class::Heartbeat,
             Class::Playlist,
             Class::Segment,
         ]
         .iter()
-        .map(|c| format!("{} {:.1}", c.name(), metrics.class(*c).take_window().p99_ms))
+        .map(|c| (c.name().to_owned(), metrics.class(*c).take_window().p99_ms))
         .collect();
+        let p99: Vec<String> = window
+            .iter()
+            .map(|(class, ms)| format!("{class} {ms:.1}"))
+            .collect();
+        windows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Window {
+                t_s: started.elapsed().as_secs_f64(),
+                requests_per_s: rate,
+                errors: errors - last_errors,
+                p99_ms: window,
+            });
+        last_errors = errors;
         let shed: u64 = Class::ALL
             .iter()
             .map(|c| metrics.class(*c).shed.load(Ordering::Relaxed))
@@ -399,7 +428,7 @@ async fn progress(ctx: Arc<Ctx>, stop: Arc<AtomicBool>, samples: Arc<Mutex<Vec<S
             ctx.truth.sessions.load(Ordering::Relaxed),
             ctx.truth.views.load(Ordering::Relaxed),
             rate,
-            metrics.errors(),
+            errors,
             shed,
             p99.join(", "),
             server
@@ -418,6 +447,7 @@ fn build_report(
     quiet: truth::Concurrency,
     stranded: i64,
     samples: &[Sample],
+    windows: &[Window],
     live: &LiveCheck,
 ) -> Report {
     let truth = &ctx.truth;
@@ -542,6 +572,7 @@ fn build_report(
         simulator_cpu_s: own_cpu_s(),
         interval_mismatches: mismatches,
         series: samples.to_vec(),
+        windows: windows.to_vec(),
         ok,
     }
 }

@@ -47,6 +47,18 @@ pub struct Sample {
     pub viewers: i64,
 }
 
+/// One window of the progress line (`progress_every_s`): each request class's p99 latency in
+/// it, and the errors in it, so a run with a node killed can be judged outside the kill.
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    /// Seconds since the run started, at the window's end.
+    pub t_s: f64,
+    pub requests_per_s: f64,
+    pub errors: u64,
+    /// p99 latency (ms) by request class, of requests completed in the window.
+    pub p99_ms: BTreeMap<String, f64>,
+}
+
 /// The live comparison of concurrency at every poll.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LiveCheck {
@@ -90,6 +102,8 @@ pub struct Report {
     pub simulator_cpu_s: Option<f64>,
     pub interval_mismatches: u64,
     pub series: Vec<Sample>,
+    /// The progress windows, in order.
+    pub windows: Vec<Window>,
     /// Zero difference on every compared figure, every live poll in range, nothing lost.
     pub ok: bool,
 }
