@@ -18,6 +18,8 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 # The PostgreSQL backends are tested against throw-away clusters of PostgreSQL 15
 # (crates/engines/src/postgres.rs looks in /usr/lib/postgresql/<major>/bin).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# `make cluster` (scripts/cluster.sh) reads Garage's JSON answers with jq.
+command -v jq >/dev/null || need_apt+=(jq)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

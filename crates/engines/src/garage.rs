@@ -10,8 +10,10 @@
 //! `src/api/admin/api.rs` of Garage's repository), never scraped from the tables printed for
 //! humans.
 //!
-//! A cluster of several nodes is an extension of the same steps: one [`Node`] each, connected
-//! to one another, a role each in one layout, and the replication factor set to their number.
+//! [`Garage::start_cluster`] takes the same steps for several nodes: one `garage server` each
+//! (a directory and ports of its own, one shared `rpc_secret`), connected to one another, a
+//! role each in one layout, and the replication factor set to their number; [`Garage::kill_node`]
+//! crashes one of them.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -32,11 +34,11 @@ pub const BUCKET: &str = "monsoon-media";
 /// How `garage` is installed when it is missing.
 const PACKAGE: &str = "garage 2.5.0 (`cargo install garage --locked --version 2.5.0`)";
 
-/// A running Garage, with one bucket and one key that may read and write it. Stopped (the
-/// server killed by its PID) and its directory removed when dropped.
+/// A running Garage of one or more nodes, with one bucket and one key that may read and
+/// write it. Stopped (every server killed by its PID) and its directory removed when dropped.
 pub struct Garage {
-    // Fields drop in order: the server is killed before its directory is removed.
-    node: Node,
+    // Fields drop in order: the servers are killed before their directory is removed.
+    nodes: Vec<Node>,
     bucket: String,
     access_key_id: String,
     secret_access_key: String,
@@ -49,12 +51,14 @@ struct Node {
     config: PathBuf,
     log: PathBuf,
     s3_port: u16,
+    /// Killed by [`Garage::kill_node`] (or [`Garage::kill`]).
+    killed: bool,
 }
 
 impl fmt::Debug for Garage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Garage")
-            .field("endpoint", &self.endpoint())
+            .field("endpoints", &self.endpoints())
             .field("bucket", &self.bucket)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
@@ -62,41 +66,127 @@ impl fmt::Debug for Garage {
     }
 }
 
+/// The most nodes [`Garage::start_cluster`] starts on one machine (each a process with its own
+/// ports and directory); production runs three (`deploy/garage.toml`).
+pub const MAX_NODES: usize = 7;
+
 impl Garage {
     /// Starts a single-node Garage (replication factor 1) with its layout applied, bucket
     /// [`BUCKET`] and a key allowed to read and write it. Fails, naming how to install it, if
     /// `garage` is neither on the `PATH` nor in `~/.cargo/bin`.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_cluster(1)
+    }
+
+    /// Starts a cluster of `n` nodes on 127.0.0.1 (1 to [`MAX_NODES`]), each with a directory
+    /// and ports of its own and the same `rpc_secret`, and `replication_factor = n`: every
+    /// object on every node, so a cluster of three keeps its read and write quorums (two of
+    /// three, Garage's `consistency_mode = "consistent"`) with any one node down. The nodes
+    /// are connected to the first (`ConnectClusterNodes`, what `garage node connect` calls),
+    /// each is given a role in a zone of its own in one layout, and this returns once every
+    /// node reports the cluster healthy (`GetClusterHealth`: all partitions with all their
+    /// nodes up); then bucket [`BUCKET`] and its key are made, as for one node.
+    pub fn start_cluster(n: usize) -> anyhow::Result<Self> {
+        if !(1..=MAX_NODES).contains(&n) {
+            bail!(
+                "a Garage cluster of {n} nodes: start 1 to {MAX_NODES} (the replication factor \
+                 is the number of nodes, and Garage needs at least one)"
+            );
+        }
         let program = garage_program()?;
         let dir = tempfile::Builder::new()
             .prefix("monsoon-garage-")
             .tempdir()
             .context("creating Garage's temporary directory")?;
-        let node = Node::start(&program, dir.path(), &rpc_secret()?, 1)?;
+        let secret = rpc_secret()?;
+        let replication = u32::try_from(n)?;
+        let mut nodes = Vec::with_capacity(n);
+        for i in 0..n {
+            let node_dir = dir.path().join(format!("node{i}"));
+            std::fs::create_dir_all(&node_dir)
+                .with_context(|| format!("creating {}", node_dir.display()))?;
+            nodes.push(Node::start(&program, &node_dir, &secret, replication)?);
+        }
+        let first = &nodes[0];
 
-        // The layout: every node a role in zone dc1 (Garage's CLI: `layout assign`, then
-        // `layout apply` with the next version number, 1 on a new cluster).
-        let status = admin_json(&program, &node, "GetClusterStatus", None)?;
-        let ids = node_ids(&status)?;
-        for id in &ids {
-            run(
-                &program,
-                &node,
-                &["layout", "assign", "-z", "dc1", "-c", "1G", id],
+        // Connect the others to the first (`<node id>@<rpc_public_addr>`, as `garage node id`
+        // prints it); Garage then tells every node of every other.
+        if n > 1 {
+            let peers = nodes[1..]
+                .iter()
+                .map(|node| {
+                    Ok(run(&program, node, &["node", "id", "-q"])?
+                        .trim()
+                        .to_owned())
+                })
+                .collect::<anyhow::Result<Vec<String>>>()?;
+            let answer = admin_json(&program, first, "ConnectClusterNodes", Some(json!(peers)))?;
+            let failed: Vec<&Value> = answer
+                .as_array()
+                .map(|results| {
+                    results
+                        .iter()
+                        .filter(|r| r.get("success").and_then(Value::as_bool) != Some(true))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !failed.is_empty() || answer.as_array().map(Vec::len) != Some(n - 1) {
+                bail!("garage json-api ConnectClusterNodes {peers:?} failed: {answer}");
+            }
+            wait_until(
+                "the Garage nodes to see one another",
+                Duration::from_secs(30),
+                &first.log,
+                || {
+                    admin_json(&program, first, "GetClusterStatus", None)
+                        .ok()
+                        .and_then(|status| node_ids(&status).ok())
+                        .is_some_and(|ids| ids.len() == n)
+                },
             )?;
         }
-        run(&program, &node, &["layout", "apply", "--version", "1"])?;
+
+        // The layout: every node a role, in a zone of its own (Garage's CLI: `layout assign`,
+        // then `layout apply` with the next version number, 1 on a new cluster).
+        let status = admin_json(&program, first, "GetClusterStatus", None)?;
+        let ids = node_ids(&status)?;
+        if ids.len() != n {
+            bail!(
+                "garage json-api GetClusterStatus named {} nodes, not {n}: {status}",
+                ids.len()
+            );
+        }
+        for (zone, id) in ids.iter().enumerate() {
+            let zone = format!("dc{}", zone + 1);
+            run(
+                &program,
+                first,
+                &["layout", "assign", "-z", &zone, "-c", "1G", id],
+            )?;
+        }
+        run(&program, first, &["layout", "apply", "--version", "1"])?;
+        for node in &nodes {
+            wait_until(
+                "the Garage cluster to be healthy",
+                Duration::from_secs(60),
+                &node.log,
+                || {
+                    admin_json(&program, node, "GetClusterHealth", None)
+                        .is_ok_and(|health| is_healthy(&health))
+                },
+            )?;
+        }
 
         let bucket = admin_json(
             &program,
-            &node,
+            first,
             "CreateBucket",
             Some(json!({ "globalAlias": BUCKET })),
         )?;
         let bucket_id = string_field(&bucket, "id", "CreateBucket")?;
         let key = admin_json(
             &program,
-            &node,
+            first,
             "CreateKey",
             Some(json!({ "name": "monsoon" })),
         )?;
@@ -104,7 +194,7 @@ impl Garage {
         let secret_access_key = string_field(&key, "secretAccessKey", "CreateKey")?;
         admin_json(
             &program,
-            &node,
+            first,
             "AllowBucketKey",
             Some(json!({
                 "bucketId": bucket_id,
@@ -114,7 +204,7 @@ impl Garage {
         )?;
 
         Ok(Self {
-            node,
+            nodes,
             bucket: BUCKET.to_owned(),
             access_key_id,
             secret_access_key,
@@ -122,9 +212,20 @@ impl Garage {
         })
     }
 
-    /// The S3 API's URL, `http://127.0.0.1:<port>`.
+    /// The S3 API's URL of the first node, `http://127.0.0.1:<port>` (every node answers for
+    /// the whole cluster; [`Garage::endpoints`] names them all).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.node.s3_port)
+        self.nodes[0].endpoint()
+    }
+
+    /// The S3 API's URL of every node, in order (a killed node's too: it refuses connections).
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().map(Node::endpoint).collect()
+    }
+
+    /// How many nodes the cluster was started with.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The region requests must be signed for.
@@ -144,15 +245,44 @@ impl Garage {
         &self.secret_access_key
     }
 
-    /// The server's log (its standard output and error).
+    /// The first node's log (its standard output and error).
     pub fn log(&self) -> &Path {
-        &self.node.log
+        &self.nodes[0].log
     }
 
-    /// Kills the server at once (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        self.node.process.kill();
+    /// The log of every node, in order.
+    pub fn logs(&self) -> Vec<&Path> {
+        self.nodes.iter().map(|node| node.log.as_path()).collect()
     }
+
+    /// Kills every node at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    /// Kills node `i` (counted from 0) at once (SIGKILL), as a crash of its machine would;
+    /// the others keep running. An error if there is no node `i` or it was already killed.
+    pub fn kill_node(&mut self, i: usize) -> anyhow::Result<()> {
+        let n = self.nodes.len();
+        let node = self.nodes.get_mut(i).with_context(|| {
+            format!("no Garage node {i}: this cluster has nodes 0 to {}", n - 1)
+        })?;
+        if node.killed {
+            bail!("Garage node {i} was already killed");
+        }
+        node.kill();
+        Ok(())
+    }
+}
+
+/// Whether a `GetClusterHealth` answer says every partition has all its nodes up.
+fn is_healthy(health: &Value) -> bool {
+    let count = |field: &str| health.get(field).and_then(Value::as_u64);
+    health.get("status").and_then(Value::as_str) == Some("healthy")
+        && count("partitions").is_some_and(|p| p > 0)
+        && count("partitionsAllOk") == count("partitions")
 }
 
 impl Node {
@@ -208,6 +338,7 @@ api_bind_addr = "127.0.0.1:{s3_port}"
             config,
             log,
             s3_port,
+            killed: false,
         };
         let log = node.log.clone();
         wait_until("garage server", Duration::from_secs(60), &log, || {
@@ -228,6 +359,15 @@ api_bind_addr = "127.0.0.1:{s3_port}"
             );
         }
         Ok(node)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    fn kill(&mut self) {
+        self.process.kill();
+        self.killed = true;
     }
 }
 
@@ -333,6 +473,32 @@ mod tests {
         );
         assert!(node_ids(&json!({ "nodes": [] })).is_err());
         assert!(node_ids(&json!({})).is_err());
+    }
+
+    #[test]
+    fn the_cluster_is_healthy_only_when_every_partition_has_all_its_nodes() {
+        let health = |status: &str, all_ok: u64| {
+            json!({ "status": status, "partitions": 256, "partitionsQuorum": 256,
+                    "partitionsAllOk": all_ok, "storageNodes": 3, "storageNodesUp": 3 })
+        };
+        assert!(is_healthy(&health("healthy", 256)));
+        assert!(!is_healthy(&health("degraded", 256)));
+        assert!(!is_healthy(&health("healthy", 255)));
+        // Before any layout: no partition at all.
+        assert!(!is_healthy(
+            &json!({ "status": "healthy", "partitions": 0, "partitionsAllOk": 0 })
+        ));
+    }
+
+    #[test]
+    fn a_cluster_of_no_node_or_too_many_is_refused_by_name() {
+        for n in [0, MAX_NODES + 1] {
+            let error = Garage::start_cluster(n).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("{n} nodes")) && error.contains("1 to"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use monsoon_catalog::{Error, MediaStore, Result};
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use tokio::io::AsyncWriteExt;
 
 /// How many files of a published directory are uploaded at once.
@@ -223,7 +223,19 @@ impl S3Store {
     /// A client of the bucket `url` names (no request is made yet). Path-style requests
     /// (`<endpoint>/<bucket>/<key>`), which every S3-compatible server answers.
     pub fn new(url: S3Url, credentials: Credentials) -> Result<Self> {
+        Self::with_retry(url, credentials, RetryConfig::default())
+    }
+
+    /// [`S3Store::new`] with `retry` instead of `object_store`'s default (10 retries with
+    /// backoff, within 3 minutes): the tests turn retries off to see every error the server
+    /// answers.
+    pub(crate) fn with_retry(
+        url: S3Url,
+        credentials: Credentials,
+        retry: RetryConfig,
+    ) -> Result<Self> {
         let mut builder = AmazonS3Builder::new()
+            .with_retry(retry)
             .with_bucket_name(&url.bucket)
             .with_region(&url.region)
             .with_access_key_id(credentials.access_key_id)
@@ -541,10 +553,23 @@ mod tests {
             .await
             .unwrap()
             .expect("starting Garage");
+        let store = store_at(&garage, &garage.endpoint(), RetryConfig::default());
+        (garage, store)
+    }
+
+    /// A real Garage cluster of `n` nodes (replication factor `n`) started for the test.
+    async fn garage_cluster(n: usize) -> Garage {
+        tokio::task::spawn_blocking(move || Garage::start_cluster(n))
+            .await
+            .unwrap()
+            .expect("starting a Garage cluster")
+    }
+
+    /// A store on `garage`'s bucket through the node whose S3 API is `endpoint`.
+    fn store_at(garage: &Garage, endpoint: &str, retry: RetryConfig) -> S3Store {
         let url = S3Url::parse(&format!(
-            "s3://{}?endpoint={}&region={}",
+            "s3://{}?endpoint={endpoint}&region={}",
             garage.bucket(),
-            garage.endpoint(),
             garage.region()
         ))
         .unwrap();
@@ -552,7 +577,16 @@ mod tests {
             access_key_id: garage.access_key_id().to_owned(),
             secret_access_key: garage.secret_access_key().to_owned(),
         };
-        (garage, S3Store::new(url, credentials).unwrap())
+        S3Store::with_retry(url, credentials, retry).unwrap()
+    }
+
+    /// No retry by the client: an error Garage answers (or a refused connection) is an error
+    /// of the call, never hidden by `object_store` asking again.
+    fn no_retry() -> RetryConfig {
+        RetryConfig {
+            max_retries: 0,
+            ..RetryConfig::default()
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -560,6 +594,99 @@ mod tests {
         let (_garage, store) = garage().await;
         conformance::run(&store).await;
         assert_eq!(store.local_path("film/v1/master.m3u8"), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_s3_store_keeps_the_contract_on_a_three_node_cluster() {
+        let garage = garage_cluster(3).await;
+        assert_eq!(garage.endpoints().len(), 3);
+        // Through the second node: any node answers for the whole cluster.
+        let store = store_at(&garage, &garage.endpoints()[1], no_retry());
+        conformance::run(&store).await;
+    }
+
+    /// A published version: `count` files of sizes from a few bytes to past Garage's 1 MiB
+    /// block size (so some objects are several blocks), each of its own bytes.
+    fn write_version(dir: &Path, count: usize) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        for i in 0..count {
+            let name = if i == 0 {
+                "master.m3u8".to_owned()
+            } else {
+                format!("v{}/seg_{i:05}.m4s", [180, 360, 720][i % 3])
+            };
+            let size = [7, 4_096, 65_536 + i, 1_048_576 + 3 * i, 2_621_440 + i][i % 5];
+            let bytes: Vec<u8> = (0..size).map(|b| ((b * 31 + i * 7) % 251) as u8).collect();
+            let path = dir.join(&name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+            files.push((name, bytes));
+        }
+        files
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_killed_garage_node_causes_no_read_error() {
+        let mut garage = garage_cluster(3).await;
+        let endpoints = garage.endpoints();
+        let tmp = tempfile::tempdir().unwrap();
+        let staging = tmp.path().join("staging");
+        let files = write_version(&staging, 30);
+        let total: usize = files.iter().map(|(_, bytes)| bytes.len()).sum();
+        // Published through node 0, which then crashes: whatever it acknowledged was on a
+        // quorum (two of three) before the answer.
+        store_at(&garage, &endpoints[0], RetryConfig::default())
+            .publish_dir(&staging, "film/v1")
+            .await
+            .unwrap();
+        garage.kill_node(0).unwrap();
+        assert!(
+            garage.kill_node(0).is_err(),
+            "a node cannot be killed twice"
+        );
+
+        // Every object, read whole through each surviving node with no client retry.
+        let (mut reads, mut errors) = (0, Vec::new());
+        for endpoint in &endpoints[1..] {
+            let store = store_at(&garage, endpoint, no_retry());
+            for (name, bytes) in &files {
+                let key = format!("film/v1/{name}");
+                reads += 1;
+                match store.get(&key, None).await {
+                    Ok(read) => assert!(
+                        read == bytes.as_slice(),
+                        "{key} through {endpoint}: {} bytes read, {} published, or other bytes",
+                        read.len(),
+                        bytes.len()
+                    ),
+                    Err(e) => errors.push(format!("{key} through {endpoint}: {e}")),
+                }
+            }
+        }
+        eprintln!(
+            "node 0 of 3 killed: {reads} reads of {} objects ({total} bytes) through nodes 1 \
+             and 2, {} errors",
+            files.len(),
+            errors.len()
+        );
+        assert!(
+            errors.is_empty(),
+            "{} read errors: {errors:#?}",
+            errors.len()
+        );
+        assert_eq!(reads, 2 * files.len());
+
+        // And the two survivors still make a write quorum.
+        let store = store_at(&garage, &endpoints[1], no_retry());
+        store
+            .put("film/v2/master.m3u8", Bytes::from_static(b"#EXTM3U\n"))
+            .await
+            .unwrap();
+        let other = store_at(&garage, &endpoints[2], no_retry());
+        assert_eq!(
+            other.get("film/v2/master.m3u8", None).await.unwrap(),
+            Bytes::from_static(b"#EXTM3U\n")
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]
