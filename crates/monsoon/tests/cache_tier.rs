@@ -484,8 +484,8 @@ fn killing_a_node_mid_run_fails_no_segment_request_or_heartbeat_through_nginx() 
     let paths = tier.segment_paths();
     let nginx = tier.nginx.addr;
 
-    // Sessions minted through nginx (on whichever node), each beating on the node its URI
-    // hashes to.
+    // Sessions minted through nginx (on whichever node), their beats balanced round robin over
+    // the nodes like every other request.
     let sessions: Vec<Session> = (0..24)
         .map(|_| {
             let reply = post(nginx, "/api/v1/films/film/sessions", "").unwrap();
@@ -519,6 +519,7 @@ fn killing_a_node_mid_run_fails_no_segment_request_or_heartbeat_through_nginx() 
     let beats: Mutex<Vec<Answered<(u16, String)>>> = Mutex::new(Vec::new());
     let victim = addr_of(tier.nodes[1].as_ref().unwrap());
     let beats_after_kill = AtomicUsize::new(0);
+    let run = Instant::now();
 
     std::thread::scope(|scope| {
         for _ in 0..6 {
@@ -605,7 +606,28 @@ fn killing_a_node_mid_run_fails_no_segment_request_or_heartbeat_through_nginx() 
             Err(e) => failures.push(format!("{path}: {e}")),
         }
     }
+    let run = run.elapsed();
     let beats = beats.into_inner().unwrap();
+    // One audience over the nodes: a session's beats, wherever they land (and after its node
+    // died), are accepted at most once per minimum gap between beats (5 s by default), as on
+    // one node. Nodes that each kept their own sessions accepted a moved session's beat again.
+    let mut accepted: BTreeMap<&str, u64> = BTreeMap::new();
+    for (beat, _, answer) in &beats {
+        if matches!(answer, Ok((204, outcome)) if outcome == "accepted") {
+            let session = beat.rsplit(' ').next().unwrap_or_default();
+            *accepted.entry(session).or_insert(0) += 1;
+        }
+    }
+    let most = 1 + run.as_millis() as u64 / 5_000;
+    assert_eq!(
+        accepted.len(),
+        sessions.len(),
+        "a session was never accepted: {accepted:?}"
+    );
+    assert!(
+        accepted.values().all(|n| *n <= most),
+        "a session accepted more than {most} times in {run:?}: {accepted:?}"
+    );
     let beat_failures: Vec<String> = beats
         .iter()
         .filter(|(_, _, answer)| !matches!(answer, Ok((204, _))))
