@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::player::{Viewer, beat_at, mint_at};
 use common::{MONSOON, Server};
 use monsoon_engines::garage::Garage;
 use monsoon_engines::postgres::Postgres;
@@ -189,6 +190,8 @@ struct Tier {
     nginx: Nginx,
     /// `None` once killed.
     nodes: Vec<Option<Server>>,
+    /// Starts node `i` listening on the given address.
+    spawn_node: Box<dyn Fn(usize, &str) -> Server>,
     _garage: Garage,
     _pg: Postgres,
     _tmp: tempfile::TempDir,
@@ -197,6 +200,11 @@ struct Tier {
 impl Tier {
     /// PostgreSQL, Garage (3 nodes), a 60 s film ingested into both, three nodes, nginx.
     fn start() -> Tier {
+        Self::start_with("")
+    }
+
+    /// [`Tier::start`] with `audience` added to the nodes' `[audience]` table.
+    fn start_with(audience: &str) -> Tier {
         let tmp = tempfile::tempdir().unwrap();
         let pg = Postgres::start().unwrap();
         let database = pg.create_database("monsoon").unwrap();
@@ -244,29 +252,44 @@ impl Tier {
         let config = tmp.path().join("monsoon-node.toml");
         std::fs::write(
             &config,
-            substitute(NODE_TOML, "proof_bits = 18", "proof_bits = 4"),
+            substitute(
+                NODE_TOML,
+                "proof_bits = 18",
+                &format!("proof_bits = 4\n{audience}"),
+            ),
         )
         .unwrap();
         let endpoints = garage.endpoints();
-        let nodes = (0..3)
-            .map(|i| {
-                let dir = tmp.path().join(format!("node{i}"));
+        let root = tmp.path().to_path_buf();
+        let spawn_node = {
+            let media: Vec<String> = endpoints.iter().map(|e| media(e)).collect();
+            let database = database.clone();
+            let credentials = credentials.clone();
+            move |i: usize, listen: &str| {
+                let dir = root.join(format!("node{i}"));
                 std::fs::create_dir_all(&dir).unwrap();
-                let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("serve.log"))
+                    .unwrap();
                 let mut command = Command::new(MONSOON);
                 command
                     .arg("--data")
                     .arg(&dir)
                     .args(["serve", "--config", config.to_str().unwrap()])
-                    .args(["--listen", "127.0.0.1:0", "--web-dir"])
+                    .args(["--listen", listen, "--web-dir"])
                     .arg(dir.join("no-web-assets"))
-                    .args(["--database", &database, "--media", &media(&endpoints[i])])
+                    .args(["--database", &database, "--media", &media[i]])
                     .envs(credentials.clone())
                     // Read by the test as a monitoring system would.
                     .env("MONSOON_METRICS", "public")
                     .stderr(log);
-                Some(Server::spawn(command))
-            })
+                Server::spawn(command)
+            }
+        };
+        let nodes = (0..3)
+            .map(|i| Some(spawn_node(i, "127.0.0.1:0")))
             .collect::<Vec<_>>();
 
         // The shipped nginx configuration with this test's addresses, port and cache.
@@ -320,10 +343,17 @@ impl Tier {
         Tier {
             nginx,
             nodes,
+            spawn_node: Box::new(spawn_node),
             _garage: garage,
             _pg: pg,
             _tmp: tmp,
         }
+    }
+
+    /// Starts node `i` again, on the address it had (the one nginx knows), after a kill.
+    fn restart(&mut self, i: usize, addr: SocketAddr) {
+        assert!(self.nodes[i].is_none(), "node {i} is running");
+        self.nodes[i] = Some((self.spawn_node)(i, &addr.to_string()));
     }
 
     fn live_nodes(&self) -> impl Iterator<Item = &Server> {
@@ -704,4 +734,93 @@ fn make_cluster_check_serves_the_film_through_nginx_and_stops_everything() {
         .and_then(|rest| rest.split(' ').next())
         .unwrap_or_else(|| panic!("no `cluster files:` line: {stdout}"));
     assert!(!std::path::Path::new(work).exists(), "{work} left behind");
+}
+
+/// Viewers with a known ground truth play through nginx, which balances every request round
+/// robin over the three nodes (the shipped configuration). One node is killed with `kill -9`
+/// mid-run and restarted later on its address. Views, playing time, concurrency and the peak
+/// equal the ground truth, read through nginx and from every node.
+#[test]
+fn viewers_through_nginx_count_exactly_across_a_kill_9_and_a_restart() {
+    let mut tier = Tier::start_with(
+        "view_threshold_ms = 2000\nmin_beat_gap_ms = 100\nliveness_ms = 5000\nsample_every_ms = 200\n",
+    );
+    let lb = format!("http://{}", tier.nginx.addr);
+    let victim = addr_of(tier.nodes[1].as_ref().unwrap());
+
+    let mut leavers: Vec<Viewer> = (0..10).map(|_| mint_at(&lb, None)).collect();
+    let mut pausers: Vec<Viewer> = (0..10).map(|_| mint_at(&lb, None)).collect();
+    let mut players: Vec<Viewer> = (0..10).map(|_| mint_at(&lb, None)).collect();
+    let mut twice = [
+        mint_at(&lb, Some("same-viewer-01")),
+        mint_at(&lb, Some("same-viewer-01")),
+    ];
+    for round in 0..8 {
+        if round == 3 {
+            let mut node = tier.nodes[1].take().unwrap();
+            node.child.kill().unwrap();
+            node.child.wait().unwrap();
+        }
+        if round == 6 {
+            tier.restart(1, victim);
+        }
+        let played = if round == 0 { 0 } else { 500 };
+        for v in leavers
+            .iter_mut()
+            .chain(players.iter_mut())
+            .chain(twice.iter_mut())
+        {
+            assert_eq!(beat_at(&lb, v, "playing", played), 204, "round {round}");
+        }
+        for v in &mut pausers {
+            let (state, played) = if round < 2 {
+                ("playing", played)
+            } else {
+                ("paused", 0)
+            };
+            assert_eq!(beat_at(&lb, v, state, played), 204, "round {round}");
+        }
+        std::thread::sleep(Duration::from_millis(520));
+    }
+    for v in &mut leavers {
+        assert_eq!(beat_at(&lb, v, "ended", 0), 204);
+    }
+    // Ground truth: 3.5 s played by each of the 10 leavers, the 10 players and the 2 sessions
+    // of the viewer who watched twice (one view for that viewer), 0.5 s by each pauser.
+    let views = 10 + 10 + 1;
+    let playing_ms: u64 = [&leavers[..], &pausers[..], &players[..], &twice[..]]
+        .iter()
+        .flat_map(|g| g.iter())
+        .map(|v| v.acked_play_ms)
+        .sum();
+    assert_eq!(playing_ms, 22 * 3_500 + 10 * 500);
+    // A sample on every node after the last beat.
+    std::thread::sleep(Duration::from_millis(700));
+    let through_nginx = |path: &str| -> Value {
+        let reply = get(tier.nginx.addr, path).unwrap();
+        assert_eq!(reply.status, 200);
+        serde_json::from_slice(&reply.body).unwrap()
+    };
+    let mut figures = vec![(
+        "nginx".to_owned(),
+        through_nginx("/api/v1/films/film/stats"),
+    )];
+    for node in tier.live_nodes() {
+        figures.push((node.url.clone(), node.get_json("/api/v1/films/film/stats")));
+    }
+    assert_eq!(figures.len(), 4, "a node is missing");
+    for (from, stats) in &figures {
+        assert_eq!(stats["views"], views, "{from}: {stats}");
+        assert_eq!(
+            stats["playing_time_s"].as_f64().unwrap(),
+            playing_ms as f64 / 1000.0,
+            "{from}: {stats}"
+        );
+        assert_eq!(
+            stats["concurrent_viewers"], 11,
+            "{from}: players, and one viewer in two sessions: {stats}"
+        );
+        assert_eq!(stats["peak_concurrent_viewers"], 31, "{from}: {stats}");
+        assert_eq!(stats["suspicious_sessions"], 0, "{from}: {stats}");
+    }
 }

@@ -32,9 +32,10 @@ pub fn post(url: &str, body: &Value) -> (u16, String) {
     }
 }
 
-pub fn mint(server: &Server, viewer: Option<&str>) -> Viewer {
+/// Mints a session of `film` at `base` (a node, or the balancer in front of the nodes).
+pub fn mint_at(base: &str, viewer: Option<&str>) -> Viewer {
     let body = viewer.map_or(json!({}), |v| json!({ "viewer_id": v }));
-    let (status, text) = post(&format!("{}/api/v1/films/film/sessions", server.url), &body);
+    let (status, text) = post(&format!("{base}/api/v1/films/film/sessions"), &body);
     assert_eq!(status, 201, "{text}");
     let minted: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(minted["heartbeat_interval_s"], 10);
@@ -51,8 +52,9 @@ pub fn mint(server: &Server, viewer: Option<&str>) -> Viewer {
     }
 }
 
-/// Sends the next beat; `played` ms of playing since the last one.
-pub fn beat(server: &Server, v: &mut Viewer, state: &str, played: u64) -> u16 {
+/// Sends `v`'s next beat to `base` (a node, or the balancer in front of the nodes); `played`
+/// ms of playing since the last one.
+pub fn beat_at(base: &str, v: &mut Viewer, state: &str, played: u64) -> u16 {
     v.seq += 1;
     v.play_ms += played;
     let body = json!({
@@ -62,11 +64,21 @@ pub fn beat(server: &Server, v: &mut Viewer, state: &str, played: u64) -> u16 {
         "dropped_frames": 0, "fatal_error": false
     });
     let (status, _) = post(
-        &format!("{}/api/v1/sessions/{}/heartbeat", server.url, v.session),
+        &format!("{base}/api/v1/sessions/{}/heartbeat", v.session),
         &body,
     );
     if status == 204 {
         v.acked_play_ms = v.play_ms;
     }
     status
+}
+
+/// Mints a session of `film` on `server`.
+pub fn mint(server: &Server, viewer: Option<&str>) -> Viewer {
+    mint_at(&server.url, viewer)
+}
+
+/// Sends `v`'s next beat to `server`; `played` ms of playing since the last one.
+pub fn beat(server: &Server, v: &mut Viewer, state: &str, played: u64) -> u16 {
+    beat_at(&server.url, v, state, played)
 }
