@@ -184,6 +184,9 @@ fn addr_of(server: &Server) -> SocketAddr {
     server.url.strip_prefix("http://").unwrap().parse().unwrap()
 }
 
+/// Starts node `i` of the tier listening on an address (`127.0.0.1:0` for any).
+type SpawnNode = Box<dyn Fn(usize, &str) -> Server>;
+
 /// The whole tier. Fields drop in order: nginx, then the nodes, then the stores, then the
 /// directory.
 struct Tier {
@@ -191,7 +194,7 @@ struct Tier {
     /// `None` once killed.
     nodes: Vec<Option<Server>>,
     /// Starts node `i` listening on the given address.
-    spawn_node: Box<dyn Fn(usize, &str) -> Server>,
+    spawn_node: SpawnNode,
     _garage: Garage,
     _pg: Postgres,
     _tmp: tempfile::TempDir,
