@@ -94,7 +94,10 @@ assert n == 1, "no `listen 80;` in deploy/nginx-lb.conf"
 conf = conf.replace("/var/cache/nginx/monsoon", cache)
 open(out, "w").write(conf)
 PY
+# As root, nginx's workers would run as `nobody`, who cannot write this run's cache directory.
+user_line=""; [ "$(id -u)" -eq 0 ] && user_line="user root;"
 cat > "$work/nginx/nginx.conf" <<CONF
+$user_line
 worker_processes auto;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/logs/error.log error;

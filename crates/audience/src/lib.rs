@@ -233,6 +233,12 @@ pub trait AudienceStore: Send + Sync + std::fmt::Debug {
         }
         self.write(&records)
     }
+
+    /// Whether other processes write to this store too, so that this node's figures must
+    /// catch up with theirs before they are read ([`Audience::sync`]). False by default.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// What other nodes sharing an [`AudienceStore`] committed since this node last looked, and
@@ -260,7 +266,27 @@ pub struct Audience {
     /// The shared store's clock minus this process's (0 unless the store has a clock of its
     /// own: figures of several nodes are computed on one clock).
     skew: Arc<std::sync::atomic::AtomicI64>,
+    store: Arc<dyn AudienceStore>,
+    syncs: Syncs,
 }
+
+/// Catch-ups with the other nodes of a shared store, for reads ([`Audience::sync`]): one at
+/// a time, at most one every [`MIN_SYNC_GAP`], and every read waiting for one shares it.
+#[derive(Debug, Default)]
+struct Syncs {
+    /// Catch-ups started so far.
+    started: std::sync::atomic::AtomicU64,
+    /// Held through a catch-up; when the last one started.
+    running: tokio::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// However many reads ask, a node catches up at most this often: reads cannot turn into a
+/// stream of transactions under the lock every writer needs.
+const MIN_SYNC_GAP: Duration = Duration::from_millis(50);
+
+/// How often a node of a shared store catches up on its own (for `/metrics`, and so that an
+/// idle node's figures stay near the others').
+const SYNC_EVERY: Duration = Duration::from_millis(1_000);
 
 /// Where the engine reads the time: the system clock, or a clock a test moves by hand.
 #[derive(Debug, Clone, Default)]
@@ -364,7 +390,7 @@ impl Audience {
         let (jobs, queue) = mpsc::channel(config.queue_limit.max(1));
         let skew = Arc::default();
         writer::start(
-            store,
+            Arc::clone(&store),
             Arc::clone(&state),
             Arc::clone(&config),
             clock.clone(),
@@ -378,6 +404,8 @@ impl Audience {
             writer: jobs,
             clock,
             skew,
+            store,
+            syncs: Syncs::default(),
         })
     }
 
@@ -465,6 +493,42 @@ impl Audience {
         self.submit(|done| writer::Job::Beat(beat, done)).await
     }
 
+    /// Takes in what the other nodes sharing the store committed, so that the figures read
+    /// next include every beat acknowledged, by any node, before this call. Nothing to do for
+    /// a store of this process alone. Concurrent calls share one catch-up, and a node runs at
+    /// most one every 50 ms, however many readers ask.
+    pub async fn sync(&self) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.store.is_shared() {
+            return Ok(());
+        }
+        let arrival = self.syncs.started.load(SeqCst);
+        let mut last = self.syncs.running.lock().await;
+        if self.syncs.started.load(SeqCst) > arrival {
+            // One started after this call and has finished (its lock is free): it saw
+            // everything committed before this call.
+            return Ok(());
+        }
+        if let Some(at) = *last {
+            tokio::time::sleep(MIN_SYNC_GAP.saturating_sub(at.elapsed())).await;
+        }
+        self.syncs.started.fetch_add(1, SeqCst);
+        *last = Some(std::time::Instant::now());
+        let (store, state) = (Arc::clone(&self.store), Arc::clone(&self.state));
+        let skew = Arc::clone(&self.skew);
+        let local_now = self.clock.now_ms();
+        tokio::task::spawn_blocking(move || writer::catch_up(&*store, &state, &skew, local_now))
+            .await
+            .map_err(|e| Error::Store(format!("catching up: {e}")))?
+    }
+
+    /// The figures of `film` with every beat acknowledged before this call, by any node
+    /// ([`Audience::sync`], then [`Audience::stats`]).
+    pub async fn fresh_stats(&self, film: &str) -> Result<FilmStats> {
+        self.sync().await?;
+        Ok(self.stats(film))
+    }
+
     /// The live figures of `film`, at the store's clock.
     pub fn stats(&self, film: &str) -> FilmStats {
         let now = self.now_ms() + self.skew.load(std::sync::atomic::Ordering::Relaxed);
@@ -482,8 +546,21 @@ impl Audience {
         self.submit(writer::Job::Sample).await
     }
 
-    /// Runs [`Audience::sample`] every `sample_every_ms` until the process ends.
+    /// Runs [`Audience::sample`] every `sample_every_ms` until the process ends, and on a
+    /// shared store [`Audience::sync`] every second.
     pub fn spawn_sampler(self: &Arc<Self>) {
+        if self.store.is_shared() {
+            let audience = Arc::clone(self);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SYNC_EVERY);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = audience.sync().await {
+                        tracing::warn!(error = %e, "catching up with the other nodes failed");
+                    }
+                }
+            });
+        }
         let audience = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(

@@ -118,6 +118,10 @@ impl AudienceStore for MemoryStore {
         self.apply(&mut data, records)
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     /// Holds the data's lock through the whole exchange, as a shared store holds its lock.
     fn exchange(&self, now_ms: i64, stage: &mut dyn FnMut(Catchup) -> Vec<Record>) -> Result<()> {
         let mut data = self.data();

@@ -75,10 +75,7 @@ impl Writer {
 
     /// Takes in what other nodes committed and the store's time; returns the time to stage at.
     fn catch_up(&self, state: &mut State, catchup: Catchup, local_now: i64) -> i64 {
-        let now = catchup.now_ms;
-        self.skew.store(now - local_now, Ordering::Relaxed);
-        state.catch_up(catchup);
-        now
+        take_in(state, &self.skew, catchup, local_now)
     }
 
     fn run(&self, batch: Vec<Job>) {
@@ -163,4 +160,25 @@ impl Writer {
             .commit_sample(&self.config, sampled, crate::keep_ms(&self.config));
         Ok(())
     }
+}
+
+/// Takes `catchup` into `state` and remembers the store's clock; returns the store's time.
+fn take_in(state: &mut State, skew: &AtomicI64, catchup: Catchup, local_now: i64) -> i64 {
+    let now = catchup.now_ms;
+    skew.store(now - local_now, Ordering::Relaxed);
+    state.catch_up(catchup);
+    now
+}
+
+/// Catches up with the other nodes of a shared store, writing nothing ([`crate::Audience::sync`]).
+pub(crate) fn catch_up(
+    store: &dyn AudienceStore,
+    state: &Mutex<State>,
+    skew: &AtomicI64,
+    local_now: i64,
+) -> Result<()> {
+    store.exchange(local_now, &mut |catchup| {
+        take_in(&mut crate::lock(state), skew, catchup, local_now);
+        Vec::new()
+    })
 }

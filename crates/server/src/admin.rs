@@ -513,7 +513,11 @@ async fn dashboard_data(
     Ok(private(
         Json(Dashboard {
             now,
-            stats: state.audience.stats(&query.film),
+            stats: state
+                .audience
+                .fresh_stats(&query.film)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?,
             series,
         })
         .into_response(),

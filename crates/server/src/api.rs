@@ -209,13 +209,19 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Bearer {
 }
 
 #[utoipa::path(get, path = "/api/v1/films/{slug}/stats", params(("slug" = String, Path)),
-    responses((status = 200, body = FilmStats), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = FilmStats), (status = 404, body = ErrorBody),
+        (status = 503, description = "the other nodes' figures could not be read (a shared database is down)", body = ErrorBody)))]
 async fn film_stats(
     State(state): State<AppState>,
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
     published(&state, &slug)?;
-    let mut response = Json(state.audience.stats(&slug)).into_response();
+    let stats = state
+        .audience
+        .fresh_stats(&slug)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let mut response = Json(stats).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=2"),

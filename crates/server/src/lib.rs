@@ -368,6 +368,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    // With other nodes on the store, their beats first; on failure, this node's last view.
+    if let Err(e) = state.audience.sync().await {
+        tracing::warn!(error = %e, "catching up with the other nodes failed");
+    }
     for slug in state.live.slugs() {
         state.metrics.set_audience(&state.audience.stats(&slug));
     }

@@ -483,6 +483,10 @@ impl AudienceStore for PgAudienceStore {
         Ok(snapshot)
     }
 
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     /// Under the lock every node takes: catches up with what others committed since this
     /// node's last exchange (nothing to read when the revision has not moved), stages at the
     /// database's clock, writes, and remembers the revision it has seen everything up to.
