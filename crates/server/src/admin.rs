@@ -463,6 +463,15 @@ async fn dashboard(
             "rebuffer": t.chart_rebuffer,
             "updated": t.admin_updated,
             "audio_only": t.audio_only,
+            "progress": t.jobs_progress,
+            "real_time": t.jobs_real_time,
+            "states": {
+                "queued": t.job_queued,
+                "running": t.job_running,
+                "done": t.job_done,
+                "failed": t.job_failed,
+                "cancelled": t.job_cancelled,
+            },
         })),
     };
     let html = page

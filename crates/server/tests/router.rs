@@ -388,6 +388,13 @@ async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
         error["message"].as_str().unwrap().contains("PostgreSQL"),
         "{error}"
     );
+    // The dashboard's jobs section starts hidden; its script shows it when the API answers.
+    let page = get(&state, "/admin", &signed_in).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        String::from_utf8_lossy(&page.body).contains(r#"<section id="jobs" class="jobs" hidden"#)
+    );
+
     // A queue with a running job (half done at 2× real time) and a newer queued one.
     let queue = Arc::new(MemoryJobs::new());
     let running = queue.submit(&new_job("mua-do")).await.unwrap();
