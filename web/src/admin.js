@@ -1,5 +1,7 @@
 // Operator dashboard: polls /admin/api/dashboard every 5 s and draws the figures with uPlot.
-// Concurrent viewers get a live line from the polls on top of the minute history.
+// Concurrent viewers get a live line from the polls on top of the minute history. The ingest
+// jobs (/admin/api/jobs) are polled as often, in a table shown only when the server has a job
+// queue (a PostgreSQL database): a 404 says it has none, and the section stays hidden.
 (function () {
   "use strict";
   var S = JSON.parse(document.getElementById("dash-strings").textContent);
@@ -96,6 +98,77 @@
       .catch(function () { /* the next poll retries */ });
   }
 
+  // --- Ingest jobs ------------------------------------------------------------------------
+  var jobs = document.getElementById("jobs");
+  var one = new Intl.NumberFormat(lang, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+  var two = new Intl.NumberFormat(lang, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  // Seconds as h:mm:ss, as `monsoon jobs` prints them.
+  var hms = function (seconds) {
+    var s = Math.max(0, Math.round(seconds));
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return Math.floor(s / 3600) + ":" + pad(Math.floor(s / 60) % 60) + ":" + pad(s % 60);
+  };
+
+  function drawJobs(d) {
+    var rows = document.getElementById("jobs-rows");
+    rows.replaceChildren();
+    d.jobs.forEach(function (j) {
+      var tr = document.createElement("tr");
+      var cell = function (text, className) {
+        var td = document.createElement("td");
+        td.textContent = text;
+        if (className) td.className = className;
+        tr.appendChild(td);
+        return td;
+      };
+      cell(String(j.id), "num");
+      var film = cell(j.slug);
+      var name = document.createElement("span");
+      name.className = "master";
+      name.textContent = j.master_name;
+      film.appendChild(name);
+      cell(S.states[j.state] || j.state, "state state-" + j.state);
+      var progress = cell("", "progress");
+      var bar = document.createElement("progress");
+      bar.max = 100;
+      bar.value = j.percent;
+      bar.setAttribute("aria-label", S.progress + " " + j.slug);
+      var percent = document.createElement("span");
+      percent.textContent = one.format(j.percent) + " %";
+      progress.append(bar, percent);
+      cell(j.state === "running" && j.speed > 0 ? two.format(j.speed) + S.real_time : "–", "num");
+      cell(j.eta_s == null ? "–" : hms(j.eta_s), "num");
+      cell(j.attempts + " / " + j.max_attempts, "num");
+      var message = cell(j.message, "message");
+      if (j.lease_owner) message.title = j.lease_owner;
+      rows.appendChild(tr);
+    });
+    document.getElementById("jobs-empty").hidden = d.jobs.length > 0;
+    jobs.hidden = false;
+  }
+
+  var jobsTimer = null;
+  function pollJobs() {
+    fetch("/admin/api/jobs", { credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) { location.href = "/admin/login"; throw new Error("signed out"); }
+        if (r.status === 404) {
+          // No job queue on this server: nothing to show, nothing more to ask.
+          jobs.hidden = true;
+          jobs.dataset.queue = "none";
+          clearInterval(jobsTimer);
+          throw new Error("no job queue");
+        }
+        if (!r.ok) throw new Error("jobs: " + r.status);
+        return r.json();
+      })
+      .then(function (d) {
+        drawJobs(d);
+        jobs.dataset.queue = "yes";
+      })
+      .catch(function () { /* the next poll retries */ });
+  }
+
   charts.concurrent = chart("chart-concurrent", S.concurrent, "#e5534b");
   charts.views = chart("chart-views", S.views, "#57ab5a");
   charts.startup = chart("chart-startup", S.startup, "#c69026");
@@ -109,4 +182,6 @@
   select.addEventListener("change", poll);
   poll();
   setInterval(poll, POLL_MS);
+  jobsTimer = setInterval(pollJobs, POLL_MS);
+  pollJobs();
 })();

@@ -225,6 +225,8 @@ pub async fn serve(
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = backends.audience().await?;
     let key = backends.audience_key(data).await?;
+    // The dashboard shows the ingest jobs when the database holds their queue (PostgreSQL).
+    let jobs = backends.jobs().ok();
     let (films, media) = (backends.films, backends.media);
     let audience = Arc::new(
         monsoon_audience::Audience::open(audience, key, store)
@@ -242,6 +244,7 @@ pub async fn serve(
         fast_path: config.fast_path,
         trusted_proxies,
         metrics: config.metrics,
+        jobs,
     };
     let state = AppState::new(films, media, audience, options)
         .await

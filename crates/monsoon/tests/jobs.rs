@@ -1,6 +1,7 @@
 //! Ingest jobs and workers, end to end: the real binary, real ffmpeg and a real, throw-away
 //! PostgreSQL. `monsoon ingest --submit` queues, `monsoon worker`s transcode and publish,
-//! `monsoon jobs --json` is how the tests (as an operator's script would) watch the queue.
+//! `monsoon jobs --json` is how the tests (as an operator's script would) watch the queue, and
+//! a `monsoon serve` on the same database shows it to the operator (`/admin/api/jobs`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,6 +14,9 @@ use std::time::{Duration, Instant};
 use common::{MONSOON, Server, make_clip, play_whole, tree};
 use monsoon_engines::postgres::Postgres;
 use serde_json::Value;
+
+/// The operator's token of the servers of these tests.
+const ADMIN_TOKEN: &str = "jobs-test-admin-token";
 
 /// A PostgreSQL database and a media directory every process of a test shares.
 struct Cluster {
@@ -133,12 +137,38 @@ impl Cluster {
             .count()
     }
 
+    /// A `monsoon serve` on the cluster's database, its dashboard opened by [`ADMIN_TOKEN`].
     fn server(&self) -> Server {
+        let admin = self.monsoon(&["admin-token", "--token", ADMIN_TOKEN]);
+        assert!(admin.status.success());
+        let config = self.path("server.toml");
+        std::fs::write(&config, &admin.stdout).unwrap();
         Server::start_with(
             &self.path("server"),
-            &["--database", &self.url, "--media", &self.media],
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "--database",
+                &self.url,
+                "--media",
+                &self.media,
+            ],
         )
     }
+}
+
+/// The jobs as the server's dashboard reads them (`GET /admin/api/jobs`, with the token).
+fn dashboard_jobs(server: &Server) -> Vec<Value> {
+    let mut response = ureq::get(&format!("{}/admin/api/jobs", server.url))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        response.headers()["cache-control"].to_str().unwrap(),
+        "no-store"
+    );
+    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    body["jobs"].as_array().unwrap().clone()
 }
 
 /// A running worker, killed when dropped.
@@ -212,6 +242,19 @@ fn two_workers_publish_two_submitted_films_at_once() {
     let queued = cluster.jobs();
     assert_eq!(queued.len(), 2);
     assert!(queued.iter().all(|j| j["state"] == "queued"), "{queued:?}");
+    // The dashboard sees the same queue, newest first, with the masters' names, not their
+    // paths.
+    let shown = dashboard_jobs(&server);
+    let ids = |jobs: &[Value]| jobs.iter().map(|j| j["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&shown), ids(&queued));
+    assert_eq!(shown[0]["slug"], "song-hong");
+    assert_eq!(shown[0]["master_name"], "song-hong.mp4");
+    assert!(
+        shown
+            .iter()
+            .all(|j| j["state"] == "queued" && j["eta_s"].is_null() && j.get("master").is_none()),
+        "{shown:?}"
+    );
 
     let _a = cluster.worker("a", 30);
     let _b = cluster.worker("b", 30);
@@ -240,6 +283,15 @@ fn two_workers_publish_two_submitted_films_at_once() {
         "the two jobs did not overlap: {done:?}"
     );
 
+    // And both done, as the workers left them.
+    let shown = dashboard_jobs(&server);
+    for job in &done {
+        let seen = shown.iter().find(|j| j["id"] == job["id"]).unwrap();
+        assert_eq!(seen["state"], "done", "{seen}");
+        assert_eq!(seen["percent"], 100.0);
+        assert_eq!(seen["message"], job["message"]);
+        assert_eq!(seen["finished_at"], job["finished_at"]);
+    }
     for slug in ["mua-do", "song-hong"] {
         assert!(published(&server, slug));
         let played = play(&server, slug);

@@ -7,6 +7,8 @@
 //! | POST | `/admin/logout` | clears the cookie |
 //! | GET | `/admin` | the dashboard (303 to the form without a session) |
 //! | GET | `/admin/api/dashboard?film=` | figures and series for the charts (401 without a session) |
+//! | GET | `/admin/api/jobs?limit=` | the ingest jobs (`jobs.rs`; 404 without a job queue) |
+//! | POST | `/admin/api/jobs/{id}/cancel` | cancels a queued or running job (`jobs.rs`) |
 //!
 //! The token is never stored: `monsoon.toml` holds its argon2id hash (`[admin] token_hash`,
 //! made by `monsoon admin-token`). Signing in trades the token for a cookie holding an expiry
@@ -307,6 +309,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/login", get(login_form).post(login))
         .route("/admin/logout", post(logout))
         .route("/admin/api/dashboard", get(dashboard_data))
+        .merge(crate::jobs::routes())
         .layer(axum::middleware::map_response(crate::pages::page_headers))
 }
 
@@ -333,7 +336,7 @@ struct DashboardPage {
     strings_json: String,
 }
 
-fn private(mut response: Response) -> Response {
+pub(crate) fn private(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -460,6 +463,15 @@ async fn dashboard(
             "rebuffer": t.chart_rebuffer,
             "updated": t.admin_updated,
             "audio_only": t.audio_only,
+            "progress": t.jobs_progress,
+            "real_time": t.jobs_real_time,
+            "states": {
+                "queued": t.job_queued,
+                "running": t.job_running,
+                "done": t.job_done,
+                "failed": t.job_failed,
+                "cancelled": t.job_cancelled,
+            },
         })),
     };
     let html = page

@@ -133,6 +133,20 @@ pub struct Messages {
     pub chart_startup: String,
     pub chart_rebuffer: String,
     pub chart_rungs: String,
+    pub jobs_title: String,
+    pub jobs_state: String,
+    pub jobs_progress: String,
+    pub jobs_speed: String,
+    pub jobs_eta: String,
+    pub jobs_attempts: String,
+    pub jobs_message: String,
+    pub jobs_empty: String,
+    pub jobs_real_time: String,
+    pub job_queued: String,
+    pub job_running: String,
+    pub job_done: String,
+    pub job_failed: String,
+    pub job_cancelled: String,
 }
 
 fn parse(name: &str, text: &str) -> Messages {

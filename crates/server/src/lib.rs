@@ -18,6 +18,7 @@ mod fast;
 mod host;
 mod i18n;
 mod ics;
+mod jobs;
 mod limits;
 mod live;
 mod metrics;
@@ -35,7 +36,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use monsoon_catalog::{FilmRepository, MediaStore};
+use monsoon_catalog::{FilmRepository, JobQueue, MediaStore};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 
@@ -93,6 +94,9 @@ pub struct Shared {
     pub metrics_access: MetricsAccess,
     /// The address the listener is bound to, once it is.
     pub bound: OnceLock<SocketAddr>,
+    /// The ingest job queue the dashboard shows (`/admin/api/jobs`); `None` on a database
+    /// without one (SQLite).
+    pub jobs: Option<Arc<dyn JobQueue>>,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -106,6 +110,8 @@ pub struct Options {
     pub fast_path: bool,
     pub trusted_proxies: TrustedProxies,
     pub metrics: MetricsAccess,
+    /// The ingest job queue, on a PostgreSQL database; `None`: `/admin/api/jobs` answers 404.
+    pub jobs: Option<Arc<dyn JobQueue>>,
 }
 
 impl AppState {
@@ -140,6 +146,7 @@ impl AppState {
             trusted_proxies: options.trusted_proxies,
             metrics_access: options.metrics,
             bound: OnceLock::new(),
+            jobs: options.jobs,
         })))
     }
 

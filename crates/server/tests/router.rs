@@ -14,13 +14,26 @@ use http_body_util::BodyExt;
 use monsoon_audience::{Audience, Config};
 use monsoon_catalog::publish::{Publisher, Staging};
 use monsoon_catalog::repository::conformance::version;
-use monsoon_catalog::{FilmMeta, MemoryFilms, MemoryStore};
-use monsoon_server::{AdminAuth, AppState, HotCache, MetricsAccess, Options, TrustedProxies, app};
+use monsoon_catalog::{
+    FilmMeta, JobProgress, JobQueue, JobState, MemoryFilms, MemoryJobs, MemoryStore, NewJob,
+};
+use monsoon_server::{
+    AdminAuth, AppState, HotCache, MetricsAccess, Options, TrustedProxies, app, hash_token,
+};
 use serde_json::Value;
 use tower::ServiceExt;
 
 /// A film published into memory: a multivariant playlist, one rung, a poster.
 async fn state(free_release: Option<chrono::DateTime<Utc>>) -> (AppState, tempfile::TempDir) {
+    state_with(free_release, AdminAuth::new(None, 10).unwrap(), None).await
+}
+
+/// [`state`] with the given admin credentials and job queue.
+async fn state_with(
+    free_release: Option<chrono::DateTime<Utc>>,
+    admin: AdminAuth,
+    jobs: Option<Arc<dyn JobQueue>>,
+) -> (AppState, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let staging = Staging::create(tmp.path(), "film", "v1").unwrap();
     let dir = staging.path();
@@ -72,11 +85,12 @@ async fn state(free_release: Option<chrono::DateTime<Utc>>) -> (AppState, tempfi
         hot: HotCache::new(1 << 20, 1 << 20),
         web_dir: tmp.path().join("web"),
         access_log: false,
-        admin: AdminAuth::new(None, 10).unwrap(),
+        admin,
         public_url: Some("http://monsoon.test".into()),
         fast_path: false,
         trusted_proxies: TrustedProxies::default(),
         metrics: MetricsAccess::Public,
+        jobs,
     };
     let state = AppState::new(films, media, Arc::new(audience), options)
         .await
@@ -340,4 +354,167 @@ async fn a_request_without_exactly_one_valid_host_is_refused() {
     assert_eq!(get(&state, "/healthz", &[]).await.status, StatusCode::OK);
     let bad = get(&state, "/healthz", &[("host", "bad host")]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+/// The operator's token of the job tests.
+const TOKEN: &str = "router-test-admin-token";
+
+/// A job for `slug` whose master is `/srv/masters/<slug>.mov`, ten minutes long.
+fn new_job(slug: &str) -> NewJob {
+    NewJob {
+        slug: slug.into(),
+        master: format!("/srv/masters/{slug}.mov"),
+        film_toml: Some("title = \"secret\"\n".into()),
+        options: serde_json::json!({"quality": "fast", "meta_dir": "/srv/meta"}),
+        duration_s: 600.0,
+        max_attempts: 3,
+    }
+}
+
+#[tokio::test]
+async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
+    let admin = || AdminAuth::new(Some(hash_token(TOKEN).unwrap()), 10).unwrap();
+    let bearer = format!("Bearer {TOKEN}");
+    let signed_in = [("authorization", bearer.as_str())];
+
+    // Without a queue (a SQLite database): 404, saying what jobs need, never cached.
+    let (state, _tmp) = state_with(None, admin(), None).await;
+    let none = get(&state, "/admin/api/jobs", &signed_in).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    assert_eq!(none.headers[header::CACHE_CONTROL], "no-store");
+    let error: Value = serde_json::from_slice(&none.body).unwrap();
+    assert_eq!(error["code"], "not_found");
+    assert!(
+        error["message"].as_str().unwrap().contains("PostgreSQL"),
+        "{error}"
+    );
+    // The dashboard's jobs section starts hidden; its script shows it when the API answers.
+    let page = get(&state, "/admin", &signed_in).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        String::from_utf8_lossy(&page.body).contains(r#"<section id="jobs" class="jobs" hidden"#)
+    );
+
+    // A queue with a running job (half done at 2× real time) and a newer queued one.
+    let queue = Arc::new(MemoryJobs::new());
+    let running = queue.submit(&new_job("mua-do")).await.unwrap();
+    let lease = std::time::Duration::from_secs(30);
+    queue.claim("node:1", lease).await.unwrap().unwrap();
+    let progress = JobProgress {
+        percent: 50.0,
+        speed: 2.0,
+        message: "transcoding".into(),
+    };
+    assert!(
+        queue
+            .renew(running.id, "node:1", lease, &progress)
+            .await
+            .unwrap()
+    );
+    let queued = queue.submit(&new_job("song-hong")).await.unwrap();
+    let (state, _tmp) = state_with(None, admin(), Some(queue.clone() as Arc<dyn JobQueue>)).await;
+
+    // Nobody signed in: 401, whatever the request.
+    for (method, uri) in [
+        ("GET", "/admin/api/jobs"),
+        ("GET", "/admin/api/jobs?limit=0"),
+        ("POST", "/admin/api/jobs/1/cancel"),
+    ] {
+        let refused = call(&state, method, uri, &[], "").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        assert_eq!(refused.headers[header::CACHE_CONTROL], "no-store");
+    }
+    assert_eq!(
+        queue.get(running.id).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+
+    let listed = get(&state, "/admin/api/jobs", &signed_in).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.headers[header::CACHE_CONTROL], "no-store");
+    let text = String::from_utf8_lossy(&listed.body);
+    // No path the workers open reaches the page: the master's name only.
+    assert!(
+        !text.contains("/srv/") && !text.contains("secret"),
+        "{text}"
+    );
+    let body: Value = serde_json::from_slice(&listed.body).unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(body["now"].as_str().unwrap()).is_ok());
+    let jobs = body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2);
+    // Newest first.
+    let (first, second) = (&jobs[0], &jobs[1]);
+    assert_eq!(first["id"], queued.id);
+    assert_eq!(first["slug"], "song-hong");
+    assert_eq!(first["master_name"], "song-hong.mov");
+    assert_eq!(first["state"], "queued");
+    assert_eq!(first["attempts"], 0);
+    assert!(first["eta_s"].is_null() && first["lease_owner"].is_null());
+    assert!(first["started_at"].is_null());
+    assert_eq!(second["id"], running.id);
+    assert_eq!(second["state"], "running");
+    assert_eq!(second["master_name"], "mua-do.mov");
+    assert_eq!(
+        (second["percent"].as_f64(), second["speed"].as_f64()),
+        (Some(50.0), Some(2.0))
+    );
+    // 300 s of film left at 2× real time, as `monsoon jobs` computes it (`Job::eta_s`).
+    assert_eq!(second["eta_s"].as_f64(), Some(150.0));
+    assert_eq!(
+        (second["attempts"].as_u64(), second["max_attempts"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(second["lease_owner"], "node:1");
+    assert_eq!(second["message"], "transcoding");
+    assert!(second["started_at"].is_string() && second["finished_at"].is_null());
+    for job in jobs {
+        for key in ["master", "film_toml", "options"] {
+            assert!(job.get(key).is_none(), "{key} in {job}");
+        }
+    }
+
+    // `limit`: the newest so many, within 1..=500; anything else refused, naming it.
+    let one = get(&state, "/admin/api/jobs?limit=1", &signed_in).await;
+    let one: Value = serde_json::from_slice(&one.body).unwrap();
+    assert_eq!(one["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(one["jobs"][0]["id"], queued.id);
+    for bad in ["0", "501", "-3", "many", ""] {
+        let refused = get(&state, &format!("/admin/api/jobs?limit={bad}"), &signed_in).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "limit={bad}");
+        assert_eq!(refused.headers[header::CACHE_CONTROL], "no-store");
+        let message = serde_json::from_slice::<Value>(&refused.body).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains(&format!("limit=\"{bad}\"")) && message.contains("from 1 to 500"),
+            "{message}"
+        );
+    }
+
+    // Cancelling: the queued job once (then it is over: 409); no such job 404; a bad id 400.
+    let cancel = |id: &str| format!("/admin/api/jobs/{id}/cancel");
+    let cancelled = call(&state, "POST", &cancel("2"), &signed_in, "").await;
+    assert_eq!(cancelled.status, StatusCode::OK);
+    let job: Value = serde_json::from_slice(&cancelled.body).unwrap();
+    assert_eq!(
+        (job["id"].as_i64(), job["state"].as_str()),
+        (Some(2), Some("cancelled"))
+    );
+    let again = call(&state, "POST", &cancel("2"), &signed_in, "").await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(String::from_utf8_lossy(&again.body).contains("job 2 is cancelled"));
+    assert_eq!(
+        call(&state, "POST", &cancel("99"), &signed_in, "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let bad = call(&state, "POST", &cancel("0"), &signed_in, "").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&bad.body).contains(r#"job id \"0\""#));
+    assert_eq!(
+        queue.get(running.id).await.unwrap().unwrap().state,
+        JobState::Running
+    );
 }

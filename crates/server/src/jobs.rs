@@ -1,0 +1,213 @@
+//! `/admin/api/jobs`: the ingest job queue (`monsoon_catalog::JobQueue`) as the operator's
+//! dashboard shows it, behind the admin sign-in like every `/admin/api` route.
+//!
+//! | method | path | answer |
+//! |---|---|---|
+//! | GET | `/admin/api/jobs?limit=` | `{"now", "jobs": […]}`, newest first ([`DEFAULT_LIMIT`], `limit` in [`LIMIT`]) |
+//! | POST | `/admin/api/jobs/{id}/cancel` | the job, cancelled (409 when it is over, 404 when there is none) |
+//!
+//! The queue lives in a PostgreSQL database the workers share (`docs/INGEST.md`, "Jobs and
+//! workers"); a server without one answers 404, saying so. Jobs are shown without the paths
+//! the workers open (the master's directory, `film.toml`, the options): an operator's page
+//! needs the master's file name, not the servers' file system.
+
+use std::ops::RangeInclusive;
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use monsoon_catalog::{Job, JobQueue, JobState};
+use serde::{Deserialize, Serialize};
+
+use crate::admin::{Operator, private};
+use crate::{ApiError, AppState};
+
+/// Jobs listed when the request does not say.
+pub const DEFAULT_LIMIT: u32 = 100;
+/// What `?limit=` may ask for.
+pub const LIMIT: RangeInclusive<u32> = 1..=500;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/api/jobs", get(list))
+        .route("/admin/api/jobs/{id}/cancel", post(cancel))
+}
+
+/// A job as the dashboard shows it.
+#[derive(Debug, Serialize)]
+pub struct JobView<'a> {
+    pub id: i64,
+    pub slug: &'a str,
+    /// The master's file name, without its directory.
+    pub master_name: &'a str,
+    pub state: JobState,
+    /// Share of the master transcoded, 0 to 100.
+    pub percent: f64,
+    /// Transcoding speed, × real time.
+    pub speed: f64,
+    /// Seconds of transcoding left at the last speed (`Job::eta_s`), while running.
+    pub eta_s: Option<f64>,
+    /// The master's duration, seconds.
+    pub duration_s: f64,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// The worker holding the lease (`host:pid`), while running.
+    pub lease_owner: Option<&'a str>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub message: &'a str,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> From<&'a Job> for JobView<'a> {
+    fn from(job: &'a Job) -> Self {
+        Self {
+            id: job.id,
+            slug: &job.slug,
+            master_name: job.master.rsplit('/').next().unwrap_or_default(),
+            state: job.state,
+            percent: job.percent,
+            speed: job.speed,
+            eta_s: job.eta_s(),
+            duration_s: job.duration_s,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            lease_owner: job.lease_owner.as_deref(),
+            lease_expires_at: job.lease_expires_at,
+            message: &job.message,
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+        }
+    }
+}
+
+/// The answer of `GET /admin/api/jobs`.
+#[derive(Debug, Serialize)]
+struct JobList<'a> {
+    /// This server's time of the answer (the jobs' times are the queue's clock: the
+    /// database's).
+    now: DateTime<Utc>,
+    jobs: Vec<JobView<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    /// Taken as text, so a bad one is refused naming it.
+    limit: Option<String>,
+}
+
+/// `limit` as asked, within [`LIMIT`]; the error names the value and the rule.
+fn parse_limit(limit: Option<&str>) -> Result<u32, ApiError> {
+    let Some(text) = limit else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    text.parse::<u32>()
+        .ok()
+        .filter(|n| LIMIT.contains(n))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "limit={:?} must be a whole number from {} to {}",
+                shown(text),
+                LIMIT.start(),
+                LIMIT.end()
+            ))
+        })
+}
+
+/// A value from the request, for an error message: cut to 40 characters (the query and the
+/// path are the client's; the error need not carry all of them back).
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The server's job queue, or the 404 saying why there is none.
+fn queue(state: &AppState) -> Result<&dyn JobQueue, ApiError> {
+    state.jobs.as_deref().ok_or_else(|| {
+        ApiError::NotFound(
+            "jobs need a PostgreSQL database: the ingest job queue lives in the database \
+             `monsoon worker`s share, and this server's is SQLite; set [storage] database = \
+             \"postgres://…\" (MONSOON_DATABASE, --database)"
+                .into(),
+        )
+    })
+}
+
+/// Every answer here is the operator's alone, errors included: never stored by a cache.
+fn answer(result: Result<Response, ApiError>) -> Response {
+    private(result.unwrap_or_else(IntoResponse::into_response))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    _: Operator,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    answer(
+        async {
+            let limit = parse_limit(query.limit.as_deref())?;
+            let jobs = queue(&state)?.list(limit).await?;
+            Ok(Json(JobList {
+                now: Utc::now(),
+                jobs: jobs.iter().map(JobView::from).collect(),
+            })
+            .into_response())
+        }
+        .await,
+    )
+}
+
+async fn cancel(State(state): State<AppState>, _: Operator, Path(id): Path<String>) -> Response {
+    answer(
+        async {
+            let id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "job id {:?} must be a whole number from 1 to {}",
+                    shown(&id),
+                    i64::MAX
+                ))
+            })?;
+            let queue = queue(&state)?;
+            let cancelled = queue.cancel(id).await?;
+            let job = queue
+                .get(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("there is no job {id}")))?;
+            if !cancelled {
+                return Err(ApiError::Conflict(format!(
+                    "job {id} is {}: only a queued or running job can be cancelled",
+                    job.state.as_str()
+                )));
+            }
+            Ok(Json(JobView::from(&job)).into_response())
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_is_a_whole_number_within_its_range_and_the_error_names_it() {
+        assert_eq!(parse_limit(None).unwrap(), DEFAULT_LIMIT);
+        assert_eq!(parse_limit(Some("1")).unwrap(), 1);
+        assert_eq!(parse_limit(Some("500")).unwrap(), 500);
+        for bad in ["0", "501", "-1", "ten", "", "1.5", "99999999999"] {
+            let message = parse_limit(Some(bad)).unwrap_err().to_string();
+            assert!(
+                message.contains(&format!("limit=\"{bad}\"")) && message.contains("1 to 500"),
+                "{message}"
+            );
+        }
+    }
+}
