@@ -174,8 +174,10 @@ synopsis = { vi = "Một phim thử tổng hợp, phát từ ba nút sau nginx."
 director = ["Monsoon"]
 country = "VN"
 TOML
+# Submitted as a job: the worker below transcodes it and publishes it (docs/INGEST.md, "Jobs
+# and workers"); the master stays where it is, at a path the worker reads.
 "$monsoon" --data "$work/cli" --database "$database" --media "$(media 0)" \
-  ingest "$work/master.mp4" --slug monsoon-demo --meta "$work/film.toml" --quality fast
+  ingest "$work/master.mp4" --slug monsoon-demo --meta "$work/film.toml" --quality fast --submit
 
 # --- Three monsoon serve nodes, from deploy/monsoon-node.toml ---------------------------------
 say "starting three monsoon serve nodes"
@@ -200,6 +202,17 @@ for i in 0 1 2; do
   wait_for 30 curl -fsS "http://127.0.0.1:${node_ports[$i]}/readyz" \
     || { cat "$work/node$i.log" >&2; die "node $i did not start"; }
 done
+
+# --- One ingest worker, which takes the demo film's job ------------------------------------------
+say "starting an ingest worker; it transcodes the demo film"
+"$monsoon" --data "$work/worker" --database "$database" --media "$(media 0)" worker \
+  >"$work/worker.out" 2>"$work/worker.log" &
+pids+=($!)
+job_state() { "$monsoon" --data "$work/cli" --database "$database" jobs --json | jq -r '.[0].state'; }
+job_over() { case "$(job_state)" in done | failed | cancelled) return 0 ;; *) return 1 ;; esac; }
+wait_for 600 job_over || true
+[ "$(job_state)" = done ] || { "$monsoon" --data "$work/cli" --database "$database" jobs >&2; cat "$work/worker.log" >&2; die "the worker did not publish the demo film"; }
+"$monsoon" --data "$work/cli" --database "$database" jobs >&2
 
 # --- nginx in front, from deploy/nginx-lb.conf ------------------------------------------------
 say "starting nginx on 127.0.0.1:$lb_port"
@@ -253,9 +266,10 @@ Monsoon cluster on 127.0.0.1 (files in $work):
   PostgreSQL                           $database
   logs                                 $work/node*.log  $work/garage*/garage.log  $work/postgres.log  $n/logs/
 
-Ingest another film into the same cluster:
-  AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \\
-    $monsoon --database '$database' --media '$(media 0)' ingest FILE --slug SLUG
+Ingest another film into the same cluster (the worker takes it; follow it with \`jobs\` or on
+the dashboard):
+  $monsoon --database '$database' --media '$(media 0)' ingest FILE --slug SLUG --submit
+  $monsoon --database '$database' jobs
 
 Ctrl-C stops everything.
 EOF
