@@ -117,13 +117,13 @@ pids+=("$nginx_pid")
 for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$LB_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# Every process of a PID's tree (PostgreSQL forks a backend per connection; nginx a worker
-# per core): their CPU ticks, live ones and those reaped.
+# A process and its descendants (PostgreSQL forks a backend per connection, nginx a worker per
+# core): their CPU ticks, with those of descendants already reaped.
 tree_ticks() {
-  local total=0 p
-  for p in $(pgrep -g "$(ps -o pgid= "$1" | tr -d ' ')" 2>/dev/null || echo "$1"); do
-    total=$((total + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
+  local total children c
+  total=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0)
+  children=$(ps -o pid= --ppid "$1" 2>/dev/null || true)
+  for c in $children; do total=$((total + $(tree_ticks "$c"))); done
   echo "$total"
 }
 hz=$(getconf CLK_TCK)
