@@ -182,6 +182,10 @@ errors_in = sum(w["errors"] for w in inside)
 errors_out = sum(w["errors"] for w in outside)
 print(f"heartbeat p99, worst 5 s window outside the kill window: {worst:.1f} ms (goal < 250); "
       f"inside it: {worst_in:.1f} ms")
+for w in outside:
+    if w["p99_ms"]["heartbeat"] >= 250:
+        print(f"  window ending at {w['t_s']:.0f} s: heartbeat p99 {w['p99_ms']['heartbeat']:.1f} ms, "
+              f"{w['requests_per_s']:.0f} requests/s")
 print(f"errors: {errors_out} outside the kill window, {errors_in} inside it")
 print(f"views: server {next(c['server'] for c in report['comparison'] if c['figure'] == 'views'):.0f}, "
       f"truth {next(c['truth'] for c in report['comparison'] if c['figure'] == 'views'):.0f}; "
