@@ -66,6 +66,11 @@ pub struct Config {
     /// Sessions one viewer id may have watching a film at once and be counted; further ones
     /// are kept apart as suspicious.
     pub max_sessions_per_viewer: usize,
+    /// On a store several nodes share, a node commits at most once this often, ms: a beat
+    /// that arrives sooner after the last commit waits for the next, with the others that
+    /// arrive meanwhile. Fewer, larger transactions under the lock every node takes. 0 commits
+    /// as soon as possible; a store of one process alone always does.
+    pub shared_commit_every_ms: u64,
 }
 
 impl Default for Config {
@@ -83,6 +88,7 @@ impl Default for Config {
             queue_limit: 50_000,
             proof_bits: 18,
             max_sessions_per_viewer: 3,
+            shared_commit_every_ms: 100,
         }
     }
 }
@@ -144,6 +150,12 @@ impl Config {
             "max_sessions_per_viewer",
             self.max_sessions_per_viewer.to_string(),
             "must be at least 1",
+        )?;
+        rule(
+            self.shared_commit_every_ms <= 1_000,
+            "shared_commit_every_ms",
+            self.shared_commit_every_ms.to_string(),
+            "must be 0 to 1000 (a beat waits up to this long for its commit)",
         )?;
         rule(
             self.queue_limit >= 1,

@@ -438,6 +438,8 @@ mod tests {
     fn config() -> Config {
         Config {
             proof_bits: 8,
+            // The memory store is shared (its clones are nodes): no wait between commits.
+            shared_commit_every_ms: 0,
             ..Config::default()
         }
     }

@@ -9,6 +9,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,7 +45,18 @@ pub(crate) fn start(
                 clock,
                 skew,
             };
+            // A shared store: at most one commit every `shared_commit_every_ms`.
+            let every = if writer.store.is_shared() {
+                Duration::from_millis(writer.config.shared_commit_every_ms)
+            } else {
+                Duration::ZERO
+            };
+            let mut last_commit: Option<Instant> = None;
             while let Some(first) = queue.blocking_recv() {
+                if let Some(wait) = last_commit.and_then(|at| every.checked_sub(at.elapsed())) {
+                    std::thread::sleep(wait);
+                }
+                last_commit = Some(Instant::now());
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match queue.try_recv() {
