@@ -416,15 +416,28 @@ async fn peaks(conn: &mut PgConnection) -> Result<Vec<(String, u64, i64)>> {
     Ok(peaks)
 }
 
-/// The snapshot a node starts from, under the lock; and the revision it holds everything up
-/// to.
+/// The snapshot a node starts from, and the revision it holds everything up to.
 async fn load(
     conn: &mut PgConnection,
     started_since_ms: i64,
     since_ms: i64,
 ) -> Result<(Snapshot, i64)> {
+    // One snapshot of the database, without the lock: a node starting while the others
+    // count must not stop their commits for as long as it reads. Writers commit in the order
+    // they take revisions (under the lock), so a snapshot sees every change up to some
+    // revision and none after it: the highest revision it sees is the one to catch up from.
     let mut tx = conn.begin().await.map_err(store)?;
-    let (_, revision) = lock(&mut tx).await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(store)?;
+    let revision: i64 = sqlx::query_scalar(
+        "SELECT GREATEST((SELECT max(rev) FROM audience_sessions), \
+         (SELECT max(rev) FROM audience_views), (SELECT max(rev) FROM audience_peaks), 0)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(store)?;
     let mut snapshot = Snapshot::default();
     let rows = sqlx::query(&format!(
         "SELECT {} FROM audience_sessions WHERE started_at >= $1",
