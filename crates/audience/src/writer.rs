@@ -85,11 +85,6 @@ impl Writer {
         crate::lock(&self.state)
     }
 
-    /// Takes in what other nodes committed and the store's time; returns the time to stage at.
-    fn catch_up(&self, state: &mut State, catchup: Catchup, local_now: i64) -> i64 {
-        take_in(state, &self.skew, catchup, local_now)
-    }
-
     fn run(&self, batch: Vec<Job>) {
         let mut beats = Vec::new();
         let mut waiting = Vec::new();
@@ -128,7 +123,7 @@ impl Writer {
         let mut staged: Option<(Vec<Result<Outcome>>, Vec<Change>)> = None;
         let written = self.store.exchange(local_now, &mut |catchup| {
             let mut state = self.lock();
-            let now = self.catch_up(&mut state, catchup, local_now);
+            let now = take_in(&mut state, &self.skew, catchup, local_now);
             let (outcomes, changes, records) = state.stage(&self.config, beats, now);
             staged = Some((outcomes, changes));
             records
@@ -161,7 +156,7 @@ impl Writer {
         let mut staged: Option<Sampled> = None;
         self.store.exchange(local_now, &mut |catchup| {
             let mut state = self.lock();
-            let now = self.catch_up(&mut state, catchup, local_now);
+            let now = take_in(&mut state, &self.skew, catchup, local_now);
             let (sampled, records) = state.sample(&self.config, now);
             staged = Some(sampled);
             records

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::player::{Viewer, beat_at, mint_at};
-use common::{MONSOON, Server};
+use common::{MONSOON, Server, free_port, nginx_binary};
 use monsoon_engines::garage::Garage;
 use monsoon_engines::postgres::Postgres;
 use serde_json::{Value, json};
@@ -38,28 +38,6 @@ fn substitute(text: &str, from: &str, to: &str) -> String {
         "the shipped file no longer has `{from}`"
     );
     text.replace(from, to)
-}
-
-fn free_port() -> u16 {
-    monsoon_engines::free_port().unwrap()
-}
-
-/// The nginx binary: `MONSOON_NGINX`, else on the `PATH` or in Debian's `/usr/sbin`.
-fn nginx_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("MONSOON_NGINX") {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "nginx is not installed: `apt-get install nginx` (scripts/install-deps.sh does); \
-                 the cache tier is nginx"
-            )
-        })
 }
 
 /// nginx in the foreground, stopped with SIGTERM (the master then stops its workers).
@@ -178,10 +156,6 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> Result<Reply, String> {
             body.len()
         ),
     )
-}
-
-fn addr_of(server: &Server) -> SocketAddr {
-    server.url.strip_prefix("http://").unwrap().parse().unwrap()
 }
 
 /// Starts node `i` of the tier listening on an address (`127.0.0.1:0` for any).
@@ -308,7 +282,7 @@ impl Tier {
             &dir.join("cache").display().to_string(),
         );
         for (shipped, node) in SHIPPED_NODES.iter().zip(&nodes) {
-            let addr = addr_of(node.as_ref().unwrap()).to_string();
+            let addr = node.as_ref().unwrap().addr().to_string();
             lb = substitute(&lb, shipped, &addr);
         }
         let d = dir.display();
@@ -367,7 +341,7 @@ impl Tier {
     fn origin_segment_requests(&self) -> u64 {
         self.live_nodes()
             .map(|node| {
-                let metrics = get(addr_of(node), "/metrics").unwrap();
+                let metrics = get(node.addr(), "/metrics").unwrap();
                 assert_eq!(metrics.status, 200);
                 String::from_utf8(metrics.body)
                     .unwrap()
@@ -465,7 +439,7 @@ fn a_cold_segment_stampede_of_1000_requests_reaches_the_origins_once() {
             .entry(reply.header("x-cache-status").unwrap_or("-").to_owned())
             .or_insert(0) += 1;
     }
-    let direct = get(addr_of(tier.live_nodes().next().unwrap()), &path).unwrap();
+    let direct = get(tier.live_nodes().next().unwrap().addr(), &path).unwrap();
     assert_eq!(direct.status, 200);
     assert!(
         replies.iter().all(|r| r.body == direct.body),
@@ -550,7 +524,7 @@ fn killing_a_node_mid_run_fails_no_segment_request_or_heartbeat_through_nginx() 
     let killed = AtomicBool::new(false);
     let results: Mutex<Vec<Answered<Reply>>> = Mutex::new(Vec::new());
     let beats: Mutex<Vec<Answered<(u16, String)>>> = Mutex::new(Vec::new());
-    let victim = addr_of(tier.nodes[1].as_ref().unwrap());
+    let victim = tier.nodes[1].as_ref().unwrap().addr();
     let beats_after_kill = AtomicUsize::new(0);
     let run = Instant::now();
 
@@ -617,7 +591,7 @@ fn killing_a_node_mid_run_fails_no_segment_request_or_heartbeat_through_nginx() 
     });
 
     // Every answer whole, 200, and the bytes a surviving node serves.
-    let survivor = addr_of(tier.nodes[0].as_ref().unwrap());
+    let survivor = tier.nodes[0].as_ref().unwrap().addr();
     let expected: BTreeMap<&str, Vec<u8>> = paths
         .iter()
         .map(|p| (p.as_str(), get(survivor, p).unwrap().body))
@@ -749,7 +723,7 @@ fn viewers_through_nginx_count_exactly_across_a_kill_9_and_a_restart() {
         "view_threshold_ms = 2000\nmin_beat_gap_ms = 100\nliveness_ms = 5000\nsample_every_ms = 200\n",
     );
     let lb = format!("http://{}", tier.nginx.addr);
-    let victim = addr_of(tier.nodes[1].as_ref().unwrap());
+    let victim = tier.nodes[1].as_ref().unwrap().addr();
 
     let mut leavers: Vec<Viewer> = (0..10).map(|_| mint_at(&lb, None)).collect();
     let mut pausers: Vec<Viewer> = (0..10).map(|_| mint_at(&lb, None)).collect();

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, version_dir};
+use common::{Server, free_port, nginx_binary, version_dir};
 
 /// A parsed HTTP/1.1 response.
 #[derive(Debug)]
@@ -92,41 +92,6 @@ impl Drop for Nginx {
             .status();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The nginx binary: `MONSOON_NGINX`, else on the `PATH` or in Debian's `/usr/sbin` (not on
-/// every user's `PATH`), where `scripts/install-deps.sh` looks too. The suite is a comparison
-/// with nginx, so a machine without it fails here, saying what to install, rather than
-/// passing on half the suite.
-fn nginx_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("MONSOON_NGINX") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "MONSOON_NGINX={} is not a file: nginx is required",
-            path.display()
-        );
-        return path;
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "nginx is not installed: `apt-get install nginx` (scripts/install-deps.sh does); \
-                 the origin suite compares Monsoon with it"
-            )
-        })
 }
 
 fn start_nginx(dir: &Path, config: &str) -> Nginx {
@@ -410,7 +375,7 @@ fn validators_and_conditional_requests() {
 #[test]
 fn text_goes_out_as_a_gzip_copy_with_its_length() {
     let rig = rig();
-    let addr = addr_of(&rig.monsoon);
+    let addr = rig.monsoon.addr();
     let v = &rig.version;
     let varies = |reply: &Reply| {
         reply
@@ -898,7 +863,7 @@ fn open_files_under(pid: u32, dir: &Path) -> usize {
 #[test]
 fn a_replaced_version_leaves_no_deleted_file_open() {
     let rig = rig();
-    let addr = addr_of(&rig.monsoon);
+    let addr = rig.monsoon.addr();
     let pid = rig.monsoon.child.id();
     // A segment of 64 KiB or more goes out with sendfile, from a file kept open.
     let name = "v180/seg_00000.m4s";
@@ -981,10 +946,6 @@ fn http2_and_keep_alive() {
     );
 }
 
-fn addr_of(server: &Server) -> SocketAddr {
-    server.url.trim_start_matches("http://").parse().unwrap()
-}
-
 /// A response with its `Date` header dropped, for comparing two servers' answers.
 fn dateless(addr: SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&exchange(addr, request))
@@ -1015,7 +976,7 @@ fn the_fast_path_answers_byte_for_byte_as_the_router() {
     std::fs::write(&config, "[serve]\nfast_path = false\n").unwrap();
     let router = Server::start_with(&rig.data, &["--config", config.to_str().unwrap()]);
     let fast_server = Server::start(&rig.data);
-    let (fast, slow) = (addr_of(&fast_server), addr_of(&router));
+    let (fast, slow) = (fast_server.addr(), router.addr());
     let v = &rig.version;
     let objects = [
         rig.segment().0,
@@ -1140,7 +1101,7 @@ fn sendfile_responses_are_whole_when_the_server_corks_them() {
     let config = rig._tmp.path().join("two-threads.toml");
     std::fs::write(&config, "[serve]\nhttp_threads = 2\n").unwrap();
     let server = Server::start_with(&rig.data, &["--config", config.to_str().unwrap()]);
-    let addr = addr_of(&server);
+    let addr = server.addr();
     // About 500 open connections per HTTP thread: past the threshold on both.
     let crowd: Vec<TcpStream> = (0..1000)
         .map(|_| TcpStream::connect(addr).unwrap())

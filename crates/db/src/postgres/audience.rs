@@ -86,25 +86,31 @@ impl PgAudienceStore {
     }
 }
 
-/// `INSERT INTO table (columns, rev) SELECT u.*, nextval('audience_rev') FROM UNNEST($1::type[],
-/// …) AS u`: every row written takes the next revision (migrations/postgres/0003), which other
-/// nodes catch up with. Minute rollups take none: each node writes its own.
-fn insert_unnest(table: &str, columns: &[&str], types: &[&str]) -> String {
+/// `INSERT INTO table (columns) SELECT * FROM UNNEST($1::type[], …)`, and with `Revised` every
+/// row takes the next revision (`rev`, migrations/postgres/0003), which other nodes catch up
+/// with. Minute rollups take none: each node writes its own.
+fn insert_unnest(table: &str, columns: &[&str], types: &[&str], rev: Rev) -> String {
     let arrays: Vec<String> = types
         .iter()
         .enumerate()
         .map(|(i, t)| format!("${}::{t}[]", i + 1))
         .collect();
-    let (rev_column, rev_value) = if table == "audience_minutes" {
-        ("", "")
-    } else {
-        (", rev", ", nextval('audience_rev')")
+    let (rev_column, rev_value) = match rev {
+        Rev::Revised => (", rev", ", nextval('audience_rev')"),
+        Rev::Unrevised => ("", ""),
     };
     format!(
         "INSERT INTO {table} ({}{rev_column}) SELECT u.*{rev_value} FROM UNNEST({}) AS u",
         columns.join(", "),
         arrays.join(", ")
     )
+}
+
+/// Whether the rows an insert writes take a revision.
+#[derive(Clone, Copy)]
+enum Rev {
+    Revised,
+    Unrevised,
 }
 
 /// The one lock every writer of the audience holds for its whole transaction, on every node.
@@ -215,7 +221,12 @@ impl SessionColumns {
     async fn upsert(self, conn: &mut PgConnection) -> Result<()> {
         let sql = format!(
             "{} ON CONFLICT (id) DO UPDATE SET {}, rev = excluded.rev",
-            insert_unnest("audience_sessions", &SESSION_COLUMNS, &SESSION_TYPES),
+            insert_unnest(
+                "audience_sessions",
+                &SESSION_COLUMNS,
+                &SESSION_TYPES,
+                Rev::Revised
+            ),
             session_changes()
         );
         // In the order of SESSION_COLUMNS.
@@ -273,7 +284,8 @@ async fn write_in(tx: &mut PgConnection, batch: Batch<'_>) -> Result<()> {
             insert_unnest(
                 "audience_views",
                 &["session", "film", "viewer", "at"],
-                &["text", "text", "text", "int8"]
+                &["text", "text", "text", "int8"],
+                Rev::Revised
             )
         ))
         .bind(views.iter().map(|v| v.session.as_str()).collect::<Vec<_>>())
@@ -294,7 +306,8 @@ async fn write_in(tx: &mut PgConnection, batch: Batch<'_>) -> Result<()> {
             insert_unnest(
                 "audience_minutes",
                 &["film", "at", "json"],
-                &["text", "int8", "text"]
+                &["text", "int8", "text"],
+                Rev::Unrevised
             )
         ))
         .bind(
@@ -321,7 +334,8 @@ async fn write_in(tx: &mut PgConnection, batch: Batch<'_>) -> Result<()> {
             insert_unnest(
                 "audience_peaks",
                 &["film", "peak", "at"],
-                &["text", "int8", "int8"]
+                &["text", "int8", "int8"],
+                Rev::Revised
             )
         ))
         .bind(peaks.iter().map(|p| p.0).collect::<Vec<_>>())

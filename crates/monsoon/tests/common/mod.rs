@@ -85,6 +85,11 @@ impl Server {
         Server { child, url }
     }
 
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.url.trim_start_matches("http://").parse().unwrap()
+    }
+
     pub fn get_json(&self, path: &str) -> serde_json::Value {
         let mut response = ureq::get(&format!("{}{path}", self.url))
             .call()
@@ -99,6 +104,35 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    monsoon_engines::free_port().unwrap()
+}
+
+/// The nginx binary: `MONSOON_NGINX`, else on the `PATH` or in Debian's `/usr/sbin` (not on
+/// every user's `PATH`), where `scripts/install-deps.sh` looks too. The suites compare Monsoon
+/// with nginx and test the nginx cache tier, so a machine without it fails here, saying what
+/// to install, rather than passing on half of them.
+pub fn nginx_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("MONSOON_NGINX") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "MONSOON_NGINX={} is not a file: nginx is required",
+            path.display()
+        );
+        return path;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join("nginx"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("nginx is not installed: `apt-get install nginx` (scripts/install-deps.sh does)")
+        })
 }
 
 /// Decodes every stream of `url` to the end with ffmpeg and returns the media time reached.
