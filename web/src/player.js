@@ -1,8 +1,17 @@
-// Monsoon player: hls.js where Media Source Extensions exist, native HLS elsewhere (Safari).
+// Monsoon player: the browser's own HLS where it has one, hls.js where it is needed.
+//
+// Two engines play the same multivariant playlist. The browser's native HLS (Safari, Chromium,
+// Android) needs no script, so a first visit on a 2G link shows a picture without waiting for
+// the 155 kB of hls.js; hls.js (Media Source Extensions) gives the controls native HLS lacks:
+// a chosen rung, the data saver's cap, audio only, subtitle and audio-language choices. The
+// player starts natively unless hls.js is already in the browser's cache (it remembers having
+// loaded it) or the browser has no native HLS, and upgrades to hls.js, at the same position,
+// the moment the viewer asks for something only hls.js does (docs/ARCHITECTURE.md, "The
+// player").
 //
 // Weak links first: it starts on the lowest rung and climbs, can be capped by the data-saver
-// switch (remembered), resumes where the viewer left, and recovers from network and media
-// errors. It reports to the audience API exactly as the wire contract says: a session minted
+// switch (remembered; on by default when the browser asks to save data), resumes where the
+// viewer left, and recovers from network and media errors. It reports to the audience API exactly as the wire contract says: a session minted
 // at start, a heartbeat every `heartbeat_interval_s` with cumulative counters, and the last
 // one with navigator.sendBeacon when the page goes away.
 (function () {
@@ -19,6 +28,9 @@
   };
   var POS_KEY = "monsoon.pos." + config.film;
   var SAVER_KEY = "monsoon.dataSaver";
+  // The hls.js URL (fingerprinted) this browser has loaded, so has in its cache.
+  var HLSJS_KEY = "monsoon.hlsjs";
+  var connection = navigator.connection || {};
   // The data saver caps pictures at this height: enough for a phone, a fraction of the bytes.
   var SAVER_MAX_HEIGHT = 360;
   var status = $("c-status");
@@ -64,8 +76,10 @@
   }
   function level() {
     var l = hls && hls.currentLevel >= 0 ? hls.levels[hls.currentLevel] : null;
-    return l ? { height: l.height || 0, kbps: Math.round((l.bitrate || 0) / 1000) }
-      : { height: video.videoHeight || 0, kbps: 0 };
+    if (l) return { height: l.height || 0, kbps: Math.round((l.bitrate || 0) / 1000) };
+    // Native HLS: the rung is the variant whose height the picture has.
+    var v = variants.find(function (x) { return x.height === video.videoHeight; });
+    return { height: video.videoHeight || 0, kbps: v ? Math.round(v.bitrate / 1000) : 0 };
   }
   function beatBody(finalState) {
     accrue();
@@ -134,16 +148,28 @@
   var saved = parseFloat(store.get(POS_KEY) || "0");
   var resumeAt = saved > 5 && saved < (config.duration_s || Infinity) - 10 ? saved : 0;
   var hls = null;
+  var engine = null; // "hls.js" or "native"
   var mediaErrors = 0;
   var src = video.dataset.hls;
+  var hasNative = video.canPlayType("application/vnd.apple.mpegurl") !== "";
+  var hasMse = !!(window.MediaSource || window.ManagedMediaSource);
+  // The variants and renditions of the multivariant playlist (RFC 8216 §4.3.4), for the menus
+  // and the heartbeat's bitrate while native HLS plays.
+  var variants = [], audios = [];
+  // A 2G link (Network Information API, `effectiveType`): hls.js keeps the floor until two
+  // fragments have measured a throughput that carries the next rung; native HLS starts on the
+  // floor anyway (the first variant) and climbs only as fast as the link.
+  var floorUntilProven = /(^|-)2g$/.test(connection.effectiveType || "");
 
   function savePosition() {
     if (video.currentTime > 0) store.set(POS_KEY, video.ended ? "0" : String(video.currentTime));
   }
   setInterval(savePosition, 5000);
 
+  var saverOn = store.get(SAVER_KEY) === null
+    ? !!(config.save_data || connection.saveData) : store.get(SAVER_KEY) === "1";
   function saverCap(h) {
-    if (!h || store.get(SAVER_KEY) !== "1") return -1;
+    if (!saverOn) return -1;
     var cap = 0;
     h.levels.forEach(function (l, i) { if (l.height && l.height <= SAVER_MAX_HEIGHT) cap = i; });
     return cap;
@@ -152,27 +178,81 @@
   // Capping to the player's size is hls.js's own cap; it would overwrite ours, so the data
   // saver turns it off while on.
   function applySaver(h) {
-    var cap = saverCap(h);
+    var cap = floorUntilProven ? 0 : saverCap(h);
     h.capLevelToPlayerSize = cap < 0;
     h.autoLevelCapping = cap;
     if (cap >= 0 && h.currentLevel > cap) h.currentLevel = cap;
   }
 
+  function parseMaster(text) {
+    var lines = text.split(/\r?\n/);
+    lines.forEach(function (line, i) {
+      if (line.indexOf("#EXT-X-STREAM-INF:") === 0) {
+        var a = attrs(line.slice(18)), res = /x(\d+)$/.exec(a.RESOLUTION || "");
+        if (res) variants.push({ height: +res[1], bitrate: +a.BANDWIDTH || 0, audio: a.AUDIO, uri: lines[i + 1] });
+      } else if (line.indexOf("#EXT-X-MEDIA:") === 0) {
+        var m = attrs(line.slice(13));
+        if (m.TYPE === "AUDIO") audios.push({ lang: m.LANGUAGE || "", name: m.NAME || "", group: m["GROUP-ID"], uri: m.URI });
+      }
+    });
+    variants.sort(function (a, b) { return a.bitrate - b.bitrate; });
+  }
+  function attrs(list) {
+    var out = {};
+    list.replace(/([A-Z0-9-]+)=("[^"]*"|[^,]*)/g, function (_m, k, v) { out[k] = v.replace(/^"|"$/g, ""); });
+    return out;
+  }
+
+  // The start, fetched at once: the floor rung's and its sound's playlists and init segments,
+  // side by side, while the engine (or its script) is still on its way; their first segments
+  // the page's head fetched already (crates/server/templates/start.js). Both engines start on
+  // the floor and find these in the HTTP cache, so a slow link carries the first picture's
+  // bytes in parallel rather than one round trip after another.
+  var text = function (r) { return r.ok ? r.text() : Promise.reject(r.status); };
+  // The multivariant playlist (preloaded by the page), read once for the menus and the start.
+  var master = fetch(src).then(text).then(parseMaster);
+  master.catch(function () {});
+  function warm() {
+    master.then(function () {
+      var floor = variants[0];
+      if (!floor) return;
+      var sound = audios.find(function (a) { return a.group === floor.audio && a.uri; });
+      [floor.uri, sound && sound.uri].forEach(function (uri) {
+        if (!uri) return;
+        var playlist = new URL(uri, new URL(src, location.href));
+        fetch(playlist).then(text).then(function (body) {
+          var map = /#EXT-X-MAP:URI="([^"]+)"/.exec(body);
+          if (map) fetch(new URL(map[1], playlist));
+        }).catch(function () {});
+      });
+    }).catch(function () {});
+  }
+
   function startHls(url, position) {
+    engine = "hls.js";
     var h = new window.Hls({
       startLevel: 0, // the lowest rung first: a picture quickly on any link
       capLevelToPlayerSize: true,
       maxBufferLength: 30,
       startPosition: position > 0 ? position : -1,
       startFragPrefetch: true,
+      abrEwmaDefaultEstimate: floorUntilProven ? 50000 : 500000,
     });
+    var measured = 0;
     h.on(window.Hls.Events.FRAG_LOADED, function (_e, data) {
       m.bytes += (data.frag.stats && data.frag.stats.total) || 0;
+      var next = h.levels[1];
+      if (floorUntilProven && data.frag.type === "main" && ++measured >= 2 && next
+        && h.bandwidthEstimate * h.config.abrBandWidthUpFactor > next.bitrate) {
+        floorUntilProven = false;
+        applySaver(h);
+      }
     });
     h.on(window.Hls.Events.MANIFEST_PARSED, function () {
-      buildQualityMenu();
+      buildMenus();
       applySaver(h);
     });
+    h.on(window.Hls.Events.LEVEL_SWITCHED, showAuto);
     h.on(window.Hls.Events.ERROR, function (_event, data) {
       if (!data.fatal) return;
       if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR) {
@@ -191,6 +271,44 @@
     return h;
   }
 
+  function startNative(position) {
+    engine = "native";
+    video.src = src;
+    if (position) video.addEventListener("loadedmetadata", function () { video.currentTime = position; }, { once: true });
+    master.then(buildMenus, function () {});
+  }
+
+  // hls.js, once per page: its script is added only when an engine needs it.
+  var hlsWaiting = null;
+  function withHlsJs(then) {
+    if (window.Hls) { then(); return; }
+    if (hlsWaiting) { hlsWaiting.push(then); return; }
+    hlsWaiting = [then];
+    var script = document.createElement("script");
+    script.src = config.hls_js;
+    script.onload = function () {
+      store.set(HLSJS_KEY, config.hls_js);
+      hlsWaiting.forEach(function (f) { f(); });
+    };
+    script.onerror = function () { hlsWaiting = null; say(S.network_error); };
+    document.head.appendChild(script);
+  }
+
+  // Native HLS → hls.js at the same position, then `then()`; at once if hls.js already plays.
+  function upgrade(then) {
+    if (engine === "hls.js") { then(); return; }
+    if (!hasMse) return; // native only (an iPhone without Managed Media Source): Auto it is
+    withHlsJs(function () {
+      if (engine === "hls.js") { then(); return; }
+      var at = video.currentTime || resumeAt, playing = !video.paused;
+      video.removeAttribute("src");
+      video.load();
+      hls = startHls(src, at);
+      hls.once(window.Hls.Events.MANIFEST_PARSED, then);
+      if (playing) video.play().catch(function () {});
+    });
+  }
+
   function fail() {
     m.fatal = true;
     setState("error");
@@ -199,17 +317,33 @@
     finalBeat();
   }
 
-  if (window.Hls && window.Hls.isSupported()) {
-    video.removeAttribute("controls");
-    $("controls").hidden = false;
-    hls = startHls(src, resumeAt);
-    video.play().catch(function () { /* autoplay refused: the viewer presses play */ });
-  } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
-    video.src = src; // Safari plays HLS itself, with its own controls
-    if (resumeAt) video.addEventListener("loadedmetadata", function () { video.currentTime = resumeAt; }, { once: true });
+  // Autoplay; where the browser refuses it, the poster shows until the viewer presses play.
+  // (The poster is not fetched otherwise: on a 2G link its bytes would delay the first frame.)
+  function play_() {
+    video.play().catch(function () { if (video.dataset.poster) video.poster = video.dataset.poster; });
+  }
+  // The engine: native HLS unless hls.js is in the cache already (or there is no native HLS);
+  // without either, the browser's own controls stay and say what they can.
+  warm();
+  function controlsOn() { video.removeAttribute("controls"); $("controls").hidden = false; }
+  if (hasNative && (!hasMse || store.get(HLSJS_KEY) !== config.hls_js)) {
+    controlsOn();
+    startNative(resumeAt);
+    play_();
+  } else if (hasMse) {
+    withHlsJs(function () {
+      if (!window.Hls.isSupported()) { if (hasNative) { controlsOn(); startNative(resumeAt); } return; }
+      controlsOn();
+      hls = startHls(src, resumeAt);
+      play_();
+    });
   }
   if (resumeAt) say(S.resumed + " " + clock(resumeAt));
-  window.monsoonPlayer = { video: video, counters: m, session: null, get hls() { return hls; } };
+  window.monsoonPlayer = {
+    video: video, counters: m, session: null,
+    get hls() { return hls; }, get engine() { return engine; },
+    get floorHeld() { return floorUntilProven; },
+  };
 
   // Player state from media events, for the heartbeat's `state` and time counters.
   video.addEventListener("play", function () { if (t0 === null) t0 = performance.now(); });
@@ -228,9 +362,11 @@
     finalBeat();
   });
 
-  // ---- Controls --------------------------------------------------------------------------
+  // ---- Controls: one row over the picture; the rest in one settings menu ----------------
   var play = $("c-play"), seek = $("c-seek"), time = $("c-time"), mute = $("c-mute");
   var quality = $("c-quality"), subs = $("c-subs"), saver = $("c-saver"), full = $("c-full");
+  var settings = $("c-settings"), menu = $("c-menu"), speed = $("c-speed"), audio = $("c-audio");
+  var tapHint = $("c-tap");
 
   function toggle() { if (video.paused) video.play(); else video.pause(); }
   function sync() {
@@ -243,7 +379,6 @@
   }
   ["play", "pause", "timeupdate", "durationchange"].forEach(function (e) { video.addEventListener(e, sync); });
   play.addEventListener("click", toggle);
-  video.addEventListener("click", toggle);
   seek.addEventListener("input", function () {
     var d = video.duration || config.duration_s || 0;
     video.currentTime = d * seek.value / 1000;
@@ -253,29 +388,147 @@
     mute.setAttribute("aria-label", video.muted ? S.unmute : S.mute);
     mute.classList.toggle("off", video.muted);
   });
-  full.addEventListener("click", function () {
-    if (document.fullscreenElement) document.exitFullscreen();
-    else if (box.requestFullscreen) box.requestFullscreen();
+  function fullscreen(on) {
+    if (!on) { if (document.fullscreenElement) document.exitFullscreen().catch(function () {}); return; }
+    if (document.fullscreenElement || !box.requestFullscreen) return;
+    box.requestFullscreen().then(function () {
+      // A phone turns the picture sideways in full screen, where the browser allows it.
+      if (touch.matches && screen.orientation && screen.orientation.lock) {
+        screen.orientation.lock("landscape").catch(function () {});
+      }
+    }).catch(function () {});
+  }
+  full.addEventListener("click", function () { fullscreen(!document.fullscreenElement); });
+
+  // Shown while paused, while the menu is open, while focus is inside, and for 3 s after any
+  // movement or tap; hidden otherwise, so the picture is whole.
+  var touch = window.matchMedia("(hover: none), (pointer: coarse)");
+  var idleTimer = null;
+  function showControls() {
+    box.classList.remove("idle");
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(function () {
+      if (!video.paused && menu.hidden && !box.contains(document.activeElement)) box.classList.add("idle");
+    }, 3000);
+  }
+  box.addEventListener("pointermove", function (e) { if (e.pointerType === "mouse") showControls(); });
+  box.addEventListener("focusin", showControls);
+  video.addEventListener("play", showControls);
+  video.addEventListener("pause", showControls);
+
+  // A mouse click plays or pauses; a tap shows or hides the controls; a double tap on the
+  // left or right third seeks 10 s back or forward, as on every phone video app.
+  var lastTap = 0, tapTimer = null;
+  function seekBy(s, x) {
+    video.currentTime = Math.max(0, Math.min((video.duration || Infinity) - 0.5, video.currentTime + s));
+    tapHint.textContent = s > 0 ? "10 s \u00bb" : "\u00ab 10 s";
+    tapHint.style.left = x < 0.5 ? "15%" : "";
+    tapHint.style.right = x < 0.5 ? "" : "15%";
+    tapHint.hidden = false;
+    clearTimeout(tapHint.timer);
+    tapHint.timer = setTimeout(function () { tapHint.hidden = true; }, 700);
+  }
+  video.addEventListener("click", function (e) {
+    if (e.pointerType !== "touch") { toggle(); return; }
+    var r = video.getBoundingClientRect(), x = (e.clientX - r.left) / r.width;
+    var now = e.timeStamp;
+    if (now - lastTap < 300 && (x < 1 / 3 || x > 2 / 3)) {
+      clearTimeout(tapTimer);
+      lastTap = 0;
+      seekBy(x < 1 / 3 ? -10 : 10, x);
+      showControls();
+      return;
+    }
+    lastTap = now;
+    clearTimeout(tapTimer);
+    tapTimer = setTimeout(function () {
+      if (box.classList.contains("idle")) showControls();
+      else if (!video.paused) { clearTimeout(idleTimer); box.classList.add("idle"); }
+    }, 300);
+  });
+  video.addEventListener("dblclick", function (e) {
+    if (e.pointerType !== "touch" && !touch.matches) fullscreen(!document.fullscreenElement);
+  });
+  // A phone turned sideways while the film plays goes full screen; upright leaves it.
+  if (screen.orientation) {
+    screen.orientation.addEventListener("change", function () {
+      if (!touch.matches) return;
+      var landscape = screen.orientation.type.indexOf("landscape") === 0;
+      if (landscape && !video.paused) fullscreen(true);
+      else if (!landscape) fullscreen(false);
+    });
+  }
+
+  // The settings menu: quality, data saver, subtitles, audio language, speed.
+  function openMenu(open) {
+    menu.hidden = !open;
+    settings.setAttribute("aria-expanded", String(open));
+    box.classList.toggle("menu-open", open);
+    if (open) { showControls(); (menu.querySelector("select, input") || menu).focus(); }
+  }
+  settings.addEventListener("click", function () { openMenu(menu.hidden); });
+  document.addEventListener("pointerdown", function (e) {
+    if (!menu.hidden && !menu.contains(e.target) && !settings.contains(e.target)) openMenu(false);
   });
 
-  // Quality: Auto, each rung, audio only. Audio only plays the audio rendition's own playlist.
+  // Languages by their names in the page's language ("Tiếng Việt", not "vi").
+  var names = null;
+  try { names = new Intl.DisplayNames([document.documentElement.lang || "vi"], { type: "language" }); } catch (e) { /* old browser: codes */ }
+  function languageName(code) {
+    try { return (names && code && names.of(code)) || code; } catch (e) { return code; }
+  }
+  if (subs) {
+    Array.prototype.forEach.call(subs.options, function (o) { if (o.value) o.textContent = languageName(o.value); });
+  }
+
+  // Quality: Auto (saying which rung plays), each rung, audio only. Values are heights, which
+  // mean the same rung to both engines.
   var audioOnly = false;
-  function buildQualityMenu() {
-    if (!hls || quality.dataset.built) return;
+  function rungs() {
+    return hls ? hls.levels.filter(function (l) { return l.height; })
+      .map(function (l) { return { height: l.height, bitrate: l.bitrate }; }) : variants;
+  }
+  function buildMenus() {
+    if (quality.dataset.built || !rungs().length) return;
     quality.dataset.built = "1";
-    hls.levels.forEach(function (l, i) {
+    rungs().forEach(function (l) {
       var o = document.createElement("option");
-      o.value = String(i);
+      o.value = "h" + l.height;
       o.textContent = l.height + "p · " + Math.round(l.bitrate / 1000) + " kbit/s";
       quality.appendChild(o);
     });
-    if (audioOnlyUrl()) {
+    if (audios.length || (hls && audioOnlyUrl())) {
       var o = document.createElement("option");
       o.value = "audio";
       o.textContent = S.audio_only;
       quality.appendChild(o);
     }
+    // Audio languages, when the film has more than one.
+    var langs = [];
+    (hls ? hls.allAudioTracks || hls.audioTracks || [] : audios).forEach(function (t) {
+      if (t.lang && langs.indexOf(t.lang) < 0) langs.push(t.lang);
+    });
+    if (langs.length > 1 && !audio.options.length) {
+      langs.forEach(function (l) {
+        var o = document.createElement("option");
+        o.value = l;
+        o.textContent = languageName(l);
+        audio.appendChild(o);
+      });
+      $("c-audio-row").hidden = false;
+    }
+    showAuto();
   }
+  function showAuto() {
+    var h = video.videoHeight;
+    if (hls && hls.currentLevel >= 0 && hls.levels[hls.currentLevel]) h = hls.levels[hls.currentLevel].height;
+    quality.options[0].textContent = S.auto + (h && !audioOnly ? " (" + h + "p)" : "");
+  }
+  video.addEventListener("resize", function () {
+    showAuto();
+    // Native HLS cannot be capped: past the data saver's height, hls.js takes over.
+    if (engine === "native" && saverOn && video.videoHeight > SAVER_MAX_HEIGHT) upgrade(function () { applySaver(hls); });
+  });
   // The first (smallest) audio rendition, played on its own for "audio only".
   function audioOnlyUrl() {
     var tracks = hls.allAudioTracks || hls.audioTracks || [];
@@ -290,44 +543,55 @@
   }
   quality.addEventListener("change", function () {
     var v = quality.value;
-    if (v === "audio") {
-      audioOnly = true;
-      restart(audioOnlyUrl());
-      return;
-    }
-    if (audioOnly) {
-      audioOnly = false;
-      var keep = v;
-      restart(src);
-      hls.once(window.Hls.Events.MANIFEST_PARSED, function () { quality.value = keep; apply(keep); });
-      return;
-    }
-    apply(v);
+    if (v === "auto" && engine === "native") return;
+    upgrade(function () {
+      if (v === "audio") {
+        audioOnly = true;
+        restart(audioOnlyUrl());
+        return;
+      }
+      if (audioOnly) {
+        audioOnly = false;
+        restart(src);
+        hls.once(window.Hls.Events.MANIFEST_PARSED, function () { quality.value = v; apply(v); });
+        return;
+      }
+      apply(v);
+    });
   });
   function apply(v) {
     // A manual rung switches at once (the buffer ahead is replaced); Auto lets ABR decide.
-    hls.currentLevel = v === "auto" ? -1 : Number(v);
+    var height = Number(v.slice(1));
+    hls.currentLevel = v === "auto" ? -1 : hls.levels.findIndex(function (l) { return l.height === height; });
+    showAuto();
   }
 
-  saver.checked = store.get(SAVER_KEY) === "1";
+  saver.checked = saverOn;
   saver.addEventListener("change", function () {
-    store.set(SAVER_KEY, saver.checked ? "1" : "0");
+    saverOn = saver.checked;
+    store.set(SAVER_KEY, saverOn ? "1" : "0");
     if (hls) applySaver(hls);
+    else if (saverOn && video.videoHeight > SAVER_MAX_HEIGHT) upgrade(function () { applySaver(hls); });
   });
 
   if (subs) {
-    // Subtitles come from the manifest (hls.js, or Safari natively), one track per language.
+    // Subtitles come from the manifest through hls.js, one track per language.
     subs.addEventListener("change", function () {
-      if (hls) {
-        hls.subtitleTrack = hls.subtitleTracks.findIndex(function (t) { return t.lang === subs.value; });
-        return;
-      }
-      Array.prototype.forEach.call(video.textTracks, function (t) {
-        t.mode = t.language === subs.value ? "showing" : "disabled";
+      var lang = subs.value;
+      if (!lang && engine === "native") return;
+      upgrade(function () {
+        hls.subtitleTrack = hls.subtitleTracks.findIndex(function (t) { return t.lang === lang; });
       });
     });
   }
-
+  audio.addEventListener("change", function () {
+    var lang = audio.value;
+    upgrade(function () {
+      hls.audioTrack = hls.audioTracks.findIndex(function (t) { return t.lang === lang; });
+    });
+  });
+  speed.addEventListener("change", function () { video.playbackRate = Number(speed.value); });
+  video.addEventListener("ratechange", function () { speed.value = String(video.playbackRate); });
   // Seek-bar previews from the thumbnail sprites (a WebVTT index of `sprite#xywh=` cues).
   var cues = null;
   var preview = $("c-preview");
@@ -368,9 +632,11 @@
   });
   seek.addEventListener("pointerleave", function () { preview.hidden = true; });
 
-  // Keyboard: Space/K play-pause, arrows ±10 s, M mute, F full screen (not while in a menu).
+  // Keyboard: Space/K play-pause, arrows ±10 s, M mute, F full screen (not while in a menu);
+  // Escape closes the settings menu.
   document.addEventListener("keydown", function (e) {
     var tag = e.target && e.target.tagName;
+    if (e.key === "Escape" && !menu.hidden) { openMenu(false); settings.focus(); return; }
     if (tag === "SELECT" || tag === "INPUT" && e.target.type !== "range" || e.altKey || e.ctrlKey || e.metaKey) return;
     var k = e.key.toLowerCase();
     if (k === " " || k === "k") { if (tag === "BUTTON") return; toggle(); }

@@ -350,6 +350,25 @@ impl Film {
             .map(|p| format!("/media/{}/{}/{p}", self.slug, self.current.version))
     }
 
+    /// The directories (`/media/<slug>/<version>/<rendition>/`) of the lowest video rung and
+    /// the lowest audio rendition: the pair every player starts on (packaging pairs the floor
+    /// with the smallest sound, HLS authoring spec §9.21), whose first segments the watch page
+    /// fetches before the player has loaded.
+    pub fn start_renditions(&self) -> Vec<String> {
+        let lowest = |kind| {
+            self.current
+                .renditions
+                .iter()
+                .filter(|r| r.kind == kind)
+                .min_by_key(|r| r.average_bitrate)
+        };
+        [lowest(RenditionKind::Video), lowest(RenditionKind::Audio)]
+            .into_iter()
+            .flatten()
+            .map(|r| format!("/media/{}/{}/{}/", self.slug, self.current.version, r.name))
+            .collect()
+    }
+
     /// True while the free release (premiere) is still ahead.
     pub fn is_before_premiere(&self, now: DateTime<Utc>) -> bool {
         self.meta.free_release.is_some_and(|at| now < at)

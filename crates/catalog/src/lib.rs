@@ -37,6 +37,16 @@ pub const MULTIVARIANT_PLAYLIST: &str = "master.m3u8";
 /// File name of a version's DASH manifest (ISO/IEC 23009-1 MPD), served at
 /// `/media/<slug>/manifest.mpd`; written by packaging under this name, as the playlist.
 pub const DASH_MANIFEST: &str = "manifest.mpd";
+/// File name of every rendition's media playlist (RFC 8216 §4.3.3), in the rendition's
+/// directory of a version; written by packaging, named by the watch page's start preloads.
+pub const MEDIA_PLAYLIST: &str = "index.m3u8";
+/// File name of every rendition's init segment (the CMAF header, ISO/IEC 23000-19 §7.3.2.1).
+pub const INIT_SEGMENT: &str = "init.mp4";
+/// Duration of every segment of a rendition but its last, seconds (HLS authoring spec §7.5):
+/// segment `i` starts at `i × SEGMENT_SECONDS` in every rendition.
+pub const SEGMENT_SECONDS: f64 = 6.0;
+/// `printf` pattern of segment file names: segment `i` is `seg_{i:05}.m4s`.
+pub const SEGMENT_PATTERN: &str = "seg_%05d.m4s";
 
 /// Where films and their published versions are recorded.
 ///

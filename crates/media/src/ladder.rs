@@ -10,8 +10,8 @@ use crate::probe::Source;
 
 /// Seconds between IDR frames (HLS authoring spec §1.13).
 pub const GOP_SECONDS: f64 = 2.0;
-/// Target segment duration (HLS authoring spec §7.5).
-pub const SEGMENT_SECONDS: f64 = 6.0;
+/// Target segment duration (HLS authoring spec §7.5), part of the published layout.
+pub use monsoon_catalog::SEGMENT_SECONDS;
 /// Peak bit rate, video plus audio, of the rung meant for 2G-class links (spec §9.21).
 pub const FLOOR_PEAK_BUDGET: u64 = 192_000;
 

@@ -11,12 +11,7 @@ use crate::ffmpeg::file_arg;
 use crate::ladder::{GOP_SECONDS, Ladder, SEGMENT_SECONDS};
 use crate::probe::{ALLOWED_FORMATS, Source};
 
-/// Name of every rendition's init segment.
-pub const INIT_SEGMENT: &str = "init.mp4";
-/// Name of every rendition's media playlist.
-pub const MEDIA_PLAYLIST: &str = "index.m3u8";
-/// `printf` pattern of segment file names.
-pub const SEGMENT_PATTERN: &str = "seg_%05d.m4s";
+pub use monsoon_catalog::{INIT_SEGMENT, MEDIA_PLAYLIST, SEGMENT_PATTERN};
 /// Directory of the seek-preview sprites and their WebVTT index.
 pub const THUMBNAILS_DIR: &str = "thumbs";
 /// `printf` pattern of sprite sheet file names (numbered from 1).

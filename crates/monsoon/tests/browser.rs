@@ -100,6 +100,7 @@ trailer = "trailer"
         "home-en",
         "admin",
         "watch-throttled",
+        "watch-phone",
     ] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
     }

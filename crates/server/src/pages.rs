@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use chrono::{DateTime, FixedOffset, Utc};
@@ -43,6 +43,11 @@ pub fn routes() -> Router<AppState> {
 /// the CSP names its hash.
 const COUNTDOWN_JS: &str = include_str!("../templates/countdown.js");
 
+/// The watch page's start, its other inline script: it fetches the first segments of the floor
+/// rung and its sound while the player's script is still on its way (docs/ARCHITECTURE.md,
+/// "The player"). The CSP names its hash too.
+const START_JS: &str = include_str!("../templates/start.js");
+
 /// The Content-Security-Policy of every page (CSP Level 3, W3C): scripts, styles, images,
 /// fonts, fetches and media from this origin only, plus the countdown by its hash. hls.js
 /// plays through Media Source Extensions (`blob:` media URLs) and transmuxes in a worker it
@@ -53,10 +58,12 @@ const COUNTDOWN_JS: &str = include_str!("../templates/countdown.js");
 static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
     use base64::Engine as _;
     use sha2::Digest as _;
-    let hash = base64::engine::general_purpose::STANDARD
-        .encode(sha2::Sha256::digest(COUNTDOWN_JS.as_bytes()));
+    let hash = |script: &str| {
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()))
+    };
+    let (countdown, start) = (hash(COUNTDOWN_JS), hash(START_JS));
     let policy = format!(
-        "default-src 'self'; script-src 'self' 'sha256-{hash}'; style-src 'self'; \
+        "default-src 'self'; script-src 'self' 'sha256-{countdown}' 'sha256-{start}'; style-src 'self'; \
          img-src 'self'; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; \
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
@@ -200,7 +207,9 @@ struct WatchPage {
     c: Chrome,
     card: Card,
     hls_url: String,
-    hls_js: String,
+    /// What [`START_JS`] fetches: the first segments of [`Film::start_renditions`].
+    start_json: String,
+    start_js: &'static str,
     player_js: String,
     thumbnails: Option<String>,
     /// (language code, WebVTT URL)
@@ -457,12 +466,19 @@ async fn watch_page(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     locale: Locale,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let film = find(&state, &slug).await?;
     if film.is_before_premiere(Utc::now()) {
         return Ok(Redirect::to(&format!("/films/{slug}")).into_response());
     }
     let t = locale.lang.messages();
+    // The browser's data-saving mode (the `Save-Data` client hint, RFC 8942 §2 and the Save-Data
+    // specification of the WICG): the data saver starts on unless the viewer chose otherwise.
+    let save_data = headers
+        .get("save-data")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("on"));
     let version = &film.current.version;
     let subtitles = film
         .current
@@ -481,6 +497,9 @@ async fn watch_page(
         // The proof-of-work worker and the SHA-256 it loads (web/src/proof.js).
         "proof_worker": state.assets.url("proof.js"),
         "sha256_js": state.assets.url("sha256.js"),
+        // Loaded by the player only when it needs it (docs/ARCHITECTURE.md, "The player").
+        "hls_js": state.assets.url("hls.js"),
+        "save_data": save_data,
         "strings": {
             "play": t.play, "pause": t.pause, "mute": t.mute, "unmute": t.unmute,
             "auto": t.auto, "audio_only": t.audio_only, "off": t.subtitles_off,
@@ -492,12 +511,23 @@ async fn watch_page(
         t,
         c: Chrome::new(&state, locale, &format!("/watch/{slug}")),
         hls_url: film.hls_url(),
-        hls_js: state.assets.url("hls.js"),
+        start_json: script_json(&serde_json::json!({
+            "film": slug,
+            "duration_s": film.current.duration_s,
+            "renditions": film.start_renditions(),
+            "segment_s": monsoon_catalog::SEGMENT_SECONDS,
+            "segment_pattern": monsoon_catalog::SEGMENT_PATTERN,
+        })),
+        start_js: START_JS,
         player_js: state.assets.url("player.js"),
         thumbnails: film.thumbnails_url(),
         subtitles,
         player_json,
         card: Card::new(&film, locale, Utc::now()),
     };
-    render(&page, locale)
+    let mut response = render(&page, locale)?;
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Cookie, Save-Data"));
+    Ok(response)
 }
