@@ -16,6 +16,8 @@ const assets = {
   // The proof-of-work worker and the SHA-256 it loads (a worker cannot use crypto.subtle
   // outside secure contexts, and that call is async per hash).
   "proof.js": "src/proof.js",
+  // Saving films for offline viewing (the page's side; the service worker is below).
+  "offline.js": "src/offline.js",
   "sha256.js": "node_modules/js-sha256/build/sha256.min.js",
   // The full build: the light one cannot play alternate audio renditions, and every rung's
   // sound is one (CMAF: video and audio in separate playlists).
@@ -39,6 +41,17 @@ for (const [name, source] of Object.entries(assets)) {
     brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }),
   );
   manifest[name] = file;
+}
+// The service worker keeps one URL (its identity to the browser), revalidated by the server's
+// `no-cache`; it is not in the manifest.
+{
+  const bytes = readFileSync("src/sw.js");
+  writeFileSync("dist/sw.js", bytes);
+  writeFileSync("dist/sw.js.gz", gzipSync(bytes, { level: 9 }));
+  writeFileSync(
+    "dist/sw.js.br",
+    brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }),
+  );
 }
 writeFileSync("dist/manifest.json", JSON.stringify(manifest, null, 2) + "\n");
 console.log(`web/dist built: ${Object.keys(manifest).length} assets`);

@@ -503,6 +503,95 @@ try {
   check(report.throttled_startup_ms <= 5000, `throttled start took ${report.throttled_startup_ms} ms`);
   check(report.throttled_stalls <= 1, `${report.throttled_stalls} stalls in 30 s throttled`);
   await slow.close();
+  // --- Saved for offline: cut mid-way, resumed after a reopen, played offline, counted once --
+  step("save for offline");
+  const views = async () => (await (await fetch(`${BASE}/api/v1/films/${FILM}/stats`)).json()).views;
+  const hold = (p) => p.evaluate(() => {
+    // This visit only saves: no playing (and so no view) of its own.
+    const v = document.getElementById("player");
+    v.pause();
+    v.addEventListener("play", () => v.pause());
+  });
+  const saver = await browser.newContext();
+  page = await saver.newPage();
+  await page.goto(`${BASE}/watch/${FILM}`, { waitUntil: "domcontentloaded" });
+  await hold(page);
+  await page.locator("#offline").waitFor();
+  const sizeLabel = await page.locator("#offline-form label").first().textContent();
+  check(/\d,\d MB/.test(sizeLabel), `the size is not shown before saving: ${sizeLabel}`);
+  const slowCdp = await saver.newCDPSession(page);
+  await slowCdp.send("Network.enable");
+  await slowCdp.send("Network.emulateNetworkConditions",
+    { offline: false, latency: 20, downloadThroughput: 1_000_000 / 8, uploadThroughput: 1_000_000 / 8 });
+  await page.click("#offline-form button[type=submit]");
+  await page.waitForFunction(() => {
+    const p = document.getElementById("offline-progress");
+    return p.max > 1 && p.value >= p.max * 0.3;
+  }, null, { timeout: 60_000 });
+  await saver.setOffline(true);
+  await page.waitForFunction(() => /Mất kết nối/.test(document.getElementById("offline-status").textContent),
+    null, { timeout: 30_000 });
+  const cut = await page.evaluate(() => {
+    const p = document.getElementById("offline-progress");
+    return { done: p.value, total: p.max };
+  });
+  await page.close();
+  await saver.setOffline(false);
+  page = await saver.newPage();
+  await page.goto(`${BASE}/watch/${FILM}`, { waitUntil: "domcontentloaded" });
+  await hold(page);
+  await page.waitForFunction(() => /Đã lưu/.test(document.getElementById("offline-status").textContent),
+    null, { timeout: 60_000 });
+  report.offline = { cut, fetched_after_reopen: await page.evaluate(() => window.monsoonOffline.fetched) };
+  // Resumed, not restarted: at most the object in flight at the cut is fetched again.
+  check(report.offline.fetched_after_reopen <= cut.total - cut.done + 1,
+    `the reopened page fetched ${report.offline.fetched_after_reopen} objects, ${cut.total - cut.done} were missing`);
+  // The spare session for the offline viewing, minted and proven while online.
+  await page.waitForFunction(() => (window.monsoonOffline.state() || {}).spare, null, { timeout: 30_000 });
+  await page.close();
+
+  await saver.setOffline(true);
+  page = await saver.newPage();
+  await page.goto(`${BASE}/watch/${FILM}`, { waitUntil: "domcontentloaded" });
+  await waitForTime(page, 3, 30_000);
+  const length = await page.evaluate(() => document.getElementById("player").duration);
+  await page.evaluate((d) => { document.getElementById("player").currentTime = d - 6; }, length);
+  await page.waitForFunction(() => document.getElementById("player").ended, null, { timeout: 60_000 });
+  report.offline.engine = await page.evaluate(() => window.monsoonPlayer.engine);
+  await page.close();
+
+  const viewsBefore = await views();
+  await saver.setOffline(false);
+  page = await saver.newPage();
+  await page.goto(`${BASE}/watch/${FILM}`, { waitUntil: "domcontentloaded" });
+  await hold(page);
+  await page.waitForFunction(() => { const s = window.monsoonOffline.state(); return s && !s.pending; },
+    null, { timeout: 30_000 });
+  const counted = await views();
+  check(counted === viewsBefore + 1, `the offline viewing counted ${counted - viewsBefore} views`);
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await hold(page);
+  await page.waitForTimeout(8_000); // as long as a flush takes
+  check(await views() === counted, "the offline viewing was counted again");
+  await saver.close();
+
+  step("offline: a film larger than the storage quota is refused before the first byte");
+  const cramped = await browser.newContext();
+  page = await cramped.newPage();
+  const quotaCdp = await cramped.newCDPSession(page);
+  await quotaCdp.send("Storage.overrideQuotaForOrigin", { origin: new URL(BASE).origin, quotaSize: 50_000 });
+  await page.goto(`${BASE}/watch/${FILM}`, { waitUntil: "domcontentloaded" });
+  await hold(page);
+  await page.locator("#offline").waitFor();
+  await page.click("#offline-form button[type=submit]");
+  await page.waitForFunction(() => /không đủ chỗ/.test(document.getElementById("offline-status").textContent),
+    null, { timeout: 30_000 });
+  const leftover = await page.evaluate(async () => ({
+    caches: (await caches.keys()).filter((k) => k.startsWith("monsoon-offline-")),
+    state: window.monsoonOffline.state(),
+  }));
+  check(leftover.caches.length === 0 && leftover.state === null, `a refused save left ${JSON.stringify(leftover)}`);
+  await cramped.close();
 } finally {
   writeFileSync(`${ARTIFACTS}/report.json`, JSON.stringify(report, null, 2) + "\n");
   console.log(JSON.stringify(report));

@@ -60,6 +60,11 @@
   var since = performance.now(); // when the current state began, for the time counters
   var session = null;
   var beatTimer = null;
+  // A film saved for offline viewing (web/src/offline.js): its state, and whether this viewing
+  // runs on the spare session minted online, its counters kept for when the connection returns.
+  var offline = window.monsoonOffline || { state: function () { return null; }, setState: function () {} };
+  var savedCopy = offline.state();
+  var onSpare = false;
 
   function accrue() {
     var now = performance.now(), dt = now - since;
@@ -105,17 +110,31 @@
       worker.postMessage({ sha256: config.sha256_js, session: s.session_id, bits: s.proof_bits });
     } catch (e) { /* no workers: the session goes uncounted, playback goes on */ }
   }
+  function keepPending(finalState) {
+    var s = offline.state();
+    if (!s) return;
+    var body = JSON.parse(beatBody(finalState));
+    var counters = {};
+    Object.keys(body).forEach(function (k) {
+      if (["token", "proof", "seq", "state"].indexOf(k) < 0) counters[k] = body[k];
+    });
+    s.pending = { session_id: session.session_id, token: session.token, proof: session.proof,
+      counters: counters, state: body.state };
+    offline.setState(s);
+  }
   function beatUrl() { return "/api/v1/sessions/" + encodeURIComponent(session.session_id) + "/heartbeat"; }
   function beat() {
     // Until the session's proof of work is found there is nothing the server would count:
     // the counters are cumulative, so the first beat after it carries everything.
     if (!session || !session.proof) return;
+    if (onSpare) { keepPending(); return; }
     // text/plain: a "simple" request, no CORS preflight; the server parses the JSON anyway.
     fetch(beatUrl(), { method: "POST", body: beatBody(), keepalive: true, headers: { "Content-Type": "text/plain" } })
       .catch(function () { /* the next beat carries the same cumulative counters */ });
   }
   function finalBeat() {
     if (!session || !session.proof || m.sent_final) return;
+    if (onSpare) { keepPending(m.state === "ended" || m.state === "error" ? m.state : "paused"); return; }
     // The session ends with the page: "ended" if the film ended, "error" after a fatal error,
     // else "paused" (the viewer left; they stop counting as watching at once).
     var state = m.state === "ended" || m.state === "error" ? m.state : "paused";
@@ -141,7 +160,17 @@
       if (m.started) beat();
     });
     beatTimer = setInterval(beat, 1000 * (s.heartbeat_interval_s || 10));
-  }).catch(function () { /* playback goes on without audience figures */ });
+  }).catch(function () {
+    // No connection: a saved film plays on its spare session (offline.js), counted later.
+    var s = offline.state();
+    if (!s || !s.spare) return; // playback goes on without audience figures
+    session = s.spare;
+    onSpare = true;
+    delete s.spare;
+    offline.setState(s);
+    window.monsoonPlayer.session = session;
+    beatTimer = setInterval(beat, 5000);
+  });
   addEventListener("pagehide", function () { savePosition(); finalBeat(); });
 
   // ---- Playback ------------------------------------------------------------------------
@@ -326,7 +355,10 @@
   // without either, the browser's own controls stay and say what they can.
   warm();
   function controlsOn() { video.removeAttribute("controls"); $("controls").hidden = false; }
-  if (hasNative && (!hasMse || store.get(HLSJS_KEY) !== config.hls_js)) {
+  // A film saved for offline viewing plays with hls.js, whose requests the service worker
+  // answers from the saved copy; its script is saved with the film.
+  var savedDone = !!(savedCopy && savedCopy.state === "done");
+  if (hasNative && (!hasMse || (store.get(HLSJS_KEY) !== config.hls_js && !savedDone))) {
     controlsOn();
     startNative(resumeAt);
     play_();

@@ -17,6 +17,9 @@ use axum::response::Response;
 use tower_http::services::ServeDir;
 
 /// Logical asset name → fingerprinted file name.
+/// File name of the service worker in the built assets.
+const SERVICE_WORKER: &str = "sw.js";
+
 #[derive(Debug, Clone, Default)]
 pub struct Assets {
     files: HashMap<String, String>,
@@ -48,6 +51,12 @@ impl Assets {
         )
     }
 
+    /// The service worker (`web/src/sw.js`): not fingerprinted, because its URL is its identity
+    /// to the browser (W3C Service Workers §3.2), and revalidated on every registration.
+    pub fn sw_url(&self) -> String {
+        format!("/static/{SERVICE_WORKER}")
+    }
+
     fn is_fingerprinted(&self, file: &str) -> bool {
         self.files.values().any(|f| f == file)
     }
@@ -70,8 +79,16 @@ pub fn routes(dir: &Path, assets: Assets) -> Router {
                     .rsplit('/')
                     .next()
                     .is_some_and(|file| assets.is_fingerprinted(file));
+                let worker = request.uri().path().rsplit('/').next() == Some(SERVICE_WORKER);
                 async move {
                     let mut response: Response = next.run(request).await;
+                    if worker {
+                        // It serves the whole site's saved films, so its scope is `/`, above
+                        // its own directory (W3C Service Workers §8.3, `Service-Worker-Allowed`).
+                        response
+                            .headers_mut()
+                            .insert("service-worker-allowed", HeaderValue::from_static("/"));
+                    }
                     let value = if immutable && response.status().is_success() {
                         "public, max-age=31536000, immutable"
                     } else if response.status().is_success() {

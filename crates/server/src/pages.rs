@@ -207,6 +207,10 @@ struct WatchPage {
     c: Chrome,
     card: Card,
     hls_url: String,
+    /// What a viewer can save for offline viewing, with its size.
+    offline: Vec<OfflineOption>,
+    offline_json: String,
+    offline_js: String,
     /// What [`START_JS`] fetches: the first segments of [`Film::start_renditions`].
     start_json: String,
     start_js: &'static str,
@@ -421,6 +425,59 @@ async fn film_page(
     render(&page, locale)
 }
 
+/// A way to save a film for offline viewing (`web/src/offline.js`): the data saver's rung with
+/// its sound, or the sound alone.
+#[derive(Debug)]
+struct OfflineOption {
+    kind: &'static str,
+    label: String,
+    /// About how large, from the renditions' average bit rates and the running time.
+    bytes: u64,
+    size: String,
+}
+
+fn offline_options(film: &Film, locale: Locale, t: &Messages) -> Vec<OfflineOption> {
+    use monsoon_catalog::RenditionKind;
+    let lowest = |kind| {
+        film.current
+            .renditions
+            .iter()
+            .filter(|r| r.kind == kind)
+            .min_by_key(|r| r.average_bitrate)
+    };
+    let bytes = |bits_per_s: u64| (bits_per_s as f64 * film.current.duration_s / 8.0) as u64;
+    let mut options = Vec::new();
+    let sound = lowest(RenditionKind::Audio);
+    if let (Some(video), Some(sound)) = (lowest(RenditionKind::Video), sound) {
+        let size = bytes(video.average_bitrate + sound.average_bitrate);
+        options.push(OfflineOption {
+            kind: "saver",
+            label: format!("{} · {}p", t.data_saver, video.height),
+            bytes: size,
+            size: megabytes(size, locale),
+        });
+    }
+    if let Some(sound) = sound {
+        let size = bytes(sound.average_bitrate);
+        options.push(OfflineOption {
+            kind: "audio",
+            label: t.audio_only.clone(),
+            bytes: size,
+            size: megabytes(size, locale),
+        });
+    }
+    options
+}
+
+/// "12,4 MB" in Vietnamese, "12.4 MB" in English (decimal megabytes, as phones show them).
+fn megabytes(bytes: u64, locale: Locale) -> String {
+    let text = format!("{:.1} MB", bytes as f64 / 1e6);
+    match locale.lang {
+        crate::i18n::Lang::Vi => text.replace('.', ","),
+        crate::i18n::Lang::En => text,
+    }
+}
+
 /// "Remind me": an iCalendar event (RFC 5545) for the premiere, with an alarm 15 minutes
 /// before, that any phone's calendar imports.
 async fn premiere_ics(
@@ -507,9 +564,11 @@ async fn watch_page(
             "playback_failed": t.playback_failed,
         },
     }));
+    let chrome = Chrome::new(&state, locale, &format!("/watch/{slug}"));
+    let c_css = chrome.css.clone();
     let page = WatchPage {
         t,
-        c: Chrome::new(&state, locale, &format!("/watch/{slug}")),
+        c: chrome,
         hls_url: film.hls_url(),
         start_json: script_json(&serde_json::json!({
             "film": slug,
@@ -519,6 +578,23 @@ async fn watch_page(
             "segment_pattern": monsoon_catalog::SEGMENT_PATTERN,
         })),
         start_js: START_JS,
+        offline: offline_options(&film, locale, t),
+        offline_json: script_json(&serde_json::json!({
+            "film": slug,
+            "sw": state.assets.sw_url(),
+            // The page and what it loads, saved with the film so that it opens offline.
+            "shell": [
+                format!("/watch/{slug}"), c_css.clone(), state.assets.url("player.js"),
+                state.assets.url("hls.js"), state.assets.url("proof.js"),
+                state.assets.url("sha256.js"), state.assets.url("offline.js"),
+            ],
+            "strings": {
+                "saving": t.offline_saving, "saved": t.offline_saved, "paused": t.offline_paused,
+                "no_space": t.offline_no_space, "failed": t.offline_failed,
+                "unsupported": t.offline_unsupported,
+            },
+        })),
+        offline_js: state.assets.url("offline.js"),
         player_js: state.assets.url("player.js"),
         thumbnails: film.thumbnails_url(),
         subtitles,
