@@ -731,8 +731,8 @@ fn pages_carry_a_strict_policy_their_own_markup_satisfies() {
         }
     }
     assert_eq!(
-        inline_scripts, 1,
-        "the premiere countdown is the one inline script"
+        inline_scripts, 2,
+        "the premiere countdown and the watch page's start are the inline scripts"
     );
 }
 
