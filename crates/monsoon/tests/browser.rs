@@ -98,6 +98,11 @@ trailer = "trailer"
         "watch",
         "premiere",
         "home-en",
+        "home-continue",
+        "film-share-copied",
+        "not-found",
+        "not-found-en",
+        "search",
         "admin",
         "watch-throttled",
     ] {
