@@ -152,6 +152,7 @@ try {
     await p.locator(`a[href="/films/${FILM}"]`).first().click();
     await p.waitForURL(`**/films/${FILM}`);
     check(await p.locator("h1").textContent() !== "", "the film page is empty without JavaScript");
+    check(await p.locator("#share").isHidden(), "a share button that cannot work shows without JavaScript");
     const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 0, `the film page is ${overflow} px wider than a 360 px phone`);
     await p.screenshot({ path: `${ARTIFACTS}/film-360px-nojs.png`, fullPage: true });
