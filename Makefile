@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
-WEB_SOURCES := web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
+WEB_SOURCES := web/package.json web/package-lock.json web/build.mjs web/icons.mjs $(wildcard web/src/*)
 
 .PHONY: demo test deps web build lint fuzz cluster
 

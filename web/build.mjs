@@ -1,16 +1,19 @@
-// Builds web/dist: our assets from src/ plus hls.js and uPlot from node_modules (never
-// committed). Every file is fingerprinted (`player.3f9a1c2b7d.js`) so the server can cache it
+// Builds web/dist: our assets from src/, the icons drawn by icons.mjs, plus hls.js and uPlot
+// from node_modules (never committed). Every file is fingerprinted (`player.3f9a1c2b7d.js`) so the server can cache it
 // for a year, precompressed (.br, .gz) so no CPU is spent compressing per request, and listed
 // in dist/manifest.json, which the server reads to write the fingerprinted URLs into pages.
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, extname } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import { icons } from "./icons.mjs";
 
 // Logical name (what templates ask for) → source file.
 const assets = {
   "player.js": "src/player.js",
   "site.css": "src/site.css",
+  // The viewer pages' own script: continue watching (home), share (film page).
+  "site.js": "src/site.js",
   "admin.js": "src/admin.js",
   "admin.css": "src/admin.css",
   // The proof-of-work worker and the SHA-256 it loads (a worker cannot use crypto.subtle
@@ -29,18 +32,20 @@ const assets = {
 rmSync("dist", { recursive: true, force: true });
 mkdirSync("dist", { recursive: true });
 const manifest = {};
-for (const [name, source] of Object.entries(assets)) {
-  const bytes = readFileSync(source);
+const files = Object.entries(assets).map(([name, source]) => [name, readFileSync(source)]);
+for (const [name, bytes] of [...files, ...Object.entries(icons())]) {
   const hash = createHash("sha256").update(bytes).digest("hex").slice(0, 10);
   const ext = extname(name);
   const file = `${basename(name, ext)}.${hash}${ext}`;
   writeFileSync(`dist/${file}`, bytes);
+  manifest[name] = file;
+  // PNGs (and the ICO holding them) are compressed already.
+  if ([".png", ".ico"].includes(ext)) continue;
   writeFileSync(`dist/${file}.gz`, gzipSync(bytes, { level: 9 }));
   writeFileSync(
     `dist/${file}.br`,
     brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }),
   );
-  manifest[name] = file;
 }
 // The service worker keeps one URL (its identity to the browser), revalidated by the server's
 // `no-cache`; it is not in the manifest.

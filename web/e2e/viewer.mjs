@@ -127,7 +127,18 @@ async function waitForLevel(page, index) {
     },
     index,
     { timeout: 60_000, polling: 250 },
-  );
+  ).catch(async (e) => {
+    const state = await page.evaluate(() => {
+      const hls = window.monsoonPlayer.hls, v = document.getElementById("player");
+      const frag = hls && hls.streamController && hls.streamController.fragPlaying;
+      const b = [];
+      for (let i = 0; i < v.buffered.length; i++) b.push([v.buffered.start(i), v.buffered.end(i)]);
+      return { engine: window.monsoonPlayer.engine, current: hls && hls.currentLevel, load: hls && hls.loadLevel,
+        playing: frag && frag.level, time: v.currentTime, paused: v.paused, ready: v.readyState, buffered: b,
+        error: v.error && v.error.message };
+    });
+    throw new Error(`level ${index} never played: ${JSON.stringify(state)} (${e.message})`);
+  });
 }
 
 /** Opens the player's settings menu (showing the controls first, as a viewer's mouse does). */
@@ -182,9 +193,18 @@ try {
     await p.locator(`a[href="/films/${FILM}"]`).first().click();
     await p.waitForURL(`**/films/${FILM}`);
     check(await p.locator("h1").textContent() !== "", "the film page is empty without JavaScript");
+    check(await p.locator("#share").isHidden(), "a share button that cannot work shows without JavaScript");
     const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 0, `the film page is ${overflow} px wider than a 360 px phone`);
     await p.screenshot({ path: `${ARTIFACTS}/film-360px-nojs.png`, fullPage: true });
+    // The header's search box is a plain form: it works without JavaScript, and without the
+    // Vietnamese accents.
+    await p.fill("#search-q", "mua do");
+    await Promise.all([p.waitForURL("**/search?q=mua+do"), p.press("#search-q", "Enter")]);
+    check(await p.locator(`main a[href="/films/${FILM}"]`).count() === 1,
+      "searching \"mua do\" without JavaScript did not find the film");
+    const searchOverflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(searchOverflow <= 0, `the search page is ${searchOverflow} px wider than a 360 px phone`);
     await noJs.close();
     const tv = await browser.newContext({ viewport: { width: 3840, height: 2160 } });
     const q = await tv.newPage();
@@ -215,8 +235,61 @@ try {
   check(ld["@type"] === "Movie" && ld.name, "no schema.org Movie on the film page");
   const ogImage = await page.getAttribute('meta[property="og:image"]', "content");
   check(ogImage && ogImage.startsWith("http"), `og:image is not an absolute URL: ${ogImage}`);
+  // A 70 s film runs "1 phút": rounded to the nearest minute, not up.
+  const runtime = await page.evaluate(() => [...document.querySelectorAll(".facts div")]
+    .map((d) => [d.querySelector("dt").textContent, d.querySelector("dd").textContent])
+    .find(([label]) => label === "Thời lượng"));
+  check(runtime && runtime[1] === "1 phút", `the 70 s film's running time reads ${JSON.stringify(runtime)}`);
+  check(await page.locator("#share").isVisible(), "no share button on the film page");
   await page.screenshot({ path: `${ARTIFACTS}/film.png`, fullPage: true });
   await accessible(page, "film");
+
+  step("share: Web Share API, else the clipboard, with the canonical URL");
+  {
+    const shareContext = await browser.newContext({ viewport: { width: 412, height: 915 } });
+    await recordCsp(shareContext);
+    // Stand-ins for the browser's share sheet and clipboard (Chromium on Linux has no share
+    // sheet, and a headless clipboard is not readable): they record what the page gives them.
+    await shareContext.addInitScript(() => {
+      window.__shared = null;
+      navigator.share = (data) => { window.__shared = data; return Promise.resolve(); };
+    });
+    const p = await shareContext.newPage();
+    // Reached through a URL that is not the canonical one (a query): the canonical is shared.
+    await p.goto(`${BASE}/films/${FILM}?lang=vi&utm_source=chat`, { waitUntil: "networkidle" });
+    const canonical = await p.getAttribute('link[rel="canonical"]', "href");
+    check(canonical === `${BASE}/films/${FILM}`, `unexpected canonical URL ${canonical}`);
+    await p.click("#share");
+    await p.waitForFunction(() => window.__shared !== null, null, { timeout: 5_000 });
+    const shared = await p.evaluate(() => window.__shared);
+    check(shared.url === canonical, `shared ${JSON.stringify(shared)}, not ${canonical}`);
+    check(shared.title === "Mưa Đỏ", `shared the title ${shared.title}`);
+    await noCspViolations(p, "share");
+    await p.close();
+
+    const copyContext = await browser.newContext({ viewport: { width: 412, height: 915 } });
+    await recordCsp(copyContext);
+    await copyContext.addInitScript(() => {
+      window.__copied = null;
+      delete Navigator.prototype.share;
+      Object.defineProperty(navigator, "clipboard", {
+        value: { writeText: (text) => { window.__copied = text; return Promise.resolve(); } },
+      });
+    });
+    const q = await copyContext.newPage();
+    await q.goto(`${BASE}/films/${FILM}?lang=en`, { waitUntil: "networkidle" });
+    check(await q.evaluate(() => !("share" in navigator)), "navigator.share is still there");
+    await q.click("#share");
+    await q.waitForFunction(() => document.getElementById("share-status").textContent !== "",
+      null, { timeout: 5_000 });
+    const copied = await q.evaluate(() => window.__copied);
+    check(copied === canonical, `copied ${copied}, not ${canonical}`);
+    check(await q.locator("#share-status").textContent() === "Link copied.", "no word that the link was copied");
+    await noCspViolations(q, "share by clipboard");
+    await q.screenshot({ path: `${ARTIFACTS}/film-share-copied.png` });
+    await shareContext.close();
+    await copyContext.close();
+  }
 
   // --- Watch: press the button, play past 10 s without a stall --------------------------
   step("watch");
@@ -345,6 +418,101 @@ try {
   await page.screenshot({ path: `${ARTIFACTS}/premiere.png`, fullPage: true });
   await accessible(page, "premiere");
 
+  // --- Continue watching: the position the player kept, shown on the home page -----------
+  step("continue watching");
+  await page.goto(`${BASE}/`, { waitUntil: "networkidle" });
+  const kept = await page.evaluate((slug) => localStorage.getItem(`monsoon.pos.${slug}`), FILM);
+  check(parseFloat(kept) > 5, `the player kept no position for ${FILM}: ${kept}`);
+  check(await page.locator("#continue").isVisible(), "no continue-watching row on the home page");
+  const resume = page.locator(`#continue a[href="/watch/${FILM}"]`);
+  check(await resume.count() === 1, "the continue-watching row has no card for the film watched");
+  check(await page.locator("#continue li").count() === 1, "the row shows films never watched");
+  const progress = await resume.locator("progress").evaluate((p) => ({ value: p.value, max: p.max }));
+  check(progress.value === Math.round(parseFloat(kept)) && progress.max === 70,
+    `progress ${JSON.stringify(progress)} for a position of ${kept} s in a 70 s film`);
+  await page.screenshot({ path: `${ARTIFACTS}/home-continue.png`, fullPage: true });
+  await accessible(page, "home, continue watching");
+  await Promise.all([page.waitForURL(`**/watch/${FILM}`), resume.click()]);
+  {
+    // A viewer who never watched sees no row.
+    const fresh = await browser.newContext();
+    const p = await fresh.newPage();
+    await p.goto(`${BASE}/`, { waitUntil: "networkidle" });
+    check(await p.locator("#continue").isHidden(), "a new viewer sees a continue-watching row");
+    await fresh.close();
+  }
+
+  // --- Error pages, search, icons --------------------------------------------------------
+  step("404 pages in Vietnamese and English");
+  for (const [path, lang, title, shot] of [
+    [`/films/${FILM}-typo`, "vi", "Không tìm thấy trang", "not-found"],
+    ["/khong-co-trang-nay", "vi", "Không tìm thấy trang", null],
+    [`/watch/${FILM}-typo?lang=en`, "en", "Page not found", "not-found-en"],
+  ]) {
+    const response = await page.goto(`${BASE}${path}`, { waitUntil: "networkidle" });
+    check(response.status() === 404, `${path} answered ${response.status()}`);
+    check((await page.getAttribute("html", "lang")) === lang, `${path} is not in ${lang}`);
+    check((await page.locator("h1").textContent()) === title, `${path}: no "${title}"`);
+    check(await page.locator('main a[href="/"]').count() === 1, `${path}: no way back to the catalog`);
+    if (shot) {
+      await page.screenshot({ path: `${ARTIFACTS}/${shot}.png`, fullPage: true });
+      await accessible(page, shot);
+    }
+  }
+  // Back to Vietnamese for what follows.
+  await page.goto(`${BASE}/?lang=vi`, { waitUntil: "domcontentloaded" });
+
+  step("search");
+  await page.fill("#search-q", "Mưa đỏ");
+  await Promise.all([page.waitForURL("**/search?q=*"), page.press("#search-q", "Enter")]);
+  check(await page.locator(`main a[href="/films/${FILM}"]`).count() === 1, "searching \"Mưa đỏ\" did not find the film");
+  check(await page.locator(`main a[href="/films/${PREMIERE}"]`).count() === 0, "the search found an unrelated film");
+  await page.screenshot({ path: `${ARTIFACTS}/search.png`, fullPage: true });
+  await accessible(page, "search");
+
+  step("favicon and web app manifest");
+  {
+    const found = await page.evaluate(async () => {
+      const link = document.querySelector('link[rel="manifest"]');
+      const response = await fetch(link.href);
+      const manifest = await response.json();
+      // Each icon decoded by the browser: valid images of the sizes the manifest claims.
+      const decode = async (src) => {
+        const img = new Image();
+        img.src = src;
+        await img.decode();
+        return [img.naturalWidth, img.naturalHeight];
+      };
+      const icons = [];
+      for (const icon of manifest.icons) {
+        icons.push({ sizes: icon.sizes, purpose: icon.purpose, type: icon.type, decoded: await decode(icon.src) });
+      }
+      const favicon = await fetch("/favicon.ico");
+      return {
+        type: response.headers.get("content-type"),
+        manifest,
+        icons,
+        favicon: { status: favicon.status, type: favicon.headers.get("content-type"),
+          decoded: await decode("/favicon.ico") },
+      };
+    });
+    check(found.type === "application/manifest+json", `manifest served as ${found.type}`);
+    const m = found.manifest;
+    check(m.name && m.short_name && m.start_url === "/" && m.display === "standalone" && m.lang === "vi"
+      && m.theme_color && m.background_color, `incomplete manifest ${JSON.stringify(m)}`);
+    for (const icon of found.icons) {
+      if (icon.type === "image/png") {
+        check(icon.sizes === `${icon.decoded[0]}x${icon.decoded[1]}`, `icon ${JSON.stringify(icon)}`);
+      } else {
+        check(icon.decoded[0] > 0, `icon ${JSON.stringify(icon)} does not decode`);
+      }
+    }
+    check(found.icons.some((i) => i.purpose === "maskable" && i.sizes === "512x512"), "no maskable 512 px icon");
+    check(found.favicon.status === 200 && found.favicon.decoded[0] > 0, `favicon ${JSON.stringify(found.favicon)}`);
+    report.icons = found.icons;
+    await noCspViolations(page, "favicon and manifest");
+  }
+
   // --- Language switch, remembered ------------------------------------------------------
   step("English");
   await page.goto(`${BASE}/films/${FILM}`, { waitUntil: "domcontentloaded" });
@@ -352,8 +520,14 @@ try {
   await page.waitForLoadState("domcontentloaded");
   check((await page.getAttribute("html", "lang")) === "en", "the switch did not change the language");
   await page.getByRole("link", { name: "Watch free" }).first().waitFor();
+  const genres = await page.evaluate(() => [...document.querySelectorAll(".facts div")]
+    .map((d) => [d.querySelector("dt").textContent, d.querySelector("dd").textContent])
+    .find(([label]) => label === "Genres"));
+  check(genres && genres[1] === "War", `the genre reads ${JSON.stringify(genres)} in English`);
   await page.goto(`${BASE}/`, { waitUntil: "networkidle" });
   check((await page.getAttribute("html", "lang")) === "en", "English was not remembered");
+  check(await page.locator("#continue h2").textContent() === "Continue watching",
+    "the continue-watching row is not in English");
   await page.screenshot({ path: `${ARTIFACTS}/home-en.png`, fullPage: true });
   await context.close();
 

@@ -156,7 +156,12 @@
       spare();
     }).catch(function (e) {
       running = false;
-      if (e && e.quota) { say(e.quota); fail(); return; }
+      if (e && e.quota) { fail().then(function () { say(e.quota); }); return; }
+      if (e && e.name === "QuotaExceededError") {
+        // The estimate was too kind: the storage filled up mid-way. Nothing half-saved stays.
+        fail().then(function () { say(S.no_space); });
+        return;
+      }
       if (!navigator.onLine || e instanceof TypeError) {
         // A cut: carry on from here when the connection returns.
         say(S.paused);
@@ -167,11 +172,11 @@
     });
   }
   function fail() {
-    caches.delete(CACHE);
     setState(null);
     form.hidden = false;
     progress.hidden = true;
     remove.hidden = true;
+    return caches.delete(CACHE);
   }
   function showSaved() {
     form.hidden = true;
@@ -187,7 +192,7 @@
   });
   remove.addEventListener("click", function () {
     running = false;
-    caches.delete(CACHE).then(function () { fail(); say(""); });
+    fail().then(function () { say(""); });
   });
 
   // ---- Counting offline viewings -----------------------------------------------------------

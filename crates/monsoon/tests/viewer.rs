@@ -249,3 +249,303 @@ fn a_malformed_admin_hash_stops_the_server_with_a_clear_error() {
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("at least 16"));
 }
+
+/// `GET` with the body as bytes (icons).
+fn get_bytes(url: &str) -> (u16, ureq::http::HeaderMap, Vec<u8>) {
+    let mut response = agent().get(url).call().unwrap();
+    let bytes = response.body_mut().read_to_vec().unwrap();
+    (
+        response.status().as_u16(),
+        response.headers().clone(),
+        bytes,
+    )
+}
+
+#[test]
+fn unknown_pages_are_404_pages_in_the_viewers_language_and_apis_keep_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ingest_clip(dir.path(), "released", 4, "320x180");
+    let server = Server::start(&data);
+    let url = &server.url;
+
+    for (path, lang, title) in [
+        ("/films/typo", "vi", "Không tìm thấy trang"),
+        ("/watch/typo", "vi", "Không tìm thấy trang"),
+        ("/films/typo/premiere.ics", "vi", "Không tìm thấy trang"),
+        ("/no/such/page", "vi", "Không tìm thấy trang"),
+        ("/films/typo?lang=en", "en", "Page not found"),
+        ("/watch/typo?lang=en", "en", "Page not found"),
+        ("/no/such/page?lang=en", "en", "Page not found"),
+    ] {
+        let page = get(&format!("{url}{path}"), &[]);
+        assert_eq!(page.status, 404, "{path}");
+        assert!(
+            page.header("content-type").starts_with("text/html"),
+            "{path}: {}",
+            page.header("content-type")
+        );
+        assert!(
+            page.body.contains(&format!(r#"<html lang="{lang}">"#)),
+            "{path}"
+        );
+        assert!(page.body.contains(title), "{path}: {}", page.body);
+        // A way back to the catalog, and the pages' security headers.
+        assert!(
+            page.body.contains(r#"<a class="button" href="/">"#),
+            "{path}"
+        );
+        assert!(
+            page.header("content-security-policy")
+                .contains("default-src 'self'"),
+            "{path}"
+        );
+        assert_eq!(page.header("cache-control"), "max-age=5", "{path}");
+    }
+    // The switch of a 404 page leads to the same path in the other language, remembered.
+    let english = get(&format!("{url}/films/typo?lang=en"), &[]);
+    assert!(english.body.contains(r#"href="/films/typo?lang=vi""#));
+    assert!(english.header("set-cookie").starts_with("lang=en;"));
+    let remembered = get(&format!("{url}/no/such/page"), &[("Cookie", "lang=en")]);
+    assert!(remembered.body.contains("Page not found"));
+
+    // The APIs keep their JSON error contract.
+    for path in [
+        "/api/v1/films/typo",
+        "/api/v1/no-such-endpoint",
+        "/api",
+        "/admin/api/nothing",
+    ] {
+        let answer = get(&format!("{url}{path}"), &[]);
+        assert_eq!(answer.status, 404, "{path}");
+        assert!(
+            answer
+                .header("content-type")
+                .starts_with("application/json"),
+            "{path}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(json["code"], "not_found", "{path}");
+    }
+    // The known pages still answer.
+    assert_eq!(get(&format!("{url}/films/released"), &[]).status, 200);
+}
+
+#[test]
+fn a_failing_catalog_answers_a_5xx_page_not_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ingest_clip(dir.path(), "released", 4, "320x180");
+    let server = Server::start(&data);
+    let url = &server.url;
+    assert_eq!(get(&format!("{url}/"), &[]).status, 200);
+
+    // The database loses its films table under the running server: a real failure.
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    db.execute_batch("ALTER TABLE films RENAME TO films_away")
+        .unwrap();
+    for (path, lang, title) in [
+        ("/", "vi", "Máy chủ gặp sự cố"),
+        ("/films/released", "vi", "Máy chủ gặp sự cố"),
+        ("/search?q=released", "vi", "Máy chủ gặp sự cố"),
+        ("/?lang=en", "en", "The server ran into a problem"),
+    ] {
+        let page = get(&format!("{url}{path}"), &[]);
+        assert_eq!(page.status, 500, "{path}: {}", page.body);
+        assert!(
+            page.header("content-type").starts_with("text/html"),
+            "{path}"
+        );
+        assert!(page.body.contains(&format!(r#"<html lang="{lang}">"#)));
+        assert!(page.body.contains(title), "{path}: {}", page.body);
+        assert!(page.body.contains(r#"<a class="button" href="/">"#));
+        // The cause is the log's, not the viewer's.
+        assert!(
+            !page.body.contains("no such table"),
+            "{path}: {}",
+            page.body
+        );
+        assert_eq!(page.header("cache-control"), "no-store");
+    }
+    // The API still answers its JSON.
+    let api = get(&format!("{url}/api/v1/films"), &[]);
+    assert_eq!(api.status, 500);
+    assert!(api.header("content-type").starts_with("application/json"));
+
+    db.execute_batch("ALTER TABLE films_away RENAME TO films")
+        .unwrap();
+    assert_eq!(get(&format!("{url}/"), &[]).status, 200);
+}
+
+#[test]
+fn search_finds_titles_with_or_without_diacritics_and_bounds_its_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ingest_clip(dir.path(), "other", 4, "320x180");
+    let clip = dir.path().join("mua-do.mp4");
+    make_clip(&clip, 4, "320x180");
+    ingest_with_meta(
+        &data,
+        &clip,
+        "mua-do",
+        "title = { vi = \"Mưa Đỏ\", en = \"Red Rain\" }\ngenres = [\"Chiến tranh\", \"Phim thể nghiệm\"]\ncountry = \"Việt Nam\"\n",
+    );
+    let server = Server::start(&data);
+    let url = &server.url;
+    let found = r#"<a href="/films/mua-do">"#;
+
+    for q in [
+        "mua+do",
+        "M%C6%B0a+%C4%90%E1%BB%8F", // Mưa Đỏ
+        "m%C6%B0a+%C4%91%E1%BB%8F", // mưa đỏ
+        "MUA",
+        "do",
+        "red+rain",
+        "Mu%CC%9Ba", // Mưa, decomposed
+    ] {
+        let page = get(&format!("{url}/search?q={q}"), &[]);
+        assert_eq!(page.status, 200, "{q}");
+        assert!(page.body.contains(found), "{q}: {}", page.body);
+        assert!(!page.body.contains(r#"href="/films/other""#), "{q}");
+        assert!(page.body.contains("Kết quả cho"), "{q}");
+    }
+    let none = get(&format!("{url}/search?q=mua+xuan"), &[]);
+    assert_eq!(none.status, 200);
+    assert!(!none.body.contains(found));
+    assert!(none.body.contains("Không có phim nào khớp"));
+    // Without a query: a prompt, no listing.
+    let prompt = get(&format!("{url}/search"), &[]);
+    assert_eq!(prompt.status, 200);
+    assert!(!prompt.body.contains(found));
+    // English, and the switch keeps the query.
+    let english = get(&format!("{url}/search?q=mua+do&lang=en"), &[]);
+    assert!(english.body.contains("Results for"));
+    assert!(english.body.contains(found));
+    assert!(
+        english
+            .body
+            .contains(r#"href="/search?q=mua+do&#38;lang=vi""#),
+        "{}",
+        english.body
+    );
+    // The box in every page's header works without JavaScript: a GET form to /search.
+    assert!(
+        english
+            .body
+            .contains(r#"<form class="search" role="search" action="/search" method="get">"#)
+    );
+    assert!(english.body.contains(r#"value="mua do""#));
+
+    // The query is escaped wherever it is shown.
+    let hostile = get(
+        &format!("{url}/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        &[],
+    );
+    assert_eq!(hostile.status, 200);
+    assert!(!hostile.body.contains("<script>alert"));
+    assert!(
+        hostile
+            .body
+            .contains("“&#60;script&#62;alert(1)&#60;/script&#62;”"),
+        "{}",
+        hostile.body
+    );
+
+    // Bounded: 100 characters pass, 101 are a clear 400 page in the viewer's language.
+    let at_limit = "đ".repeat(100);
+    let encoded = "%C4%91";
+    let page = get(&format!("{url}/search?q={}", encoded.repeat(100)), &[]);
+    assert_eq!(page.status, 200, "{} characters", at_limit.chars().count());
+    let long = get(&format!("{url}/search?q={}", encoded.repeat(101)), &[]);
+    assert_eq!(long.status, 400);
+    assert!(long.header("content-type").starts_with("text/html"));
+    assert!(long.body.contains("tối đa 100 ký tự"), "{}", long.body);
+    let long_en = get(&format!("{url}/search?q={}&lang=en", "a".repeat(5000)), &[]);
+    assert_eq!(long_en.status, 400);
+    assert!(long_en.body.contains("at most 100 characters"));
+    let twice = get(&format!("{url}/search?q=a&q=b"), &[]);
+    assert_eq!(twice.status, 400);
+    assert!(twice.header("content-type").starts_with("text/html"));
+
+    // Genres and country: Vietnamese as written, English translated; unknown ones unchanged.
+    let vi = get(&format!("{url}/films/mua-do"), &[]);
+    assert!(
+        vi.body.contains("<dd>Chiến tranh, Phim thể nghiệm</dd>"),
+        "{}",
+        vi.body
+    );
+    assert!(vi.body.contains("<dd>Việt Nam</dd>"));
+    let en = get(&format!("{url}/films/mua-do?lang=en"), &[]);
+    assert!(
+        en.body.contains("<dd>War, Phim thể nghiệm</dd>"),
+        "{}",
+        en.body
+    );
+    assert!(en.body.contains("<dd>Vietnam</dd>"));
+}
+
+#[test]
+fn the_site_has_a_favicon_and_an_installable_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ingest_clip(dir.path(), "released", 4, "320x180");
+    let server = Server::start(&data);
+    let url = &server.url;
+
+    let home = get(&format!("{url}/"), &[]);
+    assert!(
+        home.body
+            .contains(r#"<link rel="manifest" href="/manifest.webmanifest">"#)
+    );
+    assert!(
+        home.body
+            .contains(r#"<link rel="icon" href="/favicon.ico""#)
+    );
+    assert!(home.body.contains(r#"type="image/svg+xml""#));
+
+    let manifest = get(&format!("{url}/manifest.webmanifest"), &[]);
+    assert_eq!(manifest.status, 200);
+    assert_eq!(manifest.header("content-type"), "application/manifest+json");
+    assert_eq!(manifest.header("cache-control"), "public, max-age=3600");
+    let json: serde_json::Value = serde_json::from_str(&manifest.body).unwrap();
+    assert_eq!(json["name"], "Monsoon");
+    assert_eq!(json["short_name"], "Monsoon");
+    assert_eq!(json["start_url"], "/");
+    assert_eq!(json["display"], "standalone");
+    assert_eq!(json["lang"], "vi");
+    assert!(json["theme_color"].as_str().unwrap().starts_with('#'));
+    assert!(json["background_color"].as_str().unwrap().starts_with('#'));
+    let icons = json["icons"].as_array().unwrap();
+    let mut sizes = Vec::new();
+    for icon in icons {
+        let src = icon["src"].as_str().unwrap();
+        let (status, headers, bytes) = get_bytes(&format!("{url}{src}"));
+        assert_eq!(status, 200, "{src}");
+        let kind = icon["type"].as_str().unwrap();
+        assert_eq!(headers.get("content-type").unwrap(), kind, "{src}");
+        if kind == "image/png" {
+            // PNG signature, then IHDR's width and height (W3C PNG, §5.2 and §11.2.2).
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{src}");
+            let side = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+            let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+            assert_eq!(icon["sizes"], format!("{side}x{height}"), "{src}");
+            sizes.push((side, icon["purpose"].as_str().unwrap().to_owned()));
+        }
+    }
+    for needed in [(192, "any"), (512, "any"), (512, "maskable")] {
+        assert!(
+            sizes.contains(&(needed.0, needed.1.to_owned())),
+            "no {needed:?} icon in {sizes:?}"
+        );
+    }
+
+    let (status, headers, ico) = get_bytes(&format!("{url}/favicon.ico"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "image/vnd.microsoft.icon"
+    );
+    assert_eq!(
+        headers.get("cache-control").unwrap(),
+        "public, max-age=86400"
+    );
+    // ICONDIR: reserved 0, type 1 (icon), then the count of images.
+    assert_eq!(&ico[..4], &[0, 0, 1, 0]);
+    assert!(u16::from_le_bytes([ico[4], ico[5]]) >= 1);
+}

@@ -57,6 +57,11 @@ impl Assets {
         format!("/static/{SERVICE_WORKER}")
     }
 
+    /// The fingerprinted file name of a logical asset, when built.
+    pub fn file(&self, name: &str) -> Option<&str> {
+        self.files.get(name).map(String::as_str)
+    }
+
     fn is_fingerprinted(&self, file: &str) -> bool {
         self.files.values().any(|f| f == file)
     }

@@ -4,6 +4,7 @@
 //! parsed into [`Messages`], whose fields templates name: a missing key is a compile error in
 //! the template, a key missing from a catalog fails the tests below.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use axum::extract::{FromRequestParts, Query};
@@ -89,6 +90,25 @@ pub struct Messages {
     pub remind_me: String,
     pub premiere_reminder: String,
     pub back_to_film: String,
+    pub search_label: String,
+    pub search_button: String,
+    pub search_title: String,
+    pub search_results: String,
+    pub search_none: String,
+    pub search_prompt: String,
+    pub search_too_long: String,
+    pub not_found_title: String,
+    pub not_found_text: String,
+    pub server_error_title: String,
+    pub server_error_text: String,
+    pub bad_request_title: String,
+    pub back_to_catalog: String,
+    pub continue_watching: String,
+    pub time_left: String,
+    pub watched: String,
+    pub share: String,
+    pub link_copied: String,
+    pub copy_link: String,
     pub player_label: String,
     pub play: String,
     pub pause: String,
@@ -222,6 +242,88 @@ impl Locale {
     }
 }
 
+/// Genres and countries as `film.toml` writes them, in Vietnamese, with their English names.
+/// English pages show the English name of a value found here (compared after
+/// [`crate::search::fold`], so `chiến tranh` and `Chiến Tranh` are one); any other value is
+/// shown as written.
+const LABELS: &[(&str, &str)] = &[
+    // Genres
+    ("Hành động", "Action"),
+    ("Phiêu lưu", "Adventure"),
+    ("Hoạt hình", "Animation"),
+    ("Tiểu sử", "Biography"),
+    ("Hài", "Comedy"),
+    ("Hài hước", "Comedy"),
+    ("Hình sự", "Crime"),
+    ("Tội phạm", "Crime"),
+    ("Tài liệu", "Documentary"),
+    ("Chính kịch", "Drama"),
+    ("Tâm lý", "Drama"),
+    ("Gia đình", "Family"),
+    ("Giả tưởng", "Fantasy"),
+    ("Lịch sử", "History"),
+    ("Kinh dị", "Horror"),
+    ("Âm nhạc", "Music"),
+    ("Nhạc kịch", "Musical"),
+    ("Bí ẩn", "Mystery"),
+    ("Lãng mạn", "Romance"),
+    ("Tình cảm", "Romance"),
+    ("Khoa học viễn tưởng", "Science fiction"),
+    ("Thể thao", "Sport"),
+    ("Giật gân", "Thriller"),
+    ("Chiến tranh", "War"),
+    ("Cổ trang", "Period drama"),
+    ("Võ thuật", "Martial arts"),
+    ("Thiếu nhi", "Children's"),
+    ("Học đường", "School"),
+    ("Viễn Tây", "Western"),
+    // Countries
+    ("Việt Nam", "Vietnam"),
+    ("Campuchia", "Cambodia"),
+    ("Lào", "Laos"),
+    ("Thái Lan", "Thailand"),
+    ("Trung Quốc", "China"),
+    ("Đài Loan", "Taiwan"),
+    ("Hồng Kông", "Hong Kong"),
+    ("Hàn Quốc", "South Korea"),
+    ("Nhật Bản", "Japan"),
+    ("Ấn Độ", "India"),
+    ("Mỹ", "United States"),
+    ("Hoa Kỳ", "United States"),
+    ("Anh", "United Kingdom"),
+    ("Pháp", "France"),
+    ("Đức", "Germany"),
+    ("Nga", "Russia"),
+    ("Ý", "Italy"),
+    ("Tây Ban Nha", "Spain"),
+    ("Úc", "Australia"),
+];
+
+static LABELS_FOLDED: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| {
+    LABELS
+        .iter()
+        .map(|(vi, en)| (crate::search::fold(vi), *en))
+        .collect()
+});
+
+/// A genre or a country in `lang`: on English pages the English name of a known Vietnamese
+/// value; otherwise the value as written. A country may be a list (`Việt Nam, Pháp`): each
+/// part is translated.
+pub fn label(value: &str, lang: Lang) -> String {
+    if lang == Lang::Vi {
+        return value.to_owned();
+    }
+    value
+        .split(',')
+        .map(|part| {
+            LABELS_FOLDED
+                .get(&crate::search::fold(part))
+                .map_or_else(|| part.trim().to_owned(), |en| (*en).to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +365,33 @@ mod tests {
             locale("/?lang=xx", Some("lang=klingon")).await.lang,
             Lang::Vi
         );
+    }
+
+    #[test]
+    fn known_genres_and_countries_are_translated_on_english_pages_only() {
+        assert_eq!(label("Chiến tranh", Lang::En), "War");
+        assert_eq!(label("chiến  TRANH", Lang::En), "War");
+        assert_eq!(label("Việt Nam", Lang::En), "Vietnam");
+        assert_eq!(label("Việt Nam, Pháp", Lang::En), "Vietnam, France");
+        assert_eq!(label("Chiến tranh", Lang::Vi), "Chiến tranh");
+        // Unknown values, and values already in English, pass through.
+        assert_eq!(
+            label("Phim ngắn thể nghiệm", Lang::En),
+            "Phim ngắn thể nghiệm"
+        );
+        assert_eq!(label("War", Lang::En), "War");
+        assert_eq!(label("Việt Nam, Atlantis", Lang::En), "Vietnam, Atlantis");
+    }
+
+    #[test]
+    fn no_two_labels_fold_alike_with_different_names() {
+        let mut seen = HashMap::new();
+        for (vi, en) in LABELS {
+            let previous = seen.insert(crate::search::fold(vi), *en);
+            assert!(
+                previous.is_none_or(|p| p == *en),
+                "{vi} folds like another label"
+            );
+        }
     }
 }

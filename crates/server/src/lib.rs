@@ -1,6 +1,7 @@
 //! The HTTP face of Monsoon, on axum and hyper: media delivery (`/media`), the JSON API
-//! (`/api/v1`), the viewer pages (`/`, `/films`, `/watch`), the player's static assets, and
-//! the operations endpoints (`/healthz`, `/readyz`, `/metrics`).
+//! (`/api/v1`), the viewer pages (`/`, `/films`, `/watch`, `/search`, error pages), the web app
+//! manifest and favicon, the player's static assets, and the operations endpoints (`/healthz`,
+//! `/readyz`, `/metrics`).
 //!
 //! Handlers are thin: they parse, call the catalog or the media store through their traits,
 //! and map the result. The app is built by [`app`] so tests drive it in-process; [`serve_on`]
@@ -24,6 +25,8 @@ mod live;
 mod metrics;
 mod pages;
 pub mod parse;
+mod search;
+mod webapp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -256,7 +259,10 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(admin::routes())
         .merge(api::routes())
+        .merge(webapp::routes())
         .nest_service("/static", static_files)
+        // Unknown paths: a page in the viewer's language, or JSON under the APIs.
+        .fallback(pages::fallback)
         // Outside the compression layer, so it sees the Content-Encoding it set.
         .layer(compression)
         .layer(axum::middleware::map_response(weaken_etag_when_compressed))

@@ -8,6 +8,12 @@
 //! | `/films/{slug}` | film page, or the premiere page (countdown) before the free release |
 //! | `/films/{slug}/premiere.ics` | calendar event of the premiere ("remind me") |
 //! | `/watch/{slug}` | player (303 to the film page before the premiere) |
+//! | `/search?q=` | films whose title holds every word of `q`, with or without diacritics ([`crate::search`]); 400 past [`MAX_QUERY_CHARS`](crate::search::MAX_QUERY_CHARS) characters |
+//! | any other path | 404 page ([`fallback`]); under `/api/`, `/admin/api/` and `/media/` the JSON error instead |
+//!
+//! A page that fails answers an error page in the viewer's language with the right status
+//! ([`error_page`]): 404 (RFC 9110 §15.5.5), 400 (§15.5.1), 5xx (§15.6), each with a link
+//! back to the catalog. The web app manifest and `/favicon.ico` are [`crate::webapp`]'s.
 //!
 //! Pages, and the operator's (`admin.rs`), carry [`page_headers`]: a Content-Security-Policy
 //! that lets only this site's own scripts, styles, images and media load, plus the hash of the
@@ -20,14 +26,16 @@ use std::sync::LazyLock;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use chrono::{DateTime, FixedOffset, Utc};
 use monsoon_catalog::Film;
 
-use crate::i18n::{Locale, Messages};
+use crate::i18n::{self, Lang, Locale, Messages};
+use crate::search::MAX_QUERY_CHARS;
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -36,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/films/{slug}", get(film_page))
         .route("/films/{slug}/premiere.ics", get(premiere_ics))
         .route("/watch/{slug}", get(watch_page))
+        .route("/search", get(search_page))
         .layer(axum::middleware::map_response(page_headers))
 }
 
@@ -94,11 +103,19 @@ pub(crate) async fn page_headers(mut response: Response) -> Response {
     response
 }
 
-/// What every page's frame needs: language, stylesheet, the language switch.
+/// What every page's frame needs: language, stylesheet, icons, the language switch, the
+/// search box.
 #[derive(Debug)]
 pub struct Chrome {
     pub lang: &'static str,
     pub css: String,
+    /// The viewer pages' script (continue watching, share), for the pages that use it.
+    pub js: String,
+    pub icon_svg: String,
+    pub apple_icon: String,
+    /// What the search box shows: the query on the search page, else nothing.
+    pub query: String,
+    pub max_query: usize,
     /// The same page in the other language (a plain link: works without JavaScript).
     pub switch_href: String,
     pub switch_text: &'static str,
@@ -107,12 +124,19 @@ pub struct Chrome {
 }
 
 impl Chrome {
+    /// The frame of the page at `path`, which may carry a query (the switch adds `lang`).
     pub fn new(state: &AppState, locale: Locale, path: &str) -> Self {
         let other = locale.lang.other();
+        let join = if path.contains('?') { '&' } else { '?' };
         Self {
             lang: locale.lang.code(),
             css: state.assets.url("site.css"),
-            switch_href: format!("{path}?lang={}", other.code()),
+            js: state.assets.url("site.js"),
+            icon_svg: state.assets.url("icon.svg"),
+            apple_icon: state.assets.url("apple-touch-icon.png"),
+            query: String::new(),
+            max_query: MAX_QUERY_CHARS,
+            switch_href: format!("{path}{join}lang={}", other.code()),
             switch_text: locale.lang.messages().switch_to.as_str(),
             switch_label: locale.lang.messages().switch_label.as_str(),
             switch_lang: other.code(),
@@ -135,6 +159,8 @@ struct Card {
     poster: Option<String>,
     backdrop: Option<String>,
     premiere: Option<String>,
+    /// Seconds, once it plays (the home page's script shows the viewer's progress with it).
+    duration_s: Option<f64>,
 }
 
 impl Card {
@@ -151,6 +177,8 @@ impl Card {
                 .free_release
                 .filter(|_| film.is_before_premiere(now))
                 .map(|at| format_time(at, &locale.lang.messages().datetime_format)),
+            duration_s: Some(film.current.duration_s)
+                .filter(|d| d.is_finite() && *d > 0.0 && !film.is_before_premiere(now)),
         }
     }
 }
@@ -221,6 +249,25 @@ struct WatchPage {
     player_json: String,
 }
 
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    t: &'static Messages,
+    c: Chrome,
+    query: String,
+    /// `None` without a query (the page prompts for one).
+    results: Option<Vec<Card>>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    t: &'static Messages,
+    c: Chrome,
+    title: &'static str,
+    text: String,
+}
+
 fn render(template: &impl Template, locale: Locale) -> Result<Response, ApiError> {
     let html = template
         .render()
@@ -238,6 +285,78 @@ fn render(template: &impl Template, locale: Locale) -> Result<Response, ApiError
     Ok(response)
 }
 
+/// A page in the viewer's language for an error (RFC 9110 §15.5, §15.6), with the error's
+/// status and a link back to the catalog. A client error says what was wrong when it is the
+/// viewer's to fix (400); a server error says nothing of its cause, which goes to the log.
+/// Cached as briefly as the API's errors (5 s), server errors not at all.
+fn error_page(state: &AppState, locale: Locale, uri: &Uri, error: ApiError) -> Response {
+    let status = error.status();
+    let t = locale.lang.messages();
+    let (title, text) = if status == StatusCode::NOT_FOUND {
+        (&t.not_found_title, t.not_found_text.clone())
+    } else if status.is_client_error() {
+        (&t.bad_request_title, error.to_string())
+    } else {
+        tracing::error!(error = %error, path = uri.path(), "page failed");
+        (&t.server_error_title, t.server_error_text.clone())
+    };
+    let page = ErrorPage {
+        t,
+        c: Chrome::new(state, locale, safe_path(uri)),
+        title,
+        text,
+    };
+    let Ok(mut response) = render(&page, locale) else {
+        return error.into_response();
+    };
+    *response.status_mut() = status;
+    let cache = if status.is_server_error() {
+        "no-store"
+    } else {
+        "max-age=5"
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+/// The request's path for the error page's language switch, or `/` when it could be read as
+/// another site (`//host`, `/\host`: WHATWG URL parsing treats `\` as `/`).
+fn safe_path(uri: &Uri) -> &str {
+    let path = uri.path();
+    let rest = path.strip_prefix('/').unwrap_or("/");
+    if rest.starts_with(['/', '\\']) || !path.starts_with('/') {
+        "/"
+    } else {
+        path
+    }
+}
+
+/// A page handler's answer: the page, or its error as a page.
+fn page_or_error(
+    state: &AppState,
+    locale: Locale,
+    uri: &Uri,
+    page: Result<Response, ApiError>,
+) -> Response {
+    page.unwrap_or_else(|e| error_page(state, locale, uri, e))
+}
+
+/// Whatever no route matched: a 404 page, except under the JSON APIs and media, whose clients
+/// read the JSON error contract (`ApiError`).
+pub(crate) async fn fallback(State(state): State<AppState>, locale: Locale, uri: Uri) -> Response {
+    let path = uri.path();
+    let not_found = ApiError::NotFound(format!("nothing at `{path}`"));
+    if ["/api/", "/admin/api/", "/media/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix) || path == prefix.trim_end_matches('/'))
+    {
+        return not_found.into_response();
+    }
+    page_headers(error_page(&state, locale, &uri, not_found)).await
+}
+
 async fn find(state: &AppState, slug: &str) -> Result<Film, ApiError> {
     state
         .films
@@ -246,7 +365,12 @@ async fn find(state: &AppState, slug: &str) -> Result<Film, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no film with slug `{slug}`")))
 }
 
-async fn home(State(state): State<AppState>, locale: Locale) -> Result<Response, ApiError> {
+async fn home(State(state): State<AppState>, locale: Locale, uri: Uri) -> Response {
+    let page = home_inner(&state, locale).await;
+    page_or_error(&state, locale, &uri, page)
+}
+
+async fn home_inner(state: &AppState, locale: Locale) -> Result<Response, ApiError> {
     let films = state.films.list().await?;
     // Trailers are assets of their films, not catalog entries.
     let trailers: HashSet<&str> = films
@@ -271,7 +395,7 @@ async fn home(State(state): State<AppState>, locale: Locale) -> Result<Response,
     render(
         &Home {
             t,
-            c: Chrome::new(&state, locale, "/"),
+            c: Chrome::new(state, locale, "/"),
             featured: released.first().or(premieres.first()).map(card),
             rows,
         },
@@ -279,7 +403,18 @@ async fn home(State(state): State<AppState>, locale: Locale) -> Result<Response,
     )
 }
 
-fn facts(film: &Film, t: &'static Messages, runtime_min: u32) -> Facts {
+/// A film's running time in whole minutes, rounded to the nearest (a 60.04 s film is 1
+/// minute, not 2), and at least 1 for anything that plays; 0 when unknown.
+fn runtime_minutes(duration_s: f64) -> u32 {
+    if !duration_s.is_finite() || duration_s <= 0.0 {
+        return 0;
+    }
+    // At most a day (the catalog's bound is far below); the cast cannot overflow.
+    (duration_s.min(86_400.0) / 60.0).round().max(1.0) as u32
+}
+
+fn facts(film: &Film, lang: Lang, runtime_min: u32) -> Facts {
+    let t = lang.messages();
     let meta = &film.meta;
     let mut facts: Facts = Vec::new();
     let mut list = |label: &'static str, items: &[String]| {
@@ -290,22 +425,25 @@ fn facts(film: &Film, t: &'static Messages, runtime_min: u32) -> Facts {
     list(&t.director, &meta.director);
     list(&t.writer, &meta.writer);
     list(&t.cast, &meta.cast);
-    list(&t.genres, &meta.genres);
-    facts.push((&t.runtime, format!("{runtime_min} {}", t.minutes)));
+    let genres: Vec<String> = meta.genres.iter().map(|g| i18n::label(g, lang)).collect();
+    list(&t.genres, &genres);
+    if runtime_min > 0 {
+        facts.push((&t.runtime, format!("{runtime_min} {}", t.minutes)));
+    }
     if let Some(date) = meta.cinema_release {
         facts.push((&t.cinema_release, date.format(&t.date_format).to_string()));
     }
     if let Some(at) = meta.free_release {
         facts.push((&t.free_release, format_time(at, &t.datetime_format)));
     }
-    for (label, value) in [
-        (&t.age_rating, &meta.age_rating),
-        (&t.country, &meta.country),
-        (&t.production_company, &meta.production_company),
-    ] {
-        if let Some(value) = value {
-            facts.push((label, value.clone()));
-        }
+    if let Some(rating) = &meta.age_rating {
+        facts.push((&t.age_rating, rating.clone()));
+    }
+    if let Some(country) = &meta.country {
+        facts.push((&t.country, i18n::label(country, lang)));
+    }
+    if let Some(company) = &meta.production_company {
+        facts.push((&t.production_company, company.clone()));
     }
     facts
 }
@@ -370,14 +508,20 @@ async fn film_page(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     locale: Locale,
-) -> Result<Response, ApiError> {
-    let film = find(&state, &slug).await?;
+    uri: Uri,
+) -> Response {
+    let page = film_inner(&state, &slug, locale).await;
+    page_or_error(&state, locale, &uri, page)
+}
+
+async fn film_inner(state: &AppState, slug: &str, locale: Locale) -> Result<Response, ApiError> {
+    let film = find(state, slug).await?;
     let t = locale.lang.messages();
     let now = Utc::now();
     let runtime_min = film
         .meta
         .runtime_min
-        .unwrap_or_else(|| (film.current.duration_s / 60.0).ceil() as u32);
+        .unwrap_or_else(|| runtime_minutes(film.current.duration_s));
     let site = state.site_url();
     let page_url = format!("{site}/films/{slug}");
     let image_url = film
@@ -401,9 +545,9 @@ async fn film_page(
         .filter(|other| *other != card.title && !other.is_empty());
     let page = FilmPage {
         t,
-        c: Chrome::new(&state, locale, &format!("/films/{slug}")),
+        c: Chrome::new(state, locale, &format!("/films/{slug}")),
         other_title,
-        facts: facts(&film, t, runtime_min),
+        facts: facts(&film, locale.lang, runtime_min),
         countdown_text: countdown_s.map(|r| countdown(r, t)).unwrap_or_default(),
         countdown_s,
         premiere_iso: film
@@ -484,8 +628,14 @@ async fn premiere_ics(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     locale: Locale,
-) -> Result<Response, ApiError> {
-    let film = find(&state, &slug).await?;
+    uri: Uri,
+) -> Response {
+    let answer = ics_inner(&state, &slug, locale).await;
+    page_or_error(&state, locale, &uri, answer)
+}
+
+async fn ics_inner(state: &AppState, slug: &str, locale: Locale) -> Result<Response, ApiError> {
+    let film = find(state, slug).await?;
     let at = film.meta.free_release.ok_or_else(|| {
         ApiError::NotFound(format!("`{slug}` has no premiere time (free_release)"))
     })?;
@@ -495,7 +645,7 @@ async fn premiere_ics(
     // `chrono::Duration`).
     let runtime_s = (film.current.duration_s.ceil() as i64).clamp(60, 86_400);
     let body = crate::ics::premiere(&crate::ics::Premiere {
-        slug: &slug,
+        slug,
         title: film.meta.title.get(locale.lang.code()),
         reminder: &t.premiere_reminder,
         url: &format!("{}/films/{slug}", state.site_url()),
@@ -523,9 +673,20 @@ async fn watch_page(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     locale: Locale,
+    uri: Uri,
     headers: HeaderMap,
+) -> Response {
+    let page = watch_inner(&state, &slug, locale, &headers).await;
+    page_or_error(&state, locale, &uri, page)
+}
+
+async fn watch_inner(
+    state: &AppState,
+    slug: &str,
+    locale: Locale,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let film = find(&state, &slug).await?;
+    let film = find(state, slug).await?;
     if film.is_before_premiere(Utc::now()) {
         return Ok(Redirect::to(&format!("/films/{slug}")).into_response());
     }
@@ -564,7 +725,7 @@ async fn watch_page(
             "playback_failed": t.playback_failed,
         },
     }));
-    let chrome = Chrome::new(&state, locale, &format!("/watch/{slug}"));
+    let chrome = Chrome::new(state, locale, &format!("/watch/{slug}"));
     let c_css = chrome.css.clone();
     let page = WatchPage {
         t,
@@ -606,4 +767,110 @@ async fn watch_page(
         .headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Cookie, Save-Data"));
     Ok(response)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SearchParams {
+    q: Option<String>,
+}
+
+/// `/search?q=`: the films whose title holds every word of `q` ([`crate::search`]), in the
+/// catalog's order, trailers left out as on the home page. Works without JavaScript: the
+/// header's search box is a plain form.
+async fn search_page(
+    State(state): State<AppState>,
+    locale: Locale,
+    uri: Uri,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Response {
+    let page = search_inner(&state, locale, params).await;
+    page_or_error(&state, locale, &uri, page)
+}
+
+async fn search_inner(
+    state: &AppState,
+    locale: Locale,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let t = locale.lang.messages();
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let q = params.q.unwrap_or_default();
+    if q.len() > 4 * MAX_QUERY_CHARS || q.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::BadRequest(
+            t.search_too_long
+                .replace("{max}", &MAX_QUERY_CHARS.to_string()),
+        ));
+    }
+    let query = crate::search::Query::new(&q);
+    let results = if query.is_empty() {
+        None
+    } else {
+        let films = state.films.list().await?;
+        let trailers: HashSet<&str> = films
+            .iter()
+            .filter_map(|f| f.meta.trailer.as_deref())
+            .collect();
+        let now = Utc::now();
+        Some(
+            films
+                .iter()
+                .filter(|f| !trailers.contains(f.slug.as_str()))
+                .filter(|f| query.matches([f.meta.title.vi.as_str(), f.meta.title.en.as_str()]))
+                .map(|f| Card::new(f, locale, now))
+                .collect(),
+        )
+    };
+    let encoded: String = form_urlencoded::byte_serialize(q.as_bytes()).collect();
+    let mut c = Chrome::new(state, locale, &format!("/search?q={encoded}"));
+    c.query = q.clone();
+    render(
+        &SearchPage {
+            t,
+            c,
+            query: q,
+            results,
+        },
+        locale,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_rounds_to_the_nearest_minute_and_is_never_zero_for_a_film() {
+        for (seconds, minutes) in [
+            (60.0, 1),
+            (60.04, 1),
+            (70.0, 1),
+            (89.9, 1),
+            (90.0, 2),
+            (20.0, 1),
+            (0.4, 1),
+            (5400.0, 90),
+            (5429.0, 90),
+            (5430.0, 91),
+            (0.0, 0),
+            (-3.0, 0),
+            (f64::NAN, 0),
+            (f64::INFINITY, 0),
+        ] {
+            assert_eq!(runtime_minutes(seconds), minutes, "{seconds} s");
+        }
+    }
+
+    #[test]
+    fn the_error_page_switch_never_links_to_another_site() {
+        for (uri, path) in [
+            ("/films/typo", "/films/typo"),
+            ("/", "/"),
+            ("//evil.example/x", "/"),
+            ("/%5Cevil.example", "/%5Cevil.example"),
+            ("/\\evil.example", "/"),
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            assert_eq!(safe_path(&uri), path);
+        }
+    }
 }
