@@ -365,9 +365,10 @@ async function run(client, context) {
     }
   }
 
-  // Mid-segment (segments are 6 s): seeking exactly onto 24.0 s stalls Chromium's own HLS
-  // playback, which docs/TESTING.md explains; the other clients pass there too.
-  await H((t) => window.H.seek(t), 25);
+  // Exactly onto a segment boundary (24 s: the 5th video and audio segments both start there),
+  // where a playlist whose EXTINFs drift past the media's timeline sends Chromium's own HLS
+  // playback into the segment before, which ends short of it (docs/TESTING.md).
+  await H((t) => window.H.seek(t), 24);
   await playUntil("seek forward", 28);
   await H((t) => window.H.seek(t), 14);
   await playUntil("seek back", 18);

@@ -153,12 +153,11 @@ pub fn mpd(
 /// 5.2 then stalls for good: with `clearBuffer` it clears and flushes both source buffers, each
 /// flush nudges the playhead (a seek), and the second seek aborts the new video
 /// representation's init-segment request, whose failed promise its segment prefetcher keeps
-/// and hands back on every retry (shaka-player issue #10569). One audio representation makes
-/// every DASH quality switch a video-only switch, which is also the common practice for audio
-/// the DASH-IF Interoperability Points describe (one representation per audio adaptation set
-/// unless the encodings are seamlessly switchable). The 48 kbit/s rendition exists for the HLS
-/// 2G floor (HLS authoring spec §9.21), which pairs it with the floor rung; DASH players on
-/// such links are served the floor rung with the 128 kbit/s audio.
+/// and hands back on every retry (the failure of shaka-player issue #10569). The MPD is valid
+/// either way; one audio representation makes every DASH quality switch a video-only switch,
+/// which no player has to get right. The 48 kbit/s rendition exists for the HLS 2G floor (HLS
+/// authoring spec §9.21), which pairs it with the floor rung; DASH players on such links are
+/// served the floor rung with the 128 kbit/s audio.
 fn dash_audio(mut audio: Vec<dash_mpd::Representation>) -> Vec<dash_mpd::Representation> {
     let keep = audio.len().saturating_sub(1);
     audio.drain(..keep);
