@@ -18,6 +18,14 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 # The PostgreSQL backends are tested against throw-away clusters of PostgreSQL 15
 # (crates/engines/src/postgres.rs looks in /usr/lib/postgresql/<major>/bin).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# The client-compatibility tests (crates/monsoon/tests/clients.rs) decode every stream with
+# GStreamer too: gst-launch-1.0, souphttpsrc and the HLS/DASH demuxers of playbin3 (good), the
+# older HLS/DASH demuxers (bad) and the H.264/AAC decoders (libav).
+gst=/usr/lib/$(uname -m)-linux-gnu/gstreamer-1.0
+command -v gst-launch-1.0 >/dev/null || need_apt+=(gstreamer1.0-tools)
+[ -e "$gst/libgstadaptivedemux2.so" ] || need_apt+=(gstreamer1.0-plugins-good)
+[ -e "$gst/libgstdash.so" ] || need_apt+=(gstreamer1.0-plugins-bad)
+[ -e "$gst/libgstlibav.so" ] || need_apt+=(gstreamer1.0-libav)
 # `make cluster` (scripts/cluster.sh) reads Garage's JSON answers with jq.
 command -v jq >/dev/null || need_apt+=(jq)
 

@@ -120,7 +120,18 @@ pub async fn encode_and_package(
     let langs: Vec<String> = subtitles.iter().map(|s| s.lang.clone()).collect();
     let source_duration = source.duration_s;
     tokio::task::spawn_blocking(move || -> Result<Packaged> {
-        let renditions = package::measure_ladder(&out, &ladder)?;
+        let mut renditions = package::measure_ladder(&out, &ladder)?;
+        // ffmpeg's media playlists, with EXTINFs whose running sums are the media's boundaries
+        // (package::exact_extinf_us says why); the manifests below use the same durations.
+        for r in &mut renditions {
+            let exact = package::exact_extinf_us(&r.segments);
+            let path = out.join(&r.name).join(transcode::MEDIA_PLAYLIST);
+            let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+            write_durable(&path, package::rewrite_extinf(&text, &exact)?.as_bytes())?;
+            for (seg, us) in r.segments.iter_mut().zip(exact) {
+                seg.duration_s = us as f64 / 1e6;
+            }
+        }
         let duration_s = renditions
             .iter()
             .map(MeasuredRendition::duration_s)

@@ -114,7 +114,7 @@ pub fn verify(
         }
     }
 
-    // 5. The DASH manifest parses and lists every rendition.
+    // 5. The DASH manifest parses and lists every video rendition, the audio and the subtitles.
     let mpd_path = dir.join(DASH_MANIFEST);
     let text = std::fs::read_to_string(&mpd_path).map_err(Error::io(&mpd_path))?;
     let mpd = dash_mpd::parse(&text)
@@ -125,10 +125,17 @@ pub fn verify(
         .flat_map(|p| &p.adaptations)
         .map(|a| a.representations.len())
         .sum();
-    if listed != renditions.len() + subtitles {
+    // Every video rendition, one audio (the MPD offers only the highest; package::mpd says
+    // why) and every subtitle language.
+    let videos = renditions
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Video { .. }))
+        .count();
+    let audios = usize::from(renditions.iter().any(|r| matches!(r.kind, Kind::Audio)));
+    let expected = videos + audios + subtitles;
+    if listed != expected {
         return fail(format!(
-            "{DASH_MANIFEST} lists {listed} representations, expected {}",
-            renditions.len() + subtitles
+            "{DASH_MANIFEST} lists {listed} representations, expected {expected}"
         ));
     }
 

@@ -14,6 +14,9 @@ const MPD_TIMESCALE: u64 = 1000;
 /// The DASH manifest over the same segments (ISO/IEC 23009-1, `isoff-live` profile with
 /// `SegmentTemplate` + `SegmentTimeline`). The audio adaptation set is in `audio_language`
 /// (its `lang`, §5.3.3.2), each subtitle's in its own.
+///
+/// The audio adaptation set holds one representation, the highest-bit-rate audio rendition
+/// (see [`dash_audio`]); the HLS side keeps both, each paired with its rungs.
 pub fn mpd(
     renditions: &[MeasuredRendition],
     audio_language: &str,
@@ -82,6 +85,7 @@ pub fn mpd(
     }
     video.sort_by_key(|r| r.bandwidth);
     audio.sort_by_key(|r| r.bandwidth);
+    let audio = dash_audio(audio);
 
     let mut adaptations = vec![AdaptationSet {
         id: Some("video".into()),
@@ -139,6 +143,27 @@ pub fn mpd(
     }
 }
 
+/// The audio representations the MPD offers: only the last (highest bit rate) of `audio`,
+/// sorted by bandwidth.
+///
+/// An MPD states no pairing of audio with video: a DASH player makes its variants as every
+/// video representation times every audio one (ISO/IEC 23009-1 §5.3.3.1: the representations
+/// of an adaptation set are alternatives of one content, each chosen apart), so with two audio
+/// representations a quality switch can change the audio and the video at once. shaka-player
+/// 5.2 then stalls for good: with `clearBuffer` it clears and flushes both source buffers, each
+/// flush nudges the playhead (a seek), and the second seek aborts the new video
+/// representation's init-segment request, whose failed promise its segment prefetcher keeps
+/// and hands back on every retry (the failure of shaka-player issue #10569). The MPD is valid
+/// either way; one audio representation makes every DASH quality switch a video-only switch,
+/// which no player has to get right. The 48 kbit/s rendition exists for the HLS 2G floor (HLS
+/// authoring spec §9.21), which pairs it with the floor rung; DASH players on such links are
+/// served the floor rung with the 128 kbit/s audio.
+fn dash_audio(mut audio: Vec<dash_mpd::Representation>) -> Vec<dash_mpd::Representation> {
+    let keep = audio.len().saturating_sub(1);
+    audio.drain(..keep);
+    audio
+}
+
 /// Serialises an MPD.
 pub fn write_mpd(mpd: &dash_mpd::MPD) -> Vec<u8> {
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{mpd}\n").into_bytes()
@@ -168,5 +193,23 @@ mod tests {
             .map(|a| (a.contentType.as_deref(), a.lang.as_deref()))
             .collect();
         assert_eq!(langs, [(Some("video"), None), (Some("audio"), Some("ko"))]);
+    }
+
+    #[test]
+    fn one_audio_representation_the_highest() {
+        let parsed = dash_mpd::parse(
+            &String::from_utf8(write_mpd(&mpd(&fixture(), "vi", &[], "v1/"))).unwrap(),
+        )
+        .unwrap();
+        let audio: Vec<Option<&str>> = parsed.periods[0]
+            .adaptations
+            .iter()
+            .filter(|a| a.contentType.as_deref() == Some("audio"))
+            .flat_map(|a| &a.representations)
+            .map(|r| r.id.as_deref())
+            .collect();
+        assert_eq!(audio, [Some("a128")]);
+        let video = parsed.periods[0].adaptations[0].representations.len();
+        assert_eq!(video, 2, "every video rung stays");
     }
 }

@@ -1,13 +1,13 @@
 //! The HLS side (RFC 8216): the multivariant playlist over the measured renditions, the
 //! I-frame playlists for trick play and the subtitle playlists. The media playlists of the
-//! renditions are ffmpeg's own.
+//! renditions are ffmpeg's own, with their `EXTINF`s made exact ([`exact_extinf_us`]).
 
 use m3u8_rs::{
     AlternativeMedia, AlternativeMediaType, ByteRange, Map, MasterPlaylist, MediaPlaylist,
     MediaPlaylistType, MediaSegment, Resolution, VariantStream,
 };
 
-use super::measure::{Kind, MeasuredRendition};
+use super::measure::{Kind, MeasuredRendition, MeasuredSegment};
 use super::{SUBTITLES_DIR, language_name};
 use crate::transcode::{INIT_SEGMENT, MEDIA_PLAYLIST};
 use crate::{Error, Result};
@@ -216,6 +216,63 @@ pub fn iframe_playlist(r: &MeasuredRendition) -> Option<MediaPlaylist> {
     })
 }
 
+/// `EXTINF` values, in microseconds, whose running sums fall on the segments' true boundaries.
+///
+/// ffmpeg rounds each `EXTINF` to the microsecond on its own, so their running sum drifts from
+/// the media's timeline: three 48 kHz AAC segments of 281 frames (5.994666… s each) written as
+/// 5.994667 put the fourth boundary at 24.000001 s where the media has it at 24.000000 s.
+/// RFC 8216 §4.3.2.1 asks for durations accurate enough that their accumulation shows no
+/// error; a player that maps a seek to a segment through the playlist (Chromium's own HLS
+/// playback) then takes a seek to 24 s into the segment that ends just before it, and stalls.
+/// Here the running sums are rounded, not each duration, so every boundary is the media's own
+/// to the microsecond. The last segment keeps ffmpeg's `EXTINF` (which rounds a trimmed last
+/// frame up): no boundary follows it.
+pub fn exact_extinf_us(segments: &[MeasuredSegment]) -> Vec<u64> {
+    let micros = |s: f64| (s * 1e6).round() as u64;
+    let mut out = Vec::with_capacity(segments.len());
+    let mut start = 0.0;
+    for (i, seg) in segments.iter().enumerate() {
+        if i + 1 == segments.len() {
+            out.push(micros(seg.duration_s));
+        } else {
+            let end = start + seg.media_duration_s;
+            out.push(micros(end) - micros(start));
+            start = end;
+        }
+    }
+    out
+}
+
+/// `playlist` (a media playlist's text) with its `EXTINF` durations replaced, in order, by
+/// `durations_us`; every other line as it was.
+pub fn rewrite_extinf(playlist: &str, durations_us: &[u64]) -> Result<String> {
+    let mut next = durations_us.iter();
+    let mut out = String::with_capacity(playlist.len());
+    for line in playlist.split_inclusive('\n') {
+        match line.strip_prefix("#EXTINF:") {
+            Some(rest) => {
+                let us = next.next().ok_or_else(|| {
+                    Error::Verify("the media playlist has more segments than measured".into())
+                })?;
+                // The title after the comma, if any, is kept (RFC 8216 §4.3.2.1).
+                let title = rest.find(',').map_or("\n", |at| &rest[at..]);
+                out.push_str(&format!(
+                    "#EXTINF:{}.{:06}{title}",
+                    us / 1_000_000,
+                    us % 1_000_000
+                ));
+            }
+            None => out.push_str(line),
+        }
+    }
+    if next.next().is_some() {
+        return Err(Error::Verify(
+            "the media playlist has fewer segments than measured".into(),
+        ));
+    }
+    Ok(out)
+}
+
 /// Serialises a media playlist.
 pub fn write_media_playlist(playlist: &MediaPlaylist) -> Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -246,6 +303,56 @@ mod tests {
 
     use super::*;
     use crate::package::fixture::fixture;
+
+    #[test]
+    fn extinf_running_sums_land_on_the_media_s_boundaries() {
+        // 48 kHz AAC: 282 then 281 frames of 1024 samples a segment, as ffmpeg cuts 6 s.
+        let frames: [f64; 6] = [282.0, 281.0, 281.0, 281.0, 282.0, 1.0];
+        let segments: Vec<MeasuredSegment> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let media = f * 1024.0 / 48_000.0;
+                MeasuredSegment {
+                    uri: format!("seg_{i:05}.m4s"),
+                    // What ffmpeg writes: each rounded on its own (the last rounded up).
+                    duration_s: (media * 1e6).round() / 1e6 + if i == 5 { 0.003 } else { 0.0 },
+                    media_duration_s: media,
+                    size: 1,
+                    first_frame: None,
+                }
+            })
+            .collect();
+        let ffmpeg_sum: f64 = segments[..4].iter().map(|s| s.duration_s).sum();
+        assert!(
+            ffmpeg_sum > 24.0 + 5e-7,
+            "the drift this undoes: {ffmpeg_sum}"
+        );
+        let exact = exact_extinf_us(&segments);
+        let boundaries: Vec<u64> = exact
+            .iter()
+            .scan(0, |sum, d| {
+                *sum += d;
+                Some(*sum)
+            })
+            .collect();
+        assert_eq!(
+            boundaries[..5],
+            [6_016_000, 12_010_667, 18_005_333, 24_000_000, 30_016_000]
+        );
+        assert_eq!(exact[5], 24_333, "the last keeps ffmpeg's EXTINF");
+
+        let text = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:6.016000,\nseg_00000.m4s\n\
+                    #EXTINF:5.994667,title\nseg_00001.m4s\n#EXT-X-ENDLIST\n";
+        let rewritten = rewrite_extinf(text, &[6_016_000, 5_994_666]).unwrap();
+        assert_eq!(
+            rewritten,
+            "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:6.016000,\nseg_00000.m4s\n\
+             #EXTINF:5.994666,title\nseg_00001.m4s\n#EXT-X-ENDLIST\n"
+        );
+        assert!(rewrite_extinf(text, &[1]).is_err());
+        assert!(rewrite_extinf(text, &[1, 2, 3]).is_err());
+    }
 
     #[test]
     fn multivariant_playlist_snapshot() {
