@@ -39,6 +39,7 @@
     } catch (e) { /* private mode: nothing is kept */ }
   }
   // `fetched`: objects this page took from the network while saving (the rest were saved).
+  // The player (web/src/player.js) reads and writes the same state by the same key.
   window.monsoonOffline = { state: state, setState: setState, fetched: 0 };
 
   if (!("serviceWorker" in navigator) || !window.caches || !window.isSecureContext) {

@@ -62,7 +62,11 @@
   var beatTimer = null;
   // A film saved for offline viewing (web/src/offline.js): its state, and whether this viewing
   // runs on the spare session minted online, its counters kept for when the connection returns.
-  var offline = window.monsoonOffline || { state: function () { return null; }, setState: function () {} };
+  var OFFLINE_KEY = "monsoon.offline." + config.film;
+  var offline = {
+    state: function () { try { return JSON.parse(store.get(OFFLINE_KEY)) || null; } catch (e) { return null; } },
+    setState: function (s) { store.set(OFFLINE_KEY, JSON.stringify(s)); },
+  };
   var savedCopy = offline.state();
   var onSpare = false;
 
@@ -86,6 +90,21 @@
     var v = variants.find(function (x) { return x.height === video.videoHeight; });
     return { height: video.videoHeight || 0, kbps: v ? Math.round(v.bitrate / 1000) : 0 };
   }
+  // `f` once the first frame is shown, or at once if the viewer has not pressed play within
+  // 3 s (autoplay refused: nothing to wait for).
+  function afterFirstFrame(f) {
+    if (m.started) { f(); return; }
+    var done = false, once = function () { if (!done) { done = true; f(); } };
+    video.addEventListener("playing", once, { once: true });
+    setTimeout(function () { if (t0 === null || video.paused) once(); }, 3000);
+  }
+  // The offline section's script (web/src/offline.js) is not needed for the first frame.
+  afterFirstFrame(function () {
+    if (!config.offline_js) return;
+    var script = document.createElement("script");
+    script.src = config.offline_js;
+    document.head.appendChild(script);
+  });
   function beatBody(finalState) {
     accrue();
     var l = level();
@@ -152,12 +171,16 @@
     if (!s) return;
     session = s;
     window.monsoonPlayer.session = s;
-    var proving = performance.now();
-    prove(s, function (proof) {
-      s.proof = proof;
-      s.proof_ms = Math.round(performance.now() - proving); // for the browser test's report
-      // A film already playing sends its first beat now rather than an interval later.
-      if (m.started) beat();
+    // The proof's worker and script wait for the first frame: on a slow link their bytes
+    // would delay it, and no beat goes out before it anyway.
+    afterFirstFrame(function () {
+      var proving = performance.now();
+      prove(s, function (proof) {
+        s.proof = proof;
+        s.proof_ms = Math.round(performance.now() - proving); // for the browser test's report
+        // A film already playing sends its first beat now rather than an interval later.
+        if (m.started) beat();
+      });
     });
     beatTimer = setInterval(beat, 1000 * (s.heartbeat_interval_s || 10));
   }).catch(function () {
@@ -239,23 +262,24 @@
   // bytes in parallel rather than one round trip after another.
   var text = function (r) { return r.ok ? r.text() : Promise.reject(r.status); };
   // The multivariant playlist (preloaded by the page), read once for the menus and the start.
-  var master = fetch(src).then(text).then(parseMaster);
+  var masterText = fetch(src).then(text);
+  var master = masterText.then(parseMaster);
   master.catch(function () {});
-  function warm() {
-    master.then(function () {
-      var floor = variants[0];
-      if (!floor) return;
-      var sound = audios.find(function (a) { return a.group === floor.audio && a.uri; });
-      [floor.uri, sound && sound.uri].forEach(function (uri) {
-        if (!uri) return;
-        var playlist = new URL(uri, new URL(src, location.href));
-        fetch(playlist).then(text).then(function (body) {
-          var map = /#EXT-X-MAP:URI="([^"]+)"/.exec(body);
-          if (map) fetch(new URL(map[1], playlist));
-        }).catch(function () {});
+  // The floor's playlists, fetched once: [{ url, text }] for the rung and its sound.
+  var floorPlaylists = master.then(function () {
+    var floor = variants[0];
+    if (!floor) return [];
+    var sound = audios.find(function (a) { return a.group === floor.audio && a.uri; });
+    return Promise.all([floor.uri, sound && sound.uri].filter(Boolean).map(function (uri) {
+      var url = new URL(uri, new URL(src, location.href));
+      return fetch(url).then(text).then(function (body) {
+        var map = /#EXT-X-MAP:URI="([^"]+)"/.exec(body);
+        if (map) fetch(new URL(map[1], url)).catch(function () {});
+        return { uri: uri, url: url, text: body };
       });
-    }).catch(function () {});
-  }
+    }));
+  });
+  floorPlaylists.catch(function () {});
 
   function startHls(url, position) {
     engine = "hls.js";
@@ -300,11 +324,51 @@
     return h;
   }
 
-  function startNative(position) {
+  // Native HLS; `floorOnly`, from a multivariant playlist naming the floor rung alone. Chromium's
+  // own HLS climbs to the top rung after the first segment whatever the link (measured: on
+  // 300 kbit/s it fetched a 432p segment for 15 s while the picture stood still), so on a slow
+  // link it gets nothing else to climb to; the quality menu still offers every rung, through
+  // hls.js. Safari cannot play a playlist from a `blob:` URL: there, the whole one (its own
+  // ABR is sound).
+  function startNative(position, floorOnly) {
     engine = "native";
-    video.src = src;
     if (position) video.addEventListener("loadedmetadata", function () { video.currentTime = position; }, { once: true });
     master.then(buildMenus, function () {});
+    if (!floorOnly) { video.src = src; return; }
+    Promise.all([masterText, floorPlaylists]).then(function (both) {
+      video.addEventListener("error", function () { video.src = src; play_(); }, { once: true });
+      video.src = floorPlaylist(both[0], both[1]);
+      play_();
+    }, function () { video.src = src; play_(); });
+  }
+  // The floor alone, as `blob:` playlists: the multivariant naming the floor and its sound,
+  // each pointing at its media playlist, already fetched (so the engine makes no round trip
+  // for a playlist before its first segment), with every other URI made absolute.
+  function floorPlaylist(text, playlists) {
+    var base = new URL(src, location.href), floor = variants[0];
+    if (!floor) return src;
+    var blob = function (body) {
+      return URL.createObjectURL(new Blob([body], { type: "application/vnd.apple.mpegurl" }));
+    };
+    var local = {};
+    playlists.forEach(function (p) {
+      local[p.uri] = blob(p.text.split(/\r?\n/).map(function (line) {
+        if (line && line[0] !== "#") return String(new URL(line, p.url));
+        return line.replace(/URI="([^"]+)"/, function (_m, uri) { return 'URI="' + new URL(uri, p.url) + '"'; });
+      }).join("\n"));
+    });
+    var absolute = function (uri) { return local[uri] || String(new URL(uri, base)); };
+    var lines = text.split(/\r?\n/), out = [];
+    for (var i = 0; i < lines.length; i++) {
+      var line = lines[i];
+      if (line.indexOf("#EXT-X-STREAM-INF:") === 0) {
+        if (lines[i + 1] === floor.uri) out.push(line, absolute(lines[i + 1]));
+        i += 1;
+      } else if (line.indexOf("#EXT-X-I-FRAME-STREAM-INF:") !== 0) {
+        out.push(line.replace(/URI="([^"]+)"/, function (_m, uri) { return 'URI="' + absolute(uri) + '"'; }));
+      }
+    }
+    return blob(out.join("\n"));
   }
 
   // hls.js, once per page: its script is added only when an engine needs it.
@@ -351,20 +415,23 @@
   function play_() {
     video.play().catch(function () { if (video.dataset.poster) video.poster = video.dataset.poster; });
   }
-  // The engine: native HLS unless hls.js is in the cache already (or there is no native HLS);
-  // without either, the browser's own controls stay and say what they can.
-  warm();
+  // The engine (docs/ARCHITECTURE.md, "The player"): hls.js when it is in the cache already,
+  // for a saved film (the service worker answers its requests), and on a fast link (its 155 kB
+  // cost a second or less); native HLS, on the floor, on a slow link (Network Information API:
+  // `effectiveType` 3g or slower, i.e. under ~700 kbit/s or over ~270 ms RTT), where hls.js
+  // would hold the first frame back by seconds; native HLS, whole, where there is no Media Source at all.
+  // Without either, the browser's own controls stay and say what they can.
   function controlsOn() { video.removeAttribute("controls"); $("controls").hidden = false; }
-  // A film saved for offline viewing plays with hls.js, whose requests the service worker
-  // answers from the saved copy; its script is saved with the film.
   var savedDone = !!(savedCopy && savedCopy.state === "done");
-  if (hasNative && (!hasMse || (store.get(HLSJS_KEY) !== config.hls_js && !savedDone))) {
+  var cachedHlsJs = store.get(HLSJS_KEY) === config.hls_js;
+  var slowLink = /(^|-)[23]g$/.test(connection.effectiveType || "");
+  if (hasNative && (!hasMse || (slowLink && !cachedHlsJs && !savedDone))) {
     controlsOn();
-    startNative(resumeAt);
-    play_();
+    startNative(resumeAt, hasMse);
+    if (!hasMse) play_();
   } else if (hasMse) {
     withHlsJs(function () {
-      if (!window.Hls.isSupported()) { if (hasNative) { controlsOn(); startNative(resumeAt); } return; }
+      if (!window.Hls.isSupported()) { if (hasNative) { controlsOn(); startNative(resumeAt, false); play_(); } return; }
       controlsOn();
       hls = startHls(src, resumeAt);
       play_();

@@ -238,7 +238,6 @@ struct WatchPage {
     /// What a viewer can save for offline viewing, with its size.
     offline: Vec<OfflineOption>,
     offline_json: String,
-    offline_js: String,
     /// What [`START_JS`] fetches: the first segments of [`Film::start_renditions`].
     start_json: String,
     start_js: &'static str,
@@ -718,6 +717,8 @@ async fn watch_inner(
         // Loaded by the player only when it needs it (docs/ARCHITECTURE.md, "The player").
         "hls_js": state.assets.url("hls.js"),
         "save_data": save_data,
+        // The offline section's script, loaded by the player after the first frame.
+        "offline_js": state.assets.url("offline.js"),
         "strings": {
             "play": t.play, "pause": t.pause, "mute": t.mute, "unmute": t.unmute,
             "auto": t.auto, "audio_only": t.audio_only, "off": t.subtitles_off,
@@ -755,7 +756,6 @@ async fn watch_inner(
                 "unsupported": t.offline_unsupported,
             },
         })),
-        offline_js: state.assets.url("offline.js"),
         player_js: state.assets.url("player.js"),
         thumbnails: film.thumbnails_url(),
         subtitles,
