@@ -408,16 +408,36 @@ if printf '%s\n' "${sources[@]}" | grep -qx bbb; then
 fi
 
 # Speed at 1080p on the synthetic source, every core: x264 as Monsoon's 1080p rung, SVT-AV1
-# at presets 4 (slow) to 10 at 0.6× that bit rate. Wall time of the whole ffmpeg run.
+# at presets 4 (slow) to 10 at 0.6× that bit rate. Each is scored once (measure), then timed
+# SPEED_ROUNDS more times, the order rotating each round (the machine is shared, so wall time
+# drifts): wall and CPU seconds of the whole ffmpeg encode (/usr/bin/time), median and range.
 if [ "$SPEED" = 1 ]; then
   echo "== speed" >&2
-  [ -s "$work/synth.y4m" ] || prepare synth
+  [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+  [ -s "$work/synth.y4m" ] || prepare synth </dev/null
   read -r sw sh frames <"$work/synth.info"
-  # shellcheck disable=SC2046
-  measure synth speed-h264 1920 1080 1920 1080 6000 $(x264_args 6000000 9000000 12000000 40) >/dev/null
-  for p in 4 6 8 10; do
+  speed_args() {
+    case $1 in
+      h264) x264_args 6000000 9000000 12000000 40 ;;
+      av1-p*) av1_args 3600000 "${1#av1-p}" ;;
+    esac
+  }
+  encoders=(h264 av1-p4 av1-p6 av1-p8 av1-p10)
+  for e in "${encoders[@]}"; do
     # shellcheck disable=SC2046
-    measure synth "speed-av1-p$p" 1920 1080 1920 1080 3600 $(av1_args 3600000 "$p") >/dev/null
+    measure synth "speed-$e" 1920 1080 1920 1080 "$(speed_args "$e" | sed 's/.*-b:v \([0-9]*\)000 .*/\1/')" $(speed_args "$e") >/dev/null
+  done
+  for round in $(seq "${SPEED_ROUNDS:-3}"); do
+    for i in "${!encoders[@]}"; do
+      e=${encoders[$(((i + round) % ${#encoders[@]}))]}
+      # shellcheck disable=SC2046
+      /usr/bin/time -f "%e %U %S" -o "$work/time" ffmpeg -nostdin -hide_banner -v error -y \
+        -i "$work/synth.y4m" -an $(speed_args "$e") -f mp4 "$work/speed.mp4" ||
+        { echo "quality.sh: timing $e failed" >&2; exit 1; }
+      read -r wall user sys <"$work/time"
+      echo "{\"ladder\": \"timing\", \"encoder\": \"$e\", \"round\": $round, \"frames\": $frames, \"wall\": $wall, \"cpu\": $(awk "BEGIN { print $user + $sys }")}" >>"$results"
+      echo "  timing $e round $round: $(tail -1 "$results")" >&2
+    done
   done
 fi
 
@@ -508,10 +528,22 @@ if audio:
         print(f"| {r['codec']} | {r['extra'] or 'defaults'} | {r['knob']} | {r['kbps']} |")
     print()
 speed = [r for r in rows if r["ladder"].startswith("speed")]
+timing = [r for r in rows if r["ladder"] == "timing"]
 if speed:
-    print("#### Encode speed, 1920×1080 synthetic, 2 cores, one rung per process\n")
-    print("| encoder | kbit/s | VMAF | wall s | fps | × real time |")
-    print("|---|---:|---:|---:|---:|---:|")
+    import statistics
+    print(f"#### Encode speed, 1920×1080 synthetic 25 fps, 2 shared cores, one rung per process\n")
+    print("Median (min–max) of the timed rounds; × real time = seconds of video per wall second.\n")
+    print("| encoder | kbit/s | VMAF | wall s | CPU s | fps | × real time | rounds |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in speed:
-        print(f"| {r['ladder'][6:]} | {r['kbps']} | {r['vmaf']} | {r['encode_s']} | {r['fps']} | {r['realtime']} |")
+        e = r["ladder"][6:]
+        t = [x for x in timing if x["encoder"] == e]
+        if not t:
+            print(f"| {e} | {r['kbps']} | {r['vmaf']} | {r['encode_s']} | | {r['fps']} | {r['realtime']} | 1 |")
+            continue
+        wall = [x["wall"] for x in t]; cpu = [x["cpu"] for x in t]
+        n = t[0]["frames"]; w = statistics.median(wall)
+        print(f"| {e} | {r['kbps']} | {r['vmaf']} | {w:.2f} ({min(wall):.2f}–{max(wall):.2f}) | "
+              f"{statistics.median(cpu):.2f} ({min(cpu):.2f}–{max(cpu):.2f}) | {n / w:.1f} | "
+              f"{n / 25.0 / w:.2f} | {len(t)} |")
 EOF
