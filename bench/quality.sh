@@ -32,9 +32,10 @@
 #             the highest CRF whose VMAF ≥ the H.264 rung's, bisection over CRF 24…56 (real
 #             clips only)
 # Every encode is decoded and scaled back to the source's size with a bicubic scaler, as a
-# player does on a screen of the source's size (the practice of ITU-T P.910 §6 and of
-# Netflix's VMAF documentation, "resource/doc/faq.md": compare at the reference resolution
-# after upscaling), and piped to the vmaf tool as Y4M.
+# player does on a screen of the source's size, and piped to the vmaf tool as Y4M. VMAF's
+# FAQ (resource/doc/faq.md of github.com/Netflix/vmaf) says why the comparison is made at one
+# display resolution: vmaf_v0.6.1 was trained on videos rescaled to a 1080p display seen from
+# three screen heights, so a score at a smaller reference size models a farther viewer.
 #
 # Bit rates are measured, not assumed: "kbit/s" is the bytes of the rendition's init segment
 # and media segments (what a viewer downloads, container included) over the duration;

@@ -8,7 +8,7 @@
 # crate that vendors libvmaf), fetched as a plain .crate archive and checked against the
 # sha256 the crates.io index publishes for it. It is built with Debian's meson, ninja and nasm
 # with the default models compiled in (`built_in_models`), so `--model version=vmaf_v0.6.1`
-# needs no model file (libvmaf's docs: resource/doc/models.md, "built-in models").
+# needs no model file (libvmaf/README.md of github.com/Netflix/vmaf, "built-in models").
 #
 # Usage: bench/lib/vmaf.sh            prints the path of the vmaf binary, building it if needed
 #        VMAF_CACHE=/dir bench/lib/vmaf.sh
