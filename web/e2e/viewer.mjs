@@ -359,6 +359,17 @@ try {
   await waitForLevel(page, top);
   report.rungs = levels;
 
+  step("subtitles by language name");
+  const subtitleNames = await page.$$eval("#c-subs option", (os) => os.filter((o) => o.value).map((o) => o.textContent));
+  check(subtitleNames.includes("Tiếng Việt") && subtitleNames.includes("Tiếng Anh"),
+    `subtitle choices are not language names: ${subtitleNames}`);
+  await page.selectOption("#c-subs", "en");
+  await page.waitForFunction(() => {
+    const hls = window.monsoonPlayer.hls;
+    return hls.subtitleTrack >= 0 && hls.subtitleTracks[hls.subtitleTrack].lang === "en";
+  }, null, { timeout: 15_000 });
+  await page.selectOption("#c-subs", "");
+
   step("speed");
   await page.selectOption("#c-speed", "1.5");
   check(await page.evaluate(() => document.getElementById("player").playbackRate) === 1.5, "speed not applied");
@@ -607,6 +618,13 @@ try {
   }
   await page.screenshot({ path: `${ARTIFACTS}/watch-phone.png` });
   await accessible(page, "watch-phone");
+  // Turned sideways while playing: full screen; upright again: back to the page.
+  await page.keyboard.press("Escape");
+  await page.setViewportSize({ width: 740, height: 360 });
+  await page.waitForFunction(() => document.fullscreenElement === document.getElementById("player-box"),
+    null, { timeout: 5_000 });
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.waitForFunction(() => !document.fullscreenElement, null, { timeout: 5_000 });
   await phone.close();
 
   // --- Data-saving signals ---------------------------------------------------------------

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Server, ingest_ok, ingest_with_meta, make_clip, monsoon};
+use common::{Server, ingest_ok, ingest_ok_with, ingest_with_meta, make_clip, monsoon};
 
 const ADMIN_TOKEN: &str = "browser-test-admin-token";
 
@@ -35,10 +35,14 @@ fn a_viewer_browses_watches_switches_resumes_and_an_operator_sees_it() {
     let trailer = dir.path().join("trailer.mp4");
     make_clip(&trailer, 8, "640x360");
     ingest_ok(&data, &trailer, "trailer");
-    ingest_with_meta(
-        &data,
-        &film,
-        "mua-do",
+    // Subtitles in two languages, for the player's menu (named, not coded).
+    let subs_vi = dir.path().join("mua-do.vi.vtt");
+    std::fs::write(&subs_vi, "WEBVTT\n\n00:01.000 --> 00:04.000\nXin chào\n").unwrap();
+    let subs_en = dir.path().join("mua-do.en.vtt");
+    std::fs::write(&subs_en, "WEBVTT\n\n00:01.000 --> 00:04.000\nHello\n").unwrap();
+    let meta = dir.path().join("mua-do.toml");
+    std::fs::write(
+        &meta,
         r#"
 title = { vi = "Mưa Đỏ", en = "Red Rain" }
 synopsis = { vi = "Mùa hè năm 1972, 81 ngày đêm ở Thành cổ Quảng Trị.", en = "Summer 1972: 81 days and nights at the Quang Tri Citadel." }
@@ -51,6 +55,24 @@ free_release = "2025-11-20T20:00:00+07:00"
 age_rating = "T13"
 trailer = "trailer"
 "#,
+    )
+    .unwrap();
+    let (vi, en) = (
+        format!("vi={}", subs_vi.display()),
+        format!("en={}", subs_en.display()),
+    );
+    ingest_ok_with(
+        &data,
+        &film,
+        "mua-do",
+        &[
+            "--meta",
+            meta.to_str().unwrap(),
+            "--subtitles",
+            &vi,
+            "--subtitles",
+            &en,
+        ],
     );
     let premiere_at = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
     ingest_with_meta(
