@@ -104,6 +104,39 @@ pub fn verify(
         }
     }
 
+    // 3b. Every video rendition, of either codec, is cut at the same instants: segment
+    //     alignment is what the MPD declares (`segmentAlignment`, ISO/IEC 23009-1 §5.3.3.2)
+    //     and what a player switching variants on a segment boundary counts on (RFC 8216
+    //     §6.2.4: renditions' segments should line up).
+    let videos: Vec<&MeasuredRendition> = renditions
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Video { .. }))
+        .collect();
+    if let Some((first, rest)) = videos.split_first() {
+        for r in rest {
+            let aligned = r.segments.len() == first.segments.len()
+                && r.segments
+                    .iter()
+                    .zip(&first.segments)
+                    .all(|(a, b)| (a.media_duration_s - b.media_duration_s).abs() <= 0.002);
+            if !aligned {
+                let durations = |r: &MeasuredRendition| -> Vec<String> {
+                    r.segments
+                        .iter()
+                        .map(|s| format!("{:.3}", s.media_duration_s))
+                        .collect()
+                };
+                return fail(format!(
+                    "rendition {} is cut at other instants than {}: segments of {:?} s against {:?} s",
+                    r.name,
+                    first.name,
+                    durations(r),
+                    durations(first)
+                ));
+            }
+        }
+    }
+
     // 4. Every rendition keeps to its bit-rate budget, and its codec string is one a player
     //    can parse (RFC 6381; AV1 per the AV1 ISO-BMFF binding §5).
     for r in renditions {
