@@ -36,6 +36,17 @@ impl Quality {
             Quality::Best => "slow",
         }
     }
+
+    /// The SVT-AV1 preset of the AV1 rungs: 8 as `BENCHMARKS.md` ("Codecs") recommends and
+    /// searched its bit rates at; 12 for previews and tests; 6 (2.5× preset 8's time) for the
+    /// release master when there is time.
+    pub fn svtav1_preset(self) -> u8 {
+        match self {
+            Quality::Fast => 12,
+            Quality::Balanced => AV1_PRESET,
+            Quality::Best => 6,
+        }
+    }
 }
 
 /// A video codec Monsoon can encode a ladder in.
@@ -261,7 +272,7 @@ pub struct LadderOptions {
     pub audio_language: Option<String>,
     /// The codecs of the ladder ([`Codec::parse_list`]); empty is H.264 alone.
     pub codecs: Vec<Codec>,
-    /// SVT-AV1 preset of the AV1 rungs; `None` is [`AV1_PRESET`]. Tests ask for the fastest.
+    /// SVT-AV1 preset of the AV1 rungs; `None` is the quality's ([`Quality::svtav1_preset`]).
     pub av1_preset: Option<u8>,
 }
 
@@ -467,7 +478,12 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
             .audio_language
             .clone()
             .unwrap_or_else(default_audio_language),
-        av1_preset: av1.then(|| options.av1_preset.unwrap_or(AV1_PRESET)),
+        av1_preset: av1.then(|| {
+            options
+                .av1_preset
+                .unwrap_or(options.quality.svtav1_preset())
+                .min(*AV1_PRESETS.end())
+        }),
     }
 }
 
