@@ -614,6 +614,7 @@ mod tests {
         assert!(!meta.title.vi.is_empty());
         assert!(meta.free_release.is_some());
         assert!(!meta.cast.is_empty());
+        assert_eq!(meta.codecs, ["h264", "av1"]);
     }
 
     #[test]
