@@ -783,7 +783,6 @@ fn codecs_h264_av1_publishes_both_ladders_in_one_playlist_and_one_mpd() {
         .lines()
         .zip(playlist.lines().skip(1))
         .filter(|(l, _)| l.starts_with("#EXT-X-STREAM-INF") && l.contains("RESOLUTION="))
-        .map(|(l, uri)| (l, uri))
         .collect();
     let codecs_of = |line: &str| -> String {
         line.split("CODECS=\"")
