@@ -244,3 +244,41 @@ pub fn codecs_parse(codecs: &str, kind: &Kind) -> bool {
         Kind::Audio => codecs == "mp4a.40.2" || codecs == "opus",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_strings_are_checked_per_kind() {
+        let video = Kind::Video {
+            width: 416,
+            height: 234,
+            frame_rate: "25/1".into(),
+            audio: None,
+        };
+        for good in [
+            "avc1.64001e",
+            "avc1.640033",
+            "av01.0.00M.08",
+            "av01.0.13H.10",
+        ] {
+            assert!(codecs_parse(good, &video), "{good}");
+        }
+        // `av01` alone is what an AV1 rung is planned as, before its av1C is read.
+        for bad in [
+            "av01",
+            "avc1.64001",
+            "avc1.64001g",
+            "av01.0.4M.08",
+            "mp4a.40.2",
+            "",
+        ] {
+            assert!(!codecs_parse(bad, &video), "{bad}");
+        }
+        assert!(codecs_parse("mp4a.40.2", &Kind::Audio));
+        assert!(codecs_parse("opus", &Kind::Audio));
+        assert!(!codecs_parse("Opus", &Kind::Audio));
+        assert!(!codecs_parse("av01.0.00M.08", &Kind::Audio));
+    }
+}
