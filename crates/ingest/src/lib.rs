@@ -137,6 +137,7 @@ pub async fn plan_with(request: Request, meta: FilmMeta) -> Result<Plan> {
             })
             .collect()
     });
+    let wants_av1 = codecs.contains(&Codec::Av1);
     let ladder = monsoon_media::ladder::plan(
         &source,
         &LadderOptions {
@@ -148,6 +149,17 @@ pub async fn plan_with(request: Request, meta: FilmMeta) -> Result<Plan> {
             av1_preset: None,
         },
     );
+    if wants_av1 && !ladder.rungs.iter().any(|r| r.codec == Codec::Av1) {
+        let floor = &ladder.rungs[0];
+        return Err(Error::Codecs(format!(
+            "{}: the smallest rung is {}x{}, and AV1 (SVT-AV1) encodes no side under {} pixels; \
+             ingest it with H.264 alone (`--codecs h264`)",
+            file.display(),
+            floor.width,
+            floor.height,
+            monsoon_media::ladder::AV1_MIN_SIDE
+        )));
+    }
     Ok(Plan {
         slug,
         meta,

@@ -308,6 +308,9 @@ const AV1_SHARE_PERCENT: u64 = 75;
 const AV1_FLOOR: (u64, u64, u64) = (64_000, 80_000, 128_000);
 /// The AV1 floor's audio: Opus 32 kbit/s stereo.
 const AUDIO_OPUS: (&str, u64) = ("o32", 32_000);
+/// The narrowest side SVT-AV1 encodes ("Source Width must be at least 64"): a source whose
+/// floor rung is narrower gets no AV1 ladder.
+pub const AV1_MIN_SIDE: u32 = 64;
 /// Suffix of the AV1 renditions' names: `v360-av1` beside H.264's `v360`.
 pub const AV1_SUFFIX: &str = "-av1";
 
@@ -391,7 +394,10 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
     for rung in &mut rungs {
         rung.level = h264_level(rung.width, rung.height, rung.frame_rate_f64());
     }
-    let av1 = options.codecs.contains(&Codec::Av1);
+    // The floor is the smallest rung on both sides: if it fits SVT-AV1, every rung does, and
+    // an AV1 ladder without its floor would not cover the low bandwidths on its own.
+    let av1 =
+        options.codecs.contains(&Codec::Av1) && rungs[0].width.min(rungs[0].height) >= AV1_MIN_SIDE;
     if av1 {
         let twins: Vec<Rung> = rungs
             .iter()
@@ -820,6 +826,17 @@ pub(crate) mod tests {
         );
         assert!(custom.audio.is_empty() && top.audio.is_none());
         assert_eq!(custom.av1_preset, Some(12));
+    }
+
+    #[test]
+    fn pictures_too_small_for_svt_av1_get_no_av1_ladder() {
+        let tiny = plan(&source(96, 54, 25.0, true), &with_av1());
+        assert!(tiny.rungs.iter().all(|r| r.codec == Codec::H264));
+        assert!(tiny.audio.iter().all(|a| a.codec == AudioCodec::Aac));
+        assert_eq!(tiny.av1_preset, None);
+        let small = plan(&source(114, 64, 25.0, true), &with_av1());
+        assert_eq!(small.rungs.len(), 2);
+        assert_eq!(small.rungs[1].codec, Codec::Av1);
     }
 
     #[test]

@@ -961,6 +961,15 @@ fn unknown_codecs_are_refused_naming_the_value_and_the_choices() {
         &["`vp9`", "the codecs are h264, av1"],
     );
     f.assert_refused(&clip, &["--codecs", "av1"], &["must include h264"]);
+    // SVT-AV1 encodes no side under 64 pixels: a picture whose floor is smaller is refused
+    // an AV1 ladder before anything is encoded.
+    let tiny = f.path("tiny.mp4");
+    encode_video(&lavfi_video("96x54", 1), &tiny);
+    f.assert_refused(
+        &tiny,
+        &["--codecs", "h264,av1"],
+        &["the smallest rung is 96x54", "no side under 64 pixels"],
+    );
     let meta = f.path("film.toml");
     std::fs::write(&meta, "codecs = [\"hevc\"]\n[title]\nvi = \"Phim\"\n").unwrap();
     f.assert_refused(
