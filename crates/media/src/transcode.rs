@@ -202,7 +202,7 @@ pub fn video_encoder_args(ladder: &Ladder, index: usize) -> Vec<String> {
     let x264 = format!(
         "keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:nal-hrd=vbr:lookahead-threads=1"
     );
-    [
+    let mut args: Vec<String> = [
         "-c:v",
         "libx264",
         "-preset",
@@ -217,13 +217,28 @@ pub fn video_encoder_args(ladder: &Ladder, index: usize) -> Vec<String> {
         &rung.max_bitrate.to_string(),
         "-bufsize",
         &rung.buffer_bits.to_string(),
-        "-force_key_frames",
-        &format!("expr:gte(t,n_forced*{GOP_SECONDS})"),
         "-x264-params",
         &x264,
     ]
     .map(str::to_owned)
-    .to_vec()
+    .to_vec();
+    // Key frames by time: an IDR at the first frame at or after each 2 s. Where 2 s is not a
+    // whole number of frames (23.976 fps: 47.952), these fall a frame short of every
+    // `keyint`th frame from the 21st GOP on. SVT-AV1 in ffmpeg 5.1 ignores forced key frames
+    // (it places them every `-g` frames), so a ladder with AV1 keys both codecs by frame count
+    // instead, every `keyint` frames, and the two ladders are cut at the same instants
+    // (`verify` checks it). H.264 alone keeps the time rule.
+    if !ladder.rungs.iter().any(|r| r.codec == Codec::Av1) {
+        let at = args.len() - 2;
+        args.splice(
+            at..at,
+            [
+                "-force_key_frames".to_owned(),
+                format!("expr:gte(t,n_forced*{GOP_SECONDS})"),
+            ],
+        );
+    }
+    args
 }
 
 /// SVT-AV1's options for AV1 rung `index`, as `BENCHMARKS.md` ("Codecs") measured them: 1-pass
@@ -421,6 +436,8 @@ mod tests {
                 assert_eq!(at("-svtav1-params"), "irefresh-type=2:scd=0");
             } else {
                 assert_eq!(encoder, "libx264");
+                // Keyed by frame count, as SVT-AV1 is (see video_encoder_args).
+                assert!(!args.contains(&"-force_key_frames".to_owned()), "{args:?}");
             }
         }
         let args: Vec<String> = ffmpeg_args(&source, &ladder, Path::new("/out"))
@@ -506,5 +523,9 @@ mod tests {
         assert_eq!(outputs, ladder.rungs.len() + ladder.audio.len());
         assert!(args.contains(&"/out/v1080/index.m3u8".to_owned()));
         assert!(args.contains(&"/out/a48/index.m3u8".to_owned()));
+        // H.264 alone: key frames by time, as always.
+        let at = args.iter().position(|a| a == "-force_key_frames").unwrap();
+        assert_eq!(args[at + 1], "expr:gte(t,n_forced*2)");
+        assert_eq!(args[at + 2], "-x264-params");
     }
 }

@@ -978,3 +978,27 @@ fn unknown_codecs_are_refused_naming_the_value_and_the_choices() {
         &["`codecs[0]` is `hevc`; the codecs are h264, av1"],
     );
 }
+
+/// At 23.976 fps, two seconds are not a whole number of frames: x264's key frames forced by
+/// time (`gte(t,n_forced*2)`) fall a frame earlier than every 48th frame from 42 s on, and
+/// SVT-AV1 in ffmpeg 5.1 ignores forced key frames. The two ladders must still be cut at the
+/// same instants, past that point.
+#[test]
+fn ntsc_rate_ladders_stay_aligned_past_the_first_frame_of_drift() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let master = tmp.path().join("ntsc.mp4");
+    encode_video("testsrc2=size=128x72:rate=24000/1001:duration=50", &master);
+    common::ingest_ok_with(&data, &master, "ntsc", &["--codecs", "h264,av1"]);
+    let dir = version_dir(&data, "ntsc");
+    let extinfs = |rung: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join(rung).join("index.m3u8"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("#EXTINF:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(extinfs("v72").len(), 9, "{:?}", extinfs("v72"));
+    assert_eq!(extinfs("v72-av1"), extinfs("v72"));
+}
