@@ -802,6 +802,15 @@ fn codecs_h264_av1_publishes_both_ladders_in_one_playlist_and_one_mpd() {
         .filter(|(l, _)| l.contains("avc1."))
         .collect();
     assert_eq!((av1.len(), h264.len()), (2, 2), "{playlist}");
+    // H.264 first, the floor leading: a player that takes the first variant plays as before.
+    assert!(
+        variants[0].0.contains("avc1.") && variants[0].0.contains("416x234"),
+        "{playlist}"
+    );
+    assert!(
+        variants[2].0.contains("av01.") && variants[2].0.contains("416x234"),
+        "{playlist}"
+    );
     for (line, uri) in &av1 {
         let codecs = codecs_of(line);
         let video = codecs.split(',').next().unwrap();
