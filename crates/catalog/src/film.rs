@@ -81,7 +81,15 @@ pub struct FilmMeta {
     /// track with. [`DEFAULT_LANGUAGE`] when absent; see [`FilmMeta::language`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// The video codecs of the ladder, from [`VIDEO_CODECS`]; H.264 alone when absent.
+    /// `monsoon ingest --codecs` overrides it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<String>,
 }
+
+/// The codecs a ladder may be encoded in (`film.toml`'s `codecs`, `monsoon ingest --codecs`):
+/// H.264 always, AV1 beside it on request.
+pub const VIDEO_CODECS: &[&str] = &["h264", "av1"];
 
 /// The soundtrack's language when `film.toml` names none: Monsoon's audience is Vietnamese.
 pub const DEFAULT_LANGUAGE: &str = "vi";
@@ -256,6 +264,24 @@ impl FilmMeta {
                 "`ladder` lists {} rungs; the limit is {RUNGS}",
                 self.ladder.len()
             ));
+        }
+        for (i, codec) in self.codecs.iter().enumerate() {
+            if !VIDEO_CODECS.contains(&codec.as_str()) {
+                return Err(format!(
+                    "`codecs[{i}]` is `{}`; the codecs are {}",
+                    codec.escape_debug(),
+                    VIDEO_CODECS.join(", ")
+                ));
+            }
+            if self.codecs[..i].contains(codec) {
+                return Err(format!("`codecs[{i}]`: `{codec}` is listed twice"));
+            }
+        }
+        if !self.codecs.is_empty() && !self.codecs.iter().any(|c| c == "h264") {
+            return Err(
+                "`codecs` must include h264: every player decodes it, and AV1 is offered beside it"
+                    .into(),
+            );
         }
         for (i, rung) in self.ladder.iter().enumerate() {
             if !RUNG_HEIGHT.contains(&rung.height) {
@@ -588,6 +614,7 @@ mod tests {
         assert!(!meta.title.vi.is_empty());
         assert!(meta.free_release.is_some());
         assert!(!meta.cast.is_empty());
+        assert_eq!(meta.codecs, ["h264", "av1"]);
     }
 
     #[test]
@@ -666,6 +693,18 @@ mod tests {
             (
                 "title = { vi = \"A\" }\ntrailer = \"../x\"".to_owned(),
                 "`trailer`: slug `../x` is not valid",
+            ),
+            (
+                "title = { vi = \"A\" }\ncodecs = [\"h264\", \"vp9\"]".to_owned(),
+                "`codecs[1]` is `vp9`; the codecs are h264, av1",
+            ),
+            (
+                "title = { vi = \"A\" }\ncodecs = [\"av1\"]".to_owned(),
+                "`codecs` must include h264",
+            ),
+            (
+                "title = { vi = \"A\" }\ncodecs = [\"h264\", \"h264\"]".to_owned(),
+                "`codecs[1]`: `h264` is listed twice",
             ),
             (
                 "title = { vi = \"A\" }\n[[ladder]]\nheight = 4000000000\nkbps = 1".to_owned(),

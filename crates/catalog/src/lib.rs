@@ -21,7 +21,7 @@ pub use error::{Error, Result};
 pub use film::limits as film_limits;
 pub use film::{
     DEFAULT_LANGUAGE, Film, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized, PublishedVersion,
-    Rendition, RenditionKind, is_language_tag, validate_slug,
+    Rendition, RenditionKind, VIDEO_CODECS, is_language_tag, validate_slug,
 };
 pub use jobs::{Job, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};

@@ -27,6 +27,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A list of codecs that is not a ladder's (`monsoon_media::Codec::parse_list` says why).
+    #[error("{0}")]
+    Codecs(String),
+
     /// A job that cannot be submitted or run, and why.
     #[error("{0}")]
     Job(String),

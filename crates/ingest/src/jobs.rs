@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use monsoon_catalog::{FilmMeta, Job, NewJob};
-use monsoon_media::{Quality, Subtitle};
+use monsoon_media::{Codec, Quality, Subtitle};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Plan, Request, Result};
@@ -30,6 +30,9 @@ pub struct JobOptions {
     pub subtitles: Vec<JobSubtitle>,
     /// The absolute directory `film.toml` was in: its image paths are relative to it.
     pub meta_dir: Option<String>,
+    /// `--codecs`, when given (absent from the jobs of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codecs: Option<Vec<Codec>>,
 }
 
 /// A sidecar subtitle file of a job.
@@ -103,6 +106,7 @@ pub async fn submission(request: Request, max_attempts: u32) -> Result<(Plan, Ne
         max_height: request.max_height,
         subtitles,
         meta_dir,
+        codecs: request.codecs.clone(),
     };
     let job = NewJob {
         slug: plan.slug.clone(),
@@ -150,6 +154,7 @@ pub fn request(job: &Job) -> Result<(Request, FilmMeta)> {
                 path: PathBuf::from(s.path),
             })
             .collect(),
+        codecs: options.codecs,
     };
     Ok((request, meta))
 }
@@ -173,6 +178,7 @@ mod tests {
                 path: subs.to_str().unwrap().into(),
             }],
             meta_dir: Some(dir.path().to_str().unwrap().into()),
+            codecs: Some(vec![Codec::H264, Codec::Av1]),
         };
         let queue = MemoryJobs::new();
         let job = queue
@@ -191,13 +197,19 @@ mod tests {
         assert_eq!(request.quality, Quality::Best);
         assert_eq!(request.max_height, Some(720));
         assert_eq!(request.subtitles[0].path, subs);
+        assert_eq!(request.codecs, Some(vec![Codec::H264, Codec::Av1]));
         assert_eq!(meta.title.vi, "Mưa đỏ");
 
         let mut bad = job.clone();
         bad.options = serde_json::json!({"quality": "fast", "max_height": null, "shell": "rm"});
         let err = super::request(&bad).unwrap_err().to_string();
         assert!(err.contains("unknown field `shell`"), "{err}");
+        bad.options = serde_json::json!({"quality": "fast", "max_height": null, "codecs": ["vp9"]});
+        let err = super::request(&bad).unwrap_err().to_string();
+        assert!(err.contains("unknown variant `vp9`"), "{err}");
+        // A job of an earlier version, without `codecs`, is H.264 alone as it was.
         bad.options = serde_json::json!({"quality": "fast", "max_height": null});
+        assert_eq!(super::request(&bad).unwrap().0.codecs, None);
         bad.film_toml = Some("poster = \"../../etc/missing.jpg\"\n[title]\nvi = \"x\"\n".into());
         let err = super::request(&bad).unwrap_err().to_string();
         assert!(

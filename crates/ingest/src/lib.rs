@@ -36,7 +36,9 @@ use monsoon_catalog::{
 use monsoon_media::ladder::{LadderOptions, RungSpec};
 use monsoon_media::package::{Kind, THUMBNAILS_VTT};
 use monsoon_media::transcode::THUMBNAILS_DIR;
-use monsoon_media::{Job, Ladder, Limits, MeasuredRendition, Progress, Quality, Source, Subtitle};
+use monsoon_media::{
+    Codec, Job, Ladder, Limits, MeasuredRendition, Progress, Quality, Source, Subtitle,
+};
 
 pub use error::{Error, Result};
 
@@ -55,6 +57,9 @@ pub struct Request {
     pub max_height: Option<u32>,
     /// Sidecar subtitle files, one per language.
     pub subtitles: Vec<Subtitle>,
+    /// The ladder's video codecs (`--codecs`); `None` is `film.toml`'s `codecs`, or H.264
+    /// alone. Checked by [`Codec::parse_list`].
+    pub codecs: Option<Vec<Codec>>,
 }
 
 /// An ingest checked, probed and planned, with nothing written yet.
@@ -108,9 +113,19 @@ pub async fn plan_with(request: Request, meta: FilmMeta) -> Result<Plan> {
         quality,
         max_height,
         subtitles,
+        codecs,
     } = request;
     validate_slug(&slug)?;
     check_subtitles(&subtitles)?;
+    let codecs = match codecs {
+        Some(codecs) => {
+            let names: Vec<&str> = codecs.iter().map(|c| c.name()).collect();
+            Codec::parse_list(&names).map_err(Error::Codecs)?
+        }
+        None if meta.codecs.is_empty() => vec![Codec::H264],
+        None => Codec::parse_list(&meta.codecs)
+            .map_err(|e| Error::Codecs(format!("film.toml's `codecs`: {e}")))?,
+    };
     let limits = Limits::default();
     let source = monsoon_media::ffmpeg::probe_file(&file, &limits).await?;
     let custom_rungs = (!meta.ladder.is_empty()).then(|| {
@@ -122,6 +137,7 @@ pub async fn plan_with(request: Request, meta: FilmMeta) -> Result<Plan> {
             })
             .collect()
     });
+    let wants_av1 = codecs.contains(&Codec::Av1);
     let ladder = monsoon_media::ladder::plan(
         &source,
         &LadderOptions {
@@ -129,8 +145,21 @@ pub async fn plan_with(request: Request, meta: FilmMeta) -> Result<Plan> {
             max_height,
             rungs: custom_rungs,
             audio_language: Some(meta.language().to_owned()),
+            codecs,
+            av1_preset: None,
         },
     );
+    if wants_av1 && !ladder.rungs.iter().any(|r| r.codec == Codec::Av1) {
+        let floor = &ladder.rungs[0];
+        return Err(Error::Codecs(format!(
+            "{}: the smallest rung is {}x{}, and AV1 (SVT-AV1) encodes no side under {} pixels; \
+             ingest it with H.264 alone (`--codecs h264`)",
+            file.display(),
+            floor.width,
+            floor.height,
+            monsoon_media::ladder::AV1_MIN_SIDE
+        )));
+    }
     Ok(Plan {
         slug,
         meta,

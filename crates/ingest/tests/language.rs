@@ -40,6 +40,7 @@ fn request(dir: &Path, text: &str) -> (Request, PathBuf) {
         quality: Quality::Fast,
         max_height: None,
         subtitles: Vec::new(),
+        codecs: None,
     };
     (request, meta)
 }

@@ -7,11 +7,56 @@ use mp4_atom::{Atom, Decode, Moof, Moov};
 use crate::{Error, Result};
 
 /// What the init segment says about the (single) track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Track {
     pub timescale: u32,
     /// `trex` default sample duration, used when neither `tfhd` nor `trun` gives one.
     pub default_duration: u32,
+    /// The codec string of the sample entry, where it is read from the stream rather than
+    /// planned: AV1 ([`av1_codecs`]) and Opus (`opus`); `None` for the others.
+    pub codecs: Option<String>,
+}
+
+/// The codecs parameter string of an AV1 stream, from its `av1C` box: "AV1 Codec ISO Media
+/// File Format Binding" §5 (Codecs Parameter String), `av01.P.LLT.DD`: `seq_profile`,
+/// `seq_level_idx_0` in two digits and `seq_tier_0` as `M` (Main) or `H` (High), and the bit
+/// depth in two digits (8, 10 or 12 from `high_bitdepth` and `twelve_bit`). The optional
+/// fields after the bit depth are left out: their defaults (4:2:0, BT.709, studio range) are
+/// what every Monsoon rung is.
+pub fn av1_codecs(av1c: &mp4_atom::Av1c) -> String {
+    let depth = match (av1c.high_bitdepth, av1c.twelve_bit) {
+        (true, true) => 12,
+        (true, false) => 10,
+        (false, _) => 8,
+    };
+    format!(
+        "av01.{}.{:02}{}.{depth:02}",
+        av1c.seq_profile,
+        av1c.seq_level_idx_0,
+        if av1c.seq_tier_0 { 'H' } else { 'M' }
+    )
+}
+
+/// Checks an `av01.P.LLT.DD` codecs string (AV1-ISOBMFF §5): profile 0–2, level index 0–31,
+/// tier `M` or `H`, bit depth 08, 10 or 12. Optional trailing fields are refused, as Monsoon
+/// never writes them.
+pub fn parse_av1_codecs(codecs: &str) -> Option<(u8, u8, char, u8)> {
+    let mut parts = codecs.strip_prefix("av01.")?.split('.');
+    let (profile, level_tier, depth) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || profile.len() != 1 || level_tier.len() != 3 || depth.len() != 2 {
+        return None;
+    }
+    let profile: u8 = profile.parse().ok().filter(|p| *p <= 2)?;
+    let level: u8 = level_tier[..2]
+        .parse()
+        .ok()
+        .filter(|l| *l <= 31 && level_tier.as_bytes()[..2].iter().all(u8::is_ascii_digit))?;
+    let tier = level_tier[2..]
+        .chars()
+        .next()
+        .filter(|t| matches!(t, 'M' | 'H'))?;
+    let depth: u8 = depth.parse().ok().filter(|d| matches!(d, 8 | 10 | 12))?;
+    Some((profile, level, tier, depth))
 }
 
 /// What one media segment holds.
@@ -87,9 +132,22 @@ pub fn read_init(bytes: &[u8]) -> Result<Track> {
         .as_ref()
         .and_then(|m| m.trex.first())
         .map_or(0, |t| t.default_sample_duration);
+    let codecs = trak
+        .mdia
+        .minf
+        .stbl
+        .stsd
+        .codecs
+        .first()
+        .and_then(|entry| match entry {
+            mp4_atom::Codec::Av01(av01) => Some(av1_codecs(&av01.av1c)),
+            mp4_atom::Codec::Opus(_) => Some("opus".to_owned()),
+            _ => None,
+        });
     Ok(Track {
         timescale: trak.mdia.mdhd.timescale,
         default_duration,
+        codecs,
     })
 }
 
@@ -149,11 +207,41 @@ mod tests {
                 &bytes,
                 &Track {
                     timescale: 1,
-                    default_duration: 0
+                    default_duration: 0,
+                    codecs: None,
                 }
             )
             .is_err()
         );
         assert!(read_init(b"").is_err());
+    }
+
+    #[test]
+    fn av1_codecs_strings() {
+        let mut av1c = mp4_atom::Av1c {
+            seq_level_idx_0: 8,
+            ..mp4_atom::Av1c::default()
+        };
+        assert_eq!(av1_codecs(&av1c), "av01.0.08M.08");
+        av1c.high_bitdepth = true;
+        av1c.seq_tier_0 = true;
+        av1c.seq_level_idx_0 = 13;
+        assert_eq!(av1_codecs(&av1c), "av01.0.13H.10");
+        assert_eq!(parse_av1_codecs("av01.0.13H.10"), Some((0, 13, 'H', 10)));
+        assert_eq!(parse_av1_codecs("av01.0.04M.08"), Some((0, 4, 'M', 8)));
+        for bad in [
+            "av01",
+            "av01.0.04M",
+            "av01.3.04M.08",
+            "av01.0.32M.08",
+            "av01.0.04X.08",
+            "av01.0.04M.09",
+            "av01.0.4M.08",
+            "av01.0.+4M.08",
+            "av01.0.04M.08.0",
+            "avc1.64001f",
+        ] {
+            assert_eq!(parse_av1_codecs(bad), None, "{bad}");
+        }
     }
 }

@@ -36,7 +36,95 @@ impl Quality {
             Quality::Best => "slow",
         }
     }
+
+    /// The SVT-AV1 preset of the AV1 rungs: 8 as `BENCHMARKS.md` ("Codecs") recommends and
+    /// searched its bit rates at; 12 for previews and tests; 6 (2.5× preset 8's time) for the
+    /// release master when there is time.
+    pub fn svtav1_preset(self) -> u8 {
+        match self {
+            Quality::Fast => 12,
+            Quality::Balanced => AV1_PRESET,
+            Quality::Best => 6,
+        }
+    }
 }
+
+/// A video codec Monsoon can encode a ladder in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// H.264 High profile with x264: the ladder every player decodes.
+    #[default]
+    H264,
+    /// AV1 Main profile with SVT-AV1: a second, smaller ladder beside the H.264 one.
+    Av1,
+}
+
+impl Codec {
+    /// Every codec, in the order a ladder lists them.
+    pub const ALL: [Codec; 2] = [Codec::H264, Codec::Av1];
+
+    /// The name operators use (`--codecs`, `film.toml`'s `codecs`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::H264 => "h264",
+            Codec::Av1 => "av1",
+        }
+    }
+
+    pub fn is_h264(&self) -> bool {
+        *self == Codec::H264
+    }
+
+    /// Parses a list of codec names: each known, none twice, H.264 among them (the AV1 ladder
+    /// is offered beside the H.264 one, which every player decodes, never instead of it).
+    /// The error names the value and the allowed set.
+    pub fn parse_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<Codec>, String> {
+        let mut out = Vec::new();
+        for name in names {
+            let name = name.as_ref();
+            let codec = name.parse::<Codec>()?;
+            if out.contains(&codec) {
+                return Err(format!("codec `{name}` is listed twice"));
+            }
+            out.push(codec);
+        }
+        if !out.contains(&Codec::H264) {
+            return Err(format!(
+                "the codecs must include h264 (every player decodes it; {} is offered beside it)",
+                if out.is_empty() {
+                    "AV1"
+                } else {
+                    "another codec"
+                }
+            ));
+        }
+        Ok(Codec::ALL.into_iter().filter(|c| out.contains(c)).collect())
+    }
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Codec::ALL
+            .into_iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown codec `{}`; the codecs are {}",
+                    name.escape_debug(),
+                    monsoon_catalog::VIDEO_CODECS.join(", ")
+                )
+            })
+    }
+}
+
+/// Default SVT-AV1 preset of the AV1 ladder: the speed `BENCHMARKS.md` ("Codecs") searched
+/// its bit rates at (2.4× x264 medium's CPU per 1080p rung).
+pub const AV1_PRESET: u8 = 8;
+/// SVT-AV1 presets: 0 slowest to 13 fastest.
+pub const AV1_PRESETS: std::ops::RangeInclusive<u8> = 0..=13;
 
 /// One video rung: a resolution, a frame rate, and a bit-rate budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,16 +141,24 @@ pub struct Rung {
     pub max_bitrate: u64,
     /// VBV buffer size, bits.
     pub buffer_bits: u64,
-    /// H.264 `level_idc` (e.g. 40 for level 4.0).
+    /// H.264 `level_idc` (e.g. 40 for level 4.0); 0 for AV1, whose level the encoder picks.
     pub level: u8,
     /// Name of the audio rendition this rung plays with.
     pub audio: Option<String>,
+    /// The codec; H.264 when absent.
+    #[serde(default, skip_serializing_if = "Codec::is_h264")]
+    pub codec: Codec,
 }
 
 impl Rung {
-    /// RFC 6381 codec string of the video: `avc1` + High profile + level.
+    /// RFC 6381 codec string of the video: `avc1` + High profile + level. For AV1 only the
+    /// sample entry, `av01`: its profile, level, tier and bit depth are read from the encoded
+    /// stream's `av1C` box after encoding (`crate::fmp4::Track::codecs`).
     pub fn codecs(&self) -> String {
-        format!("avc1.6400{:02x}", self.level)
+        match self.codec {
+            Codec::H264 => format!("avc1.6400{:02x}", self.level),
+            Codec::Av1 => "av01".to_owned(),
+        }
     }
 
     pub fn frame_rate_f64(&self) -> f64 {
@@ -70,16 +166,47 @@ impl Rung {
     }
 }
 
-/// One stereo AAC-LC 48 kHz audio rendition.
+/// An audio codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioCodec {
+    /// AAC-LC.
+    #[default]
+    Aac,
+    /// Opus in fMP4 ("Encapsulation of Opus in ISO Base Media File Format", §4), for the AV1
+    /// floor.
+    Opus,
+}
+
+impl AudioCodec {
+    pub fn is_aac(&self) -> bool {
+        *self == AudioCodec::Aac
+    }
+}
+
+/// One stereo 48 kHz audio rendition, AAC-LC unless it says Opus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioRung {
     /// Directory and rendition name, e.g. `a128`.
     pub name: String,
     pub bitrate: u64,
+    #[serde(default, skip_serializing_if = "AudioCodec::is_aac")]
+    pub codec: AudioCodec,
 }
 
 impl AudioRung {
+    /// RFC 6381 codec string of AAC-LC (MPEG-4 audio object type 2).
     pub const CODECS: &'static str = "mp4a.40.2";
+    /// Codec string of Opus in ISO-BMFF (the Opus encapsulation spec, §4.1: `Opus` sample
+    /// entry, `opus` in a `CODECS` attribute or MIME type).
+    pub const OPUS_CODECS: &'static str = "opus";
+
+    pub fn codecs(&self) -> &'static str {
+        match self.codec {
+            AudioCodec::Aac => Self::CODECS,
+            AudioCodec::Opus => Self::OPUS_CODECS,
+        }
+    }
 }
 
 /// Seek-preview thumbnails: one every `interval_s`, tiled `columns × rows` per sprite sheet.
@@ -114,6 +241,9 @@ pub struct Ladder {
     /// declared by both manifests.
     #[serde(default = "default_audio_language")]
     pub audio_language: String,
+    /// The SVT-AV1 preset of the AV1 rungs; `None` when the ladder has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub av1_preset: Option<u8>,
 }
 
 fn default_audio_language() -> String {
@@ -140,6 +270,10 @@ pub struct LadderOptions {
     /// The soundtrack's language, a language tag checked by the caller (`film.toml`'s
     /// `language`); `None` is `monsoon_catalog::DEFAULT_LANGUAGE`.
     pub audio_language: Option<String>,
+    /// The codecs of the ladder ([`Codec::parse_list`]); empty is H.264 alone.
+    pub codecs: Vec<Codec>,
+    /// SVT-AV1 preset of the AV1 rungs; `None` is the quality's ([`Quality::svtav1_preset`]).
+    pub av1_preset: Option<u8>,
 }
 
 /// The default table: 16:9 box, average kbit/s (Apple's H.264 table, one rung per height,
@@ -153,6 +287,32 @@ const DEFAULT_RUNGS: &[(u32, u32, u64)] = &[
     (2560, 1440, 10_000),
     (3840, 2160, 16_800),
 ];
+
+/// The AV1 ladder's average kbit/s per box height of [`DEFAULT_RUNGS`]: `BENCHMARKS.md`,
+/// "Codecs", "Recommended AV1 ladder" (the lowest SVT-AV1 preset-8 target whose VMAF reached
+/// the H.264 rung's, the highest over the clips measured, rounded up). Boxes not listed
+/// (1440p and 2160p, which were not measured, and a `film.toml`'s own rungs) get
+/// [`AV1_SHARE_PERCENT`] of their H.264 average: provisional until measured.
+const AV1_KBPS: &[(u32, u64)] = &[
+    (360, 270),
+    (432, 380),
+    (540, 1300),
+    (720, 2700),
+    (1080, 4500),
+];
+/// AV1 average as a share of the H.264 one where no measured figure exists (provisional).
+const AV1_SHARE_PERCENT: u64 = 75;
+/// The AV1 floor: 64 kbit/s average, 80 max, 128 buffer (the study's floor check: the lowest
+/// target that reached the H.264 floor's VMAF on both clips; with Opus 32 kbit/s it peaked at
+/// 117 kbit/s).
+const AV1_FLOOR: (u64, u64, u64) = (64_000, 80_000, 128_000);
+/// The AV1 floor's audio: Opus 32 kbit/s stereo.
+const AUDIO_OPUS: (&str, u64) = ("o32", 32_000);
+/// The narrowest side SVT-AV1 encodes ("Source Width must be at least 64"): a source whose
+/// floor rung is narrower gets no AV1 ladder.
+pub const AV1_MIN_SIDE: u32 = 64;
+/// Suffix of the AV1 renditions' names: `v360-av1` beside H.264's `v360`.
+pub const AV1_SUFFIX: &str = "-av1";
 
 /// The floor rung: 416×234 whose peak plus the low audio stays under 192 kbit/s.
 /// VBV over one 6 s segment allows `max_rate × 6 + buffer` bits, so the measured segment peak
@@ -188,6 +348,8 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
     let upright = |(w, h): (u32, u32)| if portrait { (h, w) } else { (w, h) };
 
     let mut rungs = Vec::new();
+    // The table box each rung was planned from (none for the floor).
+    let mut boxes: Vec<Option<u32>> = vec![None];
     let (fw, fh) = fit(upright(FLOOR), aspect, src_w, src_h);
     rungs.push(Rung {
         name: format!("v{fh}"),
@@ -199,6 +361,7 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
         buffer_bits: FLOOR_BUFFER,
         level: 0,
         audio: low_audio.clone(),
+        codec: Codec::H264,
     });
 
     for &(box_w, box_h, kbps) in &table {
@@ -214,6 +377,7 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
             continue;
         }
         let average = kbps * 1000;
+        boxes.push(Some(box_h));
         rungs.push(Rung {
             name: format!("v{h}"),
             width: w,
@@ -224,26 +388,79 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
             buffer_bits: average * 2,
             level: 0,
             audio: high_audio.clone(),
+            codec: Codec::H264,
         });
     }
     for rung in &mut rungs {
         rung.level = h264_level(rung.width, rung.height, rung.frame_rate_f64());
     }
+    // The floor is the smallest rung on both sides: if it fits SVT-AV1, every rung does, and
+    // an AV1 ladder without its floor would not cover the low bandwidths on its own.
+    let av1 =
+        options.codecs.contains(&Codec::Av1) && rungs[0].width.min(rungs[0].height) >= AV1_MIN_SIDE;
+    if av1 {
+        let twins: Vec<Rung> = rungs
+            .iter()
+            .enumerate()
+            .map(|(i, h264)| {
+                let (average, max, buffer) = if i == 0 {
+                    AV1_FLOOR
+                } else {
+                    // The measured figure of the default table's box; a film.toml's own
+                    // rungs were not measured.
+                    let measured = AV1_KBPS
+                        .iter()
+                        .find(|(h, _)| options.rungs.is_none() && Some(*h) == boxes[i])
+                        .map(|(_, kbps)| kbps * 1000);
+                    let average =
+                        measured.unwrap_or(h264.average_bitrate * AV1_SHARE_PERCENT / 100);
+                    (average, average * 3 / 2, average * 2)
+                };
+                Rung {
+                    name: format!("{}{AV1_SUFFIX}", h264.name),
+                    average_bitrate: average,
+                    max_bitrate: max,
+                    buffer_bits: buffer,
+                    level: 0,
+                    audio: if i == 0 {
+                        has_audio.then(|| AUDIO_OPUS.0.to_owned())
+                    } else {
+                        h264.audio.clone()
+                    },
+                    codec: Codec::Av1,
+                    ..h264.clone()
+                }
+            })
+            .collect();
+        rungs.extend(twins);
+    }
 
-    let audio = if has_audio {
+    let mut audio = if has_audio {
         vec![
             AudioRung {
                 name: AUDIO_LOW.0.into(),
                 bitrate: AUDIO_LOW.1,
+                codec: AudioCodec::Aac,
             },
             AudioRung {
                 name: AUDIO_HIGH.0.into(),
                 bitrate: AUDIO_HIGH.1,
+                codec: AudioCodec::Aac,
             },
         ]
     } else {
         Vec::new()
     };
+    if has_audio && av1 {
+        audio.insert(
+            0,
+            AudioRung {
+                name: AUDIO_OPUS.0.into(),
+                bitrate: AUDIO_OPUS.1,
+                codec: AudioCodec::Opus,
+            },
+        );
+    }
     // Every 10 s for a feature; shorter clips still get about 20 previews.
     let interval_s = if source.duration_s >= 200.0 {
         10
@@ -267,6 +484,12 @@ pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
             .audio_language
             .clone()
             .unwrap_or_else(default_audio_language),
+        av1_preset: av1.then(|| {
+            options
+                .av1_preset
+                .unwrap_or(options.quality.svtav1_preset())
+                .min(*AV1_PRESETS.end())
+        }),
     }
 }
 
@@ -536,6 +759,107 @@ pub(crate) mod tests {
         feature.duration_s = 7200.0;
         let t = plan(&feature, &LadderOptions::default()).thumbnails;
         assert_eq!((t.interval_s, t.count(7200.0)), (10, 720));
+    }
+
+    fn with_av1() -> LadderOptions {
+        LadderOptions {
+            codecs: vec![Codec::H264, Codec::Av1],
+            ..LadderOptions::default()
+        }
+    }
+
+    #[test]
+    fn the_default_ladder_is_h264_alone() {
+        let ladder = plan(&source(1920, 1080, 24.0, true), &LadderOptions::default());
+        assert!(ladder.rungs.iter().all(|r| r.codec == Codec::H264));
+        assert!(ladder.audio.iter().all(|a| a.codec == AudioCodec::Aac));
+        assert_eq!(ladder.av1_preset, None);
+        // What `monsoon ingest --json` shows of it is as before the AV1 ladder.
+        let json = serde_json::to_string(&ladder).unwrap();
+        assert!(!json.contains("codec") && !json.contains("av1"), "{json}");
+    }
+
+    #[test]
+    fn av1_twins_every_h264_rung_at_the_measured_rates() {
+        let ladder = plan(&source(3840, 2160, 24.0, true), &with_av1());
+        let (h264, av1): (Vec<&Rung>, Vec<&Rung>) =
+            ladder.rungs.iter().partition(|r| r.codec == Codec::H264);
+        assert_eq!(h264.len(), av1.len());
+        for (h, a) in h264.iter().zip(&av1) {
+            assert_eq!(a.name, format!("{}-av1", h.name));
+            assert_eq!(
+                (a.width, a.height, &a.frame_rate),
+                (h.width, h.height, &h.frame_rate)
+            );
+            assert!(a.codecs().starts_with("av01"));
+        }
+        let kbps: Vec<u64> = av1.iter().map(|r| r.average_bitrate / 1000).collect();
+        assert_eq!(kbps, [64, 270, 380, 1300, 2700, 4500, 7500, 12_600]);
+        assert_eq!((av1[0].max_bitrate, av1[0].buffer_bits), (80_000, 128_000));
+        assert_eq!((av1[1].max_bitrate, av1[1].buffer_bits), (405_000, 540_000));
+        // The AV1 floor plays with Opus, the others with the H.264 rungs' audio.
+        assert_eq!(av1[0].audio.as_deref(), Some("o32"));
+        assert_eq!(av1[1].audio, h264[1].audio);
+        let opus = ladder.audio.iter().find(|a| a.name == "o32").unwrap();
+        assert_eq!(
+            (opus.codec, opus.bitrate, opus.codecs()),
+            (AudioCodec::Opus, 32_000, "opus")
+        );
+        assert_eq!(ladder.av1_preset, Some(AV1_PRESET));
+        assert_eq!(ladder.audio_only.as_deref(), Some("a48"));
+        // A film.toml's own rung gets 0.75× its H.264 rate; no audio, no Opus.
+        let custom = plan(
+            &source(1920, 1080, 24.0, false),
+            &LadderOptions {
+                rungs: Some(vec![RungSpec {
+                    height: 720,
+                    kbps: 2000,
+                }]),
+                av1_preset: Some(12),
+                ..with_av1()
+            },
+        );
+        let top = custom.rungs.last().unwrap();
+        assert_eq!(
+            (top.name.as_str(), top.average_bitrate),
+            ("v720-av1", 1_500_000)
+        );
+        assert!(custom.audio.is_empty() && top.audio.is_none());
+        assert_eq!(custom.av1_preset, Some(12));
+    }
+
+    #[test]
+    fn pictures_too_small_for_svt_av1_get_no_av1_ladder() {
+        let tiny = plan(&source(96, 54, 25.0, true), &with_av1());
+        assert!(tiny.rungs.iter().all(|r| r.codec == Codec::H264));
+        assert!(tiny.audio.iter().all(|a| a.codec == AudioCodec::Aac));
+        assert_eq!(tiny.av1_preset, None);
+        let small = plan(&source(114, 64, 25.0, true), &with_av1());
+        assert_eq!(small.rungs.len(), 2);
+        assert_eq!(small.rungs[1].codec, Codec::Av1);
+    }
+
+    #[test]
+    fn codec_lists_are_checked() {
+        assert_eq!(Codec::parse_list(&["h264"]).unwrap(), [Codec::H264]);
+        assert_eq!(
+            Codec::parse_list(&["av1", "h264"]).unwrap(),
+            [Codec::H264, Codec::Av1]
+        );
+        let err = Codec::parse_list(&["h264", "vp9"]).unwrap_err();
+        assert_eq!(err, "unknown codec `vp9`; the codecs are h264, av1");
+        assert!(
+            Codec::parse_list(&["av1"])
+                .unwrap_err()
+                .contains("must include h264")
+        );
+        assert!(
+            Codec::parse_list(&["h264", "h264"])
+                .unwrap_err()
+                .contains("twice")
+        );
+        let names: Vec<&str> = Codec::ALL.iter().map(|c| c.name()).collect();
+        assert_eq!(names, monsoon_catalog::VIDEO_CODECS);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use ffmpeg::Progress;
-pub use ladder::{Ladder, LadderOptions, Quality};
+pub use ladder::{Codec, Ladder, LadderOptions, Quality};
 use monsoon_catalog::publish::write_durable;
 pub use package::MeasuredRendition;
 pub use probe::{Limits, Source};

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::ffmpeg::file_arg;
-use crate::ladder::{GOP_SECONDS, Ladder, SEGMENT_SECONDS};
+use crate::ladder::{AV1_PRESET, AudioCodec, Codec, GOP_SECONDS, Ladder, SEGMENT_SECONDS};
 use crate::probe::{ALLOWED_FORMATS, Source};
 
 pub use monsoon_catalog::{INIT_SEGMENT, MEDIA_PLAYLIST, SEGMENT_PATTERN};
@@ -77,17 +77,22 @@ fn pre_filters(source: &Source) -> Vec<String> {
     filters
 }
 
-/// Where each rung is scaled from: the smallest other rung at least twice its height, or the
-/// source. Scaling 234p from 540p instead of from a 4K frame does a fraction of the work, and a
-/// 2:1 or larger bicubic downscale loses nothing the smaller rung could show.
+/// Where each H.264 rung is scaled from: the smallest other H.264 rung at least twice its
+/// height, or the source. Scaling 234p from 540p instead of from a 4K frame does a fraction of
+/// the work, and a 2:1 or larger bicubic downscale loses nothing the smaller rung could show.
+/// AV1 rungs have no scaler of their own (see [`twins`]); their entry is `None`.
 fn scale_parents(ladder: &Ladder) -> Vec<Option<usize>> {
     let rungs = &ladder.rungs;
     rungs
         .iter()
         .map(|rung| {
+            if rung.codec != Codec::H264 {
+                return None;
+            }
             rungs
                 .iter()
                 .enumerate()
+                .filter(|(_, other)| other.codec == Codec::H264)
                 .filter(|(_, other)| other.height >= rung.height * 2)
                 .min_by_key(|(_, other)| other.height)
                 .map(|(j, _)| j)
@@ -95,13 +100,40 @@ fn scale_parents(ladder: &Ladder) -> Vec<Option<usize>> {
         .collect()
 }
 
+/// For each rung, the other-codec rungs of the same picture (size and frame rate), which take
+/// their frames from its scaler: one decode, one scale per picture, one encoder per codec.
+fn twins(ladder: &Ladder) -> Vec<Vec<usize>> {
+    let rungs = &ladder.rungs;
+    rungs
+        .iter()
+        .map(|rung| {
+            if rung.codec != Codec::H264 {
+                return Vec::new();
+            }
+            rungs
+                .iter()
+                .enumerate()
+                .filter(|(_, other)| {
+                    other.codec != Codec::H264
+                        && (other.width, other.height) == (rung.width, rung.height)
+                        && other.frame_rate == rung.frame_rate
+                })
+                .map(|(j, _)| j)
+                .collect()
+        })
+        .collect()
+}
+
 /// The `filter_complex` graph: decode once, normalise once (de-interlace, tone-map, 8-bit),
-/// then a tree of scalers ending in one labelled output `[v<i>]` per rung and `[thumbs]`.
+/// then a tree of scalers ending in one labelled output `[v<i>]` per rung and `[thumbs]`. The
+/// scalers are the H.264 rungs'; an AV1 rung of the same picture is one more output of its
+/// twin's `split`.
 pub fn filter_graph(source: &Source, ladder: &Ladder) -> String {
     let parents = scale_parents(ladder);
+    let twins = twins(ladder);
     let children = |parent: Option<usize>| -> Vec<usize> {
         (0..ladder.rungs.len())
-            .filter(|&i| parents[i] == parent)
+            .filter(|&i| ladder.rungs[i].codec == Codec::H264 && parents[i] == parent)
             .collect()
     };
 
@@ -124,6 +156,9 @@ pub fn filter_graph(source: &Source, ladder: &Ladder) -> String {
         t.interval_s, t.width, t.height, t.columns, t.rows
     ));
     for (i, rung) in ladder.rungs.iter().enumerate() {
+        if rung.codec != Codec::H264 {
+            continue;
+        }
         let parent_fps = parents[i].map_or(source.video.fps, |p| ladder.rungs[p].frame_rate_f64());
         let keeps_rate = (rung.frame_rate_f64() - parent_fps).abs() < 0.001
             && !(parents[i].is_none() && source.video.variable_frame_rate);
@@ -137,13 +172,16 @@ pub fn filter_graph(source: &Source, ladder: &Ladder) -> String {
             rung.width, rung.height
         ));
         let kids = children(Some(i));
-        if kids.is_empty() {
-            graph.push_str(&format!("[v{i}]"));
-        } else {
-            graph.push_str(&format!(",split={}[v{i}]", kids.len() + 1));
-            for k in kids {
-                graph.push_str(&format!("[in{k}]"));
-            }
+        let outputs = 1 + twins[i].len() + kids.len();
+        if outputs > 1 {
+            graph.push_str(&format!(",split={outputs}"));
+        }
+        graph.push_str(&format!("[v{i}]"));
+        for t in &twins[i] {
+            graph.push_str(&format!("[v{t}]"));
+        }
+        for k in kids {
+            graph.push_str(&format!("[in{k}]"));
         }
     }
     graph
@@ -156,12 +194,15 @@ pub fn video_encoder_args(ladder: &Ladder, index: usize) -> Vec<String> {
     let rung = &ladder.rungs[index];
     let fps = rung.frame_rate_f64().max(1.0);
     let keyint = (fps * GOP_SECONDS).round();
+    if rung.codec == Codec::Av1 {
+        return av1_encoder_args(ladder, index, keyint);
+    }
     // One lookahead thread per encoder: with a rung per encoder in one process, more
     // threads only contend for the same cores (measured in bench/ladder.sh).
     let x264 = format!(
         "keyint={keyint}:min-keyint={keyint}:scenecut=0:open-gop=0:nal-hrd=vbr:lookahead-threads=1"
     );
-    [
+    let mut args: Vec<String> = [
         "-c:v",
         "libx264",
         "-preset",
@@ -176,10 +217,53 @@ pub fn video_encoder_args(ladder: &Ladder, index: usize) -> Vec<String> {
         &rung.max_bitrate.to_string(),
         "-bufsize",
         &rung.buffer_bits.to_string(),
-        "-force_key_frames",
-        &format!("expr:gte(t,n_forced*{GOP_SECONDS})"),
         "-x264-params",
         &x264,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    // Key frames by time: an IDR at the first frame at or after each 2 s. Where 2 s is not a
+    // whole number of frames (23.976 fps: 47.952), these fall a frame short of every
+    // `keyint`th frame from the 21st GOP on. SVT-AV1 in ffmpeg 5.1 ignores forced key frames
+    // (it places them every `-g` frames), so a ladder with AV1 keys both codecs by frame count
+    // instead, every `keyint` frames, and the two ladders are cut at the same instants
+    // (`verify` checks it). H.264 alone keeps the time rule.
+    if !ladder.rungs.iter().any(|r| r.codec == Codec::Av1) {
+        let at = args.len() - 2;
+        args.splice(
+            at..at,
+            [
+                "-force_key_frames".to_owned(),
+                format!("expr:gte(t,n_forced*{GOP_SECONDS})"),
+            ],
+        );
+    }
+    args
+}
+
+/// SVT-AV1's options for AV1 rung `index`, as `BENCHMARKS.md` ("Codecs") measured them: 1-pass
+/// VBR at the rung's average (SVT-AV1 1.4.1 refuses CBR with its random-access structure, and
+/// its VBR does not hold `-maxrate`, so the manifests declare the measured peak, as for every
+/// rendition), a key frame every `keyint` frames (2 s: every 6 s segment starts on one),
+/// `irefresh-type=2` for key frames that close the GOP (a segment decodes on its own) and
+/// `scd=0` for no key frame in between.
+fn av1_encoder_args(ladder: &Ladder, index: usize, keyint: f64) -> Vec<String> {
+    let rung = &ladder.rungs[index];
+    [
+        "-c:v",
+        "libsvtav1",
+        "-preset",
+        &ladder.av1_preset.unwrap_or(AV1_PRESET).to_string(),
+        "-g",
+        &keyint.to_string(),
+        "-b:v",
+        &rung.average_bitrate.to_string(),
+        "-maxrate",
+        &rung.max_bitrate.to_string(),
+        "-bufsize",
+        &rung.buffer_bits.to_string(),
+        "-svtav1-params",
+        "irefresh-type=2:scd=0",
     ]
     .map(str::to_owned)
     .to_vec()
@@ -222,12 +306,25 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
     args.push(out_dir.join(THUMBNAILS_DIR).join(SPRITE_PATTERN).into());
     if let Some(audio) = &source.audio {
         for rung in &ladder.audio {
+            let codec: &[&str] = match rung.codec {
+                AudioCodec::Aac => &["-c:a", "aac"],
+                // Constrained VBR with 60 ms frames: a third of 20 ms frames' per-sample fMP4
+                // overhead (BENCHMARKS.md, "Codecs": 35 kbit/s in fMP4 for 32 asked, against 42
+                // with libopus's defaults).
+                AudioCodec::Opus => &[
+                    "-c:a",
+                    "libopus",
+                    "-vbr",
+                    "constrained",
+                    "-frame_duration",
+                    "60",
+                ],
+            };
+            args.extend(codec.iter().map(OsString::from));
             args.extend(
                 [
                     "-map",
                     &format!("0:{}", audio.index),
-                    "-c:a",
-                    "aac",
                     "-b:a",
                     &rung.bitrate.to_string(),
                     "-ac",
@@ -310,6 +407,50 @@ mod tests {
     }
 
     #[test]
+    fn av1_rungs_share_the_h264_scalers() {
+        let source = crate::ladder::tests_support::source(1920, 1080, 25.0);
+        let options = LadderOptions {
+            codecs: vec![crate::ladder::Codec::H264, crate::ladder::Codec::Av1],
+            av1_preset: Some(13),
+            ..LadderOptions::default()
+        };
+        let ladder = plan(&source, &options);
+        let h264_only = plan(&source, &LadderOptions::default());
+        let graph = filter_graph(&source, &ladder);
+        // The same scalers as the H.264 ladder alone: no picture is scaled twice.
+        assert_eq!(
+            graph.matches("scale=").count(),
+            filter_graph(&source, &h264_only).matches("scale=").count(),
+            "{graph}"
+        );
+        for (i, rung) in ladder.rungs.iter().enumerate() {
+            assert_eq!(graph.matches(&format!("[v{i}]")).count(), 1, "{graph}");
+            let args = video_encoder_args(&ladder, i);
+            let encoder = &args[args.iter().position(|a| a == "-c:v").unwrap() + 1];
+            if rung.codec == crate::ladder::Codec::Av1 {
+                assert_eq!(encoder, "libsvtav1");
+                let at = |flag: &str| &args[args.iter().position(|a| a == flag).unwrap() + 1];
+                assert_eq!(at("-g"), "50");
+                assert_eq!(at("-preset"), "13");
+                assert_eq!(at("-b:v"), &rung.average_bitrate.to_string());
+                assert_eq!(at("-svtav1-params"), "irefresh-type=2:scd=0");
+            } else {
+                assert_eq!(encoder, "libx264");
+                // Keyed by frame count, as SVT-AV1 is (see video_encoder_args).
+                assert!(!args.contains(&"-force_key_frames".to_owned()), "{args:?}");
+            }
+        }
+        let args: Vec<String> = ffmpeg_args(&source, &ladder, Path::new("/out"))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args.iter().filter(|a| *a == "-i").count(), 1);
+        assert!(args.contains(&"/out/v1080-av1/index.m3u8".to_owned()));
+        assert!(args.contains(&"/out/o32/index.m3u8".to_owned()));
+        assert!(args.contains(&"libopus".to_owned()));
+    }
+
+    #[test]
     fn the_size_guard_takes_the_probed_size_either_way_up() {
         let mut source = crate::ladder::tests_support::source(1280, 720, 25.0);
         // A phone's portrait video: coded landscape, turned upright by autorotate first.
@@ -382,5 +523,9 @@ mod tests {
         assert_eq!(outputs, ladder.rungs.len() + ladder.audio.len());
         assert!(args.contains(&"/out/v1080/index.m3u8".to_owned()));
         assert!(args.contains(&"/out/a48/index.m3u8".to_owned()));
+        // H.264 alone: key frames by time, as always.
+        let at = args.iter().position(|a| a == "-force_key_frames").unwrap();
+        assert_eq!(args[at + 1], "expr:gte(t,n_forced*2)");
+        assert_eq!(args[at + 2], "-x264-params");
     }
 }

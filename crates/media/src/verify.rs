@@ -104,8 +104,48 @@ pub fn verify(
         }
     }
 
-    // 4. Every rendition keeps to its bit-rate budget.
+    // 3b. Every video rendition, of either codec, is cut at the same instants: segment
+    //     alignment is what the MPD declares (`segmentAlignment`, ISO/IEC 23009-1 §5.3.3.2)
+    //     and what a player switching variants on a segment boundary counts on (RFC 8216
+    //     §6.2.4: renditions' segments should line up).
+    let videos: Vec<&MeasuredRendition> = renditions
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Video { .. }))
+        .collect();
+    if let Some((first, rest)) = videos.split_first() {
+        for r in rest {
+            let aligned = r.segments.len() == first.segments.len()
+                && r.segments
+                    .iter()
+                    .zip(&first.segments)
+                    .all(|(a, b)| (a.media_duration_s - b.media_duration_s).abs() <= 0.002);
+            if !aligned {
+                let durations = |r: &MeasuredRendition| -> Vec<String> {
+                    r.segments
+                        .iter()
+                        .map(|s| format!("{:.3}", s.media_duration_s))
+                        .collect()
+                };
+                return fail(format!(
+                    "rendition {} is cut at other instants than {}: segments of {:?} s against {:?} s",
+                    r.name,
+                    first.name,
+                    durations(r),
+                    durations(first)
+                ));
+            }
+        }
+    }
+
+    // 4. Every rendition keeps to its bit-rate budget, and its codec string is one a player
+    //    can parse (RFC 6381; AV1 per the AV1 ISO-BMFF binding §5).
     for r in renditions {
+        if !codecs_parse(&r.codecs, &r.kind) {
+            return fail(format!(
+                "rendition {} has the codec string `{}`, which does not parse",
+                r.name, r.codecs
+            ));
+        }
         if r.average_bitrate > r.budget.average || r.peak_bitrate > r.budget.peak {
             return fail(format!(
                 "rendition {} averages {} bit/s and peaks at {} bit/s; its budget is {} average, {} peak",
@@ -155,26 +195,90 @@ pub fn verify(
         }
     }
 
-    // 7. The weakest rung fits a 2G-class link with its audio (HLS authoring spec §9.21).
-    let floor = renditions
+    // 7. The weakest rung of each codec fits a 2G-class link with its audio (HLS authoring
+    //    spec §9.21): a player that decodes only H.264 has its own floor.
+    let family = |codecs: &str| codecs.split('.').next().unwrap_or_default().to_owned();
+    let mut families: Vec<String> = renditions
         .iter()
-        .filter_map(|r| match &r.kind {
-            Kind::Video { audio, .. } => Some((r, audio)),
-            Kind::Audio => None,
-        })
-        .min_by_key(|(r, _)| r.peak_bitrate);
-    if let Some((floor, audio)) = floor {
-        let audio_peak = audio
-            .as_deref()
-            .and_then(|a| renditions.iter().find(|r| r.name == a))
-            .map_or(0, |a| a.peak_bitrate);
-        let peak = floor.peak_bitrate + audio_peak;
-        if peak > FLOOR_PEAK_BUDGET {
-            return fail(format!(
-                "the floor rung {} peaks at {peak} bit/s with its audio, over the {FLOOR_PEAK_BUDGET} bit/s 2G budget",
-                floor.name
-            ));
+        .filter(|r| matches!(r.kind, Kind::Video { .. }))
+        .map(|r| family(&r.codecs))
+        .collect();
+    families.dedup();
+    for fam in families {
+        let floor = renditions
+            .iter()
+            .filter(|r| family(&r.codecs) == fam)
+            .filter_map(|r| match &r.kind {
+                Kind::Video { audio, .. } => Some((r, audio)),
+                Kind::Audio => None,
+            })
+            .min_by_key(|(r, _)| r.peak_bitrate);
+        if let Some((floor, audio)) = floor {
+            let audio_peak = audio
+                .as_deref()
+                .and_then(|a| renditions.iter().find(|r| r.name == a))
+                .map_or(0, |a| a.peak_bitrate);
+            let peak = floor.peak_bitrate + audio_peak;
+            if peak > FLOOR_PEAK_BUDGET {
+                return fail(format!(
+                    "the floor rung {} peaks at {peak} bit/s with its audio, over the {FLOOR_PEAK_BUDGET} bit/s 2G budget",
+                    floor.name
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// Whether `codecs` is a codec string Monsoon writes for a rendition of `kind`: H.264 High
+/// (`avc1.` and six hex digits, RFC 6381 §3.3) or AV1 (`av01.P.LLT.DD`) for video, AAC-LC
+/// (`mp4a.40.2`) or `opus` for audio.
+pub fn codecs_parse(codecs: &str, kind: &Kind) -> bool {
+    match kind {
+        Kind::Video { .. } => {
+            codecs
+                .strip_prefix("avc1.")
+                .is_some_and(|hex| hex.len() == 6 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                || crate::fmp4::parse_av1_codecs(codecs).is_some()
+        }
+        Kind::Audio => codecs == "mp4a.40.2" || codecs == "opus",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_strings_are_checked_per_kind() {
+        let video = Kind::Video {
+            width: 416,
+            height: 234,
+            frame_rate: "25/1".into(),
+            audio: None,
+        };
+        for good in [
+            "avc1.64001e",
+            "avc1.640033",
+            "av01.0.00M.08",
+            "av01.0.13H.10",
+        ] {
+            assert!(codecs_parse(good, &video), "{good}");
+        }
+        // `av01` alone is what an AV1 rung is planned as, before its av1C is read.
+        for bad in [
+            "av01",
+            "avc1.64001",
+            "avc1.64001g",
+            "av01.0.4M.08",
+            "mp4a.40.2",
+            "",
+        ] {
+            assert!(!codecs_parse(bad, &video), "{bad}");
+        }
+        assert!(codecs_parse("mp4a.40.2", &Kind::Audio));
+        assert!(codecs_parse("opus", &Kind::Audio));
+        assert!(!codecs_parse("Opus", &Kind::Audio));
+        assert!(!codecs_parse("av01.0.00M.08", &Kind::Audio));
+    }
 }

@@ -62,6 +62,7 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
             quality: QualityArg::Fast,
             max_height: None,
             subtitles: Vec::new(),
+            codecs: None,
             json: false,
             submit: false,
         },

@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use monsoon_catalog::is_language_tag;
 use monsoon_catalog::publish::Publisher;
 use monsoon_ingest::{Destination, Published, Request};
-use monsoon_media::{Ladder, Progress, Quality, Source, Subtitle};
+use monsoon_media::{Codec, Ladder, Progress, Quality, Source, Subtitle};
 use serde_json::json;
 
 use crate::DataDir;
@@ -37,6 +37,11 @@ pub struct IngestArgs {
     /// (e.g. `vi=phim.vi.srt`); repeat for each language.
     #[arg(long = "subtitles", value_name = "LANG=FILE", value_parser = parse_subtitle)]
     pub subtitles: Vec<Subtitle>,
+    /// Video codecs of the ladder, comma-separated: `h264` (always) and `av1` for an AV1
+    /// ladder beside it (docs/INGEST.md, "Codecs"). Overrides film.toml's `codecs`; without
+    /// either, H.264 alone.
+    #[arg(long, value_name = "CODECS", value_delimiter = ',', value_parser = parse_codec)]
+    pub codecs: Option<Vec<Codec>>,
     /// Print progress as JSON lines on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,
@@ -62,6 +67,11 @@ impl From<QualityArg> for Quality {
             QualityArg::Best => Quality::Best,
         }
     }
+}
+
+/// Parses one of `--codecs`' names; the error names it and the codecs there are.
+fn parse_codec(name: &str) -> Result<Codec, String> {
+    name.parse()
 }
 
 /// Parses `LANG=FILE`; the language is a BCP 47 primary tag with an optional region
@@ -134,6 +144,7 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         quality: args.quality.into(),
         max_height: args.max_height,
         subtitles: args.subtitles,
+        codecs: args.codecs,
     })
     .await?;
     describe(&plan.source, &plan.ladder, args.json);
@@ -172,7 +183,16 @@ fn describe(source: &Source, ladder: &Ladder, json_output: bool) {
     let rungs: Vec<String> = ladder
         .rungs
         .iter()
-        .map(|r| format!("{}x{}@{}k", r.width, r.height, r.average_bitrate / 1000))
+        .map(|r| {
+            // The codec is named for AV1 only, so an H.264 ladder reads as it always did.
+            let codec = if r.codec == Codec::Av1 { "/av1" } else { "" };
+            format!(
+                "{}x{}@{}k{codec}",
+                r.width,
+                r.height,
+                r.average_bitrate / 1000
+            )
+        })
         .collect();
     if json_output {
         println!(

@@ -40,6 +40,7 @@ pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode
             quality: args.quality.into(),
             max_height: args.max_height,
             subtitles: args.subtitles,
+            codecs: args.codecs,
         },
         monsoon_ingest::jobs::DEFAULT_ATTEMPTS,
     )

@@ -138,7 +138,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // mp4-atom warns of every box it does not model, such as the `fiel` and `sdtp`
+            // of ffmpeg's AV1 init segments, which nothing here reads.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,mp4_atom=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

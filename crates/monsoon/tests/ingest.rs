@@ -735,3 +735,279 @@ fn a_second_ingest_of_the_same_slug_is_refused_while_one_runs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The codecs parameter string of AV1 (AV1 ISO-BMFF binding §5), `av01.P.LLT.DD`, as a
+/// player's parser would take it apart: profile, level index, tier, bit depth.
+fn parse_av01(codecs: &str) -> Option<(u8, u8, char, u8)> {
+    let mut parts = codecs.strip_prefix("av01.")?.split('.');
+    let profile = parts.next()?.parse().ok()?;
+    let level_tier = parts.next()?;
+    let level = level_tier.get(..2)?.parse().ok()?;
+    let tier = level_tier.get(2..)?.parse().ok()?;
+    let depth = parts.next()?.parse().ok()?;
+    parts
+        .next()
+        .is_none()
+        .then_some((profile, level, tier, depth))
+}
+
+#[test]
+fn codecs_h264_av1_publishes_both_ladders_in_one_playlist_and_one_mpd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let master = tmp.path().join("clip.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25:duration=8",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=8",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-shortest",
+        master.to_str().unwrap(),
+    ]);
+    common::ingest_ok_with(&data, &master, "hai", &["--codecs", "h264,av1"]);
+    let dir = version_dir(&data, "hai");
+    let playlist = std::fs::read_to_string(dir.join("master.m3u8")).unwrap();
+
+    // Each codec has its own full ladder, floor to top, in the one multivariant playlist.
+    let variants: Vec<(&str, &str)> = playlist
+        .lines()
+        .zip(playlist.lines().skip(1))
+        .filter(|(l, _)| l.starts_with("#EXT-X-STREAM-INF") && l.contains("RESOLUTION="))
+        .collect();
+    let codecs_of = |line: &str| -> String {
+        line.split("CODECS=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let av1: Vec<_> = variants
+        .iter()
+        .filter(|(l, _)| l.contains("av01."))
+        .collect();
+    let h264: Vec<_> = variants
+        .iter()
+        .filter(|(l, _)| l.contains("avc1."))
+        .collect();
+    assert_eq!((av1.len(), h264.len()), (2, 2), "{playlist}");
+    // H.264 first, the floor leading: a player that takes the first variant plays as before.
+    assert!(
+        variants[0].0.contains("avc1.") && variants[0].0.contains("416x234"),
+        "{playlist}"
+    );
+    assert!(
+        variants[2].0.contains("av01.") && variants[2].0.contains("416x234"),
+        "{playlist}"
+    );
+    for (line, uri) in &av1 {
+        let codecs = codecs_of(line);
+        let video = codecs.split(',').next().unwrap();
+        let (profile, level, tier, depth) =
+            parse_av01(video).unwrap_or_else(|| panic!("`{video}` does not parse"));
+        assert_eq!((profile, tier, depth), (0, 'M', 8), "{video}");
+        assert!(level <= 31, "{video}");
+        assert!(uri.contains("-av1/"), "{uri}");
+    }
+    // The AV1 floor plays with Opus, and stays within the 2G budget with it.
+    let floor = av1
+        .iter()
+        .find(|(l, _)| l.contains("RESOLUTION=416x234"))
+        .unwrap();
+    assert!(codecs_of(floor.0).ends_with(",opus"), "{}", floor.0);
+    assert!(floor.0.contains("AUDIO=\"o32\""), "{}", floor.0);
+    let bandwidth: u64 = floor
+        .0
+        .split("BANDWIDTH=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(bandwidth <= 192_000, "{}", floor.0);
+    // I-frame playlists for the AV1 rungs too.
+    assert_eq!(
+        playlist
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-I-FRAME-STREAM-INF") && l.contains("av01."))
+            .count(),
+        2,
+        "{playlist}"
+    );
+
+    // The MPD: AV1 in an adaptation set of its own (codecs cannot switch within one).
+    let mpd = std::fs::read_to_string(dir.join("manifest.mpd")).unwrap();
+    let av1_set = mpd
+        .split("<AdaptationSet id=\"video-av1\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{mpd}"));
+    let av1_set = av1_set.split("</AdaptationSet>").next().unwrap();
+    let reps: Vec<&str> = av1_set
+        .split("codecs=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert_eq!(reps.len(), 2, "{av1_set}");
+    assert!(reps.iter().all(|c| parse_av01(c).is_some()), "{reps:?}");
+    let h264_set = mpd
+        .split("<AdaptationSet id=\"video\"")
+        .nth(1)
+        .unwrap()
+        .split("</AdaptationSet>")
+        .next()
+        .unwrap();
+    assert!(!h264_set.contains("av01"), "{h264_set}");
+
+    // 6 s segments cut where the H.264 ones are.
+    let extinfs = |rung: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join(rung).join("index.m3u8"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("#EXTINF:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(extinfs("v234")[0], "#EXTINF:6.000000,");
+    for rung in ["v234-av1", "v360-av1"] {
+        assert_eq!(extinfs(rung), extinfs("v234"), "{rung}");
+    }
+
+    for rung in ["v234-av1", "v360-av1"] {
+        let rung_dir = dir.join(rung);
+        // Every segment opens on a key frame: decoded alone after the init segment, its
+        // first packet is one.
+        let media = std::fs::read_to_string(rung_dir.join("index.m3u8")).unwrap();
+        let segments: Vec<&str> = media.lines().filter(|l| l.ends_with(".m4s")).collect();
+        assert_eq!(segments.len(), 2, "{media}");
+        for seg in segments {
+            let alone = tmp.path().join(format!("{rung}-{seg}.mp4"));
+            let mut bytes = std::fs::read(rung_dir.join("init.mp4")).unwrap();
+            bytes.extend(std::fs::read(rung_dir.join(seg)).unwrap());
+            std::fs::write(&alone, bytes).unwrap();
+            let packets = ffprobe(
+                &alone,
+                &[
+                    "-select_streams",
+                    "v",
+                    "-show_entries",
+                    "packet=flags",
+                    "-show_packets",
+                ],
+            );
+            let first = packets["packets"][0]["flags"].as_str().unwrap().to_owned();
+            assert!(
+                first.starts_with('K'),
+                "{rung}/{seg} opens with a {first} packet"
+            );
+        }
+        // ffmpeg decodes the whole rendition without an error: 8 s of 25 fps.
+        let joined = tmp.path().join(format!("{rung}.mp4"));
+        join_rendition(&rung_dir, &joined);
+        let out = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&joined)
+            .args(["-f", "framemd5", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let frames = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        assert_eq!(frames, 200, "{rung}");
+    }
+    // The Opus rendition decodes too.
+    let opus = tmp.path().join("o32.mp4");
+    join_rendition(&dir.join("o32"), &opus);
+    let streams = ffprobe(
+        &opus,
+        &["-show_entries", "stream=codec_name", "-show_streams"],
+    );
+    assert_eq!(streams["streams"][0]["codec_name"], "opus");
+
+    // Sizes, for the record (`cargo nextest run --no-capture` shows them).
+    let size = |name: &str| -> u64 {
+        std::fs::read_dir(dir.join(name))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    };
+    let (h, a) = (
+        size("v234") + size("v360"),
+        size("v234-av1") + size("v360-av1"),
+    );
+    eprintln!(
+        "8 s 640x360 testsrc2: H.264 ladder {h} bytes, AV1 ladder {a} bytes ({:.2}×)",
+        a as f64 / h as f64
+    );
+}
+
+#[test]
+fn unknown_codecs_are_refused_naming_the_value_and_the_choices() {
+    let f = Fixture::new();
+    let clip = f.path("clip.mp4");
+    encode_video(&lavfi_video("320x180", 2), &clip);
+    f.assert_refused(
+        &clip,
+        &["--codecs", "h264,vp9"],
+        &["`vp9`", "the codecs are h264, av1"],
+    );
+    f.assert_refused(&clip, &["--codecs", "av1"], &["must include h264"]);
+    // SVT-AV1 encodes no side under 64 pixels: a picture whose floor is smaller is refused
+    // an AV1 ladder before anything is encoded.
+    let tiny = f.path("tiny.mp4");
+    encode_video(&lavfi_video("96x54", 1), &tiny);
+    f.assert_refused(
+        &tiny,
+        &["--codecs", "h264,av1"],
+        &["the smallest rung is 96x54", "no side under 64 pixels"],
+    );
+    let meta = f.path("film.toml");
+    std::fs::write(&meta, "codecs = [\"hevc\"]\n[title]\nvi = \"Phim\"\n").unwrap();
+    f.assert_refused(
+        &clip,
+        &["--meta", meta.to_str().unwrap()],
+        &["`codecs[0]` is `hevc`; the codecs are h264, av1"],
+    );
+}
+
+/// At 23.976 fps, two seconds are not a whole number of frames: x264's key frames forced by
+/// time (`gte(t,n_forced*2)`) fall a frame earlier than every 48th frame from 42 s on, and
+/// SVT-AV1 in ffmpeg 5.1 ignores forced key frames. The two ladders must still be cut at the
+/// same instants, past that point.
+#[test]
+fn ntsc_rate_ladders_stay_aligned_past_the_first_frame_of_drift() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let master = tmp.path().join("ntsc.mp4");
+    encode_video("testsrc2=size=128x72:rate=24000/1001:duration=50", &master);
+    common::ingest_ok_with(&data, &master, "ntsc", &["--codecs", "h264,av1"]);
+    let dir = version_dir(&data, "ntsc");
+    let extinfs = |rung: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join(rung).join("index.m3u8"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("#EXTINF:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(extinfs("v72").len(), 9, "{:?}", extinfs("v72"));
+    assert_eq!(extinfs("v72-av1"), extinfs("v72"));
+}

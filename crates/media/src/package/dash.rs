@@ -55,6 +55,7 @@ pub fn mpd(
     };
 
     let mut video = Vec::new();
+    let mut av1 = Vec::new();
     let mut audio = Vec::new();
     for r in renditions {
         match &r.kind {
@@ -63,7 +64,12 @@ pub fn mpd(
                 height,
                 frame_rate,
                 ..
-            } => video.push(Representation {
+            } => (if r.codecs.starts_with("av01") {
+                &mut av1
+            } else {
+                &mut video
+            })
+            .push(Representation {
                 id: Some(r.name.clone()),
                 codecs: Some(r.codecs.clone()),
                 width: Some(u64::from(*width)),
@@ -84,6 +90,7 @@ pub fn mpd(
         }
     }
     video.sort_by_key(|r| r.bandwidth);
+    av1.sort_by_key(|r| r.bandwidth);
     audio.sort_by_key(|r| r.bandwidth);
     let audio = dash_audio(audio);
 
@@ -96,6 +103,20 @@ pub fn mpd(
         representations: video,
         ..AdaptationSet::default()
     }];
+    // AV1 in an adaptation set of its own: a player switches among the representations of
+    // one set seamlessly (ISO/IEC 23009-1 §5.3.3.1), which one decoder cannot do across
+    // codecs; a player that decodes AV1 picks this set, any other the H.264 one.
+    if !av1.is_empty() {
+        adaptations.push(AdaptationSet {
+            id: Some("video-av1".into()),
+            contentType: Some("video".into()),
+            mimeType: Some("video/mp4".into()),
+            segmentAlignment: Some(true),
+            startWithSAP: Some(1),
+            representations: av1,
+            ..AdaptationSet::default()
+        });
+    }
     if !audio.is_empty() {
         adaptations.push(AdaptationSet {
             id: Some("audio".into()),
@@ -144,7 +165,8 @@ pub fn mpd(
 }
 
 /// The audio representations the MPD offers: only the last (highest bit rate) of `audio`,
-/// sorted by bandwidth.
+/// sorted by bandwidth. The AV1 floor's Opus rendition (HLS pairs it with that rung) is
+/// thereby left out of the MPD too, whose AV1 representations play with the AAC one.
 ///
 /// An MPD states no pairing of audio with video: a DASH player makes its variants as every
 /// video representation times every audio one (ISO/IEC 23009-1 §5.3.3.1: the representations

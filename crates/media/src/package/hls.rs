@@ -97,7 +97,10 @@ pub fn multivariant_playlist(
         });
     }
     // Lowest first: players that take the first variant start on the weakest link's rung.
-    variants.sort_by_key(|v| v.bandwidth);
+    // H.264 before AV1: the AV1 variants cover every bandwidth on their own (HLS authoring
+    // spec §1.23), and a player that takes the first variant without weighing `CODECS` gets
+    // the H.264 floor, which it decodes, as it did before there was an AV1 ladder.
+    variants.sort_by_key(|v| (is_av1(v), v.bandwidth));
     let mut iframe_variants: Vec<VariantStream> = renditions
         .iter()
         .filter_map(|r| {
@@ -119,7 +122,7 @@ pub fn multivariant_playlist(
             })
         })
         .collect();
-    iframe_variants.sort_by_key(|v| v.bandwidth);
+    iframe_variants.sort_by_key(|v| (is_av1(v), v.bandwidth));
     if let Some(a) = audio_only.and_then(|name| find(renditions, name)) {
         variants.push(VariantStream {
             uri: uri(&a.name),
@@ -137,6 +140,11 @@ pub fn multivariant_playlist(
         variants,
         ..MasterPlaylist::default()
     }
+}
+
+/// Whether a variant's video is AV1 (its `CODECS` starts with the `av01` sample entry).
+fn is_av1(v: &VariantStream) -> bool {
+    v.codecs.as_deref().is_some_and(|c| c.starts_with("av01"))
 }
 
 /// The media playlist of one WebVTT file lasting the whole film (RFC 8216 §3.5).
