@@ -405,6 +405,46 @@ pub async fn extract_frame(source: &Source, at_s: f64, height: u32, out: &Path) 
     }
 }
 
+/// Tiles the single thumbnails in `dir` (named by [`crate::transcode::THUMB_PATTERN`]) into
+/// sprite sheets of `columns` × `rows` ([`crate::transcode::SPRITE_PATTERN`]), then removes
+/// them. Small JPEGs: a fraction of a second for a feature film.
+pub async fn tile_thumbnails(dir: &Path, columns: u32, rows: u32) -> Result<()> {
+    use crate::transcode::{SPRITE_PATTERN, THUMB_PATTERN};
+    let mut cmd = command("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+        .args([
+            "-protocol_whitelist",
+            "file",
+            "-f",
+            "image2",
+            "-framerate",
+            "1",
+        ])
+        .arg("-i")
+        .arg(dir.join(THUMB_PATTERN))
+        .args(["-vf", &format!("tile={columns}x{rows}"), "-q:v", "5"])
+        .arg(dir.join(SPRITE_PATTERN));
+    let output = cmd.output().await.map_err(spawn_error("ffmpeg"))?;
+    if !output.status.success() {
+        return Err(Error::ToolFailed {
+            tool: "ffmpeg",
+            status: output.status.to_string(),
+            code: output.status.code(),
+            stderr: tail(&output.stderr),
+        });
+    }
+    let mut entries = tokio::fs::read_dir(dir).await.map_err(Error::io(dir))?;
+    while let Some(entry) = entries.next_entry().await.map_err(Error::io(dir))? {
+        if entry.file_name().to_string_lossy().starts_with("thumb_") {
+            let path = entry.path();
+            tokio::fs::remove_file(&path)
+                .await
+                .map_err(Error::io(&path))?;
+        }
+    }
+    Ok(())
+}
+
 /// Refuses to go on when ffmpeg or ffprobe is missing (or does not run), before anything is
 /// written, with the command that installs them.
 pub fn require_ffmpeg() -> Result<()> {

@@ -109,6 +109,9 @@ pub async fn encode_and_package(
         other => other,
     })?;
 
+    let t = &ladder.thumbnails;
+    ffmpeg::tile_thumbnails(&out_dir.join(transcode::THUMBNAILS_DIR), t.columns, t.rows).await?;
+
     let poster = "poster.jpg";
     let poster_at = (source.duration_s * 0.1).min(60.0);
     let poster_height = ladder.rungs.last().map_or(720, |r| r.height.min(720));

@@ -16,6 +16,12 @@ pub use monsoon_catalog::{INIT_SEGMENT, MEDIA_PLAYLIST, SEGMENT_PATTERN};
 pub const THUMBNAILS_DIR: &str = "thumbs";
 /// `printf` pattern of sprite sheet file names (numbered from 1).
 pub const SPRITE_PATTERN: &str = "sprite_%03d.jpg";
+/// `printf` pattern of the single thumbnails the encode writes; tiled into sprites after it
+/// ([`crate::ffmpeg::tile_thumbnails`]) and removed. Not tiled in the encode itself: ffmpeg 5.1
+/// starts its `-progress` reports only once every output has begun, and a `tile` output
+/// begins when its first sheet is full (100 thumbnails, 1,000 s of film), so the progress bar
+/// stood still until then, and then reported the sheets' timestamps.
+pub const THUMB_PATTERN: &str = "thumb_%05d.jpg";
 
 /// Instance name of the filter that refuses a frame of another size than the probed one.
 /// ffmpeg names the instance in its error (`[crop@frame_size_guard @ 0x…]`), which is how
@@ -152,8 +158,8 @@ pub fn filter_graph(source: &Source, ladder: &Ladder) -> String {
     }
     let t = &ladder.thumbnails;
     graph.push_str(&format!(
-        ";[thumbsrc]fps=1/{},scale={}:{},setsar=1,format=yuvj420p,tile={}x{}[thumbs]",
-        t.interval_s, t.width, t.height, t.columns, t.rows
+        ";[thumbsrc]fps=1/{},scale={}:{},setsar=1,format=yuvj420p[thumbs]",
+        t.interval_s, t.width, t.height
     ));
     for (i, rung) in ladder.rungs.iter().enumerate() {
         if rung.codec != Codec::H264 {
@@ -303,7 +309,7 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
         ]
         .map(OsString::from),
     );
-    args.push(out_dir.join(THUMBNAILS_DIR).join(SPRITE_PATTERN).into());
+    args.push(out_dir.join(THUMBNAILS_DIR).join(THUMB_PATTERN).into());
     if let Some(audio) = &source.audio {
         for rung in &ladder.audio {
             let codec: &[&str] = match rung.codec {
@@ -513,7 +519,8 @@ mod tests {
         let max_pixels = &args[args.iter().position(|a| a == "-max_pixels").unwrap() + 1];
         assert_eq!(max_pixels, &(1984 * 1144).to_string());
         assert!(args.iter().position(|a| a == "-max_pixels") < args.iter().position(|a| a == "-i"));
-        assert!(graph.contains("tile=10x10[thumbs]"), "{graph}");
+        assert!(graph.contains("format=yuvj420p[thumbs]"), "{graph}");
+        assert!(!graph.contains("tile="), "tiled in the encode: {graph}");
         // Every rung has exactly one output, and every scaler input is fed exactly once.
         for i in 0..ladder.rungs.len() {
             assert_eq!(graph.matches(&format!("[v{i}]")).count(), 1, "{graph}");

@@ -1011,3 +1011,43 @@ fn ntsc_rate_ladders_stay_aligned_past_the_first_frame_of_drift() {
     assert_eq!(extinfs("v72").len(), 9, "{:?}", extinfs("v72"));
     assert_eq!(extinfs("v72-av1"), extinfs("v72"));
 }
+
+/// The operator's progress bar moves while the film is encoded, not only at the end: ffmpeg
+/// reports progress only once every output has begun, and a tiled thumbnail output once began
+/// after 100 thumbnails (1,000 s of film), then reported the sheets' timestamps (1,000 s).
+#[test]
+fn progress_is_reported_while_encoding_and_never_past_the_film() {
+    let f = Fixture::new();
+    let master = f.path("progress.mp4");
+    common::make_clip(&master, 60, "640x360");
+    let out = Command::new(MONSOON)
+        .arg("--data")
+        .arg(&f.data)
+        .arg("ingest")
+        .arg(&master)
+        .args(["--slug", "progress", "--quality", "fast", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "progress")
+        .collect();
+    let during = reports
+        .iter()
+        .filter(|r| r["percent"].as_f64().unwrap() < 100.0)
+        .count();
+    assert!(
+        during >= 2,
+        "{during} progress reports before the end: {reports:?}"
+    );
+    for r in &reports {
+        let at = r["out_time_s"].as_f64().unwrap();
+        assert!(at <= 61.0, "a report past the 60 s film: {r}");
+    }
+}
