@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Config, Minute, PlayerState, Session};
+use crate::{Codec, Config, Minute, PlayerState, Session};
 
 pub(crate) const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -223,6 +223,9 @@ pub(crate) struct FilmFigures {
     failures: u64,
     startup: StartupHistogram,
     rungs: BTreeMap<u32, u64>,
+    /// Playing time by codec, ms; sessions by the codec their last beat named.
+    codec_play_ms: BTreeMap<Codec, u64>,
+    codec_sessions: BTreeMap<Codec, u64>,
     viewers: Viewers,
     /// Sessions that never showed a frame and had no error: ended ones, and the others by
     /// their last beat (those silent past the liveness window have given up).
@@ -271,11 +274,22 @@ pub struct FilmStats {
     pub failures: u64,
     /// Playing time by rendition height, seconds.
     pub rungs: BTreeMap<u32, f64>,
+    /// Sessions and playing time by video codec (`h264`, `av1`): the sessions whose last beat
+    /// named the codec, and the time played under it. Sessions whose player named no codec
+    /// are in neither.
+    pub codecs: BTreeMap<Codec, CodecStats>,
     /// Sessions left out of every figure above: opened while their viewer already watched
     /// in as many sessions as one person can (`docs/SECURITY.md`).
     pub suspicious_sessions: u64,
     /// Their playing time, seconds.
     pub suspicious_playing_time_s: f64,
+}
+
+/// One codec's share of a film's audience.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CodecStats {
+    pub sessions: u64,
+    pub playing_time_s: f64,
 }
 
 fn never_started(s: &Session) -> bool {
@@ -346,6 +360,20 @@ impl FilmFigures {
             n(total, *ms);
             if *total == 0 {
                 self.rungs.remove(height);
+            }
+        }
+        for (codec, ms) in &s.codecs {
+            let total = self.codec_play_ms.entry(*codec).or_default();
+            n(total, *ms);
+            if *total == 0 {
+                self.codec_play_ms.remove(codec);
+            }
+        }
+        if let Some(codec) = b.codec {
+            let total = self.codec_sessions.entry(codec).or_default();
+            n(total, 1);
+            if *total == 0 {
+                self.codec_sessions.remove(&codec);
             }
         }
         if let Some(at) = s.last_beat_at {
@@ -454,6 +482,19 @@ impl FilmFigures {
                 .rungs
                 .iter()
                 .map(|(h, ms)| (*h, *ms as f64 / 1000.0))
+                .collect(),
+            codecs: self
+                .codec_sessions
+                .keys()
+                .chain(self.codec_play_ms.keys())
+                .map(|codec| {
+                    let stats = CodecStats {
+                        sessions: self.codec_sessions.get(codec).copied().unwrap_or(0),
+                        playing_time_s: self.codec_play_ms.get(codec).copied().unwrap_or(0) as f64
+                            / 1000.0,
+                    };
+                    (*codec, stats)
+                })
                 .collect(),
             suspicious_sessions: self.suspicious_sessions,
             suspicious_playing_time_s: self.suspicious_play_ms as f64 / 1000.0,

@@ -10,6 +10,43 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
+/// The video codec family a player decodes, as a heartbeat names it: `h264` (RFC 6381 `avc1`)
+/// or `av1` (`av01`, the AV1 ISO-BMFF binding). A player plays one family at a time (it
+/// does not switch families mid-stream), so a session reports one at each beat.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    H264,
+    Av1,
+}
+
+impl Codec {
+    pub const ALL: [Codec; 2] = [Codec::H264, Codec::Av1];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::H264 => "h264",
+            Codec::Av1 => "av1",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
 /// The player's state in a heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -105,6 +142,10 @@ pub struct Heartbeat {
     pub dropped_frames: u64,
     #[serde(default)]
     pub fatal_error: bool,
+    /// The video codec being played: `h264` or `av1` (absent: not said, as from players
+    /// older than the AV1 ladder). Any other value is refused, naming the field.
+    #[serde(default)]
+    pub codec: Option<String>,
 }
 
 /// The largest value of each field a player can report, and why. `docs/SECURITY.md` lists
@@ -158,6 +199,15 @@ impl Heartbeat {
         )?;
         bound("bytes", self.bytes, BYTES)?;
         bound("dropped_frames", self.dropped_frames, DROPPED_FRAMES)?;
+        if let Some(codec) = &self.codec {
+            if Codec::from_name(codec).is_none() {
+                // Named by length, not echoed: the value comes from outside.
+                return Err(Error::Invalid(format!(
+                    "heartbeat field `codec` ({} bytes) is not one of `h264`, `av1`",
+                    codec.len()
+                )));
+            }
+        }
         if let Some(proof) = &self.proof {
             bound(
                 "proof (length)",
@@ -183,6 +233,9 @@ pub struct Counters {
     pub bytes: u64,
     pub dropped_frames: u64,
     pub fatal_error: bool,
+    /// The codec of the beat (`None`: not said).
+    #[serde(default)]
+    pub codec: Option<Codec>,
 }
 
 impl From<&Heartbeat> for Counters {
@@ -199,6 +252,8 @@ impl From<&Heartbeat> for Counters {
             bytes: b.bytes,
             dropped_frames: b.dropped_frames,
             fatal_error: b.fatal_error,
+            // Validated before: an unknown name never gets here.
+            codec: b.codec.as_deref().and_then(Codec::from_name),
         }
     }
 }
@@ -215,6 +270,38 @@ mod tests {
             assert_eq!(PlayerState::from_name(state.as_str()), Some(state));
         }
         assert_eq!(PlayerState::from_name("dancing"), None);
+        for codec in Codec::ALL {
+            let wire = serde_json::to_string(&codec).unwrap();
+            assert_eq!(wire, format!("\"{}\"", codec.as_str()));
+            assert_eq!(Codec::from_name(codec.as_str()), Some(codec));
+        }
+    }
+
+    #[test]
+    fn a_codec_is_h264_or_av1_and_anything_else_is_refused_naming_the_field() {
+        for (body, codec) in [
+            (
+                r#"{"seq":1,"state":"playing","play_ms":1,"codec":"av1"}"#,
+                Some(Codec::Av1),
+            ),
+            (
+                r#"{"seq":1,"state":"playing","play_ms":1,"codec":"h264"}"#,
+                Some(Codec::H264),
+            ),
+            (r#"{"seq":1,"state":"playing","play_ms":1}"#, None),
+        ] {
+            let beat: Heartbeat = serde_json::from_str(body).unwrap();
+            beat.validate().unwrap();
+            assert_eq!(Counters::from(&beat).codec, codec);
+        }
+        for bad in ["vp9", "AV1", "", "av01.0.00M.08"] {
+            let beat = Heartbeat {
+                codec: Some(bad.into()),
+                ..serde_json::from_str(r#"{"seq":1,"state":"playing","play_ms":1}"#).unwrap()
+            };
+            let message = beat.validate().unwrap_err().to_string();
+            assert!(message.contains("`codec`"), "{message}");
+        }
     }
 
     #[test]

@@ -29,8 +29,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-pub use figures::FilmStats;
-pub use heartbeat::{Counters, Heartbeat, PlayerState};
+pub use figures::{CodecStats, FilmStats};
+pub use heartbeat::{Codec, Counters, Heartbeat, PlayerState};
 pub use records::{Minute, Record, SERIES_METRICS, Session, View};
 pub use state::{Beat, Outcome, State};
 pub use token::TokenError;

@@ -200,7 +200,7 @@ pub mod conformance {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use crate::{AudienceStore, Counters, Minute, PlayerState, Record, Session, View};
+    use crate::{AudienceStore, Codec, Counters, Minute, PlayerState, Record, Session, View};
 
     const T0: i64 = 1_800_000_000_000;
 
@@ -225,12 +225,14 @@ pub mod conformance {
                 bytes: crate::heartbeat::limits::BYTES,
                 dropped_frames: 2,
                 fatal_error: false,
+                codec: Some(Codec::Av1),
             },
             first_play_ms: 100,
             view_counted: true,
             view_deduplicated: false,
             suspicious: false,
             rungs: BTreeMap::from([(360, 1_000), (720, play_ms - 1_000)]),
+            codecs: BTreeMap::from([(Codec::H264, 1_000), (Codec::Av1, play_ms - 1_000)]),
         }
     }
 
@@ -461,6 +463,7 @@ mod tests {
             bytes: 0,
             dropped_frames: 0,
             fatal_error: false,
+            codec: None,
         }
     }
 

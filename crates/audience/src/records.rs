@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Counters, PlayerState};
+use crate::{Codec, Counters, PlayerState};
 
 /// A playback session as persisted. It exists from its first accepted heartbeat (minting
 /// keeps nothing), so every session here proved its work.
@@ -35,6 +35,9 @@ pub struct Session {
     pub suspicious: bool,
     /// Playing time by rendition height, ms.
     pub rungs: BTreeMap<u32, u64>,
+    /// Playing time by video codec, ms (only time played under a codec the beats named).
+    #[serde(default)]
+    pub codecs: BTreeMap<Codec, u64>,
 }
 
 impl Session {

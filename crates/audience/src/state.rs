@@ -275,6 +275,7 @@ impl State {
             view_deduplicated: false,
             suspicious: watching >= config.max_sessions_per_viewer,
             rungs: Default::default(),
+            codecs: Default::default(),
         };
         rules::next(config, &fresh, beat, now)
     }
@@ -482,6 +483,12 @@ mod rules {
             };
             let rung = next.rungs.entry(height).or_default();
             *rung = rung.saturating_add(played);
+            // Like the rung: the time since the last beat was played under the codec that
+            // beat named (a player changes codec only by starting again).
+            if let Some(codec) = session.beat.codec.or(beat.counters.codec) {
+                let time = next.codecs.entry(codec).or_default();
+                *time = time.saturating_add(played);
+            }
         }
         next.beat = beat.counters;
         next.state = Some(beat.state);
@@ -494,6 +501,7 @@ mod rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Codec;
 
     fn config() -> Config {
         Config::default()
@@ -949,6 +957,39 @@ mod tests {
         assert_eq!(stats.failures, 1);
         assert_eq!(stats.exits_before_start, 1);
         assert_eq!(stats.rungs.get(&720), Some(&9.0));
+    }
+
+    #[test]
+    fn sessions_and_playing_time_split_by_codec() {
+        let c = config();
+        let mut s = State::default();
+        // An AV1 session plays 9 s, an H.264 one 4 s, one older player names no codec.
+        for (session, viewer, codec, played) in [
+            ("a", "v1", Some(Codec::Av1), 9_000),
+            ("b", "v2", Some(Codec::H264), 4_000),
+            ("c", "v3", None, 5_000),
+        ] {
+            let mut b = beat_of(session, viewer, 0, 0, PlayerState::Playing, 0);
+            b.counters.codec = codec;
+            s.beat(&c, &b, 0).0.unwrap();
+            let mut b = beat_of(session, viewer, 0, 1, PlayerState::Playing, played);
+            b.counters.codec = codec;
+            s.beat(&c, &b, 10_000).0.unwrap();
+        }
+        let stats = s.stats(&c, "film", 10_000);
+        let codecs: Vec<_> = stats
+            .codecs
+            .iter()
+            .map(|(c, s)| (c.as_str(), s.sessions, s.playing_time_s))
+            .collect();
+        assert_eq!(codecs, [("h264", 1, 4.0), ("av1", 1, 9.0)]);
+        // A session's later beats move it, and the figures follow exactly.
+        let mut b = beat_of("b", "v2", 0, 2, PlayerState::Ended, 6_000);
+        b.counters.codec = Some(Codec::H264);
+        s.beat(&c, &b, 12_000).0.unwrap();
+        let stats = s.stats(&c, "film", 12_000);
+        assert_eq!(stats.codecs[&Codec::H264].playing_time_s, 6.0);
+        assert_eq!(stats.codecs[&Codec::H264].sessions, 1);
     }
 
     #[test]

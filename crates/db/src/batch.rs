@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use monsoon_audience::{Error, Minute, Record, Result, Session, View};
 
 /// The columns of `audience_sessions`, in the order the stores bind and read them.
-pub(crate) const SESSION_COLUMNS: [&str; 23] = [
+pub(crate) const SESSION_COLUMNS: [&str; 25] = [
     "id",
     "film",
     "viewer",
@@ -30,6 +30,8 @@ pub(crate) const SESSION_COLUMNS: [&str; 23] = [
     "rungs",
     "first_play_ms",
     "suspicious",
+    "codec",
+    "codecs",
 ];
 
 /// The columns an upsert leaves as they are: a session's id, film, viewer, start and first

@@ -207,3 +207,130 @@ fn figures_match_the_ground_truth(storage: &[&str]) {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no film `nope`"));
 }
+
+/// Heartbeats name the codec played; the figures split sessions and playing time by it,
+/// exactly, across a `kill -9` (SQLite and PostgreSQL); a codec outside `h264`, `av1` is
+/// refused naming the field.
+#[test]
+fn the_figures_split_by_codec_across_a_kill_9() {
+    codec_split(&[]);
+}
+
+#[test]
+fn the_figures_split_by_codec_across_a_kill_9_on_postgres() {
+    let pg = monsoon_engines::postgres::Postgres::start().unwrap();
+    let url = pg.create_database("monsoon").unwrap();
+    codec_split(&["--database", &url]);
+}
+
+fn codec_split(storage: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = common::ingest_clip_with(tmp.path(), "film", 2, "320x180", storage);
+    let config = config(tmp.path());
+    let mut args = vec!["--config", config.to_str().unwrap()];
+    args.extend_from_slice(storage);
+    let mut server = Server::start_with(&data, &args);
+
+    // Three players on AV1, two on H.264, one that names no codec (an older player).
+    let mut viewers: Vec<Viewer> = [
+        Some("av1"),
+        Some("av1"),
+        Some("av1"),
+        Some("h264"),
+        Some("h264"),
+        None,
+    ]
+    .into_iter()
+    .map(|codec| Viewer {
+        codec,
+        ..mint(&server, None)
+    })
+    .collect();
+    for round in 0..3 {
+        for v in &mut viewers {
+            assert_eq!(
+                beat(&server, v, "playing", if round == 0 { 0 } else { 500 }),
+                204
+            );
+        }
+        std::thread::sleep(Duration::from_millis(520));
+    }
+    let split = |figures: &Value| -> Vec<(String, u64, f64)> {
+        figures["codecs"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(codec, s)| {
+                (
+                    codec.clone(),
+                    s["sessions"].as_u64().unwrap(),
+                    s["playing_time_s"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let played = |viewers: &[Viewer], codec: &str| -> f64 {
+        viewers
+            .iter()
+            .filter(|v| v.codec == Some(codec))
+            .map(|v| v.acked_play_ms)
+            .sum::<u64>() as f64
+            / 1000.0
+    };
+    let expected = vec![
+        ("av1".to_string(), 3, played(&viewers, "av1")),
+        ("h264".to_string(), 2, played(&viewers, "h264")),
+    ];
+    assert_eq!(played(&viewers, "av1"), 3.0);
+    let before = stats(&server);
+    assert_eq!(split(&before), expected, "{before}");
+
+    // kill -9 and restart on the same data: the split is what was acknowledged.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let server = Server::start_with(&data, &args);
+    let after = stats(&server);
+    assert_eq!(split(&after), expected, "{after}");
+
+    // Beats after the restart go on adding to the same codec.
+    std::thread::sleep(Duration::from_millis(520));
+    for v in &mut viewers {
+        assert_eq!(beat(&server, v, "playing", 500), 204);
+    }
+    assert_eq!(played(&viewers, "av1"), 4.5);
+    let end = stats(&server);
+    assert_eq!(
+        split(&end),
+        vec![
+            ("av1".to_string(), 3, played(&viewers, "av1")),
+            ("h264".to_string(), 2, played(&viewers, "h264")),
+        ],
+        "{end}"
+    );
+
+    // Anything else is refused, the field named, and the figures do not move.
+    for bad in ["vp9", "AV1", "avc1.64001f", ""] {
+        let v = &viewers[0];
+        let body = json!({
+            "token": v.token, "seq": v.seq + 1, "state": "playing", "play_ms": v.play_ms,
+            "codec": bad,
+        });
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut r = agent
+            .post(&format!(
+                "{}/api/v1/sessions/{}/heartbeat",
+                server.url, v.session
+            ))
+            .content_type("text/plain")
+            .send(body.to_string())
+            .unwrap();
+        let status = r.status().as_u16();
+        let message = r.body_mut().read_to_string().unwrap();
+        assert_eq!(status, 400, "{bad}: {message}");
+        assert!(message.contains("codec"), "{bad}: {message}");
+    }
+    assert_eq!(split(&stats(&server)), split(&end));
+}

@@ -347,6 +347,7 @@ mod tests {
             "FilmView",
             "ErrorBody",
             "PlayerState",
+            "CodecStats",
         ] {
             assert!(schemas.contains_key(schema), "{schema} is missing");
         }
@@ -363,6 +364,7 @@ mod tests {
             "height",
             "bitrate_kbps",
             "fatal_error",
+            "codec",
         ] {
             assert!(
                 heartbeat.get(field).is_some(),

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use monsoon_audience::{
-    AudienceStore, Catchup, Counters, PlayerState, Record, Result, Session, Snapshot, View,
+    AudienceStore, Catchup, Codec, Counters, PlayerState, Record, Result, Session, Snapshot, View,
 };
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Connection, PgConnection, Row};
@@ -21,9 +21,10 @@ use super::{options, redacted};
 use crate::batch::{Batch, SESSION_COLUMNS, int, session_changes, store};
 
 /// The PostgreSQL type of each of [`SESSION_COLUMNS`], in the same order.
-const SESSION_TYPES: [&str; 23] = [
+const SESSION_TYPES: [&str; 25] = [
     "text", "text", "text", "int8", "int8", "int8", "text", "int8", "int8", "int8", "int8", "int8",
-    "int8", "int8", "int8", "int8", "int8", "bool", "bool", "bool", "text", "int8", "bool",
+    "int8", "int8", "int8", "int8", "int8", "bool", "bool", "bool", "text", "int8", "bool", "text",
+    "text",
 ];
 
 /// The audience tables of a PostgreSQL database (migrated by [`super::PgCatalog::open`]).
@@ -181,6 +182,8 @@ struct SessionColumns {
     rungs: Vec<String>,
     first_play_ms: Vec<i64>,
     suspicious: Vec<bool>,
+    codec: Vec<Option<&'static str>>,
+    codecs: Vec<String>,
 }
 
 impl SessionColumns {
@@ -214,6 +217,9 @@ impl SessionColumns {
         self.first_play_ms
             .push(int("first_play_ms", s.first_play_ms)?);
         self.suspicious.push(s.suspicious);
+        self.codec.push(c.codec.map(Codec::as_str));
+        self.codecs
+            .push(serde_json::to_string(&s.codecs).map_err(store)?);
         Ok(())
     }
 
@@ -254,6 +260,8 @@ impl SessionColumns {
             .bind(self.rungs)
             .bind(self.first_play_ms)
             .bind(self.suspicious)
+            .bind(self.codec)
+            .bind(self.codecs)
             .execute(conn)
             .await
             .map_err(store)?;
@@ -363,6 +371,8 @@ fn session_from_row(row: &PgRow) -> Result<Session> {
     let get = |i: usize| -> Result<bool> { row.try_get(i).map_err(store) };
     let state: Option<String> = row.try_get(6).map_err(store)?;
     let rungs: String = row.try_get(20).map_err(store)?;
+    let codec: Option<String> = row.try_get(23).map_err(store)?;
+    let codecs: String = row.try_get(24).map_err(store)?;
     let last_seq: Option<i64> = row.try_get(5).map_err(store)?;
     Ok(Session {
         id: row.try_get(0).map_err(store)?,
@@ -394,12 +404,20 @@ fn session_from_row(row: &PgRow) -> Result<Session> {
             bytes: get_u64(15)?,
             dropped_frames: get_u64(16)?,
             fatal_error: get(17)?,
+            codec: match codec {
+                Some(name) => Some(
+                    Codec::from_name(&name)
+                        .ok_or_else(|| store(format!("unknown codec `{name}`")))?,
+                ),
+                None => None,
+            },
         },
         view_counted: get(18)?,
         view_deduplicated: get(19)?,
         rungs: serde_json::from_str(&rungs).map_err(store)?,
         first_play_ms: get_u64(21)?,
         suspicious: get(22)?,
+        codecs: serde_json::from_str(&codecs).map_err(store)?,
     })
 }
 

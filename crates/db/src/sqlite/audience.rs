@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use monsoon_audience::{
-    AudienceStore, Counters, PlayerState, Record, Result, Session, Snapshot, View,
+    AudienceStore, Codec, Counters, PlayerState, Record, Result, Session, Snapshot, View,
 };
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -47,6 +47,8 @@ static UPSERT_SESSION: LazyLock<String> = LazyLock::new(|| {
 fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
     let state: Option<String> = row.get(6)?;
     let rungs: String = row.get(20)?;
+    let codec: Option<String> = row.get(23)?;
+    let codecs: String = row.get(24)?;
     let invalid = |i: usize, e: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
     };
@@ -76,12 +78,20 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
             bytes: row.get(15)?,
             dropped_frames: row.get(16)?,
             fatal_error: row.get(17)?,
+            codec: match codec {
+                Some(name) => Some(
+                    Codec::from_name(&name)
+                        .ok_or_else(|| invalid(23, format!("unknown codec `{name}`")))?,
+                ),
+                None => None,
+            },
         },
         view_counted: row.get(18)?,
         view_deduplicated: row.get(19)?,
         rungs: serde_json::from_str(&rungs).map_err(|e| invalid(20, e.to_string()))?,
         first_play_ms: row.get(21)?,
         suspicious: row.get(22)?,
+        codecs: serde_json::from_str(&codecs).map_err(|e| invalid(24, e.to_string()))?,
     })
 }
 
@@ -164,6 +174,7 @@ impl AudienceStore for SqliteAudienceStore {
             for s in batch.sessions.values() {
                 let c = &s.beat;
                 let rungs = serde_json::to_string(&s.rungs).map_err(store)?;
+                let codecs = serde_json::to_string(&s.codecs).map_err(store)?;
                 // In the order of SESSION_COLUMNS.
                 upsert
                     .execute(params![
@@ -190,6 +201,8 @@ impl AudienceStore for SqliteAudienceStore {
                         rungs,
                         int("first_play_ms", s.first_play_ms)?,
                         s.suspicious,
+                        c.codec.map(Codec::as_str),
+                        codecs,
                     ])
                     .map_err(store)?;
             }
@@ -333,6 +346,7 @@ mod tests {
                     view_deduplicated: false,
                     suspicious: false,
                     rungs: Default::default(),
+                    codecs: Default::default(),
                 };
                 writer.write(&[Record::Session(session)]).unwrap();
             }
@@ -381,6 +395,7 @@ mod tests {
             view_deduplicated: false,
             suspicious: false,
             rungs: Default::default(),
+            codecs: Default::default(),
         };
         let err = store
             .write(&[

@@ -16,6 +16,8 @@ pub struct Viewer {
     pub play_ms: u64,
     /// The last beat the server acknowledged (204).
     pub acked_play_ms: u64,
+    /// The `codec` its beats name, if any.
+    pub codec: Option<&'static str>,
 }
 
 pub fn post(url: &str, body: &Value) -> (u16, String) {
@@ -49,6 +51,7 @@ pub fn mint_at(base: &str, viewer: Option<&str>) -> Viewer {
         seq: 0,
         play_ms: 0,
         acked_play_ms: 0,
+        codec: None,
     }
 }
 
@@ -57,12 +60,15 @@ pub fn mint_at(base: &str, viewer: Option<&str>) -> Viewer {
 pub fn beat_at(base: &str, v: &mut Viewer, state: &str, played: u64) -> u16 {
     v.seq += 1;
     v.play_ms += played;
-    let body = json!({
+    let mut body = json!({
         "token": v.token, "proof": v.proof, "seq": v.seq, "state": state, "play_ms": v.play_ms,
         "rebuffer_ms": 0, "rebuffer_count": 0, "startup_ms": 600, "seek_ms": 0,
         "playhead_ms": v.play_ms, "height": 180, "bitrate_kbps": 110, "bytes": 0,
         "dropped_frames": 0, "fatal_error": false
     });
+    if let Some(codec) = v.codec {
+        body["codec"] = json!(codec);
+    }
     let (status, _) = post(
         &format!("{base}/api/v1/sessions/{}/heartbeat", v.session),
         &body,
