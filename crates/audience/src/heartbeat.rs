@@ -199,14 +199,14 @@ impl Heartbeat {
         )?;
         bound("bytes", self.bytes, BYTES)?;
         bound("dropped_frames", self.dropped_frames, DROPPED_FRAMES)?;
-        if let Some(codec) = &self.codec {
-            if Codec::from_name(codec).is_none() {
-                // Named by length, not echoed: the value comes from outside.
-                return Err(Error::Invalid(format!(
-                    "heartbeat field `codec` ({} bytes) is not one of `h264`, `av1`",
-                    codec.len()
-                )));
-            }
+        if let Some(codec) = &self.codec
+            && Codec::from_name(codec).is_none()
+        {
+            // Named by length, not echoed: the value comes from outside.
+            return Err(Error::Invalid(format!(
+                "heartbeat field `codec` ({} bytes) is not one of `h264`, `av1`",
+                codec.len()
+            )));
         }
         if let Some(proof) = &self.proof {
             bound(
