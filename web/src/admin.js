@@ -66,24 +66,42 @@
     show(charts.rebuffer, d.series.rebuffer_ratio, day);
 
     // Share of playing time by rung, as bars.
-    var rungs = document.getElementById("chart-rungs");
     var total = Object.values(s.rungs).reduce(function (a, b) { return a + b; }, 0) || 1;
-    rungs.replaceChildren();
-    Object.keys(s.rungs).sort(function (a, b) { return b - a; }).forEach(function (h) {
+    bars("chart-rungs", Object.keys(s.rungs).sort(function (a, b) { return b - a; }).map(function (h) {
+      var share = s.rungs[h] / total;
+      return { label: h === "0" ? S.audio_only : h + "p", share: share, value: pct(share) };
+    }));
+    // By codec: share of playing time as bars, and the sessions playing each.
+    var codecs = s.codecs || {};
+    var names = { h264: "H.264", av1: "AV1" };
+    var time = Object.keys(codecs).reduce(function (a, c) { return a + codecs[c].playing_time_s; }, 0) || 1;
+    bars("chart-codecs", Object.keys(codecs).sort().map(function (c) {
+      var share = codecs[c].playing_time_s / time;
+      return {
+        label: names[c] || c, share: share,
+        value: pct(share) + " · " + fmt.format(codecs[c].sessions) + " " + S.codec_sessions,
+      };
+    }));
+  }
+
+  // Rows of labelled bars (`share` of the whole) in the element `id`.
+  function bars(id, rows) {
+    var el = document.getElementById(id);
+    el.replaceChildren();
+    rows.forEach(function (r) {
       var row = document.createElement("div");
       row.className = "rung";
-      var share = s.rungs[h] / total;
-      var p = (100 * share).toFixed(1) + "%";
+      var p = (100 * r.share).toFixed(1) + "%";
       var label = document.createElement("span");
-      label.textContent = h === "0" ? S.audio_only : h + "p";
+      label.textContent = r.label;
       // Styled through the CSSOM: the page's Content-Security-Policy refuses style attributes.
       var bar = document.createElement("span");
       bar.className = "bar";
       bar.style.background = "linear-gradient(90deg,#e5534b " + p + ",#30363d " + p + ")";
       var value = document.createElement("span");
-      value.textContent = pct(share);
+      value.textContent = r.value;
       row.append(label, bar, value);
-      rungs.appendChild(row);
+      el.appendChild(row);
     });
   }
 

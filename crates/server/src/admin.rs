@@ -463,6 +463,7 @@ async fn dashboard(
             "rebuffer": t.chart_rebuffer,
             "updated": t.admin_updated,
             "audio_only": t.audio_only,
+            "codec_sessions": t.codec_sessions,
             "progress": t.jobs_progress,
             "real_time": t.jobs_real_time,
             "states": {

@@ -168,6 +168,8 @@ pub struct Messages {
     pub chart_startup: String,
     pub chart_rebuffer: String,
     pub chart_rungs: String,
+    pub chart_codecs: String,
+    pub codec_sessions: String,
     pub jobs_title: String,
     pub jobs_state: String,
     pub jobs_progress: String,
