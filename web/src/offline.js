@@ -232,7 +232,11 @@
       return fetch(url, { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "text/plain" } });
     };
     var zero = {};
-    Object.keys(p.counters).forEach(function (k) { zero[k] = typeof p.counters[k] === "boolean" ? false : 0; });
+    // Counters start at zero; what is not a counter (the `codec` named) stays as it was.
+    Object.keys(p.counters).forEach(function (k) {
+      var v = p.counters[k];
+      zero[k] = typeof v === "boolean" ? false : typeof v === "number" ? 0 : v;
+    });
     beat(1, zero, "paused").then(function (first) {
       if (first.status >= 400 && first.status < 500) return first; // expired or refused: not countable
       // The server's minimum gap between two beats of a session (docs/AUDIENCE.md, 5 s).

@@ -9,6 +9,11 @@
 // the moment the viewer asks for something only hls.js does (docs/ARCHITECTURE.md, "The
 // player").
 //
+// One codec family at a time: hls.js gets the AV1 variants where this browser's Media Source
+// Extensions decode them, the H.264 ones elsewhere (its playlist loader filters the
+// multivariant playlist before hls.js parses it); native HLS plays H.264 (its floor is
+// H.264's). Heartbeats name the codec.
+//
 // Weak links first: it starts on the lowest rung and climbs, can be capped by the data-saver
 // switch (remembered; on by default when the browser asks to save data), resumes where the
 // viewer left, and recovers from network and media errors. It reports to the audience API exactly as the wire contract says: a session minted
@@ -85,10 +90,15 @@
   }
   function level() {
     var l = hls && hls.currentLevel >= 0 ? hls.levels[hls.currentLevel] : null;
-    if (l) return { height: l.height || 0, kbps: Math.round((l.bitrate || 0) / 1000) };
-    // Native HLS: the rung is the variant whose height the picture has.
+    if (l) return { height: l.height || 0, kbps: Math.round((l.bitrate || 0) / 1000), codec: family(l.videoCodec) };
+    // Native HLS: the rung is the variant whose height the picture has. On the floor alone it
+    // plays H.264 (the `blob:` playlist names its floor); given the whole playlist (Safari), the
+    // browser picks, so no codec is said.
     var v = variants.find(function (x) { return x.height === video.videoHeight; });
-    return { height: video.videoHeight || 0, kbps: v ? Math.round(v.bitrate / 1000) : 0 };
+    return {
+      height: video.videoHeight || 0, kbps: v ? Math.round(v.bitrate / 1000) : 0,
+      codec: engine === "native" && nativeFloor ? "h264" : "",
+    };
   }
   // `f` once the first frame is shown, or at once if the viewer has not pressed play within
   // 3 s (autoplay refused: nothing to wait for).
@@ -117,6 +127,7 @@
       seek_ms: Math.floor(m.seek_ms), playhead_ms: Math.floor(video.currentTime * 1000),
       height: l.height, bitrate_kbps: l.kbps, bytes: m.bytes,
       dropped_frames: q ? q.droppedVideoFrames : 0, fatal_error: m.fatal,
+      codec: l.codec || undefined,
     });
   }
   // The session's proof of work (docs/SECURITY.md), found in a worker so playback never
@@ -236,18 +247,102 @@
     if (cap >= 0 && h.currentLevel > cap) h.currentLevel = cap;
   }
 
+  // The video codec family of a variant from its CODECS (RFC 8216 §4.3.4.2, RFC 6381):
+  // `av01…` (the AV1 ISO-BMFF binding's codecs parameter) is AV1, `avc1…`/`avc3…` H.264.
+  function family(codecs) {
+    var list = (codecs || "").split(",").map(function (c) { return c.trim(); });
+    if (list.some(function (c) { return /^av01\./.test(c); })) return "av1";
+    if (list.some(function (c) { return /^avc[13]\./.test(c); })) return "h264";
+    return "";
+  }
+  // The family hls.js plays. hls.js does not switch codec families mid-stream (nor may a
+  // player be asked to: Apple's HLS authoring specification, 1.23), so one is chosen before
+  // it sees the playlist: AV1 where this browser's Media Source Extensions decode every AV1
+  // variant's video and audio (W3C MSE `isTypeSupported`), H.264 everywhere else.
+  function chooseFamily(text) {
+    var ms = window.ManagedMediaSource || window.MediaSource;
+    var av1 = [];
+    text.split(/\r?\n/).forEach(function (line) {
+      if (line.indexOf("#EXT-X-STREAM-INF:") !== 0) return;
+      var codecs = attrs(line.slice(18)).CODECS || "";
+      if (family(codecs) === "av1") av1.push(codecs);
+    });
+    var decodes = function (codecs) {
+      return codecs.split(",").every(function (c) {
+        c = c.trim();
+        var kind = /^(mp4a|opus|ac-3|ec-3|flac)/.test(c) ? "audio" : "video";
+        try { return ms.isTypeSupported(kind + '/mp4; codecs="' + c + '"'); } catch (e) { return false; }
+      });
+    };
+    return ms && av1.length && av1.every(decodes) ? "av1" : "h264";
+  }
+  // The multivariant playlist with the variants of family `keep` alone (and the audio groups
+  // and I-frame playlists they use); a playlist without H.264 and AV1 variants is unchanged.
+  function onlyFamily(text, keep) {
+    var lines = text.split(/\r?\n/), groups = {}, any = false;
+    lines.forEach(function (line) {
+      if (line.indexOf("#EXT-X-STREAM-INF:") !== 0) return;
+      var a = attrs(line.slice(18));
+      if (family(a.CODECS) === keep) { any = true; if (a.AUDIO) groups[a.AUDIO] = true; }
+    });
+    if (!any) return text;
+    var out = [];
+    for (var i = 0; i < lines.length; i++) {
+      var line = lines[i];
+      if (line.indexOf("#EXT-X-STREAM-INF:") === 0) {
+        var f = family(attrs(line.slice(18)).CODECS);
+        if (!f || f === keep) out.push(line, lines[i + 1]);
+        i += 1;
+      } else if (line.indexOf("#EXT-X-I-FRAME-STREAM-INF:") === 0) {
+        var fi = family(attrs(line.slice(26)).CODECS);
+        if (!fi || fi === keep) out.push(line);
+      } else if (line.indexOf("#EXT-X-MEDIA:") === 0) {
+        var m = attrs(line.slice(13));
+        if (m.TYPE !== "AUDIO" || groups[m["GROUP-ID"]]) out.push(line);
+      } else {
+        out.push(line);
+      }
+    }
+    return out.join("\n");
+  }
+  // hls.js's playlist loader (its `pLoader`), filtering the multivariant playlist to one
+  // family as it arrives (media playlists pass untouched: they have no variants). A
+  // constructor returning the default loader, with `load` wrapped.
+  function familyLoader(config) {
+    var loader = new window.Hls.DefaultConfig.loader(config), load = loader.load.bind(loader);
+    loader.load = function (context, loaderConfig, callbacks) {
+      if (context.type !== "manifest") { load(context, loaderConfig, callbacks); return; }
+      load(context, loaderConfig, Object.assign({}, callbacks, {
+        onSuccess: function (response, stats, ctx, details) {
+          if (typeof response.data === "string" && response.data.indexOf("#EXT-X-STREAM-INF:") >= 0) {
+            response.data = onlyFamily(response.data, chooseFamily(response.data));
+          }
+          callbacks.onSuccess(response, stats, ctx, details);
+        },
+      }));
+    };
+    return loader;
+  }
+
+  // Native HLS keeps to H.264 (the browsers' own HLS and AV1 are not a safe pair): `variants`
+  // are the H.264 ones, and its floor is H.264's.
   function parseMaster(text) {
-    var lines = text.split(/\r?\n/);
+    var lines = text.split(/\r?\n/), all = [];
     lines.forEach(function (line, i) {
       if (line.indexOf("#EXT-X-STREAM-INF:") === 0) {
         var a = attrs(line.slice(18)), res = /x(\d+)$/.exec(a.RESOLUTION || "");
-        if (res) variants.push({ height: +res[1], bitrate: +a.BANDWIDTH || 0, audio: a.AUDIO, uri: lines[i + 1] });
+        if (res) all.push({ height: +res[1], bitrate: +a.BANDWIDTH || 0, audio: a.AUDIO, uri: lines[i + 1], family: family(a.CODECS) });
       } else if (line.indexOf("#EXT-X-MEDIA:") === 0) {
         var m = attrs(line.slice(13));
         if (m.TYPE === "AUDIO") audios.push({ lang: m.LANGUAGE || "", name: m.NAME || "", group: m["GROUP-ID"], uri: m.URI });
       }
     });
+    var h264 = all.filter(function (v) { return v.family === "h264"; });
+    variants = h264.length ? h264 : all.filter(function (v) { return v.family !== "av1"; });
     variants.sort(function (a, b) { return a.bitrate - b.bitrate; });
+    var used = {};
+    variants.forEach(function (v) { used[v.audio] = true; });
+    if (variants.length) audios = audios.filter(function (a) { return used[a.group]; });
   }
   function attrs(list) {
     var out = {};
@@ -284,6 +379,7 @@
   function startHls(url, position) {
     engine = "hls.js";
     var h = new window.Hls({
+      pLoader: familyLoader,
       startLevel: 0, // the lowest rung first: a picture quickly on any link
       capLevelToPlayerSize: true,
       maxBufferLength: 30,
@@ -330,14 +426,17 @@
   // link it gets nothing else to climb to; the quality menu still offers every rung, through
   // hls.js. Safari cannot play a playlist from a `blob:` URL: there, the whole one (its own
   // ABR is sound).
+  var nativeFloor = false; // native HLS plays the H.264 floor alone, from a `blob:` playlist
   function startNative(position, floorOnly) {
     engine = "native";
+    nativeFloor = false;
     if (position) video.addEventListener("loadedmetadata", function () { video.currentTime = position; }, { once: true });
     master.then(buildMenus, function () {});
     if (!floorOnly) { video.src = src; return; }
     Promise.all([masterText, floorPlaylists]).then(function (both) {
-      video.addEventListener("error", function () { video.src = src; play_(); }, { once: true });
+      video.addEventListener("error", function () { nativeFloor = false; video.src = src; play_(); }, { once: true });
       video.src = floorPlaylist(both[0], both[1]);
+      nativeFloor = video.src.indexOf("blob:") === 0;
       play_();
     }, function () { video.src = src; play_(); });
   }
@@ -442,6 +541,7 @@
     video: video, counters: m, session: null,
     get hls() { return hls; }, get engine() { return engine; },
     get floorHeld() { return floorUntilProven; },
+    get codec() { return level().codec; }, // what the heartbeat says: "h264", "av1" or ""
   };
 
   // Player state from media events, for the heartbeat's `state` and time counters.

@@ -381,18 +381,30 @@ impl Film {
     /// with the smallest sound, HLS authoring spec §9.21), whose first segments the watch page
     /// fetches before the player has loaded.
     pub fn start_renditions(&self) -> Vec<String> {
-        let lowest = |kind| {
-            self.current
-                .renditions
-                .iter()
-                .filter(|r| r.kind == kind)
+        // The H.264 floor and its AAC sound (RFC 6381 `avc1`/`avc3`, `mp4a`), where a film has
+        // them: with an AV1 ladder beside, the lowest rates are AV1's and Opus's, which native
+        // HLS does not play and hls.js plays only where the browser decodes them
+        // (docs/ARCHITECTURE.md, "The player").
+        let lowest = |kind, prefixes: &[&str]| {
+            let of_kind = || {
+                self.current
+                    .renditions
+                    .iter()
+                    .filter(move |r| r.kind == kind)
+            };
+            of_kind()
+                .filter(|r| prefixes.iter().any(|p| r.codecs.starts_with(p)))
                 .min_by_key(|r| r.average_bitrate)
+                .or_else(|| of_kind().min_by_key(|r| r.average_bitrate))
         };
-        [lowest(RenditionKind::Video), lowest(RenditionKind::Audio)]
-            .into_iter()
-            .flatten()
-            .map(|r| format!("/media/{}/{}/{}/", self.slug, self.current.version, r.name))
-            .collect()
+        [
+            lowest(RenditionKind::Video, &["avc1.", "avc3."]),
+            lowest(RenditionKind::Audio, &["mp4a."]),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|r| format!("/media/{}/{}/{}/", self.slug, self.current.version, r.name))
+        .collect()
     }
 
     /// True while the free release (premiere) is still ahead.

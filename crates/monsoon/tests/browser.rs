@@ -142,3 +142,70 @@ trailer = "trailer"
     assert!(stats["playing_time_s"].as_f64().unwrap() >= 30.0, "{stats}");
     assert!(stats["startup_ms_p50"].as_u64().is_some(), "{stats}");
 }
+
+/// The player's codec choice in a real browser (`web/e2e/codecs.mjs`): on a film with an
+/// H.264 and an AV1 ladder, hls.js plays AV1 where this Chromium decodes it (dav1d) and H.264
+/// where Media Source Extensions are made to refuse `av01`; a slow first visit plays the
+/// H.264 floor natively; heartbeats name the codec and the figures split by it.
+#[test]
+fn the_player_plays_av1_where_decoded_and_h264_elsewhere() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "{chromium} is missing");
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: run `make web`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Short and small: rungs 234 and 360 in both codecs.
+    let film = dir.path().join("film.mp4");
+    make_clip(&film, 16, "640x360");
+    ingest_ok_with(&data, &film, "hai-ma", &["--codecs", "h264,av1"]);
+    // Both ladders published (wherever the store keeps the playlist: found by name).
+    let master = walk(&data)
+        .into_iter()
+        .find(|p| p.ends_with("master.m3u8"))
+        .map(std::fs::read_to_string)
+        .unwrap()
+        .unwrap();
+    assert!(
+        master.contains("av01.") && master.contains("avc1."),
+        "{master}"
+    );
+    let hash = monsoon(&data, &["admin-token", "--token", ADMIN_TOKEN]);
+    assert!(hash.status.success());
+    let config = dir.path().join("monsoon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[audience]\nheartbeat_interval_s = 2\nmin_beat_gap_ms = 1000\n\n{}",
+            String::from_utf8_lossy(&hash.stdout)
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let status = Command::new("node")
+        .arg(web.join("e2e/codecs.mjs"))
+        .current_dir(&web)
+        .env("BASE_URL", &server.url)
+        .env("FILM", "hai-ma")
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("CHROMIUM", &chromium)
+        .status()
+        .expect("node runs");
+    assert!(status.success(), "the codec test in the browser failed");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
