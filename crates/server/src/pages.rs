@@ -16,8 +16,8 @@
 //! back to the catalog. The web app manifest and `/favicon.ico` are [`crate::webapp`]'s.
 //!
 //! Pages, and the operator's (`admin.rs`), carry [`page_headers`]: a Content-Security-Policy
-//! that lets only this site's own scripts, styles, images and media load, plus the hash of the
-//! one inline script (the premiere countdown); no framing; no referrer to other sites. Absolute
+//! that lets only this site's own scripts, styles, images and media load, plus the hashes of
+//! the two inline scripts (the premiere countdown, the watch page's start); no framing; no referrer to other sites. Absolute
 //! links (canonical, Open Graph, JSON-LD, calendar) come from configuration
 //! ([`crate::Shared::site_url`]), never from the request's `Host`.
 
@@ -48,8 +48,8 @@ pub fn routes() -> Router<AppState> {
         .layer(axum::middleware::map_response(page_headers))
 }
 
-/// The premiere countdown, the pages' one inline script (so it runs without the built assets);
-/// the CSP names its hash.
+/// The premiere countdown, an inline script (so it runs without the built assets); the CSP
+/// names its hash.
 const COUNTDOWN_JS: &str = include_str!("../templates/countdown.js");
 
 /// The watch page's start, its other inline script: it fetches the first segments of the floor
@@ -58,9 +58,10 @@ const COUNTDOWN_JS: &str = include_str!("../templates/countdown.js");
 const START_JS: &str = include_str!("../templates/start.js");
 
 /// The Content-Security-Policy of every page (CSP Level 3, W3C): scripts, styles, images,
-/// fonts, fetches and media from this origin only, plus the countdown by its hash. hls.js
-/// plays through Media Source Extensions (`blob:` media URLs) and transmuxes in a worker it
-/// starts from a `blob:` URL; nothing else needs an exception. No plugins (`object-src`), no
+/// fonts, fetches and media from this origin only, plus the two inline scripts by their hashes.
+/// hls.js plays through Media Source Extensions (`blob:` media URLs) and transmuxes in a worker
+/// it starts from a `blob:` URL, and native HLS plays a slow first visit from `blob:`
+/// playlists; nothing else needs an exception. No plugins (`object-src`), no
 /// `<base>` rewriting relative URLs, forms post only here, and no site may frame a page
 /// (`frame-ancestors`, with `X-Frame-Options` for older browsers): no clickjacking of the
 /// operator's sign-in.
@@ -77,7 +78,7 @@ static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     );
     // Base64 and the fixed text are visible ASCII: this cannot fail, but if it did, the
-    // stricter policy without the countdown would stand.
+    // stricter policy without the inline scripts would stand.
     HeaderValue::from_str(&policy).unwrap_or_else(|_| {
         HeaderValue::from_static(
             "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
