@@ -90,6 +90,7 @@ function harness() {
           key: i,
           height: l.height,
           audio: (l.audioGroups && l.audioGroups[0]) || (l.attrs && l.attrs.AUDIO) || null,
+          codec: l.videoCodec || "",
         }));
       },
       // Immediate switch: flushes the buffer and loads the new level (hls.js API).
@@ -112,6 +113,7 @@ function harness() {
           height: t.height,
           audio: t.originalAudioId || t.audioGroupId || String(t.audioId),
           active: t.active,
+          codec: t.videoCodec || "",
         }));
       },
       // clearBuffer = true: what a quality menu does (shaka.Player#selectVariantTrack).
@@ -142,6 +144,7 @@ function harness() {
         return videos.flatMap((v) => (audios.length ? audios : [null]).map((a) => ({
           key: [v.id, a && a.id],
           height: v.height,
+          codec: v.codecs || "",
           audio: a && a.id,
           active: !!a && !!current && a.id === current.id,
         })));
@@ -272,6 +275,16 @@ const film = await (await fetch(`${BASE}/api/v1/films/${FILM}`)).json();
 const urls = { hls: `${BASE}${film.hls_url}`, dash: `${BASE}${film.dash_url}` };
 // The audio-only variant of the multivariant playlist: the STREAM-INF with no RESOLUTION.
 const master = await (await fetch(urls.hls)).text();
+// A film with an AV1 ladder beside H.264: every client but the browser's own HLS is given the
+// playlist with both families and must keep to one of them; Chromium's own HLS switches
+// variants by bandwidth across CODECS (its MSE pipeline then refuses the new codec), so it is
+// given the H.264 family's own playlist, which Monsoon publishes for such clients
+// (docs/ORIGIN.md, "One playlist per codec family").
+const twoFamilies = master.includes('CODECS="av01') && master.includes('CODECS="avc1');
+if (twoFamilies) urls.native = urls.hls.replace(/master\.m3u8$/, "master-h264.m3u8");
+/** A video rendition's codec family, from its directory name (`v360` or `v360-av1`). */
+const familyOf = (rendition) => (rendition.endsWith("-av1") ? "av1" : "h264");
+const isVideo = (rendition) => /^v\d+/.test(rendition);
 const lines = master.split("\n");
 const audioOnlyAt = lines.findIndex((l) => l.startsWith("#EXT-X-STREAM-INF") && !l.includes("RESOLUTION"));
 check(audioOnlyAt >= 0, `the multivariant playlist offers no audio-only variant:\n${master}`);
@@ -306,13 +319,27 @@ async function run(client, context) {
     row.canPlayType = can;
   }
 
-  await H(([kind, url]) => window.H.load(kind, url), [client.adapter, urls[client.manifest]]);
+  await H(([kind, url]) => window.H.load(kind, url), [client.adapter, urls[client.adapter] || urls[client.manifest]]);
   await playUntil("start", 4);
   row.start = "pass";
+  // The codec family the client plays once started (its latest video segment): it must keep
+  // to it from there on (HLS authoring spec §1.23). What it fetched of another family before
+  // settling is reported, not failed.
+  const startedAt = Date.now();
+  const lastVideo = requests.filter((r) => isVideo(r.rendition)).pop();
+  check(lastVideo, `${client.name}: no video segment fetched before playing 4 s`);
+  const family = familyOf(lastVideo.rendition);
+  const suffix = family === "av1" ? "-av1" : "";
+  row.family = family;
+  const early = [...new Set(requests.map((r) => r.rendition).filter((r) => isVideo(r) && familyOf(r) !== family))];
+  if (early.length) row.before_start = `also fetched ${early.join(", ")} before settling on ${family}`;
 
   // A level's audio as the rendition's name: shaka names an HLS rendition by its playlist URI.
+  // Only the levels of the family being played: a quality menu offers those (the site's
+  // player keeps one family; selecting another family's level would be the harness's switch).
   const levels = (await H(() => window.H.levels())).map((l) => ({
-    ...l, audio: l.audio && (l.audio.match(/([^/]+)\/[^/]*\.m3u8$/)?.[1] ?? l.audio) }));
+    ...l, audio: l.audio && (l.audio.match(/([^/]+)\/[^/]*\.m3u8$/)?.[1] ?? l.audio) }))
+    .filter((l) => !l.codec || l.codec.startsWith("av01") === (family === "av1"));
   if (levels.length === 0) {
     // Native playback chooses its renditions itself; play longer so its own choices show.
     for (const s of ["down", "up", "audio"]) row[s] = "n/a: the element picks renditions itself";
@@ -333,7 +360,7 @@ async function run(client, context) {
     await playUntil("switch down", 8);
     let state = await H(() => window.H.state());
     check(state.height === low.height, `${client.name}: after switching down the picture is ${state.height} high, not ${low.height}`);
-    check(fetchedSince(since).has(`v${low.height}`), `${client.name}: no v${low.height} segment fetched after switching down`);
+    check(fetchedSince(since).has(`v${low.height}${suffix}`), `${client.name}: no v${low.height}${suffix} segment fetched after switching down`);
     row.down = "pass";
 
     since = Date.now();
@@ -342,7 +369,7 @@ async function run(client, context) {
     state = await H(() => window.H.state());
     check(state.height === high.height, `${client.name}: after switching up the picture is ${state.height} high, not ${high.height}`);
     const fetched = fetchedSince(since);
-    check(fetched.has(`v${high.height}`), `${client.name}: no v${high.height} segment fetched after switching up`);
+    check(fetched.has(`v${high.height}${suffix}`), `${client.name}: no v${high.height}${suffix} segment fetched after switching up`);
     row.up = "pass";
 
     // The audio rendition alone: same picture, the other audio.
@@ -375,6 +402,9 @@ async function run(client, context) {
   row.seek = "pass";
   const end = await H(() => window.H.state());
   row.waits_ms = await H(() => window.H.waits.slice());
+  const strays = [...new Set(requests.filter((r) => r.at >= startedAt).map((r) => r.rendition)
+    .filter((r) => isVideo(r) && familyOf(r) !== family))];
+  check(strays.length === 0, `${client.name} played ${family} and also fetched ${strays.join(", ")}: a change of codec family`);
   check(end.errors.length === 0, `${client.name}: ${end.errors.join("; ")}`);
   await page.close();
 

@@ -34,6 +34,20 @@ use async_trait::async_trait;
 /// `/media/<slug>/master.m3u8`. The one definition: packaging (`monsoon-media`) writes the
 /// file under this name and the origin resolves it to the current version by it.
 pub const MULTIVARIANT_PLAYLIST: &str = "master.m3u8";
+/// File names of the multivariant playlists of one video codec family each, which a version
+/// whose ladder has more than one family carries beside [`MULTIVARIANT_PLAYLIST`], served at
+/// `/media/<slug>/master-<family>.m3u8` (`docs/ORIGIN.md`, "One playlist per codec family").
+/// They are for HLS clients that switch variants by bandwidth alone, across `CODECS` (Chromium's
+/// own HLS playback does): each names one family's variants, whose bandwidths cover every link
+/// on their own (HLS authoring spec §1.23), with their audio.
+pub const FAMILY_PLAYLISTS: [(&str, &str); 2] =
+    [("h264", "master-h264.m3u8"), ("av1", "master-av1.m3u8")];
+
+/// Whether `file` is one of a version's multivariant playlists, served at a stable URL.
+pub fn is_multivariant(file: &str) -> bool {
+    file == MULTIVARIANT_PLAYLIST || FAMILY_PLAYLISTS.iter().any(|(_, name)| *name == file)
+}
+
 /// File name of a version's DASH manifest (ISO/IEC 23009-1 MPD), served at
 /// `/media/<slug>/manifest.mpd`; written by packaging under this name, as the playlist.
 pub const DASH_MANIFEST: &str = "manifest.mpd";

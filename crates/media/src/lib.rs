@@ -168,6 +168,15 @@ pub async fn encode_and_package(
                 &prefix,
             )),
         )?;
+        for (file, playlist) in package::family_playlists(
+            &renditions,
+            ladder.audio_only.as_deref(),
+            &ladder.audio_language,
+            &langs,
+            &prefix,
+        ) {
+            write_durable(&out.join(file), &package::write_multivariant(&playlist)?)?;
+        }
         // Multivariant playlist last: it is what makes the film playable.
         let master = package::multivariant_playlist(
             &renditions,

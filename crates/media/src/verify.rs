@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use m3u8_rs::Playlist;
-use monsoon_catalog::{DASH_MANIFEST, MULTIVARIANT_PLAYLIST};
+use monsoon_catalog::{DASH_MANIFEST, FAMILY_PLAYLISTS, MULTIVARIANT_PLAYLIST};
 
 use crate::ladder::FLOOR_PEAK_BUDGET;
 use crate::package::{Kind, MeasuredRendition, parse_media_playlist};
@@ -25,38 +25,18 @@ pub fn verify(
             .ok_or_else(|| Error::Verify(format!("URI `{uri}` is outside the version `{prefix}`")))
     };
 
-    // 1. The multivariant playlist parses and every variant and rendition it names exists.
-    let master_path = dir.join(MULTIVARIANT_PLAYLIST);
-    let bytes = std::fs::read(&master_path).map_err(Error::io(&master_path))?;
-    let Ok(Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&bytes) else {
-        return fail(format!(
-            "{} is not a multivariant playlist",
-            master_path.display()
-        ));
-    };
-    let mut uris: Vec<&str> = master.variants.iter().map(|v| v.uri.as_str()).collect();
-    uris.extend(master.alternatives.iter().filter_map(|a| a.uri.as_deref()));
-    for uri in uris {
-        let path = local(uri)?;
-        let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
-        let playlist = parse_media_playlist(&bytes)?;
-        let rendition_dir = path.parent().unwrap_or(dir);
-        for seg in &playlist.segments {
-            let seg_path = rendition_dir.join(&seg.uri);
-            let Ok(meta) = std::fs::metadata(&seg_path) else {
-                return fail(format!("{uri} names a missing segment {}", seg.uri));
-            };
-            if let Some(range) = &seg.byte_range {
-                let end = range.offset.unwrap_or(0) + range.length;
-                if end > meta.len() {
-                    return fail(format!(
-                        "{uri} names bytes up to {end} of {}, which has {}",
-                        seg.uri,
-                        meta.len()
-                    ));
-                }
-            }
-        }
+    // 1. The multivariant playlist parses and every variant and rendition it names exists;
+    //    with more than one codec family, so does each family's own playlist, which names
+    //    that family's video alone.
+    let families = crate::package::family_playlists(renditions, None, "und", &[], prefix);
+    let mut playlists = vec![(MULTIVARIANT_PLAYLIST, None)];
+    playlists.extend(
+        families
+            .iter()
+            .map(|(file, _)| (*file, family_of_file(file))),
+    );
+    for (file, family) in playlists {
+        check_multivariant(dir, file, family, &local)?;
     }
 
     // 2. Every measured file is there with the size that was measured.
@@ -243,6 +223,70 @@ pub fn codecs_parse(codecs: &str, kind: &Kind) -> bool {
         }
         Kind::Audio => codecs == "mp4a.40.2" || codecs == "opus",
     }
+}
+
+/// The family a per-family playlist's file name stands for ([`FAMILY_PLAYLISTS`]).
+fn family_of_file(file: &str) -> Option<&'static str> {
+    FAMILY_PLAYLISTS
+        .iter()
+        .find(|(_, name)| *name == file)
+        .map(|(family, _)| *family)
+}
+
+/// Step 1 of [`verify`] for one multivariant playlist, `file` in `dir`: it parses, every media
+/// playlist it names exists and names existing bytes, and, when it is a `family`'s own, every
+/// variant's video is of that family.
+fn check_multivariant(
+    dir: &Path,
+    file: &str,
+    family: Option<&str>,
+    local: &dyn Fn(&str) -> Result<std::path::PathBuf>,
+) -> Result<()> {
+    let fail = |msg: String| Err(Error::Verify(msg));
+    let master_path = dir.join(file);
+    let bytes = std::fs::read(&master_path).map_err(Error::io(&master_path))?;
+    let Ok(Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(&bytes) else {
+        return fail(format!(
+            "{} is not a multivariant playlist",
+            master_path.display()
+        ));
+    };
+    let mut uris: Vec<&str> = master.variants.iter().map(|v| v.uri.as_str()).collect();
+    uris.extend(master.alternatives.iter().filter_map(|a| a.uri.as_deref()));
+    for uri in uris {
+        let path = local(uri)?;
+        let bytes = std::fs::read(&path).map_err(Error::io(&path))?;
+        let playlist = parse_media_playlist(&bytes)?;
+        let rendition_dir = path.parent().unwrap_or(dir);
+        for seg in &playlist.segments {
+            let seg_path = rendition_dir.join(&seg.uri);
+            let Ok(meta) = std::fs::metadata(&seg_path) else {
+                return fail(format!("{uri} names a missing segment {}", seg.uri));
+            };
+            if let Some(range) = &seg.byte_range {
+                let end = range.offset.unwrap_or(0) + range.length;
+                if end > meta.len() {
+                    return fail(format!(
+                        "{uri} names bytes up to {end} of {}, which has {}",
+                        seg.uri,
+                        meta.len()
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(family) = family {
+        for v in master.variants.iter().filter(|v| v.resolution.is_some()) {
+            let codecs = v.codecs.as_deref().unwrap_or_default();
+            if codecs.starts_with("av01") != (family == "av1") {
+                return fail(format!(
+                    "{file} is the {family} family's playlist but names {} ({codecs})",
+                    v.uri
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@
 //!   playlist decoded whole.
 //!
 //! Each test makes and ingests its own film (854×480, so the ladder has the 234, 360 and 432
-//! rungs and both audio renditions, a48 and a128). The browser report goes to
-//! `target/tmp/clients/`.
+//! rungs and both audio renditions, a48 and a128); one ingests it with an AV1 ladder beside
+//! H.264 and plays it in every client, each keeping to one codec family. The browser reports go
+//! to `target/tmp/clients/` and `target/tmp/clients-av1/`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -19,7 +20,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Server, ingest_clip, play_whole};
+use common::{Server, play_whole};
 
 /// Long enough for the browser scenario: about 20 s of media with seeks up to 29 s.
 const SECONDS: u32 = 36;
@@ -35,8 +36,23 @@ struct Film {
 }
 
 fn film() -> Film {
+    film_in(&[], &["a128", "a48", "v234", "v360", "v432"])
+}
+
+/// The same film with an AV1 ladder beside H.264 (`--codecs h264,av1`): the AV1 floor pairs
+/// with Opus (`o32`), and the version also has one multivariant playlist per codec family.
+fn av1_film() -> Film {
+    film_in(
+        &["--codecs", "h264,av1"],
+        &[
+            "a128", "a48", "o32", "v234", "v234-av1", "v360", "v360-av1", "v432", "v432-av1",
+        ],
+    )
+}
+
+fn film_in(extra: &[&str], ladder: &[&str]) -> Film {
     let dir = tempfile::tempdir().unwrap();
-    let data = ingest_clip(dir.path(), "film", SECONDS, SIZE);
+    let data = common::ingest_clip_with(dir.path(), "film", SECONDS, SIZE, extra);
     let server = Server::start(&data);
     let film = server.get_json("/api/v1/films/film");
     let duration_s = film["duration_s"].as_f64().unwrap();
@@ -47,11 +63,7 @@ fn film() -> Film {
         .map(|r| r["name"].as_str().unwrap().to_owned())
         .collect();
     renditions.sort();
-    assert_eq!(
-        renditions,
-        ["a128", "a48", "v234", "v360", "v432"],
-        "the ladder this suite is written for"
-    );
+    assert_eq!(renditions, ladder, "the ladder this suite is written for");
     Film {
         _dir: dir,
         server,
@@ -66,6 +78,46 @@ fn web_dir() -> PathBuf {
 
 #[test]
 fn browser_clients_play_through_every_switch_without_stalling() {
+    browser_clients_play(&film(), "clients");
+}
+
+/// Every client plays a film with both codec families, and keeps to one: hls.js, shaka and
+/// dash.js choose AV1 (Chromium decodes it), the browser's own HLS, given the H.264 family's
+/// playlist, H.264; ffmpeg and GStreamer decode every stream of both families whole.
+#[test]
+fn every_client_plays_a_film_with_an_av1_ladder() {
+    let film = av1_film();
+    ffmpeg_decodes_whole(
+        &film,
+        &[
+            "master.m3u8",
+            "master-h264.m3u8",
+            "master-av1.m3u8",
+            "manifest.mpd",
+        ],
+    );
+    gstreamer_decodes_whole(
+        &film,
+        &["master.m3u8", "master-h264.m3u8", "master-av1.m3u8"],
+    );
+    let report = browser_clients_play(&film, "clients-av1");
+    let rows = report.as_array().unwrap();
+    let family = |client: &str| {
+        rows.iter()
+            .find(|r| r["client"] == client)
+            .map(|r| r["family"].as_str().unwrap_or_default().to_owned())
+    };
+    for client in ["hlsjs", "shaka-hls", "shaka-dash", "dashjs"] {
+        assert_eq!(family(client).as_deref(), Some("av1"), "{report}");
+    }
+    if let Some(native) = family("native").filter(|f| !f.is_empty()) {
+        assert_eq!(native, "h264", "{report}");
+    }
+}
+
+/// Runs `web/e2e/clients.mjs` on `film`; its report (in `target/tmp/<artifacts>/`) has a row
+/// per client, each of which passed every step it has.
+fn browser_clients_play(film: &Film, artifacts: &str) -> serde_json::Value {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
@@ -78,8 +130,7 @@ fn browser_clients_play_through_every_switch_without_stalling() {
             "web/node_modules/{package} is missing: run `make web`"
         );
     }
-    let film = film();
-    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clients");
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join(artifacts);
     let _ = std::fs::remove_file(artifacts.join("report.json"));
     let status = Command::new("node")
         .arg(web.join("e2e/clients.mjs"))
@@ -115,14 +166,18 @@ fn browser_clients_play_through_every_switch_without_stalling() {
         assert_eq!(row["down"], "pass", "{row}");
         assert_eq!(row["up"], "pass", "{row}");
     }
+    report
 }
 
 /// ffmpeg decodes every stream it is offered: for HLS every variant (a program each) with its
 /// audio, for DASH every representation.
 #[test]
 fn ffmpeg_decodes_every_variant_and_representation_whole() {
-    let film = film();
-    for manifest in ["master.m3u8", "manifest.mpd"] {
+    ffmpeg_decodes_whole(&film(), &["master.m3u8", "manifest.mpd"]);
+}
+
+fn ffmpeg_decodes_whole(film: &Film, manifests: &[&str]) {
+    for manifest in manifests {
         let url = format!("{}/media/film/{manifest}", film.server.url);
         let reached = play_whole(&url);
         assert!(
@@ -202,7 +257,11 @@ fn parse_clock(s: &str) -> Option<f64> {
 
 #[test]
 fn gstreamer_decodes_the_multivariant_the_mpd_and_every_rendition_whole() {
-    let film = film();
+    gstreamer_decodes_whole(&film(), &["master.m3u8"]);
+}
+
+/// GStreamer decodes `playlists`, the MPD and every rendition's media playlist of `film` whole.
+fn gstreamer_decodes_whole(film: &Film, playlists: &[&str]) {
     let version = {
         let master = ureq::get(&format!("{}/media/film/master.m3u8", film.server.url))
             .call()
@@ -217,12 +276,13 @@ fn gstreamer_decodes_the_multivariant_the_mpd_and_every_rendition_whole() {
             .to_owned();
         uri.split('/').next().unwrap().to_owned()
     };
-    let mut urls = vec![
-        ("master.m3u8".to_owned(), vec!["audio", "video"]),
-        ("manifest.mpd".to_owned(), vec!["audio", "video"]),
-    ];
+    let mut urls: Vec<(String, Vec<&str>)> = playlists
+        .iter()
+        .chain(&["manifest.mpd"])
+        .map(|p| ((*p).to_owned(), vec!["audio", "video"]))
+        .collect();
     for r in &film.renditions {
-        let kinds = if r.starts_with('a') {
+        let kinds = if !r.starts_with('v') {
             vec!["audio"]
         } else {
             vec!["video"]

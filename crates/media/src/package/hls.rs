@@ -142,6 +142,61 @@ pub fn multivariant_playlist(
     }
 }
 
+/// The video codec family of a rendition, as [`monsoon_catalog::FAMILY_PLAYLISTS`] names it
+/// (`None` for audio): from the sample entry its `CODECS` starts with.
+pub fn family(r: &MeasuredRendition) -> Option<&'static str> {
+    match r.kind {
+        Kind::Video { .. } if r.codecs.starts_with("av01") => Some("av1"),
+        Kind::Video { .. } => Some("h264"),
+        Kind::Audio => None,
+    }
+}
+
+/// One multivariant playlist per video codec family, named by
+/// [`monsoon_catalog::FAMILY_PLAYLISTS`], when the ladder has more than one family (none
+/// otherwise): each is [`multivariant_playlist`] over that family's video renditions, the audio
+/// renditions they pair with, and the audio-only rendition.
+pub fn family_playlists(
+    renditions: &[MeasuredRendition],
+    audio_only: Option<&str>,
+    audio_language: &str,
+    subtitles: &[String],
+    prefix: &str,
+) -> Vec<(&'static str, MasterPlaylist)> {
+    let families: Vec<&str> = monsoon_catalog::FAMILY_PLAYLISTS
+        .iter()
+        .map(|(f, _)| *f)
+        .filter(|f| renditions.iter().any(|r| family(r) == Some(*f)))
+        .collect();
+    if families.len() < 2 {
+        return Vec::new();
+    }
+    monsoon_catalog::FAMILY_PLAYLISTS
+        .iter()
+        .filter(|(f, _)| families.contains(f))
+        .map(|(f, file)| {
+            let video: Vec<&MeasuredRendition> = renditions
+                .iter()
+                .filter(|r| family(r) == Some(*f))
+                .collect();
+            let paired = |a: &MeasuredRendition| {
+                audio_only == Some(a.name.as_str())
+                    || video.iter().any(|v| {
+                        matches!(&v.kind, Kind::Video { audio: Some(name), .. } if *name == a.name)
+                    })
+            };
+            let own: Vec<MeasuredRendition> = renditions
+                .iter()
+                .filter(|r| family(r) == Some(*f) || (r.kind == Kind::Audio && paired(r)))
+                .cloned()
+                .collect();
+            let playlist =
+                multivariant_playlist(&own, audio_only, audio_language, subtitles, prefix);
+            (*file, playlist)
+        })
+        .collect()
+}
+
 /// Whether a variant's video is AV1 (its `CODECS` starts with the `av01` sample entry).
 fn is_av1(v: &VariantStream) -> bool {
     v.codecs.as_deref().is_some_and(|c| c.starts_with("av01"))
@@ -386,6 +441,54 @@ mod tests {
         let text = String::from_utf8(write_media_playlist(&subs).unwrap()).unwrap();
         insta::assert_snapshot!("subtitles", text);
         assert!(parse_media_playlist(text.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn each_codec_family_has_its_own_playlist_beside_the_whole_one() {
+        let h264_only = fixture();
+        assert!(family_playlists(&h264_only, Some("a48"), "vi", &[], "v1/").is_empty());
+
+        // An AV1 floor paired with its own audio, beside the H.264 ladder.
+        let mut both = fixture();
+        let mut av1 = both[0].clone();
+        av1.name = "v234-av1".into();
+        av1.codecs = "av01.0.00M.08".into();
+        if let Kind::Video { audio, .. } = &mut av1.kind {
+            *audio = Some("o32".into());
+        }
+        let mut opus = both[2].clone();
+        opus.name = "o32".into();
+        opus.codecs = "opus".into();
+        both.extend([av1, opus]);
+
+        let families = family_playlists(&both, Some("a48"), "vi", &[], "v1/");
+        let files: Vec<&str> = families.iter().map(|(f, _)| *f).collect();
+        assert_eq!(files, ["master-h264.m3u8", "master-av1.m3u8"]);
+        let uris = |p: &MasterPlaylist| -> Vec<String> {
+            p.variants
+                .iter()
+                .filter(|v| !v.is_i_frame)
+                .map(|v| v.uri.clone())
+                .collect()
+        };
+        assert_eq!(
+            uris(&families[0].1),
+            [
+                "v1/v234/index.m3u8",
+                "v1/v1080/index.m3u8",
+                "v1/a48/index.m3u8"
+            ]
+        );
+        assert_eq!(
+            uris(&families[1].1),
+            ["v1/v234-av1/index.m3u8", "v1/a48/index.m3u8"]
+        );
+        // Each names the audio its variants pair with, and no other family's.
+        let groups = |p: &MasterPlaylist| -> Vec<String> {
+            p.alternatives.iter().map(|a| a.group_id.clone()).collect()
+        };
+        assert_eq!(groups(&families[0].1), ["a48", "a128"]);
+        assert_eq!(groups(&families[1].1), ["a48", "o32"]);
     }
 
     #[test]

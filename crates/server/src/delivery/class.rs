@@ -1,7 +1,7 @@
 //! The kinds of object under `/media` and what each kind means for HTTP: media type,
 //! caching (`docs/ORIGIN.md`) and compression.
 
-use monsoon_catalog::MULTIVARIANT_PLAYLIST;
+use monsoon_catalog::is_multivariant;
 
 /// What kind of object a path names: decides media type, caching and compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl ObjectClass {
     pub fn of(file: &str) -> Option<Self> {
         let ext = file.rsplit_once('.').map(|(_, e)| e)?;
         Some(match ext {
-            "m3u8" if file == MULTIVARIANT_PLAYLIST => ObjectClass::Multivariant,
+            "m3u8" if is_multivariant(file) => ObjectClass::Multivariant,
             "m3u8" => ObjectClass::MediaPlaylist,
             "mpd" => ObjectClass::Mpd,
             "m4s" => ObjectClass::Segment,
@@ -113,6 +113,13 @@ mod tests {
         assert_eq!(
             ObjectClass::of("master.m3u8"),
             Some(ObjectClass::Multivariant)
+        );
+        for family in ["master-h264.m3u8", "master-av1.m3u8"] {
+            assert_eq!(ObjectClass::of(family), Some(ObjectClass::Multivariant));
+        }
+        assert_eq!(
+            ObjectClass::of("master-vp9.m3u8"),
+            Some(ObjectClass::MediaPlaylist)
         );
         assert_eq!(
             ObjectClass::of("v720/index.m3u8"),

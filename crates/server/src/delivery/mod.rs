@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, options};
 use bytes::Bytes;
-use monsoon_catalog::{DASH_MANIFEST, MULTIVARIANT_PLAYLIST, ObjectInfo};
+use monsoon_catalog::{DASH_MANIFEST, ObjectInfo, is_multivariant};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use class::ObjectClass;
@@ -199,14 +199,14 @@ pub(crate) fn resolve<'p>(
     }
     // The top-level manifests and the artwork live at stable URLs; everything else under its
     // version.
-    let file = if path == MULTIVARIANT_PLAYLIST || path == DASH_MANIFEST || stable {
+    let file = if is_multivariant(path) || path == DASH_MANIFEST || stable {
         path
     } else {
         match path
             .strip_prefix(version.as_str())
             .and_then(|r| r.strip_prefix('/'))
         {
-            Some(rest) if rest != MULTIVARIANT_PLAYLIST && rest != DASH_MANIFEST => rest,
+            Some(rest) if !is_multivariant(rest) && rest != DASH_MANIFEST => rest,
             _ => return Err(not_found()),
         }
     };
