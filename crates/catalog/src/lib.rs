@@ -62,6 +62,46 @@ pub const SEGMENT_SECONDS: f64 = 6.0;
 /// `printf` pattern of segment file names: segment `i` is `seg_{i:05}.m4s`.
 pub const SEGMENT_PATTERN: &str = "seg_%05d.m4s";
 
+/// A version replaced by a newer one and still served for a grace period (to viewers who
+/// started before the replacement: their media playlists name it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetiredVersion {
+    pub slug: String,
+    pub version: PublishedVersion,
+    /// When the version that replaced it was published.
+    pub retired_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl RetiredVersion {
+    /// From every recorded version of one film, `(version, is_current)`: each one that is not
+    /// current, replaced at the `published_at` of the first version published after it.
+    pub fn of_film(slug: &str, mut versions: Vec<(PublishedVersion, bool)>) -> Vec<RetiredVersion> {
+        versions.sort_by(|a, b| {
+            a.0.published_at
+                .cmp(&b.0.published_at)
+                .then_with(|| a.0.version.cmp(&b.0.version))
+        });
+        let mut out = Vec::new();
+        for i in 0..versions.len() {
+            let (version, current) = &versions[i];
+            if *current {
+                continue;
+            }
+            // A version that is not current was replaced; the next one recorded replaced it
+            // (the current one, if none is between).
+            let retired_at = versions
+                .get(i + 1)
+                .map_or(version.published_at, |(next, _)| next.published_at);
+            out.push(RetiredVersion {
+                slug: slug.to_owned(),
+                version: version.clone(),
+                retired_at,
+            });
+        }
+        out
+    }
+}
+
 /// Where films and their published versions are recorded.
 ///
 /// Publishing is one call so that a backend can make it one transaction: after it returns, the
@@ -75,13 +115,25 @@ pub trait FilmRepository: Send + Sync + std::fmt::Debug {
     async fn get(&self, slug: &str) -> Result<Option<Film>>;
 
     /// Records `version` as the film's current version and stores its metadata, atomically.
-    /// Returns the version it replaced, which the caller may now remove from the media store.
+    /// Returns the version it replaced, which stays recorded as [`retired`](Self::retired)
+    /// until it is forgotten.
     async fn publish(
         &self,
         slug: &str,
         meta: &FilmMeta,
         version: &PublishedVersion,
     ) -> Result<Option<String>>;
+
+    /// Every version that a newer one replaced and that is still recorded (not yet
+    /// [`forget`](Self::forget)ten), of every film, each with the time it was replaced: the
+    /// `published_at` of the next version of its film. Old versions stay served for a grace
+    /// period after that (`crate::publish::Publisher::retire_expired`, `docs/INGEST.md`,
+    /// "Re-ingest").
+    async fn retired(&self) -> Result<Vec<RetiredVersion>>;
+
+    /// Removes the record of `version` of `slug` once its objects are gone. The current version
+    /// is never removed (`Ok(false)`, as for a version not recorded).
+    async fn forget(&self, slug: &str, version: &str) -> Result<bool>;
 
     /// A signal that the catalog may have changed, pushed by backends that can (PostgreSQL's
     /// `NOTIFY`): its value moves after every publish by any process, and after the push was

@@ -4,9 +4,10 @@
 //! A version is built in a [`Staging`] directory (removed if anything fails), one ingest per
 //! film at a time ([`SlugLock`]). [`Publisher::publish`] then writes the object index, moves
 //! every object into the media store, records the version in the catalog — the one commit
-//! after which viewers get it — and only then retires the version it replaced. A crash at any
-//! point leaves the previous version live; [`Publisher::sweep`] removes what a killed ingest
-//! left behind.
+//! after which viewers get it. The version it replaced stays served for a grace period, to
+//! viewers whose playlists name it, and is removed by [`Publisher::retire_expired`] after it
+//! (`docs/INGEST.md`, "Re-ingest"). A crash at any point leaves the previous version live;
+//! [`Publisher::sweep`] removes what a killed ingest left behind.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -140,13 +141,27 @@ impl Publisher<'_> {
     /// Removes the versions of `slug` the catalog does not reference (left by a killed
     /// ingest, between its move into the store and its commit).
     pub async fn sweep(&self, slug: &str) {
-        let current = self
-            .films
-            .get(slug)
-            .await
-            .ok()
-            .flatten()
-            .map(|f| f.current.version);
+        // The versions the catalog records: the current one and those still in their grace
+        // period. When the catalog cannot say, nothing is deleted.
+        let (Ok(film), Ok(retired)) = (self.films.get(slug).await, self.films.retired().await)
+        else {
+            return;
+        };
+        let keep: Vec<String> = film
+            .map(|f| f.current.version)
+            .into_iter()
+            .chain(
+                retired
+                    .into_iter()
+                    .filter(|r| r.slug == slug)
+                    .map(|r| r.version.version),
+            )
+            .collect();
+        self.sweep_except(slug, &keep).await;
+    }
+
+    /// Deletes every version of `slug` in the media store but those in `keep`.
+    async fn sweep_except(&self, slug: &str, keep: &[String]) {
         let Ok(keys) = self.media.list(slug).await else {
             return;
         };
@@ -155,15 +170,44 @@ impl Publisher<'_> {
             .filter_map(|key| key.split('/').nth(1))
             .collect();
         for version in versions {
-            if Some(version) != current.as_deref() {
+            if !keep.iter().any(|k| k == version) {
                 let _ = self.media.delete_prefix(&format!("{slug}/{version}")).await;
             }
         }
     }
 
+    /// Removes every replaced version whose grace period is over at `now`: its record first
+    /// (from then on no node serves it), then its objects. The grace period of a version is
+    /// `grace`, or twice its running time when that is longer, so that a viewer who started
+    /// it just before it was replaced can finish it even with pauses. Returns the versions
+    /// removed, as `slug/version`. A crash between the two steps leaves objects no record
+    /// names, which [`sweep`](Self::sweep) removes at the film's next ingest.
+    pub async fn retire_expired(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        grace: std::time::Duration,
+    ) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for r in self.films.retired().await? {
+            let film_s = std::time::Duration::from_secs_f64((r.version.duration_s * 2.0).max(0.0));
+            let grace =
+                chrono::Duration::from_std(grace.max(film_s)).unwrap_or(chrono::Duration::MAX);
+            if now < r.retired_at + grace {
+                continue;
+            }
+            if self.films.forget(&r.slug, &r.version.version).await? {
+                let prefix = format!("{}/{}", r.slug, r.version.version);
+                self.media.delete_prefix(&prefix).await?;
+                removed.push(prefix);
+            }
+        }
+        Ok(removed)
+    }
+
     /// Publishes the version built in `staging` as `record` of `slug`: the object index
     /// (sizes and content-derived ETags, computed once, here), every file fsynced, every
-    /// object in the store, then the catalog commit, then the previous version retired.
+    /// object in the store, then the catalog commit; the previous version stays served for its
+    /// grace period.
     /// `before_commit` runs between the move and the commit (a test hook).
     pub async fn publish(
         &self,
@@ -187,10 +231,9 @@ impl Publisher<'_> {
                 return Err(e);
             }
         };
-        // The new version is live; only now does the old one go.
-        if let Some(old) = previous {
-            self.media.delete_prefix(&format!("{slug}/{old}")).await?;
-        }
+        // The new version is live; the old one stays served until its grace period is over
+        // (`retire_expired`).
+        let _ = previous;
         Ok(())
     }
 }
@@ -243,13 +286,67 @@ mod tests {
             )
             .await
             .unwrap();
+        assert_eq!(
+            films.get("film").await.unwrap().unwrap().current.version,
+            "v2"
+        );
+        assert_eq!(
+            media.list("film/v1").await.unwrap().len(),
+            3,
+            "v1 is kept for its grace period"
+        );
+        // `version` lasts 60 s, so its grace is max(grace, 120 s).
+        let replaced_at = films.retired().await.unwrap()[0].retired_at;
+        let grace = std::time::Duration::from_secs(3600);
+        let early = replaced_at + chrono::Duration::seconds(3599);
+        assert_eq!(
+            publisher.retire_expired(early, grace).await.unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(media.list("film/v1").await.unwrap().len(), 3);
+        // A sweep (the next ingest's) keeps a version within its grace period.
+        publisher.sweep("film").await;
+        assert_eq!(media.list("film/v1").await.unwrap().len(), 3);
+        let late = replaced_at + chrono::Duration::seconds(3600);
+        assert_eq!(
+            publisher.retire_expired(late, grace).await.unwrap(),
+            ["film/v1"]
+        );
         assert!(
             media.list("film/v1").await.unwrap().is_empty(),
             "v1 retired"
         );
+        assert!(films.retired().await.unwrap().is_empty());
+        // A short grace period is stretched to twice the running time.
+        let short = std::time::Duration::from_secs(1);
+        publisher
+            .publish(
+                "film",
+                &meta,
+                staged(tmp.path(), "v3", b"three"),
+                &version("v3"),
+                async {},
+            )
+            .await
+            .unwrap();
+        let replaced_at = films.retired().await.unwrap()[0].retired_at;
+        let within = replaced_at + chrono::Duration::seconds(119);
+        assert!(
+            publisher
+                .retire_expired(within, short)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let after = replaced_at + chrono::Duration::seconds(120);
+        assert_eq!(
+            publisher.retire_expired(after, short).await.unwrap(),
+            ["film/v2"]
+        );
         assert_eq!(
             films.get("film").await.unwrap().unwrap().current.version,
-            "v2"
+            "v3",
+            "the current version is never retired"
         );
 
         // A commit that fails leaves the live version and no trace of the new one.
@@ -257,15 +354,15 @@ mod tests {
             .publish(
                 "film",
                 &meta,
-                staged(tmp.path(), "v2", b"x"),
-                &version("v2"),
+                staged(tmp.path(), "v3", b"x"),
+                &version("v3"),
                 async {},
             )
             .await;
         assert!(err.is_err());
         assert_eq!(
-            media.get("film/v2/v360/seg_00000.m4s", None).await.unwrap(),
-            bytes::Bytes::from_static(b"two")
+            media.get("film/v3/v360/seg_00000.m4s", None).await.unwrap(),
+            bytes::Bytes::from_static(b"three")
         );
     }
 

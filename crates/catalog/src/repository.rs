@@ -14,6 +14,8 @@ use crate::{Error, Film, FilmMeta, FilmRepository, PublishedVersion, Result};
 #[derive(Debug, Default)]
 pub struct MemoryFilms {
     films: Mutex<BTreeMap<String, Film>>,
+    /// Replaced versions still recorded, by film.
+    replaced: Mutex<BTreeMap<String, Vec<PublishedVersion>>>,
 }
 
 impl MemoryFilms {
@@ -52,10 +54,20 @@ impl FilmRepository for MemoryFilms {
                 version.version
             ))),
             Some(film) => {
+                let mut replaced = self.replaced.lock().unwrap_or_else(|p| p.into_inner());
+                let old = replaced.entry(slug.to_owned()).or_default();
+                if old.iter().any(|v| v.version == version.version) {
+                    return Err(Error::Backend(format!(
+                        "version {} of `{slug}` was already published",
+                        version.version
+                    )));
+                }
                 let previous = std::mem::replace(&mut film.current, version.clone());
                 film.meta = meta.clone();
                 film.updated_at = now;
-                Ok(Some(previous.version))
+                let name = previous.version.clone();
+                old.push(previous);
+                Ok(Some(name))
             }
             None => {
                 films.insert(
@@ -71,6 +83,30 @@ impl FilmRepository for MemoryFilms {
                 Ok(None)
             }
         }
+    }
+
+    async fn retired(&self) -> Result<Vec<crate::RetiredVersion>> {
+        let films = self.films();
+        let replaced = self.replaced.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(replaced
+            .iter()
+            .flat_map(|(slug, old)| {
+                let mut versions: Vec<(PublishedVersion, bool)> =
+                    old.iter().map(|v| (v.clone(), false)).collect();
+                versions.extend(films.get(slug).map(|f| (f.current.clone(), true)));
+                crate::RetiredVersion::of_film(slug, versions)
+            })
+            .collect())
+    }
+
+    async fn forget(&self, slug: &str, version: &str) -> Result<bool> {
+        let mut replaced = self.replaced.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(old) = replaced.get_mut(slug) else {
+            return Ok(false);
+        };
+        let before = old.len();
+        old.retain(|v| v.version != version);
+        Ok(old.len() < before)
     }
 }
 
@@ -114,6 +150,59 @@ pub mod conformance {
         publish_replaces_the_current_version_and_survives_a_restart(open).await;
         a_version_is_never_published_twice(open).await;
         films_are_listed_newest_first(open).await;
+        replaced_versions_are_retired_until_forgotten(open).await;
+    }
+
+    /// A replaced version stays recorded, retired when its successor was published, until it
+    /// is forgotten; the current one never is; none is published again.
+    async fn replaced_versions_are_retired_until_forgotten(open: Open<'_>) {
+        let retired = |list: Vec<crate::RetiredVersion>| -> Vec<(String, chrono::DateTime<Utc>)> {
+            list.into_iter()
+                .filter(|r| r.slug == "retire")
+                .map(|r| (r.version.version, r.retired_at))
+                .collect()
+        };
+        let db = open().await;
+        let meta = FilmMeta::untitled("retire");
+        let mut versions = Vec::new();
+        for name in ["r1", "r2", "r3"] {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            versions.push(version(name));
+        }
+        db.publish("retire", &meta, &versions[0]).await.unwrap();
+        assert_eq!(retired(db.retired().await.unwrap()), []);
+        db.publish("retire", &meta, &versions[1]).await.unwrap();
+        db.publish("retire", &meta, &versions[2]).await.unwrap();
+        let expected = vec![
+            ("r1".to_owned(), versions[1].published_at),
+            ("r2".to_owned(), versions[2].published_at),
+        ];
+        assert_eq!(retired(db.retired().await.unwrap()), expected);
+        let full = db.retired().await.unwrap();
+        let r1 = full.iter().find(|r| r.version.version == "r1").unwrap();
+        assert_eq!(r1.version, versions[0], "the version's record, whole");
+        drop(db);
+        let db = open().await;
+        assert_eq!(
+            retired(db.retired().await.unwrap()),
+            expected,
+            "lost across a restart"
+        );
+        assert!(
+            db.publish("retire", &meta, &versions[0]).await.is_err(),
+            "a retired version is published again"
+        );
+        assert!(
+            !db.forget("retire", "r3").await.unwrap(),
+            "forgot the current version"
+        );
+        assert!(db.forget("retire", "r1").await.unwrap());
+        assert!(!db.forget("retire", "r1").await.unwrap());
+        assert_eq!(retired(db.retired().await.unwrap()), expected[1..]);
+        assert_eq!(
+            db.get("retire").await.unwrap().unwrap().current.version,
+            "r3"
+        );
     }
 
     async fn publish_replaces_the_current_version_and_survives_a_restart(open: Open<'_>) {

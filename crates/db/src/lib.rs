@@ -22,6 +22,30 @@ fn backend(e: impl std::fmt::Display) -> Error {
 const SELECT_FILM: &str = "SELECT f.slug, f.meta_json, f.created_at, f.updated_at, v.version_json \
      FROM films f JOIN film_versions v ON v.slug = f.slug AND v.version = f.current_version";
 
+/// Every recorded version of every film, whether it is the current one, on both engines
+/// (for [`FilmRepository::retired`](monsoon_catalog::FilmRepository::retired)).
+const SELECT_VERSIONS: &str = "SELECT v.slug, v.version_json, v.version = f.current_version AS current \
+     FROM film_versions v JOIN films f ON f.slug = v.slug ORDER BY v.slug";
+
+/// The retired versions among `rows` of [`SELECT_VERSIONS`]: `(slug, version_json, current)`.
+fn retired(rows: Vec<(String, String, bool)>) -> Result<Vec<monsoon_catalog::RetiredVersion>> {
+    let mut by_film: std::collections::BTreeMap<String, Vec<(PublishedVersion, bool)>> =
+        std::collections::BTreeMap::new();
+    for (slug, json, current) in rows {
+        let version: PublishedVersion = serde_json::from_str(&json).map_err(backend)?;
+        by_film.entry(slug).or_default().push((version, current));
+    }
+    Ok(by_film
+        .into_iter()
+        .flat_map(|(slug, versions)| monsoon_catalog::RetiredVersion::of_film(&slug, versions))
+        .collect())
+}
+
+/// Deletes a version's record unless it is its film's current one, on both engines (`$1` slug,
+/// `$2` version; SQLite reads `$n` as `?n`).
+const FORGET_VERSION: &str = "DELETE FROM film_versions WHERE slug = $1 AND version = $2 \
+     AND version <> (SELECT current_version FROM films WHERE slug = $1)";
+
 /// A film from the text columns of [`SELECT_FILM`].
 fn film(
     slug: String,

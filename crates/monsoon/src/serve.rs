@@ -42,6 +42,12 @@ pub struct ServeArgs {
     pub metrics: Option<MetricsAccess>,
 }
 
+/// Default of `[serve] replaced_version_grace_s`: six hours, longer than any feature film (a
+/// longer one gets twice its running time).
+const DEFAULT_GRACE_S: u64 = 6 * 3600;
+/// Largest `[serve] replaced_version_grace_s`: 30 days.
+const MAX_GRACE_S: u64 = 30 * 24 * 3600;
+
 /// Every setting of `monsoon serve`, as read from the `[serve]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -61,6 +67,9 @@ pub struct ServeConfig {
     pub max_connections_per_addr: u32,
     pub access_log: bool,
     pub catalog_refresh_ms: u64,
+    /// How long a version replaced by a re-ingest stays served to viewers already playing it,
+    /// seconds (at least twice its running time; `docs/INGEST.md`, "Re-ingest").
+    pub replaced_version_grace_s: u64,
     pub http_threads: usize,
     /// `https://host` of the public site, for absolute links in pages and calendar events
     /// (empty: the listen address), and the sign of HTTPS for the admin cookie.
@@ -92,6 +101,7 @@ impl Default for ServeConfig {
             max_connections_per_addr: limits.max_connections_per_addr,
             access_log: true,
             catalog_refresh_ms: 1000,
+            replaced_version_grace_s: DEFAULT_GRACE_S,
             http_threads: 0,
             public_url: String::new(),
             fast_path: true,
@@ -250,6 +260,13 @@ pub async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
     state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
+    if config.replaced_version_grace_s > MAX_GRACE_S {
+        anyhow::bail!(
+            "[serve] replaced_version_grace_s = {}: at most {MAX_GRACE_S} (30 days); replaced versions are kept on the media store that long",
+            config.replaced_version_grace_s
+        );
+    }
+    state.spawn_retirement(Duration::from_secs(config.replaced_version_grace_s));
     let threads = match config.http_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -324,6 +341,7 @@ mod tests {
             "max_connections_per_addr",
             "access_log",
             "catalog_refresh_ms",
+            "replaced_version_grace_s",
             "http_threads",
             "public_url",
             "fast_path",

@@ -216,3 +216,91 @@ fn storage_named_by_url_lives_where_it_is_told() {
         "{err}"
     );
 }
+
+/// A viewer mid-film when the film is re-ingested is served every segment its playlists name,
+/// to the end, while new viewers get the new version (`docs/INGEST.md`, "Re-ingest").
+#[test]
+fn a_viewer_mid_film_finishes_it_across_a_re_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = tmp.path().join("film.mp4");
+    make_clip(&clip, 30, "320x180");
+    let data = tmp.path().join("data");
+    ingest_ok_with(&data, &clip, "film", &[]);
+    let server = Server::start(&data);
+    let text = |path: &str| -> String {
+        ureq::get(&format!("{}/media/film/{path}", server.url))
+            .call()
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    };
+    let version_of = |master: &str| -> String {
+        let uri = master
+            .lines()
+            .find(|l| !l.starts_with('#') && l.ends_with(".m3u8"))
+            .expect("a variant");
+        uri.split('/').next().unwrap().to_owned()
+    };
+
+    // The viewer starts: the multivariant playlist, the floor and its audio, the init
+    // segments and the first segment of each.
+    let master = text("master.m3u8");
+    let version = version_of(&master);
+    let video = master
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .unwrap()
+        .to_owned();
+    let audio = master
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO"))
+        .and_then(|l| l.split("URI=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let mut objects: Vec<String> = Vec::new();
+    for playlist in [&video, &audio] {
+        let dir = playlist.rsplit_once('/').unwrap().0;
+        let body = text(playlist);
+        objects.push(format!("{dir}/init.mp4"));
+        objects.extend(
+            body.lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .map(|seg| format!("{dir}/{seg}")),
+        );
+    }
+    let segments = objects.len();
+    assert!(segments >= 12, "{objects:?}");
+    let fetch = |path: &str| -> Result<usize, String> {
+        match ureq::get(&format!("{}/media/film/{path}", server.url)).call() {
+            Ok(mut r) => Ok(r.body_mut().read_to_vec().map_err(|e| e.to_string())?.len()),
+            Err(e) => Err(format!("{path}: {e}")),
+        }
+    };
+    let (started, rest) = objects.split_at(4);
+    for path in started {
+        assert!(fetch(path).unwrap() > 0);
+    }
+
+    // The film is re-ingested mid-film; new viewers get the new version.
+    ingest_ok_with(&data, &clip, "film", &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while version_of(&text("master.m3u8")) == version {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new version is not served"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // The viewer goes on to the end of what its playlists name: no error.
+    let errors: Vec<String> = rest.iter().filter_map(|p| fetch(p).err()).collect();
+    assert_eq!(errors, Vec::<String>::new(), "of {} objects", rest.len());
+    // And a player given the old playlist plays it whole.
+    let reached = play_whole(&format!("{}/media/film/{video}", server.url));
+    assert!(
+        reached > 29.5,
+        "the old version played to {reached} s of 30"
+    );
+}

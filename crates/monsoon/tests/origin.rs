@@ -180,7 +180,10 @@ fn rig() -> Rig {
         .into_owned();
     // A symlink planted in the media root, pointing out of it.
     std::os::unix::fs::symlink("/etc/passwd", version_dir.join("v180/evil.m4s")).unwrap();
-    let monsoon_server = Server::start(&data);
+    // Replaced versions are kept for the shortest grace period: twice the film's 8 s.
+    let settings = tmp.path().join("monsoon.toml");
+    std::fs::write(&settings, "[serve]\nreplaced_version_grace_s = 1\n").unwrap();
+    let monsoon_server = Server::start_with(&data, &["--config", settings.to_str().unwrap()]);
     let nginx_dir = tmp.path().join("nginx");
     std::fs::create_dir_all(nginx_dir.join("tmp")).unwrap();
     let config = nginx_static_config(
@@ -860,8 +863,11 @@ fn open_files_under(pid: u32, dir: &Path) -> usize {
         .count()
 }
 
+/// A re-ingest replaces the version for new viewers at once; the old one stays served, with
+/// its files open, through its grace period (`replaced_version_grace_s = 1`, so twice the
+/// film's 8 s), then the server retires it: deleted, 404, and its files let go.
 #[test]
-fn a_replaced_version_leaves_no_deleted_file_open() {
+fn a_replaced_version_is_served_through_its_grace_period_then_let_go() {
     let rig = rig();
     let addr = rig.monsoon.addr();
     let pid = rig.monsoon.child.id();
@@ -880,30 +886,62 @@ fn a_replaced_version_leaves_no_deleted_file_open() {
         "{old} is kept open"
     );
 
-    // Published again: the ingest deletes the old version once the new one is live.
+    // Published again: new viewers get the new version as soon as the server notices (its
+    // catalog refresh, 1 s); the old one is still there and served.
     common::ingest_ok(&rig.data, &rig._tmp.path().join("film.mp4"), "film");
-    assert!(!rig.version_dir.exists(), "the old version is deleted");
+    let replaced = Instant::now();
     let new_dir = version_dir(&rig.data, "film");
-    let new = format!(
-        "/media/film/{}/{name}",
-        new_dir.file_name().unwrap().to_string_lossy()
-    );
-    // The server notices within its catalog refresh (1 s).
+    let new_version = new_dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert_ne!(new_version, rig.version);
+    let new = format!("/media/film/{new_version}/{name}");
     let deadline = Instant::now() + Duration::from_secs(15);
     while get(addr, &new, "").status != 200 {
         assert!(Instant::now() < deadline, "{new} is not served");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(
-        get(addr, &old, "").status,
-        404,
-        "a retired version is not served"
+    let master = get(addr, "/media/film/master.m3u8", "");
+    assert!(
+        String::from_utf8_lossy(&master.body).contains(&new_version),
+        "new viewers get the new version"
+    );
+    assert!(rig.version_dir.exists(), "the old version is kept");
+    let during = get(addr, &old, "");
+    assert!(
+        replaced.elapsed() < Duration::from_secs(16),
+        "the test was too slow to look within the grace period"
     );
     assert_eq!(
-        open_files_under(pid, &rig.version_dir),
-        0,
-        "the deleted version's files are let go, and their disk space with them"
+        during.status, 200,
+        "the old version is served in its grace period"
     );
+
+    // Past the grace period (16 s after the new version's publication), within the server's
+    // retirement round (every second here) and its catalog refresh.
+    let deadline = replaced + Duration::from_secs(16 + 15);
+    while get(addr, &old, "").status != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "{old} is still served after its grace period"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        replaced.elapsed() >= Duration::from_secs(12),
+        "retired {:?} after the new version: before its grace period",
+        replaced.elapsed()
+    );
+    // The fast path lets go of retired files at its next file response.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rig.version_dir.exists() || {
+        assert_eq!(get(addr, &new, "").status, 200);
+        open_files_under(pid, &rig.version_dir) > 0
+    } {
+        assert!(
+            Instant::now() < deadline,
+            "the retired version's files are deleted and let go, and their disk space with them"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(open_files_under(pid, &new_dir), 1);
 }
 

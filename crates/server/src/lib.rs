@@ -158,7 +158,39 @@ impl AppState {
         self.live
             .spawn_refresh(Arc::clone(&self.films), Arc::clone(&self.media), every);
     }
+
+    /// Removes replaced versions once their grace period is over
+    /// ([`monsoon_catalog::publish::Publisher::retire_expired`]), every [`RETIRE_EVERY`] (and
+    /// at start). Every node of a cluster runs it; the catalog lets one of them remove each.
+    pub fn spawn_retirement(&self, grace: Duration) {
+        let (films, media) = (Arc::clone(&self.films), Arc::clone(&self.media));
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(RETIRE_EVERY.min(grace.max(Duration::from_secs(1))));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let publisher = monsoon_catalog::publish::Publisher {
+                    films: films.as_ref(),
+                    media: media.as_ref(),
+                };
+                match publisher.retire_expired(chrono::Utc::now(), grace).await {
+                    Ok(removed) => {
+                        for version in removed {
+                            tracing::info!(%version, "replaced version retired after its grace period");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retiring replaced versions failed; retrying")
+                    }
+                }
+            }
+        });
+    }
 }
+
+/// How often a server looks for replaced versions past their grace period.
+const RETIRE_EVERY: Duration = Duration::from_secs(60);
 
 impl Shared {
     /// The part of the state media delivery uses ([`delivery::Delivery`]).

@@ -1,5 +1,5 @@
 //! What the delivery path needs to know, held in memory: each film's current version and the
-//! object index of that version.
+//! versions it replaced less than a grace period ago, with their object indexes.
 //!
 //! The hot path (a segment request) never touches the database: it reads an `Arc` snapshot
 //! refreshed from the [`FilmRepository`] every second (and at start), and at once when the
@@ -13,18 +13,46 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use monsoon_catalog::{Film, FilmRepository, MediaStore, OBJECT_INDEX, ObjectIndex};
+use monsoon_catalog::{
+    Film, FilmRepository, MediaStore, OBJECT_INDEX, ObjectIndex, PublishedVersion,
+};
 
-/// A published film as the delivery path sees it.
+/// One version of a film as the delivery path serves it: the current one, or one replaced
+/// less than its grace period ago ([`monsoon_catalog::publish::Publisher::retire_expired`]).
 #[derive(Debug)]
-pub struct LiveFilm {
-    pub film: Film,
+pub struct ServedVersion {
+    /// Its directory name, e.g. `v20261122T072000123Z`.
+    pub name: String,
     pub objects: ObjectIndex,
     /// `Last-Modified` of every object of the version: its publication time, identical on
     /// every node (RFC 9110 §8.8.2).
     pub last_modified: SystemTime,
     /// The same, formatted once as an HTTP date.
     pub last_modified_http: String,
+}
+
+/// A published film as the delivery path sees it.
+#[derive(Debug)]
+pub struct LiveFilm {
+    pub film: Film,
+    /// The version its stable URLs (`master.m3u8`, `manifest.mpd`, the artwork) name.
+    pub current: Arc<ServedVersion>,
+    /// Versions it replaced that are still served at their versioned URLs, to viewers whose
+    /// playlists name them.
+    pub previous: Vec<Arc<ServedVersion>>,
+}
+
+impl LiveFilm {
+    /// The served version called `name`: the current one or a previous one.
+    pub fn version(&self, name: &str) -> Option<&Arc<ServedVersion>> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|v| v.name == name)
+    }
+
+    fn versions(&self) -> impl Iterator<Item = &Arc<ServedVersion>> {
+        std::iter::once(&self.current).chain(&self.previous)
+    }
 }
 
 type Snapshot = Arc<HashMap<String, Arc<LiveFilm>>>;
@@ -55,53 +83,57 @@ impl LiveCatalog {
         self.snapshot().keys().cloned().collect()
     }
 
-    /// Changes whenever a version stops being served. Its files are deleted by then (the
-    /// ingest that replaced it removes them), so whoever keeps them open should let go.
+    /// Changes whenever a version stops being served (replaced past its grace period, or
+    /// unpublished). Its files are deleted by then, or about to be, so whoever keeps them open
+    /// should let go.
     pub fn retired(&self) -> u64 {
         self.retired.load(Ordering::Acquire)
     }
 
-    /// Reloads from the repository, reading the object index only of versions that changed.
+    /// Reloads from the repository, reading the object index only of versions it did not
+    /// have.
     pub async fn refresh(
         &self,
         films: &dyn FilmRepository,
         media: &dyn MediaStore,
     ) -> Result<(), String> {
         let list = films.list().await.map_err(|e| e.to_string())?;
+        let mut replaced: HashMap<String, Vec<PublishedVersion>> = HashMap::new();
+        for r in films.retired().await.map_err(|e| e.to_string())? {
+            replaced.entry(r.slug).or_default().push(r.version);
+        }
         let before = self.snapshot();
         let mut next = HashMap::with_capacity(list.len());
         for film in list {
             let slug = film.slug.clone();
-            if let Some(old) = before.get(&slug)
-                && old.film.current.version == film.current.version
-                && old.film.meta == film.meta
-            {
-                next.insert(slug, Arc::clone(old));
-                continue;
-            }
-            let key = format!("{slug}/{}/{OBJECT_INDEX}", film.current.version);
-            let objects = match media.get(&key, None).await {
-                Ok(bytes) => ObjectIndex::from_json(&bytes).map_err(|e| e.to_string())?,
-                Err(e) => {
-                    tracing::warn!(%slug, error = %e, "no object index; nothing of this film is served");
-                    ObjectIndex::default()
+            let old = before.get(&slug);
+            // An index that does not parse keeps the last snapshot (the error is returned);
+            // a previous version's is left out, with a warning.
+            let current = served(media, &slug, old, &film.current).await?;
+            let mut previous = Vec::new();
+            for version in replaced.get(&film.slug).into_iter().flatten() {
+                match served(media, &slug, old, version).await {
+                    Ok(v) => previous.push(v),
+                    Err(e) => {
+                        tracing::warn!(%slug, version = %version.version, error = %e, "a previous version is not served");
+                    }
                 }
-            };
-            let last_modified = SystemTime::from(film.current.published_at);
-            let last_modified_http = httpdate::fmt_http_date(last_modified);
+            }
             next.insert(
-                slug,
+                film.slug.clone(),
                 Arc::new(LiveFilm {
                     film,
-                    objects,
-                    last_modified,
-                    last_modified_http,
+                    current,
+                    previous,
                 }),
             );
         }
         let retired = before.iter().any(|(slug, old)| {
-            next.get(slug)
-                .is_none_or(|new| new.film.current.version != old.film.current.version)
+            old.versions().any(|v| {
+                next.get(slug)
+                    .and_then(|new| new.version(&v.name))
+                    .is_none()
+            })
         });
         let next = Arc::new(next);
         match self.snapshot.write() {
@@ -148,4 +180,43 @@ impl LiveCatalog {
             }
         });
     }
+}
+
+/// `version` of `slug` as served: kept from the last snapshot's `old` when it had it, loaded
+/// otherwise.
+async fn served(
+    media: &dyn MediaStore,
+    slug: &str,
+    old: Option<&Arc<LiveFilm>>,
+    version: &PublishedVersion,
+) -> Result<Arc<ServedVersion>, String> {
+    match old.and_then(|o| o.version(&version.version)) {
+        Some(kept) => Ok(Arc::clone(kept)),
+        None => load(media, slug, version).await.map(Arc::new),
+    }
+}
+
+/// A version of `slug` as served, with its object index from the media store: an empty index,
+/// with a warning, when there is none (nothing of that version is served then); an error when
+/// it does not parse.
+async fn load(
+    media: &dyn MediaStore,
+    slug: &str,
+    version: &PublishedVersion,
+) -> Result<ServedVersion, String> {
+    let key = format!("{slug}/{}/{OBJECT_INDEX}", version.version);
+    let objects = match media.get(&key, None).await {
+        Ok(bytes) => ObjectIndex::from_json(&bytes).map_err(|e| e.to_string())?,
+        Err(e) => {
+            tracing::warn!(%slug, version = %version.version, error = %e, "no object index; nothing of this version is served");
+            ObjectIndex::default()
+        }
+    };
+    let last_modified = SystemTime::from(version.published_at);
+    Ok(ServedVersion {
+        name: version.version.clone(),
+        objects,
+        last_modified_http: httpdate::fmt_http_date(last_modified),
+        last_modified,
+    })
 }

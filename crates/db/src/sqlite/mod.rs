@@ -70,6 +70,24 @@ impl FilmRepository for SqliteCatalog {
         rows.iter().map(film_from_row).collect()
     }
 
+    async fn retired(&self) -> Result<Vec<monsoon_catalog::RetiredVersion>> {
+        let rows: Vec<(String, String, bool)> = sqlx::query_as(crate::SELECT_VERSIONS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        crate::retired(rows)
+    }
+
+    async fn forget(&self, slug: &str, version: &str) -> Result<bool> {
+        let done = sqlx::query(crate::FORGET_VERSION)
+            .bind(slug)
+            .bind(version)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn get(&self, slug: &str) -> Result<Option<Film>> {
         let row = sqlx::query(&format!("{SELECT_FILM} WHERE f.slug = ?"))
             .bind(slug)
@@ -117,14 +135,8 @@ impl FilmRepository for SqliteCatalog {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        if let Some(old) = &previous {
-            sqlx::query("DELETE FROM film_versions WHERE slug = ? AND version = ?")
-                .bind(slug)
-                .bind(old)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
+        // The replaced version stays recorded: it is served for a grace period
+        // (`FilmRepository::retired`), then forgotten.
         tx.commit().await.map_err(backend)?;
         Ok(previous)
     }

@@ -206,15 +206,15 @@ pub fn ffprobe(path: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The one version directory of `slug` under `data/media`.
+/// The newest version directory of `slug` under `data/media` (version names sort by their
+/// time; a replaced version stays for its grace period).
 pub fn version_dir(data: &Path, slug: &str) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(data.join("media").join(slug))
         .unwrap()
         .flatten()
         .map(|e| e.path())
         .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs.into_iter().next().unwrap()
+    dirs.into_iter().max().expect("a version directory")
 }
 
 /// Concatenates a rendition's init segment and media segments into one playable file.

@@ -42,7 +42,7 @@ pub(crate) use representation::{HeaderSink, Representation};
 
 use monsoon_catalog::MediaStore;
 
-use crate::live::{LiveCatalog, LiveFilm};
+use crate::live::{LiveCatalog, LiveFilm, ServedVersion};
 use crate::metrics::Metrics;
 use crate::{ApiError, AppState};
 
@@ -150,6 +150,8 @@ pub(crate) async fn load_gzipped(state: &Delivery, key: &str) -> Result<Bytes, A
 #[derive(Debug)]
 pub(crate) struct Target<'p> {
     pub live: Arc<LiveFilm>,
+    /// The version the object belongs to: the current one, or a previous one still served.
+    pub version: Arc<ServedVersion>,
     /// Path of the object within its version, e.g. `v720/seg_00042.m4s`.
     pub file: &'p str,
     pub info: ObjectInfo,
@@ -177,7 +179,7 @@ impl Target<'_> {
     pub fn key(&self) -> String {
         format!(
             "{}/{}/{}",
-            self.live.film.slug, self.live.film.current.version, self.file
+            self.live.film.slug, self.version.name, self.file
         )
     }
 }
@@ -190,30 +192,30 @@ pub(crate) fn resolve<'p>(
 ) -> Result<Target<'p>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no media object `{slug}/{path}`"));
     let live = state.live.get(slug).ok_or_else(not_found)?;
-    let version = &live.film.current.version;
     let stable = live.film.is_artwork(path);
     // Before the premiere every path but the artwork's is refused, existing object or not:
     // telling one from the other would let a prober find the version's name.
     if !stable && live.film.is_before_premiere(chrono::Utc::now()) {
         return Err(premiere_ahead(&live.film));
     }
-    // The top-level manifests and the artwork live at stable URLs; everything else under its
-    // version.
-    let file = if is_multivariant(path) || path == DASH_MANIFEST || stable {
-        path
+    // The top-level manifests and the artwork live at stable URLs and are the current
+    // version's; everything else under its version: the current one, or one it replaced that
+    // is still served (players that started before the replacement ask for those).
+    let (version, file) = if is_multivariant(path) || path == DASH_MANIFEST || stable {
+        (Arc::clone(&live.current), path)
     } else {
-        match path
-            .strip_prefix(version.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-        {
-            Some(rest) if !is_multivariant(rest) && rest != DASH_MANIFEST => rest,
+        match path.split_once('/') {
+            Some((name, rest)) if !is_multivariant(rest) && rest != DASH_MANIFEST => {
+                (Arc::clone(live.version(name).ok_or_else(not_found)?), rest)
+            }
             _ => return Err(not_found()),
         }
     };
-    let info = live.objects.get(file).ok_or_else(not_found)?.clone();
+    let info = version.objects.get(file).ok_or_else(not_found)?.clone();
     let class = ObjectClass::of(file).ok_or_else(not_found)?;
     Ok(Target {
         live,
+        version,
         file,
         info,
         class,

@@ -89,13 +89,12 @@ pub(crate) struct Representation {
 impl Representation {
     /// Decides the answer from the request's preconditions, range and `Accept-Encoding`.
     pub fn of(target: &Target<'_>, req: &impl RequestHeaders, is_get: bool) -> Self {
-        let live = &target.live;
         let decision = decide(
             req,
             is_get,
             &target.info,
-            live.last_modified,
-            &live.last_modified_http,
+            target.version.last_modified,
+            &target.version.last_modified_http,
         );
         let gzip = matches!(decision, Decision::Whole | Decision::NotModified)
             && varies_by_encoding(target.class, target.info.size)
@@ -130,7 +129,7 @@ impl Representation {
     /// the order both paths send them. `length` is [`Representation::length`].
     pub fn write_headers(&self, target: &Target<'_>, length: u64, out: &mut impl HeaderSink) {
         let (info, class) = (&target.info, target.class);
-        let lm = target.live.last_modified_http.as_str();
+        let lm = target.version.last_modified_http.as_str();
         let etag = info.etag.as_str();
         match self.decision {
             Decision::PreconditionFailed => {
