@@ -1,7 +1,8 @@
 // Operator dashboard: polls /admin/api/dashboard every 5 s and draws the figures with uPlot.
 // Concurrent viewers get a live line from the polls on top of the minute history. The ingest
-// jobs (/admin/api/jobs) are polled as often, in a table shown only when the server has a job
-// queue (a PostgreSQL database): a 404 says it has none, and the section stays hidden.
+// jobs (/admin/api/jobs) are polled as often, in a table shown when the server has a job
+// queue (every `monsoon serve` does; a server built without one answers 404, and the section
+// stays hidden).
 (function () {
   "use strict";
   var S = JSON.parse(document.getElementById("dash-strings").textContent);

@@ -12,7 +12,7 @@ mod postgres;
 mod sqlite;
 
 pub use postgres::{PgAudienceStore, PgCatalog, PgJobs, redacted};
-pub use sqlite::{SqliteAudienceStore, SqliteCatalog};
+pub use sqlite::{SqliteAudienceStore, SqliteCatalog, SqliteJobs};
 
 fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())

@@ -93,6 +93,9 @@ pub struct Backends {
     database: Backend,
     /// The catalog again when it is PostgreSQL, for the secrets the nodes share.
     postgres: Option<monsoon_db::PgCatalog>,
+    /// The ingest job queue, in the catalog's database (the catalog migrated it): on
+    /// PostgreSQL the one every worker of a cluster shares, on SQLite the one machine's.
+    pub jobs: Arc<dyn JobQueue>,
 }
 
 impl Backends {
@@ -107,15 +110,18 @@ impl Backends {
             None => Backend::Files(data.root.join("media")),
         };
         let mut postgres = None;
-        let films: Arc<dyn FilmRepository> = match &database {
+        let (films, jobs): (Arc<dyn FilmRepository>, Arc<dyn JobQueue>) = match &database {
             Backend::Sqlite(path) => {
                 create_parent(path)?;
-                Arc::new(monsoon_db::SqliteCatalog::open(path).await?)
+                let catalog = monsoon_db::SqliteCatalog::open(path).await?;
+                let jobs = Arc::new(monsoon_db::SqliteJobs::new(catalog.pool().clone()));
+                (Arc::new(catalog), jobs)
             }
             Backend::Postgres(url) => {
                 let catalog = monsoon_db::PgCatalog::open(url).await?;
                 postgres = Some(catalog.clone());
-                Arc::new(catalog)
+                let jobs = Arc::new(monsoon_db::PgJobs::new(catalog.pool().clone()));
+                (Arc::new(catalog), jobs)
             }
             Backend::Files(_) | Backend::S3(_) => unreachable_backend()?,
         };
@@ -138,6 +144,7 @@ impl Backends {
             media,
             database,
             postgres,
+            jobs,
         })
     }
 
@@ -180,39 +187,11 @@ impl Backends {
     }
 }
 
-/// Refuses, before anything is opened or written, a database that cannot hold the ingest
-/// job queue: `what` needs one that every worker shares, which is PostgreSQL.
-pub fn require_job_database(
-    data: &DataDir,
-    storage: &StorageConfig,
-    what: &str,
-) -> anyhow::Result<()> {
-    let url = match &storage.database {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", data.root.join("catalog.db").display()),
-    };
-    match parse("database", &url)? {
-        Backend::Postgres(_) => Ok(()),
-        _ => bail!(
-            "{what} needs the ingest job queue, which lives in a PostgreSQL database the workers \
-             share, and the database is \"{}\": set --database postgres://… \
-             (MONSOON_DATABASE, [storage] database), or run `monsoon ingest` without --submit \
-             to transcode on this machine",
-            monsoon_db::redacted(&url)
-        ),
-    }
-}
-
 impl Backends {
-    /// The ingest job queue, in the catalog's PostgreSQL database (the catalog migrated it).
-    pub fn jobs(&self) -> anyhow::Result<Arc<dyn JobQueue>> {
-        match &self.postgres {
-            Some(catalog) => Ok(Arc::new(monsoon_db::PgJobs::new(catalog.pool().clone()))),
-            None => bail!(
-                "the ingest job queue lives in a PostgreSQL database the workers share; this \
-                 database is SQLite: set --database postgres://…"
-            ),
-        }
+    /// Whether the database is one machine's (SQLite): `monsoon serve` then runs an ingest
+    /// worker of its own unless told not to (`[worker] in_serve`).
+    pub fn single_machine(&self) -> bool {
+        matches!(self.database, Backend::Sqlite(_))
     }
 }
 

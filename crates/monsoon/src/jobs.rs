@@ -1,6 +1,8 @@
 //! `monsoon ingest --submit` (records a job instead of transcoding) and `monsoon jobs` (lists
-//! them, or cancels one). The queue is PostgreSQL's (`monsoon_db::PgJobs`); the workers that
-//! run the jobs are `monsoon worker` (`worker.rs`).
+//! them, or cancels one). The queue lives in the catalog's database (`monsoon_db::PgJobs` on
+//! PostgreSQL, shared by a cluster's workers; `monsoon_db::SqliteJobs` on one machine); the
+//! workers that run the jobs are `monsoon worker` (`worker.rs`) and, on one machine, the one
+//! inside `monsoon serve`.
 
 use std::process::ExitCode;
 
@@ -11,7 +13,6 @@ use monsoon_ingest::Request;
 use serde_json::json;
 
 use crate::DataDir;
-use crate::backends::require_job_database;
 use crate::ingest::IngestArgs;
 
 #[derive(Debug, Args)]
@@ -30,7 +31,6 @@ pub struct JobsArgs {
 /// `monsoon ingest FILE --slug S --submit`: the same checks and probe as an ingest, then a
 /// queued job.
 pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    require_job_database(data, &data.storage, "`monsoon ingest --submit`")?;
     let json_output = args.json;
     let (plan, job) = monsoon_ingest::jobs::submission(
         Request {
@@ -46,7 +46,7 @@ pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode
     )
     .await?;
     let backends = data.open(&Default::default()).await?;
-    let job = backends.jobs()?.submit(&job).await?;
+    let job = backends.jobs.submit(&job).await?;
     if json_output {
         println!(
             "{}",
@@ -55,8 +55,8 @@ pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode
         );
     } else {
         eprintln!(
-            "submitted job {} for `{}` ({}, {:.1} s, {} rungs); a `monsoon worker` will \
-             transcode it; `monsoon jobs` shows its progress",
+            "submitted job {} for `{}` ({}, {:.1} s, {} rungs); a `monsoon worker` (or, \
+             on one machine, `monsoon serve`) will transcode it; `monsoon jobs` shows its progress",
             job.id,
             job.slug,
             job.master,
@@ -68,9 +68,8 @@ pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode
 }
 
 pub async fn run(data: &DataDir, args: JobsArgs) -> anyhow::Result<ExitCode> {
-    require_job_database(data, &data.storage, "`monsoon jobs`")?;
     let backends = data.open(&Default::default()).await?;
-    let queue = backends.jobs()?;
+    let queue = backends.jobs;
     if let Some(id) = args.cancel {
         if queue.cancel(id).await? {
             eprintln!("job {id} cancelled");

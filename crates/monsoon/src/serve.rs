@@ -214,6 +214,12 @@ pub async fn serve(
     on_ready: impl FnOnce(&str),
 ) -> anyhow::Result<()> {
     let config = &settings.serve;
+    if config.replaced_version_grace_s > MAX_GRACE_S {
+        anyhow::bail!(
+            "[serve] replaced_version_grace_s = {}: at most {MAX_GRACE_S} (30 days); replaced versions are kept on the media store that long",
+            config.replaced_version_grace_s
+        );
+    }
     let token_hash = Some(settings.admin.token_hash.clone()).filter(|h| !h.is_empty());
     if token_hash.is_none() && config.metrics == MetricsAccess::Admin {
         tracing::warn!(
@@ -235,8 +241,23 @@ pub async fn serve(
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = backends.audience().await?;
     let key = backends.audience_key(data).await?;
-    // The dashboard shows the ingest jobs when the database holds their queue (PostgreSQL).
-    let jobs = backends.jobs().ok();
+    let jobs = Arc::clone(&backends.jobs);
+    // One machine transcodes the jobs submitted to it itself (`[worker] in_serve`).
+    let in_serve = settings
+        .worker
+        .in_serve
+        .unwrap_or_else(|| backends.single_machine());
+    let worker = if in_serve {
+        Some(crate::worker::InServe::spawn(
+            data,
+            &settings.worker,
+            Arc::clone(&backends.jobs),
+            Arc::clone(&backends.films),
+            Arc::clone(&backends.media),
+        )?)
+    } else {
+        None
+    };
     let (films, media) = (backends.films, backends.media);
     let audience = Arc::new(
         monsoon_audience::Audience::open(audience, key, store)
@@ -254,18 +275,12 @@ pub async fn serve(
         fast_path: config.fast_path,
         trusted_proxies,
         metrics: config.metrics,
-        jobs,
+        jobs: Some(jobs),
     };
     let state = AppState::new(films, media, audience, options)
         .await
         .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
     state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
-    if config.replaced_version_grace_s > MAX_GRACE_S {
-        anyhow::bail!(
-            "[serve] replaced_version_grace_s = {}: at most {MAX_GRACE_S} (30 days); replaced versions are kept on the media store that long",
-            config.replaced_version_grace_s
-        );
-    }
     state.spawn_retirement(Duration::from_secs(config.replaced_version_grace_s));
     let threads = match config.http_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -289,6 +304,9 @@ pub async fn serve(
     )
     .await
     .with_context(|| format!("serving on {}", config.listen))?;
+    if let Some(worker) = worker {
+        worker.stop().await;
+    }
     Ok(())
 }
 
@@ -320,7 +338,7 @@ mod tests {
         assert_eq!(file.audience, monsoon_audience::Config::default());
         assert_eq!(file.storage, crate::backends::StorageConfig::default());
         assert_eq!(file.worker, crate::worker::WorkerConfig::default());
-        for key in ["database", "media"] {
+        for key in ["database", "media", "in_serve"] {
             assert!(
                 text.contains(&format!("\n# {key} = ")),
                 "{key} is not documented"

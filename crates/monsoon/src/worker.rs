@@ -1,4 +1,4 @@
-//! `monsoon worker`: takes ingest jobs from the PostgreSQL queue and runs them
+//! `monsoon worker`: takes ingest jobs from the queue in the catalog's database and runs them
 //! (`monsoon_ingest::worker`), until SIGINT or SIGTERM, which releases the job at hand.
 //!
 //! Settings: built-in defaults → `[worker]` of `--config monsoon.toml` → `MONSOON_WORKER_*`
@@ -8,15 +8,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
+use monsoon_catalog::{FilmRepository, JobQueue, MediaStore};
 use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::DataDir;
-use crate::backends::{StorageConfig, require_job_database};
+use crate::backends::StorageConfig;
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -39,6 +41,10 @@ pub struct WorkerConfig {
     pub lease_s: u64,
     /// Seconds an idle worker waits before asking for a job again.
     pub poll_s: u64,
+    /// Whether `monsoon serve` runs an ingest worker of its own (jobs submitted from the studio
+    /// or `monsoon ingest --submit`); unset: on one machine (SQLite) it does, on PostgreSQL
+    /// (a cluster, whose transcoding is for `monsoon worker`s) it does not.
+    pub in_serve: Option<bool>,
 }
 
 impl Default for WorkerConfig {
@@ -46,6 +52,7 @@ impl Default for WorkerConfig {
         Self {
             lease_s: 30,
             poll_s: 2,
+            in_serve: None,
         }
     }
 }
@@ -69,7 +76,7 @@ impl WorkerConfig {
 }
 
 /// This worker's name, its jobs' lease owner: `host:pid`.
-fn name() -> String {
+pub fn name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
@@ -94,9 +101,8 @@ pub async fn run(data: &DataDir, args: WorkerArgs) -> anyhow::Result<ExitCode> {
         config.poll_s = v;
     }
     config.check()?;
-    require_job_database(data, &data.storage.or(&file_storage), "`monsoon worker`")?;
     let backends = data.open(&file_storage).await?;
-    let queue = backends.jobs()?;
+    let queue = backends.jobs;
 
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -125,6 +131,49 @@ pub async fn run(data: &DataDir, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The ingest worker inside a `monsoon serve` (`[worker] in_serve`): the same loop as
+/// `monsoon worker`, on the server's backends, building versions in its data directory.
+#[derive(Debug)]
+pub struct InServe {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl InServe {
+    pub fn spawn(
+        data: &DataDir,
+        config: &WorkerConfig,
+        queue: Arc<dyn JobQueue>,
+        films: Arc<dyn FilmRepository>,
+        media: Arc<dyn MediaStore>,
+    ) -> anyhow::Result<Self> {
+        config.check()?;
+        let settings = monsoon_ingest::worker::Settings {
+            name: format!("{} (serve)", name()),
+            lease: Duration::from_secs(config.lease_s),
+            idle_poll: Duration::from_secs(config.poll_s),
+        };
+        let (staging, locks) = (data.staging(), data.root.join("locks"));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let place = monsoon_ingest::worker::Workplace {
+                films: films.as_ref(),
+                media: media.as_ref(),
+                staging: &staging,
+                locks: &locks,
+            };
+            monsoon_ingest::worker::run(queue.as_ref(), place, &settings, stopped).await;
+        });
+        Ok(Self { stop, task })
+    }
+
+    /// Stops the worker: the job at hand, if any, goes back to the queue.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +184,7 @@ mod tests {
         let err = WorkerConfig {
             lease_s: 0,
             poll_s: 2,
+            in_serve: None,
         }
         .check()
         .unwrap_err()
@@ -146,7 +196,8 @@ mod tests {
         assert!(
             WorkerConfig {
                 lease_s: 30,
-                poll_s: 61
+                poll_s: 61,
+                in_serve: None,
             }
             .check()
             .is_err()

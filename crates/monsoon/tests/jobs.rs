@@ -407,35 +407,6 @@ fn bad_submissions_are_refused_naming_the_value_and_the_rule() {
     assert!(stderr.contains("slug `Phim!` is not valid"), "{stderr}");
     assert_eq!(cluster.jobs(), Vec::<Value>::new());
 
-    // SQLite (the default database) has no job queue: refused before anything is written.
-    let sqlite = cluster.path("sqlite");
-    for args in [
-        vec![
-            "ingest",
-            clip.to_str().unwrap(),
-            "--slug",
-            "film",
-            "--submit",
-        ],
-        vec!["worker"],
-        vec!["jobs"],
-    ] {
-        let out = Command::new(MONSOON)
-            .arg("--data")
-            .arg(&sqlite)
-            .args(&args)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} was accepted");
-        assert!(
-            stderr.contains(&format!("sqlite://{}/catalog.db", sqlite.display()))
-                && stderr.contains("PostgreSQL database the workers share"),
-            "{stderr}"
-        );
-        assert!(!sqlite.exists(), "{args:?} wrote {}", sqlite.display());
-    }
-
     // A relative path is recorded absolute (what workers open); a queued job can be cancelled
     // once, and is never claimed.
     let out = Command::new(MONSOON)
@@ -467,4 +438,61 @@ fn bad_submissions_are_refused_naming_the_value_and_the_rule() {
         table.starts_with("ID") && table.contains("cancelled"),
         "{table}"
     );
+}
+
+/// On one machine (SQLite, the default), `monsoon ingest --submit` queues a job that
+/// `monsoon serve`'s own worker (`[worker] in_serve`, on by default there) transcodes and
+/// publishes; `monsoon jobs` and the dashboard show it from queued to done.
+#[test]
+fn on_one_machine_the_server_transcodes_submitted_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let clip = tmp.path().join("clip.mp4");
+    make_clip(&clip, 8, "320x180");
+    let monsoon = |args: &[&str]| -> Output {
+        Command::new(MONSOON)
+            .arg("--data")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = monsoon(&[
+        "ingest",
+        clip.to_str().unwrap(),
+        "--slug",
+        "film",
+        "--quality",
+        "fast",
+        "--submit",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("submitted job 1 for `film`"), "{stderr}");
+    let out = monsoon(&["jobs", "--json"]);
+    let jobs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(jobs[0]["state"], "queued", "{jobs}");
+
+    let admin = monsoon(&["admin-token", "--token", ADMIN_TOKEN]);
+    assert!(admin.status.success());
+    let config = tmp.path().join("server.toml");
+    std::fs::write(&config, &admin.stdout).unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let start = Instant::now();
+    loop {
+        let jobs = dashboard_jobs(&server);
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_ne!(jobs[0]["state"], "failed", "{jobs:?}");
+        if jobs[0]["state"] == "done" {
+            assert_eq!(jobs[0]["percent"], 100.0, "{jobs:?}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "the server never transcoded the job: {jobs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let reached = play(&server, "film");
+    assert!(reached > 7.5, "played {reached} s of 8");
 }

@@ -143,8 +143,10 @@ impl FilmRepository for SqliteCatalog {
 }
 
 mod audience;
+mod jobs;
 
 pub use audience::SqliteAudienceStore;
+pub use jobs::SqliteJobs;
 
 #[cfg(test)]
 mod tests {
