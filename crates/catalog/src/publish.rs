@@ -213,16 +213,57 @@ impl Publisher<'_> {
         &self,
         slug: &str,
         meta: &FilmMeta,
-        mut staging: Staging,
+        staging: Staging,
         record: &PublishedVersion,
         before_commit: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
-        let index = ObjectIndex::build(&staging.path)?;
+        self.publish_carrying(slug, meta, staging, record, None, before_commit)
+            .await
+    }
+
+    /// [`publish`](Self::publish), with objects of another version of the film carried into
+    /// the new one: `carry` names that version and the objects (with their index entries,
+    /// which hold for the copies: the bytes are the same). They are copied inside the store
+    /// ([`MediaStore::copy`]: a hard link on disk, a server-side copy on S3) after the staged
+    /// files are published and before the commit, so the new version is whole when it is
+    /// recorded, and a crash leaves an unrecorded version the next sweep removes. This is how
+    /// an audio track or subtitles join a film without its video being encoded again.
+    pub async fn publish_carrying(
+        &self,
+        slug: &str,
+        meta: &FilmMeta,
+        mut staging: Staging,
+        record: &PublishedVersion,
+        carry: Option<(&str, &ObjectIndex)>,
+        before_commit: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        let mut index = ObjectIndex::build(&staging.path)?;
+        if let Some((_, carried)) = carry {
+            for (key, info) in &carried.objects {
+                if index.objects.insert(key.clone(), info.clone()).is_some() {
+                    return Err(Error::Backend(format!(
+                        "{key} is both staged and carried from the previous version"
+                    )));
+                }
+            }
+        }
         write_durable(&staging.path.join(OBJECT_INDEX), &index.to_json())?;
         sync_tree(&staging.path)?;
         let prefix = format!("{slug}/{}", record.version);
         self.media.publish_dir(&staging.path, &prefix).await?;
         staging.armed = false;
+        if let Some((from, carried)) = carry {
+            for key in carried.objects.keys() {
+                let copied = self
+                    .media
+                    .copy(&format!("{slug}/{from}/{key}"), &format!("{prefix}/{key}"))
+                    .await;
+                if let Err(e) = copied {
+                    let _ = self.media.delete_prefix(&prefix).await;
+                    return Err(e);
+                }
+            }
+        }
         before_commit.await;
         let previous = match self.films.publish(slug, meta, record).await {
             Ok(previous) => previous,
@@ -363,6 +404,90 @@ mod tests {
         assert_eq!(
             media.get("film/v3/v360/seg_00000.m4s", None).await.unwrap(),
             bytes::Bytes::from_static(b"three")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_version_can_carry_the_media_of_the_one_it_replaces() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (films, media) = (MemoryFilms::new(), MemoryStore::new());
+        let publisher = Publisher {
+            films: &films,
+            media: &media,
+        };
+        let meta = FilmMeta::untitled("film");
+        publisher
+            .publish(
+                "film",
+                &meta,
+                staged(tmp.path(), "v1", b"video"),
+                &version("v1"),
+                async {},
+            )
+            .await
+            .unwrap();
+        let v1 = ObjectIndex::from_json(&media.get("film/v1/objects.json", None).await.unwrap())
+            .unwrap();
+        // v2: a new audio track and a new playlist staged; v1's segment carried.
+        let staging = Staging::create(tmp.path(), "film", "v2").unwrap();
+        std::fs::create_dir_all(staging.path().join("a128-en")).unwrap();
+        std::fs::write(staging.path().join("master.m3u8"), b"#EXTM3U\n#v2\n").unwrap();
+        std::fs::write(staging.path().join("a128-en/seg_00000.m4s"), b"audio").unwrap();
+        let mut carried = v1.clone();
+        carried.objects.remove("master.m3u8");
+        publisher
+            .publish_carrying(
+                "film",
+                &meta,
+                staging,
+                &version("v2"),
+                Some(("v1", &carried)),
+                async {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            media.list("film/v2").await.unwrap(),
+            [
+                "film/v2/a128-en/seg_00000.m4s",
+                "film/v2/master.m3u8",
+                "film/v2/objects.json",
+                "film/v2/v360/seg_00000.m4s"
+            ]
+        );
+        assert_eq!(
+            media.get("film/v2/v360/seg_00000.m4s", None).await.unwrap(),
+            bytes::Bytes::from_static(b"video")
+        );
+        let v2 = ObjectIndex::from_json(&media.get("film/v2/objects.json", None).await.unwrap())
+            .unwrap();
+        assert_eq!(v2.get("v360/seg_00000.m4s"), v1.get("v360/seg_00000.m4s"));
+        assert_ne!(v2.get("master.m3u8"), v1.get("master.m3u8"));
+        assert!(v2.get("a128-en/seg_00000.m4s").is_some());
+
+        // Carrying an object that is missing fails and leaves no trace of the new version.
+        let staging = Staging::create(tmp.path(), "film", "v3").unwrap();
+        std::fs::write(staging.path().join("master.m3u8"), b"#EXTM3U\n").unwrap();
+        let mut missing = ObjectIndex::default();
+        missing.objects.insert(
+            "v360/seg_00009.m4s".into(),
+            v1.get("v360/seg_00000.m4s").unwrap().clone(),
+        );
+        let err = publisher
+            .publish_carrying(
+                "film",
+                &meta,
+                staging,
+                &version("v3"),
+                Some(("v2", &missing)),
+                async {},
+            )
+            .await;
+        assert!(matches!(err, Err(Error::NotFound(_))), "{err:?}");
+        assert!(media.list("film/v3").await.unwrap().is_empty());
+        assert_eq!(
+            films.get("film").await.unwrap().unwrap().current.version,
+            "v2"
         );
     }
 

@@ -44,6 +44,12 @@ pub trait MediaStore: Send + Sync + std::fmt::Debug {
     /// playlist never names a missing object.
     async fn publish_dir(&self, staging: &Path, prefix: &str) -> Result<()>;
 
+    /// Copies object `from` to `to` (replacing it) inside the store, without its bytes passing
+    /// through this process where the backend can: a hard link on local disk, a server-side
+    /// copy on S3. A new version that keeps an old one's media (an added audio track) carries
+    /// it this way. [`Error::NotFound`] if `from` does not exist.
+    async fn copy(&self, from: &str, to: &str) -> Result<()>;
+
     /// The local file of object `key`, for backends that keep objects as files (the delivery
     /// path sends those without copying them through user space). `None` by default.
     fn local_path(&self, _key: &str) -> Option<PathBuf> {
@@ -140,6 +146,18 @@ impl MediaStore for MemoryStore {
         Ok(())
     }
 
+    async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        check_key(from)?;
+        check_key(to)?;
+        let mut objects = self.objects();
+        let bytes = objects
+            .get(from)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(from.to_owned()))?;
+        objects.insert(to.to_owned(), bytes);
+        Ok(())
+    }
+
     async fn publish_dir(&self, staging: &Path, prefix: &str) -> Result<()> {
         check_key(prefix)?;
         if !self.list(prefix).await?.is_empty() {
@@ -201,6 +219,42 @@ pub mod conformance {
         listing_and_deleting_follow_prefixes(store).await;
         publishing_a_directory_makes_every_file_an_object_once(store).await;
         keys_never_escape(store).await;
+        copies_carry_an_object_whole(store).await;
+    }
+
+    /// A copy is the same bytes under another key; the original stays; a missing one is
+    /// `NotFound`; a copy replaces what was there.
+    async fn copies_carry_an_object_whole(store: &dyn MediaStore) {
+        let body = Bytes::from_static(b"segment bytes");
+        store.put("c/v1/a/seg.m4s", body.clone()).await.unwrap();
+        store
+            .copy("c/v1/a/seg.m4s", "c/v2/a/seg.m4s")
+            .await
+            .unwrap();
+        assert_eq!(store.get("c/v2/a/seg.m4s", None).await.unwrap(), body);
+        assert_eq!(store.get("c/v1/a/seg.m4s", None).await.unwrap(), body);
+        assert!(matches!(
+            store.copy("c/v1/a/none.m4s", "c/v2/a/none.m4s").await,
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(store.head("c/v2/a/none.m4s").await.unwrap(), None);
+        store
+            .put("c/v1/b.m4s", Bytes::from_static(b"b"))
+            .await
+            .unwrap();
+        store.copy("c/v1/b.m4s", "c/v2/a/seg.m4s").await.unwrap();
+        assert_eq!(
+            store.get("c/v2/a/seg.m4s", None).await.unwrap(),
+            Bytes::from_static(b"b")
+        );
+        // Deleting one version leaves the other's copy.
+        store.delete_prefix("c/v1").await.unwrap();
+        assert_eq!(
+            store.get("c/v2/a/seg.m4s", None).await.unwrap(),
+            Bytes::from_static(b"b")
+        );
+        assert!(store.copy("c/v2/a/seg.m4s", "../x").await.is_err());
+        store.delete_prefix("c").await.unwrap();
     }
 
     async fn objects_round_trip_with_ranges(store: &dyn MediaStore) {

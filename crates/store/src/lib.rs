@@ -169,6 +169,41 @@ impl MediaStore for LocalStore {
         }
     }
 
+    async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let (source, target) = (self.path_of(from)?, self.path_of(to)?);
+        let from = from.to_owned();
+        blocking(move || {
+            if !source.is_file() {
+                return Err(Error::NotFound(from));
+            }
+            let dir = target
+                .parent()
+                .ok_or_else(|| Error::Backend(format!("{} has no directory", target.display())))?
+                .to_owned();
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            // A hard link under a temporary name, renamed over the target: the same inode, no
+            // bytes copied (published objects are never written again, so sharing is safe).
+            // Across file systems, a copy, fsynced.
+            let tmp = dir.join(format!(
+                ".{}.tmp",
+                target
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ));
+            let _ = std::fs::remove_file(&tmp);
+            if std::fs::hard_link(&source, &tmp).is_err() {
+                std::fs::copy(&source, &tmp).map_err(io(&tmp))?;
+                std::fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io(&tmp))?;
+            }
+            std::fs::rename(&tmp, &target).map_err(io(&target))?;
+            sync_dir(&dir)
+        })
+        .await
+    }
+
     async fn publish_dir(&self, staging: &Path, prefix: &str) -> Result<()> {
         let target = self.path_of(prefix)?;
         let parent = target

@@ -400,6 +400,16 @@ impl MediaStore for S3Store {
         Ok(())
     }
 
+    async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let (source, target) = (object_path(from)?, object_path(to)?);
+        // CopyObject: the bytes stay in the store.
+        match self.objects.copy(&source, &target).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Err(Error::NotFound(from.to_owned())),
+            Err(e) => Err(self.failed("copy of", from, e)),
+        }
+    }
+
     async fn publish_dir(&self, staging: &Path, prefix: &str) -> Result<()> {
         check_key(prefix)?;
         if !self.list(prefix).await?.is_empty() {
