@@ -23,6 +23,7 @@
 
 mod error;
 pub mod jobs;
+pub mod tracks;
 pub mod worker;
 
 use std::future::Future;
@@ -264,7 +265,7 @@ fn copy_art(image: Option<&Path>, name: &str, out_dir: &Path) -> Result<Option<S
 }
 
 /// The catalog's record of a measured rendition.
-fn rendition_record(r: &MeasuredRendition) -> Rendition {
+pub(crate) fn rendition_record(r: &MeasuredRendition) -> Rendition {
     let (kind, width, height) = match &r.kind {
         Kind::Video { width, height, .. } => (RenditionKind::Video, *width, *height),
         Kind::Audio => (RenditionKind::Audio, 0, 0),

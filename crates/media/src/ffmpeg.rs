@@ -90,6 +90,23 @@ async fn input_file_size(path: &Path) -> Result<u64> {
 
 /// Probes `path` with ffprobe and checks it against `limits`.
 pub async fn probe_file(path: &Path, limits: &Limits) -> Result<Source> {
+    let (size, parsed) = ffprobe(path).await?;
+    let mut source = probe::analyze(path, &parsed, limits)?;
+    if source.size_bytes == 0 {
+        source.size_bytes = size;
+    }
+    Ok(source)
+}
+
+/// Probes `path` as an audio track to add to a film (`crate::tracks`): any container
+/// ffmpeg reads among the allowed ones, with an audio stream.
+pub async fn probe_audio_file(path: &Path, limits: &Limits) -> Result<probe::AudioSource> {
+    let (_, parsed) = ffprobe(path).await?;
+    probe::analyze_audio(path, &parsed, limits)
+}
+
+/// ffprobe's reading of `path` (a non-empty regular file) and the file's size.
+async fn ffprobe(path: &Path) -> Result<(u64, ProbeOutput)> {
     let size = input_file_size(path).await?;
 
     let mut cmd = command("ffprobe");
@@ -128,11 +145,7 @@ pub async fn probe_file(path: &Path, limits: &Limits) -> Result<Source> {
             path: path.to_owned(),
             reason: format!("ffprobe output unreadable: {e}"),
         })?;
-    let mut source = probe::analyze(path, &parsed, limits)?;
-    if source.size_bytes == 0 {
-        source.size_bytes = size;
-    }
-    Ok(source)
+    Ok((size, parsed))
 }
 
 /// A progress report parsed from ffmpeg's `-progress` key/value stream.

@@ -326,6 +326,23 @@ const FLOOR_BUFFER: u64 = 64_000;
 const AUDIO_HIGH: (&str, u64) = ("a128", 128_000);
 const AUDIO_LOW: (&str, u64) = ("a48", 48_000);
 
+/// The audio rendition a ladder names `name` (`a48`, `a128`, `o32`), with its codec and bit
+/// rate: what an added audio language is encoded as beside it (`crate::tracks`).
+pub fn audio_rung(name: &str) -> Option<AudioRung> {
+    [
+        (AUDIO_LOW, AudioCodec::Aac),
+        (AUDIO_HIGH, AudioCodec::Aac),
+        (AUDIO_OPUS, AudioCodec::Opus),
+    ]
+    .into_iter()
+    .find(|((n, _), _)| *n == name)
+    .map(|((n, bitrate), codec)| AudioRung {
+        name: n.into(),
+        bitrate,
+        codec,
+    })
+}
+
 /// Plans the ladder for `source`.
 pub fn plan(source: &Source, options: &LadderOptions) -> Ladder {
     let video = &source.video;

@@ -12,6 +12,7 @@ pub mod fmp4;
 pub mod ladder;
 pub mod package;
 pub mod probe;
+pub mod tracks;
 pub mod transcode;
 pub mod verify;
 
@@ -127,13 +128,7 @@ pub async fn encode_and_package(
         // ffmpeg's media playlists, with EXTINFs whose running sums are the media's boundaries
         // (package::exact_extinf_us says why); the manifests below use the same durations.
         for r in &mut renditions {
-            let exact = package::exact_extinf_us(&r.segments);
-            let path = out.join(&r.name).join(transcode::MEDIA_PLAYLIST);
-            let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
-            write_durable(&path, package::rewrite_extinf(&text, &exact)?.as_bytes())?;
-            for (seg, us) in r.segments.iter_mut().zip(exact) {
-                seg.duration_s = us as f64 / 1e6;
-            }
+            make_extinf_exact(&out, r)?;
         }
         let duration_s = renditions
             .iter()
@@ -201,6 +196,19 @@ pub async fn encode_and_package(
     })
     .await
     .map_err(|_| Error::Interrupted)?
+}
+
+/// Rewrites the media playlist of `r` in `out` with exact EXTINFs and takes them as its
+/// segments' durations.
+fn make_extinf_exact(out: &Path, r: &mut MeasuredRendition) -> Result<()> {
+    let exact = package::exact_extinf_us(&r.segments);
+    let path = out.join(&r.name).join(transcode::MEDIA_PLAYLIST);
+    let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
+    write_durable(&path, package::rewrite_extinf(&text, &exact)?.as_bytes())?;
+    for (seg, us) in r.segments.iter_mut().zip(exact) {
+        seg.duration_s = us as f64 / 1e6;
+    }
+    Ok(())
 }
 
 /// The operator's message for a frame that broke a rule mid-stream, in the coded

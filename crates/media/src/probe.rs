@@ -162,6 +162,83 @@ impl Default for Limits {
     }
 }
 
+/// An audio file to add to a film as another language (`crate::tracks`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioSource {
+    pub path: PathBuf,
+    pub duration_s: f64,
+    pub audio: AudioInfo,
+}
+
+/// Turns a parsed probe of an audio track into an [`AudioSource`]: an allowed container with
+/// an audio stream and a duration within `limits`.
+pub fn analyze_audio(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<AudioSource> {
+    let format = probe.format.as_ref().ok_or_else(|| Error::NotMedia {
+        path: path.to_owned(),
+        reason: "ffprobe found no container format".into(),
+    })?;
+    if !format
+        .format_name
+        .split(',')
+        .any(|name| ALLOWED_FORMATS.contains(&name))
+    {
+        return Err(Error::NotMedia {
+            path: path.to_owned(),
+            reason: format!(
+                "container `{}` is not one of {}",
+                format.format_name,
+                ALLOWED_FORMATS.join(", ")
+            ),
+        });
+    }
+    let stream = probe
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"))
+        .ok_or_else(|| Error::Unsupported {
+            path: path.to_owned(),
+            reason: "it has no audio stream; an audio track needs one".into(),
+        })?;
+    let duration_s = format
+        .duration
+        .as_deref()
+        .or(stream.duration.as_deref())
+        .and_then(|d| d.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    if duration_s.is_nan() || duration_s <= 0.0 {
+        return Err(Error::Unsupported {
+            path: path.to_owned(),
+            reason: "the audio has no duration; give the complete file".into(),
+        });
+    }
+    if duration_s > limits.max_duration_s {
+        return Err(Error::Limit {
+            path: path.to_owned(),
+            what: "duration",
+            value: format!("{duration_s:.0} s"),
+            limit: format!("{:.0} s", limits.max_duration_s),
+        });
+    }
+    Ok(AudioSource {
+        path: path.to_owned(),
+        duration_s,
+        audio: audio_info(stream),
+    })
+}
+
+fn audio_info(s: &ProbeStream) -> AudioInfo {
+    AudioInfo {
+        index: s.index,
+        codec: s.codec_name.clone().unwrap_or_default(),
+        channels: s.channels.unwrap_or(2),
+        sample_rate: s
+            .sample_rate
+            .as_deref()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(48_000),
+    }
+}
+
 /// Turns a parsed probe into a [`Source`], refusing what cannot be made into a ladder.
 pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Source> {
     let unsupported = |reason: String| Error::Unsupported {
@@ -208,16 +285,7 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
         .streams
         .iter()
         .find(|s| s.codec_type.as_deref() == Some("audio"))
-        .map(|s| AudioInfo {
-            index: s.index,
-            codec: s.codec_name.clone().unwrap_or_default(),
-            channels: s.channels.unwrap_or(2),
-            sample_rate: s
-                .sample_rate
-                .as_deref()
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(48_000),
-        });
+        .map(audio_info);
 
     let (Some(coded_width), Some(coded_height)) = (video.width, video.height) else {
         return Err(unsupported("the video stream has no frame size".into()));

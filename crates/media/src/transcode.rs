@@ -8,7 +8,9 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::ffmpeg::file_arg;
-use crate::ladder::{AV1_PRESET, AudioCodec, Codec, GOP_SECONDS, Ladder, SEGMENT_SECONDS};
+use crate::ladder::{
+    AV1_PRESET, AudioCodec, AudioRung, Codec, GOP_SECONDS, Ladder, SEGMENT_SECONDS,
+};
 use crate::probe::{ALLOWED_FORMATS, Source};
 
 pub use monsoon_catalog::{INIT_SEGMENT, MEDIA_PLAYLIST, SEGMENT_PATTERN};
@@ -312,39 +314,74 @@ pub fn ffmpeg_args(source: &Source, ladder: &Ladder, out_dir: &Path) -> Vec<OsSt
     args.push(out_dir.join(THUMBNAILS_DIR).join(THUMB_PATTERN).into());
     if let Some(audio) = &source.audio {
         for rung in &ladder.audio {
-            let codec: &[&str] = match rung.codec {
-                AudioCodec::Aac => &["-c:a", "aac"],
-                // Constrained VBR with 60 ms frames: a third of 20 ms frames' per-sample fMP4
-                // overhead (BENCHMARKS.md, "Codecs": 35 kbit/s in fMP4 for 32 asked, against 42
-                // with libopus's defaults).
-                AudioCodec::Opus => &[
-                    "-c:a",
-                    "libopus",
-                    "-vbr",
-                    "constrained",
-                    "-frame_duration",
-                    "60",
-                ],
-            };
-            args.extend(codec.iter().map(OsString::from));
-            args.extend(
-                [
-                    "-map",
-                    &format!("0:{}", audio.index),
-                    "-b:a",
-                    &rung.bitrate.to_string(),
-                    "-ac",
-                    "2",
-                    "-ar",
-                    "48000",
-                    "-vn",
-                    "-sn",
-                    "-dn",
-                ]
-                .map(OsString::from),
-            );
+            args.extend(audio_encoder_args(rung, audio.index));
             args.extend(hls_output(out_dir, &rung.name));
         }
+    }
+    args
+}
+
+/// The encoder arguments of one audio rendition, `rung`, from stream `index` of input 0:
+/// stereo, 48 kHz.
+fn audio_encoder_args(rung: &AudioRung, index: u32) -> Vec<OsString> {
+    let codec: &[&str] = match rung.codec {
+        AudioCodec::Aac => &["-c:a", "aac"],
+        // Constrained VBR with 60 ms frames: a third of 20 ms frames' per-sample fMP4
+        // overhead (BENCHMARKS.md, "Codecs": 35 kbit/s in fMP4 for 32 asked, against 42
+        // with libopus's defaults).
+        AudioCodec::Opus => &[
+            "-c:a",
+            "libopus",
+            "-vbr",
+            "constrained",
+            "-frame_duration",
+            "60",
+        ],
+    };
+    let mut args: Vec<OsString> = codec.iter().map(OsString::from).collect();
+    args.extend(
+        [
+            "-map",
+            &format!("0:{index}"),
+            "-b:a",
+            &rung.bitrate.to_string(),
+            "-ac",
+            "2",
+            "-ar",
+            "48000",
+            "-vn",
+            "-sn",
+            "-dn",
+        ]
+        .map(OsString::from),
+    );
+    args
+}
+
+/// The ffmpeg arguments that encode the audio of `source` (an added language,
+/// `crate::tracks`) as each of `rungs`, into `out_dir/<rung's name><suffix>/`: the same
+/// codecs, bit rates and 6 s CMAF segments as the film's own audio renditions, so the new
+/// language's segments start where theirs do.
+pub fn audio_track_args(
+    source: &crate::probe::AudioSource,
+    rungs: &[AudioRung],
+    suffix: &str,
+    out_dir: &Path,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "-y",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        &ALLOWED_FORMATS.join(","),
+        "-i",
+    ]
+    .map(OsString::from)
+    .to_vec();
+    args.push(file_arg(&source.path));
+    for rung in rungs {
+        args.extend(audio_encoder_args(rung, source.audio.index));
+        args.extend(hls_output(out_dir, &format!("{}{suffix}", rung.name)));
     }
     args
 }

@@ -232,13 +232,13 @@ fn describe(source: &Source, ladder: &Ladder, json_output: bool) {
 }
 
 /// Shows ffmpeg's progress as a bar (percent, speed ×realtime, ETA) or as JSON lines.
-struct Reporter {
+pub struct Reporter {
     bar: Option<ProgressBar>,
     duration_s: f64,
 }
 
 impl Reporter {
-    fn new(duration_s: f64, json_output: bool) -> Self {
+    pub fn new(duration_s: f64, json_output: bool) -> Self {
         let bar = (!json_output).then(|| {
             let bar = ProgressBar::new(1000);
             bar.set_style(
@@ -253,7 +253,7 @@ impl Reporter {
         Self { bar, duration_s }
     }
 
-    fn report(&self, p: Progress) {
+    pub fn report(&self, p: Progress) {
         let fraction = (p.out_time_s / self.duration_s.max(0.001)).clamp(0.0, 1.0);
         match &self.bar {
             Some(bar) => {
@@ -268,7 +268,7 @@ impl Reporter {
         }
     }
 
-    fn finish(&self) {
+    pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

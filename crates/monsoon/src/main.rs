@@ -14,6 +14,7 @@ mod ingest;
 mod jobs;
 mod serve;
 mod stats;
+mod tracks;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -49,11 +50,13 @@ struct Cli {
 enum Command {
     /// Probe a master file, transcode it into an ABR ladder, package HLS + DASH, publish it.
     Ingest(ingest::IngestArgs),
+    /// Add an audio language or subtitles to a published film, without encoding its video again.
+    AddTrack(tracks::AddTrackArgs),
     /// Serve the catalog, the player and the media over HTTP.
     Serve(serve::ServeArgs),
     /// Make a synthetic film with ffmpeg, ingest it with sample metadata, and serve it.
     Demo(demo::DemoArgs),
-    /// Take ingest jobs (`monsoon ingest --submit`) from the PostgreSQL queue and run them.
+    /// Take ingest jobs (`monsoon ingest --submit`) from the queue and run them.
     Worker(worker::WorkerArgs),
     /// List the ingest jobs: state, progress, speed, ETA, message (or cancel one).
     Jobs(jobs::JobsArgs),
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             Command::Ingest(args) => ingest::run(&data, args).await,
+            Command::AddTrack(args) => tracks::run(&data, args).await,
             Command::Serve(args) => serve::run(&data, args).await,
             Command::Demo(args) => demo::run(&data, args).await,
             Command::Worker(args) => worker::run(&data, args).await,

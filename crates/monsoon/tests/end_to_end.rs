@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Server, ingest_ok_with, make_clip, monsoon, play_whole, tree};
+use common::{Server, ffmpeg, ingest_ok_with, make_clip, monsoon, play_whole, tree, version_dir};
 
 #[test]
 fn ingest_serve_and_play_hls_and_dash() {
@@ -303,4 +303,220 @@ fn a_viewer_mid_film_finishes_it_across_a_re_ingest() {
         reached > 29.5,
         "the old version played to {reached} s of 30"
     );
+}
+
+/// A dub and subtitles join a published film without its video encoded again
+/// (`monsoon add-track`; `docs/INGEST.md`, "Adding audio and subtitles"): each is a new
+/// version whose video files are the old ones (the same inodes on local disk), whose manifests
+/// name the new language beside the film's own, and which plays whole; a bad track is refused
+/// by name and changes nothing.
+#[test]
+fn an_audio_language_and_subtitles_join_a_film_without_a_re_encode() {
+    use std::os::unix::fs::MetadataExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = tmp.path().join("film.mp4");
+    make_clip(&clip, 12, "640x360");
+    let data = tmp.path().join("data");
+    ingest_ok_with(&data, &clip, "film", &[]);
+    let first = version_dir(&data, "film");
+    let file = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let dub = tmp.path().join("en.wav");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:sample_rate=44100",
+        "-t",
+        "12",
+        dub.to_str().unwrap(),
+    ]);
+    let add = |args: &[&str]| {
+        let mut all = vec!["add-track", "film"];
+        all.extend(args);
+        monsoon(&data, &all)
+    };
+    let refused = |args: &[&str], said: &str| {
+        let before = version_dir(&data, "film");
+        let out = add(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+        assert_eq!(
+            version_dir(&data, "film"),
+            before,
+            "{args:?} published a version"
+        );
+    };
+
+    // Refused, naming the value and the rule, with nothing published.
+    let short = tmp.path().join("short.wav");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        "5",
+        short.to_str().unwrap(),
+    ]);
+    refused(
+        &["--audio", short.to_str().unwrap(), "--lang", "en"],
+        "the audio lasts 5.0 s and the film 12.0 s",
+    );
+    let silent = tmp.path().join("silent.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x64",
+        "-t",
+        "12",
+        silent.to_str().unwrap(),
+    ]);
+    refused(
+        &["--audio", silent.to_str().unwrap(), "--lang", "en"],
+        "it has no audio stream",
+    );
+    refused(
+        &["--audio", dub.to_str().unwrap(), "--lang", "english!"],
+        "track language `english!` is not a language tag",
+    );
+    let notes = file("notes.srt", "this is not a subtitle file\n");
+    refused(
+        &["--subtitles", notes.to_str().unwrap(), "--lang", "en"],
+        "not a subtitle file",
+    );
+    let out = monsoon(
+        &data,
+        &[
+            "add-track",
+            "nope",
+            "--audio",
+            dub.to_str().unwrap(),
+            "--lang",
+            "en",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no film `nope`"));
+
+    // The dub.
+    let out = add(&[
+        "--audio",
+        dub.to_str().unwrap(),
+        "--lang",
+        "en",
+        "--label",
+        "English (dub)",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dubbed = version_dir(&data, "film");
+    assert_ne!(dubbed, first);
+    for segment in [
+        "v360/seg_00000.m4s",
+        "v234/seg_00001.m4s",
+        "a128/seg_00000.m4s",
+    ] {
+        let (old, new) = (first.join(segment), dubbed.join(segment));
+        assert_eq!(
+            std::fs::metadata(&old).unwrap().ino(),
+            std::fs::metadata(&new).unwrap().ino(),
+            "{segment} was written again, not carried"
+        );
+    }
+    let server = Server::start(&data);
+    let get = |path: &str| -> String {
+        ureq::get(&format!("{}/media/film/{path}", server.url))
+            .call()
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    };
+    let version = dubbed.file_name().unwrap().to_string_lossy().into_owned();
+    let master = get("master.m3u8");
+    for group in ["a48", "a128"] {
+        assert!(
+            master.contains(&format!(
+                "URI=\"{version}/{group}-en/index.m3u8\",GROUP-ID=\"{group}\",LANGUAGE=\"en\",NAME=\"English (dub)\",AUTOSELECT=YES"
+            )),
+            "{master}"
+        );
+    }
+    assert!(
+        master.contains("LANGUAGE=\"vi\",NAME=\"Tiếng Việt\",DEFAULT=YES"),
+        "{master}"
+    );
+    let mpd = get("manifest.mpd");
+    assert!(
+        mpd.contains(r#"id="audio-a128-en" contentType="audio" lang="en""#),
+        "{mpd}"
+    );
+    let reached = play_whole(&format!(
+        "{}/media/film/{version}/a128-en/index.m3u8",
+        server.url
+    ));
+    assert!(reached > 11.5, "the dub played to {reached} s of 12");
+    let reached = play_whole(&format!("{}/media/film/master.m3u8", server.url));
+    assert!(reached > 11.5, "the film played to {reached} s of 12");
+
+    // Subtitles, then a corrected file for the same language, which replaces them.
+    let srt = file(
+        "en.srt",
+        "1\n00:00:01,000 --> 00:00:04,000\nHello there\n\n",
+    );
+    let out = add(&["--subtitles", srt.to_str().unwrap(), "--lang", "en"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fixed = file(
+        "en-fixed.srt",
+        "1\n00:00:01,000 --> 00:00:04,000\nHello, there\n\n",
+    );
+    let out = add(&["--subtitles", fixed.to_str().unwrap(), "--lang", "en"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = version_dir(&data, "film")
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !get("master.m3u8").contains(&version) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new version is not served"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let master = get("master.m3u8");
+    assert_eq!(master.matches("TYPE=SUBTITLES").count(), 1, "{master}");
+    assert!(
+        master.contains("LANGUAGE=\"en\",NAME=\"English\""),
+        "{master}"
+    );
+    assert!(master.contains("SUBTITLES=\"subs\""), "{master}");
+    assert!(
+        master.contains("a128-en/index.m3u8"),
+        "the dub is kept: {master}"
+    );
+    let vtt = get(&format!("{version}/subs/en.vtt"));
+    assert!(
+        vtt.starts_with("WEBVTT") && vtt.contains("Hello, there"),
+        "{vtt}"
+    );
+    assert!(get("manifest.mpd").contains(r#"id="text-en""#));
 }

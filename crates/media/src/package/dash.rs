@@ -23,36 +23,13 @@ pub fn mpd(
     subtitles: &[String],
     prefix: &str,
 ) -> dash_mpd::MPD {
-    use dash_mpd::{
-        AdaptationSet, BaseURL, MPD, Period, Representation, S, SegmentTemplate, SegmentTimeline,
-    };
+    use dash_mpd::{AdaptationSet, MPD, Period, Representation};
 
     let duration = renditions
         .iter()
         .map(MeasuredRendition::duration_s)
         .fold(0.0, f64::max);
-    let template = |r: &MeasuredRendition| {
-        let mut timeline = Vec::new();
-        let mut start = 0.0;
-        for seg in &r.segments {
-            let t = (start * MPD_TIMESCALE as f64).round() as u64;
-            let end = ((start + seg.duration_s) * MPD_TIMESCALE as f64).round() as u64;
-            timeline.push(S {
-                t: Some(t),
-                d: end - t,
-                ..S::default()
-            });
-            start += seg.duration_s;
-        }
-        SegmentTemplate {
-            initialization: Some(format!("{prefix}{}/{INIT_SEGMENT}", r.name)),
-            media: Some(format!("{prefix}{}/seg_$Number%05d$.m4s", r.name)),
-            startNumber: Some(0),
-            timescale: Some(MPD_TIMESCALE),
-            SegmentTimeline: Some(SegmentTimeline { segments: timeline }),
-            ..SegmentTemplate::default()
-        }
-    };
+    let template = |r: &MeasuredRendition| segment_template(r, prefix);
 
     let mut video = Vec::new();
     let mut av1 = Vec::new();
@@ -79,14 +56,7 @@ pub fn mpd(
                 SegmentTemplate: Some(template(r)),
                 ..Representation::default()
             }),
-            Kind::Audio => audio.push(Representation {
-                id: Some(r.name.clone()),
-                codecs: Some(r.codecs.clone()),
-                audioSamplingRate: Some("48000".into()),
-                bandwidth: Some(r.peak_bitrate),
-                SegmentTemplate: Some(template(r)),
-                ..Representation::default()
-            }),
+            Kind::Audio => audio.push(audio_representation(r, prefix)),
         }
     }
     video.sort_by_key(|r| r.bandwidth);
@@ -118,35 +88,9 @@ pub fn mpd(
         });
     }
     if !audio.is_empty() {
-        adaptations.push(AdaptationSet {
-            id: Some("audio".into()),
-            contentType: Some("audio".into()),
-            mimeType: Some("audio/mp4".into()),
-            lang: Some(audio_language.to_owned()),
-            segmentAlignment: Some(true),
-            startWithSAP: Some(1),
-            representations: audio,
-            ..AdaptationSet::default()
-        });
+        adaptations.push(audio_adaptation("audio", audio_language, audio));
     }
-    for lang in subtitles {
-        adaptations.push(AdaptationSet {
-            id: Some(format!("text-{lang}")),
-            contentType: Some("text".into()),
-            mimeType: Some("text/vtt".into()),
-            lang: Some(lang.clone()),
-            representations: vec![Representation {
-                id: Some(format!("subs-{lang}")),
-                bandwidth: Some(256),
-                BaseURL: vec![BaseURL {
-                    base: format!("{prefix}{SUBTITLES_DIR}/{lang}.vtt"),
-                    ..BaseURL::default()
-                }],
-                ..Representation::default()
-            }],
-            ..AdaptationSet::default()
-        });
-    }
+    adaptations.extend(subtitles.iter().map(|lang| text_adaptation(lang, prefix)));
     let total = Duration::from_secs_f64(duration);
     MPD {
         xmlns: Some("urn:mpeg:dash:schema:mpd:2011".into()),
@@ -161,6 +105,146 @@ pub fn mpd(
             ..Period::default()
         }],
         ..MPD::default()
+    }
+}
+
+/// The `SegmentTemplate` of a measured rendition: its init segment and numbered segments under
+/// `prefix`, with their exact durations as a `SegmentTimeline`.
+fn segment_template(r: &MeasuredRendition, prefix: &str) -> dash_mpd::SegmentTemplate {
+    use dash_mpd::{S, SegmentTemplate, SegmentTimeline};
+    let mut timeline = Vec::new();
+    let mut start = 0.0;
+    for seg in &r.segments {
+        let t = (start * MPD_TIMESCALE as f64).round() as u64;
+        let end = ((start + seg.duration_s) * MPD_TIMESCALE as f64).round() as u64;
+        timeline.push(S {
+            t: Some(t),
+            d: end - t,
+            ..S::default()
+        });
+        start += seg.duration_s;
+    }
+    SegmentTemplate {
+        initialization: Some(format!("{prefix}{}/{INIT_SEGMENT}", r.name)),
+        media: Some(format!("{prefix}{}/seg_$Number%05d$.m4s", r.name)),
+        startNumber: Some(0),
+        timescale: Some(MPD_TIMESCALE),
+        SegmentTimeline: Some(SegmentTimeline { segments: timeline }),
+        ..SegmentTemplate::default()
+    }
+}
+
+fn audio_representation(r: &MeasuredRendition, prefix: &str) -> dash_mpd::Representation {
+    dash_mpd::Representation {
+        id: Some(r.name.clone()),
+        codecs: Some(r.codecs.clone()),
+        audioSamplingRate: Some("48000".into()),
+        bandwidth: Some(r.peak_bitrate),
+        SegmentTemplate: Some(segment_template(r, prefix)),
+        ..dash_mpd::Representation::default()
+    }
+}
+
+/// An audio Adaptation Set in `lang` (ISO/IEC 23009-1 §5.3.3: one per language).
+fn audio_adaptation(
+    id: &str,
+    lang: &str,
+    representations: Vec<dash_mpd::Representation>,
+) -> dash_mpd::AdaptationSet {
+    dash_mpd::AdaptationSet {
+        id: Some(id.into()),
+        contentType: Some("audio".into()),
+        mimeType: Some("audio/mp4".into()),
+        lang: Some(lang.to_owned()),
+        segmentAlignment: Some(true),
+        startWithSAP: Some(1),
+        representations,
+        ..dash_mpd::AdaptationSet::default()
+    }
+}
+
+/// The WebVTT subtitles of `lang`, one file for the whole film.
+fn text_adaptation(lang: &str, prefix: &str) -> dash_mpd::AdaptationSet {
+    dash_mpd::AdaptationSet {
+        id: Some(format!("text-{lang}")),
+        contentType: Some("text".into()),
+        mimeType: Some("text/vtt".into()),
+        lang: Some(lang.to_owned()),
+        representations: vec![dash_mpd::Representation {
+            id: Some(format!("subs-{lang}")),
+            bandwidth: Some(256),
+            BaseURL: vec![dash_mpd::BaseURL {
+                base: format!("{prefix}{SUBTITLES_DIR}/{lang}.vtt"),
+                ..dash_mpd::BaseURL::default()
+            }],
+            ..dash_mpd::Representation::default()
+        }],
+        ..dash_mpd::AdaptationSet::default()
+    }
+}
+
+/// Moves every URL of `mpd` from the version prefix `from` (`v…/`) to `to`: a new version
+/// that carries the old one's media names it under its own directory. A URL outside `from`
+/// is an error (the MPD is not one this packager wrote).
+pub fn retarget_mpd(mpd: &mut dash_mpd::MPD, from: &str, to: &str) -> crate::Result<()> {
+    let move_url = |url: &mut String| -> crate::Result<()> {
+        let rest = url.strip_prefix(from).ok_or_else(|| {
+            crate::Error::Verify(format!("MPD URL `{url}` is outside the version `{from}`"))
+        })?;
+        *url = format!("{to}{rest}");
+        Ok(())
+    };
+    for period in &mut mpd.periods {
+        // dash-mpd reads the XLink default (`onRequest`) into elements that had none; without
+        // an `xlink:href` it means nothing, and the MPD stays as this packager writes it.
+        period.actuate = None;
+        for adaptation in &mut period.adaptations {
+            adaptation.actuate = None;
+            for r in &mut adaptation.representations {
+                if let Some(t) = &mut r.SegmentTemplate {
+                    for url in [&mut t.initialization, &mut t.media].into_iter().flatten() {
+                        move_url(url)?;
+                    }
+                }
+                for base in &mut r.BaseURL {
+                    move_url(&mut base.base)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds an audio language to `mpd`: an Adaptation Set of its own in `lang` with `rendition`
+/// (its highest-rate AAC rendition, as the film's own language has), under `prefix`.
+pub fn add_audio_language(
+    mpd: &mut dash_mpd::MPD,
+    rendition: &MeasuredRendition,
+    lang: &str,
+    prefix: &str,
+) {
+    if let Some(period) = mpd.periods.first_mut() {
+        let id = format!("audio-{}", rendition.name);
+        period.adaptations.push(audio_adaptation(
+            &id,
+            lang,
+            vec![audio_representation(rendition, prefix)],
+        ));
+    }
+}
+
+/// Adds the WebVTT subtitles of `lang` to `mpd`, unless it has them already (then the file
+/// they name is the one replaced).
+pub fn add_subtitles(mpd: &mut dash_mpd::MPD, lang: &str, prefix: &str) {
+    if let Some(period) = mpd.periods.first_mut() {
+        let id = format!("text-{lang}");
+        if !period
+            .adaptations
+            .iter()
+            .any(|a| a.id.as_deref() == Some(id.as_str()))
+        {
+            period.adaptations.push(text_adaptation(lang, prefix));
+        }
     }
 }
 

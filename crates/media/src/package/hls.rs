@@ -36,28 +36,21 @@ pub fn multivariant_playlist(
     let mut alternatives: Vec<AlternativeMedia> = renditions
         .iter()
         .filter(|r| r.kind == Kind::Audio)
-        .map(|r| AlternativeMedia {
-            media_type: AlternativeMediaType::Audio,
-            uri: Some(uri(&r.name)),
-            group_id: r.name.clone(),
-            language: Some(audio_language.to_owned()),
-            name: language_name(audio_language).into(),
-            default: true,
-            autoselect: true,
-            channels: Some("2".into()),
-            ..AlternativeMedia::default()
+        .map(|r| {
+            audio_alternative(
+                &r.name,
+                uri(&r.name),
+                audio_language,
+                language_name(audio_language),
+                true,
+            )
         })
         .collect();
-    alternatives.extend(subtitles.iter().map(|lang| AlternativeMedia {
-        media_type: AlternativeMediaType::Subtitles,
-        uri: Some(format!("{prefix}{SUBTITLES_DIR}/{lang}.m3u8")),
-        group_id: SUBTITLES_GROUP.into(),
-        language: Some(lang.clone()),
-        name: language_name(lang).into(),
-        default: false,
-        autoselect: true,
-        ..AlternativeMedia::default()
-    }));
+    alternatives.extend(
+        subtitles
+            .iter()
+            .map(|lang| subtitle_alternative(lang, language_name(lang), prefix)),
+    );
     let subtitles_group = (!subtitles.is_empty()).then(|| SUBTITLES_GROUP.to_owned());
 
     let mut variants = Vec::new();
@@ -195,6 +188,124 @@ pub fn family_playlists(
             (*file, playlist)
         })
         .collect()
+}
+
+/// An audio rendition of `group` in `lang`, called `name` in menus (RFC 8216 §4.3.4.1): the
+/// film's own language is the group's default.
+fn audio_alternative(
+    group: &str,
+    uri: String,
+    lang: &str,
+    name: &str,
+    default: bool,
+) -> AlternativeMedia {
+    AlternativeMedia {
+        media_type: AlternativeMediaType::Audio,
+        uri: Some(uri),
+        group_id: group.to_owned(),
+        language: Some(lang.to_owned()),
+        name: name.to_owned(),
+        default,
+        autoselect: true,
+        channels: Some("2".into()),
+        ..AlternativeMedia::default()
+    }
+}
+
+/// The subtitles of `lang`, called `name` in menus.
+fn subtitle_alternative(lang: &str, name: &str, prefix: &str) -> AlternativeMedia {
+    AlternativeMedia {
+        media_type: AlternativeMediaType::Subtitles,
+        uri: Some(format!("{prefix}{SUBTITLES_DIR}/{lang}.m3u8")),
+        group_id: SUBTITLES_GROUP.into(),
+        language: Some(lang.to_owned()),
+        name: name.to_owned(),
+        default: false,
+        autoselect: true,
+        ..AlternativeMedia::default()
+    }
+}
+
+/// Moves every URI of `playlist` from the version prefix `from` (`v…/`) to `to`: a new version
+/// that carries the old one's renditions names them under its own directory. A URI outside
+/// `from` is an error (the playlist is not one this packager wrote).
+pub fn retarget(playlist: &mut MasterPlaylist, from: &str, to: &str) -> Result<()> {
+    let move_uri = |uri: &mut String| -> Result<()> {
+        let rest = uri.strip_prefix(from).ok_or_else(|| {
+            Error::Verify(format!(
+                "playlist URI `{uri}` is outside the version `{from}`"
+            ))
+        })?;
+        *uri = format!("{to}{rest}");
+        Ok(())
+    };
+    for v in &mut playlist.variants {
+        move_uri(&mut v.uri)?;
+    }
+    for a in &mut playlist.alternatives {
+        if let Some(uri) = &mut a.uri {
+            move_uri(uri)?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds an audio language to `playlist`: for each `(group, rendition)` of `added` whose group
+/// the playlist has (the family playlists have some of the groups), the rendition under
+/// `prefix` joins the group in `lang`, called `name` in menus, beside the film's own language
+/// (which stays the default).
+pub fn add_audio_language(
+    playlist: &mut MasterPlaylist,
+    added: &[(String, String)],
+    lang: &str,
+    name: &str,
+    prefix: &str,
+) {
+    for (group, rendition) in added {
+        let has_group = playlist
+            .alternatives
+            .iter()
+            .any(|a| a.media_type == AlternativeMediaType::Audio && a.group_id == *group);
+        if has_group {
+            playlist.alternatives.push(audio_alternative(
+                group,
+                format!("{prefix}{rendition}/{MEDIA_PLAYLIST}"),
+                lang,
+                name,
+                false,
+            ));
+        }
+    }
+}
+
+/// Adds the subtitles of `lang`, called `name` in menus, to `playlist`, its video variants
+/// naming the subtitle group; nothing when it has them already (the file they name is then the
+/// one replaced).
+pub fn add_subtitles(playlist: &mut MasterPlaylist, lang: &str, name: &str, prefix: &str) {
+    let has = playlist.alternatives.iter().any(|a| {
+        a.media_type == AlternativeMediaType::Subtitles && a.language.as_deref() == Some(lang)
+    });
+    if has {
+        return;
+    }
+    playlist
+        .alternatives
+        .push(subtitle_alternative(lang, name, prefix));
+    for v in playlist
+        .variants
+        .iter_mut()
+        .filter(|v| !v.is_i_frame && v.resolution.is_some())
+    {
+        v.subtitles = Some(SUBTITLES_GROUP.into());
+    }
+}
+
+/// Reads a multivariant playlist back (one this packager wrote).
+pub fn parse_multivariant(bytes: &[u8]) -> Result<MasterPlaylist> {
+    match m3u8_rs::parse_playlist_res(bytes) {
+        Ok(m3u8_rs::Playlist::MasterPlaylist(p)) => Ok(p),
+        _ => Err(Error::Verify("not a multivariant playlist".into())),
+    }
 }
 
 /// Whether a variant's video is AV1 (its `CODECS` starts with the `av01` sample entry).

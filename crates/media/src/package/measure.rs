@@ -7,7 +7,7 @@ use std::path::Path;
 
 use m3u8_rs::Playlist;
 
-use crate::ladder::{AudioCodec, Codec, Ladder, Rung};
+use crate::ladder::{AudioCodec, AudioRung, Codec, Ladder, Rung};
 use crate::transcode::{INIT_SEGMENT, MEDIA_PLAYLIST};
 use crate::{Error, Result};
 
@@ -187,28 +187,27 @@ pub fn measure_ladder(dir: &Path, ladder: &Ladder) -> Result<Vec<MeasuredRenditi
         )?);
     }
     for audio in &ladder.audio {
-        let budget = match audio.codec {
-            // AAC is near constant bit rate; fMP4 adds a few percent of boxes.
-            AudioCodec::Aac => Budget {
-                average: audio.bitrate * 112 / 100,
-                peak: audio.bitrate * 125 / 100,
-            },
-            // Opus's constrained VBR with 60 ms frames: 35.1 kbit/s in fMP4 for 32 asked
-            // (BENCHMARKS.md, "Codecs"); its 6 s peaks vary more than AAC's.
-            AudioCodec::Opus => Budget {
-                average: audio.bitrate * 125 / 100,
-                peak: audio.bitrate * 150 / 100,
-            },
-        };
-        out.push(measure(
-            dir,
-            &audio.name,
-            Kind::Audio,
-            audio.codecs().to_owned(),
-            budget,
-        )?);
+        out.push(measure_audio(dir, audio, &audio.name)?);
     }
     Ok(out)
+}
+
+/// Measures the audio rendition `name` of `dir`, encoded as `audio`, against its budget.
+pub fn measure_audio(dir: &Path, audio: &AudioRung, name: &str) -> Result<MeasuredRendition> {
+    let budget = match audio.codec {
+        // AAC is near constant bit rate; fMP4 adds a few percent of boxes.
+        AudioCodec::Aac => Budget {
+            average: audio.bitrate * 112 / 100,
+            peak: audio.bitrate * 125 / 100,
+        },
+        // Opus's constrained VBR with 60 ms frames: 35.1 kbit/s in fMP4 for 32 asked
+        // (BENCHMARKS.md, "Codecs"); its 6 s peaks vary more than AAC's.
+        AudioCodec::Opus => Budget {
+            average: audio.bitrate * 125 / 100,
+            peak: audio.bitrate * 150 / 100,
+        },
+    };
+    measure(dir, name, Kind::Audio, audio.codecs().to_owned(), budget)
 }
 
 fn video_kind(rung: &Rung) -> Kind {

@@ -18,10 +18,20 @@ mod webvtt;
 pub use dash::{mpd, write_mpd};
 pub use hls::{
     IFRAME_PLAYLIST, exact_extinf_us, family_playlists, iframe_playlist, multivariant_playlist,
-    parse_media_playlist, rewrite_extinf, subtitle_playlist, write_media_playlist,
-    write_multivariant,
+    parse_media_playlist, parse_multivariant, rewrite_extinf, subtitle_playlist,
+    write_media_playlist, write_multivariant,
 };
-pub use measure::{Budget, Kind, MeasuredRendition, MeasuredSegment, measure, measure_ladder};
+pub use measure::{
+    Budget, Kind, MeasuredRendition, MeasuredSegment, measure, measure_audio, measure_ladder,
+};
+/// Edits of a published version's manifests (`crate::tracks`).
+pub mod edit {
+    pub use super::dash::{
+        add_audio_language as add_mpd_audio_language, add_subtitles as add_mpd_subtitles,
+        retarget_mpd,
+    };
+    pub use super::hls::{add_audio_language, add_subtitles, retarget};
+}
 pub use webvtt::{THUMBNAILS_VTT, thumbnails_vtt, vtt_time};
 
 /// Directory of the WebVTT subtitles and their playlists, which both manifests point into.

@@ -1,0 +1,79 @@
+//! `monsoon add-track`: another audio language or subtitles for a published film, without its
+//! video encoded again (`monsoon_ingest::tracks`; `docs/INGEST.md`, "Adding audio and
+//! subtitles").
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use monsoon_catalog::publish::Publisher;
+use monsoon_ingest::Destination;
+use monsoon_ingest::tracks::Track;
+
+use crate::DataDir;
+use crate::ingest::Reporter;
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("track").required(true).args(["audio", "subtitles"])))]
+pub struct AddTrackArgs {
+    /// The film's slug.
+    pub slug: String,
+    /// An audio track as long as the film (any file ffmpeg reads with an audio stream): a dub,
+    /// an audio-described mix.
+    #[arg(long, value_name = "FILE")]
+    pub audio: Option<PathBuf>,
+    /// Subtitles (SRT, WebVTT or ASS); a language the film has already is replaced.
+    #[arg(long, value_name = "FILE")]
+    pub subtitles: Option<PathBuf>,
+    /// The track's language, a language tag (`en`, `vi`, `pt-BR`).
+    #[arg(long)]
+    pub lang: String,
+    /// What the player's menu calls it (default: the language's own name, e.g. "English").
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode> {
+    let label = args
+        .label
+        .unwrap_or_else(|| monsoon_media::package::language_name(&args.lang).to_owned());
+    let track = match (args.audio, args.subtitles) {
+        (Some(file), _) => Track::Audio {
+            file,
+            lang: args.lang,
+            label,
+        },
+        (None, Some(file)) => Track::Subtitles {
+            file,
+            lang: args.lang,
+            label,
+        },
+        (None, None) => anyhow::bail!("give --audio FILE or --subtitles FILE"),
+    };
+    track.check()?;
+    let backends = data.open(&Default::default()).await?;
+    let film = backends
+        .films
+        .get(&args.slug)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no film `{}`; ingest it first", args.slug))?;
+    let destination = Destination {
+        publisher: Publisher {
+            films: backends.films.as_ref(),
+            media: backends.media.as_ref(),
+        },
+        staging: &data.staging(),
+        locks: &data.root.join("locks"),
+    };
+    let reporter = Reporter::new(film.current.duration_s, false);
+    let added =
+        monsoon_ingest::tracks::add(destination, &args.slug, &track, |p| reporter.report(p)).await;
+    reporter.finish();
+    let published = added?;
+    eprintln!(
+        "published {} as version {} with the track added; viewers already watching keep the \
+         previous version for its grace period",
+        published.slug, published.version
+    );
+    Ok(ExitCode::SUCCESS)
+}
