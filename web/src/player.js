@@ -702,16 +702,19 @@
       o.textContent = S.audio_only;
       quality.appendChild(o);
     }
-    // Audio languages, when the film has more than one.
-    var langs = [];
+    // Audio tracks, when the film has more than one: by the name the manifest gives each
+    // (`NAME`: "English", "Tiếng Việt (mô tả)"), so two tracks in one language (a dub and an
+    // audio-described mix) are two choices; a track without a name goes by its language.
+    var tracks = [];
     (hls ? hls.allAudioTracks || hls.audioTracks || [] : audios).forEach(function (t) {
-      if (t.lang && langs.indexOf(t.lang) < 0) langs.push(t.lang);
+      var name = t.name || (t.lang ? languageName(t.lang) : "");
+      if (name && tracks.indexOf(name) < 0) tracks.push(name);
     });
-    if (langs.length > 1 && !audio.options.length) {
-      langs.forEach(function (l) {
+    if (tracks.length > 1 && !audio.options.length) {
+      tracks.forEach(function (name) {
         var o = document.createElement("option");
-        o.value = l;
-        o.textContent = languageName(l);
+        o.value = name;
+        o.textContent = name;
         audio.appendChild(o);
       });
       $("c-audio-row").hidden = false;
@@ -784,9 +787,11 @@
     });
   }
   audio.addEventListener("change", function () {
-    var lang = audio.value;
+    var name = audio.value;
     upgrade(function () {
-      hls.audioTrack = hls.audioTracks.findIndex(function (t) { return t.lang === lang; });
+      hls.audioTrack = hls.audioTracks.findIndex(function (t) {
+        return (t.name || (t.lang ? languageName(t.lang) : "")) === name;
+      });
     });
   });
   speed.addEventListener("change", function () { video.playbackRate = Number(speed.value); });

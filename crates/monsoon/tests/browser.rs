@@ -197,6 +197,65 @@ fn the_player_plays_av1_where_decoded_and_h264_elsewhere() {
     assert!(status.success(), "the codec test in the browser failed");
 }
 
+/// Tracks added to a published film (`monsoon add-track`) in the player (`web/e2e/tracks.mjs`):
+/// the audio menu names the dub beside the film's own language, choosing it plays the dub's
+/// segments, and the added subtitles show.
+#[test]
+fn the_player_switches_to_an_added_audio_language_and_subtitles() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "{chromium} is missing");
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: run `make web`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let film = dir.path().join("film.mp4");
+    make_clip(&film, 30, "640x360");
+    ingest_ok(&data, &film, "song-nuoc");
+    let dub = dir.path().join("en.wav");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:sample_rate=48000",
+        "-t",
+        "30",
+        dub.to_str().unwrap(),
+    ]);
+    let srt = dir.path().join("en.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:00,000 --> 00:00:30,000\nHello from the subtitles\n\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["--audio", dub.to_str().unwrap(), "--label", "English (dub)"],
+        vec!["--subtitles", srt.to_str().unwrap()],
+    ] {
+        let mut all = vec!["add-track", "song-nuoc", "--lang", "en"];
+        all.extend(args);
+        let out = monsoon(&data, &all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let server = Server::start(&data);
+    let status = Command::new("node")
+        .arg(web.join("e2e/tracks.mjs"))
+        .current_dir(&web)
+        .env("BASE_URL", &server.url)
+        .env("FILM", "song-nuoc")
+        .env("DUB", "English (dub)")
+        .env("CHROMIUM", &chromium)
+        .status()
+        .expect("node runs");
+    assert!(status.success(), "the tracks test in the browser failed");
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
