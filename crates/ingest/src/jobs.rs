@@ -11,6 +11,7 @@ use monsoon_catalog::{FilmMeta, Job, NewJob};
 use monsoon_media::{Codec, Quality, Subtitle};
 use serde::{Deserialize, Serialize};
 
+use crate::tracks::Track;
 use crate::{Error, Plan, Request, Result};
 
 /// Attempts a submitted job gets: a worker dying twice in a row on the same film is bad luck,
@@ -120,6 +121,78 @@ pub async fn submission(request: Request, max_attempts: u32) -> Result<(Plan, Ne
     Ok((plan, job))
 }
 
+/// The options of a job that adds a track to a published film (`crate::tracks`): the job's
+/// `master` is the track's file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackOptions {
+    pub track: JobTrack,
+}
+
+/// What a track job adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobTrack {
+    pub kind: TrackKind,
+    pub lang: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackKind {
+    Audio,
+    Subtitles,
+}
+
+/// Checks `track` (its rules, and an audio file probed, for the ETA) and returns the job that
+/// adds it to `slug`.
+pub async fn track_submission(slug: &str, track: &Track, max_attempts: u32) -> Result<NewJob> {
+    track.check()?;
+    let (kind, duration_s) = match track {
+        Track::Audio { file, .. } => {
+            let source = monsoon_media::ffmpeg::probe_audio_file(file, &Default::default()).await?;
+            (TrackKind::Audio, source.duration_s)
+        }
+        Track::Subtitles { .. } => (TrackKind::Subtitles, 0.0),
+    };
+    let options = TrackOptions {
+        track: JobTrack {
+            kind,
+            lang: track.lang().to_owned(),
+            label: track.label().to_owned(),
+        },
+    };
+    let job = NewJob {
+        slug: slug.to_owned(),
+        master: absolute(track.file(), "track file")?,
+        film_toml: None,
+        options: serde_json::to_value(&options).map_err(|e| Error::Job(e.to_string()))?,
+        duration_s,
+        max_attempts,
+    };
+    job.check()?;
+    Ok(job)
+}
+
+/// The track a job adds, when it is a track job (its options have a `track`); checked again:
+/// the queue is shared.
+pub fn track(job: &Job) -> Result<Option<Track>> {
+    if job.options.get("track").is_none() {
+        return Ok(None);
+    }
+    let options: TrackOptions = serde_json::from_value(job.options.clone())
+        .map_err(|e| Error::Job(format!("job {}: its options are not readable: {e}", job.id)))?;
+    let JobTrack { kind, lang, label } = options.track;
+    let file = PathBuf::from(&job.master);
+    let track = match kind {
+        TrackKind::Audio => Track::Audio { file, lang, label },
+        TrackKind::Subtitles => Track::Subtitles { file, lang, label },
+    };
+    track.check()?;
+    Ok(Some(track))
+}
+
 /// The request a queued job stands for, and its film's metadata (from the job's
 /// `film.toml` text). Everything in the job is checked again: the queue is shared.
 pub fn request(job: &Job) -> Result<(Request, FilmMeta)> {
@@ -163,6 +236,37 @@ pub fn request(job: &Job) -> Result<(Request, FilmMeta)> {
 mod tests {
     use super::*;
     use monsoon_catalog::{JobQueue, MemoryJobs};
+
+    /// A track job reads back as the track it adds; an ingest job is not a track job.
+    #[tokio::test]
+    async fn a_track_job_reads_back_as_its_track() {
+        let dir = tempfile::tempdir().unwrap();
+        let srt = dir.path().join("en.srt");
+        std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:01,000\nHello\n").unwrap();
+        let added = Track::Subtitles {
+            file: srt.clone(),
+            lang: "en".into(),
+            label: "English".into(),
+        };
+        let queue = MemoryJobs::new();
+        let job = queue
+            .submit(&track_submission("mua-do", &added, 1).await.unwrap())
+            .await
+            .unwrap();
+        let Some(Track::Subtitles { file, lang, label }) = track(&job).unwrap() else {
+            panic!("not the subtitles: {job:?}");
+        };
+        assert_eq!(
+            (file, lang.as_str(), label.as_str()),
+            (srt, "en", "English")
+        );
+        let bad = Track::Subtitles {
+            file: dir.path().join("en.srt"),
+            lang: "english!".into(),
+            label: "English".into(),
+        };
+        assert!(track_submission("mua-do", &bad, 1).await.is_err());
+    }
 
     /// A job's options survive the queue: what a worker reads is what was submitted.
     #[tokio::test]

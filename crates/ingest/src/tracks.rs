@@ -43,13 +43,20 @@ pub enum Track {
 }
 
 impl Track {
-    fn lang(&self) -> &str {
+    /// The file the track is read from.
+    pub fn file(&self) -> &Path {
+        match self {
+            Track::Audio { file, .. } | Track::Subtitles { file, .. } => file,
+        }
+    }
+
+    pub fn lang(&self) -> &str {
         match self {
             Track::Audio { lang, .. } | Track::Subtitles { lang, .. } => lang,
         }
     }
 
-    fn label(&self) -> &str {
+    pub fn label(&self) -> &str {
         match self {
             Track::Audio { label, .. } | Track::Subtitles { label, .. } => label,
         }
@@ -85,6 +92,7 @@ pub async fn add(
     slug: &str,
     track: &Track,
     on_progress: impl FnMut(Progress),
+    before_commit: impl std::future::Future<Output = ()>,
 ) -> Result<Published> {
     track.check()?;
     let Destination {
@@ -235,7 +243,7 @@ pub async fn add(
             staging,
             &record,
             Some((&current.version, &carried)),
-            async {},
+            before_commit,
         )
         .await?;
     Ok(Published {

@@ -119,10 +119,6 @@ pub async fn run_job(
     };
 
     let work = async {
-        let (request, meta) = crate::jobs::request(job)?;
-        let plan = crate::plan_with(request, meta).await?;
-        let duration_s = plan.source.duration_s.max(0.001);
-        set(&|p| p.message = format!("transcoding ({attempt}, worker {name})"));
         let destination = Destination {
             publisher: Publisher {
                 films: place.films,
@@ -131,6 +127,27 @@ pub async fn run_job(
             staging: place.staging,
             locks: place.locks,
         };
+        let track = crate::jobs::track(job)?;
+        let plan = match &track {
+            Some(_) => None,
+            None => {
+                let (request, meta) = crate::jobs::request(job)?;
+                Some(crate::plan_with(request, meta).await?)
+            }
+        };
+        let duration_s = plan
+            .as_ref()
+            .map_or(job.duration_s, |p| p.source.duration_s)
+            .max(0.001);
+        set(&|p| {
+            p.message = match &track {
+                Some(t) => format!(
+                    "adding the track {:?} ({attempt}, worker {name})",
+                    t.label()
+                ),
+                None => format!("transcoding ({attempt}, worker {name})"),
+            }
+        });
         let on_progress = |p: Progress| {
             set(&|j| {
                 j.percent = (p.out_time_s / duration_s * 100.0).clamp(0.0, 100.0);
@@ -156,7 +173,13 @@ pub async fn run_job(
                 std::future::pending::<()>().await;
             }
         };
-        plan.publish(destination, on_progress, before_commit).await
+        match (plan, track) {
+            (Some(plan), _) => plan.publish(destination, on_progress, before_commit).await,
+            (None, Some(track)) => {
+                crate::tracks::add(destination, &job.slug, &track, on_progress, before_commit).await
+            }
+            (None, None) => Err(crate::Error::Job(format!("job {id} has nothing to do"))),
+        }
     };
 
     let outcome = tokio::select! {

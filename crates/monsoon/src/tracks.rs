@@ -31,6 +31,10 @@ pub struct AddTrackArgs {
     /// What the player's menu calls it (default: the language's own name, e.g. "English").
     #[arg(long)]
     pub label: Option<String>,
+    /// Queue a job instead (for `monsoon serve`'s worker on one machine, `monsoon worker`s on
+    /// PostgreSQL), after the same checks.
+    #[arg(long)]
+    pub submit: bool,
 }
 
 pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +56,25 @@ pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode>
     };
     track.check()?;
     let backends = data.open(&Default::default()).await?;
+    if args.submit {
+        let job = monsoon_ingest::jobs::track_submission(
+            &args.slug,
+            &track,
+            monsoon_ingest::jobs::DEFAULT_ATTEMPTS,
+        )
+        .await?;
+        if backends.films.get(&args.slug).await?.is_none() {
+            anyhow::bail!("there is no film `{}`; ingest it first", args.slug);
+        }
+        let job = backends.jobs.submit(&job).await?;
+        eprintln!(
+            "submitted job {} adding the track {:?} to `{}`; `monsoon jobs` shows its progress",
+            job.id,
+            track.label(),
+            job.slug
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let film = backends
         .films
         .get(&args.slug)
@@ -66,8 +89,14 @@ pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode>
         locks: &data.root.join("locks"),
     };
     let reporter = Reporter::new(film.current.duration_s, false);
-    let added =
-        monsoon_ingest::tracks::add(destination, &args.slug, &track, |p| reporter.report(p)).await;
+    let added = monsoon_ingest::tracks::add(
+        destination,
+        &args.slug,
+        &track,
+        |p| reporter.report(p),
+        async {},
+    )
+    .await;
     reporter.finish();
     let published = added?;
     eprintln!(

@@ -495,4 +495,46 @@ fn on_one_machine_the_server_transcodes_submitted_jobs() {
     }
     let reached = play(&server, "film");
     assert!(reached > 7.5, "played {reached} s of 8");
+
+    // A track job: English subtitles, added by the same worker without a re-encode.
+    let srt = tmp.path().join("en.srt");
+    std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:02,000\nHello\n\n").unwrap();
+    let out = monsoon(&[
+        "add-track",
+        "film",
+        "--subtitles",
+        srt.to_str().unwrap(),
+        "--lang",
+        "en",
+        "--submit",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("submitted job 2"), "{stderr}");
+    let start = Instant::now();
+    loop {
+        let jobs = dashboard_jobs(&server);
+        assert_ne!(jobs[0]["state"], "failed", "{jobs:?}");
+        if jobs[0]["state"] == "done" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{jobs:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let master_url = format!("{}/media/film/master.m3u8", server.url);
+    let start = Instant::now();
+    while !ureq::get(&master_url)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+        .contains("TYPE=SUBTITLES,URI=")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the subtitles never appear"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
