@@ -92,6 +92,35 @@ pub struct Destination<'a> {
 pub struct Published {
     pub slug: String,
     pub version: String,
+    /// The ladder as published, one rendition each (`v720 1280x720 avc1.64001f 2.7 Mbit/s`,
+    /// `a128 mp4a.40.2 0.13 Mbit/s`): what the operator's job says once done.
+    pub ladder: Vec<String>,
+}
+
+impl Published {
+    fn new(slug: &str, record: &PublishedVersion) -> Self {
+        let ladder = record
+            .renditions
+            .iter()
+            .map(|r| {
+                let size = match r.kind {
+                    RenditionKind::Video => format!(" {}x{}", r.width, r.height),
+                    RenditionKind::Audio => String::new(),
+                };
+                format!(
+                    "{}{size} {} {:.2} Mbit/s",
+                    r.name,
+                    r.codecs,
+                    r.average_bitrate as f64 / 1e6
+                )
+            })
+            .collect();
+        Self {
+            slug: slug.to_owned(),
+            version: record.version.clone(),
+            ladder,
+        }
+    }
 }
 
 /// Checks `request` and plans its ladder; writes nothing.
@@ -239,10 +268,7 @@ impl Plan {
         publisher
             .publish(&self.slug, &self.meta, staging, &record, before_commit)
             .await?;
-        Ok(Published {
-            slug: self.slug,
-            version,
-        })
+        Ok(Published::new(&self.slug, &record))
     }
 }
 

@@ -246,10 +246,7 @@ pub async fn add(
             before_commit,
         )
         .await?;
-    Ok(Published {
-        slug: slug.to_owned(),
-        version,
-    })
+    Ok(Published::new(slug, &record))
 }
 
 /// `-<lang>`, or `-<lang>-2`, `-<lang>-3`… when the film has a track in that language already

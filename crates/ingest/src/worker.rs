@@ -193,9 +193,12 @@ pub async fn run_job(
     // The work is dropped here (ffmpeg killed, staging removed) before the job is recorded.
     let recorded = match &outcome {
         Outcome::Done(published) => {
+            // The verification (keyframes at every segment start, bit-rate budgets, codec
+            // strings, every object in place) passed, or nothing would be published.
             let message = format!(
-                "published as version {} by worker {name} ({attempt})",
-                published.version
+                "published as version {} by worker {name} ({attempt}); verified: {}",
+                published.version,
+                published.ladder.join(", ")
             );
             tracing::info!(job = id, "{message}");
             finish(queue, id, name, JobState::Done, &message).await

@@ -485,6 +485,13 @@ fn on_one_machine_the_server_transcodes_submitted_jobs() {
         assert_ne!(jobs[0]["state"], "failed", "{jobs:?}");
         if jobs[0]["state"] == "done" {
             assert_eq!(jobs[0]["percent"], 100.0, "{jobs:?}");
+            // The job says what was published: the ladder, verified.
+            let message = jobs[0]["message"].as_str().unwrap();
+            assert!(
+                message.contains("; verified: v234 416x234 avc1.")
+                    && message.contains("a128 mp4a.40.2"),
+                "{message}"
+            );
             break;
         }
         assert!(
