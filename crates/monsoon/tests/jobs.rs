@@ -488,7 +488,7 @@ fn on_one_machine_the_server_transcodes_submitted_jobs() {
             // The job says what was published: the ladder, verified.
             let message = jobs[0]["message"].as_str().unwrap();
             assert!(
-                message.contains("; verified: v234 416x234 avc1.")
+                message.contains("; verified: v180 320x180 avc1.")
                     && message.contains("a128 mp4a.40.2"),
                 "{message}"
             );
