@@ -14,6 +14,7 @@ mod ingest;
 mod jobs;
 mod serve;
 mod stats;
+mod uploads;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -94,6 +95,11 @@ impl DataDir {
     }
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
+    }
+
+    /// Where masters uploaded through `/admin/api/uploads` are received.
+    pub fn uploads(&self) -> PathBuf {
+        self.root.join("uploads")
     }
 
     /// The secret that signs session tokens: `audience.key`, made on first use (mode 0600).

@@ -281,7 +281,7 @@ impl Uploads {
                 continue;
             }
             let sidecar = dir.join(format!("{id}.json"));
-            if ext == "bin" && !sidecar.exists() {
+            if ext != "json" && !sidecar.exists() {
                 // A creation cut between the file and its sidecar: nothing was acknowledged.
                 let _ = std::fs::remove_file(&path);
                 continue;
@@ -302,7 +302,7 @@ impl Uploads {
             if record.id != id {
                 continue;
             }
-            let data = dir.join(format!("{id}.bin"));
+            let data = dir.join(format!("{id}.{}", extension(&record.filename)));
             let offset = std::fs::metadata(&data).map_or(0, |m| m.len());
             // The expiry counts from the last write of either file.
             let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -335,8 +335,11 @@ impl Uploads {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn data_path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.bin"))
+    /// The file of upload `id`, named `filename` by the client: `<id>.<ext>`, with `filename`'s
+    /// extension when it is one of [`EXTENSIONS`] (ffprobe guesses a container from it, so the
+    /// probe sees what `monsoon ingest` would), else `bin`. Never text from the client.
+    fn data_path(&self, id: &str, filename: &str) -> PathBuf {
+        self.dir.join(format!("{id}.{}", extension(filename)))
     }
 
     fn sidecar_path(&self, id: &str) -> PathBuf {
@@ -391,14 +394,14 @@ impl Uploads {
         };
         for entry in &expired {
             tracing::info!(upload = %entry.record.id, filename = %entry.record.filename, "expired upload deleted");
-            self.remove_files(&entry.record.id);
+            self.remove_files(&entry.record);
         }
         expired.len()
     }
 
-    fn remove_files(&self, id: &str) {
-        let _ = std::fs::remove_file(self.data_path(id));
-        let _ = std::fs::remove_file(self.sidecar_path(id));
+    fn remove_files(&self, record: &Record) {
+        let _ = std::fs::remove_file(self.data_path(&record.id, &record.filename));
+        let _ = std::fs::remove_file(self.sidecar_path(&record.id));
         let _ = sync_dir(&self.dir);
     }
 
@@ -497,7 +500,7 @@ impl Uploads {
             );
         }
         let made = (|| {
-            let data = self.data_path(&id);
+            let data = self.data_path(&id, &record.filename);
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -518,7 +521,7 @@ impl Uploads {
             Err(e) => {
                 entries.remove(&id);
                 drop(entries);
-                self.remove_files(&id);
+                self.remove_files(&record);
                 Err(e)
             }
         }
@@ -586,7 +589,7 @@ impl Uploads {
         Ok(Patch {
             uploads: Arc::clone(self),
             id: id.to_owned(),
-            path: self.data_path(id),
+            path: self.data_path(id, &entry.record.filename),
             start: offset,
             offset,
             length: entry.record.length,
@@ -598,7 +601,7 @@ impl Uploads {
 
     /// Deletes upload `id` (tus termination extension): 423 while a PATCH writes it.
     pub fn terminate(&self, id: &str) -> Result<()> {
-        {
+        let entry = {
             let mut entries = self.entries();
             let entry = entries.get(id).ok_or_else(|| not_found(id))?;
             if entry.busy || entry.record.state == UploadState::Verifying {
@@ -606,9 +609,11 @@ impl Uploads {
                     "upload {id} is being written or checked; retry in a moment"
                 )));
             }
-            entries.remove(id);
+            entries.remove(id)
+        };
+        if let Some(entry) = entry {
+            self.remove_files(&entry.record);
         }
-        self.remove_files(id);
         Ok(())
     }
 
@@ -638,8 +643,9 @@ impl Uploads {
 
     fn view(&self, e: &Entry, now: Instant) -> UploadView {
         let bytes_per_s = match (e.samples.front(), e.samples.back()) {
-            (Some(&(t0, o0)), Some(&(_, o1)))
-                if e.busy || now.duration_since(t0) < SPEED_WINDOW =>
+            (Some(&(t0, o0)), Some(&(t1, o1)))
+                if e.record.state == UploadState::Uploading
+                    && now.duration_since(t1) < SPEED_WINDOW =>
             {
                 let secs = now.duration_since(t0).as_secs_f64().max(0.25);
                 (o1 - o0) as f64 / secs
@@ -678,11 +684,13 @@ impl Uploads {
             probe: probe.clone(),
             sha256: sha256.clone(),
         };
-        let data = self.data_path(id);
+        let data = self.data_path(id, &entry.record.filename);
         std::fs::rename(&data, to).map_err(internal("moving", &data))?;
-        entries.remove(id);
+        let entry = entries.remove(id);
         drop(entries);
-        self.remove_files(id);
+        if let Some(entry) = entry {
+            self.remove_files(&entry.record);
+        }
         if let Some(parent) = to.parent() {
             let _ = sync_dir(parent);
         }
@@ -703,7 +711,7 @@ impl Uploads {
         if let Err(e) = self.write_record(&record) {
             tracing::error!(upload = %id, error = %e, "recording the check");
         }
-        let path = self.data_path(id);
+        let path = self.data_path(id, &record.filename);
         let state = match self.check(&record, &path, hasher).await {
             Ok((probe, sha256)) => UploadState::Ready { probe, sha256 },
             Err(reason) => {
@@ -785,6 +793,23 @@ fn not_found(id: &str) -> UploadError {
 /// not looked up at all.
 pub fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Extensions of masters kept on the server's copy, so ffprobe guesses as it would for the
+/// operator's file.
+const EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "qt", "mkv", "webm", "mxf", "ts", "mts", "m2ts", "avi", "mpg", "mpeg",
+    "y4m",
+];
+
+/// The extension of the server's copy of `filename` (see [`Uploads::data_path`]).
+fn extension(filename: &str) -> &'static str {
+    let ext = filename.rsplit_once('.').map_or("", |(_, e)| e);
+    EXTENSIONS
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(ext))
+        .copied()
+        .unwrap_or("bin")
 }
 
 /// Bytes an unprivileged writer may still use on the file system of `dir` (statvfs(3)).
@@ -1011,8 +1036,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let uploads = open(tmp.path(), UploadConfig::default());
         let (a, _) = uploads.create(10, meta("a")).unwrap();
-        let (b, _) = uploads.create(10, meta("b")).unwrap();
+        let (b, _) = uploads.create(10, meta("../../etc/b.MOV")).unwrap();
         assert!(valid_id(&a) && valid_id(&b) && a != b);
+        assert!(tmp.path().join(format!("{a}.bin")).is_file());
+        assert!(tmp.path().join(format!("{b}.mov")).is_file());
+        assert_eq!(extension("x.mp4.sh"), "bin");
         for bad in [
             "",
             "../x",
@@ -1044,7 +1072,7 @@ mod tests {
         patch.wrote(b"def");
         drop(patch);
         assert_eq!(uploads.head(&id).unwrap().0, 3);
-        assert_eq!(std::fs::read(uploads.data_path(&id)).unwrap(), b"abc");
+        assert_eq!(std::fs::read(uploads.data_path(&id, "a")).unwrap(), b"abc");
         // The running hash was rolled back with the bytes.
         let mut patch = uploads.begin(&id, 3).unwrap();
         std::fs::write(&patch.path, b"abcdefghij").unwrap();
@@ -1076,7 +1104,7 @@ mod tests {
                 },
             )
             .unwrap();
-        std::fs::write(uploads.data_path(&id), b"01234").unwrap();
+        std::fs::write(uploads.data_path(&id, "x"), b"01234").unwrap();
         // A creation cut before its sidecar leaves a file that is removed.
         std::fs::write(tmp.path().join(format!("{}.bin", "0".repeat(32))), b"x").unwrap();
         drop(uploads);
