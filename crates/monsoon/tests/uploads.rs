@@ -26,6 +26,11 @@ const PREFIX: &str = "/admin/api/uploads";
 /// Starts `monsoon serve` on `data` with the admin token and `uploads` as its `[uploads]`
 /// table; its log goes to `data/../serve.log`.
 fn start(data: &Path, uploads: &str) -> Server {
+    start_with(data, "", uploads)
+}
+
+/// [`start`] with `serve` as the `[serve]` table.
+fn start_with(data: &Path, serve: &str, uploads: &str) -> Server {
     std::fs::create_dir_all(data).unwrap();
     let out = monsoon(data, &["admin-token", "--token", TOKEN]);
     assert!(out.status.success());
@@ -34,7 +39,7 @@ fn start(data: &Path, uploads: &str) -> Server {
     std::fs::write(
         &config,
         format!(
-            "{}\n[uploads]\n{uploads}\n",
+            "[serve]\n{serve}\n{}\n[uploads]\n{uploads}\n",
             String::from_utf8_lossy(&out.stdout)
         ),
     )
@@ -278,7 +283,10 @@ fn files_of(data: &Path, upload: &str) -> Vec<PathBuf> {
 fn the_server_speaks_tus_1_0_with_creation_expiration_checksum_and_termination() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let server = start(&data, "max_upload_bytes = 10000000\nmin_free_bytes = 0");
+    // A connection silent for 2 s is closed (the silence rule of every connection).
+    let serve = "header_timeout_s = 2";
+    let uploads = "max_upload_bytes = 10000000\nmin_free_bytes = 0";
+    let server = start_with(&data, serve, uploads);
     let to = server.addr();
 
     // Discovery.
@@ -489,18 +497,40 @@ fn the_server_speaks_tus_1_0_with_creation_expiration_checksum_and_termination()
     });
     assert_eq!(offset_of(to, &upload), 1_654_321);
 
+    // A client that vanishes mid-PATCH without closing: its connection is closed after the
+    // silence rule, which gives the upload back with what arrived.
+    let mut silent = send_head(
+        to,
+        "PATCH",
+        &upload,
+        &[
+            patch_headers(1_654_321),
+            vec![("Content-Length", "500000".to_owned())],
+        ]
+        .concat(),
+    );
+    silent.write_all(&file[1_654_321..1_700_000]).unwrap();
+    wait_for(to, &upload, "receiving", |v| v["receiving"] == true);
+    assert_eq!(
+        patch(to, &upload, 1_654_321, &file[1_654_321..1_700_000]).status,
+        423
+    );
+    wait_for(to, &upload, "given back", |v| v["receiving"] == false);
+    assert_eq!(offset_of(to, &upload), 1_700_000);
+    drop(silent);
+
     // A kill -9 keeps every acknowledged byte: the offset is the file's length.
     let mut server = server;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    let server = start(&data, "max_upload_bytes = 10000000\nmin_free_bytes = 0");
+    let server = start_with(&data, serve, uploads);
     let to = server.addr();
-    assert_eq!(offset_of(to, &upload), 1_654_321);
+    assert_eq!(offset_of(to, &upload), 1_700_000);
 
     // The rest, through a POST standing in for PATCH (X-HTTP-Method-Override).
-    let mut override_headers = patch_headers(1_654_321);
+    let mut override_headers = patch_headers(1_700_000);
     override_headers.push(("X-HTTP-Method-Override", "PATCH".to_owned()));
-    let last = request(to, "POST", &upload, &override_headers, &file[1_654_321..]);
+    let last = request(to, "POST", &upload, &override_headers, &file[1_700_000..]);
     assert_eq!(last.status, 204, "{last:?}");
     assert_eq!(last.header("upload-offset"), "2500000");
     // Size and SHA-256 matched (the running hash was rebuilt after the restart); the probe
