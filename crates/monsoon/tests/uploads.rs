@@ -818,3 +818,67 @@ fn five_gib_stream_to_disk_with_the_servers_memory_flat() {
     assert_eq!(request(to, "DELETE", &upload, &[tus()], b"").status, 204);
     assert!(files_of(&data, &upload).is_empty());
 }
+
+/// The studio's module (`web/src/upload.js`, tus-js-client) in Debian's Chromium
+/// (`web/e2e/upload.mjs`): the network cut mid-upload and the page reloaded, the same file
+/// resumes from the server's offset and ends `ready`, under the pages' policy.
+#[test]
+fn the_browser_module_resumes_after_a_network_cut_and_a_reload() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: `apt-get install chromium` (scripts/install-deps.sh does)"
+    );
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    assert!(
+        web.join("node_modules/playwright-core").exists()
+            && web.join("dist/manifest.json").exists(),
+        "web/node_modules or web/dist is missing: run `make web`"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // About 5 MB: five seconds at the 1 MB/s the page is throttled to, cut after the first.
+    let master = tmp.path().join("Mưa đỏ.mp4");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=25:duration=6",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=6",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-shortest",
+        master.to_str().unwrap(),
+    ]);
+    let web_dir = format!("web_dir = {:?}", web.join("dist").to_str().unwrap());
+    let server = start_with(&data, &web_dir, "min_free_bytes = 0");
+    let status = Command::new("node")
+        .arg(web.join("e2e/upload.mjs"))
+        .current_dir(&web)
+        .env("BASE_URL", &server.url)
+        .env("ADMIN_TOKEN", TOKEN)
+        .env("MASTER", &master)
+        .env("CHROMIUM", &chromium)
+        .status()
+        .expect("node runs");
+    assert!(status.success(), "the upload test in the browser failed");
+    // The server's side: one upload, ready, the file byte for byte.
+    let to = server.addr();
+    let listing = request(to, "GET", PREFIX, &[], b"").json();
+    let uploads = listing["uploads"].as_array().unwrap();
+    assert_eq!(uploads.len(), 1, "{listing}");
+    let bytes = std::fs::read(&master).unwrap();
+    assert_eq!(
+        uploads[0]["sha256"],
+        hex::encode(sha2::Sha256::digest(&bytes))
+    );
+    let upload = uploads[0]["url"].as_str().unwrap();
+    assert_eq!(std::fs::read(&files_of(&data, upload)[0]).unwrap(), bytes);
+}
