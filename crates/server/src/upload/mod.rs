@@ -611,3 +611,32 @@ impl Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_uploads_patch_has_its_own_body_deadline() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        let mut headers = HeaderMap::new();
+        let id = "/admin/api/uploads/0123456789abcdef0123456789abcdef";
+        assert!(owns_body_deadline(&Method::PATCH, &uri(id), &headers));
+        for (method, path) in [
+            (Method::POST, id),
+            (Method::PUT, id),
+            (Method::PATCH, PREFIX),
+            (Method::POST, PREFIX),
+            (Method::PATCH, "/admin/api/uploadsX/1"),
+            (Method::PATCH, "/api/v1/sessions"),
+        ] {
+            assert!(
+                !owns_body_deadline(&method, &uri(path), &headers),
+                "{method} {path}"
+            );
+        }
+        headers.insert("x-http-method-override", HeaderValue::from_static("patch"));
+        assert!(owns_body_deadline(&Method::POST, &uri(id), &headers));
+        assert!(!owns_body_deadline(&Method::POST, &uri(PREFIX), &headers));
+    }
+}

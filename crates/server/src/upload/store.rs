@@ -331,6 +331,12 @@ impl Uploads {
         &self.config
     }
 
+    /// The directory the uploads are received in (a destination for [`Uploads::claim`] on the
+    /// same disk is a directory beside it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn entries(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -1122,6 +1128,69 @@ mod tests {
             reason.contains(&digest) && reason.contains(&"0".repeat(64)),
             "{reason}"
         );
+    }
+
+    #[derive(Debug)]
+    struct Accept;
+
+    #[async_trait::async_trait]
+    impl MasterProbe for Accept {
+        async fn probe(&self, _: &Path, _: &str) -> Result<MasterSummary, String> {
+            Ok(MasterSummary {
+                container: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+                duration_s: 1.0,
+                width: 320,
+                height: 180,
+                fps: 25.0,
+                video_codec: "h264".into(),
+                audio_codec: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ready_master_is_claimed_once_and_moved_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uploads = Uploads::open(
+            &tmp.path().join("uploads"),
+            UploadConfig::default(),
+            Arc::new(Accept),
+        )
+        .unwrap();
+        let (id, _) = uploads.create(4, meta("film.MOV")).unwrap();
+        let to = tmp.path().join("master.mov");
+        assert!(
+            matches!(uploads.claim(&id, &to), Err(UploadError::Conflict(_))),
+            "not ready yet"
+        );
+        let mut patch = uploads.begin(&id, 0).unwrap();
+        std::fs::write(&patch.path, b"film").unwrap();
+        patch.wrote(b"film");
+        let state = patch.finish().await;
+        let UploadState::Ready { sha256, .. } = &state else {
+            panic!("{state:?}")
+        };
+        assert_eq!(*sha256, hex::encode(Sha256::digest(b"film")));
+        // Ready masters do not expire.
+        assert_eq!(
+            uploads.sweep(SystemTime::now() + Duration::from_secs(400 * 24 * 3600)),
+            0
+        );
+        let claimed = uploads.claim(&id, &to).unwrap();
+        assert_eq!(
+            (claimed.path.as_path(), claimed.filename.as_str()),
+            (to.as_path(), "film.MOV")
+        );
+        assert_eq!(claimed.probe.width, 320);
+        assert_eq!(std::fs::read(&to).unwrap(), b"film");
+        assert!(
+            std::fs::read_dir(uploads.dir()).unwrap().next().is_none(),
+            "record and bytes gone"
+        );
+        assert!(matches!(
+            uploads.claim(&id, &to),
+            Err(UploadError::NotFound(_))
+        ));
     }
 
     #[test]
