@@ -27,6 +27,11 @@
 //! ([`MasterProbe`]) are checked: the upload becomes `ready` (with the probe's summary) or
 //! `failed` (with the CLI's message, its bytes deleted). Storage: [`store`].
 //!
+//! Written here rather than taken from a crate: the one axum tus server crate (fileloft-axum
+//! 0.3) is young and brings its own store and lock traits, and most of this module is what
+//! Monsoon needs around the protocol (fsync before each 204, disk bounds, the probe at the end,
+//! the admin check, the body deadline).
+//!
 //! No cross-origin request can reach these routes with the operator's cookie: it is
 //! `SameSite=Strict`, and every tus request carries `Tus-Resumable`, which makes a cross-site
 //! `fetch` preflighted, and no preflight is granted.
