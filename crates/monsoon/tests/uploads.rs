@@ -636,6 +636,37 @@ fn abandoned_uploads_expire_and_the_bounds_of_uploads_hold() {
     create(to, 1_000_000, "c.mp4", None);
     drop(server);
 
+    // A PATCH body trickled past patch_timeout_s: 408, the connection closed, what arrived
+    // kept.
+    let server = start(&data, "patch_timeout_s = 1\nmin_free_bytes = 0");
+    let to = server.addr();
+    let upload = create(to, 1000, "slow.mov", None);
+    let mut slow = send_head(
+        to,
+        "PATCH",
+        &upload,
+        &[
+            patch_headers(0),
+            vec![("Content-Length", "1000".to_owned())],
+        ]
+        .concat(),
+    );
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until && slow.write_all(&[b'x'; 10]).is_ok() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let late = read_reply(slow);
+    assert_eq!(late.status, 408, "{late:?}");
+    assert_eq!(late.header("connection"), "close");
+    assert!(
+        late.message().contains("patch_timeout_s"),
+        "{}",
+        late.message()
+    );
+    let kept = offset_of(to, &upload);
+    assert!(kept > 0 && kept < 1000, "{kept}");
+    drop(server);
+
     // The disk's free space: a master that would leave less than min_free_bytes is refused.
     let server = start(&data, "min_free_bytes = 9000000000000000000");
     let full = try_create(server.addr(), 1000, "d.mp4", None);
