@@ -978,8 +978,17 @@ mod tests {
         }
     }
 
+    /// `config` with nothing kept free on the disk unless it says so: these tests must not
+    /// depend on the machine's free space.
     fn open(dir: &Path, config: UploadConfig) -> Arc<Uploads> {
         Uploads::open(dir, config, Arc::new(Refuse)).unwrap()
+    }
+
+    fn roomy() -> UploadConfig {
+        UploadConfig {
+            min_free_bytes: 0,
+            ..UploadConfig::default()
+        }
     }
 
     fn meta(name: &str) -> Metadata {
@@ -1040,7 +1049,7 @@ mod tests {
     #[test]
     fn ids_are_random_and_checked_before_use() {
         let tmp = tempfile::tempdir().unwrap();
-        let uploads = open(tmp.path(), UploadConfig::default());
+        let uploads = open(tmp.path(), roomy());
         let (a, _) = uploads.create(10, meta("a")).unwrap();
         let (b, _) = uploads.create(10, meta("../../etc/b.MOV")).unwrap();
         assert!(valid_id(&a) && valid_id(&b) && a != b);
@@ -1061,7 +1070,7 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_patch_keeps_its_bytes_and_a_rolled_back_one_does_not() {
         let tmp = tempfile::tempdir().unwrap();
-        let uploads = open(tmp.path(), UploadConfig::default());
+        let uploads = open(tmp.path(), roomy());
         let (id, _) = uploads.create(10, meta("a")).unwrap();
         let mut patch = uploads.begin(&id, 0).unwrap();
         assert!(matches!(uploads.begin(&id, 0), Err(UploadError::Locked(_))));
@@ -1089,7 +1098,7 @@ mod tests {
             "{state:?}"
         );
         // A restart finds the record, with the file's bytes deleted.
-        let again = open(tmp.path(), UploadConfig::default());
+        let again = open(tmp.path(), roomy());
         assert!(matches!(
             again.get(&id).unwrap().state,
             UploadState::Failed { .. }
@@ -1100,7 +1109,7 @@ mod tests {
     async fn the_offset_after_a_restart_is_the_files_length_and_the_hash_is_rebuilt() {
         let tmp = tempfile::tempdir().unwrap();
         let digest = hex::encode(Sha256::digest(b"0123456789"));
-        let uploads = open(tmp.path(), UploadConfig::default());
+        let uploads = open(tmp.path(), roomy());
         let (id, _) = uploads
             .create(
                 10,
@@ -1114,7 +1123,7 @@ mod tests {
         // A creation cut before its sidecar leaves a file that is removed.
         std::fs::write(tmp.path().join(format!("{}.bin", "0".repeat(32))), b"x").unwrap();
         drop(uploads);
-        let uploads = open(tmp.path(), UploadConfig::default());
+        let uploads = open(tmp.path(), roomy());
         assert_eq!(uploads.head(&id).unwrap().0, 5);
         assert!(!tmp.path().join(format!("{}.bin", "0".repeat(32))).exists());
         let mut patch = uploads.begin(&id, 5).unwrap();
@@ -1151,12 +1160,8 @@ mod tests {
     #[tokio::test]
     async fn a_ready_master_is_claimed_once_and_moved_out() {
         let tmp = tempfile::tempdir().unwrap();
-        let uploads = Uploads::open(
-            &tmp.path().join("uploads"),
-            UploadConfig::default(),
-            Arc::new(Accept),
-        )
-        .unwrap();
+        let uploads =
+            Uploads::open(&tmp.path().join("uploads"), roomy(), Arc::new(Accept)).unwrap();
         let (id, _) = uploads.create(4, meta("film.MOV")).unwrap();
         let to = tmp.path().join("master.mov");
         assert!(
@@ -1200,7 +1205,7 @@ mod tests {
             tmp.path(),
             UploadConfig {
                 expiry_s: 60,
-                ..UploadConfig::default()
+                ..roomy()
             },
         );
         let (id, expires) = uploads.create(10, meta("a")).unwrap();
