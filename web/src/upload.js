@@ -117,6 +117,10 @@ export function startUpload(file, options = {}) {
     onError("this browser cannot upload in parts (tus-js-client is not loaded or not supported)");
     return { abort: noop, cancel: noop };
   }
+  if (!options.hashWorker || !options.sha256) {
+    onError("startUpload needs the URLs of upload-hash.js (hashWorker) and sha256.js (sha256)");
+    return { abort: noop, cancel: noop };
+  }
   let upload = null;
   let stopped = false;
   let failed = false;
