@@ -1,5 +1,5 @@
-// Builds web/dist: our assets from src/, the icons drawn by icons.mjs, plus hls.js and uPlot
-// from node_modules (never committed). Every file is fingerprinted (`player.3f9a1c2b7d.js`) so the server can cache it
+// Builds web/dist: our assets from src/, the icons drawn by icons.mjs, plus hls.js, uPlot and
+// tus-js-client from node_modules (never committed). Every file is fingerprinted (`player.3f9a1c2b7d.js`) so the server can cache it
 // for a year, precompressed (.br, .gz) so no CPU is spent compressing per request, and listed
 // in dist/manifest.json, which the server reads to write the fingerprinted URLs into pages.
 import { createHash } from "node:crypto";
@@ -22,6 +22,11 @@ const assets = {
   // Saving films for offline viewing (the page's side; the service worker is below).
   "offline.js": "src/offline.js",
   "sha256.js": "node_modules/js-sha256/build/sha256.min.js",
+  // Resumable upload of a master from the studio (tus 1.0): our module, its hashing worker,
+  // and tus-js-client's browser build (defines globalThis.tus).
+  "upload.js": "src/upload.js",
+  "upload-hash.js": "src/upload-hash.js",
+  "tus.js": "node_modules/tus-js-client/dist/tus.min.js",
   // The full build: the light one cannot play alternate audio renditions, and every rung's
   // sound is one (CMAF: video and audio in separate playlists).
   "hls.js": "node_modules/hls.js/dist/hls.min.js",

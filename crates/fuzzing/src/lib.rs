@@ -15,7 +15,10 @@ use monsoon_catalog::{FilmMeta, ObjectIndex, film_limits, is_language_tag, valid
 use monsoon_media::ladder::{LadderOptions, RungSpec, plan};
 use monsoon_media::probe::{AudioInfo, VideoInfo, analyze, parse_probe};
 use monsoon_media::{Limits, Source, transcode};
-use monsoon_server::parse::{Decision, Head, MintRequest, Object, fast_path_head};
+use monsoon_server::parse::{
+    Decision, Head, HeaderMap, HeaderValue, MintRequest, Object, UploadChecksum, fast_path_head,
+    tus_integer, upload_metadata,
+};
 
 /// A fuzz target: arbitrary bytes in, a panic when a promise is broken.
 pub type Target = fn(&[u8]);
@@ -30,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("object_index", object_index),
     ("heartbeat", heartbeat),
     ("mint", mint),
+    ("tus_headers", tus_headers),
 ];
 
 /// Objects of the sizes that matter to ranges: empty, one byte, a playlist, a 4K segment.
@@ -329,4 +333,67 @@ pub fn heartbeat(data: &[u8]) {
 /// A mint request body (`POST /api/v1/films/{slug}/sessions`), as the API reads it.
 pub fn mint(data: &[u8]) {
     let _ = serde_json::from_slice::<MintRequest>(data);
+}
+
+/// The tus headers of a master upload (`crates/server/src/upload/tus.rs`): the input's lines
+/// are the values of `Upload-Metadata`, `Upload-Checksum`, `Upload-Offset` and
+/// `Upload-Length`, in that order.
+pub fn tus_headers(data: &[u8]) {
+    use monsoon_server::parse::{
+        MAX_FILENAME_BYTES, MAX_FILETYPE_BYTES, UploadMetadata, encode_upload_metadata,
+    };
+    let mut headers = HeaderMap::new();
+    for (name, line) in [
+        "upload-metadata",
+        "upload-checksum",
+        "upload-offset",
+        "upload-length",
+    ]
+    .into_iter()
+    .zip(data.split(|&b| b == b'\n'))
+    {
+        if let Ok(value) = HeaderValue::from_bytes(line) {
+            headers.insert(name, value);
+        }
+    }
+    if let Ok(meta) = upload_metadata(&headers) {
+        let UploadMetadata {
+            filename,
+            filetype,
+            sha256,
+        } = &meta;
+        assert!(filename.len() <= MAX_FILENAME_BYTES, "{filename:?}");
+        assert!(
+            !filename.contains(['/', '\\']) && !filename.chars().any(char::is_control),
+            "{filename:?} is not one path component"
+        );
+        assert!(
+            filetype.len() <= MAX_FILETYPE_BYTES && filetype.bytes().all(|b| b.is_ascii_graphic())
+        );
+        if let Some(sha) = sha256 {
+            assert!(
+                sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{sha}"
+            );
+        }
+        // What the server echoes in HEAD answers reads back as itself.
+        let mut echoed = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(&encode_upload_metadata(&meta)) {
+            echoed.insert("upload-metadata", value);
+        }
+        assert_eq!(upload_metadata(&echoed).as_ref(), Ok(&meta));
+    }
+    if let Ok(Some(mut checksum)) = UploadChecksum::from_headers(&headers) {
+        checksum.update(data);
+        let _ = checksum.matches();
+    }
+    for name in ["upload-offset", "upload-length"] {
+        if let Ok(Some(n)) = tus_integer(&headers, name) {
+            let text = headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            assert_eq!(text.trim().parse::<u64>().ok(), Some(n));
+        }
+    }
 }

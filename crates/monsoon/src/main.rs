@@ -15,6 +15,7 @@ mod jobs;
 mod serve;
 mod stats;
 mod tracks;
+mod uploads;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -97,6 +98,11 @@ impl DataDir {
     }
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")
+    }
+
+    /// Where masters uploaded through `/admin/api/uploads` are received.
+    pub fn uploads(&self) -> PathBuf {
+        self.root.join("uploads")
     }
 
     /// The secret that signs session tokens: `audience.key`, made on first use (mode 0600).

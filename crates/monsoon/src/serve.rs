@@ -123,6 +123,8 @@ pub struct Settings {
     pub storage: crate::backends::StorageConfig,
     /// `monsoon worker`'s settings.
     pub worker: crate::worker::WorkerConfig,
+    /// Master uploads through `/admin/api/uploads` (`<data>/uploads`).
+    pub uploads: monsoon_server::UploadConfig,
 }
 
 /// The `[admin]` table.
@@ -282,6 +284,15 @@ pub async fn serve(
         .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
     state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
     state.spawn_retirement(Duration::from_secs(config.replaced_version_grace_s));
+    let uploads = monsoon_server::Uploads::open(
+        &data.uploads(),
+        settings.uploads.clone(),
+        Arc::new(crate::uploads::IngestProbe),
+    )
+    .map_err(|e| anyhow::anyhow!("opening the uploads: {e}"))?;
+    state
+        .enable_uploads(uploads)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let threads = match config.http_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -338,6 +349,7 @@ mod tests {
         assert_eq!(file.audience, monsoon_audience::Config::default());
         assert_eq!(file.storage, crate::backends::StorageConfig::default());
         assert_eq!(file.worker, crate::worker::WorkerConfig::default());
+        assert_eq!(file.uploads, monsoon_server::UploadConfig::default());
         for key in ["database", "media", "in_serve"] {
             assert!(
                 text.contains(&format!("\n# {key} = ")),
@@ -369,6 +381,12 @@ mod tests {
             "sign_in_attempts_per_minute",
             "lease_s",
             "poll_s",
+            "max_upload_bytes",
+            "max_total_bytes",
+            "min_free_bytes",
+            "max_concurrent_uploads",
+            "expiry_s",
+            "patch_timeout_s",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")),

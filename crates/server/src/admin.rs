@@ -9,6 +9,8 @@
 //! | GET | `/admin/api/dashboard?film=` | figures and series for the charts (401 without a session) |
 //! | GET | `/admin/api/jobs?limit=` | the ingest jobs (`jobs.rs`; 404 without a job queue) |
 //! | POST | `/admin/api/jobs/{id}/cancel` | cancels a queued or running job (`jobs.rs`) |
+//! | OPTIONS, POST, GET | `/admin/api/uploads` | tus 1.0 discovery and creation; the uploads listed (`upload/mod.rs`) |
+//! | HEAD, PATCH, DELETE, GET | `/admin/api/uploads/{id}` | tus offset, bytes, termination; one upload's state (`upload/mod.rs`) |
 //!
 //! The token is never stored: `monsoon.toml` holds its argon2id hash (`[admin] token_hash`,
 //! made by `monsoon admin-token`). Signing in trades the token for a cookie holding an expiry

@@ -26,6 +26,7 @@ mod metrics;
 mod pages;
 pub mod parse;
 mod search;
+mod upload;
 mod webapp;
 
 use std::net::SocketAddr;
@@ -51,6 +52,10 @@ pub use error::ApiError;
 pub use limits::ConnLimits;
 pub use live::LiveCatalog;
 pub use metrics::{Metrics, MetricsAccess};
+pub use upload::{
+    ClaimedMaster, MasterProbe, MasterSummary, UploadConfig, UploadError, UploadState, UploadView,
+    Uploads,
+};
 
 /// Everything a request handler may need, shared by all of them. Cloned for every request
 /// (axum's `State`), so it is one `Arc`: a single reference count instead of one per field.
@@ -100,6 +105,8 @@ pub struct Shared {
     /// The ingest job queue the dashboard shows (`/admin/api/jobs`); `None` on a database
     /// without one (SQLite).
     pub jobs: Option<Arc<dyn JobQueue>>,
+    /// Master uploads (`/admin/api/uploads`), once [`AppState::enable_uploads`] gave them.
+    pub uploads: OnceLock<Arc<Uploads>>,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -150,7 +157,18 @@ impl AppState {
             metrics_access: options.metrics,
             bound: OnceLock::new(),
             jobs: options.jobs,
+            uploads: OnceLock::new(),
         })))
+    }
+
+    /// Turns on `/admin/api/uploads` over `uploads` (until then it answers 404), with its
+    /// expiry sweeper and the checks a stop interrupted.
+    pub fn enable_uploads(&self, uploads: Arc<Uploads>) -> Result<(), String> {
+        uploads.spawn_sweeper();
+        uploads.resume_checks();
+        self.uploads
+            .set(uploads)
+            .map_err(|_| "uploads are already enabled".to_owned())
     }
 
     /// Keeps the in-memory catalog in step with the repository.
@@ -290,6 +308,7 @@ pub fn app(state: AppState) -> Router {
     let router = router
         .merge(pages::routes())
         .merge(admin::routes())
+        .merge(upload::routes())
         .merge(api::routes())
         .merge(webapp::routes())
         .nest_service("/static", static_files)

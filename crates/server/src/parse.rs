@@ -6,10 +6,16 @@ use std::time::SystemTime;
 
 use monsoon_catalog::ObjectInfo;
 
+pub use axum::http::{HeaderMap, HeaderValue};
+
 pub use crate::api::MintRequest;
 pub use crate::delivery::Decision;
 use crate::delivery::decide;
 use crate::fast::{Headers, MAX_HEADERS, Reading, read_head};
+pub use crate::upload::tus::{
+    Checksum as UploadChecksum, MAX_FILENAME_BYTES, MAX_FILETYPE_BYTES, Metadata as UploadMetadata,
+    encode_metadata as encode_upload_metadata, integer as tus_integer, metadata as upload_metadata,
+};
 
 /// An object as the delivery path knows it: its size, strong entity tag and publication time.
 #[derive(Debug, Clone)]

@@ -338,6 +338,17 @@ impl<B: HttpBody> TimedBody<B> {
     }
 }
 
+impl<B> TimedBody<B> {
+    /// `body` without a deadline: for a request whose handler keeps one of its own (an
+    /// upload's PATCH, `crate::upload`).
+    pub fn untimed(body: B) -> Self {
+        Self {
+            inner: body,
+            watch: None,
+        }
+    }
+}
+
 impl<B> HttpBody for TimedBody<B>
 where
     B: HttpBody<Data = Bytes> + Unpin,

@@ -77,7 +77,13 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(Peer(self.peer));
-        let (body, clock) = TimedBody::new(body, self.body_timeout);
+        // An upload's PATCH has a deadline of its own, which its handler keeps.
+        let (body, clock) =
+            if crate::upload::owns_body_deadline(&parts.method, &parts.uri, &parts.headers) {
+                (TimedBody::untimed(body), None)
+            } else {
+                TimedBody::new(body, self.body_timeout)
+            };
         if let Some(clock) = clock {
             parts.extensions.insert(clock);
         }

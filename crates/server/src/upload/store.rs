@@ -1,0 +1,1220 @@
+//! The uploads on disk and in memory: each is `<dir>/<id>.bin` (the bytes received) and
+//! `<dir>/<id>.json` (what the client said of it, and its state), where `<id>` is 128 random
+//! bits in hex made here — no path is ever built from client input.
+//!
+//! - **Offset.** The file's length is the offset: bytes are appended in order and nothing
+//!   else writes the file, so at start the length read from disk is what the server has. A
+//!   PATCH is answered 204 only after `fsync`, so an acknowledged offset survives `kill -9`
+//!   (and a power cut). Bytes of a PATCH cut by the network are kept (fsynced too), so the
+//!   client resumes after them; a PATCH with `Upload-Checksum` that does not match, or that
+//!   is cut, is truncated back to where it began.
+//! - **One writer.** An upload has at most one PATCH at a time ([`Uploads::begin`] refuses a
+//!   second with 423 Locked, as tusd does): two writers would interleave bytes at one offset.
+//!   A PATCH whose client vanished keeps the lock until its connection is closed by the
+//!   transport's silence rule (`[serve] header_timeout_s` without a byte), then gives it back.
+//! - **Whole-file SHA-256.** Kept as a running hash of `[0, offset)` beside the offset, so the
+//!   check at the end reads nothing back; after a restart (the hash is not persisted) the file
+//!   is hashed once from disk.
+//! - **Bounds.** [`UploadConfig`]: the size of one upload, the bytes all uploads may hold, the
+//!   free space to leave on the disk, unfinished uploads at once, and their expiry.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::tus::Metadata;
+
+/// The `[uploads]` table of `monsoon.toml`: bounds on master uploads (`docs/INGEST.md`,
+/// "Uploading a master"; `docs/SECURITY.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Largest file one upload may be, bytes (`Tus-Max-Size`; the ingest's own limit is
+    /// 500 GiB).
+    pub max_upload_bytes: u64,
+    /// Bytes all uploads together may hold (unfinished ones counted at their full length);
+    /// a creation past it is refused with 507.
+    pub max_total_bytes: u64,
+    /// Free space an upload must leave on the data directory's disk, beyond what the
+    /// unfinished uploads still need; a creation past it is refused with 507.
+    pub min_free_bytes: u64,
+    /// Unfinished uploads at once; one more is refused with 429 until one finishes, is
+    /// deleted or expires.
+    pub max_concurrent_uploads: u32,
+    /// An unfinished upload without a PATCH for this long is deleted (`Upload-Expires`).
+    pub expiry_s: u64,
+    /// A PATCH body must arrive whole within this time of its head (the `[serve]
+    /// body_timeout_s` of other requests is meant for small bodies). What arrived is kept.
+    pub patch_timeout_s: u64,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 500 << 30,
+            max_total_bytes: 2 << 40,
+            min_free_bytes: 10 << 30,
+            max_concurrent_uploads: 8,
+            expiry_s: 24 * 3600,
+            patch_timeout_s: 3600,
+        }
+    }
+}
+
+impl UploadConfig {
+    /// Refuses settings that would refuse every upload or never end one.
+    pub fn check(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("max_upload_bytes", self.max_upload_bytes),
+            ("max_total_bytes", self.max_total_bytes),
+            (
+                "max_concurrent_uploads",
+                u64::from(self.max_concurrent_uploads),
+            ),
+            ("expiry_s", self.expiry_s),
+            ("patch_timeout_s", self.patch_timeout_s),
+        ] {
+            if value == 0 {
+                return Err(format!(
+                    "[uploads] {key} = 0 would refuse every upload; it must be 1 or more"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the probe found in a master that passed it, for the studio and the ingest job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MasterSummary {
+    /// The container, as ffprobe names its demuxer (`mov,mp4,m4a,3gp,3g2,mj2`).
+    pub container: String,
+    pub duration_s: f64,
+    /// Picture size as displayed.
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub video_codec: String,
+    pub audio_codec: Option<String>,
+}
+
+/// The check a finished upload must pass before it may become an ingest job: the same probe
+/// and limits as `monsoon ingest` (the binary supplies it: the server never imports the media
+/// crate).
+#[async_trait::async_trait]
+pub trait MasterProbe: Send + Sync + std::fmt::Debug {
+    /// Probes the file at `path`, uploaded as `filename`; `Err` is the operator's message, the
+    /// CLI's words naming `filename`.
+    async fn probe(&self, path: &Path, filename: &str) -> Result<MasterSummary, String>;
+}
+
+/// Where an upload is in its life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum UploadState {
+    /// Bytes are still expected.
+    Uploading,
+    /// Every byte is here; size, checksum and probe are being checked.
+    Verifying,
+    /// Passed: may become an ingest job ([`Uploads::claim`]).
+    Ready {
+        probe: MasterSummary,
+        /// SHA-256 of the whole file, hex.
+        sha256: String,
+    },
+    /// Refused, and its bytes deleted; the record stays until it expires.
+    Failed { reason: String },
+}
+
+/// The sidecar `<id>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    id: String,
+    filename: String,
+    filetype: String,
+    length: u64,
+    /// SHA-256 the client announced, hex.
+    expected_sha256: Option<String>,
+    created_at: DateTime<Utc>,
+    #[serde(flatten)]
+    state: UploadState,
+}
+
+/// An upload in memory.
+#[derive(Debug)]
+struct Entry {
+    record: Record,
+    offset: u64,
+    /// Last creation or PATCH: the expiry counts from it.
+    touched: SystemTime,
+    /// SHA-256 of `[0, offset)`, when known (not after a restart).
+    hasher: Option<Sha256>,
+    /// A PATCH holds the upload.
+    busy: bool,
+    /// `(when, offset)` over the last [`SPEED_WINDOW`], for the speed shown.
+    samples: VecDeque<(Instant, u64)>,
+}
+
+/// How far back the speed shown looks.
+const SPEED_WINDOW: Duration = Duration::from_secs(5);
+/// Uploads of every state listed, at most (failed ones expire; ready ones wait for a job).
+pub const MAX_RECORDS: usize = 1000;
+/// How long the last PATCH waits for the checks before answering (`Monsoon-Upload-State`
+/// then says `verifying`, and the listing tells the rest).
+const VERIFY_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a request on an upload was refused; the HTTP edge maps each to its status.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// 409: `Upload-Offset` is not the server's, or the upload takes no more bytes.
+    #[error("{0}")]
+    Conflict(String),
+    /// 423: another PATCH is writing this upload.
+    #[error("{0}")]
+    Locked(String),
+    /// 413: larger than an upload may be, or a body past `Upload-Length`.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 507: the uploads' cap or the disk's free space.
+    #[error("{0}")]
+    Storage(String),
+    /// 429: too many unfinished uploads.
+    #[error("{0}")]
+    TooMany(String),
+    /// 460 (checksum extension): the PATCH body does not have its `Upload-Checksum`.
+    #[error("{0}")]
+    Checksum(String),
+    /// 408: the PATCH body did not arrive whole within `patch_timeout_s`.
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+type Result<T, E = UploadError> = std::result::Result<T, E>;
+
+fn internal(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> UploadError {
+    let text = format!("{what} {}", path.display());
+    move |e| {
+        if e.raw_os_error() == Some(28) {
+            UploadError::Storage(format!("{text}: the disk is full"))
+        } else {
+            UploadError::Internal(format!("{text}: {e}"))
+        }
+    }
+}
+
+/// An upload as the studio lists it (`GET /admin/api/uploads`).
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadView {
+    pub id: String,
+    /// The tus URL of the upload.
+    pub url: String,
+    pub filename: String,
+    pub filetype: String,
+    /// `Upload-Length`.
+    pub length: u64,
+    /// Bytes the server has.
+    pub offset: u64,
+    /// Bytes per second over the last 5 s (0 when nothing moved).
+    pub bytes_per_s: f64,
+    /// Whether a PATCH is writing it now.
+    pub receiving: bool,
+    #[serde(flatten)]
+    pub state: UploadState,
+    pub created_at: DateTime<Utc>,
+    /// When it is deleted if no byte arrives (unfinished and failed uploads).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A master that passed the checks, taken out of the uploads by [`Uploads::claim`].
+#[derive(Debug, Clone)]
+pub struct ClaimedMaster {
+    /// Where the file is now (the path given to `claim`).
+    pub path: PathBuf,
+    /// The name it had on the operator's machine.
+    pub filename: String,
+    pub probe: MasterSummary,
+    pub sha256: String,
+}
+
+/// The uploads of one server.
+#[derive(Debug)]
+pub struct Uploads {
+    dir: PathBuf,
+    config: UploadConfig,
+    probe: Arc<dyn MasterProbe>,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl Uploads {
+    /// Opens (creating) `dir` and loads the uploads in it: offsets from the files' lengths,
+    /// leftovers of a creation cut short removed, and checks interrupted by a stop run again
+    /// (call [`Uploads::resume_checks`] once a runtime runs).
+    pub fn open(
+        dir: &Path,
+        config: UploadConfig,
+        probe: Arc<dyn MasterProbe>,
+    ) -> Result<Arc<Self>, String> {
+        config.check()?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let mut entries = HashMap::new();
+        let listing =
+            std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        let now = SystemTime::now();
+        for item in listing.flatten() {
+            let path = item.path();
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Some((id, ext)) = name.split_once('.') else {
+                continue;
+            };
+            if !valid_id(id) {
+                continue;
+            }
+            let sidecar = dir.join(format!("{id}.json"));
+            if ext != "json" && !sidecar.exists() {
+                // A creation cut between the file and its sidecar: nothing was acknowledged.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if ext != "json" {
+                continue;
+            }
+            let record: Record = match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable upload record skipped");
+                    continue;
+                }
+            };
+            if record.id != id {
+                continue;
+            }
+            let data = dir.join(format!("{id}.{}", extension(&record.filename)));
+            let offset = std::fs::metadata(&data).map_or(0, |m| m.len());
+            // The expiry counts from the last write of either file.
+            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            let touched = modified(&path).max(modified(&data)).unwrap_or(now);
+            entries.insert(
+                id.to_owned(),
+                Entry {
+                    record,
+                    offset,
+                    touched,
+                    hasher: None,
+                    busy: false,
+                    samples: VecDeque::new(),
+                },
+            );
+        }
+        Ok(Arc::new(Self {
+            dir: dir.to_owned(),
+            config,
+            probe,
+            entries: Mutex::new(entries),
+        }))
+    }
+
+    pub fn config(&self) -> &UploadConfig {
+        &self.config
+    }
+
+    /// The directory the uploads are received in (a destination for [`Uploads::claim`] on the
+    /// same disk is a directory beside it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The file of upload `id`, named `filename` by the client: `<id>.<ext>`, with `filename`'s
+    /// extension when it is one of [`EXTENSIONS`] (ffprobe guesses a container from it, so the
+    /// probe sees what `monsoon ingest` would), else `bin`. Never text from the client.
+    fn data_path(&self, id: &str, filename: &str) -> PathBuf {
+        self.dir.join(format!("{id}.{}", extension(filename)))
+    }
+
+    fn sidecar_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// Runs the checks of uploads whose last byte arrived before a stop cut their checks.
+    pub fn resume_checks(self: &Arc<Self>) {
+        let due: Vec<String> = self
+            .entries()
+            .values()
+            .filter(|e| {
+                e.record.state == UploadState::Verifying
+                    || (e.record.state == UploadState::Uploading && e.offset >= e.record.length)
+            })
+            .map(|e| e.record.id.clone())
+            .collect();
+        for id in due {
+            let this = Arc::clone(self);
+            tokio::spawn(async move { this.verify(&id).await });
+        }
+    }
+
+    /// Deletes the unfinished and failed uploads not touched within `expiry_s`, every
+    /// `expiry_s / 4` (at most a minute, at least 100 ms).
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let every = Duration::from_millis((self.config.expiry_s * 250).clamp(100, 60_000));
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(uploads) = this.upgrade() else {
+                    return;
+                };
+                uploads.sweep(SystemTime::now());
+            }
+        });
+    }
+
+    /// Deletes what has expired at `now`; returns how many.
+    pub fn sweep(&self, now: SystemTime) -> usize {
+        let expired: Vec<Entry> = {
+            let mut entries = self.entries();
+            let ids: Vec<String> = entries
+                .values()
+                .filter(|e| !e.busy && self.expires(e).is_some_and(|at| at <= now))
+                .map(|e| e.record.id.clone())
+                .collect();
+            ids.iter().filter_map(|id| entries.remove(id)).collect()
+        };
+        for entry in &expired {
+            tracing::info!(upload = %entry.record.id, filename = %entry.record.filename, "expired upload deleted");
+            self.remove_files(&entry.record);
+        }
+        expired.len()
+    }
+
+    fn remove_files(&self, record: &Record) {
+        let _ = std::fs::remove_file(self.data_path(&record.id, &record.filename));
+        let _ = std::fs::remove_file(self.sidecar_path(&record.id));
+        let _ = sync_dir(&self.dir);
+    }
+
+    /// When `entry` is deleted if nothing happens: unfinished and failed uploads only.
+    fn expires(&self, entry: &Entry) -> Option<SystemTime> {
+        match entry.record.state {
+            UploadState::Uploading | UploadState::Failed { .. } => {
+                Some(entry.touched + Duration::from_secs(self.config.expiry_s))
+            }
+            UploadState::Verifying | UploadState::Ready { .. } => None,
+        }
+    }
+
+    /// Creates an upload of `length` bytes (tus creation extension), after the bounds of
+    /// [`UploadConfig`]; returns its id and expiry.
+    pub fn create(&self, length: u64, meta: Metadata) -> Result<(String, SystemTime)> {
+        let c = &self.config;
+        if length > c.max_upload_bytes {
+            return Err(UploadError::TooLarge(format!(
+                "Upload-Length {length} exceeds the largest upload, {} bytes ([uploads] max_upload_bytes)",
+                c.max_upload_bytes
+            )));
+        }
+        if length == 0 {
+            return Err(UploadError::BadRequest(
+                "Upload-Length 0: a master cannot be empty".into(),
+            ));
+        }
+        let free =
+            free_bytes(&self.dir).map_err(internal("reading the free space of", &self.dir))?;
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id)
+            .map_err(|e| UploadError::Internal(format!("no randomness: {e}")))?;
+        let id = hex::encode(id);
+        let record = Record {
+            id: id.clone(),
+            filename: meta.filename,
+            filetype: meta.filetype,
+            length,
+            expected_sha256: meta.sha256,
+            created_at: Utc::now(),
+            state: UploadState::Uploading,
+        };
+        // Checked and reserved under the lock, so two creations cannot both take the last room.
+        {
+            let mut entries = self.entries();
+            let unfinished = entries
+                .values()
+                .filter(|e| {
+                    matches!(
+                        e.record.state,
+                        UploadState::Uploading | UploadState::Verifying
+                    )
+                })
+                .count();
+            if unfinished >= c.max_concurrent_uploads as usize {
+                return Err(UploadError::TooMany(format!(
+                    "{unfinished} uploads are unfinished ([uploads] max_concurrent_uploads = {}); finish or delete one, or wait for an abandoned one to expire",
+                    c.max_concurrent_uploads
+                )));
+            }
+            if entries.len() >= MAX_RECORDS {
+                return Err(UploadError::TooMany(format!(
+                    "{MAX_RECORDS} uploads are kept; delete finished ones first"
+                )));
+            }
+            let held: u64 = entries.values().map(|e| self.held(e)).sum();
+            if held.saturating_add(length) > c.max_total_bytes {
+                return Err(UploadError::Storage(format!(
+                    "an upload of {length} bytes would bring the uploads to {} bytes, over [uploads] max_total_bytes = {}; delete finished uploads first",
+                    held.saturating_add(length),
+                    c.max_total_bytes
+                )));
+            }
+            let owed: u64 = entries
+                .values()
+                .map(|e| e.record.length.saturating_sub(e.offset))
+                .sum();
+            let room = free.saturating_sub(owed).saturating_sub(c.min_free_bytes);
+            if length > room {
+                return Err(UploadError::Storage(format!(
+                    "an upload of {length} bytes does not fit: the disk has {free} bytes free, unfinished uploads still need {owed}, and [uploads] min_free_bytes = {} must stay free",
+                    c.min_free_bytes
+                )));
+            }
+            entries.insert(
+                id.clone(),
+                Entry {
+                    record: record.clone(),
+                    offset: 0,
+                    touched: SystemTime::now(),
+                    hasher: Some(Sha256::new()),
+                    busy: true,
+                    samples: VecDeque::new(),
+                },
+            );
+        }
+        let made = (|| {
+            let data = self.data_path(&id, &record.filename);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&data)
+                .map_err(internal("creating", &data))?;
+            file.sync_all().map_err(internal("syncing", &data))?;
+            self.write_record(&record)
+        })();
+        let mut entries = self.entries();
+        match made {
+            Ok(()) => {
+                let entry = entries.get_mut(&id).ok_or_else(|| {
+                    UploadError::Internal("the upload vanished while being created".into())
+                })?;
+                entry.busy = false;
+                Ok((id, entry.touched + Duration::from_secs(c.expiry_s)))
+            }
+            Err(e) => {
+                entries.remove(&id);
+                drop(entries);
+                self.remove_files(&record);
+                Err(e)
+            }
+        }
+    }
+
+    /// Bytes `entry` holds or will hold on disk.
+    fn held(&self, entry: &Entry) -> u64 {
+        match entry.record.state {
+            UploadState::Failed { .. } => 0,
+            _ => entry.record.length,
+        }
+    }
+
+    fn write_record(&self, record: &Record) -> Result<()> {
+        let path = self.sidecar_path(&record.id);
+        let bytes = serde_json::to_vec_pretty(record)
+            .map_err(|e| UploadError::Internal(format!("encoding the upload record: {e}")))?;
+        monsoon_catalog::publish::write_durable(&path, &bytes)
+            .map_err(|e| UploadError::Internal(e.to_string()))
+    }
+
+    /// `(offset, length, metadata, expiry, state)` of upload `id` (tus HEAD).
+    pub fn head(&self, id: &str) -> Result<(u64, u64, Metadata, Option<SystemTime>, UploadState)> {
+        let entries = self.entries();
+        let entry = entries.get(id).ok_or_else(|| not_found(id))?;
+        let r = &entry.record;
+        let meta = Metadata {
+            filename: r.filename.clone(),
+            filetype: r.filetype.clone(),
+            sha256: r.expected_sha256.clone(),
+        };
+        Ok((
+            entry.offset,
+            r.length,
+            meta,
+            self.expires(entry),
+            r.state.clone(),
+        ))
+    }
+
+    /// Takes upload `id` for one PATCH starting at `offset`: 404, 423 if another PATCH holds
+    /// it, 409 if `offset` is not the server's or the upload takes no more bytes.
+    pub fn begin(self: &Arc<Self>, id: &str, offset: u64) -> Result<Patch> {
+        let mut entries = self.entries();
+        let entry = entries.get_mut(id).ok_or_else(|| not_found(id))?;
+        if entry.busy {
+            return Err(UploadError::Locked(format!(
+                "another PATCH is writing upload {id}; retry once it ends (HEAD gives the offset)"
+            )));
+        }
+        if entry.record.state != UploadState::Uploading || entry.offset >= entry.record.length {
+            return Err(UploadError::Conflict(format!(
+                "upload {id} has all its {} bytes; it takes no more",
+                entry.record.length
+            )));
+        }
+        if offset != entry.offset {
+            return Err(UploadError::Conflict(format!(
+                "Upload-Offset {offset} is not the server's offset {}; resume from {} (HEAD gives it)",
+                entry.offset, entry.offset
+            )));
+        }
+        entry.busy = true;
+        entry.touched = SystemTime::now();
+        Ok(Patch {
+            uploads: Arc::clone(self),
+            id: id.to_owned(),
+            path: self.data_path(id, &entry.record.filename),
+            start: offset,
+            offset,
+            length: entry.record.length,
+            hasher: entry.hasher.take(),
+            hasher_at_start: None,
+            rollback: false,
+        })
+    }
+
+    /// Deletes upload `id` (tus termination extension): 423 while a PATCH writes it.
+    pub fn terminate(&self, id: &str) -> Result<()> {
+        let entry = {
+            let mut entries = self.entries();
+            let entry = entries.get(id).ok_or_else(|| not_found(id))?;
+            if entry.busy || entry.record.state == UploadState::Verifying {
+                return Err(UploadError::Locked(format!(
+                    "upload {id} is being written or checked; retry in a moment"
+                )));
+            }
+            entries.remove(id)
+        };
+        if let Some(entry) = entry {
+            self.remove_files(&entry.record);
+        }
+        Ok(())
+    }
+
+    /// Every upload, newest first, as the studio shows them.
+    pub fn list(&self) -> Vec<UploadView> {
+        let now = Instant::now();
+        let mut views: Vec<UploadView> = self
+            .entries()
+            .values_mut()
+            .map(|e| {
+                prune(&mut e.samples, now);
+                self.view(e, now)
+            })
+            .collect();
+        views.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        views
+    }
+
+    /// Upload `id` as the studio shows it.
+    pub fn get(&self, id: &str) -> Result<UploadView> {
+        let now = Instant::now();
+        let mut entries = self.entries();
+        let entry = entries.get_mut(id).ok_or_else(|| not_found(id))?;
+        prune(&mut entry.samples, now);
+        Ok(self.view(entry, now))
+    }
+
+    fn view(&self, e: &Entry, now: Instant) -> UploadView {
+        let bytes_per_s = match (e.samples.front(), e.samples.back()) {
+            (Some(&(t0, o0)), Some(&(t1, o1)))
+                if e.record.state == UploadState::Uploading
+                    && now.duration_since(t1) < SPEED_WINDOW =>
+            {
+                let secs = now.duration_since(t0).as_secs_f64().max(0.25);
+                (o1 - o0) as f64 / secs
+            }
+            _ => 0.0,
+        };
+        UploadView {
+            id: e.record.id.clone(),
+            url: format!("{}/{}", super::PREFIX, e.record.id),
+            filename: e.record.filename.clone(),
+            filetype: e.record.filetype.clone(),
+            length: e.record.length,
+            offset: e.offset,
+            bytes_per_s,
+            receiving: e.busy,
+            state: e.record.state.clone(),
+            created_at: e.record.created_at,
+            expires_at: self.expires(e).map(DateTime::<Utc>::from),
+        }
+    }
+
+    /// Takes a ready master out of the uploads: moves its file to `to` (a path on the same
+    /// file system, e.g. under the data directory; its parent must exist) and forgets the
+    /// upload. The ingest job then owns the file.
+    pub fn claim(&self, id: &str, to: &Path) -> Result<ClaimedMaster> {
+        let mut entries = self.entries();
+        let entry = entries.get(id).ok_or_else(|| not_found(id))?;
+        let UploadState::Ready { probe, sha256 } = &entry.record.state else {
+            return Err(UploadError::Conflict(format!(
+                "upload {id} is not ready: only a checked master can become an ingest job"
+            )));
+        };
+        let claimed = ClaimedMaster {
+            path: to.to_owned(),
+            filename: entry.record.filename.clone(),
+            probe: probe.clone(),
+            sha256: sha256.clone(),
+        };
+        let data = self.data_path(id, &entry.record.filename);
+        std::fs::rename(&data, to).map_err(internal("moving", &data))?;
+        let entry = entries.remove(id);
+        drop(entries);
+        if let Some(entry) = entry {
+            self.remove_files(&entry.record);
+        }
+        if let Some(parent) = to.parent() {
+            let _ = sync_dir(parent);
+        }
+        Ok(claimed)
+    }
+
+    /// The checks once the last byte is here: size on disk, whole-file SHA-256, the probe.
+    /// Records `ready` or `failed` (deleting a failed file's bytes).
+    async fn verify(self: Arc<Self>, id: &str) {
+        let (record, hasher) = {
+            let mut entries = self.entries();
+            let Some(entry) = entries.get_mut(id) else {
+                return;
+            };
+            entry.record.state = UploadState::Verifying;
+            (entry.record.clone(), entry.hasher.take())
+        };
+        if let Err(e) = self.write_record(&record) {
+            tracing::error!(upload = %id, error = %e, "recording the check");
+        }
+        let path = self.data_path(id, &record.filename);
+        let state = match self.check(&record, &path, hasher).await {
+            Ok((probe, sha256)) => UploadState::Ready { probe, sha256 },
+            Err(reason) => {
+                let _ = std::fs::remove_file(&path);
+                UploadState::Failed { reason }
+            }
+        };
+        tracing::info!(upload = %id, filename = %record.filename, state = ?state, "upload checked");
+        let record = {
+            let mut entries = self.entries();
+            let Some(entry) = entries.get_mut(id) else {
+                return;
+            };
+            entry.record.state = state;
+            entry.touched = SystemTime::now();
+            entry.record.clone()
+        };
+        if let Err(e) = self.write_record(&record) {
+            tracing::error!(upload = %id, error = %e, "recording the check");
+        }
+    }
+
+    async fn check(
+        &self,
+        record: &Record,
+        path: &Path,
+        hasher: Option<Sha256>,
+    ) -> std::result::Result<(MasterSummary, String), String> {
+        let name = &record.filename;
+        let size = std::fs::metadata(path)
+            .map_err(|e| format!("{name}: the uploaded file cannot be read ({e})"))?
+            .len();
+        if size != record.length {
+            return Err(format!(
+                "{name}: the server has {size} bytes, but Upload-Length said {}",
+                record.length
+            ));
+        }
+        let sha256 = match hasher {
+            Some(h) => hex::encode(h.finalize()),
+            None => {
+                let path = path.to_owned();
+                tokio::task::spawn_blocking(move || hash_file(&path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("{name}: reading the uploaded file: {e}"))?
+            }
+        };
+        if let Some(expected) = &record.expected_sha256
+            && *expected != sha256
+        {
+            return Err(format!(
+                "{name}: the uploaded file's SHA-256 is {sha256}, not {expected} as the upload said; the file changed or was damaged on the way, upload it again"
+            ));
+        }
+        let probe = self.probe.probe(path, name).await?;
+        Ok((probe, sha256))
+    }
+}
+
+/// Drops samples older than the speed window, keeping one before it as the baseline.
+fn prune(samples: &mut VecDeque<(Instant, u64)>, now: Instant) {
+    while samples.len() > 1
+        && samples
+            .get(1)
+            .is_some_and(|&(t, _)| now.duration_since(t) >= SPEED_WINDOW)
+    {
+        samples.pop_front();
+    }
+}
+
+fn not_found(id: &str) -> UploadError {
+    UploadError::NotFound(format!(
+        "no upload {id}: it never existed, was deleted, or expired"
+    ))
+}
+
+/// Whether `id` has the form of the ids made here (32 lowercase hex digits): anything else is
+/// not looked up at all.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Extensions of masters kept on the server's copy, so ffprobe guesses as it would for the
+/// operator's file.
+const EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "qt", "mkv", "webm", "mxf", "ts", "mts", "m2ts", "avi", "mpg", "mpeg",
+    "y4m",
+];
+
+/// The extension of the server's copy of `filename` (see [`Uploads::data_path`]).
+fn extension(filename: &str) -> &'static str {
+    let ext = filename.rsplit_once('.').map_or("", |(_, e)| e);
+    EXTENSIONS
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(ext))
+        .copied()
+        .unwrap_or("bin")
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `dir` (statvfs(3)).
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let stat = rustix::fs::statvfs(dir)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// One PATCH's hold on an upload. Dropping it (the request ended, however) gives the upload
+/// back with the offset and running hash of what was written — or, for a chunk that must be
+/// rolled back, truncated to where the PATCH began.
+#[derive(Debug)]
+pub struct Patch {
+    uploads: Arc<Uploads>,
+    id: String,
+    pub path: PathBuf,
+    /// Where this PATCH began.
+    pub start: u64,
+    /// Bytes the file holds now.
+    pub offset: u64,
+    pub length: u64,
+    hasher: Option<Sha256>,
+    /// The running hash where the PATCH began, while its chunk may still be rolled back.
+    hasher_at_start: Option<Option<Sha256>>,
+    /// Truncate back to `start` when dropped.
+    rollback: bool,
+}
+
+impl Patch {
+    /// Marks the chunk as one that must be rolled back unless [`Patch::keep`] is called
+    /// (a PATCH with `Upload-Checksum`: nothing of it counts until it is checked).
+    pub fn all_or_nothing(&mut self) {
+        self.hasher_at_start = Some(self.hasher.clone());
+        self.rollback = true;
+    }
+
+    /// The chunk passed: keep it.
+    pub fn keep(&mut self) {
+        self.rollback = false;
+        self.hasher_at_start = None;
+    }
+
+    /// Throw the chunk away when dropped.
+    pub fn discard(&mut self) {
+        if self.hasher_at_start.is_none() {
+            self.hasher_at_start = Some(None);
+        }
+        self.rollback = true;
+    }
+
+    /// Notes `bytes`, just written at the old offset.
+    pub fn wrote(&mut self, bytes: &[u8]) {
+        if let Some(h) = &mut self.hasher {
+            h.update(bytes);
+        }
+        self.offset += bytes.len() as u64;
+        let now = Instant::now();
+        let mut entries = self.uploads.entries();
+        if let Some(entry) = entries.get_mut(&self.id) {
+            entry.offset = self.offset;
+            entry.touched = SystemTime::now();
+            if entry
+                .samples
+                .back()
+                .is_none_or(|&(t, _)| now.duration_since(t) >= Duration::from_millis(200))
+            {
+                entry.samples.push_back((now, self.offset));
+                prune(&mut entry.samples, now);
+            } else if let Some(last) = entry.samples.back_mut() {
+                last.1 = self.offset;
+            }
+        }
+    }
+
+    /// Ends the PATCH; when the upload is whole, runs the checks, waiting a few seconds for
+    /// them, and returns the state to report.
+    pub async fn finish(self) -> UploadState {
+        let whole = !self.rollback && self.offset == self.length;
+        let uploads = Arc::clone(&self.uploads);
+        let id = self.id.clone();
+        if !whole {
+            drop(self);
+            return UploadState::Uploading;
+        }
+        {
+            // Verifying from now on: no other PATCH, no expiry, no termination.
+            let mut patch = self;
+            let mut entries = uploads.entries();
+            if let Some(entry) = entries.get_mut(&id) {
+                entry.record.state = UploadState::Verifying;
+                entry.hasher = patch.hasher.take();
+                entry.busy = false;
+            }
+            drop(entries);
+            patch.hasher_at_start = None;
+            patch.id.clear();
+        }
+        let task = tokio::spawn({
+            let uploads = Arc::clone(&uploads);
+            let id = id.clone();
+            async move { uploads.verify(&id).await }
+        });
+        let _ = tokio::time::timeout(VERIFY_WAIT, task).await;
+        uploads
+            .head(&id)
+            .map_or(UploadState::Verifying, |(.., state)| state)
+    }
+}
+
+impl Drop for Patch {
+    fn drop(&mut self) {
+        if self.id.is_empty() {
+            return;
+        }
+        if self.rollback {
+            let truncated = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .and_then(|f| {
+                    f.set_len(self.start)?;
+                    f.sync_all()
+                });
+            if let Err(e) = truncated {
+                tracing::error!(upload = %self.id, error = %e, "rolling a chunk back");
+            }
+            self.offset = self.start;
+            self.hasher = self.hasher_at_start.take().flatten();
+        }
+        let mut entries = self.uploads.entries();
+        if let Some(entry) = entries.get_mut(&self.id) {
+            entry.offset = self.offset;
+            entry.hasher = self.hasher.take();
+            entry.busy = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Refuse;
+
+    #[async_trait::async_trait]
+    impl MasterProbe for Refuse {
+        async fn probe(&self, _: &Path, filename: &str) -> Result<MasterSummary, String> {
+            Err(format!("{filename}: not a media file"))
+        }
+    }
+
+    /// `config` with nothing kept free on the disk unless it says so: these tests must not
+    /// depend on the machine's free space.
+    fn open(dir: &Path, config: UploadConfig) -> Arc<Uploads> {
+        Uploads::open(dir, config, Arc::new(Refuse)).unwrap()
+    }
+
+    fn roomy() -> UploadConfig {
+        UploadConfig {
+            min_free_bytes: 0,
+            ..UploadConfig::default()
+        }
+    }
+
+    fn meta(name: &str) -> Metadata {
+        Metadata {
+            filename: name.into(),
+            ..Metadata::default()
+        }
+    }
+
+    #[test]
+    fn creation_is_bounded_by_size_count_and_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uploads = open(
+            tmp.path(),
+            UploadConfig {
+                max_upload_bytes: 100,
+                max_total_bytes: 150,
+                max_concurrent_uploads: 2,
+                min_free_bytes: 0,
+                ..UploadConfig::default()
+            },
+        );
+        let err = uploads.create(101, meta("a")).unwrap_err();
+        assert!(
+            matches!(err, UploadError::TooLarge(ref m) if m.contains("max_upload_bytes")),
+            "{err}"
+        );
+        assert!(matches!(
+            uploads.create(0, meta("a")),
+            Err(UploadError::BadRequest(_))
+        ));
+        uploads.create(100, meta("a")).unwrap();
+        let err = uploads.create(60, meta("b")).unwrap_err();
+        assert!(
+            matches!(err, UploadError::Storage(ref m) if m.contains("max_total_bytes")),
+            "{err}"
+        );
+        uploads.create(50, meta("b")).unwrap();
+        let err = uploads.create(1, meta("c")).unwrap_err();
+        assert!(
+            matches!(err, UploadError::TooMany(ref m) if m.contains("max_concurrent_uploads")),
+            "{err}"
+        );
+        let huge = open(
+            &tmp.path().join("other"),
+            UploadConfig {
+                min_free_bytes: u64::MAX / 2,
+                ..UploadConfig::default()
+            },
+        );
+        let err = huge.create(1, meta("a")).unwrap_err();
+        assert!(
+            matches!(err, UploadError::Storage(ref m) if m.contains("min_free_bytes")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ids_are_random_and_checked_before_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uploads = open(tmp.path(), roomy());
+        let (a, _) = uploads.create(10, meta("a")).unwrap();
+        let (b, _) = uploads.create(10, meta("../../etc/b.MOV")).unwrap();
+        assert!(valid_id(&a) && valid_id(&b) && a != b);
+        assert!(tmp.path().join(format!("{a}.bin")).is_file());
+        assert!(tmp.path().join(format!("{b}.mov")).is_file());
+        assert_eq!(extension("x.mp4.sh"), "bin");
+        for bad in [
+            "",
+            "../x",
+            &a.to_uppercase(),
+            &a[1..],
+            "g".repeat(32).as_str(),
+        ] {
+            assert!(!valid_id(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_patch_keeps_its_bytes_and_a_rolled_back_one_does_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uploads = open(tmp.path(), roomy());
+        let (id, _) = uploads.create(10, meta("a")).unwrap();
+        let mut patch = uploads.begin(&id, 0).unwrap();
+        assert!(matches!(uploads.begin(&id, 0), Err(UploadError::Locked(_))));
+        std::fs::write(&patch.path, b"abc").unwrap();
+        patch.wrote(b"abc");
+        drop(patch);
+        assert_eq!(uploads.head(&id).unwrap().0, 3);
+        assert!(
+            matches!(uploads.begin(&id, 0), Err(UploadError::Conflict(m)) if m.contains("resume from 3"))
+        );
+        let mut patch = uploads.begin(&id, 3).unwrap();
+        patch.all_or_nothing();
+        std::fs::write(&patch.path, b"abcdef").unwrap();
+        patch.wrote(b"def");
+        drop(patch);
+        assert_eq!(uploads.head(&id).unwrap().0, 3);
+        assert_eq!(std::fs::read(uploads.data_path(&id, "a")).unwrap(), b"abc");
+        // The running hash was rolled back with the bytes.
+        let mut patch = uploads.begin(&id, 3).unwrap();
+        std::fs::write(&patch.path, b"abcdefghij").unwrap();
+        patch.wrote(b"defghij");
+        let state = patch.finish().await;
+        assert!(
+            matches!(state, UploadState::Failed { ref reason } if reason == "a: not a media file"),
+            "{state:?}"
+        );
+        // A restart finds the record, with the file's bytes deleted.
+        let again = open(tmp.path(), roomy());
+        assert!(matches!(
+            again.get(&id).unwrap().state,
+            UploadState::Failed { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_offset_after_a_restart_is_the_files_length_and_the_hash_is_rebuilt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let digest = hex::encode(Sha256::digest(b"0123456789"));
+        let uploads = open(tmp.path(), roomy());
+        let (id, _) = uploads
+            .create(
+                10,
+                Metadata {
+                    sha256: Some("0".repeat(64)),
+                    ..meta("x")
+                },
+            )
+            .unwrap();
+        std::fs::write(uploads.data_path(&id, "x"), b"01234").unwrap();
+        // A creation cut before its sidecar leaves a file that is removed.
+        std::fs::write(tmp.path().join(format!("{}.bin", "0".repeat(32))), b"x").unwrap();
+        drop(uploads);
+        let uploads = open(tmp.path(), roomy());
+        assert_eq!(uploads.head(&id).unwrap().0, 5);
+        assert!(!tmp.path().join(format!("{}.bin", "0".repeat(32))).exists());
+        let mut patch = uploads.begin(&id, 5).unwrap();
+        std::fs::write(&patch.path, b"0123456789").unwrap();
+        patch.wrote(b"56789");
+        let state = patch.finish().await;
+        let UploadState::Failed { reason } = state else {
+            panic!("{state:?}")
+        };
+        assert!(
+            reason.contains(&digest) && reason.contains(&"0".repeat(64)),
+            "{reason}"
+        );
+    }
+
+    #[derive(Debug)]
+    struct Accept;
+
+    #[async_trait::async_trait]
+    impl MasterProbe for Accept {
+        async fn probe(&self, _: &Path, _: &str) -> Result<MasterSummary, String> {
+            Ok(MasterSummary {
+                container: "mov,mp4,m4a,3gp,3g2,mj2".into(),
+                duration_s: 1.0,
+                width: 320,
+                height: 180,
+                fps: 25.0,
+                video_codec: "h264".into(),
+                audio_codec: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ready_master_is_claimed_once_and_moved_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uploads =
+            Uploads::open(&tmp.path().join("uploads"), roomy(), Arc::new(Accept)).unwrap();
+        let (id, _) = uploads.create(4, meta("film.MOV")).unwrap();
+        let to = tmp.path().join("master.mov");
+        assert!(
+            matches!(uploads.claim(&id, &to), Err(UploadError::Conflict(_))),
+            "not ready yet"
+        );
+        let mut patch = uploads.begin(&id, 0).unwrap();
+        std::fs::write(&patch.path, b"film").unwrap();
+        patch.wrote(b"film");
+        let state = patch.finish().await;
+        let UploadState::Ready { sha256, .. } = &state else {
+            panic!("{state:?}")
+        };
+        assert_eq!(*sha256, hex::encode(Sha256::digest(b"film")));
+        // Ready masters do not expire.
+        assert_eq!(
+            uploads.sweep(SystemTime::now() + Duration::from_secs(400 * 24 * 3600)),
+            0
+        );
+        let claimed = uploads.claim(&id, &to).unwrap();
+        assert_eq!(
+            (claimed.path.as_path(), claimed.filename.as_str()),
+            (to.as_path(), "film.MOV")
+        );
+        assert_eq!(claimed.probe.width, 320);
+        assert_eq!(std::fs::read(&to).unwrap(), b"film");
+        assert!(
+            std::fs::read_dir(uploads.dir()).unwrap().next().is_none(),
+            "record and bytes gone"
+        );
+        assert!(matches!(
+            uploads.claim(&id, &to),
+            Err(UploadError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn expired_uploads_are_swept_and_ready_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uploads = open(
+            tmp.path(),
+            UploadConfig {
+                expiry_s: 60,
+                ..roomy()
+            },
+        );
+        let (id, expires) = uploads.create(10, meta("a")).unwrap();
+        assert_eq!(uploads.sweep(expires - Duration::from_secs(1)), 0);
+        let patch = uploads.begin(&id, 0).unwrap();
+        assert_eq!(uploads.sweep(expires + Duration::from_secs(1)), 0, "busy");
+        drop(patch);
+        assert_eq!(uploads.sweep(expires + Duration::from_secs(61)), 1);
+        assert!(matches!(uploads.head(&id), Err(UploadError::NotFound(_))));
+        assert!(std::fs::read_dir(tmp.path()).unwrap().next().is_none());
+    }
+}
