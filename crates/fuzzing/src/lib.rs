@@ -357,10 +357,12 @@ pub fn tus_headers(data: &[u8]) {
         }
     }
     if let Ok(meta) = upload_metadata(&headers) {
+        // `kind` is an enum: whatever parsed is one of its three values.
         let UploadMetadata {
             filename,
             filetype,
             sha256,
+            kind: _,
         } = &meta;
         assert!(filename.len() <= MAX_FILENAME_BYTES, "{filename:?}");
         assert!(

@@ -291,7 +291,7 @@ pub async fn serve(
     )
     .map_err(|e| anyhow::anyhow!("opening the uploads: {e}"))?;
     state
-        .enable_uploads(uploads)
+        .enable_uploads(uploads, Arc::new(crate::uploads::IngestJobs))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let threads = match config.http_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -1,11 +1,12 @@
-//! The check a master uploaded through `/admin/api/uploads` must pass: the probe and limits of
-//! `monsoon ingest` (`monsoon_media::ffmpeg::probe_file`), handed to the server, which never
-//! imports the media crate. Only ffprobe runs here, with its whitelists and timeout; the
-//! transcode stays with `monsoon ingest` and the workers.
+//! The check a file uploaded through `/admin/api/uploads` must pass, by its kind: a master the
+//! probe and limits of `monsoon ingest` (`monsoon_media::ffmpeg::probe_file`), an audio track
+//! those of `monsoon add-track` (`probe_audio_file`), subtitles their conversion to WebVTT
+//! with cues; handed to the server, which never imports the media crate. Only ffprobe (and
+//! ffmpeg's subtitle conversion) runs here; the transcode stays with the workers.
 
 use std::path::Path;
 
-use monsoon_server::{MasterProbe, MasterSummary};
+use monsoon_server::{ClaimedMaster, JobMaker, MasterProbe, MasterSummary, UploadKind};
 
 /// [`MasterProbe`] through the ingest's own probe, with its default limits.
 #[derive(Debug, Default)]
@@ -13,8 +14,40 @@ pub struct IngestProbe;
 
 #[async_trait::async_trait]
 impl MasterProbe for IngestProbe {
-    async fn probe(&self, path: &Path, filename: &str) -> Result<MasterSummary, String> {
+    async fn probe(
+        &self,
+        path: &Path,
+        filename: &str,
+        kind: UploadKind,
+    ) -> Result<MasterSummary, String> {
         let limits = monsoon_media::Limits::default();
+        let summary = |container: &str, duration_s: f64, audio: Option<String>| MasterSummary {
+            container: container.to_owned(),
+            duration_s,
+            width: 0,
+            height: 0,
+            fps: 0.0,
+            video_codec: String::new(),
+            audio_codec: audio,
+        };
+        match kind {
+            UploadKind::Master => {}
+            UploadKind::Audio => {
+                return monsoon_media::ffmpeg::probe_audio_file(path, &limits)
+                    .await
+                    .map(|a| summary("audio", a.duration_s, Some(a.audio.codec)))
+                    .map_err(|e| naming(&e.to_string(), path, filename));
+            }
+            UploadKind::Subtitles => {
+                // Converted beside the upload, then removed: the job converts it again.
+                let vtt = path.with_extension("probe.vtt");
+                let converted = monsoon_media::tracks::convert_subtitles(path, &vtt).await;
+                let _ = std::fs::remove_file(&vtt);
+                return converted
+                    .map(|()| summary("subtitles", 0.0, None))
+                    .map_err(|e| naming(&e.to_string(), path, filename));
+            }
+        }
         match monsoon_media::ffmpeg::probe_file(path, &limits).await {
             Ok(source) => Ok(MasterSummary {
                 container: source.format,
@@ -26,6 +59,69 @@ impl MasterProbe for IngestProbe {
                 audio_codec: source.audio.map(|a| a.codec),
             }),
             Err(e) => Err(naming(&e.to_string(), path, filename)),
+        }
+    }
+}
+
+/// [`JobMaker`] through the ingest's own job format (`monsoon_ingest::jobs`): a master becomes
+/// the ingest of its film, checked and probed as `monsoon ingest --submit` does; an audio track
+/// or subtitles a track job, as `monsoon add-track --submit` makes.
+#[derive(Debug, Default)]
+pub struct IngestJobs;
+
+#[async_trait::async_trait]
+impl JobMaker for IngestJobs {
+    async fn job(
+        &self,
+        slug: &str,
+        upload: &ClaimedMaster,
+        lang: Option<&str>,
+        label: Option<&str>,
+    ) -> Result<monsoon_catalog::NewJob, String> {
+        use monsoon_ingest::jobs::{DEFAULT_ATTEMPTS, submission, track_submission};
+        use monsoon_ingest::tracks::Track;
+        let named =
+            |e: monsoon_ingest::Error| naming(&e.to_string(), &upload.path, &upload.filename);
+        let file = upload.path.clone();
+        let track = |lang: &str| {
+            let label = label
+                .map(str::to_owned)
+                .unwrap_or_else(|| monsoon_media::package::language_name(lang).to_owned());
+            (lang.to_owned(), label)
+        };
+        match (upload.kind, lang) {
+            (UploadKind::Master, _) => {
+                let request = monsoon_ingest::Request {
+                    file,
+                    slug: slug.to_owned(),
+                    meta: None,
+                    quality: monsoon_media::Quality::default(),
+                    max_height: None,
+                    subtitles: Vec::new(),
+                    codecs: None,
+                };
+                submission(request, DEFAULT_ATTEMPTS)
+                    .await
+                    .map(|(_, job)| job)
+                    .map_err(named)
+            }
+            (UploadKind::Audio, Some(lang)) => {
+                let (lang, label) = track(lang);
+                track_submission(slug, &Track::Audio { file, lang, label }, DEFAULT_ATTEMPTS)
+                    .await
+                    .map_err(named)
+            }
+            (UploadKind::Subtitles, Some(lang)) => {
+                let (lang, label) = track(lang);
+                track_submission(
+                    slug,
+                    &Track::Subtitles { file, lang, label },
+                    DEFAULT_ATTEMPTS,
+                )
+                .await
+                .map_err(named)
+            }
+            (_, None) => Err("a track needs its language (\"lang\")".into()),
         }
     }
 }

@@ -763,6 +763,183 @@ fn a_text_file_named_mp4_fails_in_the_clis_words_and_a_real_master_is_ready() {
     );
 }
 
+/// Uploads `bytes` as `filename` for `kind` (`master`, `audio`, `subtitles`) in one PATCH and
+/// waits until it is checked; returns its path and view.
+fn upload_kind(
+    to: SocketAddr,
+    bytes: &[u8],
+    filename: &str,
+    kind: &str,
+) -> (String, serde_json::Value) {
+    let metadata = format!(
+        "filename {},kind {}",
+        b64(filename.as_bytes()),
+        b64(kind.as_bytes())
+    );
+    let reply = request(
+        to,
+        "POST",
+        PREFIX,
+        &[
+            tus(),
+            ("Upload-Length", bytes.len().to_string()),
+            ("Upload-Metadata", metadata),
+        ],
+        b"",
+    );
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let upload = reply.header("location").to_owned();
+    assert_eq!(patch(to, &upload, 0, bytes).status, 204);
+    let v = wait_for(to, &upload, "checked", |v| v["state"] != "verifying");
+    (upload, v)
+}
+
+/// `POST /admin/api/jobs` with the JSON `body`.
+fn new_job(to: SocketAddr, body: &serde_json::Value) -> Reply {
+    request(
+        to,
+        "POST",
+        "/admin/api/jobs",
+        &[("Content-Type", "application/json".to_owned())],
+        body.to_string().as_bytes(),
+    )
+}
+
+/// Waits (at most 120 s) for job `id` to be done, failing on a failed one.
+fn job_done(to: SocketAddr, id: u64) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let jobs = request(to, "GET", "/admin/api/jobs", &[], b"").json();
+        let job = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .unwrap()
+            .clone();
+        assert_ne!(job["state"], "failed", "{job}");
+        if job["state"] == "done" {
+            return job;
+        }
+        assert!(Instant::now() < until, "job {id} never done: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What the studio does with a ready upload: `POST /admin/api/jobs` makes it a job (on one
+/// machine, run by the server's own worker): a master the film, then an audio track and
+/// subtitles added to it; every refusal names the value and the rule.
+#[test]
+fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = start(&data, "min_free_bytes = 0");
+    let to = server.addr();
+
+    let clip = tmp.path().join("master.mp4");
+    make_clip(&clip, 8, "320x180");
+    let (upload, v) = upload_kind(
+        to,
+        &std::fs::read(&clip).unwrap(),
+        "Sông nước.mp4",
+        "master",
+    );
+    assert_eq!(v["state"], "ready", "{v}");
+    assert_eq!(v["kind"], "master");
+    let id = upload.rsplit('/').next().unwrap();
+
+    let refused = new_job(to, &serde_json::json!({"upload": id, "slug": "Sông nước"}));
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.body).contains("slug `Sông nước` is not valid"));
+    let unknown = new_job(
+        to,
+        &serde_json::json!({"upload": "0".repeat(32), "slug": "song-nuoc"}),
+    );
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+
+    let created = new_job(to, &serde_json::json!({"upload": id, "slug": "song-nuoc"}));
+    assert_eq!(created.status, 201, "{created:?}");
+    let job = created.json();
+    assert_eq!(job["slug"], "song-nuoc");
+    let done = job_done(to, job["id"].as_u64().unwrap());
+    assert!(
+        done["message"].as_str().unwrap().contains("verified: v180"),
+        "{done}"
+    );
+    assert_eq!(
+        request(to, "GET", "/api/v1/films/song-nuoc", &[], b"").status,
+        200
+    );
+    // Claimed: the upload is a job now, not an upload.
+    assert_eq!(
+        new_job(to, &serde_json::json!({"upload": id, "slug": "song-nuoc"})).status,
+        404
+    );
+
+    // An audio track: refused without its language, then added.
+    let dub = tmp.path().join("dub.wav");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880",
+        "-t",
+        "8",
+        dub.to_str().unwrap(),
+    ]);
+    let (audio, v) = upload_kind(to, &std::fs::read(&dub).unwrap(), "lồng tiếng.wav", "audio");
+    assert_eq!(v["state"], "ready", "{v}");
+    let audio = audio.rsplit('/').next().unwrap();
+    let refused = new_job(
+        to,
+        &serde_json::json!({"upload": audio, "slug": "song-nuoc"}),
+    );
+    assert_eq!(refused.status, 400);
+    let message = refused.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("give its \"lang\""), "{message}");
+    let created = new_job(
+        to,
+        &serde_json::json!({"upload": audio, "slug": "song-nuoc", "lang": "en", "label": "English"}),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    job_done(to, created.json()["id"].as_u64().unwrap());
+
+    // Subtitles: a text without cues fails its check; an SRT is added.
+    let (_, v) = upload_kind(to, b"no cues here\n", "notes.srt", "subtitles");
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("notes.srt"), "{v}");
+    let srt = b"1\n00:00:00,000 --> 00:00:02,000\nXin ch\xc3\xa0o\n\n";
+    let (subs, v) = upload_kind(to, srt, "en.srt", "subtitles");
+    assert_eq!(v["state"], "ready", "{v}");
+    let subs = subs.rsplit('/').next().unwrap();
+    let created = new_job(
+        to,
+        &serde_json::json!({"upload": subs, "slug": "song-nuoc", "lang": "en"}),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    job_done(to, created.json()["id"].as_u64().unwrap());
+
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let master =
+            String::from_utf8(request(to, "GET", "/media/song-nuoc/master.m3u8", &[], b"").body)
+                .unwrap();
+        if master.contains("TYPE=SUBTITLES") {
+            assert!(
+                master.contains("LANGUAGE=\"en\",NAME=\"English\""),
+                "{master}"
+            );
+            assert!(master.contains("a128-en/index.m3u8"), "{master}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the tracks never reach the playlist: {master}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Resident memory of process `pid`, bytes (`VmRSS` of `/proc/<pid>/status`).
 fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -4,6 +4,7 @@
 //! | method | path | answer |
 //! |---|---|---|
 //! | GET | `/admin/api/jobs?limit=` | `{"now", "jobs": […]}`, newest first ([`DEFAULT_LIMIT`], `limit` in [`LIMIT`]) |
+//! | POST | `/admin/api/jobs` | `{"upload", "slug", "lang"?, "label"?}`: the ready upload becomes a job (201 with the job): a master an ingest of the film, an audio track or subtitles a track added to it (`lang` required) |
 //! | POST | `/admin/api/jobs/{id}/cancel` | the job, cancelled (409 when it is over, 404 when there is none) |
 //!
 //! The queue lives in a PostgreSQL database the workers share (`docs/INGEST.md`, "Jobs and
@@ -22,7 +23,37 @@ use monsoon_catalog::{Job, JobQueue, JobState};
 use serde::{Deserialize, Serialize};
 
 use crate::admin::{Operator, private};
+use crate::upload::{ClaimedMaster, UploadKind};
 use crate::{ApiError, AppState};
+
+/// What turns a claimed upload into a job: the ingest's own checks and job format, which the
+/// server does not link (the binary supplies it: `crates/monsoon/src/uploads.rs`).
+#[async_trait::async_trait]
+pub trait JobMaker: Send + Sync + std::fmt::Debug {
+    /// The job for `upload` (claimed, at its path): the ingest of film `slug` for a master, a
+    /// track added to it (in `lang`, called `label`) for audio or subtitles. `Err` is the
+    /// operator's message, naming the value and the rule.
+    async fn job(
+        &self,
+        slug: &str,
+        upload: &ClaimedMaster,
+        lang: Option<&str>,
+        label: Option<&str>,
+    ) -> Result<monsoon_catalog::NewJob, String>;
+}
+
+/// The body of `POST /admin/api/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewJobBody {
+    /// The upload's id (`/admin/api/uploads/{id}`), ready.
+    upload: String,
+    slug: String,
+    /// A track's language (audio and subtitles).
+    lang: Option<String>,
+    /// A track's name in the player's menus.
+    label: Option<String>,
+}
 
 /// Jobs listed when the request does not say.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -31,7 +62,7 @@ pub const LIMIT: RangeInclusive<u32> = 1..=500;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/admin/api/jobs", get(list))
+        .route("/admin/api/jobs", get(list).post(create))
         .route("/admin/api/jobs/{id}/cancel", post(cancel))
 }
 
@@ -163,6 +194,81 @@ async fn list(
         }
         .await,
     )
+}
+
+async fn create(
+    State(state): State<AppState>,
+    _: Operator,
+    Json(body): Json<NewJobBody>,
+) -> Response {
+    answer(
+        async {
+            monsoon_catalog::validate_slug(&body.slug)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let queue = queue(&state)?;
+            let (uploads, maker) = state
+                .uploads
+                .get()
+                .ok_or_else(|| ApiError::NotFound("uploads are off on this server".into()))?;
+            let view = uploads
+                .get(&body.upload)
+                .map_err(|e| ApiError::NotFound(e.to_string()))?;
+            if view.kind != UploadKind::Master && body.lang.is_none() {
+                return Err(ApiError::BadRequest(format!(
+                    "upload {} is {} for a track: give its \"lang\" (a language tag, e.g. \"en\")",
+                    body.upload,
+                    match view.kind {
+                        UploadKind::Audio => "audio",
+                        _ => "subtitles",
+                    }
+                )));
+            }
+            if view.kind != UploadKind::Master && state.films.get(&body.slug).await?.is_none() {
+                return Err(ApiError::NotFound(format!(
+                    "there is no published film `{}` to add a track to",
+                    body.slug
+                )));
+            }
+            // Out of the uploads, kept beside them for the job's attempts.
+            let dir = uploads.dir().join(CLAIMED_DIR);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
+            let to = dir.join(claimed_name(&view.id, &view.filename));
+            let claimed = uploads.claim(&body.upload, &to).map_err(|e| match e {
+                crate::UploadError::NotFound(m) => ApiError::NotFound(m),
+                other => ApiError::Conflict(other.to_string()),
+            })?;
+            let job = maker
+                .job(
+                    &body.slug,
+                    &claimed,
+                    body.lang.as_deref(),
+                    body.label.as_deref(),
+                )
+                .await
+                .map_err(ApiError::BadRequest)?;
+            let job = queue.submit(&job).await?;
+            let mut response = Json(JobView::from(&job)).into_response();
+            *response.status_mut() = axum::http::StatusCode::CREATED;
+            Ok(response)
+        }
+        .await,
+    )
+}
+
+/// Where claimed uploads are kept (under the uploads' directory) while their jobs may run.
+pub const CLAIMED_DIR: &str = "claimed";
+
+/// The claimed file's name: the upload's id with the extension of the operator's file name
+/// when it is a plain one (ffprobe and ffmpeg guess the container and the subtitle format by
+/// it); never a path from the client.
+fn claimed_name(id: &str, filename: &str) -> String {
+    let ext = filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "bin".into());
+    format!("{id}.{ext}")
 }
 
 async fn cancel(State(state): State<AppState>, _: Operator, Path(id): Path<String>) -> Response {

@@ -49,12 +49,13 @@ pub use assets::Assets;
 pub use client::TrustedProxies;
 pub use delivery::HotCache;
 pub use error::ApiError;
+pub use jobs::JobMaker;
 pub use limits::ConnLimits;
 pub use live::LiveCatalog;
 pub use metrics::{Metrics, MetricsAccess};
 pub use upload::{
-    ClaimedMaster, MasterProbe, MasterSummary, UploadConfig, UploadError, UploadState, UploadView,
-    Uploads,
+    ClaimedMaster, MasterProbe, MasterSummary, UploadConfig, UploadError, UploadKind, UploadState,
+    UploadView, Uploads,
 };
 
 /// Everything a request handler may need, shared by all of them. Cloned for every request
@@ -102,11 +103,12 @@ pub struct Shared {
     pub metrics_access: MetricsAccess,
     /// The address the listener is bound to, once it is.
     pub bound: OnceLock<SocketAddr>,
-    /// The ingest job queue the dashboard shows (`/admin/api/jobs`); `None` on a database
-    /// without one (SQLite).
+    /// The ingest job queue the dashboard shows (`/admin/api/jobs`); `None` for a server
+    /// built without one (the router's tests).
     pub jobs: Option<Arc<dyn JobQueue>>,
-    /// Master uploads (`/admin/api/uploads`), once [`AppState::enable_uploads`] gave them.
-    pub uploads: OnceLock<Arc<Uploads>>,
+    /// Master uploads (`/admin/api/uploads`), once [`AppState::enable_uploads`] gave them,
+    /// with what turns a ready one into a job (`POST /admin/api/jobs`).
+    pub uploads: OnceLock<(Arc<Uploads>, Arc<dyn jobs::JobMaker>)>,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -162,12 +164,17 @@ impl AppState {
     }
 
     /// Turns on `/admin/api/uploads` over `uploads` (until then it answers 404), with its
-    /// expiry sweeper and the checks a stop interrupted.
-    pub fn enable_uploads(&self, uploads: Arc<Uploads>) -> Result<(), String> {
+    /// expiry sweeper and the checks a stop interrupted, and `POST /admin/api/jobs` through
+    /// `maker`.
+    pub fn enable_uploads(
+        &self,
+        uploads: Arc<Uploads>,
+        maker: Arc<dyn jobs::JobMaker>,
+    ) -> Result<(), String> {
         uploads.spawn_sweeper();
         uploads.resume_checks();
         self.uploads
-            .set(uploads)
+            .set((uploads, maker))
             .map_err(|_| "uploads are already enabled".to_owned())
     }
 

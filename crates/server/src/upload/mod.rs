@@ -51,8 +51,8 @@ use http_body_util::BodyExt as _;
 use serde::Serialize;
 
 pub use store::{
-    ClaimedMaster, MasterProbe, MasterSummary, UploadConfig, UploadError, UploadState, UploadView,
-    Uploads,
+    ClaimedMaster, MasterProbe, MasterSummary, UploadConfig, UploadError, UploadKind, UploadState,
+    UploadView, Uploads,
 };
 
 use crate::admin::Operator;
@@ -137,9 +137,15 @@ const CHECKSUM_MISMATCH: StatusCode = match StatusCode::from_u16(460) {
 };
 
 fn uploads(state: &AppState) -> Result<Arc<Uploads>, UploadError> {
-    state.uploads.get().cloned().ok_or_else(|| {
-        UploadError::NotFound("uploads are off on this server (no data directory for them)".into())
-    })
+    state
+        .uploads
+        .get()
+        .map(|(u, _)| Arc::clone(u))
+        .ok_or_else(|| {
+            UploadError::NotFound(
+                "uploads are off on this server (no data directory for them)".into(),
+            )
+        })
 }
 
 /// The 412 answer to a request that does not speak tus 1.0.0, if it does not.

@@ -103,14 +103,33 @@ pub struct MasterSummary {
     pub audio_codec: Option<String>,
 }
 
-/// The check a finished upload must pass before it may become an ingest job: the same probe
-/// and limits as `monsoon ingest` (the binary supplies it: the server never imports the media
-/// crate).
+/// What an upload is for, from its `Upload-Metadata` `kind`: the check it must pass and the job
+/// it may become.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadKind {
+    /// A film's master: probed as `monsoon ingest` probes one; becomes an ingest job.
+    #[default]
+    Master,
+    /// An audio track to add to a film: probed for an audio stream.
+    Audio,
+    /// Subtitles to add to a film: converted to WebVTT, which must have cues.
+    Subtitles,
+}
+
+/// The check a finished upload must pass before it may become a job: the same probe and
+/// limits as `monsoon ingest` and `monsoon add-track` (the binary supplies it: the server never
+/// imports the media crate).
 #[async_trait::async_trait]
 pub trait MasterProbe: Send + Sync + std::fmt::Debug {
-    /// Probes the file at `path`, uploaded as `filename`; `Err` is the operator's message, the
-    /// CLI's words naming `filename`.
-    async fn probe(&self, path: &Path, filename: &str) -> Result<MasterSummary, String>;
+    /// Probes the file at `path`, uploaded as `filename` for `kind`; `Err` is the operator's
+    /// message, the CLI's words naming `filename`.
+    async fn probe(
+        &self,
+        path: &Path,
+        filename: &str,
+        kind: UploadKind,
+    ) -> Result<MasterSummary, String>;
 }
 
 /// Where an upload is in its life.
@@ -137,6 +156,8 @@ struct Record {
     id: String,
     filename: String,
     filetype: String,
+    #[serde(default)]
+    kind: UploadKind,
     length: u64,
     /// SHA-256 the client announced, hex.
     expected_sha256: Option<String>,
@@ -221,6 +242,7 @@ pub struct UploadView {
     pub url: String,
     pub filename: String,
     pub filetype: String,
+    pub kind: UploadKind,
     /// `Upload-Length`.
     pub length: u64,
     /// Bytes the server has.
@@ -243,6 +265,7 @@ pub struct ClaimedMaster {
     pub path: PathBuf,
     /// The name it had on the operator's machine.
     pub filename: String,
+    pub kind: UploadKind,
     pub probe: MasterSummary,
     pub sha256: String,
 }
@@ -446,6 +469,7 @@ impl Uploads {
             id: id.clone(),
             filename: meta.filename,
             filetype: meta.filetype,
+            kind: meta.kind,
             length,
             expected_sha256: meta.sha256,
             created_at: Utc::now(),
@@ -557,6 +581,7 @@ impl Uploads {
         let meta = Metadata {
             filename: r.filename.clone(),
             filetype: r.filetype.clone(),
+            kind: r.kind,
             sha256: r.expected_sha256.clone(),
         };
         Ok((
@@ -663,6 +688,7 @@ impl Uploads {
             url: format!("{}/{}", super::PREFIX, e.record.id),
             filename: e.record.filename.clone(),
             filetype: e.record.filetype.clone(),
+            kind: e.record.kind,
             length: e.record.length,
             offset: e.offset,
             bytes_per_s,
@@ -687,6 +713,7 @@ impl Uploads {
         let claimed = ClaimedMaster {
             path: to.to_owned(),
             filename: entry.record.filename.clone(),
+            kind: entry.record.kind,
             probe: probe.clone(),
             sha256: sha256.clone(),
         };
@@ -773,7 +800,7 @@ impl Uploads {
                 "{name}: the uploaded file's SHA-256 is {sha256}, not {expected} as the upload said; the file changed or was damaged on the way, upload it again"
             ));
         }
-        let probe = self.probe.probe(path, name).await?;
+        let probe = self.probe.probe(path, name, record.kind).await?;
         Ok((probe, sha256))
     }
 }
@@ -805,7 +832,7 @@ pub fn valid_id(id: &str) -> bool {
 /// operator's file.
 const EXTENSIONS: &[&str] = &[
     "mp4", "m4v", "mov", "qt", "mkv", "webm", "mxf", "ts", "mts", "m2ts", "avi", "mpg", "mpeg",
-    "y4m",
+    "y4m", "wav", "m4a", "mp3", "flac", "aac", "ogg", "opus", "srt", "vtt", "ass",
 ];
 
 /// The extension of the server's copy of `filename` (see [`Uploads::data_path`]).
@@ -973,7 +1000,12 @@ mod tests {
 
     #[async_trait::async_trait]
     impl MasterProbe for Refuse {
-        async fn probe(&self, _: &Path, filename: &str) -> Result<MasterSummary, String> {
+        async fn probe(
+            &self,
+            _: &Path,
+            filename: &str,
+            _: UploadKind,
+        ) -> Result<MasterSummary, String> {
             Err(format!("{filename}: not a media file"))
         }
     }
@@ -1144,7 +1176,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl MasterProbe for Accept {
-        async fn probe(&self, _: &Path, _: &str) -> Result<MasterSummary, String> {
+        async fn probe(&self, _: &Path, _: &str, _: UploadKind) -> Result<MasterSummary, String> {
             Ok(MasterSummary {
                 container: "mov,mp4,m4a,3gp,3g2,mj2".into(),
                 duration_s: 1.0,

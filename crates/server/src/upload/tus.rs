@@ -30,6 +30,9 @@ pub struct Metadata {
     /// The file's name on the operator's machine: shown, never used as a path.
     pub filename: String,
     pub filetype: String,
+    /// What the file is for (`kind`: `master`, the default, `audio` or `subtitles`), which
+    /// decides the check it must pass.
+    pub kind: super::UploadKind,
     /// SHA-256 of the whole file, lowercase hex, checked when the last byte has arrived.
     pub sha256: Option<String>,
 }
@@ -80,7 +83,8 @@ pub fn check_version(headers: &HeaderMap) -> Result<(), String> {
 }
 
 /// Parses `Upload-Metadata` (tus 1.0.0 §"Upload-Metadata": comma-separated pairs of a key and
-/// an optional base64 value), keeping `filename`, `filetype` and `sha256`, bounded in size.
+/// an optional base64 value), keeping `filename`, `filetype`, `sha256` and `kind`, bounded in
+/// size.
 /// Other keys (Uppy sends `name`, `type`, `relativePath`) are checked for form and ignored.
 pub fn metadata(headers: &HeaderMap) -> Result<Metadata, String> {
     let mut out = Metadata::default();
@@ -127,6 +131,18 @@ pub fn metadata(headers: &HeaderMap) -> Result<Metadata, String> {
                 out.filetype = t;
             }
             "sha256" => out.sha256 = Some(sha256_value(&bytes)?),
+            "kind" => {
+                out.kind = match string()?.as_str() {
+                    "master" => super::UploadKind::Master,
+                    "audio" => super::UploadKind::Audio,
+                    "subtitles" => super::UploadKind::Subtitles,
+                    other => {
+                        return Err(format!(
+                            "Upload-Metadata kind {other:?} is not master, audio or subtitles"
+                        ));
+                    }
+                }
+            }
             _ => {}
         }
     }
