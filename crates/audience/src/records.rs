@@ -38,6 +38,10 @@ pub struct Session {
     /// Playing time by video codec, ms (only time played under a codec the beats named).
     #[serde(default)]
     pub codecs: BTreeMap<Codec, u64>,
+    /// Bytes downloaded by video codec: the growth of `bytes` between beats, counted under
+    /// the codec the earlier beat named (as `codecs` counts playing time).
+    #[serde(default)]
+    pub codec_bytes: BTreeMap<Codec, u64>,
 }
 
 impl Session {
@@ -83,6 +87,10 @@ pub struct Minute {
     pub playing_time_s: f64,
     pub rebuffer_ratio: f64,
     pub startup_ms_p95: Option<u64>,
+    /// Bytes the film's players reported downloading, all sessions in memory (minutes from
+    /// before this figure have 0).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// The metrics a series can be asked for.
@@ -93,6 +101,7 @@ pub const SERIES_METRICS: &[&str] = &[
     "playing_time_s",
     "rebuffer_ratio",
     "startup_ms_p95",
+    "bytes",
 ];
 
 impl Minute {
@@ -105,6 +114,7 @@ impl Minute {
             "playing_time_s" => self.playing_time_s,
             "rebuffer_ratio" => self.rebuffer_ratio,
             "startup_ms_p95" => self.startup_ms_p95? as f64,
+            "bytes" => self.bytes as f64,
             _ => return None,
         })
     }
