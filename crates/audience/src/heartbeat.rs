@@ -389,7 +389,10 @@ mod tests {
             };
             let message = beat.validate().unwrap_err().to_string();
             assert!(message.contains("`network`"), "{message}");
-            assert!(!message.contains("wifi"), "the value is not echoed: {message}");
+            assert!(
+                !message.contains("wifi"),
+                "the value is not echoed: {message}"
+            );
         }
     }
 

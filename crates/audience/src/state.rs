@@ -1031,7 +1031,10 @@ mod tests {
             s.beat(&c, &b, now).0.unwrap()
         };
         // The first beat's bytes count under its own codec.
-        assert_eq!(send(&mut s, 0, Some(Codec::H264), 1_000, 0), Outcome::Accepted);
+        assert_eq!(
+            send(&mut s, 0, Some(Codec::H264), 1_000, 0),
+            Outcome::Accepted
+        );
         // 4,000 more, downloaded while H.264 played (the earlier beat's codec).
         send(&mut s, 1, Some(Codec::Av1), 5_000, 10_000);
         send(&mut s, 2, Some(Codec::Av1), 7_000, 20_000);
@@ -1087,9 +1090,13 @@ mod tests {
         b.counters.network = Some(Network::G3);
         b.counters.height = 480;
         s.beat(&c, &b, 10_000).0.unwrap();
-        s.beat(&c, &beat_of("b", "v2", 0, 1, PlayerState::Ended, 10_000), 10_000)
-            .0
-            .unwrap();
+        s.beat(
+            &c,
+            &beat_of("b", "v2", 0, 1, PlayerState::Ended, 10_000),
+            10_000,
+        )
+        .0
+        .unwrap();
         let stats = s.stats(&c, "film", 15_000);
         assert_eq!(stats.watching_by_network["3g"], 2);
         assert!(!stats.watching_by_network.contains_key("4g"));
@@ -1098,7 +1105,10 @@ mod tests {
         // Past the liveness window of the beats at 0 s, only `a` (heard at 10 s) is left.
         let stats = s.stats(&c, "film", 10_000 + c.liveness_ms);
         assert_eq!(stats.watching_by_network.values().sum::<u64>(), 1);
-        assert_eq!(stats.watching_by_rung.into_iter().collect::<Vec<_>>(), [(480, 1)]);
+        assert_eq!(
+            stats.watching_by_rung.into_iter().collect::<Vec<_>>(),
+            [(480, 1)]
+        );
         assert_eq!(stats.concurrent_viewers, 1);
     }
 

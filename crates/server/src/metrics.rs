@@ -8,7 +8,9 @@
 //! the server is to its limits, so by default only the operator (and a Prometheus holding the
 //! admin token) may.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::delivery::ObjectClass;
@@ -101,7 +103,28 @@ pub struct Metrics {
     accept_errors: Counter,
     open: AtomicI64,
     audience: AudienceGauges,
+    /// Media answers with a 4xx and with a 5xx status, by object class (`ObjectClass::ALL`
+    /// order): the same requests as `requests`, read without walking the family.
+    failed: Vec<[AtomicU64; 2]>,
+    /// A sample of the origin's counters each minute, for the dashboard's windows.
+    history: Mutex<VecDeque<OriginSample>>,
 }
+
+/// The origin's counters at one moment, beside the bytes players reported by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginSample {
+    /// ms since the Unix epoch.
+    pub at: i64,
+    /// Media body bytes this process sent (Σ `monsoon_media_bytes_total`).
+    pub egress: u64,
+    /// Bytes players reported downloading in the beats this process committed.
+    pub players: u64,
+    /// Media answers with a 4xx and a 5xx status, by object class.
+    pub failed: [[u64; 2]; ObjectClass::ALL.len()],
+}
+
+/// How long the samples reach back: the dashboard's longest window, and a minute.
+const HISTORY_MS: i64 = 24 * 3_600_000 + 60_000;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -262,6 +285,11 @@ impl Default for Metrics {
             accept_errors,
             open: AtomicI64::new(0),
             audience,
+            failed: ObjectClass::ALL
+                .iter()
+                .map(|_| Default::default())
+                .collect(),
+            history: Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -281,6 +309,55 @@ impl Metrics {
         };
         self.hot_bytes[c].inc_by(bytes);
         self.hot_latency[c].observe(took.as_secs_f64());
+        if status >= 400 {
+            let failed = if status >= 500 { 1 } else { 0 };
+            self.failed[c][failed].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The origin's counters now, with `players` (the bytes players reported).
+    pub fn origin_now(&self, at: i64, players: u64) -> OriginSample {
+        let mut failed = [[0; 2]; ObjectClass::ALL.len()];
+        for (c, counts) in self.failed.iter().enumerate() {
+            failed[c] = [
+                counts[0].load(Ordering::Relaxed),
+                counts[1].load(Ordering::Relaxed),
+            ];
+        }
+        OriginSample {
+            at,
+            egress: self.hot_bytes.iter().map(Counter::get).sum(),
+            players,
+            failed,
+        }
+    }
+
+    /// Keeps `sample` as its minute's (a later sample in the same minute replaces an earlier
+    /// one), forgetting those older than a day.
+    pub fn record_origin(&self, sample: OriginSample) {
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        let minute = |at: i64| at.div_euclid(60_000);
+        // The first sample of a process stays: it is where "since start" begins.
+        if history.len() > 1
+            && history
+                .back()
+                .is_some_and(|last| minute(last.at) == minute(sample.at))
+        {
+            history.pop_back();
+        }
+        history.push_back(sample);
+        while history
+            .front()
+            .is_some_and(|first| sample.at - first.at > HISTORY_MS)
+        {
+            history.pop_front();
+        }
+    }
+
+    /// The samples kept, oldest first.
+    pub fn origin_history(&self) -> Vec<OriginSample> {
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history.iter().copied().collect()
     }
 
     pub fn cache_hit(&self) {

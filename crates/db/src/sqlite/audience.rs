@@ -11,8 +11,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use monsoon_audience::{
-    AudienceStore, Codec, Counters, Network, PlayerState, Record, Result, Session, Snapshot,
-    View,
+    AudienceStore, Codec, Counters, Network, PlayerState, Record, Result, Session, Snapshot, View,
 };
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -102,8 +101,7 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
         first_play_ms: row.get(21)?,
         suspicious: row.get(22)?,
         codecs: serde_json::from_str(&codecs).map_err(|e| invalid(24, e.to_string()))?,
-        codec_bytes: serde_json::from_str(&codec_bytes)
-            .map_err(|e| invalid(26, e.to_string()))?,
+        codec_bytes: serde_json::from_str(&codec_bytes).map_err(|e| invalid(26, e.to_string()))?,
     })
 }
 
