@@ -16,7 +16,15 @@
   var locale = lang === "en" ? "en-GB" : "vi-VN";
   var fmt = new Intl.NumberFormat(locale);
   var hhmm = new Intl.DateTimeFormat(locale, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-  var ddmm = new Intl.DateTimeFormat(locale, { day: "2-digit", month: "2-digit" });
+  // Day/month as both languages write it by hand, dd/mm (ICU's vi-VN short form is "dd-MM").
+  var dayMonth = new Intl.DateTimeFormat(locale, { day: "2-digit", month: "2-digit" });
+  var ddmm = {
+    format: function (d) {
+      var parts = {};
+      dayMonth.formatToParts(d).forEach(function (p) { parts[p.type] = p.value; });
+      return parts.day + "/" + parts.month;
+    },
+  };
   var clock = function (ms) {
     return new Date(ms).toLocaleTimeString(locale, { hourCycle: "h23", hour: "2-digit", minute: "2-digit", second: "2-digit" });
   };
@@ -57,8 +65,8 @@
   var UNITS = {
     count: { format: function (v) { return fmt.format(v); }, incrs: COUNT_INCRS, range: function (u, min, max) { return [0, Math.max(1, Math.ceil(max))]; } },
     percent: { format: function (v) { return new Intl.NumberFormat(locale, { maximumFractionDigits: 2 }).format(v) + " %"; }, range: function (u, min, max) { return [0, Math.max(1, max)]; } },
-    ms: { format: function (v) { return fmt.format(v) + " ms"; }, incrs: COUNT_INCRS, range: function (u, min, max) { return [0, Math.max(100, max)]; } },
-    rate: { format: function (v) { return bytes(v) + "/s"; }, range: function (u, min, max) { return [0, Math.max(1000, max)]; } },
+    ms: { format: function (v) { return fmt.format(v) + " ms"; }, incrs: COUNT_INCRS, range: function (u, min, max) { return [0, Math.max(100, 1.15 * max)]; } },
+    rate: { format: function (v) { return bytes(v) + "/s"; }, range: function (u, min, max) { return [0, Math.max(1000, 1.15 * max)]; } },
   };
 
   function chart(id, lines, unit) {
@@ -74,7 +82,8 @@
       })),
       scales: { y: { range: u.range } },
       axes: [Object.assign({}, axis, { values: timeTicks, size: 48 }), y],
-      legend: { show: lines.length > 1 },
+      // Several lines: their names and colours under the chart, without the hover values.
+      legend: { show: lines.length > 1, live: false },
     };
     return new uPlot(opts, [[]].concat(lines.map(function () { return []; })), el);
   }
@@ -289,7 +298,7 @@
   charts.startup = chart("chart-startup", [{ label: S.startup, color: "#c69026" }], "ms");
   charts.rebuffer = chart("chart-rebuffer", [{ label: S.rebuffer, color: "#6cb6ff" }], "percent");
   charts.egress = chart("chart-egress", [
-    { label: S.egress, color: "#e5534b" },
+    { label: S.origin_sent, color: "#e5534b" },
     { label: S.players_bytes, color: "#57ab5a" },
   ], "rate");
   var csv = document.getElementById("csv");

@@ -473,7 +473,7 @@ async fn dashboard(
             "codec_sessions": t.codec_sessions,
             "last_hour": t.chart_last_hour,
             "last_day": t.chart_last_day,
-            "egress": t.chart_egress,
+            "origin_sent": t.chart_origin_sent,
             "players_bytes": t.chart_players_bytes,
             "network_unknown": t.network_unknown,
             "failed_client": t.failed_client,

@@ -174,6 +174,7 @@ pub struct Messages {
     pub chart_last_day: String,
     pub chart_now: String,
     pub chart_egress: String,
+    pub chart_origin_sent: String,
     pub chart_players_bytes: String,
     pub chart_offload: String,
     pub chart_errors: String,

@@ -309,9 +309,25 @@ impl Metrics {
         };
         self.hot_bytes[c].inc_by(bytes);
         self.hot_latency[c].observe(took.as_secs_f64());
+        self.count_failed(class, status);
+    }
+
+    /// A media request refused before any object was found or read (no such film or file,
+    /// the store failing): counted by status like the others, kept out of the latency.
+    pub fn media_failed(&self, class: ObjectClass, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                class: class.label(),
+                status,
+            })
+            .inc();
+        self.count_failed(class, status);
+    }
+
+    fn count_failed(&self, class: ObjectClass, status: u16) {
         if status >= 400 {
-            let failed = if status >= 500 { 1 } else { 0 };
-            self.failed[c][failed].fetch_add(1, Ordering::Relaxed);
+            let failed = usize::from(status >= 500);
+            self.failed[class as usize][failed].fetch_add(1, Ordering::Relaxed);
         }
     }
 
