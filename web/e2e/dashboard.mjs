@@ -76,6 +76,12 @@ for (const path of [`/media/${FILM}/0/v360/missing.m4s`, `/media/no-such-film/ma
   const r = await fetch(BASE + path);
   check(r.status === 404, `${path}: ${r.status}`);
 }
+// Prometheus gets the players' bytes beside the origin's, for the offload across nodes.
+{
+  const text = await (await fetch(`${BASE}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+  check(/^monsoon_audience_reported_bytes_total 6000000$/m.test(text),
+    `/metrics: ${text.split("\n").filter((l) => l.includes("reported_bytes")).join(" | ")}`);
+}
 // The CSV is the operator's: 401 without a session.
 check((await fetch(`${BASE}/admin/api/dashboard.csv?film=${FILM}`)).status === 401,
   "the CSV answered without a session");
@@ -117,7 +123,7 @@ const ticks = (page, id, axis) =>
 /** Axes: 24-hour hh:mm with dd/mm dates, whole-number counts, % for ratios. */
 async function axes(page) {
   const TIME = /^([01]\d|2[0-3]):[0-5]\d(\n\d{2}\/\d{2})?$/;
-  for (const id of ["chart-concurrent", "chart-views", "chart-startup", "chart-rebuffer", "chart-egress"]) {
+  for (const id of ["chart-concurrent", "chart-views", "chart-startup", "chart-rebuffer", "chart-egress", "chart-networks-day"]) {
     const x = await ticks(page, id, "xTicks");
     check(x.length >= 2 && x.every((l) => TIME.test(l)), `${id}: time ticks ${JSON.stringify(x)}`);
     check(x.some((l) => l.includes("\n")), `${id}: no day/month on the time axis ${JSON.stringify(x)}`);
@@ -129,7 +135,7 @@ async function axes(page) {
   const ddmm = `${String(today.getDate()).padStart(2, "0")}/${String(today.getMonth() + 1).padStart(2, "0")}`;
   const hourDates = (await ticks(page, "chart-concurrent", "xTicks")).map((l) => l.split("\n")[1]).filter(Boolean);
   check(hourDates.includes(ddmm), `day/month ${ddmm} not on the last hour's axis: ${JSON.stringify(hourDates)}`);
-  for (const id of ["chart-concurrent", "chart-views"]) {
+  for (const id of ["chart-concurrent", "chart-views", "chart-networks-day"]) {
     const y = await ticks(page, id, "yTicks");
     check(y.length >= 2 && y.every((l) => /^\d+$/.test(l)), `${id}: count ticks ${JSON.stringify(y)}`);
   }
@@ -142,7 +148,7 @@ async function axes(page) {
 /** Every chart's caption names its window, in the page's language. */
 async function captions(page, windows) {
   const texts = await page.$$eval(".charts figcaption", (fs) => fs.map((f) => f.textContent));
-  check(texts.length >= 10, `captions: ${JSON.stringify(texts)}`);
+  check(texts.length >= 11, `captions: ${JSON.stringify(texts)}`);
   for (const text of texts) {
     check(windows.some((w) => text.endsWith(`· ${w}`)), `a caption without its window: ${text}`);
   }
@@ -185,6 +191,12 @@ step("vi, 360×740: sign-in keeps the language; titles, axes, captions, no overf
   const failed = (r) => Number((r.match(/4xx (\d+)/) || [])[1] || 0);
   check(errors.reduce((a, r) => a + failed(r), 0) >= 2, `origin errors: ${JSON.stringify(errors)}`);
   check((await page.textContent("#s-offload")) !== "–", "no offload figure");
+  // The day's history by network, as the chart gets it: the minutes since the beats.
+  const series = await page.evaluate(async (film) =>
+    (await (await fetch(`/admin/api/dashboard?film=${film}`)).json()).series, FILM);
+  const latest = (name) => { const s = series[`network:${name}`]; return s.length ? s[s.length - 1][1] : null; };
+  check(latest("4g") === 1 && latest("3g") === 1 && latest("unknown") === 1 && latest("2g") === 0,
+    `network series: ${JSON.stringify(Object.keys(series).filter((k) => k.startsWith("network:")).map((k) => [k, series[k].slice(-1)]))}`);
   const overflow = await page.evaluate(() => [document.scrollingElement.scrollWidth, innerWidth]);
   check(overflow[0] <= overflow[1], `the page is ${overflow[0]} px wide on a ${overflow[1]} px screen`);
   await page.screenshot({ path: `${ARTIFACTS}/admin-phone-vi.png`, fullPage: true });

@@ -102,6 +102,9 @@
     }));
   }
 
+  var NETWORKS = ["slow-2g", "2g", "3g", "4g", "unknown"];
+  var networkName = function (n) { return n === "unknown" ? S.network_unknown : n; };
+
   function draw(d) {
     var s = d.stats;
     set("s-concurrent", fmt.format(s.concurrent_viewers));
@@ -143,6 +146,7 @@
     show(charts.startup, columns(d.series.startup_ms_p95), day);
     show(charts.rebuffer, columns(d.series.rebuffer_ratio.map(function (p) { return [p[0], 100 * p[1]]; })), day);
     show(charts.egress, merged([o.egress, o.players]), day);
+    show(charts.networks, merged(NETWORKS.map(function (n) { return d.series["network:" + n] || []; })), day);
 
     // Share of playing time by rung, as bars.
     var total = Object.values(s.rungs).reduce(function (a, b) { return a + b; }, 0) || 1;
@@ -169,10 +173,7 @@
         return { label: label(k), share: map[k] / sum, value: fmt.format(map[k]) };
       });
     };
-    var NETWORKS = ["slow-2g", "2g", "3g", "4g", "unknown"];
-    bars("chart-networks", counted(s.watching_by_network || {}, function (k) {
-      return k === "unknown" ? S.network_unknown : k;
-    }, function (a, b) { return NETWORKS.indexOf(a) - NETWORKS.indexOf(b); }));
+    bars("chart-networks", counted(s.watching_by_network || {}, networkName, function (a, b) { return NETWORKS.indexOf(a) - NETWORKS.indexOf(b); }));
     bars("chart-watching-rungs", counted(s.watching_by_rung || {}, function (h) {
       return h === "0" ? S.audio_only : h + "p";
     }, function (a, b) { return b - a; }));
@@ -301,6 +302,9 @@
     { label: S.origin_sent, color: "#e5534b" },
     { label: S.players_bytes, color: "#57ab5a" },
   ], "rate");
+  charts.networks = chart("chart-networks-day", NETWORKS.map(function (n, i) {
+    return { label: networkName(n), color: ["#ff938a", "#c69026", "#6cb6ff", "#57ab5a", "#9da7b3"][i] };
+  }), "count");
   var csv = document.getElementById("csv");
   var csvLink = function () {
     csv.href = "/admin/api/dashboard.csv?film=" + encodeURIComponent(select.value);

@@ -285,7 +285,8 @@ pub struct FilmStats {
     /// named the codec, and the time played under it. Sessions whose player named no codec
     /// are in neither.
     pub codecs: BTreeMap<Codec, CodecStats>,
-    /// Bytes the sessions reported downloading (media and playlists, as the player counts).
+    /// Bytes the sessions reported downloading (the segments hls.js loaded; players without
+    /// a loader of their own report none).
     pub bytes: u64,
     /// Sessions watching now (the liveness window, as concurrent viewers, but per session)
     /// by the link their last beat named: `slow-2g`, `2g`, `3g`, `4g`, or `unknown` for a

@@ -254,6 +254,7 @@ pub mod conformance {
             rebuffer_ratio: 0.25,
             startup_ms_p95: Some(800),
             bytes: 1 << 40,
+            watching_by_network: BTreeMap::from([("3g".into(), 2), ("unknown".into(), 1)]),
         }
     }
 

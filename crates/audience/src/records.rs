@@ -91,9 +91,14 @@ pub struct Minute {
     /// before this figure have 0).
     #[serde(default)]
     pub bytes: u64,
+    /// Sessions watching at the minute's last sample by network (`FilmStats`
+    /// `watching_by_network`): the series `network:<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watching_by_network: BTreeMap<String, u64>,
 }
 
-/// The metrics a series can be asked for.
+/// The metrics a series can be asked for (besides `network:<name>`, a name of
+/// `FilmStats::watching_by_network`).
 pub const SERIES_METRICS: &[&str] = &[
     "concurrent_viewers",
     "views",
@@ -115,7 +120,11 @@ impl Minute {
             "rebuffer_ratio" => self.rebuffer_ratio,
             "startup_ms_p95" => self.startup_ms_p95? as f64,
             "bytes" => self.bytes as f64,
-            _ => return None,
+            _ => match metric.strip_prefix("network:") {
+                // A minute without the network says 0 watching on it.
+                Some(network) => self.watching_by_network.get(network).copied().unwrap_or(0) as f64,
+                None => return None,
+            },
         })
     }
 }

@@ -388,6 +388,7 @@ impl State {
                 rebuffer_ratio: stats.rebuffer_ratio,
                 startup_ms_p95: stats.startup_ms_p95,
                 bytes: stats.bytes,
+                watching_by_network: stats.watching_by_network,
             };
             records.push(Record::Minute(minute.clone()));
             sampled.minutes.push(minute);
@@ -832,6 +833,15 @@ mod tests {
             vec![(t0, 2.0)]
         );
         assert!(s.series("film", "nonsense", t0, 60_000).is_empty());
+        // By network: the players named none, so all are `unknown`; another name has 0.
+        assert_eq!(
+            s.series("film", "network:unknown", t0, 60_000),
+            vec![(t0, 2.0), (t0 + 60_000, 1.0)]
+        );
+        assert_eq!(
+            s.series("film", "network:4g", t0, 60_000),
+            vec![(t0, 0.0), (t0 + 60_000, 0.0)]
+        );
         // Extreme bounds neither overflow nor panic.
         s.series("film", "views", i64::MIN, i64::MAX);
         s.series("film", "views", i64::MAX, 60_000);

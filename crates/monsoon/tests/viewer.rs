@@ -224,7 +224,10 @@ fn the_dashboard_and_its_api_refuse_without_the_admin_token() {
     assert!(json["series"]["concurrent_viewers"].is_array());
     assert!(json["series"]["bytes"].is_array());
     assert_eq!(json["view_threshold_s"], 30.0, "{json}");
-    assert!(json["origin"]["failed_24h"]["segment"]["client"].is_u64(), "{json}");
+    assert!(
+        json["origin"]["failed_24h"]["segment"]["client"].is_u64(),
+        "{json}"
+    );
     // The CSV of the series: the operator's, as an attachment.
     let csv = format!("{url}/admin/api/dashboard.csv?film=film");
     assert_eq!(get(&csv, &[]).status, 401);

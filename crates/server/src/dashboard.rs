@@ -11,8 +11,9 @@
 //! (`monsoon_media_bytes_total`); whatever players got that the origin did not send came from
 //! a cache in between. So over a window, offload ≈ 1 − origin egress ÷ player bytes. It needs
 //! no access to the cache's logs, and is an estimate: players count what their loader saw
-//! (not every byte on the wire), beats arrive up to one interval late, and on several nodes
-//! each compares its own egress with the beats it committed.
+//! (hls.js counts segments, not playlists; the native player counts nothing), beats arrive
+//! up to one interval late, and on several nodes each compares its own egress with the beats
+//! it committed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -176,7 +177,17 @@ pub(crate) fn origin(history: &[OriginSample], now: OriginSample) -> Origin {
     }
 }
 
-/// The film's series of the last 24 h, by metric (each of [`SERIES_METRICS`]).
+/// Sessions watching by network, as series (`Minute::value`).
+const NETWORK_SERIES: [&str; 5] = [
+    "network:slow-2g",
+    "network:2g",
+    "network:3g",
+    "network:4g",
+    "network:unknown",
+];
+
+/// The film's series of the last 24 h, by metric: each of [`SERIES_METRICS`], and sessions
+/// watching by network.
 pub(crate) fn series(
     state: &AppState,
     film: &str,
@@ -184,6 +195,7 @@ pub(crate) fn series(
 ) -> BTreeMap<&'static str, Vec<(i64, f64)>> {
     SERIES_METRICS
         .iter()
+        .chain(NETWORK_SERIES.iter())
         .map(|metric| {
             (
                 *metric,

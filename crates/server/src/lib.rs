@@ -389,6 +389,9 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     for slug in state.live.slugs() {
         state.metrics.set_audience(&state.audience.stats(&slug));
     }
+    state
+        .metrics
+        .set_reported_bytes(state.audience.bytes_reported());
     let body = state.metrics.render(state.hot.weight());
     (
         [(

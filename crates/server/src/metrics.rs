@@ -108,6 +108,8 @@ pub struct Metrics {
     failed: Vec<[AtomicU64; 2]>,
     /// A sample of the origin's counters each minute, for the dashboard's windows.
     history: Mutex<VecDeque<OriginSample>>,
+    /// Bytes players reported downloading in the beats this process committed.
+    reported_bytes: Counter,
 }
 
 /// The origin's counters at one moment, beside the bytes players reported by then.
@@ -202,6 +204,14 @@ impl Default for Metrics {
             "Failed accepts, mostly for want of file descriptors (the listener backs off)",
             accept_errors.clone(),
         );
+        let reported_bytes = Counter::default();
+        registry.register(
+            "monsoon_audience_reported_bytes",
+            "Bytes players reported downloading (heartbeat `bytes`) in the beats this process \
+             committed: 1 - rate(monsoon_media_bytes_total) / rate(this) estimates the cache \
+             tier's offload (docs/AUDIENCE.md)",
+            reported_bytes.clone(),
+        );
         let audience = AudienceGauges::default();
         registry.register(
             "monsoon_audience_concurrent_viewers",
@@ -290,6 +300,7 @@ impl Default for Metrics {
                 .map(|_| Default::default())
                 .collect(),
             history: Mutex::new(VecDeque::new()),
+            reported_bytes,
         }
     }
 }
@@ -412,6 +423,15 @@ impl Metrics {
     pub fn connection_closed(&self) {
         let n = self.open.fetch_sub(1, Ordering::Relaxed) - 1;
         self.connections.set(n);
+    }
+
+    /// Brings `monsoon_audience_reported_bytes_total` up to `total` (the audience's own
+    /// counter, which only grows).
+    pub fn set_reported_bytes(&self, total: u64) {
+        let seen = self.reported_bytes.get();
+        if total > seen {
+            self.reported_bytes.inc_by(total - seen);
+        }
     }
 
     /// Sets the audience gauges of one film from its live figures.
