@@ -225,7 +225,7 @@ step("dashboard: the split by codec");
   const page = await admin.newPage();
   await page.goto(`${BASE}/admin`, { waitUntil: "domcontentloaded" });
   await page.fill("#token", ADMIN_TOKEN);
-  await Promise.all([page.waitForURL("**/admin"), page.click('button[type="submit"]')]);
+  await Promise.all([page.waitForURL("**/admin?lang=*"), page.click('button[type="submit"]')]);
   await page.selectOption("#film", FILM);
   await page.waitForFunction(() => document.querySelectorAll("#chart-codecs .rung").length === 2,
     null, { timeout: 15_000 });

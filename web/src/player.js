@@ -128,7 +128,15 @@
       height: l.height, bitrate_kbps: l.kbps, bytes: m.bytes,
       dropped_frames: q ? q.droppedVideoFrames : 0, fatal_error: m.fatal,
       codec: l.codec || undefined,
+      network: network(),
     });
+  }
+  // The link as the browser estimates it (Network Information `effectiveType`): one of the
+  // four names the server takes, else nothing (Safari and Firefox have no such API).
+  function network() {
+    var c = navigator.connection;
+    var t = c && c.effectiveType;
+    return ["slow-2g", "2g", "3g", "4g"].indexOf(t) >= 0 ? t : undefined;
   }
   // The session's proof of work (docs/SECURITY.md), found in a worker so playback never
   // waits for it; `done` gets the proof.

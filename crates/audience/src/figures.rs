@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Codec, Config, Minute, PlayerState, Session};
+use crate::{Codec, Config, Minute, Network, PlayerState, Session};
 
 pub(crate) const DAY_MS: i64 = 24 * 3600 * 1000;
 
@@ -226,6 +226,13 @@ pub(crate) struct FilmFigures {
     /// Playing time by codec, ms; sessions by the codec their last beat named.
     codec_play_ms: BTreeMap<Codec, u64>,
     codec_sessions: BTreeMap<Codec, u64>,
+    codec_bytes: BTreeMap<Codec, u64>,
+    /// Σ bytes the sessions reported downloading.
+    bytes: u64,
+    /// Watching sessions by the link and the rendition height of their last beat, at the
+    /// time of that beat: how many are live is a count since the liveness edge.
+    watching_network: BTreeMap<Option<Network>, WindowCount>,
+    watching_rung: BTreeMap<u32, WindowCount>,
     viewers: Viewers,
     /// Sessions that never showed a frame and had no error: ended ones, and the others by
     /// their last beat (those silent past the liveness window have given up).
@@ -278,6 +285,16 @@ pub struct FilmStats {
     /// named the codec, and the time played under it. Sessions whose player named no codec
     /// are in neither.
     pub codecs: BTreeMap<Codec, CodecStats>,
+    /// Bytes the sessions reported downloading (the segments hls.js loaded; players without
+    /// a loader of their own report none).
+    pub bytes: u64,
+    /// Sessions watching now (the liveness window, as concurrent viewers, but per session)
+    /// by the link their last beat named: `slow-2g`, `2g`, `3g`, `4g`, or `unknown` for a
+    /// browser that does not say.
+    pub watching_by_network: BTreeMap<String, u64>,
+    /// Sessions watching now by the rendition height of their last beat (0: audio only or
+    /// not said).
+    pub watching_by_rung: BTreeMap<u32, u64>,
     /// Sessions left out of every figure above: opened while their viewer already watched
     /// in as many sessions as one person can (`docs/SECURITY.md`).
     pub suspicious_sessions: u64,
@@ -290,6 +307,9 @@ pub struct FilmStats {
 pub struct CodecStats {
     pub sessions: u64,
     pub playing_time_s: f64,
+    /// Bytes downloaded while the codec played (`docs/AUDIENCE.md`, "by codec").
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 fn never_started(s: &Session) -> bool {
@@ -339,6 +359,7 @@ impl FilmFigures {
         n(&mut self.sessions, 1);
         n(&mut self.play_ms, b.play_ms);
         n(&mut self.rebuffer_ms, b.rebuffer_ms);
+        n(&mut self.bytes, b.bytes);
         if b.startup_ms > 0 || b.play_ms > 0 {
             n(&mut self.started, 1);
             if b.startup_ms > 0 {
@@ -369,6 +390,13 @@ impl FilmFigures {
                 self.codec_play_ms.remove(codec);
             }
         }
+        for (codec, bytes) in &s.codec_bytes {
+            let total = self.codec_bytes.entry(*codec).or_default();
+            n(total, *bytes);
+            if *total == 0 {
+                self.codec_bytes.remove(codec);
+            }
+        }
         if let Some(codec) = b.codec {
             let total = self.codec_sessions.entry(codec).or_default();
             n(total, 1);
@@ -389,10 +417,16 @@ impl FilmFigures {
                 }
             }
             if s.is_watching() {
+                let network = self.watching_network.entry(b.network).or_default();
+                let rung = self.watching_rung.entry(b.height).or_default();
                 if add {
                     self.viewers.add(s, at);
+                    network.insert(at);
+                    rung.insert(at);
                 } else {
                     self.viewers.remove(s, at);
+                    network.remove(at);
+                    rung.remove(at);
                 }
             }
         }
@@ -446,6 +480,8 @@ impl FilmFigures {
             }
             self.viewers.watching.remove(&viewer);
         }
+        self.watching_network.retain(|_, w| w.total() > 0);
+        self.watching_rung.retain(|_, w| w.total() > 0);
         self.minutes = self.minutes.split_off(&(now - 30 * DAY_MS));
     }
 
@@ -453,8 +489,8 @@ impl FilmFigures {
     pub fn stats(&mut self, config: &Config, film: &str, now: i64) -> FilmStats {
         let views_24h =
             self.view_times.len() - self.view_times.partition_point(|at| now - *at > DAY_MS);
-        let silent =
-            self.never_started.total() - self.never_started.since(now - config.liveness_ms);
+        let live_since = now - config.liveness_ms;
+        let silent = self.never_started.total() - self.never_started.since(live_since);
         FilmStats {
             film: film.to_owned(),
             views: self.views,
@@ -487,14 +523,32 @@ impl FilmFigures {
                 .codec_sessions
                 .keys()
                 .chain(self.codec_play_ms.keys())
+                .chain(self.codec_bytes.keys())
                 .map(|codec| {
                     let stats = CodecStats {
                         sessions: self.codec_sessions.get(codec).copied().unwrap_or(0),
                         playing_time_s: self.codec_play_ms.get(codec).copied().unwrap_or(0) as f64
                             / 1000.0,
+                        bytes: self.codec_bytes.get(codec).copied().unwrap_or(0),
                     };
                     (*codec, stats)
                 })
+                .collect(),
+            bytes: self.bytes,
+            watching_by_network: self
+                .watching_network
+                .iter_mut()
+                .map(|(network, w)| {
+                    let name = network.map_or("unknown", Network::as_str);
+                    (name.to_owned(), w.since(live_since))
+                })
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            watching_by_rung: self
+                .watching_rung
+                .iter_mut()
+                .map(|(height, w)| (*height, w.since(live_since)))
+                .filter(|(_, n)| *n > 0)
                 .collect(),
             suspicious_sessions: self.suspicious_sessions,
             suspicious_playing_time_s: self.suspicious_play_ms as f64 / 1000.0,

@@ -47,6 +47,52 @@ impl Codec {
     }
 }
 
+/// The kind of link a player is on, as the browser estimates it: the Network Information
+/// API's `effectiveType` (WICG Network Information, §"EffectiveConnectionType"), one of
+/// `slow-2g`, `2g`, `3g`, `4g` — measured round-trip time and throughput, not the radio.
+/// Browsers without the API (Safari, Firefox) say nothing and the heartbeat leaves it out.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+pub enum Network {
+    #[serde(rename = "slow-2g")]
+    Slow2g,
+    #[serde(rename = "2g")]
+    G2,
+    #[serde(rename = "3g")]
+    G3,
+    #[serde(rename = "4g")]
+    G4,
+}
+
+impl Network {
+    pub const ALL: [Network; 4] = [Network::Slow2g, Network::G2, Network::G3, Network::G4];
+
+    /// The name on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Slow2g => "slow-2g",
+            Network::G2 => "2g",
+            Network::G3 => "3g",
+            Network::G4 => "4g",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.as_str() == name)
+    }
+}
+
 /// The player's state in a heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -146,6 +192,10 @@ pub struct Heartbeat {
     /// older than the AV1 ladder). Any other value is refused, naming the field.
     #[serde(default)]
     pub codec: Option<String>,
+    /// The link the player is on ([`Network`]): `slow-2g`, `2g`, `3g` or `4g` (absent: the
+    /// browser does not say). Any other value is refused, naming the field.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// The largest value of each field a player can report, and why. `docs/SECURITY.md` lists
@@ -208,6 +258,14 @@ impl Heartbeat {
                 codec.len()
             )));
         }
+        if let Some(network) = &self.network
+            && Network::from_name(network).is_none()
+        {
+            return Err(Error::Invalid(format!(
+                "heartbeat field `network` ({} bytes) is not one of `slow-2g`, `2g`, `3g`, `4g`",
+                network.len()
+            )));
+        }
         if let Some(proof) = &self.proof {
             bound(
                 "proof (length)",
@@ -236,6 +294,9 @@ pub struct Counters {
     /// The codec of the beat (`None`: not said).
     #[serde(default)]
     pub codec: Option<Codec>,
+    /// The link of the beat (`None`: not said).
+    #[serde(default)]
+    pub network: Option<Network>,
 }
 
 impl From<&Heartbeat> for Counters {
@@ -254,6 +315,7 @@ impl From<&Heartbeat> for Counters {
             fatal_error: b.fatal_error,
             // Validated before: an unknown name never gets here.
             codec: b.codec.as_deref().and_then(Codec::from_name),
+            network: b.network.as_deref().and_then(Network::from_name),
         }
     }
 }
@@ -301,6 +363,36 @@ mod tests {
             };
             let message = beat.validate().unwrap_err().to_string();
             assert!(message.contains("`codec`"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_network_is_one_of_the_effective_types_and_anything_else_is_refused_naming_the_field() {
+        for network in Network::ALL {
+            let wire = serde_json::to_string(&network).unwrap();
+            assert_eq!(wire, format!("\"{}\"", network.as_str()));
+            let body = format!(
+                r#"{{"seq":1,"state":"playing","play_ms":1,"network":"{}"}}"#,
+                network.as_str()
+            );
+            let beat: Heartbeat = serde_json::from_str(&body).unwrap();
+            beat.validate().unwrap();
+            assert_eq!(Counters::from(&beat).network, Some(network));
+        }
+        let none: Heartbeat =
+            serde_json::from_str(r#"{"seq":1,"state":"playing","play_ms":1}"#).unwrap();
+        assert_eq!(Counters::from(&none).network, None);
+        for bad in ["5g", "wifi", "4G", "", "slow_2g", &"4g".repeat(1000)] {
+            let beat = Heartbeat {
+                network: Some(bad.to_owned()),
+                ..none.clone()
+            };
+            let message = beat.validate().unwrap_err().to_string();
+            assert!(message.contains("`network`"), "{message}");
+            assert!(
+                !message.contains("wifi"),
+                "the value is not echoed: {message}"
+            );
         }
     }
 

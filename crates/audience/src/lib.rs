@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use figures::{CodecStats, FilmStats};
-pub use heartbeat::{Codec, Counters, Heartbeat, PlayerState};
+pub use heartbeat::{Codec, Counters, Heartbeat, Network, PlayerState};
 pub use records::{Minute, Record, SERIES_METRICS, Session, View};
 pub use state::{Beat, Outcome, State};
 pub use token::TokenError;
@@ -545,6 +545,12 @@ impl Audience {
     pub fn stats(&self, film: &str) -> FilmStats {
         let now = self.now_ms() + self.skew.load(std::sync::atomic::Ordering::Relaxed);
         lock(&self.state).stats(&self.config, film, now)
+    }
+
+    /// Bytes players reported downloading in the beats this process committed since it
+    /// started (see [`State::bytes_reported`]).
+    pub fn bytes_reported(&self) -> u64 {
+        lock(&self.state).bytes_reported()
     }
 
     /// `metric` of `film` from `from_ms` in buckets of `step_ms` (see [`State::series`]).

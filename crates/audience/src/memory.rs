@@ -200,7 +200,9 @@ pub mod conformance {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    use crate::{AudienceStore, Codec, Counters, Minute, PlayerState, Record, Session, View};
+    use crate::{
+        AudienceStore, Codec, Counters, Minute, Network, PlayerState, Record, Session, View,
+    };
 
     const T0: i64 = 1_800_000_000_000;
 
@@ -226,6 +228,7 @@ pub mod conformance {
                 dropped_frames: 2,
                 fatal_error: false,
                 codec: Some(Codec::Av1),
+                network: Some(Network::Slow2g),
             },
             first_play_ms: 100,
             view_counted: true,
@@ -233,6 +236,10 @@ pub mod conformance {
             suspicious: false,
             rungs: BTreeMap::from([(360, 1_000), (720, play_ms - 1_000)]),
             codecs: BTreeMap::from([(Codec::H264, 1_000), (Codec::Av1, play_ms - 1_000)]),
+            codec_bytes: BTreeMap::from([
+                (Codec::H264, 7),
+                (Codec::Av1, crate::heartbeat::limits::BYTES - 7),
+            ]),
         }
     }
 
@@ -246,6 +253,8 @@ pub mod conformance {
             playing_time_s: 12.5,
             rebuffer_ratio: 0.25,
             startup_ms_p95: Some(800),
+            bytes: 1 << 40,
+            watching_by_network: BTreeMap::from([("3g".into(), 2), ("unknown".into(), 1)]),
         }
     }
 
@@ -268,12 +277,21 @@ pub mod conformance {
         s.last_seq = Some(4);
         s.state = Some(PlayerState::Ended);
         s.suspicious = true;
-        store.write(&[Record::Session(s.clone())]).unwrap();
+        s.beat.network = Some(Network::G4);
+        s.codec_bytes.insert(Codec::H264, 9);
+        let mut quiet = session("s2", "a", T0 + 1, 1_000);
+        quiet.beat.network = None;
+        quiet.beat.codec = None;
+        quiet.codec_bytes.clear();
+        store
+            .write(&[Record::Session(s.clone()), Record::Session(quiet.clone())])
+            .unwrap();
         drop(store);
-        let loaded = open().load(T0 - 1, T0).unwrap();
+        let mut loaded = open().load(T0 - 1, T0).unwrap();
+        loaded.sessions.sort_by(|a, b| a.id.cmp(&b.id));
         assert_eq!(
             loaded.sessions,
-            vec![s],
+            vec![s, quiet],
             "only sessions started since, as last written"
         );
     }
@@ -464,6 +482,7 @@ mod tests {
             dropped_frames: 0,
             fatal_error: false,
             codec: None,
+            network: None,
         }
     }
 

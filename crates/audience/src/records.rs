@@ -38,6 +38,10 @@ pub struct Session {
     /// Playing time by video codec, ms (only time played under a codec the beats named).
     #[serde(default)]
     pub codecs: BTreeMap<Codec, u64>,
+    /// Bytes downloaded by video codec: the growth of `bytes` between beats, counted under
+    /// the codec the earlier beat named (as `codecs` counts playing time).
+    #[serde(default)]
+    pub codec_bytes: BTreeMap<Codec, u64>,
 }
 
 impl Session {
@@ -83,9 +87,18 @@ pub struct Minute {
     pub playing_time_s: f64,
     pub rebuffer_ratio: f64,
     pub startup_ms_p95: Option<u64>,
+    /// Bytes the film's players reported downloading, all sessions in memory (minutes from
+    /// before this figure have 0).
+    #[serde(default)]
+    pub bytes: u64,
+    /// Sessions watching at the minute's last sample by network (`FilmStats`
+    /// `watching_by_network`): the series `network:<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watching_by_network: BTreeMap<String, u64>,
 }
 
-/// The metrics a series can be asked for.
+/// The metrics a series can be asked for (besides `network:<name>`, a name of
+/// `FilmStats::watching_by_network`).
 pub const SERIES_METRICS: &[&str] = &[
     "concurrent_viewers",
     "views",
@@ -93,6 +106,7 @@ pub const SERIES_METRICS: &[&str] = &[
     "playing_time_s",
     "rebuffer_ratio",
     "startup_ms_p95",
+    "bytes",
 ];
 
 impl Minute {
@@ -105,7 +119,12 @@ impl Minute {
             "playing_time_s" => self.playing_time_s,
             "rebuffer_ratio" => self.rebuffer_ratio,
             "startup_ms_p95" => self.startup_ms_p95? as f64,
-            _ => return None,
+            "bytes" => self.bytes as f64,
+            _ => match metric.strip_prefix("network:") {
+                // A minute without the network says 0 watching on it.
+                Some(network) => self.watching_by_network.get(network).copied().unwrap_or(0) as f64,
+                None => return None,
+            },
         })
     }
 }

@@ -80,6 +80,9 @@ pub struct State {
     films: Map<String, FilmFigures>,
     /// (viewer, film) → time of the last counted view, for the de-duplication window.
     last_view: Map<(String, String), i64>,
+    /// Bytes players reported downloading in the beats this process committed, since it
+    /// started: a counter like the origin's `monsoon_media_bytes_total`, to compare with it.
+    bytes_reported: u64,
 }
 
 /// What staging a batch sees: the state, with the batch's earlier changes over it.
@@ -276,6 +279,7 @@ impl State {
             suspicious: watching >= config.max_sessions_per_viewer,
             rungs: Default::default(),
             codecs: Default::default(),
+            codec_bytes: Default::default(),
         };
         rules::next(config, &fresh, beat, now)
     }
@@ -321,9 +325,16 @@ impl State {
                 Some(f) => f,
                 None => self.films.entry(change.new.film.clone()).or_default(),
             };
-            if let Some(old) = self.sessions.get(&change.new.id) {
-                figures.remove(old);
-            }
+            let before = match self.sessions.get(&change.new.id) {
+                Some(old) => {
+                    figures.remove(old);
+                    old.beat.bytes
+                }
+                None => 0,
+            };
+            self.bytes_reported = self
+                .bytes_reported
+                .saturating_add(change.new.beat.bytes.saturating_sub(before));
             figures.add(&change.new);
             if let Some(view) = change.view {
                 figures.count_view(view.at);
@@ -376,6 +387,8 @@ impl State {
                 playing_time_s: stats.playing_time_s,
                 rebuffer_ratio: stats.rebuffer_ratio,
                 startup_ms_p95: stats.startup_ms_p95,
+                bytes: stats.bytes,
+                watching_by_network: stats.watching_by_network,
             };
             records.push(Record::Minute(minute.clone()));
             sampled.minutes.push(minute);
@@ -427,6 +440,12 @@ impl State {
             Some(f) => f.stats(config, film, now),
             None => FilmFigures::default().stats(config, film, now),
         }
+    }
+
+    /// Bytes players reported downloading in the beats this process committed since it
+    /// started (their growth from beat to beat; a session's first beat brings all it had).
+    pub fn bytes_reported(&self) -> u64 {
+        self.bytes_reported
     }
 
     /// Films with figures.
@@ -489,6 +508,16 @@ mod rules {
                 let time = next.codecs.entry(codec).or_default();
                 *time = time.saturating_add(played);
             }
+        }
+        // Bytes are counted whatever the state (a paused or rebuffering player downloads too),
+        // under the codec of the earlier beat like the time; a counter that went down (a
+        // player that restarted its count) adds nothing.
+        let downloaded = beat.counters.bytes.saturating_sub(session.beat.bytes);
+        if downloaded > 0
+            && let Some(codec) = session.beat.codec.or(beat.counters.codec)
+        {
+            let bytes = next.codec_bytes.entry(codec).or_default();
+            *bytes = bytes.saturating_add(downloaded);
         }
         next.beat = beat.counters;
         next.state = Some(beat.state);
@@ -804,6 +833,15 @@ mod tests {
             vec![(t0, 2.0)]
         );
         assert!(s.series("film", "nonsense", t0, 60_000).is_empty());
+        // By network: the players named none, so all are `unknown`; another name has 0.
+        assert_eq!(
+            s.series("film", "network:unknown", t0, 60_000),
+            vec![(t0, 2.0), (t0 + 60_000, 1.0)]
+        );
+        assert_eq!(
+            s.series("film", "network:4g", t0, 60_000),
+            vec![(t0, 0.0), (t0 + 60_000, 0.0)]
+        );
         // Extreme bounds neither overflow nor panic.
         s.series("film", "views", i64::MIN, i64::MAX);
         s.series("film", "views", i64::MAX, 60_000);
@@ -990,6 +1028,98 @@ mod tests {
         let stats = s.stats(&c, "film", 12_000);
         assert_eq!(stats.codecs[&Codec::H264].playing_time_s, 6.0);
         assert_eq!(stats.codecs[&Codec::H264].sessions, 1);
+    }
+
+    #[test]
+    fn bytes_split_by_codec_under_the_earlier_beat_and_a_falling_counter_adds_nothing() {
+        let c = config();
+        let mut s = State::default();
+        let send = |s: &mut State, seq, codec, bytes, now| {
+            let mut b = beat_of("a", "v1", 0, seq, PlayerState::Playing, now as u64);
+            b.counters.codec = codec;
+            b.counters.bytes = bytes;
+            s.beat(&c, &b, now).0.unwrap()
+        };
+        // The first beat's bytes count under its own codec.
+        assert_eq!(
+            send(&mut s, 0, Some(Codec::H264), 1_000, 0),
+            Outcome::Accepted
+        );
+        // 4,000 more, downloaded while H.264 played (the earlier beat's codec).
+        send(&mut s, 1, Some(Codec::Av1), 5_000, 10_000);
+        send(&mut s, 2, Some(Codec::Av1), 7_000, 20_000);
+        // A player that restarted its count: nothing added, nothing taken back.
+        send(&mut s, 3, Some(Codec::Av1), 500, 30_000);
+        send(&mut s, 4, Some(Codec::Av1), 800, 40_000);
+        // A session naming no codec: its bytes are in the total, under no codec.
+        let mut b = beat_of("b", "v2", 0, 0, PlayerState::Playing, 0);
+        b.counters.bytes = 9_000;
+        s.beat(&c, &b, 10_000).0.unwrap();
+        let stats = s.stats(&c, "film", 40_000);
+        let bytes: Vec<_> = stats
+            .codecs
+            .iter()
+            .map(|(c, s)| (c.as_str(), s.bytes))
+            .collect();
+        assert_eq!(bytes, [("h264", 5_000), ("av1", 2_300)]);
+        assert_eq!(stats.bytes, 800 + 9_000, "the total is the latest counters");
+        // The process's counter of reported bytes only grows: 1,000 + 4,000 + 2,000 + 0 +
+        // 300 + 9,000.
+        assert_eq!(s.bytes_reported(), 16_300);
+    }
+
+    #[test]
+    fn sessions_watching_now_split_by_network_and_rung() {
+        use crate::Network;
+        let c = config();
+        let mut s = State::default();
+        for (id, viewer, network, height, state) in [
+            ("a", "v1", Some(Network::G4), 1080, PlayerState::Playing),
+            ("b", "v2", Some(Network::G3), 360, PlayerState::Playing),
+            ("c", "v3", Some(Network::G3), 360, PlayerState::Rebuffering),
+            ("d", "v4", None, 720, PlayerState::Playing),
+            // Paused is not watching.
+            ("e", "v5", Some(Network::G2), 240, PlayerState::Paused),
+        ] {
+            let mut b = beat_of(id, viewer, 0, 0, state, 0);
+            b.counters.network = network;
+            b.counters.height = height;
+            s.beat(&c, &b, 0).0.unwrap();
+        }
+        let stats = s.stats(&c, "film", 10_000);
+        let networks: Vec<_> = stats
+            .watching_by_network
+            .iter()
+            .map(|(n, v)| (n.as_str(), *v))
+            .collect();
+        assert_eq!(networks, [("3g", 2), ("4g", 1), ("unknown", 1)]);
+        let rungs: Vec<_> = stats.watching_by_rung.into_iter().collect();
+        assert_eq!(rungs, [(360, 2), (720, 1), (1080, 1)]);
+        // `a` moves down to 3G and 480p; `b` ends: the split follows each session's last beat.
+        let mut b = beat_of("a", "v1", 0, 1, PlayerState::Playing, 10_000);
+        b.counters.network = Some(Network::G3);
+        b.counters.height = 480;
+        s.beat(&c, &b, 10_000).0.unwrap();
+        s.beat(
+            &c,
+            &beat_of("b", "v2", 0, 1, PlayerState::Ended, 10_000),
+            10_000,
+        )
+        .0
+        .unwrap();
+        let stats = s.stats(&c, "film", 15_000);
+        assert_eq!(stats.watching_by_network["3g"], 2);
+        assert!(!stats.watching_by_network.contains_key("4g"));
+        assert_eq!(stats.watching_by_rung.get(&480), Some(&1));
+        assert_eq!(stats.watching_by_rung.get(&360), Some(&1));
+        // Past the liveness window of the beats at 0 s, only `a` (heard at 10 s) is left.
+        let stats = s.stats(&c, "film", 10_000 + c.liveness_ms);
+        assert_eq!(stats.watching_by_network.values().sum::<u64>(), 1);
+        assert_eq!(
+            stats.watching_by_rung.into_iter().collect::<Vec<_>>(),
+            [(480, 1)]
+        );
+        assert_eq!(stats.concurrent_viewers, 1);
     }
 
     #[test]

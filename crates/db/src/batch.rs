@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use monsoon_audience::{Error, Minute, Record, Result, Session, View};
 
 /// The columns of `audience_sessions`, in the order the stores bind and read them.
-pub(crate) const SESSION_COLUMNS: [&str; 25] = [
+pub(crate) const SESSION_COLUMNS: [&str; 27] = [
     "id",
     "film",
     "viewer",
@@ -32,6 +32,8 @@ pub(crate) const SESSION_COLUMNS: [&str; 25] = [
     "suspicious",
     "codec",
     "codecs",
+    "network",
+    "codec_bytes",
 ];
 
 /// The columns an upsert leaves as they are: a session's id, film, viewer, start and first

@@ -256,6 +256,70 @@ fn the_player_switches_to_an_added_audio_language_and_subtitles() {
     assert!(status.success(), "the tracks test in the browser failed");
 }
 
+/// The operator's dashboard in a real browser (`web/e2e/dashboard.mjs`): players on named
+/// links beat, and an operator on a 360 px phone in Vietnamese and on a desktop in English
+/// reads axes in the page's language (24-hour, day/month), whole-number and % ticks, charts
+/// captioned with their windows, the configured view threshold, titles in the picker, the
+/// split by network, rung and codec (with bytes), the origin's errors by class, and downloads
+/// the CSV; the language is kept through sign-in and nothing overflows the phone's width.
+#[test]
+fn an_operator_reads_the_dashboard_in_their_language_on_a_phone_and_downloads_the_csv() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "{chromium} is missing");
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: run `make web`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let film = dir.path().join("film.mp4");
+    make_clip(&film, 4, "640x360");
+    ingest_with_meta(
+        &data,
+        &film,
+        "bao-lua",
+        "title = { vi = \"Bão Lửa\", en = \"Firestorm\" }\n",
+    );
+    let hash = monsoon(&data, &["admin-token", "--token", ADMIN_TOKEN]);
+    assert!(hash.status.success());
+    let config = dir.path().join("monsoon.toml");
+    // No proof of work (the script beats as players would, without solving one), a view at
+    // 7 s, viewers live for 10 minutes (the whole test), a sample every half second.
+    std::fs::write(
+        &config,
+        format!(
+            "[audience]\nheartbeat_interval_s = 2\nmin_beat_gap_ms = 1000\nview_threshold_ms = 7000\n\
+             proof_bits = 0\nliveness_ms = 600000\nsample_every_ms = 500\n\n{}",
+            String::from_utf8_lossy(&hash.stdout)
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    let status = Command::new("node")
+        .arg(web.join("e2e/dashboard.mjs"))
+        .current_dir(&web)
+        .env("BASE_URL", &server.url)
+        .env("FILM", "bao-lua")
+        .env("TITLE_VI", "Bão Lửa")
+        .env("TITLE_EN", "Firestorm")
+        .env("VIEW_THRESHOLD_S", "7")
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("ARTIFACTS", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .status()
+        .expect("node runs");
+    assert!(
+        status.success(),
+        "the dashboard test in the browser failed; screenshots in {}",
+        artifacts.display()
+    );
+    for shot in ["admin-phone-vi", "admin-en"] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {

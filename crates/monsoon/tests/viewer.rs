@@ -181,7 +181,10 @@ fn the_dashboard_and_its_api_refuse_without_the_admin_token() {
     let url = &server.url;
     let dashboard = get(&format!("{url}/admin"), &[]);
     assert_eq!(dashboard.status, 303);
-    assert_eq!(dashboard.header("location"), "/admin/login");
+    // To the sign-in form, in the language of the request (the form posts with it).
+    assert_eq!(dashboard.header("location"), "/admin/login?lang=vi");
+    let english = get(&format!("{url}/admin?lang=en"), &[]);
+    assert_eq!(english.header("location"), "/admin/login?lang=en");
     let slash = get(&format!("{url}/admin/"), &[]);
     assert_eq!((slash.status, slash.header("location")), (308, "/admin"));
     let api = format!("{url}/admin/api/dashboard?film=film");
@@ -198,8 +201,12 @@ fn the_dashboard_and_its_api_refuse_without_the_admin_token() {
     let wrong = post_form(&format!("{url}/admin/login"), "token=nope");
     assert_eq!(wrong.status, 401);
     assert!(wrong.header("set-cookie").is_empty());
-    let signed_in = post_form(&format!("{url}/admin/login"), &format!("token={TOKEN}"));
+    let signed_in = post_form(
+        &format!("{url}/admin/login?lang=en"),
+        &format!("token={TOKEN}"),
+    );
     assert_eq!(signed_in.status, 303);
+    assert_eq!(signed_in.header("location"), "/admin?lang=en");
     let cookie = signed_in.header("set-cookie").to_owned();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
@@ -215,6 +222,33 @@ fn the_dashboard_and_its_api_refuse_without_the_admin_token() {
     let json: serde_json::Value = serde_json::from_str(&figures.body).unwrap();
     assert_eq!(json["stats"]["film"], "film");
     assert!(json["series"]["concurrent_viewers"].is_array());
+    assert!(json["series"]["bytes"].is_array());
+    assert_eq!(json["view_threshold_s"], 30.0, "{json}");
+    assert!(
+        json["origin"]["failed_24h"]["segment"]["client"].is_u64(),
+        "{json}"
+    );
+    // The CSV of the series: the operator's, as an attachment.
+    let csv = format!("{url}/admin/api/dashboard.csv?film=film");
+    assert_eq!(get(&csv, &[]).status, 401);
+    let download = get(&csv, &[("Cookie", &cookie)]);
+    assert_eq!(download.status, 200);
+    assert_eq!(download.header("content-type"), "text/csv; charset=utf-8");
+    assert!(
+        download
+            .header("content-disposition")
+            .starts_with("attachment; filename=\"monsoon-film-"),
+        "{}",
+        download.header("content-disposition")
+    );
+    assert_eq!(download.header("cache-control"), "no-store");
+    assert!(
+        download.body.starts_with(
+            "time,concurrent_viewers,views,views_24h,playing_time_s,rebuffer_ratio,startup_ms_p95,bytes\r\n"
+        ),
+        "{}",
+        download.body
+    );
     let bearer = format!("Bearer {TOKEN}");
     assert_eq!(get(&api, &[("Authorization", &bearer)]).status, 200);
     let missing = get(

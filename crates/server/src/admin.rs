@@ -6,7 +6,8 @@
 //! | POST | `/admin/login` | checks the token, sets the session cookie, 303 to `/admin` |
 //! | POST | `/admin/logout` | clears the cookie |
 //! | GET | `/admin` | the dashboard (303 to the form without a session) |
-//! | GET | `/admin/api/dashboard?film=` | figures and series for the charts (401 without a session) |
+//! | GET | `/admin/api/dashboard?film=` | figures and series for the charts, the origin's errors, egress and offload ([`crate::dashboard`]; 401 without a session) |
+//! | GET | `/admin/api/dashboard.csv?film=` | the film's series as CSV ([`crate::dashboard`]) |
 //! | GET | `/admin/api/jobs?limit=` | the ingest jobs (`jobs.rs`; 404 without a job queue) |
 //! | POST | `/admin/api/jobs/{id}/cancel` | cancels a queued or running job (`jobs.rs`) |
 //! | OPTIONS, POST, GET | `/admin/api/uploads` | tus 1.0 discovery and creation; the uploads listed (`upload/mod.rs`) |
@@ -311,6 +312,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/login", get(login_form).post(login))
         .route("/admin/logout", post(logout))
         .route("/admin/api/dashboard", get(dashboard_data))
+        .merge(crate::dashboard::routes())
         .merge(crate::jobs::routes())
         .layer(axum::middleware::map_response(crate::pages::page_headers))
 }
@@ -322,6 +324,9 @@ struct LoginPage {
     c: crate::pages::Chrome,
     error: Option<&'static str>,
     enabled: bool,
+    /// The page's language code: the form posts with it, so the answer and the dashboard
+    /// after it are in the language the operator chose.
+    lang: &'static str,
 }
 
 #[derive(Template)]
@@ -329,7 +334,8 @@ struct LoginPage {
 struct DashboardPage {
     t: &'static Messages,
     c: crate::pages::Chrome,
-    films: Vec<String>,
+    /// (slug, title in the page's language), by title.
+    films: Vec<(String, String)>,
     uplot_css: String,
     uplot_js: String,
     admin_css: String,
@@ -368,6 +374,7 @@ fn login_page(
             Refusal::TooMany(_) => t.admin_too_many.as_str(),
         }),
         enabled: state.admin.enabled(),
+        lang: locale.lang.code(),
     };
     let mut response = match page.render() {
         Ok(html) => private((status, Html(html)).into_response()),
@@ -431,7 +438,8 @@ async fn login(
         SESSION.as_secs(),
         cookie_attributes(client)
     );
-    private(([(header::SET_COOKIE, cookie)], Redirect::to("/admin")).into_response())
+    let to = format!("/admin?lang={}", locale.lang.code());
+    private(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response())
 }
 
 async fn logout(client: Client) -> Response {
@@ -445,15 +453,14 @@ async fn dashboard(
     operator: Result<Operator, ApiError>,
 ) -> Result<Response, ApiError> {
     if operator.is_err() {
-        return Ok(private(Redirect::to("/admin/login").into_response()));
+        let to = format!("/admin/login?lang={}", locale.lang.code());
+        return Ok(private(Redirect::to(&to).into_response()));
     }
     let t = locale.lang.messages();
-    let mut films = state.live.slugs();
-    films.sort();
     let page = DashboardPage {
         t,
         c: crate::pages::Chrome::new(&state, locale, "/admin"),
-        films,
+        films: crate::dashboard::films(&state, locale.lang.code()),
         uplot_css: state.assets.url("uplot.css"),
         uplot_js: state.assets.url("uplot.js"),
         admin_css: state.assets.url("admin.css"),
@@ -466,6 +473,18 @@ async fn dashboard(
             "updated": t.admin_updated,
             "audio_only": t.audio_only,
             "codec_sessions": t.codec_sessions,
+            "last_hour": t.chart_last_hour,
+            "last_day": t.chart_last_day,
+            "origin_sent": t.chart_origin_sent,
+            "players_bytes": t.chart_players_bytes,
+            "network_unknown": t.network_unknown,
+            "failed_client": t.failed_client,
+            "failed_server": t.failed_server,
+            "offload_none": t.offload_none,
+            "since": t.since,
+            "view_threshold": t.view_threshold_note,
+            "players_fatal": t.players_fatal,
+            "codec_downloaded": t.codec_downloaded,
             "progress": t.jobs_progress,
             "real_time": t.jobs_real_time,
             "states": {
@@ -496,6 +515,10 @@ struct Dashboard {
     stats: FilmStats,
     /// Minute rollups of the last 24 hours, `[time_ms, value]`, by metric.
     series: std::collections::BTreeMap<&'static str, Vec<(i64, f64)>>,
+    /// Playing time that makes a view (`[audience] view_threshold_ms`), seconds.
+    view_threshold_s: f64,
+    /// The origin's errors, egress and the cache tier's offload ([`crate::dashboard`]).
+    origin: crate::dashboard::Origin,
 }
 
 async fn dashboard_data(
@@ -510,21 +533,9 @@ async fn dashboard_data(
         )));
     }
     let now = state.audience.now_ms();
-    let from = now - 24 * 3_600_000;
-    let series = [
-        "concurrent_viewers",
-        "views",
-        "startup_ms_p95",
-        "rebuffer_ratio",
-    ]
-    .into_iter()
-    .map(|metric| {
-        (
-            metric,
-            state.audience.series(&query.film, metric, from, 60_000),
-        )
-    })
-    .collect();
+    let series = crate::dashboard::series(&state, &query.film, now);
+    let origin_now = crate::dashboard::sample(&state);
+    let origin = crate::dashboard::origin(&state.metrics.origin_history(), origin_now);
     Ok(private(
         Json(Dashboard {
             now,
@@ -534,6 +545,8 @@ async fn dashboard_data(
                 .await
                 .map_err(|e| ApiError::Unavailable(e.to_string()))?,
             series,
+            view_threshold_s: state.audience.config().view_threshold_ms as f64 / 1000.0,
+            origin,
         })
         .into_response(),
     ))

@@ -351,6 +351,12 @@ mod tests {
         ] {
             assert!(schemas.contains_key(schema), "{schema} is missing");
         }
+        // The figures by network and rung, and bytes by codec.
+        let stats = &schemas["FilmStats"]["properties"];
+        for field in ["bytes", "watching_by_network", "watching_by_rung", "codecs"] {
+            assert!(stats.get(field).is_some(), "FilmStats.{field} is missing");
+        }
+        assert!(schemas["CodecStats"]["properties"].get("bytes").is_some());
         // The wire contract's names, from the types themselves.
         let heartbeat = &schemas["Heartbeat"]["properties"];
         for field in [
@@ -365,6 +371,7 @@ mod tests {
             "bitrate_kbps",
             "fatal_error",
             "codec",
+            "network",
         ] {
             assert!(
                 heartbeat.get(field).is_some(),

@@ -13,6 +13,7 @@ mod assets;
 mod client;
 pub mod conn;
 mod coop;
+mod dashboard;
 mod delivery;
 mod error;
 mod fast;
@@ -446,6 +447,9 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     for slug in state.live.slugs() {
         state.metrics.set_audience(&state.audience.stats(&slug));
     }
+    state
+        .metrics
+        .set_reported_bytes(state.audience.bytes_reported());
     let body = state.metrics.render(state.hot.weight());
     (
         [(
@@ -481,10 +485,13 @@ pub async fn serve_on(
              listen address; set it to the site's public address"
         );
     }
+    // The origin's counters each minute, for the dashboard's windows.
+    let sampler = dashboard::spawn_sampler(state.clone());
     let handles =
         conn::serve_per_core(listeners, handlers(state), limits, metrics, ready, stopped)?;
     on_bound(bound);
     shutdown.await;
+    sampler.abort();
     let _ = stop.send(true);
     tokio::task::spawn_blocking(move || {
         for handle in handles {

@@ -8,7 +8,9 @@
 //! the server is to its limits, so by default only the operator (and a Prometheus holding the
 //! admin token) may.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::delivery::ObjectClass;
@@ -101,7 +103,30 @@ pub struct Metrics {
     accept_errors: Counter,
     open: AtomicI64,
     audience: AudienceGauges,
+    /// Media answers with a 4xx and with a 5xx status, by object class (`ObjectClass::ALL`
+    /// order): the same requests as `requests`, read without walking the family.
+    failed: Vec<[AtomicU64; 2]>,
+    /// A sample of the origin's counters each minute, for the dashboard's windows.
+    history: Mutex<VecDeque<OriginSample>>,
+    /// Bytes players reported downloading in the beats this process committed.
+    reported_bytes: Counter,
 }
+
+/// The origin's counters at one moment, beside the bytes players reported by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OriginSample {
+    /// ms since the Unix epoch.
+    pub at: i64,
+    /// Media body bytes this process sent (Σ `monsoon_media_bytes_total`).
+    pub egress: u64,
+    /// Bytes players reported downloading in the beats this process committed.
+    pub players: u64,
+    /// Media answers with a 4xx and a 5xx status, by object class.
+    pub failed: [[u64; 2]; ObjectClass::ALL.len()],
+}
+
+/// How long the samples reach back: the dashboard's longest window, and a minute.
+const HISTORY_MS: i64 = 24 * 3_600_000 + 60_000;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -178,6 +203,14 @@ impl Default for Metrics {
             "monsoon_accept_errors",
             "Failed accepts, mostly for want of file descriptors (the listener backs off)",
             accept_errors.clone(),
+        );
+        let reported_bytes = Counter::default();
+        registry.register(
+            "monsoon_audience_reported_bytes",
+            "Bytes players reported downloading (heartbeat `bytes`) in the beats this process \
+             committed: 1 - rate(monsoon_media_bytes_total) / rate(this) estimates the cache \
+             tier's offload (docs/AUDIENCE.md)",
+            reported_bytes.clone(),
         );
         let audience = AudienceGauges::default();
         registry.register(
@@ -262,6 +295,12 @@ impl Default for Metrics {
             accept_errors,
             open: AtomicI64::new(0),
             audience,
+            failed: ObjectClass::ALL
+                .iter()
+                .map(|_| Default::default())
+                .collect(),
+            history: Mutex::new(VecDeque::new()),
+            reported_bytes,
         }
     }
 }
@@ -281,6 +320,71 @@ impl Metrics {
         };
         self.hot_bytes[c].inc_by(bytes);
         self.hot_latency[c].observe(took.as_secs_f64());
+        self.count_failed(class, status);
+    }
+
+    /// A media request refused before any object was found or read (no such film or file,
+    /// the store failing): counted by status like the others, kept out of the latency.
+    pub fn media_failed(&self, class: ObjectClass, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                class: class.label(),
+                status,
+            })
+            .inc();
+        self.count_failed(class, status);
+    }
+
+    fn count_failed(&self, class: ObjectClass, status: u16) {
+        if status >= 400 {
+            let failed = usize::from(status >= 500);
+            self.failed[class as usize][failed].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The origin's counters now, with `players` (the bytes players reported).
+    pub fn origin_now(&self, at: i64, players: u64) -> OriginSample {
+        let mut failed = [[0; 2]; ObjectClass::ALL.len()];
+        for (c, counts) in self.failed.iter().enumerate() {
+            failed[c] = [
+                counts[0].load(Ordering::Relaxed),
+                counts[1].load(Ordering::Relaxed),
+            ];
+        }
+        OriginSample {
+            at,
+            egress: self.hot_bytes.iter().map(Counter::get).sum(),
+            players,
+            failed,
+        }
+    }
+
+    /// Keeps `sample` as its minute's (a later sample in the same minute replaces an earlier
+    /// one), forgetting those older than a day.
+    pub fn record_origin(&self, sample: OriginSample) {
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        let minute = |at: i64| at.div_euclid(60_000);
+        // The first sample of a process stays: it is where "since start" begins.
+        if history.len() > 1
+            && history
+                .back()
+                .is_some_and(|last| minute(last.at) == minute(sample.at))
+        {
+            history.pop_back();
+        }
+        history.push_back(sample);
+        while history
+            .front()
+            .is_some_and(|first| sample.at - first.at > HISTORY_MS)
+        {
+            history.pop_front();
+        }
+    }
+
+    /// The samples kept, oldest first.
+    pub fn origin_history(&self) -> Vec<OriginSample> {
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history.iter().copied().collect()
     }
 
     pub fn cache_hit(&self) {
@@ -319,6 +423,15 @@ impl Metrics {
     pub fn connection_closed(&self) {
         let n = self.open.fetch_sub(1, Ordering::Relaxed) - 1;
         self.connections.set(n);
+    }
+
+    /// Brings `monsoon_audience_reported_bytes_total` up to `total` (the audience's own
+    /// counter, which only grows).
+    pub fn set_reported_bytes(&self, total: u64) {
+        let seen = self.reported_bytes.get();
+        if total > seen {
+            self.reported_bytes.inc_by(total - seen);
+        }
     }
 
     /// Sets the audience gauges of one film from its live figures.

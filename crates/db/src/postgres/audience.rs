@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use monsoon_audience::{
-    AudienceStore, Catchup, Codec, Counters, PlayerState, Record, Result, Session, Snapshot, View,
+    AudienceStore, Catchup, Codec, Counters, Network, PlayerState, Record, Result, Session,
+    Snapshot, View,
 };
 use sqlx::postgres::{PgConnectOptions, PgRow};
 use sqlx::{Connection, PgConnection, Row};
@@ -21,10 +22,10 @@ use super::{options, redacted};
 use crate::batch::{Batch, SESSION_COLUMNS, int, session_changes, store};
 
 /// The PostgreSQL type of each of [`SESSION_COLUMNS`], in the same order.
-const SESSION_TYPES: [&str; 25] = [
+const SESSION_TYPES: [&str; 27] = [
     "text", "text", "text", "int8", "int8", "int8", "text", "int8", "int8", "int8", "int8", "int8",
     "int8", "int8", "int8", "int8", "int8", "bool", "bool", "bool", "text", "int8", "bool", "text",
-    "text",
+    "text", "text", "text",
 ];
 
 /// The audience tables of a PostgreSQL database (migrated by [`super::PgCatalog::open`]).
@@ -184,6 +185,8 @@ struct SessionColumns {
     suspicious: Vec<bool>,
     codec: Vec<Option<&'static str>>,
     codecs: Vec<String>,
+    network: Vec<Option<&'static str>>,
+    codec_bytes: Vec<String>,
 }
 
 impl SessionColumns {
@@ -220,6 +223,9 @@ impl SessionColumns {
         self.codec.push(c.codec.map(Codec::as_str));
         self.codecs
             .push(serde_json::to_string(&s.codecs).map_err(store)?);
+        self.network.push(c.network.map(Network::as_str));
+        self.codec_bytes
+            .push(serde_json::to_string(&s.codec_bytes).map_err(store)?);
         Ok(())
     }
 
@@ -262,6 +268,8 @@ impl SessionColumns {
             .bind(self.suspicious)
             .bind(self.codec)
             .bind(self.codecs)
+            .bind(self.network)
+            .bind(self.codec_bytes)
             .execute(conn)
             .await
             .map_err(store)?;
@@ -373,6 +381,8 @@ fn session_from_row(row: &PgRow) -> Result<Session> {
     let rungs: String = row.try_get(20).map_err(store)?;
     let codec: Option<String> = row.try_get(23).map_err(store)?;
     let codecs: String = row.try_get(24).map_err(store)?;
+    let network: Option<String> = row.try_get(25).map_err(store)?;
+    let codec_bytes: String = row.try_get(26).map_err(store)?;
     let last_seq: Option<i64> = row.try_get(5).map_err(store)?;
     Ok(Session {
         id: row.try_get(0).map_err(store)?,
@@ -411,6 +421,13 @@ fn session_from_row(row: &PgRow) -> Result<Session> {
                 ),
                 None => None,
             },
+            network: match network {
+                Some(name) => Some(
+                    Network::from_name(&name)
+                        .ok_or_else(|| store(format!("unknown network `{name}`")))?,
+                ),
+                None => None,
+            },
         },
         view_counted: get(18)?,
         view_deduplicated: get(19)?,
@@ -418,6 +435,7 @@ fn session_from_row(row: &PgRow) -> Result<Session> {
         first_play_ms: get_u64(21)?,
         suspicious: get(22)?,
         codecs: serde_json::from_str(&codecs).map_err(store)?,
+        codec_bytes: serde_json::from_str(&codec_bytes).map_err(store)?,
     })
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use monsoon_audience::{
-    AudienceStore, Codec, Counters, PlayerState, Record, Result, Session, Snapshot, View,
+    AudienceStore, Codec, Counters, Network, PlayerState, Record, Result, Session, Snapshot, View,
 };
 use rusqlite::{Connection, TransactionBehavior, params};
 
@@ -49,6 +49,8 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
     let rungs: String = row.get(20)?;
     let codec: Option<String> = row.get(23)?;
     let codecs: String = row.get(24)?;
+    let network: Option<String> = row.get(25)?;
+    let codec_bytes: String = row.get(26)?;
     let invalid = |i: usize, e: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
     };
@@ -85,6 +87,13 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
                 ),
                 None => None,
             },
+            network: match network {
+                Some(name) => Some(
+                    Network::from_name(&name)
+                        .ok_or_else(|| invalid(25, format!("unknown network `{name}`")))?,
+                ),
+                None => None,
+            },
         },
         view_counted: row.get(18)?,
         view_deduplicated: row.get(19)?,
@@ -92,6 +101,7 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
         first_play_ms: row.get(21)?,
         suspicious: row.get(22)?,
         codecs: serde_json::from_str(&codecs).map_err(|e| invalid(24, e.to_string()))?,
+        codec_bytes: serde_json::from_str(&codec_bytes).map_err(|e| invalid(26, e.to_string()))?,
     })
 }
 
@@ -175,6 +185,7 @@ impl AudienceStore for SqliteAudienceStore {
                 let c = &s.beat;
                 let rungs = serde_json::to_string(&s.rungs).map_err(store)?;
                 let codecs = serde_json::to_string(&s.codecs).map_err(store)?;
+                let codec_bytes = serde_json::to_string(&s.codec_bytes).map_err(store)?;
                 // In the order of SESSION_COLUMNS.
                 upsert
                     .execute(params![
@@ -203,6 +214,8 @@ impl AudienceStore for SqliteAudienceStore {
                         s.suspicious,
                         c.codec.map(Codec::as_str),
                         codecs,
+                        c.network.map(Network::as_str),
+                        codec_bytes,
                     ])
                     .map_err(store)?;
             }
@@ -347,6 +360,7 @@ mod tests {
                     suspicious: false,
                     rungs: Default::default(),
                     codecs: Default::default(),
+                    codec_bytes: Default::default(),
                 };
                 writer.write(&[Record::Session(session)]).unwrap();
             }
@@ -396,6 +410,7 @@ mod tests {
             suspicious: false,
             rungs: Default::default(),
             codecs: Default::default(),
+            codec_bytes: Default::default(),
         };
         let err = store
             .write(&[

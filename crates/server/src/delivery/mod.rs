@@ -240,7 +240,15 @@ async fn media(
     .await
     {
         Ok(response) => response,
-        Err(e) => with_cors(e.into_response()),
+        Err(e) => {
+            let response = with_cors(e.into_response());
+            // Errors by object class for the dashboard and `/metrics`: a missing segment is
+            // a player's problem on release day as much as a slow one.
+            if let Some(class) = ObjectClass::of(&path) {
+                (state.metrics).media_failed(class, response.status().as_u16());
+            }
+            response
+        }
     }
 }
 
