@@ -7,6 +7,13 @@ pub enum Error {
     #[error("film metadata {path}: {message}")]
     Meta { path: String, message: String },
 
+    /// Metadata that breaks rules of `crate::rules`, every one of them.
+    #[error("film metadata {path}: {}", crate::rules::describe(errors))]
+    Fields {
+        path: String,
+        errors: Vec<crate::rules::FieldError>,
+    },
+
     #[error("storage backend: {0}")]
     Backend(String),
 

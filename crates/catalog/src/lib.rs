@@ -15,6 +15,7 @@ pub mod jobs;
 mod objects;
 pub mod publish;
 pub mod repository;
+pub mod rules;
 pub mod store;
 
 pub use error::{Error, Result};
@@ -26,6 +27,7 @@ pub use film::{
 pub use jobs::{Job, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use repository::MemoryFilms;
+pub use rules::FieldError;
 pub use store::{MediaStore, MemoryStore};
 
 use async_trait::async_trait;
