@@ -14,6 +14,10 @@ pub enum Error {
         errors: Vec<crate::rules::FieldError>,
     },
 
+    /// A draft cannot take a slug a film or another draft has.
+    #[error("slug `{0}` is taken: a film or a draft has it already; choose another")]
+    Taken(String),
+
     #[error("storage backend: {0}")]
     Backend(String),
 

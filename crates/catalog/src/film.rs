@@ -502,6 +502,17 @@ impl Film {
     }
 }
 
+/// A film created with its metadata and no media yet: the studio's first step, before a
+/// master is uploaded and ingested into it ([`crate::FilmRepository::create_draft`]). Not
+/// listed publicly; nothing is served for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FilmDraft {
+    pub slug: String,
+    pub meta: FilmMeta,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// One immutable packaging of a film, stored under `media/<slug>/<version>/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PublishedVersion {

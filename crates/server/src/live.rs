@@ -74,9 +74,20 @@ impl LiveCatalog {
             let slug = film.slug.clone();
             if let Some(old) = before.get(&slug)
                 && old.film.current.version == film.current.version
-                && old.film.meta == film.meta
             {
-                next.insert(slug, Arc::clone(old));
+                // The same version: its index is the same; only the metadata may be new (an
+                // edit in the studio), and is taken without reading the store.
+                let same = if old.film.meta == film.meta {
+                    Arc::clone(old)
+                } else {
+                    Arc::new(LiveFilm {
+                        film,
+                        objects: old.objects.clone(),
+                        last_modified: old.last_modified,
+                        last_modified_http: old.last_modified_http.clone(),
+                    })
+                };
+                next.insert(slug, same);
                 continue;
             }
             let key = format!("{slug}/{}/{OBJECT_INDEX}", film.current.version);
