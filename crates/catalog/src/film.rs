@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::artwork::{ArtKind, Artwork};
 use crate::rules::FieldError;
 use crate::{Error, Result};
 
@@ -89,6 +90,12 @@ pub struct FilmMeta {
     /// `monsoon ingest --codecs` overrides it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codecs: Vec<String>,
+    /// Poster and backdrop uploaded in the studio, which the pages show instead of the
+    /// version's. Not a `film.toml` key (a file there names its images by path, above): set
+    /// only by an upload (`crate::artwork`), kept by metadata edits and by re-ingests without
+    /// a `film.toml`.
+    #[serde(default, skip_serializing_if = "Artwork::is_empty")]
+    pub artwork: Artwork,
 }
 
 /// The codecs a ladder may be encoded in (`film.toml`'s `codecs`, `monsoon ingest --codecs`):
@@ -434,15 +441,24 @@ impl Film {
     /// Path of the poster image, when the version has one: a stable URL, not under the
     /// version, so that the premiere page can show it without naming a version that is not
     /// released yet (the server maps it to the current version's file).
+    ///
+    /// A poster uploaded in the studio comes first ([`art_url`]).
     pub fn poster_url(&self) -> Option<String> {
+        if let Some(url) = art_url(&self.slug, &self.meta, ArtKind::Poster) {
+            return Some(url);
+        }
         self.current
             .poster
             .as_ref()
             .map(|p| format!("/media/{}/{p}", self.slug))
     }
 
-    /// Path of the backdrop image, when the version has one (stable, as the poster's).
+    /// Path of the backdrop image, when the version has one (stable, as the poster's), or one
+    /// was uploaded in the studio.
     pub fn backdrop_url(&self) -> Option<String> {
+        if let Some(url) = art_url(&self.slug, &self.meta, ArtKind::Backdrop) {
+            return Some(url);
+        }
         self.current
             .backdrop
             .as_ref()
@@ -500,6 +516,17 @@ impl Film {
     pub fn is_before_premiere(&self, now: DateTime<Utc>) -> bool {
         self.meta.free_release.is_some_and(|at| now < at)
     }
+}
+
+/// The URL of the artwork of `kind` uploaded in the studio for `slug`, if there is one:
+/// `/art/<slug>/<file>`, served from the media store by its content-addressed name.
+pub fn art_url(slug: &str, meta: &FilmMeta, kind: ArtKind) -> Option<String> {
+    let file = match kind {
+        ArtKind::Poster => meta.artwork.poster.as_ref(),
+        ArtKind::Backdrop => meta.artwork.backdrop.as_ref(),
+    }?;
+    kind.is_file_name(file)
+        .then(|| format!("/art/{slug}/{file}"))
 }
 
 /// A film created with its metadata and no media yet: the studio's first step, before a

@@ -9,6 +9,7 @@
 //! backend passes. [`JobQueue`] (`jobs.rs`) is the third seam: the ingest jobs that workers
 //! lease, on PostgreSQL in `crates/db`, in memory here.
 
+pub mod artwork;
 mod error;
 mod film;
 pub mod jobs;
@@ -18,10 +19,11 @@ pub mod repository;
 pub mod rules;
 pub mod store;
 
+pub use artwork::{ArtKind, Artwork, ImageTool};
 pub use error::{Error, Result};
 pub use film::limits as film_limits;
 pub use film::{
-    DEFAULT_LANGUAGE, Film, FilmDraft, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized, PublishedVersion,
+    DEFAULT_LANGUAGE, Film, FilmDraft, art_url, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized, PublishedVersion,
     Rendition, RenditionKind, VIDEO_CODECS, is_language_tag, validate_slug,
 };
 pub use jobs::{Job, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};

@@ -26,6 +26,7 @@ mod metrics;
 mod pages;
 pub mod parse;
 mod search;
+mod studio;
 mod webapp;
 
 use std::net::SocketAddr;
@@ -39,7 +40,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use monsoon_catalog::{FilmRepository, JobQueue, MediaStore};
+use monsoon_catalog::{FilmRepository, ImageTool, JobQueue, MediaStore};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 
@@ -100,6 +101,9 @@ pub struct Shared {
     /// The ingest job queue the dashboard shows (`/admin/api/jobs`); `None` on a database
     /// without one (SQLite).
     pub jobs: Option<Arc<dyn JobQueue>>,
+    /// Decodes and resizes the studio's image uploads (`studio.rs`); set by
+    /// [`AppState::set_image_tool`], unset: uploads answer 503.
+    pub images: OnceLock<Arc<dyn ImageTool>>,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -150,7 +154,14 @@ impl AppState {
             metrics_access: options.metrics,
             bound: OnceLock::new(),
             jobs: options.jobs,
+            images: OnceLock::new(),
         })))
+    }
+
+    /// Gives the studio its image tool (ffmpeg, `monsoon_media::image::FfmpegImages`): the
+    /// binary's choice, so this crate never runs ffmpeg itself. Once; later calls are ignored.
+    pub fn set_image_tool(&self, tool: Arc<dyn ImageTool>) {
+        let _ = self.images.set(tool);
     }
 
     /// Keeps the in-memory catalog in step with the repository.
@@ -258,6 +269,7 @@ pub fn app(state: AppState) -> Router {
     let router = router
         .merge(pages::routes())
         .merge(admin::routes())
+        .merge(studio::routes())
         .merge(api::routes())
         .merge(webapp::routes())
         .nest_service("/static", static_files)
