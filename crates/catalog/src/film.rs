@@ -173,7 +173,10 @@ impl FilmMeta {
         let mut meta = Self::parse_toml(text).map_err(fields_error)?;
         // Image paths are relative to the file that names them.
         let mut missing = Vec::new();
-        for (key, image) in [("poster", &mut meta.poster), ("backdrop", &mut meta.backdrop)] {
+        for (key, image) in [
+            ("poster", &mut meta.poster),
+            ("backdrop", &mut meta.backdrop),
+        ] {
             let Some(image) = image else { continue };
             *image = base.join(&*image);
             if !image.is_file() {
@@ -214,7 +217,10 @@ impl FilmMeta {
         if self.title.vi.trim().is_empty() && self.title.en.trim().is_empty() {
             check(
                 "title",
-                Err("`title` is required: `title.vi` (Vietnamese), `title.en` (English) or both".into()),
+                Err(
+                    "`title` is required: `title.vi` (Vietnamese), `title.en` (English) or both"
+                        .into(),
+                ),
             );
         }
         let titles = [
@@ -262,7 +268,10 @@ impl FilmMeta {
             ("production_company", &self.production_company, NAME_CHARS),
         ];
         for (key, value, max_chars) in labels {
-            check(key, one_line(key, value.as_deref().unwrap_or(""), max_chars));
+            check(
+                key,
+                one_line(key, value.as_deref().unwrap_or(""), max_chars),
+            );
         }
         if let Some(language) = &self.language {
             let result = one_line("language", language, LABEL_CHARS).and_then(|()| {
@@ -385,7 +394,9 @@ impl FilmMeta {
         if trailer == slug {
             return Ok(Some(FieldError::new(
                 "trailer",
-                format!("`trailer` is \"{trailer}\", this film itself; it must name its trailer, another film"),
+                format!(
+                    "`trailer` is \"{trailer}\", this film itself; it must name its trailer, another film"
+                ),
             )));
         }
         if validate_slug(trailer).is_err() || films.get(trailer).await?.is_some() {

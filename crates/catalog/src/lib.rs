@@ -23,8 +23,9 @@ pub use artwork::{ArtKind, Artwork, ImageTool};
 pub use error::{Error, Result};
 pub use film::limits as film_limits;
 pub use film::{
-    DEFAULT_LANGUAGE, Film, FilmDraft, art_url, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized, PublishedVersion,
-    Rendition, RenditionKind, VIDEO_CODECS, is_language_tag, validate_slug,
+    DEFAULT_LANGUAGE, Film, FilmDraft, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized,
+    PublishedVersion, Rendition, RenditionKind, VIDEO_CODECS, art_url, is_language_tag,
+    validate_slug,
 };
 pub use jobs::{Job, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};

@@ -284,7 +284,10 @@ mod tests {
             .await
             .unwrap();
         let art = "film/art/poster.0123456789abcdef.jpg";
-        media.put(art, bytes::Bytes::from_static(b"art")).await.unwrap();
+        media
+            .put(art, bytes::Bytes::from_static(b"art"))
+            .await
+            .unwrap();
         Publisher {
             films: &films,
             media: &media,

@@ -188,7 +188,10 @@ pub mod conformance {
         let meta = titled("Bản nháp");
         let draft = db.create_draft("draft", &meta).await.unwrap();
         assert_eq!((draft.slug.as_str(), &draft.meta), ("draft", &meta));
-        assert!(db.get("draft").await.unwrap().is_none(), "a draft is no film");
+        assert!(
+            db.get("draft").await.unwrap().is_none(),
+            "a draft is no film"
+        );
         assert!(db.list().await.unwrap().iter().all(|f| f.slug != "draft"));
         // Taken, by a draft or by a film.
         for slug in ["draft", "film"] {
@@ -207,7 +210,10 @@ pub mod conformance {
             Some(&draft),
             "lost across a restart"
         );
-        assert!(db.draft("film").await.unwrap().is_none(), "a film is no draft");
+        assert!(
+            db.draft("film").await.unwrap().is_none(),
+            "a film is no draft"
+        );
         // The metadata an ingest into it publishes is the draft's.
         let stored = crate::stored_meta(db.as_ref(), "draft").await.unwrap();
         assert_eq!(stored.as_ref(), Some(&meta));
@@ -218,7 +224,10 @@ pub mod conformance {
         let film = db.get("draft").await.unwrap().unwrap();
         assert_eq!(film.meta, meta);
         assert_eq!(film.created_at, draft.created_at);
-        assert!(db.draft("draft").await.unwrap().is_none(), "the draft is gone");
+        assert!(
+            db.draft("draft").await.unwrap().is_none(),
+            "the draft is gone"
+        );
         assert_eq!(db.drafts().await.unwrap().len(), 1);
     }
 
@@ -241,15 +250,24 @@ pub mod conformance {
         let edited = listed.iter().find(|f| f.slug == "edited").unwrap();
         assert_eq!(edited.meta.title.vi, "Mới");
         // A draft's metadata too.
-        db.create_draft("edited-draft", &titled("Nháp")).await.unwrap();
-        assert!(db.update_meta("edited-draft", &titled("Nháp 2")).await.unwrap());
+        db.create_draft("edited-draft", &titled("Nháp"))
+            .await
+            .unwrap();
+        assert!(
+            db.update_meta("edited-draft", &titled("Nháp 2"))
+                .await
+                .unwrap()
+        );
         let draft = db.draft("edited-draft").await.unwrap().unwrap();
         assert_eq!(draft.meta.title.vi, "Nháp 2");
         assert!(!db.update_meta("nobody", &titled("X")).await.unwrap());
         assert!(db.get("nobody").await.unwrap().is_none());
         drop(db);
         let db = open().await;
-        assert_eq!(db.get("edited").await.unwrap().unwrap().meta.title.vi, "Mới");
+        assert_eq!(
+            db.get("edited").await.unwrap().unwrap().meta.title.vi,
+            "Mới"
+        );
     }
 
     async fn publish_replaces_the_current_version_and_survives_a_restart(open: Open<'_>) {

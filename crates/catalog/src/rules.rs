@@ -123,7 +123,11 @@ pub const FIELDS: &[Field] = &[
         r#""Điện ảnh Quân đội nhân dân""#,
     ),
     field("cinema_release", Shape::Date, r#""2025-08-22""#),
-    field("free_release", Shape::DateTime, r#""2025-11-20T20:00:00+07:00""#),
+    field(
+        "free_release",
+        Shape::DateTime,
+        r#""2025-11-20T20:00:00+07:00""#,
+    ),
     field("age_rating", Shape::Text, r#""T13""#),
     field("language", Shape::Text, r#""vi""#),
     field("codecs", Shape::List, r#"["h264", "av1"]"#),
@@ -183,9 +187,15 @@ pub(crate) fn check_age_rating(rating: &str) -> Option<FieldError> {
         .iter()
         .find(|(label, _)| label.eq_ignore_ascii_case(rating.trim()))
     {
-        format!("`age_rating` is \"{shown}\"; did you mean \"{label}\"? It must be {}", age_rating_rule())
+        format!(
+            "`age_rating` is \"{shown}\"; did you mean \"{label}\"? It must be {}",
+            age_rating_rule()
+        )
     } else {
-        format!("`age_rating` is \"{shown}\"; it must be {}", age_rating_rule())
+        format!(
+            "`age_rating` is \"{shown}\"; it must be {}",
+            age_rating_rule()
+        )
     };
     Some(FieldError::new("age_rating", message))
 }
@@ -224,7 +234,9 @@ fn unknown_key(shown: &str, key: &str, known: &[&str]) -> FieldError {
             example: String::new(),
         },
     };
-    error.message.push_str(" (every key is described in docs/film.example.toml)");
+    error
+        .message
+        .push_str(" (every key is described in docs/film.example.toml)");
     error
 }
 
@@ -284,7 +296,9 @@ pub(crate) fn check_shapes(table: &mut toml::Table) -> Vec<FieldError> {
                          either or both, as a table"
                     ),
                 )),
-                _ => errors.push(wrong("a table of a Vietnamese (vi) and an English (en) text")),
+                _ => errors.push(wrong(
+                    "a table of a Vietnamese (vi) and an English (en) text",
+                )),
             },
             Shape::List => match value {
                 toml::Value::Array(items) => {
@@ -308,7 +322,10 @@ pub(crate) fn check_shapes(table: &mut toml::Table) -> Vec<FieldError> {
                 _ => errors.push(wrong("a list of texts in quotes")),
             },
             Shape::Count(max) => {
-                if !value.as_integer().is_some_and(|n| (0..=max as i64).contains(&n)) {
+                if !value
+                    .as_integer()
+                    .is_some_and(|n| (0..=max as i64).contains(&n))
+                {
                     let shown = match value {
                         toml::Value::Integer(n) => format!("{n}"),
                         other => kind(other).to_owned(),
@@ -385,7 +402,10 @@ fn check_rung(key: &str, i: usize, rung: &toml::Value, errors: &mut Vec<FieldErr
     let Some(rung) = rung.as_table() else {
         errors.push(FieldError::new(
             &shown,
-            format!("`{shown}` is {}; it must be a table of height and kbps", kind(rung)),
+            format!(
+                "`{shown}` is {}; it must be a table of height and kbps",
+                kind(rung)
+            ),
         ));
         return;
     };
@@ -393,14 +413,20 @@ fn check_rung(key: &str, i: usize, rung: &toml::Value, errors: &mut Vec<FieldErr
         let shown = format!("{key}[{i}].{name}");
         use crate::film_limits::{RUNG_HEIGHT, RUNG_KBPS};
         let (low, high) = match name.as_str() {
-            "height" => (i64::from(*RUNG_HEIGHT.start()), i64::from(*RUNG_HEIGHT.end())),
+            "height" => (
+                i64::from(*RUNG_HEIGHT.start()),
+                i64::from(*RUNG_HEIGHT.end()),
+            ),
             "kbps" => (*RUNG_KBPS.start() as i64, *RUNG_KBPS.end() as i64),
             _ => {
                 errors.push(unknown_key(&shown, name, &["height", "kbps"]));
                 continue;
             }
         };
-        if !value.as_integer().is_some_and(|n| (low..=high).contains(&n)) {
+        if !value
+            .as_integer()
+            .is_some_and(|n| (low..=high).contains(&n))
+        {
             errors.push(FieldError::new(
                 &shown,
                 format!("`{shown}` is {value}; it must be between {low} and {high}"),
@@ -438,7 +464,9 @@ impl FilmMeta {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             file_error(format!(
                 "not valid TOML: {}",
-                e.to_string().trim_end().trim_start_matches("TOML parse error ")
+                e.to_string()
+                    .trim_end()
+                    .trim_start_matches("TOML parse error ")
             ))
         })?;
         let errors = check_shapes(&mut table);
@@ -478,7 +506,11 @@ mod tests {
     fn a_title_in_one_language_says_how_to_give_both() {
         let e = one("title = \"Mưa đỏ\"");
         assert_eq!(e.key, "title");
-        assert!(e.message.contains("give it in Vietnamese (vi) and English (en)"), "{e}");
+        assert!(
+            e.message
+                .contains("give it in Vietnamese (vi) and English (en)"),
+            "{e}"
+        );
         assert_eq!(e.example, r#"title = { vi = "Mưa Đỏ", en = "Red Rain" }"#);
         assert!(!e.message.contains("Localized"), "{e}");
     }
@@ -488,12 +520,24 @@ mod tests {
     fn a_wrong_shape_names_the_key_and_the_form() {
         let e = one("title = { vi = \"A\" }\ncast = { a = 1 }");
         assert_eq!(e.key, "cast");
-        assert!(e.message.contains("`cast` is a table; it must be a list of texts"), "{e}");
+        assert!(
+            e.message
+                .contains("`cast` is a table; it must be a list of texts"),
+            "{e}"
+        );
         assert_eq!(e.example, r#"cast = ["Đỗ Nhật Hoàng", "Lê Hạ Anh"]"#);
         let e = one("title = { vi = \"A\" }\ndirector = \"Đặng Thái Huyền\"");
-        assert!(e.message.contains("it must be a list, even of one: [\"Đặng Thái Huyền\"]"), "{e}");
+        assert!(
+            e.message
+                .contains("it must be a list, even of one: [\"Đặng Thái Huyền\"]"),
+            "{e}"
+        );
         let e = one("title = { vi = \"A\" }\nruntime_min = \"124\"");
-        assert!(e.message.contains("`runtime_min` is a text; it must be a whole number"), "{e}");
+        assert!(
+            e.message
+                .contains("`runtime_min` is a text; it must be a whole number"),
+            "{e}"
+        );
         let e = one("title = { vi = \"A\" }\ncast = [\"B\", 3]");
         assert_eq!(e.key, "cast[1]");
         let e = one("title = { vi = \"A\" }\nfree_release = \"20/11/2025 20:00\"");
@@ -506,11 +550,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(meta.cinema_release.unwrap().to_string(), "2025-08-22");
-        assert_eq!(meta.free_release.unwrap().to_rfc3339(), "2025-11-20T20:00:00+07:00");
+        assert_eq!(
+            meta.free_release.unwrap().to_rfc3339(),
+            "2025-11-20T20:00:00+07:00"
+        );
         let e = one("title = { vi = \"A\" }\nfree_release = 2025-11-20T20:00:00");
         assert!(e.message.contains("without its UTC offset"), "{e}");
         let all = errors("title = { vi = \"A\" }\n[[ladder]]\nheight = 720\nbitrate = 3000");
-        assert!(all[0].message.contains("unknown key `ladder[0].bitrate`"), "{all:?}");
+        assert!(
+            all[0].message.contains("unknown key `ladder[0].bitrate`"),
+            "{all:?}"
+        );
         assert_eq!(all[1].message, "`ladder[0]` has no `kbps`");
     }
 
@@ -518,12 +568,28 @@ mod tests {
     fn a_typo_names_the_nearest_key() {
         let e = one("title = { vi = \"A\" }\nsynopsys = { vi = \"B\" }");
         assert_eq!(e.key, "synopsys");
-        assert!(e.message.contains("unknown key `synopsys`; did you mean `synopsis`?"), "{e}");
+        assert!(
+            e.message
+                .contains("unknown key `synopsys`; did you mean `synopsis`?"),
+            "{e}"
+        );
         assert!(e.example.starts_with("synopsis = { vi = "), "{e}");
         let e = one("title = { vn = \"A\", en = \"B\" }");
-        assert!(e.message.contains("unknown key `title.vn`; did you mean `vi`?"), "{e}");
-        assert!(one("title = { vi = \"A\" }\nagerating = \"P\"").message.contains("`age_rating`"));
-        assert!(one("title = { vi = \"A\" }\nposter_image = \"p.jpg\"").message.contains("`poster`"));
+        assert!(
+            e.message
+                .contains("unknown key `title.vn`; did you mean `vi`?"),
+            "{e}"
+        );
+        assert!(
+            one("title = { vi = \"A\" }\nagerating = \"P\"")
+                .message
+                .contains("`age_rating`")
+        );
+        assert!(
+            one("title = { vi = \"A\" }\nposter_image = \"p.jpg\"")
+                .message
+                .contains("`poster`")
+        );
         // Nothing near: no guess.
         let e = one("title = { vi = \"A\" }\nbudget = 5");
         assert!(!e.message.contains("did you mean"), "{e}");
@@ -533,7 +599,10 @@ mod tests {
     #[test]
     fn the_age_rating_is_a_vietnamese_class() {
         for good in ["P", "K", "T13", "T16", "T18"] {
-            FilmMeta::parse_toml(&format!("title = {{ vi = \"A\" }}\nage_rating = \"{good}\"")).unwrap();
+            FilmMeta::parse_toml(&format!(
+                "title = {{ vi = \"A\" }}\nage_rating = \"{good}\""
+            ))
+            .unwrap();
         }
         let e = one("title = { vi = \"A\" }\nage_rating = \"PG-13\"");
         assert_eq!(e.key, "age_rating");
@@ -563,7 +632,16 @@ mod tests {
         }
         .validate();
         let keys: Vec<&str> = all.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["title", "codecs[0]", "codecs", "ladder[0].height", "age_rating"]);
+        assert_eq!(
+            keys,
+            [
+                "title",
+                "codecs[0]",
+                "codecs",
+                "ladder[0].height",
+                "age_rating"
+            ]
+        );
     }
 
     #[test]
@@ -578,18 +656,29 @@ mod tests {
     async fn the_trailer_is_a_published_film() {
         let films = MemoryFilms::new();
         let meta = FilmMeta {
-            title: Localized { vi: "A".into(), en: String::new() },
+            title: Localized {
+                vi: "A".into(),
+                en: String::new(),
+            },
             trailer: Some("mua-do-trailer".into()),
             ..FilmMeta::default()
         };
         let e = meta.check_trailer("mua-do", &films).await.unwrap().unwrap();
         assert_eq!(e.key, "trailer");
         assert!(e.message.contains("no published film has that slug; publish the trailer first (`monsoon ingest trailer.mp4 --slug mua-do-trailer`)"), "{e}");
-        let e = meta.check_trailer("mua-do-trailer", &films).await.unwrap().unwrap();
+        let e = meta
+            .check_trailer("mua-do-trailer", &films)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(e.message.contains("this film itself"), "{e}");
         use crate::FilmRepository as _;
         films
-            .publish("mua-do-trailer", &FilmMeta::untitled("t"), &conformance::version("v1"))
+            .publish(
+                "mua-do-trailer",
+                &FilmMeta::untitled("t"),
+                &conformance::version("v1"),
+            )
             .await
             .unwrap();
         assert_eq!(meta.check_trailer("mua-do", &films).await.unwrap(), None);
@@ -598,14 +687,27 @@ mod tests {
     #[test]
     fn a_missing_file_is_said_once_and_a_missing_image_names_its_key() {
         let dir = tempfile::tempdir().unwrap();
-        let err = FilmMeta::from_toml_file(&dir.path().join("film.toml")).unwrap_err().to_string();
+        let err = FilmMeta::from_toml_file(&dir.path().join("film.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.ends_with("film.toml: file not found"), "{err}");
-        assert!(std::error::Error::source(&FilmMeta::from_toml_file(&dir.path().join("x")).unwrap_err()).is_none());
+        assert!(
+            std::error::Error::source(
+                &FilmMeta::from_toml_file(&dir.path().join("x")).unwrap_err()
+            )
+            .is_none()
+        );
         let path = dir.path().join("film.toml");
         std::fs::write(&path, "title = { vi = \"A\" }\nposter = \"p.jpg\"").unwrap();
         let err = FilmMeta::from_toml_file(&path).unwrap_err();
-        let crate::Error::Fields { errors, .. } = err else { panic!("{err}") };
+        let crate::Error::Fields { errors, .. } = err else {
+            panic!("{err}")
+        };
         assert_eq!(errors[0].key, "poster");
-        assert!(errors[0].message.contains("p.jpg, which is not a file (paths are relative to film.toml)"));
+        assert!(
+            errors[0]
+                .message
+                .contains("p.jpg, which is not a file (paths are relative to film.toml)")
+        );
     }
 }

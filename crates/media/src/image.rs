@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use monsoon_catalog::artwork::{MAX_SIDE, MIN_SIDE};
 use monsoon_catalog::ImageTool;
+use monsoon_catalog::artwork::{MAX_SIDE, MIN_SIDE};
 
 use crate::ffmpeg::{command, file_arg};
 
@@ -54,8 +54,17 @@ impl ImageTool for FfmpegImages {
             .arg(file_arg(&output));
         let done = tokio::time::timeout(IMAGE_TIMEOUT, cmd.output())
             .await
-            .map_err(|_| format!("decoding the image took longer than {} s", IMAGE_TIMEOUT.as_secs()))?
-            .map_err(|e| format!("ffmpeg could not be started ({e}); install it with `apt-get install ffmpeg`"))?;
+            .map_err(|_| {
+                format!(
+                    "decoding the image took longer than {} s",
+                    IMAGE_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(|e| {
+                format!(
+                    "ffmpeg could not be started ({e}); install it with `apt-get install ffmpeg`"
+                )
+            })?;
         if !done.status.success() {
             return Err(format!(
                 "the image does not decode: {}",
@@ -71,14 +80,27 @@ impl ImageTool for FfmpegImages {
 /// The image's demuxer and size, from ffprobe.
 async fn probe(input: &Path) -> Result<(String, u32, u32), String> {
     let mut cmd = command("ffprobe");
-    cmd.args(["-v", "error", "-protocol_whitelist", "file", "-format_whitelist"])
-        .arg(IMAGE_FORMATS.join(","))
-        .args(["-print_format", "json", "-show_format", "-show_streams"])
-        .arg(file_arg(input));
+    cmd.args([
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+    ])
+    .arg(IMAGE_FORMATS.join(","))
+    .args(["-print_format", "json", "-show_format", "-show_streams"])
+    .arg(file_arg(input));
     let out = tokio::time::timeout(IMAGE_TIMEOUT, cmd.output())
         .await
-        .map_err(|_| format!("reading the image took longer than {} s", IMAGE_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("ffprobe could not be started ({e}); install it with `apt-get install ffmpeg`"))?;
+        .map_err(|_| {
+            format!(
+                "reading the image took longer than {} s",
+                IMAGE_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|e| {
+            format!("ffprobe could not be started ({e}); install it with `apt-get install ffmpeg`")
+        })?;
     let not_image = || "not an image Monsoon takes: give a JPEG, PNG or WebP file".to_owned();
     if !out.status.success() {
         return Err(not_image());
@@ -93,7 +115,11 @@ async fn probe(input: &Path) -> Result<(String, u32, u32), String> {
     if !IMAGE_FORMATS.contains(&format.as_str()) || !IMAGE_CODECS.contains(&codec) {
         return Err(not_image());
     }
-    Ok((format, stream.width.unwrap_or(0), stream.height.unwrap_or(0)))
+    Ok((
+        format,
+        stream.width.unwrap_or(0),
+        stream.height.unwrap_or(0),
+    ))
 }
 
 /// The size rule of an upload: [`MIN_SIDE`] to [`MAX_SIDE`] pixels a side.

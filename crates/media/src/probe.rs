@@ -587,7 +587,12 @@ mod tests {
         cut.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e', 0xff, 0x00, 0x81]);
         assert!(unreadable_reason(&cut, said).contains("cut short"));
         // Binary that is no MP4 at all.
-        let reason = unreadable_reason(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d], said);
+        let reason = unreadable_reason(
+            &[
+                0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d,
+            ],
+            said,
+        );
         assert!(reason.contains("not an MP4 or MOV file"), "{reason}");
         // Other words of ffprobe are passed on.
         assert_eq!(

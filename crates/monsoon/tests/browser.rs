@@ -234,7 +234,16 @@ fn an_operator_edits_a_film_in_the_studio_and_viewers_see_it_without_a_re_ingest
     );
     let poster = dir.path().join("poster.png");
     let made = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=600x900", "-frames:v", "1"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=600x900",
+            "-frames:v",
+            "1",
+        ])
         .arg(&poster)
         .status()
         .unwrap();

@@ -749,9 +749,18 @@ fn film_toml_errors_name_the_key_the_rule_and_the_form() {
             "title = \"Mưa đỏ\"\n",
             "`title` is one text; give it in Vietnamese (vi) and English (en)",
         ),
-        ("title = { vi = \"A\" }\ncast = { a = 1 }\n", "`cast` is a table; it must be a list"),
-        ("title = { vi = \"A\" }\nage_rating = \"PG-13\"\n", "`age_rating` is \"PG-13\"; it must be one of the Vietnamese film classes"),
-        ("title = { vi = \"A\" }\ndirectr = [\"B\"]\n", "did you mean `director`?"),
+        (
+            "title = { vi = \"A\" }\ncast = { a = 1 }\n",
+            "`cast` is a table; it must be a list",
+        ),
+        (
+            "title = { vi = \"A\" }\nage_rating = \"PG-13\"\n",
+            "`age_rating` is \"PG-13\"; it must be one of the Vietnamese film classes",
+        ),
+        (
+            "title = { vi = \"A\" }\ndirectr = [\"B\"]\n",
+            "did you mean `director`?",
+        ),
         (
             "title = { vi = \"A\" }\ntrailer = \"no-such-film\"\n",
             "`trailer` is \"no-such-film\", and no published film has that slug",
@@ -759,8 +768,14 @@ fn film_toml_errors_name_the_key_the_rule_and_the_form() {
     ] {
         std::fs::write(&meta, toml).unwrap();
         let said = refused(&clip, Some(&meta));
-        assert!(said.contains(says) && said.contains("for example: "), "{toml}: {said}");
-        assert!(!said.contains("expected") && !said.contains("invalid type"), "{said}");
+        assert!(
+            said.contains(says) && said.contains("for example: "),
+            "{toml}: {said}"
+        );
+        assert!(
+            !said.contains("expected") && !said.contains("invalid type"),
+            "{said}"
+        );
     }
     assert_eq!(tree(&f.data.join("media")), media_before);
 }

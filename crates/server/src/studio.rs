@@ -141,18 +141,10 @@ fn parse_messages(name: &str, text: &str) -> StudioMessages {
     toml::from_str(text).unwrap_or_else(|e| panic!("locales/{name}: {e}"))
 }
 
-static STUDIO_VI: LazyLock<StudioMessages> = LazyLock::new(|| {
-    parse_messages(
-        "studio.vi.toml",
-        include_str!("../locales/studio.vi.toml"),
-    )
-});
-static STUDIO_EN: LazyLock<StudioMessages> = LazyLock::new(|| {
-    parse_messages(
-        "studio.en.toml",
-        include_str!("../locales/studio.en.toml"),
-    )
-});
+static STUDIO_VI: LazyLock<StudioMessages> =
+    LazyLock::new(|| parse_messages("studio.vi.toml", include_str!("../locales/studio.vi.toml")));
+static STUDIO_EN: LazyLock<StudioMessages> =
+    LazyLock::new(|| parse_messages("studio.en.toml", include_str!("../locales/studio.en.toml")));
 
 fn messages(lang: Lang) -> &'static StudioMessages {
     match lang {
@@ -208,11 +200,19 @@ impl StudioPage {
     }
 }
 
-async fn page(state: State<AppState>, locale: Locale, operator: Result<Operator, ApiError>) -> Response {
+async fn page(
+    state: State<AppState>,
+    locale: Locale,
+    operator: Result<Operator, ApiError>,
+) -> Response {
     render(&state, locale, operator.is_ok(), "list", String::new())
 }
 
-async fn page_new(state: State<AppState>, locale: Locale, operator: Result<Operator, ApiError>) -> Response {
+async fn page_new(
+    state: State<AppState>,
+    locale: Locale,
+    operator: Result<Operator, ApiError>,
+) -> Response {
     render(&state, locale, operator.is_ok(), "new", String::new())
 }
 
@@ -228,7 +228,13 @@ async fn page_edit(
     render(&state, locale, operator.is_ok(), "edit", slug)
 }
 
-fn render(state: &AppState, locale: Locale, signed_in: bool, mode: &'static str, slug: String) -> Response {
+fn render(
+    state: &AppState,
+    locale: Locale,
+    signed_in: bool,
+    mode: &'static str,
+    slug: String,
+) -> Response {
     if !signed_in {
         return private(Redirect::to("/admin/login").into_response());
     }
@@ -392,7 +398,10 @@ async fn check(state: &AppState, slug: &str, meta: &FilmMeta) -> Result<Vec<Fiel
 }
 
 fn bad_json(rejection: JsonRejection) -> ApiError {
-    ApiError::BadRequest(format!("the body is not the JSON expected: {}", rejection.body_text()))
+    ApiError::BadRequest(format!(
+        "the body is not the JSON expected: {}",
+        rejection.body_text()
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -456,9 +465,15 @@ async fn update(
 /// once (the others follow within their refresh, or at once on PostgreSQL).
 async fn save(state: &AppState, slug: &str, meta: &FilmMeta) -> Result<(), ApiError> {
     if !state.films.update_meta(slug, meta).await? {
-        return Err(ApiError::NotFound(format!("no film or draft with slug `{slug}`")));
+        return Err(ApiError::NotFound(format!(
+            "no film or draft with slug `{slug}`"
+        )));
     }
-    if let Err(e) = state.live.refresh(state.films.as_ref(), state.media.as_ref()).await {
+    if let Err(e) = state
+        .live
+        .refresh(state.films.as_ref(), state.media.as_ref())
+        .await
+    {
         tracing::warn!(error = %e, "catalog refresh after a metadata edit failed");
     }
     Ok(())
@@ -520,7 +535,10 @@ async fn upload(
         ));
     };
     if bytes.is_empty() {
-        return Ok(invalid(vec![FieldError::new(kind.name(), "the upload is empty")]));
+        return Ok(invalid(vec![FieldError::new(
+            kind.name(),
+            "the upload is empty",
+        )]));
     }
     let jpeg = match tool.artwork(bytes, kind.max_size()).await {
         Ok(jpeg) => jpeg,
@@ -550,7 +568,9 @@ async fn upload(
         &slug,
     );
     let url = monsoon_catalog::art_url(&slug, &meta, kind);
-    Ok(private(Json(serde_json::json!({ "url": url })).into_response()))
+    Ok(private(
+        Json(serde_json::json!({ "url": url })).into_response(),
+    ))
 }
 
 /// An uploaded image: public (the pages show it, the premiere's too), and immutable — its name
@@ -566,7 +586,11 @@ async fn art(
     if validate_slug(&slug).is_err() || !named {
         return Err(not_found());
     }
-    let bytes = match state.media.get(&format!("{slug}/{ART_DIR}/{file}"), None).await {
+    let bytes = match state
+        .media
+        .get(&format!("{slug}/{ART_DIR}/{file}"), None)
+        .await
+    {
         Ok(bytes) => bytes,
         Err(CatalogError::NotFound(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),

@@ -160,13 +160,25 @@ async fn the_studio_is_the_operators() {
         assert!(page.headers.contains_key(header::CONTENT_SECURITY_POLICY));
         assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
         let html = page.text();
-        assert!(html.contains(r#"<script type="module" src="/static/studio."#), "{html}");
+        assert!(
+            html.contains(r#"<script type="module" src="/static/studio."#),
+            "{html}"
+        );
         assert!(html.contains(r#"id="studio-config""#));
     }
     // The form's hints are film.toml's examples, and its ratings the Vietnamese classes.
-    let form = call(&state, "GET", "/admin/films/film", true, Body::empty()).await.text();
-    assert!(form.contains("title = { vi = &quot;Mưa Đỏ&quot;, en = &quot;Red Rain&quot; }") || form.contains("title = { vi = &#34;Mưa Đỏ&#34;"), "{form}");
-    assert!(form.contains(r#"<option value="T13">T13 — 13 and over</option>"#), "{form}");
+    let form = call(&state, "GET", "/admin/films/film", true, Body::empty())
+        .await
+        .text();
+    assert!(
+        form.contains("title = { vi = &quot;Mưa Đỏ&quot;, en = &quot;Red Rain&quot; }")
+            || form.contains("title = { vi = &#34;Mưa Đỏ&#34;"),
+        "{form}"
+    );
+    assert!(
+        form.contains(r#"<option value="T13">T13 — 13 and over</option>"#),
+        "{form}"
+    );
 }
 
 #[tokio::test]
@@ -188,7 +200,10 @@ async fn a_metadata_edit_is_on_the_public_page_at_once_and_keeps_the_version() {
     assert_eq!(saved.json()["version"], "v1");
 
     let page = call(&state, "GET", "/films/film", false, Body::empty()).await;
-    assert!(page.text().contains("Mưa đỏ (bản đạo diễn)"), "no re-ingest needed");
+    assert!(
+        page.text().contains("Mưa đỏ (bản đạo diễn)"),
+        "no re-ingest needed"
+    );
     let after = films.get("film").await.unwrap().unwrap();
     assert_eq!(after.current, before.current, "the media are untouched");
     // The live catalog took it too (what /media and the API's film list read).
@@ -196,7 +211,14 @@ async fn a_metadata_edit_is_on_the_public_page_at_once_and_keeps_the_version() {
     assert!(api.text().contains("bản đạo diễn"), "{}", api.text());
 
     // Scripts keep film.toml: the export parses back to the same metadata.
-    let toml = call(&state, "GET", "/admin/api/films/film/film.toml", true, Body::empty()).await;
+    let toml = call(
+        &state,
+        "GET",
+        "/admin/api/films/film/film.toml",
+        true,
+        Body::empty(),
+    )
+    .await;
     assert_eq!(toml.status, StatusCode::OK);
     assert_eq!(FilmMeta::parse_toml(&toml.text()).unwrap(), after.meta);
 }
@@ -219,9 +241,17 @@ async fn every_broken_rule_is_a_400_naming_its_key_and_nothing_is_saved() {
         ["title", "cast[0]", "language", "age_rating", "trailer"]
     );
     let rating = &answer.json()["errors"][3];
-    assert!(rating["message"].as_str().unwrap().contains("Circular 05/2023/TT-BVHTTDL"));
+    assert!(
+        rating["message"]
+            .as_str()
+            .unwrap()
+            .contains("Circular 05/2023/TT-BVHTTDL")
+    );
     assert_eq!(rating["example"], "age_rating = \"T13\"");
-    assert_eq!(films.get("film").await.unwrap().unwrap().meta.title.vi, "Mưa đỏ");
+    assert_eq!(
+        films.get("film").await.unwrap().unwrap().meta.title.vi,
+        "Mưa đỏ"
+    );
 
     // A new film: the slug is a rule too; a taken one is a conflict.
     let new = |slug: &str| json!({"slug": slug, "meta": {"title": {"vi": "Phim mới"}}});
@@ -232,9 +262,22 @@ async fn every_broken_rule_is_a_400_naming_its_key_and_nothing_is_saved() {
     assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.text());
     assert!(answer.text().contains("slug `film` is taken"));
     // Not JSON at all: 400 saying so.
-    let answer = call(&state, "PUT", "/admin/api/films/film", true, Body::from("title=x")).await;
+    let answer = call(
+        &state,
+        "PUT",
+        "/admin/api/films/film",
+        true,
+        Body::from("title=x"),
+    )
+    .await;
     assert!(answer.status.is_client_error());
-    let answer = send_json(&state, "PUT", "/admin/api/films/nobody", &json!({"title": {"vi": "A"}})).await;
+    let answer = send_json(
+        &state,
+        "PUT",
+        "/admin/api/films/nobody",
+        &json!({"title": {"vi": "A"}}),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
 
@@ -253,14 +296,19 @@ async fn a_draft_is_created_with_a_premiere_and_stays_private() {
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
-    assert_eq!(created.headers[header::LOCATION], "/admin/api/films/song-hong");
+    assert_eq!(
+        created.headers[header::LOCATION],
+        "/admin/api/films/song-hong"
+    );
     assert_eq!(created.json()["state"], "draft");
     let draft = films.draft("song-hong").await.unwrap().unwrap();
     assert_eq!(
         draft.meta.free_release.unwrap().to_rfc3339(),
         "2027-01-01T20:00:00+07:00"
     );
-    let list = call(&state, "GET", "/admin/api/films", true, Body::empty()).await.json();
+    let list = call(&state, "GET", "/admin/api/films", true, Body::empty())
+        .await
+        .json();
     let states: Vec<(&str, &str)> = list["films"]
         .as_array()
         .unwrap()
@@ -269,13 +317,38 @@ async fn a_draft_is_created_with_a_premiere_and_stays_private() {
         .collect();
     assert_eq!(states, [("song-hong", "draft"), ("film", "published")]);
     // Viewers see nothing of it.
-    assert_eq!(call(&state, "GET", "/films/song-hong", false, Body::empty()).await.status, StatusCode::NOT_FOUND);
-    assert!(!call(&state, "GET", "/", false, Body::empty()).await.text().contains("Sông Hồng"));
+    assert_eq!(
+        call(&state, "GET", "/films/song-hong", false, Body::empty())
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !call(&state, "GET", "/", false, Body::empty())
+            .await
+            .text()
+            .contains("Sông Hồng")
+    );
     // Its metadata is edited like a film's.
     let mut meta = created.json()["meta"].clone();
     meta["synopsis"] = json!({"vi": "Một dòng sông.", "en": "A river."});
-    assert_eq!(send_json(&state, "PUT", "/admin/api/films/song-hong", &meta).await.status, StatusCode::OK);
-    assert_eq!(films.draft("song-hong").await.unwrap().unwrap().meta.synopsis.en, "A river.");
+    assert_eq!(
+        send_json(&state, "PUT", "/admin/api/films/song-hong", &meta)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        films
+            .draft("song-hong")
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .synopsis
+            .en,
+        "A river."
+    );
 }
 
 /// An image made by ffmpeg: `size` pixels of colour, in `format` (`png`, `mjpeg`).
@@ -283,7 +356,18 @@ fn image(size: &str, codec: &str, ext: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(format!("image.{ext}"));
     let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", &format!("testsrc2=size={size}"), "-frames:v", "1", "-c:v", codec])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}"),
+            "-frames:v",
+            "1",
+            "-c:v",
+            codec,
+        ])
         .arg(&out)
         .status()
         .unwrap();
@@ -297,7 +381,14 @@ fn dimensions(bytes: &[u8]) -> (u32, u32) {
     let path = dir.path().join("x.jpg");
     std::fs::write(&path, bytes).unwrap();
     let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=width,height,codec_name", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height,codec_name",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&path)
         .output()
         .unwrap();
@@ -311,42 +402,137 @@ fn dimensions(bytes: &[u8]) -> (u32, u32) {
 async fn images_are_checked_resized_stored_and_shown() {
     let (state, films, _tmp) = state().await;
     // A portrait key art, larger than the pages use: resized within 640×960, aspect kept.
-    let uploaded = call(&state, "PUT", "/admin/api/films/film/poster", true, Body::from(image("1000x1500", "png", "png"))).await;
+    let uploaded = call(
+        &state,
+        "PUT",
+        "/admin/api/films/film/poster",
+        true,
+        Body::from(image("1000x1500", "png", "png")),
+    )
+    .await;
     assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.text());
     let url = uploaded.json()["url"].as_str().unwrap().to_owned();
-    assert!(url.starts_with("/art/film/poster.") && url.ends_with(".jpg"), "{url}");
+    assert!(
+        url.starts_with("/art/film/poster.") && url.ends_with(".jpg"),
+        "{url}"
+    );
     let art = call(&state, "GET", &url, false, Body::empty()).await;
     assert_eq!(art.status, StatusCode::OK);
     assert_eq!(art.headers[header::CONTENT_TYPE], "image/jpeg");
-    assert_eq!(art.headers[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(
+        art.headers[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
     assert_eq!(dimensions(&art.body), (640, 960));
     // The pages show it, and a metadata edit keeps it.
-    assert!(call(&state, "GET", "/films/film", false, Body::empty()).await.text().contains(&url));
-    let meta = call(&state, "GET", "/admin/api/films/film", true, Body::empty()).await.json()["meta"].clone();
-    assert_eq!(send_json(&state, "PUT", "/admin/api/films/film", &meta).await.status, StatusCode::OK);
-    assert_eq!(films.get("film").await.unwrap().unwrap().poster_url().as_deref(), Some(url.as_str()));
+    assert!(
+        call(&state, "GET", "/films/film", false, Body::empty())
+            .await
+            .text()
+            .contains(&url)
+    );
+    let meta = call(&state, "GET", "/admin/api/films/film", true, Body::empty())
+        .await
+        .json()["meta"]
+        .clone();
+    assert_eq!(
+        send_json(&state, "PUT", "/admin/api/films/film", &meta)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        films
+            .get("film")
+            .await
+            .unwrap()
+            .unwrap()
+            .poster_url()
+            .as_deref(),
+        Some(url.as_str())
+    );
 
     // A small backdrop is not enlarged.
-    let uploaded = call(&state, "PUT", "/admin/api/films/film/backdrop", true, Body::from(image("960x540", "mjpeg", "jpg"))).await;
+    let uploaded = call(
+        &state,
+        "PUT",
+        "/admin/api/films/film/backdrop",
+        true,
+        Body::from(image("960x540", "mjpeg", "jpg")),
+    )
+    .await;
     assert_eq!(uploaded.status, StatusCode::OK, "{}", uploaded.text());
     let url = uploaded.json()["url"].as_str().unwrap().to_owned();
     let art = call(&state, "GET", &url, false, Body::empty()).await;
     assert_eq!(dimensions(&art.body), (960, 540));
 
     // Not an image, too small, too large: refused by key, nothing stored.
-    let text = call(&state, "PUT", "/admin/api/films/film/poster", true, Body::from("hello, not a picture")).await;
+    let text = call(
+        &state,
+        "PUT",
+        "/admin/api/films/film/poster",
+        true,
+        Body::from("hello, not a picture"),
+    )
+    .await;
     assert_eq!(text.status, StatusCode::BAD_REQUEST, "{}", text.text());
     assert_eq!(keys(&text), ["poster"]);
-    assert!(text.text().contains("not an image Monsoon takes: give a JPEG, PNG or WebP file"));
-    let tiny = call(&state, "PUT", "/admin/api/films/film/poster", true, Body::from(image("100x100", "png", "png"))).await;
+    assert!(
+        text.text()
+            .contains("not an image Monsoon takes: give a JPEG, PNG or WebP file")
+    );
+    let tiny = call(
+        &state,
+        "PUT",
+        "/admin/api/films/film/poster",
+        true,
+        Body::from(image("100x100", "png", "png")),
+    )
+    .await;
     assert_eq!(tiny.status, StatusCode::BAD_REQUEST);
-    assert!(tiny.text().contains("100×100 pixels; it needs at least 160"), "{}", tiny.text());
+    assert!(
+        tiny.text()
+            .contains("100×100 pixels; it needs at least 160"),
+        "{}",
+        tiny.text()
+    );
     let huge = vec![0u8; monsoon_catalog::artwork::UPLOAD_BYTES + 1];
-    let huge = call(&state, "PUT", "/admin/api/films/film/poster", true, Body::from(huge)).await;
-    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", huge.text());
-    assert_eq!(films.get("film").await.unwrap().unwrap().poster_url().as_deref().map(|u| u.starts_with("/art/film/poster.")), Some(true));
+    let huge = call(
+        &state,
+        "PUT",
+        "/admin/api/films/film/poster",
+        true,
+        Body::from(huge),
+    )
+    .await;
+    assert_eq!(
+        huge.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        huge.text()
+    );
+    assert_eq!(
+        films
+            .get("film")
+            .await
+            .unwrap()
+            .unwrap()
+            .poster_url()
+            .as_deref()
+            .map(|u| u.starts_with("/art/film/poster.")),
+        Some(true)
+    );
     // The art route serves nothing but art names.
-    for bad in ["/art/film/poster.jpg", "/art/film/..%2F..%2Fetc", "/art/Film/poster.0123456789abcdef.jpg", "/art/film/poster.0123456789abcdef.jpg"] {
-        assert_eq!(call(&state, "GET", bad, false, Body::empty()).await.status, StatusCode::NOT_FOUND, "{bad}");
+    for bad in [
+        "/art/film/poster.jpg",
+        "/art/film/..%2F..%2Fetc",
+        "/art/Film/poster.0123456789abcdef.jpg",
+        "/art/film/poster.0123456789abcdef.jpg",
+    ] {
+        assert_eq!(
+            call(&state, "GET", bad, false, Body::empty()).await.status,
+            StatusCode::NOT_FOUND,
+            "{bad}"
+        );
     }
 }

@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use monsoon_catalog::{
-    Error, Film, FilmDraft, FilmMeta, FilmRepository, PublishedVersion, Result,
-};
+use monsoon_catalog::{Error, Film, FilmDraft, FilmMeta, FilmRepository, PublishedVersion, Result};
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::watch;

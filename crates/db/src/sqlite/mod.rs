@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use monsoon_catalog::{
-    Error, Film, FilmDraft, FilmMeta, FilmRepository, PublishedVersion, Result,
-};
+use monsoon_catalog::{Error, Film, FilmDraft, FilmMeta, FilmRepository, PublishedVersion, Result};
 
 use crate::{SELECT_DRAFT, SELECT_FILM, backend};
 use sqlx::Row;
