@@ -30,8 +30,10 @@ impl Localized {
 
 /// What an operator says about a film, read from `film.toml` (see `docs/film.example.toml`).
 ///
-/// Unknown keys in `film.toml` are refused by [`FilmMeta::from_toml`] (not by
-/// `deny_unknown_fields`, which would also forbid the API from adding fields beside these).
+/// Unknown keys in `film.toml` are refused, with the nearest known key, by
+/// [`FilmMeta::parse_toml`] (`crate::rules`: the shape of every key is checked there, against
+/// [`crate::rules::FIELDS`]), not by `deny_unknown_fields`, which would also forbid the API's
+/// fields beside these ([`FilmMeta::artwork`]). Every rule is [`FilmMeta::validate`]'s.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FilmMeta {
     /// Required ([`FilmMeta::validate`] says so by its key rather than serde by its type).
