@@ -10,6 +10,7 @@
 //! | GET | `/admin/api/films/{slug}` | `FilmDetail`: the metadata, its state, its images and pages |
 //! | PUT | `/admin/api/films/{slug}` | `FilmMeta` → the film, saved at once (no re-encoding); 400 `{code: "invalid", errors}` |
 //! | GET | `/admin/api/films/{slug}/film.toml` | the metadata as `film.toml`, for scripts |
+//! | PUT | `/admin/api/films/{slug}/film.toml` | a `film.toml`'s text → the film, saved as a form's edit (its image paths ignored: upload the images); 400 `{code: "invalid", errors}` |
 //! | PUT | `/admin/api/films/{slug}/poster`, `…/backdrop` | the image's bytes → `{"url"}`; 400 when it is no image or out of size, 413 past [`UPLOAD_BYTES`] |
 //! | GET | `/art/{slug}/{file}` | an uploaded image, public, immutable (its name is its hash) |
 //!
@@ -55,7 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/films/{slug}", get(page_edit))
         .route("/admin/api/films", get(list).post(create))
         .route("/admin/api/films/{slug}", get(detail).put(update))
-        .route("/admin/api/films/{slug}/film.toml", get(export))
+        .route("/admin/api/films/{slug}/film.toml", get(export).put(import))
         .route(
             "/admin/api/films/{slug}/poster",
             put(upload_poster).layer(image_limit),
@@ -495,6 +496,32 @@ async fn export(
         )
             .into_response(),
     ))
+}
+
+async fn import(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(slug): Path<String>,
+    body: Result<String, axum::extract::rejection::StringRejection>,
+) -> Result<Response, ApiError> {
+    let text = body.map_err(|r| {
+        ApiError::BadRequest(format!("film.toml must be UTF-8 text: {}", r.body_text()))
+    })?;
+    let stored = find(&state, &slug).await?;
+    let mut meta = match FilmMeta::parse_toml(&text) {
+        Ok(meta) => meta,
+        Err(errors) => return Ok(invalid(errors)),
+    };
+    // Paths on a script's disk mean nothing here; the images are uploaded.
+    (meta.poster, meta.backdrop) = (None, None);
+    meta.artwork = stored.meta.artwork;
+    let errors = check(&state, &slug, &meta).await?;
+    if !errors.is_empty() {
+        return Ok(invalid(errors));
+    }
+    save(&state, &slug, &meta).await?;
+    audit(&operator, "film_updated", &slug);
+    Ok(private(Json(find(&state, &slug).await?).into_response()))
 }
 
 async fn upload_poster(

@@ -221,6 +221,34 @@ async fn a_metadata_edit_is_on_the_public_page_at_once_and_keeps_the_version() {
     .await;
     assert_eq!(toml.status, StatusCode::OK);
     assert_eq!(FilmMeta::parse_toml(&toml.text()).unwrap(), after.meta);
+    // And import: a film.toml's text saved as an edit, its errors by key as the form's.
+    let imported = call(
+        &state,
+        "PUT",
+        "/admin/api/films/film/film.toml",
+        true,
+        Body::from("title = { vi = \"Mưa đỏ\", en = \"Red Rain\" }\ncast = [\"Đỗ Nhật Hoàng\"]\n"),
+    )
+    .await;
+    assert_eq!(imported.status, StatusCode::OK, "{}", imported.text());
+    assert_eq!(
+        films.get("film").await.unwrap().unwrap().meta.cast,
+        ["Đỗ Nhật Hoàng"]
+    );
+    let refused = call(
+        &state,
+        "PUT",
+        "/admin/api/films/film/film.toml",
+        true,
+        Body::from("title = \"X\"\nsynopsys = 1\n"),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(keys(&refused), ["synopsys", "title"]);
+    assert_eq!(
+        films.get("film").await.unwrap().unwrap().meta.title.vi,
+        "Mưa đỏ"
+    );
 }
 
 #[tokio::test]
