@@ -16,6 +16,9 @@ const assets = {
   "site.js": "src/site.js",
   "admin.js": "src/admin.js",
   "admin.css": "src/admin.css",
+  // The studio's films (/admin/films): an ES module, and its styles.
+  "studio.js": "src/studio.js",
+  "studio.css": "src/studio.css",
   // The proof-of-work worker and the SHA-256 it loads (a worker cannot use crypto.subtle
   // outside secure contexts, and that call is async per hash).
   "proof.js": "src/proof.js",

@@ -7,6 +7,17 @@ pub enum Error {
     #[error("film metadata {path}: {message}")]
     Meta { path: String, message: String },
 
+    /// Metadata that breaks rules of `crate::rules`, every one of them.
+    #[error("film metadata {path}: {}", crate::rules::describe(errors))]
+    Fields {
+        path: String,
+        errors: Vec<crate::rules::FieldError>,
+    },
+
+    /// A draft cannot take a slug a film or another draft has.
+    #[error("slug `{0}` is taken: a film or a draft has it already; choose another")]
+    Taken(String),
+
     #[error("storage backend: {0}")]
     Backend(String),
 

@@ -3,6 +3,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::artwork::{ArtKind, Artwork};
+use crate::rules::FieldError;
 use crate::{Error, Result};
 
 /// Text in Vietnamese (the default audience) and English.
@@ -28,10 +30,14 @@ impl Localized {
 
 /// What an operator says about a film, read from `film.toml` (see `docs/film.example.toml`).
 ///
-/// Unknown keys in `film.toml` are refused by [`FilmMeta::from_toml`] (not by
-/// `deny_unknown_fields`, which would also forbid the API from adding fields beside these).
+/// Unknown keys in `film.toml` are refused, with the nearest known key, by
+/// [`FilmMeta::parse_toml`] (`crate::rules`: the shape of every key is checked there, against
+/// [`crate::rules::FIELDS`]), not by `deny_unknown_fields`, which would also forbid the API's
+/// fields beside these ([`FilmMeta::artwork`]). Every rule is [`FilmMeta::validate`]'s.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FilmMeta {
+    /// Required ([`FilmMeta::validate`] says so by its key rather than serde by its type).
+    #[serde(default)]
     pub title: Localized,
     #[serde(default)]
     pub original_title: Option<String>,
@@ -58,10 +64,11 @@ pub struct FilmMeta {
     /// When the film becomes free to watch (the premiere). Manifests are refused before it.
     #[serde(default)]
     pub free_release: Option<DateTime<FixedOffset>>,
-    /// Vietnamese classification (`P`, `K`, `T13`, `T16`, `T18`) or any local label.
+    /// Vietnamese film class ([`crate::rules::AGE_RATINGS`]: `P`, `K`, `T13`, `T16`, `T18`).
     #[serde(default)]
     pub age_rating: Option<String>,
-    /// Slug of another ingested asset that is this film's trailer.
+    /// Slug of another published film that is this film's trailer (checked by
+    /// [`FilmMeta::check_trailer`]). The pages link to it and keep it out of the catalog.
     #[serde(default)]
     pub trailer: Option<String>,
     /// Poster image (portrait key art), relative to `film.toml`; copied into the published
@@ -85,6 +92,12 @@ pub struct FilmMeta {
     /// `monsoon ingest --codecs` overrides it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codecs: Vec<String>,
+    /// Poster and backdrop uploaded in the studio, which the pages show instead of the
+    /// version's. Not a `film.toml` key (a file there names its images by path, above): set
+    /// only by an upload (`crate::artwork`), kept by metadata edits and by re-ingests without
+    /// a `film.toml`.
+    #[serde(default, skip_serializing_if = "Artwork::is_empty")]
+    pub artwork: Artwork,
 }
 
 /// The codecs a ladder may be encoded in (`film.toml`'s `codecs`, `monsoon ingest --codecs`):
@@ -122,7 +135,13 @@ impl FilmMeta {
         };
         // One byte past the limit is enough to refuse the file, whatever it is (a FIFO, a
         // device, a file still growing): never more is read.
-        let file = std::fs::File::open(path).map_err(io)?;
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(meta_error("file not found".into()));
+            }
+            Err(e) => return Err(io(e)),
+        };
         let size = file
             .metadata()
             .ok()
@@ -149,53 +168,63 @@ impl FilmMeta {
     /// Parses and checks `film.toml` text whose image paths are relative to `base`; errors
     /// name the file as `shown`.
     pub fn from_toml_in(text: &str, base: &Path, shown: &str) -> Result<Self> {
-        let meta_error = |message| Error::Meta {
+        let fields_error = |errors| Error::Fields {
             path: shown.to_owned(),
-            message,
+            errors,
         };
-        let mut meta = Self::from_toml(text).map_err(meta_error)?;
+        let mut meta = Self::parse_toml(text).map_err(fields_error)?;
         // Image paths are relative to the file that names them.
-        for image in [&mut meta.poster, &mut meta.backdrop].into_iter().flatten() {
+        let mut missing = Vec::new();
+        for (key, image) in [
+            ("poster", &mut meta.poster),
+            ("backdrop", &mut meta.backdrop),
+        ] {
+            let Some(image) = image else { continue };
             *image = base.join(&*image);
             if !image.is_file() {
-                return Err(meta_error(format!(
-                    "image {} does not exist",
-                    image.display()
-                )));
+                missing.push(FieldError::new(
+                    key,
+                    format!(
+                        "`{key}` names {}, which is not a file (paths are relative to film.toml)",
+                        image.display()
+                    ),
+                ));
             }
         }
+        if !missing.is_empty() {
+            return Err(fields_error(missing));
+        }
         Ok(meta)
     }
 
-    /// Parses `film.toml` text; the error names the bad key.
+    /// Parses `film.toml` text; the error lists every broken rule, each naming its key and
+    /// the expected form ([`FilmMeta::parse_toml`] gives them one by one).
     pub fn from_toml(text: &str) -> std::result::Result<Self, String> {
-        if text.len() > limits::FILE_BYTES {
-            return Err(format!(
-                "the file is {} bytes long; the limit is {} bytes",
-                text.len(),
-                limits::FILE_BYTES
-            ));
-        }
-        let mut unknown = Vec::new();
-        let meta: FilmMeta = serde_ignored::deserialize(toml::Deserializer::new(text), |path| {
-            unknown.push(path.to_string());
-        })
-        .map_err(|e| e.to_string())?;
-        if let Some(key) = unknown.first() {
-            return Err(format!(
-                "unknown key `{key}`; the keys are documented in docs/film.example.toml"
-            ));
-        }
-        if meta.title.vi.is_empty() && meta.title.en.is_empty() {
-            return Err("`title.vi` or `title.en` is required".into());
-        }
-        meta.check_limits()?;
-        Ok(meta)
+        Self::parse_toml(text).map_err(|errors| crate::rules::describe(&errors))
     }
 
-    /// Holds every field to [`limits`]; the error names the key, its length and the limit.
-    pub fn check_limits(&self) -> std::result::Result<(), String> {
+    /// Holds every field to its rules: [`limits`], the title, the language tag, the age
+    /// rating, the codecs and the ladder. The errors are all of them; none means it is valid.
+    /// The one check of metadata: `film.toml` ([`FilmMeta::parse_toml`]) and the studio's
+    /// form both come here. What needs the catalog (the trailer is a published film) is
+    /// [`FilmMeta::check_trailer`].
+    pub fn validate(&self) -> Vec<FieldError> {
         use limits::*;
+        let mut errors = Vec::new();
+        let mut check = |key: &str, result: std::result::Result<(), String>| {
+            if let Err(message) = result {
+                errors.push(FieldError::new(key, message));
+            }
+        };
+        if self.title.vi.trim().is_empty() && self.title.en.trim().is_empty() {
+            check(
+                "title",
+                Err(
+                    "`title` is required: `title.vi` (Vietnamese), `title.en` (English) or both"
+                        .into(),
+                ),
+            );
+        }
         let titles = [
             ("title.vi", self.title.vi.as_str()),
             ("title.en", self.title.en.as_str()),
@@ -205,13 +234,13 @@ impl FilmMeta {
             ),
         ];
         for (key, value) in titles {
-            one_line(key, value, TITLE_CHARS)?;
+            check(key, one_line(key, value, TITLE_CHARS));
         }
         for (key, value) in [
             ("synopsis.vi", &self.synopsis.vi),
             ("synopsis.en", &self.synopsis.en),
         ] {
-            text(key, value, SYNOPSIS_CHARS)?;
+            check(key, text(key, value, SYNOPSIS_CHARS));
         }
         let lists = [
             ("director", &self.director, CREW_NAMES, NAME_CHARS),
@@ -221,13 +250,18 @@ impl FilmMeta {
         ];
         for (key, items, max_items, max_chars) in lists {
             if items.len() > max_items {
-                return Err(format!(
-                    "`{key}` lists {} entries; the limit is {max_items}",
-                    items.len()
-                ));
+                check(
+                    key,
+                    Err(format!(
+                        "`{key}` lists {} entries; the limit is {max_items}",
+                        items.len()
+                    )),
+                );
+                continue;
             }
             for (i, item) in items.iter().enumerate() {
-                one_line(&format!("{key}[{i}]"), item, max_chars)?;
+                let key = format!("{key}[{i}]");
+                check(&key, one_line(&key, item, max_chars));
             }
         }
         let labels = [
@@ -236,72 +270,147 @@ impl FilmMeta {
             ("production_company", &self.production_company, NAME_CHARS),
         ];
         for (key, value, max_chars) in labels {
-            one_line(key, value.as_deref().unwrap_or(""), max_chars)?;
+            check(
+                key,
+                one_line(key, value.as_deref().unwrap_or(""), max_chars),
+            );
         }
         if let Some(language) = &self.language {
-            one_line("language", language, LABEL_CHARS)?;
-            if !is_language_tag(language) {
-                return Err(format!(
-                    "`language` is \"{language}\"; it must be a BCP 47 language tag: \
-                     {LANGUAGE_TAG_RULE}"
-                ));
-            }
+            let result = one_line("language", language, LABEL_CHARS).and_then(|()| {
+                if is_language_tag(language) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`language` is \"{}\"; it must be a BCP 47 language tag: \
+                         {LANGUAGE_TAG_RULE}",
+                        language.escape_debug()
+                    ))
+                }
+            });
+            check("language", result);
         }
         if let Some(trailer) = &self.trailer {
-            one_line("trailer", trailer, SLUG_CHARS)?;
-            validate_slug(trailer).map_err(|e| format!("`trailer`: {e}"))?;
+            let result = one_line("trailer", trailer, SLUG_CHARS)
+                .and_then(|()| validate_slug(trailer).map_err(|e| format!("`trailer`: {e}")));
+            check("trailer", result);
         }
         for (key, image) in [("poster", &self.poster), ("backdrop", &self.backdrop)] {
             let len = image.as_ref().map_or(0, |p| p.as_os_str().len());
             if len > IMAGE_PATH_BYTES {
-                return Err(format!(
-                    "`{key}` is a path of {len} bytes; the limit is {IMAGE_PATH_BYTES}"
-                ));
+                check(
+                    key,
+                    Err(format!(
+                        "`{key}` is a path of {len} bytes; the limit is {IMAGE_PATH_BYTES}"
+                    )),
+                );
             }
         }
         if self.ladder.len() > RUNGS {
-            return Err(format!(
-                "`ladder` lists {} rungs; the limit is {RUNGS}",
-                self.ladder.len()
-            ));
+            check(
+                "ladder",
+                Err(format!(
+                    "`ladder` lists {} rungs; the limit is {RUNGS}",
+                    self.ladder.len()
+                )),
+            );
         }
         for (i, codec) in self.codecs.iter().enumerate() {
+            let key = format!("codecs[{i}]");
             if !VIDEO_CODECS.contains(&codec.as_str()) {
-                return Err(format!(
-                    "`codecs[{i}]` is `{}`; the codecs are {}",
-                    codec.escape_debug(),
-                    VIDEO_CODECS.join(", ")
-                ));
-            }
-            if self.codecs[..i].contains(codec) {
-                return Err(format!("`codecs[{i}]`: `{codec}` is listed twice"));
+                check(
+                    &key,
+                    Err(format!(
+                        "`{key}` is `{}`; the codecs are {}",
+                        codec.escape_debug(),
+                        VIDEO_CODECS.join(", ")
+                    )),
+                );
+            } else if self.codecs[..i].contains(codec) {
+                check(&key, Err(format!("`{key}`: `{codec}` is listed twice")));
             }
         }
         if !self.codecs.is_empty() && !self.codecs.iter().any(|c| c == "h264") {
-            return Err(
-                "`codecs` must include h264: every player decodes it, and AV1 is offered beside it"
-                    .into(),
+            check(
+                "codecs",
+                Err(
+                    "`codecs` must include h264: every player decodes it, and AV1 is offered beside it"
+                        .into(),
+                ),
             );
         }
         for (i, rung) in self.ladder.iter().enumerate() {
             if !RUNG_HEIGHT.contains(&rung.height) {
-                return Err(format!(
-                    "`ladder[{i}].height` is {}; it must be between {} and {}",
-                    rung.height,
-                    RUNG_HEIGHT.start(),
-                    RUNG_HEIGHT.end()
-                ));
+                let key = format!("ladder[{i}].height");
+                check(
+                    &key,
+                    Err(format!(
+                        "`{key}` is {}; it must be between {} and {}",
+                        rung.height,
+                        RUNG_HEIGHT.start(),
+                        RUNG_HEIGHT.end()
+                    )),
+                );
             }
             if !RUNG_KBPS.contains(&rung.kbps) {
-                return Err(format!(
-                    "`ladder[{i}].kbps` is {}; it must be between {} and {}",
-                    rung.kbps,
-                    RUNG_KBPS.start(),
-                    RUNG_KBPS.end()
-                ));
+                let key = format!("ladder[{i}].kbps");
+                check(
+                    &key,
+                    Err(format!(
+                        "`{key}` is {}; it must be between {} and {}",
+                        rung.kbps,
+                        RUNG_KBPS.start(),
+                        RUNG_KBPS.end()
+                    )),
+                );
             }
         }
-        Ok(())
+        // Checked once the label is one line: its own rule says which labels there are.
+        if let Some(rating) = &self.age_rating
+            && one_line("age_rating", rating, LABEL_CHARS).is_ok()
+            && let Some(error) = crate::rules::check_age_rating(rating)
+        {
+            errors.push(error);
+        }
+        errors
+    }
+
+    /// The first broken rule of [`FilmMeta::validate`], as text.
+    pub fn check_limits(&self) -> std::result::Result<(), String> {
+        match self.validate().first() {
+            Some(error) => Err(error.message.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The rule that needs the catalog: `trailer` names a published film, not this one
+    /// (`slug`). The pages link to it and hide it from the catalog's lists, so a slug naming
+    /// no film would be a link to nothing, silently. Checked wherever metadata is saved.
+    pub async fn check_trailer(
+        &self,
+        slug: &str,
+        films: &dyn crate::FilmRepository,
+    ) -> Result<Option<FieldError>> {
+        let Some(trailer) = &self.trailer else {
+            return Ok(None);
+        };
+        if trailer == slug {
+            return Ok(Some(FieldError::new(
+                "trailer",
+                format!(
+                    "`trailer` is \"{trailer}\", this film itself; it must name its trailer, another film"
+                ),
+            )));
+        }
+        if validate_slug(trailer).is_err() || films.get(trailer).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(FieldError::new(
+            "trailer",
+            format!(
+                "`trailer` is \"{trailer}\", and no published film has that slug; publish the \
+                 trailer first (`monsoon ingest trailer.mp4 --slug {trailer}`), or leave `trailer` out"
+            ),
+        )))
     }
 
     /// The soundtrack's language: `language`, or [`DEFAULT_LANGUAGE`].
@@ -345,15 +454,24 @@ impl Film {
     /// Path of the poster image, when the version has one: a stable URL, not under the
     /// version, so that the premiere page can show it without naming a version that is not
     /// released yet (the server maps it to the current version's file).
+    ///
+    /// A poster uploaded in the studio comes first ([`art_url`]).
     pub fn poster_url(&self) -> Option<String> {
+        if let Some(url) = art_url(&self.slug, &self.meta, ArtKind::Poster) {
+            return Some(url);
+        }
         self.current
             .poster
             .as_ref()
             .map(|p| format!("/media/{}/{p}", self.slug))
     }
 
-    /// Path of the backdrop image, when the version has one (stable, as the poster's).
+    /// Path of the backdrop image, when the version has one (stable, as the poster's), or one
+    /// was uploaded in the studio.
     pub fn backdrop_url(&self) -> Option<String> {
+        if let Some(url) = art_url(&self.slug, &self.meta, ArtKind::Backdrop) {
+            return Some(url);
+        }
         self.current
             .backdrop
             .as_ref()
@@ -411,6 +529,28 @@ impl Film {
     pub fn is_before_premiere(&self, now: DateTime<Utc>) -> bool {
         self.meta.free_release.is_some_and(|at| now < at)
     }
+}
+
+/// The URL of the artwork of `kind` uploaded in the studio for `slug`, if there is one:
+/// `/art/<slug>/<file>`, served from the media store by its content-addressed name.
+pub fn art_url(slug: &str, meta: &FilmMeta, kind: ArtKind) -> Option<String> {
+    let file = match kind {
+        ArtKind::Poster => meta.artwork.poster.as_ref(),
+        ArtKind::Backdrop => meta.artwork.backdrop.as_ref(),
+    }?;
+    kind.is_file_name(file)
+        .then(|| format!("/art/{slug}/{file}"))
+}
+
+/// A film created with its metadata and no media yet: the studio's first step, before a
+/// master is uploaded and ingested into it ([`crate::FilmRepository::create_draft`]). Not
+/// listed publicly; nothing is served for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FilmDraft {
+    pub slug: String,
+    pub meta: FilmMeta,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// One immutable packaging of a film, stored under `media/<slug>/<version>/`.

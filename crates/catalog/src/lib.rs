@@ -9,23 +9,28 @@
 //! backend passes. [`JobQueue`] (`jobs.rs`) is the third seam: the ingest jobs that workers
 //! lease, on PostgreSQL in `crates/db`, in memory here.
 
+pub mod artwork;
 mod error;
 mod film;
 pub mod jobs;
 mod objects;
 pub mod publish;
 pub mod repository;
+pub mod rules;
 pub mod store;
 
+pub use artwork::{ArtKind, Artwork, ImageTool};
 pub use error::{Error, Result};
 pub use film::limits as film_limits;
 pub use film::{
-    DEFAULT_LANGUAGE, Film, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized, PublishedVersion,
-    Rendition, RenditionKind, VIDEO_CODECS, is_language_tag, validate_slug,
+    DEFAULT_LANGUAGE, Film, FilmDraft, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized,
+    PublishedVersion, Rendition, RenditionKind, VIDEO_CODECS, art_url, is_language_tag,
+    validate_slug,
 };
 pub use jobs::{Job, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use repository::MemoryFilms;
+pub use rules::FieldError;
 pub use store::{MediaStore, MemoryStore};
 
 use async_trait::async_trait;
@@ -102,6 +107,16 @@ impl RetiredVersion {
     }
 }
 
+/// The metadata stored for `slug`: its draft's, else its published film's. What an ingest
+/// without a `film.toml` keeps (metadata edited in the studio is not reset by a re-ingest), and
+/// what an ingest into a draft publishes.
+pub async fn stored_meta(films: &dyn FilmRepository, slug: &str) -> Result<Option<FilmMeta>> {
+    if let Some(draft) = films.draft(slug).await? {
+        return Ok(Some(draft.meta));
+    }
+    Ok(films.get(slug).await?.map(|f| f.meta))
+}
+
 /// Where films and their published versions are recorded.
 ///
 /// Publishing is one call so that a backend can make it one transaction: after it returns, the
@@ -114,9 +129,9 @@ pub trait FilmRepository: Send + Sync + std::fmt::Debug {
     /// One film by slug, or `None`.
     async fn get(&self, slug: &str) -> Result<Option<Film>>;
 
-    /// Records `version` as the film's current version and stores its metadata, atomically.
-    /// Returns the version it replaced, which stays recorded as [`retired`](Self::retired)
-    /// until it is forgotten.
+    /// Records `version` as the film's current version and stores its metadata, atomically;
+    /// a draft of the slug becomes the film. Returns the version it replaced, which stays
+    /// recorded as [`retired`](Self::retired) until it is forgotten.
     async fn publish(
         &self,
         slug: &str,
@@ -134,6 +149,23 @@ pub trait FilmRepository: Send + Sync + std::fmt::Debug {
     /// Removes the record of `version` of `slug` once its objects are gone. The current version
     /// is never removed (`Ok(false)`, as for a version not recorded).
     async fn forget(&self, slug: &str, version: &str) -> Result<bool>;
+
+    /// Films created without media yet (in the studio, `/admin/films`): not listed publicly,
+    /// waiting for their first ingest. Newest first.
+    async fn drafts(&self) -> Result<Vec<FilmDraft>>;
+
+    /// One draft by slug, or `None` (a published film is no draft).
+    async fn draft(&self, slug: &str) -> Result<Option<FilmDraft>>;
+
+    /// Creates a draft: a slug and its metadata, no media. [`Error::Taken`] when a film or a
+    /// draft has the slug already. The first [`FilmRepository::publish`] of the slug makes it
+    /// a film (the draft is gone in the same commit).
+    async fn create_draft(&self, slug: &str, meta: &FilmMeta) -> Result<FilmDraft>;
+
+    /// Replaces the metadata of the film (or the draft) `slug`, at once and without touching
+    /// its versions: viewers see the new title on their next page. False when there is no
+    /// such film or draft. Signals [`FilmRepository::changes`] like a publish.
+    async fn update_meta(&self, slug: &str, meta: &FilmMeta) -> Result<bool>;
 
     /// A signal that the catalog may have changed, pushed by backends that can (PostgreSQL's
     /// `NOTIFY`): its value moves after every publish by any process, and after the push was

@@ -170,6 +170,10 @@ impl Publisher<'_> {
             .filter_map(|key| key.split('/').nth(1))
             .collect();
         for version in versions {
+            // The studio's artwork lives beside the versions, and is no version.
+            if version == crate::artwork::ART_DIR {
+                continue;
+            }
             if !keep.iter().any(|k| k == version) {
                 let _ = self.media.delete_prefix(&format!("{slug}/{version}")).await;
             }
@@ -501,13 +505,18 @@ mod tests {
             .put("film/v0/seg.m4s", bytes::Bytes::from_static(b"orphan"))
             .await
             .unwrap();
+        let art = "film/art/poster.0123456789abcdef.jpg";
+        media
+            .put(art, bytes::Bytes::from_static(b"art"))
+            .await
+            .unwrap();
         Publisher {
             films: &films,
             media: &media,
         }
         .sweep("film")
         .await;
-        assert!(media.list("film").await.unwrap().is_empty());
+        assert_eq!(media.list("film").await.unwrap(), [art], "the art is kept");
     }
 
     #[test]

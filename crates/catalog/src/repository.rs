@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::Utc;
 
-use crate::{Error, Film, FilmMeta, FilmRepository, PublishedVersion, Result};
+use crate::{Error, Film, FilmDraft, FilmMeta, FilmRepository, PublishedVersion, Result};
 
 /// Films in memory.
 #[derive(Debug, Default)]
@@ -16,6 +16,7 @@ pub struct MemoryFilms {
     films: Mutex<BTreeMap<String, Film>>,
     /// Replaced versions still recorded, by film.
     replaced: Mutex<BTreeMap<String, Vec<PublishedVersion>>>,
+    drafts: Mutex<BTreeMap<String, FilmDraft>>,
 }
 
 impl MemoryFilms {
@@ -25,6 +26,11 @@ impl MemoryFilms {
 
     fn films(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Film>> {
         self.films.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Taken after [`MemoryFilms::films`] when both are needed, never before.
+    fn draft_map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FilmDraft>> {
+        self.drafts.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -40,6 +46,49 @@ impl FilmRepository for MemoryFilms {
         Ok(self.films().get(slug).cloned())
     }
 
+    async fn drafts(&self) -> Result<Vec<FilmDraft>> {
+        let mut drafts: Vec<FilmDraft> = self.draft_map().values().cloned().collect();
+        drafts.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.slug.cmp(&b.slug)));
+        Ok(drafts)
+    }
+
+    async fn draft(&self, slug: &str) -> Result<Option<FilmDraft>> {
+        Ok(self.draft_map().get(slug).cloned())
+    }
+
+    async fn create_draft(&self, slug: &str, meta: &FilmMeta) -> Result<FilmDraft> {
+        let films = self.films();
+        let mut drafts = self.draft_map();
+        if films.contains_key(slug) || drafts.contains_key(slug) {
+            return Err(Error::Taken(slug.to_owned()));
+        }
+        let now = Utc::now();
+        let draft = FilmDraft {
+            slug: slug.to_owned(),
+            meta: meta.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        drafts.insert(slug.to_owned(), draft.clone());
+        Ok(draft)
+    }
+
+    async fn update_meta(&self, slug: &str, meta: &FilmMeta) -> Result<bool> {
+        let mut films = self.films();
+        let now = Utc::now();
+        if let Some(film) = films.get_mut(slug) {
+            film.meta = meta.clone();
+            film.updated_at = now;
+            return Ok(true);
+        }
+        let mut drafts = self.draft_map();
+        Ok(drafts.get_mut(slug).is_some_and(|draft| {
+            draft.meta = meta.clone();
+            draft.updated_at = now;
+            true
+        }))
+    }
+
     async fn publish(
         &self,
         slug: &str,
@@ -48,6 +97,7 @@ impl FilmRepository for MemoryFilms {
     ) -> Result<Option<String>> {
         let mut films = self.films();
         let now = Utc::now();
+        let draft = self.draft_map().remove(slug);
         match films.get_mut(slug) {
             Some(film) if film.current.version == version.version => Err(Error::Backend(format!(
                 "version {} of `{slug}` is already published",
@@ -76,7 +126,8 @@ impl FilmRepository for MemoryFilms {
                         slug: slug.to_owned(),
                         meta: meta.clone(),
                         current: version.clone(),
-                        created_at: now,
+                        // A draft's film was created when the draft was.
+                        created_at: draft.map_or(now, |d| d.created_at),
                         updated_at: now,
                     },
                 );
@@ -120,7 +171,9 @@ pub mod conformance {
 
     use chrono::Utc;
 
-    use crate::{FilmMeta, FilmRepository, Localized, PublishedVersion, Rendition, RenditionKind};
+    use crate::{
+        Error, FilmMeta, FilmRepository, Localized, PublishedVersion, Rendition, RenditionKind,
+    };
 
     /// Opens the catalog under test (again, for a restart).
     pub type Open<'a> = &'a dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn FilmRepository>>>>;
@@ -151,6 +204,8 @@ pub mod conformance {
         a_version_is_never_published_twice(open).await;
         films_are_listed_newest_first(open).await;
         replaced_versions_are_retired_until_forgotten(open).await;
+        a_draft_is_metadata_without_media_until_its_first_publish(open).await;
+        metadata_is_updated_without_touching_the_version(open).await;
     }
 
     /// A replaced version stays recorded, retired when its successor was published, until it
@@ -202,6 +257,105 @@ pub mod conformance {
         assert_eq!(
             db.get("retire").await.unwrap().unwrap().current.version,
             "r3"
+        );
+    }
+
+    fn titled(vi: &str) -> FilmMeta {
+        FilmMeta {
+            title: Localized {
+                vi: vi.into(),
+                en: String::new(),
+            },
+            ..FilmMeta::default()
+        }
+    }
+
+    /// A draft is not a film: not listed, not got, served nothing; its slug is taken; its
+    /// first publish makes it a film with the draft's creation time, and the draft is gone.
+    async fn a_draft_is_metadata_without_media_until_its_first_publish(open: Open<'_>) {
+        let db = open().await;
+        let meta = titled("Bản nháp");
+        let draft = db.create_draft("draft", &meta).await.unwrap();
+        assert_eq!((draft.slug.as_str(), &draft.meta), ("draft", &meta));
+        assert!(
+            db.get("draft").await.unwrap().is_none(),
+            "a draft is no film"
+        );
+        assert!(db.list().await.unwrap().iter().all(|f| f.slug != "draft"));
+        // Taken, by a draft or by a film.
+        for slug in ["draft", "film"] {
+            let taken = db.create_draft(slug, &meta).await.unwrap_err();
+            assert!(matches!(taken, Error::Taken(ref s) if s == slug), "{taken}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        db.create_draft("second", &titled("Hai")).await.unwrap();
+        let drafts = db.drafts().await.unwrap();
+        let slugs: Vec<&str> = drafts.iter().map(|d| d.slug.as_str()).collect();
+        assert_eq!(slugs, ["second", "draft"], "newest first");
+        drop(db);
+        let db = open().await;
+        assert_eq!(
+            db.draft("draft").await.unwrap().as_ref(),
+            Some(&draft),
+            "lost across a restart"
+        );
+        assert!(
+            db.draft("film").await.unwrap().is_none(),
+            "a film is no draft"
+        );
+        // The metadata an ingest into it publishes is the draft's.
+        let stored = crate::stored_meta(db.as_ref(), "draft").await.unwrap();
+        assert_eq!(stored.as_ref(), Some(&meta));
+        assert_eq!(
+            db.publish("draft", &meta, &version("v1")).await.unwrap(),
+            None
+        );
+        let film = db.get("draft").await.unwrap().unwrap();
+        assert_eq!(film.meta, meta);
+        assert_eq!(film.created_at, draft.created_at);
+        assert!(
+            db.draft("draft").await.unwrap().is_none(),
+            "the draft is gone"
+        );
+        assert_eq!(db.drafts().await.unwrap().len(), 1);
+    }
+
+    /// Metadata changes at once, the version stays; drafts are updated too; an unknown slug
+    /// is said.
+    async fn metadata_is_updated_without_touching_the_version(open: Open<'_>) {
+        let db = open().await;
+        db.publish("edited", &titled("Cũ"), &version("v1"))
+            .await
+            .unwrap();
+        let before = db.get("edited").await.unwrap().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(db.update_meta("edited", &titled("Mới")).await.unwrap());
+        let after = db.get("edited").await.unwrap().unwrap();
+        assert_eq!(after.meta.title.vi, "Mới");
+        assert_eq!(after.current, before.current, "the version is untouched");
+        assert_eq!(after.created_at, before.created_at);
+        assert!(after.updated_at > before.updated_at);
+        let listed = db.list().await.unwrap();
+        let edited = listed.iter().find(|f| f.slug == "edited").unwrap();
+        assert_eq!(edited.meta.title.vi, "Mới");
+        // A draft's metadata too.
+        db.create_draft("edited-draft", &titled("Nháp"))
+            .await
+            .unwrap();
+        assert!(
+            db.update_meta("edited-draft", &titled("Nháp 2"))
+                .await
+                .unwrap()
+        );
+        let draft = db.draft("edited-draft").await.unwrap().unwrap();
+        assert_eq!(draft.meta.title.vi, "Nháp 2");
+        assert!(!db.update_meta("nobody", &titled("X")).await.unwrap());
+        assert!(db.get("nobody").await.unwrap().is_none());
+        drop(db);
+        let db = open().await;
+        assert_eq!(
+            db.get("edited").await.unwrap().unwrap().meta.title.vi,
+            "Mới"
         );
     }
 

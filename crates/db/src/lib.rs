@@ -5,7 +5,7 @@
 //! job queue (`JobQueue`, [`PgJobs`]) is PostgreSQL's only: workers on several machines share it.
 
 use chrono::{DateTime, Utc};
-use monsoon_catalog::{Error, Film, FilmMeta, PublishedVersion, Result};
+use monsoon_catalog::{Error, Film, FilmDraft, FilmMeta, PublishedVersion, Result};
 
 mod batch;
 mod postgres;
@@ -63,6 +63,25 @@ fn film(
         slug,
         meta: serde_json::from_str::<FilmMeta>(meta_json).map_err(backend)?,
         current: serde_json::from_str::<PublishedVersion>(version_json).map_err(backend)?,
+        created_at: time(created_at)?,
+        updated_at: time(updated_at)?,
+    })
+}
+
+/// Every draft, on both engines; `ORDER BY` and `WHERE` are appended.
+const SELECT_DRAFT: &str = "SELECT slug, meta_json, created_at, updated_at FROM film_drafts";
+
+fn time(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(backend)
+}
+
+/// A draft from the text columns of [`SELECT_DRAFT`].
+fn draft(slug: String, meta_json: &str, created_at: &str, updated_at: &str) -> Result<FilmDraft> {
+    Ok(FilmDraft {
+        slug,
+        meta: serde_json::from_str::<FilmMeta>(meta_json).map_err(backend)?,
         created_at: time(created_at)?,
         updated_at: time(updated_at)?,
     })

@@ -317,7 +317,7 @@ mod tests {
         bad.film_toml = Some("poster = \"../../etc/missing.jpg\"\n[title]\nvi = \"x\"\n".into());
         let err = super::request(&bad).unwrap_err().to_string();
         assert!(
-            err.contains("film.toml of job 1") && err.contains("does not exist"),
+            err.contains("film.toml of job 1") && err.contains("which is not a file"),
             "{err}"
         );
     }

@@ -232,6 +232,14 @@ impl Plan {
             staging: staging_dir,
             locks,
         } = to;
+        // The one rule of film.toml that needs the catalog, checked before any transcoding.
+        if let Some(error) = self.meta.check_trailer(&self.slug, publisher.films).await? {
+            return Err(monsoon_catalog::Error::Fields {
+                path: "film.toml".into(),
+                errors: vec![error],
+            }
+            .into());
+        }
         // Held until this ingest ends: a second ingest of the slug would sweep this one's
         // version.
         let _lock = SlugLock::take(locks, &self.slug)?;

@@ -88,6 +88,19 @@ async fn input_file_size(path: &Path) -> Result<u64> {
     Ok(meta.len())
 }
 
+/// The first [`probe::HEAD_BYTES`] of `path` (fewer if it is shorter or unreadable).
+async fn read_head(path: &Path) -> Vec<u8> {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = Vec::with_capacity(probe::HEAD_BYTES);
+    if let Ok(file) = tokio::fs::File::open(path).await {
+        let _ = file
+            .take(probe::HEAD_BYTES as u64)
+            .read_to_end(&mut head)
+            .await;
+    }
+    head
+}
+
 /// Probes `path` with ffprobe and checks it against `limits`.
 pub async fn probe_file(path: &Path, limits: &Limits) -> Result<Source> {
     let (size, parsed) = ffprobe(path).await?;
@@ -129,12 +142,7 @@ async fn ffprobe(path: &Path) -> Result<(u64, ProbeOutput)> {
         .map_err(spawn_error("ffprobe"))?;
     if !output.status.success() {
         let said = tail(&output.stderr);
-        let reason = if said.contains("moov atom not found") {
-            "incomplete file: the MP4 index (moov) is missing, the file was probably cut short"
-                .to_owned()
-        } else {
-            format!("ffprobe could not read it: {said}")
-        };
+        let reason = probe::unreadable_reason(&read_head(path).await, &said);
         return Err(Error::NotMedia {
             path: path.to_owned(),
             reason,

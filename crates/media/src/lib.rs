@@ -9,6 +9,7 @@
 mod error;
 pub mod ffmpeg;
 pub mod fmp4;
+pub mod image;
 pub mod ladder;
 pub mod package;
 pub mod probe;

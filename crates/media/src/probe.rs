@@ -17,6 +17,63 @@ pub const ALLOWED_FORMATS: &[&str] = &[
     "wav", "aac", "flac",
 ];
 
+/// Bytes of a file's beginning [`unreadable_reason`] looks at.
+pub const HEAD_BYTES: usize = 64;
+
+/// ISO base media file format box types a real MP4 or MOV file begins with (ISO/IEC 14496-12
+/// §4.2; `wide` and `pnot` are QuickTime's).
+const FIRST_BOXES: &[&[u8; 4]] = &[
+    b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"styp",
+];
+
+/// Why ffprobe could not read a file, for the operator, from its first bytes (`head`, up to
+/// [`HEAD_BYTES`]) and ffprobe's last words (`said`). ffprobe picks the MP4 demuxer for any
+/// file named `.mp4` and then misses its index; only a file that begins like an MP4 is
+/// described as one cut short.
+pub fn unreadable_reason(head: &[u8], said: &str) -> String {
+    if let Some(text) = text_start(head) {
+        return format!(
+            "it is a text file, not a video: it begins with \"{text}\"; whatever its name, \
+             give the master film file"
+        );
+    }
+    if said.contains("moov atom not found") {
+        let is_mp4 = head
+            .get(4..8)
+            .is_some_and(|kind| FIRST_BOXES.iter().any(|b| b.as_slice() == kind));
+        return if is_mp4 {
+            "incomplete file: the MP4 index (moov) is missing, the file was probably cut short; \
+             copy it again whole"
+                .to_owned()
+        } else {
+            "it is not an MP4 or MOV file, whatever its name: it does not begin with an MP4 box \
+             (ftyp); check that this is the master film file"
+                .to_owned()
+        };
+    }
+    format!("ffprobe could not read it: {said}")
+}
+
+/// The beginning of `head` when it is text (UTF-8 without control characters other than line
+/// breaks and tabs), shortened for a message.
+fn text_start(head: &[u8]) -> Option<String> {
+    // A cut in the middle of a character is not a reason to call text binary.
+    let valid = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+        Err(_) => return None,
+    };
+    let is_text = !valid.trim().is_empty()
+        && valid
+            .chars()
+            .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'));
+    is_text.then(|| {
+        let line = valid.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let short: String = line.trim().chars().take(32).collect();
+        short.escape_debug().to_string()
+    })
+}
+
 /// The subset of `ffprobe -print_format json -show_format -show_streams` that Monsoon reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProbeOutput {
@@ -582,5 +639,33 @@ mod tests {
         let probe = parse_probe(r#"{"streams":[],"format":{"format_name":"hls"}}"#).unwrap();
         let err = analyze(Path::new("x.mp4"), &probe, &Limits::default()).unwrap_err();
         assert!(err.to_string().contains("container `hls`"), "{err}");
+    }
+
+    #[test]
+    fn a_text_file_named_mp4_is_not_called_a_cut_short_mp4() {
+        let said = "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5] moov atom not found\ntext.mp4: Invalid data found when processing input";
+        let reason = unreadable_reason(b"hello\n", said);
+        assert_eq!(
+            reason,
+            "it is a text file, not a video: it begins with \"hello\"; whatever its name, give the master film file"
+        );
+        // An MP4 that lost its end is one.
+        let mut cut = vec![0, 0, 0, 0x20];
+        cut.extend_from_slice(b"ftypisom\0\0\x02\0isomiso2avc1mp41");
+        cut.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e', 0xff, 0x00, 0x81]);
+        assert!(unreadable_reason(&cut, said).contains("cut short"));
+        // Binary that is no MP4 at all.
+        let reason = unreadable_reason(
+            &[
+                0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d,
+            ],
+            said,
+        );
+        assert!(reason.contains("not an MP4 or MOV file"), "{reason}");
+        // Other words of ffprobe are passed on.
+        assert_eq!(
+            unreadable_reason(&[0, 0, 0, 0x20, 0xff, 0x00], "Invalid data"),
+            "ffprobe could not read it: Invalid data"
+        );
     }
 }

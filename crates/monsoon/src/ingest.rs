@@ -136,8 +136,12 @@ pub async fn stop_signal() -> &'static str {
 
 /// Checks, plans and publishes, from the command line's arguments into the data directory's
 /// backends. Everything that can be refused is refused before the data directory is touched.
+///
+/// Without `--meta`, the film keeps the metadata the catalog has for it (a draft made in the
+/// studio, or the published film's, edited there): a re-ingest replaces the media, not the
+/// title. The catalog is opened first then; a new film without either is titled by its slug.
 pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Published> {
-    let plan = monsoon_ingest::plan(Request {
+    let request = Request {
         file: args.file,
         slug: args.slug,
         meta: args.meta,
@@ -145,11 +149,20 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         max_height: args.max_height,
         subtitles: args.subtitles,
         codecs: args.codecs,
-    })
-    .await?;
+    };
+    let (plan, backends) = if request.meta.is_some() {
+        let plan = monsoon_ingest::plan(request).await?;
+        (plan, data.open(&Default::default()).await?)
+    } else {
+        monsoon_catalog::validate_slug(&request.slug)?;
+        let backends = data.open(&Default::default()).await?;
+        let meta = monsoon_catalog::stored_meta(backends.films.as_ref(), &request.slug)
+            .await?
+            .unwrap_or_else(|| monsoon_catalog::FilmMeta::untitled(&request.slug));
+        (monsoon_ingest::plan_with(request, meta).await?, backends)
+    };
     describe(&plan.source, &plan.ladder, args.json);
 
-    let backends = data.open(&Default::default()).await?;
     let destination = Destination {
         publisher: Publisher {
             films: backends.films.as_ref(),

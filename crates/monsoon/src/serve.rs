@@ -282,6 +282,9 @@ pub async fn serve(
     let state = AppState::new(films, media, audience, options)
         .await
         .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
+    // The studio's image uploads are decoded and resized by ffmpeg (without it installed, an
+    // upload says so; nothing else of `serve` runs it).
+    state.set_image_tool(std::sync::Arc::new(monsoon_media::image::FfmpegImages));
     state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
     state.spawn_retirement(Duration::from_secs(config.replaced_version_grace_s));
     let uploads = monsoon_server::Uploads::open(

@@ -332,3 +332,69 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The studio (`web/e2e/studio.mjs`): an operator edits a published film's title and premiere
+/// and uploads its poster, and viewers see each on the film page without a re-ingest; a bad
+/// field shows its rule beside it; a draft is created with a premiere and stays private.
+#[test]
+fn an_operator_edits_a_film_in_the_studio_and_viewers_see_it_without_a_re_ingest() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&chromium).exists(), "{chromium} is missing");
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: run `make web`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let film = dir.path().join("film.mp4");
+    make_clip(&film, 4, "320x180");
+    ingest_with_meta(
+        &data,
+        &film,
+        "mua-do",
+        "title = { vi = \"Mưa Đỏ\", en = \"Red Rain\" }\nage_rating = \"T13\"\n",
+    );
+    let poster = dir.path().join("poster.png");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=600x900",
+            "-frames:v",
+            "1",
+        ])
+        .arg(&poster)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let hash = monsoon(&data, &["admin-token", "--token", ADMIN_TOKEN]);
+    assert!(hash.status.success());
+    let config = dir.path().join("monsoon.toml");
+    std::fs::write(&config, &hash.stdout).unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let status = Command::new("node")
+        .arg(web.join("e2e/studio.mjs"))
+        .current_dir(&web)
+        .env("BASE_URL", &server.url)
+        .env("FILM", "mua-do")
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("POSTER", &poster)
+        .env("ARTIFACTS", &artifacts)
+        .env("CHROMIUM", &chromium)
+        .status()
+        .expect("node runs");
+    assert!(
+        status.success(),
+        "the studio test in the browser failed; screenshots in {}",
+        artifacts.display()
+    );
+    // What the browser saved is in the catalog: the title, and a draft.
+    let film = server.get_json("/api/v1/films/mua-do");
+    assert!(film.to_string().contains("bản đạo diễn"), "{film}");
+}

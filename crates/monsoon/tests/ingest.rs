@@ -692,7 +692,7 @@ fn bad_subtitles_and_metadata_are_refused() {
     std::fs::write(&meta, "title = { vi = \"A\" }\nposter = \"nope.jpg\"\n").unwrap();
     let said = run(&["--meta", meta.to_str().unwrap()]);
     assert!(
-        said.contains("nope.jpg") && said.contains("does not exist"),
+        said.contains("nope.jpg") && said.contains("`poster` names") && said.contains("not a file"),
         "{said}"
     );
     std::fs::write(
@@ -701,9 +701,83 @@ fn bad_subtitles_and_metadata_are_refused() {
     )
     .unwrap();
     let said = run(&["--meta", meta.to_str().unwrap()]);
-    assert!(said.contains("missing field `kbps`"), "{said}");
+    assert!(
+        said.contains("unknown key `ladder[0].kbit`; did you mean `kbps`?")
+            && said.contains("`ladder[0]` has no `kbps`"),
+        "{said}"
+    );
     assert_eq!(tree(&f.data.join("media")), media_before);
     assert!(tree(&f.data.join("staging")).is_empty());
+}
+
+/// The errors of issue 21 item 8, from the binary as an operator meets them: each names the
+/// key or file, says the rule and shows the form; nothing is written.
+#[test]
+fn film_toml_errors_name_the_key_the_rule_and_the_form() {
+    let f = Fixture::new();
+    let clip = f.path("clip.mp4");
+    common::make_clip(&clip, 1, "160x90");
+    let media_before = tree(&f.data.join("media"));
+    let refused = |file: &Path, meta: Option<&Path>| {
+        let mut all = common::ingest_args(file, "film");
+        if let Some(meta) = meta {
+            all.extend_from_slice(&["--meta", meta.to_str().unwrap()]);
+        }
+        let out = monsoon(&f.data, &all);
+        assert!(!out.status.success(), "{all:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A missing film.toml is said once, not "No such file …: No such file …".
+    let missing = f.path("missing.toml");
+    let said = refused(&clip, Some(&missing));
+    assert_eq!(
+        said.trim_end(),
+        format!("error: film metadata {}: file not found", missing.display())
+    );
+    // A text file named .mp4 is not "an MP4 cut short".
+    let text = f.path("notes.mp4");
+    std::fs::write(&text, "Ghi chú: bản dựng cuối\n").unwrap();
+    let said = refused(&text, None);
+    assert!(
+        said.contains("it is a text file, not a video: it begins with \"Ghi chú: bản dựng cuối\"")
+            && !said.contains("cut short"),
+        "{said}"
+    );
+    let meta = f.path("film.toml");
+    for (toml, says) in [
+        (
+            "title = \"Mưa đỏ\"\n",
+            "`title` is one text; give it in Vietnamese (vi) and English (en)",
+        ),
+        (
+            "title = { vi = \"A\" }\ncast = { a = 1 }\n",
+            "`cast` is a table; it must be a list",
+        ),
+        (
+            "title = { vi = \"A\" }\nage_rating = \"PG-13\"\n",
+            "`age_rating` is \"PG-13\"; it must be one of the Vietnamese film classes",
+        ),
+        (
+            "title = { vi = \"A\" }\ndirectr = [\"B\"]\n",
+            "did you mean `director`?",
+        ),
+        (
+            "title = { vi = \"A\" }\ntrailer = \"no-such-film\"\n",
+            "`trailer` is \"no-such-film\", and no published film has that slug",
+        ),
+    ] {
+        std::fs::write(&meta, toml).unwrap();
+        let said = refused(&clip, Some(&meta));
+        assert!(
+            said.contains(says) && said.contains("for example: "),
+            "{toml}: {said}"
+        );
+        assert!(
+            !said.contains("expected") && !said.contains("invalid type"),
+            "{said}"
+        );
+    }
+    assert_eq!(tree(&f.data.join("media")), media_before);
 }
 
 #[test]

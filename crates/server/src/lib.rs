@@ -28,6 +28,7 @@ mod pages;
 pub mod parse;
 mod search;
 mod upload;
+mod studio;
 mod webapp;
 
 use std::net::SocketAddr;
@@ -41,7 +42,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use monsoon_catalog::{FilmRepository, JobQueue, MediaStore};
+use monsoon_catalog::{FilmRepository, ImageTool, JobQueue, MediaStore};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 
@@ -110,6 +111,9 @@ pub struct Shared {
     /// Master uploads (`/admin/api/uploads`), once [`AppState::enable_uploads`] gave them,
     /// with what turns a ready one into a job (`POST /admin/api/jobs`).
     pub uploads: OnceLock<(Arc<Uploads>, Arc<dyn jobs::JobMaker>)>,
+    /// Decodes and resizes the studio's image uploads (`studio.rs`); set by
+    /// [`AppState::set_image_tool`], unset: uploads answer 503.
+    pub images: OnceLock<Arc<dyn ImageTool>>,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -161,6 +165,7 @@ impl AppState {
             bound: OnceLock::new(),
             jobs: options.jobs,
             uploads: OnceLock::new(),
+            images: OnceLock::new(),
         })))
     }
 
@@ -177,6 +182,12 @@ impl AppState {
         self.uploads
             .set((uploads, maker))
             .map_err(|_| "uploads are already enabled".to_owned())
+    }
+
+    /// Gives the studio its image tool (ffmpeg, `monsoon_media::image::FfmpegImages`): the
+    /// binary's choice, so this crate never runs ffmpeg itself. Once; later calls are ignored.
+    pub fn set_image_tool(&self, tool: Arc<dyn ImageTool>) {
+        let _ = self.images.set(tool);
     }
 
     /// Keeps the in-memory catalog in step with the repository.
@@ -317,6 +328,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(admin::routes())
         .merge(upload::routes())
+        .merge(studio::routes())
         .merge(api::routes())
         .merge(webapp::routes())
         .nest_service("/static", static_files)

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use monsoon_catalog::{Error, Film, FilmMeta, FilmRepository, PublishedVersion, Result};
+use monsoon_catalog::{Error, Film, FilmDraft, FilmMeta, FilmRepository, PublishedVersion, Result};
 
-use crate::{SELECT_FILM, backend};
+use crate::{SELECT_DRAFT, SELECT_FILM, backend};
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -60,6 +60,15 @@ fn film_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Film> {
     )
 }
 
+fn draft_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<FilmDraft> {
+    crate::draft(
+        row.get("slug"),
+        row.get("meta_json"),
+        row.get("created_at"),
+        row.get("updated_at"),
+    )
+}
+
 #[async_trait]
 impl FilmRepository for SqliteCatalog {
     async fn list(&self) -> Result<Vec<Film>> {
@@ -97,6 +106,71 @@ impl FilmRepository for SqliteCatalog {
         row.as_ref().map(film_from_row).transpose()
     }
 
+    async fn drafts(&self) -> Result<Vec<FilmDraft>> {
+        let rows = sqlx::query(&format!("{SELECT_DRAFT} ORDER BY created_at DESC, slug"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(draft_from_row).collect()
+    }
+
+    async fn draft(&self, slug: &str) -> Result<Option<FilmDraft>> {
+        let row = sqlx::query(&format!("{SELECT_DRAFT} WHERE slug = ?1"))
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(draft_from_row).transpose()
+    }
+
+    async fn create_draft(&self, slug: &str, meta: &FilmMeta) -> Result<FilmDraft> {
+        let now = Utc::now();
+        let meta_json = serde_json::to_string(meta).map_err(backend)?;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // One statement: no film has the slug, and no draft (the primary key).
+        let created = sqlx::query(
+            "INSERT INTO film_drafts (slug, meta_json, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, ?3 WHERE NOT EXISTS (SELECT 1 FROM films WHERE slug = ?1) \
+             ON CONFLICT (slug) DO NOTHING",
+        )
+        .bind(slug)
+        .bind(&meta_json)
+        .bind(now.to_rfc3339())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if created == 0 {
+            return Err(Error::Taken(slug.to_owned()));
+        }
+        tx.commit().await.map_err(backend)?;
+        // Read back, so the times are the stored ones (RFC 3339 keeps nanoseconds).
+        self.draft(slug)
+            .await?
+            .ok_or_else(|| Error::Backend(format!("the draft `{slug}` vanished")))
+    }
+
+    async fn update_meta(&self, slug: &str, meta: &FilmMeta) -> Result<bool> {
+        let now = Utc::now().to_rfc3339();
+        let meta_json = serde_json::to_string(meta).map_err(backend)?;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut updated = 0;
+        for table in ["films", "film_drafts"] {
+            updated += sqlx::query(&format!(
+                "UPDATE {table} SET meta_json = ?1, updated_at = ?2 WHERE slug = ?3"
+            ))
+            .bind(&meta_json)
+            .bind(&now)
+            .bind(slug)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(updated > 0)
+    }
+
     async fn publish(
         &self,
         slug: &str,
@@ -123,15 +197,23 @@ impl FilmRepository for SqliteCatalog {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        // A draft becomes the film, created when it was.
+        let draft_created: Option<String> =
+            sqlx::query_scalar("DELETE FROM film_drafts WHERE slug = ? RETURNING created_at")
+                .bind(slug)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
         sqlx::query(
             "INSERT INTO films (slug, meta_json, current_version, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?4) \
+             VALUES (?1, ?2, ?3, coalesce(?5, ?4), ?4) \
              ON CONFLICT (slug) DO UPDATE SET meta_json = ?2, current_version = ?3, updated_at = ?4",
         )
         .bind(slug)
         .bind(&meta_json)
         .bind(&version.version)
         .bind(&now)
+        .bind(draft_created)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;

@@ -1,0 +1,284 @@
+// The studio's films (/admin/films, crates/server/src/studio.rs): the list of films and
+// drafts, and the form that creates a draft or edits a film's metadata, Vietnamese and English
+// side by side. The server holds the rules (the ones film.toml is held to): a 400 lists every
+// broken rule as {key, message, example}, shown under its field. The premiere time is entered
+// in Viet Nam's time (UTC+7, no daylight saving) and stored with its offset, as film.toml
+// writes it. Requests carry the page's CSRF token (`<meta name="csrf-token">`) when it has one.
+
+const config = JSON.parse(document.getElementById("studio-config").textContent);
+const S = config.strings;
+const VN_OFFSET_MIN = 7 * 60;
+
+function csrfHeaders() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? { "X-CSRF-Token": meta.content } : {};
+}
+
+async function request(method, url, body, contentType) {
+  const headers = { ...csrfHeaders() };
+  if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
+  const response = await fetch(url, {
+    method,
+    headers,
+    credentials: "same-origin",
+    body: body === undefined ? undefined : contentType ? body : JSON.stringify(body),
+  });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  return { status: response.status, data };
+}
+
+const dateTime = new Intl.DateTimeFormat(config.lang, {
+  dateStyle: "short",
+  timeStyle: "short",
+  hour12: false,
+  timeZone: "Asia/Ho_Chi_Minh",
+});
+
+// --- The list ---
+
+async function showList() {
+  const rows = document.getElementById("film-rows");
+  const { status, data } = await request("GET", "/admin/api/films");
+  if (status !== 200) return;
+  document.getElementById("no-films").hidden = data.films.length > 0;
+  for (const film of data.films) {
+    const tr = document.createElement("tr");
+    const title = document.createElement("td");
+    const link = document.createElement("a");
+    link.href = "/admin/films/" + film.slug;
+    link.textContent = film.title.vi || film.title.en || film.slug;
+    title.append(link);
+    if (film.title.en && film.title.vi) {
+      const en = document.createElement("span");
+      en.className = "other";
+      en.lang = "en";
+      en.textContent = film.title.en;
+      title.append(en);
+    }
+    const cells = [
+      film.slug,
+      film.state === "draft" ? S.state_draft : S.state_published,
+      film.free_release ? dateTime.format(new Date(film.free_release)) : "–",
+      dateTime.format(new Date(film.updated_at)),
+    ].map((text) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      return td;
+    });
+    cells[1].className = "state-" + film.state;
+    tr.append(title, ...cells);
+    rows.append(tr);
+  }
+}
+
+// --- The form ---
+
+const form = document.getElementById("film-form");
+const status = document.getElementById("status");
+const field = (name) => form.elements.namedItem(name);
+
+// "2025-11-20T20:00:00+07:00" (any offset) → "2025-11-20T20:00", Viet Nam's wall clock.
+function toLocalInput(rfc3339) {
+  const at = new Date(rfc3339);
+  if (Number.isNaN(at.getTime())) return "";
+  const vn = new Date(at.getTime() + VN_OFFSET_MIN * 60000);
+  return vn.toISOString().slice(0, 16);
+}
+
+// "2025-11-20T20:00" → "2025-11-20T20:00:00+07:00".
+function fromLocalInput(value) {
+  return value ? value + ":00+07:00" : null;
+}
+
+function lines(text) {
+  return text.split("\n").map((l) => l.trim()).filter((l) => l);
+}
+
+function fill(meta) {
+  for (const [name, value] of [
+    ["title.vi", meta.title?.vi],
+    ["title.en", meta.title?.en],
+    ["synopsis.vi", meta.synopsis?.vi],
+    ["synopsis.en", meta.synopsis?.en],
+    ["original_title", meta.original_title],
+    ["runtime_min", meta.runtime_min],
+    ["country", meta.country],
+    ["production_company", meta.production_company],
+    ["cinema_release", meta.cinema_release],
+    ["age_rating", meta.age_rating],
+    ["language", meta.language],
+    ["trailer", meta.trailer],
+  ]) {
+    field(name).value = value ?? "";
+  }
+  for (const name of ["director", "writer", "cast", "genres"]) {
+    field(name).value = (meta[name] || []).join("\n");
+  }
+  field("free_release").value = meta.free_release ? toLocalInput(meta.free_release) : "";
+  field("codecs").value = (meta.codecs || []).join(", ");
+  field("ladder").value = (meta.ladder || []).map((r) => r.height + " " + r.kbps).join("\n");
+}
+
+// The form as FilmMeta's JSON. What cannot be read as its type is sent as it is, so that the
+// server's rule (not a silent drop) says what is wrong.
+function collect() {
+  const text = (name) => field(name).value.trim();
+  const optional = (name) => text(name) || null;
+  const runtime = text("runtime_min");
+  return {
+    title: { vi: text("title.vi"), en: text("title.en") },
+    synopsis: { vi: field("synopsis.vi").value.trim(), en: field("synopsis.en").value.trim() },
+    original_title: optional("original_title"),
+    director: lines(field("director").value),
+    writer: lines(field("writer").value),
+    cast: lines(field("cast").value),
+    genres: lines(field("genres").value),
+    runtime_min: runtime ? Number(runtime) : null,
+    country: optional("country"),
+    production_company: optional("production_company"),
+    cinema_release: optional("cinema_release"),
+    free_release: fromLocalInput(text("free_release")),
+    age_rating: optional("age_rating"),
+    language: optional("language"),
+    trailer: optional("trailer"),
+    codecs: text("codecs").split(/[\s,]+/).filter((c) => c),
+    ladder: lines(field("ladder").value).map((line) => {
+      const [height, kbps] = line.split(/\s+/).map(Number);
+      return { height: height || 0, kbps: kbps || 0 };
+    }),
+  };
+}
+
+function clearErrors(root) {
+  for (const p of root.querySelectorAll("[data-error-for]")) {
+    p.hidden = true;
+    p.textContent = "";
+  }
+  for (const el of root.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+}
+
+// Shows each error under its field: `title.vi` under its input, `cast[2]` and
+// `ladder[0].kbps` under their list, anything else at the end of the form.
+function showErrors(root, errors) {
+  for (const error of errors) {
+    const keys = [error.key, error.key.replace(/\[.*$/, ""), error.key.split(".")[0], "*"];
+    const slot = keys
+      .map((k) => root.querySelector(`[data-error-for="${CSS.escape(k)}"]`))
+      .find((el) => el);
+    if (!slot) continue;
+    const message = document.createElement("span");
+    message.textContent = error.message;
+    slot.append(message);
+    if (error.example) {
+      const example = document.createElement("code");
+      example.textContent = error.example;
+      slot.append(" ", S.example, " ", example);
+    }
+    slot.hidden = false;
+    const input = root.querySelector(`[name="${CSS.escape(error.key.replace(/\[.*$/, ""))}"]`);
+    if (input) input.setAttribute("aria-invalid", "true");
+  }
+}
+
+function showFilm(film) {
+  const state = document.getElementById("state");
+  state.textContent = film.state === "draft" ? S.state_draft : S.state_published;
+  state.className = "state state-" + film.state;
+  document.getElementById("draft-note").hidden = film.state !== "draft";
+  const link = document.getElementById("page-link");
+  if (film.page_url) {
+    link.href = film.page_url;
+    const ahead = film.meta.free_release && new Date(film.meta.free_release) > new Date();
+    link.textContent = ahead ? S.countdown_page : S.public_page;
+    link.hidden = false;
+  }
+  for (const kind of ["poster", "backdrop"]) {
+    const img = document.getElementById("img-" + kind);
+    const url = film[kind + "_url"];
+    if (img && url) {
+      img.src = url;
+      img.hidden = false;
+    }
+  }
+}
+
+async function submit(event) {
+  event.preventDefault();
+  clearErrors(form);
+  status.textContent = "";
+  const meta = collect();
+  const answer =
+    config.mode === "new"
+      ? await request("POST", "/admin/api/films", { slug: field("slug").value.trim(), meta })
+      : await request("PUT", "/admin/api/films/" + config.slug, meta);
+  if (answer.status === 400 && answer.data?.errors) {
+    showErrors(form, answer.data.errors);
+    status.textContent = S.problems;
+    return;
+  }
+  if (answer.status !== 200 && answer.status !== 201) {
+    showErrors(form, [{ key: "*", message: answer.data?.message || S.failed + " (" + answer.status + ")" }]);
+    status.textContent = S.failed;
+    return;
+  }
+  if (config.mode === "new") {
+    location.assign("/admin/films/" + answer.data.slug + "?created=1");
+    return;
+  }
+  fill(answer.data.meta);
+  showFilm(answer.data);
+  status.textContent = S.saved;
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const imageForm = event.currentTarget;
+  const kind = imageForm.dataset.kind;
+  clearErrors(imageForm);
+  const file = imageForm.querySelector("input[type=file]").files[0];
+  if (!file) return;
+  const answer = await request(
+    "PUT",
+    `/admin/api/films/${config.slug}/${kind}`,
+    file,
+    file.type || "application/octet-stream",
+  );
+  if (answer.status === 200) {
+    const img = document.getElementById("img-" + kind);
+    img.src = answer.data.url;
+    img.hidden = false;
+    status.textContent = S.uploaded;
+  } else {
+    const errors = answer.data?.errors || [
+      { key: kind, message: answer.data?.message || S.failed + " (" + answer.status + ")" },
+    ];
+    showErrors(imageForm, errors);
+  }
+}
+
+async function showForm() {
+  document.getElementById("age-rating-rule").textContent = config.age_rating_rule;
+  form.addEventListener("submit", submit);
+  for (const imageForm of document.querySelectorAll(".image-form")) {
+    imageForm.addEventListener("submit", upload);
+  }
+  if (config.mode === "edit") {
+    const { status: code, data } = await request("GET", "/admin/api/films/" + config.slug);
+    if (code !== 200) {
+      showErrors(form, [{ key: "*", message: data?.message || S.failed }]);
+      return;
+    }
+    fill(data.meta);
+    showFilm(data);
+    if (new URLSearchParams(location.search).has("created")) status.textContent = S.created;
+  }
+  form.dataset.ready = "true";
+}
+
+if (config.mode === "list") showList();
+else showForm();
