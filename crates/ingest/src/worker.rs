@@ -132,6 +132,15 @@ pub async fn run_job(
             Some(_) => None,
             None => {
                 let (request, meta) = crate::jobs::request(job)?;
+                // A job without a film.toml (the studio's, into a draft or over a published
+                // film) publishes the metadata stored for the slug, as `monsoon ingest`
+                // without --meta does: an edit in the studio is never reset by an ingest.
+                let meta = match &job.film_toml {
+                    Some(_) => meta,
+                    None => monsoon_catalog::stored_meta(place.films, &job.slug)
+                        .await?
+                        .unwrap_or(meta),
+                };
                 Some(crate::plan_with(request, meta).await?)
             }
         };

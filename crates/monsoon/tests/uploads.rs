@@ -857,6 +857,17 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
     );
     assert_eq!(unknown.status, 404, "{unknown:?}");
 
+    // Into a draft made in the studio: the film is published with the draft's metadata.
+    let draft = request(
+        to,
+        "POST",
+        "/admin/api/films",
+        &[("Content-Type", "application/json".to_owned())],
+        serde_json::json!({"slug": "song-nuoc", "meta": {"title": {"vi": "Sông nước", "en": "River life"}}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(draft.status, 201, "{draft:?}");
     let created = new_job(to, &serde_json::json!({"upload": id, "slug": "song-nuoc"}));
     assert_eq!(created.status, 201, "{created:?}");
     let job = created.json();
@@ -866,9 +877,12 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
         done["message"].as_str().unwrap().contains("verified: v180"),
         "{done}"
     );
+    let film = request(to, "GET", "/api/v1/films/song-nuoc", &[], b"");
+    assert_eq!(film.status, 200);
     assert_eq!(
-        request(to, "GET", "/api/v1/films/song-nuoc", &[], b"").status,
-        200
+        film.json()["title"]["vi"],
+        "Sông nước",
+        "the draft's metadata"
     );
     // Claimed: the upload is a job now, not an upload.
     assert_eq!(

@@ -27,8 +27,8 @@ mod metrics;
 mod pages;
 pub mod parse;
 mod search;
-mod upload;
 mod studio;
+mod upload;
 mod webapp;
 
 use std::net::SocketAddr;
