@@ -131,6 +131,7 @@ impl FilmRepository for SqliteCatalog {
 }
 
 mod audience;
+mod operators;
 
 pub use audience::SqliteAudienceStore;
 
