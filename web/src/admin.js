@@ -1,7 +1,10 @@
 // Operator dashboard: polls /admin/api/dashboard every 5 s and draws the figures with uPlot.
 // Concurrent viewers get a live line from the polls on top of the minute history. The ingest
 // jobs (/admin/api/jobs) are polled as often, in a table shown only when the server has a job
-// queue (a PostgreSQL database): a 404 says it has none, and the section stays hidden.
+// queue (a PostgreSQL database): a 404 says it has none, and the section stays hidden. The
+// audit log (/admin/api/audit) is polled too, newest first, with a button for older entries.
+// Every request goes through `adminFetch` (admin-fetch.js): the session's CSRF token on
+// state changes, and back to the sign-in form once the session has ended.
 (function () {
   "use strict";
   var S = JSON.parse(document.getElementById("dash-strings").textContent);
@@ -107,11 +110,8 @@
 
   function poll() {
     if (!select.value) return;
-    fetch("/admin/api/dashboard?film=" + encodeURIComponent(select.value), { credentials: "same-origin" })
-      .then(function (r) {
-        if (r.status === 401) { location.href = "/admin/login"; throw new Error("signed out"); }
-        return r.json();
-      })
+    adminFetch("/admin/api/dashboard?film=" + encodeURIComponent(select.value))
+      .then(function (r) { return r.json(); })
       .then(draw)
       .catch(function () { /* the next poll retries */ });
   }
@@ -167,9 +167,8 @@
 
   var jobsTimer = null;
   function pollJobs() {
-    fetch("/admin/api/jobs", { credentials: "same-origin" })
+    adminFetch("/admin/api/jobs")
       .then(function (r) {
-        if (r.status === 401) { location.href = "/admin/login"; throw new Error("signed out"); }
         if (r.status === 404) {
           // No job queue on this server: nothing to show, nothing more to ask.
           jobs.hidden = true;
@@ -187,6 +186,73 @@
       .catch(function () { /* the next poll retries */ });
   }
 
+  // --- Audit log ---------------------------------------------------------------------------
+  var AUDIT_PAGE = 50;
+  var audit = { newest: [], older: [], end: false };
+  var when = function (iso) {
+    var d = new Date(iso);
+    return d.toLocaleDateString(lang, { day: "2-digit", month: "2-digit" }) + " " +
+      d.toLocaleTimeString(lang, { hour12: false });
+  };
+
+  function drawAudit() {
+    var rows = document.getElementById("audit-rows");
+    rows.replaceChildren();
+    var entries = audit.newest.concat(audit.older);
+    entries.forEach(function (e) {
+      var tr = document.createElement("tr");
+      tr.dataset.action = e.action;
+      var cell = function (text, className) {
+        var td = document.createElement("td");
+        td.textContent = text;
+        if (className) td.className = className;
+        tr.appendChild(td);
+      };
+      cell(when(e.at), "num");
+      cell(e.actor);
+      cell((S.actions && S.actions[e.action]) || e.action, "state action-" + e.action);
+      cell(e.subject);
+      var detail = e.detail && typeof e.detail === "object" ? Object.keys(e.detail).map(function (k) {
+        var v = e.detail[k];
+        return k + ": " + (typeof v === "string" ? v : JSON.stringify(v));
+      }).join(" · ") : JSON.stringify(e.detail);
+      cell(detail, "message");
+      rows.appendChild(tr);
+    });
+    document.getElementById("audit-empty").hidden = entries.length > 0;
+    document.getElementById("audit-older").hidden = audit.end || entries.length < AUDIT_PAGE;
+  }
+
+  function pollAudit() {
+    adminFetch("/admin/api/audit?limit=" + AUDIT_PAGE)
+      .then(function (r) {
+        if (!r.ok) throw new Error("audit: " + r.status);
+        return r.json();
+      })
+      .then(function (d) {
+        var oldest = d.entries.length ? d.entries[d.entries.length - 1].id : 0;
+        // Older pages already loaded stay, below the newest page.
+        audit.older = audit.older.filter(function (e) { return e.id < oldest; });
+        audit.newest = d.entries;
+        if (d.entries.length < AUDIT_PAGE) audit.end = true;
+        drawAudit();
+      })
+      .catch(function () { /* the next poll retries */ });
+  }
+
+  document.getElementById("audit-older").addEventListener("click", function () {
+    var entries = audit.newest.concat(audit.older);
+    if (!entries.length) return;
+    adminFetch("/admin/api/audit?limit=" + AUDIT_PAGE + "&before=" + entries[entries.length - 1].id)
+      .then(function (r) { return r.json(); })
+      .then(function (d) {
+        audit.older = audit.older.concat(d.entries);
+        if (d.entries.length < AUDIT_PAGE) audit.end = true;
+        drawAudit();
+      })
+      .catch(function () { /* the button stays */ });
+  });
+
   charts.concurrent = chart("chart-concurrent", S.concurrent, "#e5534b");
   charts.views = chart("chart-views", S.views, "#57ab5a");
   charts.startup = chart("chart-startup", S.startup, "#c69026");
@@ -202,4 +268,6 @@
   setInterval(poll, POLL_MS);
   jobsTimer = setInterval(pollJobs, POLL_MS);
   pollJobs();
+  setInterval(pollAudit, POLL_MS);
+  pollAudit();
 })();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use monsoon_audience::AudienceStore;
-use monsoon_catalog::{FilmRepository, JobQueue, MediaStore};
+use monsoon_catalog::{AuditLog, FilmRepository, JobQueue, MediaStore, Operators};
 use monsoon_store::s3::{Credentials, S3Store, S3Url};
 use serde::Deserialize;
 
@@ -90,6 +90,10 @@ fn parse(setting: &str, url: &str) -> anyhow::Result<Backend> {
 pub struct Backends {
     pub films: Arc<dyn FilmRepository>,
     pub media: Arc<dyn MediaStore>,
+    /// The operators' accounts and sessions, in the catalog's database.
+    pub operators: Arc<dyn Operators>,
+    /// The audit log, in the catalog's database.
+    pub audit: Arc<dyn AuditLog>,
     database: Backend,
     /// The catalog again when it is PostgreSQL, for the secrets the nodes share.
     postgres: Option<monsoon_db::PgCatalog>,
@@ -107,15 +111,21 @@ impl Backends {
             None => Backend::Files(data.root.join("media")),
         };
         let mut postgres = None;
-        let films: Arc<dyn FilmRepository> = match &database {
+        let (films, operators, audit): (
+            Arc<dyn FilmRepository>,
+            Arc<dyn Operators>,
+            Arc<dyn AuditLog>,
+        ) = match &database {
             Backend::Sqlite(path) => {
                 create_parent(path)?;
-                Arc::new(monsoon_db::SqliteCatalog::open(path).await?)
+                let catalog = Arc::new(monsoon_db::SqliteCatalog::open(path).await?);
+                (catalog.clone(), catalog.clone(), catalog)
             }
             Backend::Postgres(url) => {
                 let catalog = monsoon_db::PgCatalog::open(url).await?;
                 postgres = Some(catalog.clone());
-                Arc::new(catalog)
+                let catalog = Arc::new(catalog);
+                (catalog.clone(), catalog.clone(), catalog)
             }
             Backend::Files(_) | Backend::S3(_) => unreachable_backend()?,
         };
@@ -136,6 +146,8 @@ impl Backends {
         Ok(Self {
             films,
             media,
+            operators,
+            audit,
             database,
             postgres,
         })

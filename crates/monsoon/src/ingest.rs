@@ -137,6 +137,12 @@ pub async fn stop_signal() -> &'static str {
 /// Checks, plans and publishes, from the command line's arguments into the data directory's
 /// backends. Everything that can be refused is refused before the data directory is touched.
 pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Published> {
+    // For the audit log: the master's name, not the machine's directories.
+    let master = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let plan = monsoon_ingest::plan(Request {
         file: args.file,
         slug: args.slug,
@@ -163,7 +169,15 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         .publish(destination, |p| reporter.report(p), before_commit())
         .await;
     reporter.finish();
-    Ok(published?)
+    let published = published?;
+    crate::operator::record_with(
+        backends.audit.as_ref(),
+        monsoon_catalog::Action::FilmPublished,
+        &published.slug,
+        json!({ "version": published.version, "master": master }),
+    )
+    .await;
+    Ok(published)
 }
 
 /// Test hook: with `MONSOON_TEST_HANG_BEFORE_COMMIT` set, the ingest waits for ever between

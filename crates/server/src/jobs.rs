@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use monsoon_catalog::{Job, JobQueue, JobState};
+use monsoon_catalog::{Action, Job, JobQueue, JobState};
 use serde::{Deserialize, Serialize};
 
 use crate::admin::{Operator, private};
@@ -165,7 +165,11 @@ async fn list(
     )
 }
 
-async fn cancel(State(state): State<AppState>, _: Operator, Path(id): Path<String>) -> Response {
+async fn cancel(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+) -> Response {
     answer(
         async {
             let id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
@@ -187,6 +191,14 @@ async fn cancel(State(state): State<AppState>, _: Operator, Path(id): Path<Strin
                     job.state.as_str()
                 )));
             }
+            state
+                .audit(
+                    &operator,
+                    Action::JobCancelled,
+                    &id.to_string(),
+                    serde_json::json!({ "slug": job.slug }),
+                )
+                .await;
             Ok(Json(JobView::from(&job)).into_response())
         }
         .await,
