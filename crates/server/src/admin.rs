@@ -43,7 +43,7 @@
 //! ([`crate::Shared::audit`]), with the client's address.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use askama::Template;
@@ -110,8 +110,9 @@ pub struct AdminAuth {
     /// HMAC of the token that last verified, and until when it stands.
     verified: Mutex<Option<([u8; 32], Instant)>>,
     sessions: SessionTimes,
-    /// What a name without an account is checked against, made on first use.
-    decoy: OnceLock<String>,
+    /// What a name without an account is checked against: a hash of a random secret, made at
+    /// start, so even the first such check costs what a real one does.
+    decoy: String,
 }
 
 /// What a presented password or token comes to.
@@ -166,6 +167,9 @@ impl AdminAuth {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| format!("no randomness: {e}"))?;
         let keyed = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| format!("HMAC key: {e}"))?;
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
+        let decoy = operators::hash_password(&hex::encode(secret)).map_err(|e| e.to_string())?;
         Ok(Self {
             token_hash,
             keyed,
@@ -174,7 +178,7 @@ impl AdminAuth {
             per_name: RateLimit::new(sign_in_attempts_per_minute),
             verified: Mutex::new(None),
             sessions,
-            decoy: OnceLock::new(),
+            decoy,
         })
     }
 
@@ -270,7 +274,7 @@ impl AdminAuth {
         let enabled = account.as_ref().is_some_and(|a| a.disabled_at.is_none());
         let hash = match account {
             Some(account) => account.password_hash,
-            None => self.decoy().await,
+            None => self.decoy.clone(),
         };
         // A password longer than any allowed is wrong without hashing it; shorter ones are
         // hashed whatever their length, so the time says nothing of the rule.
@@ -292,21 +296,6 @@ impl AdminAuth {
             }
             other => other,
         }
-    }
-
-    /// A hash of a random password, for names without an account, made once.
-    async fn decoy(&self) -> String {
-        if let Some(hash) = self.decoy.get() {
-            return hash.clone();
-        }
-        let made = tokio::task::spawn_blocking(|| {
-            let mut secret = [0u8; 32];
-            let _ = getrandom::fill(&mut secret);
-            operators::hash_password(&hex::encode(secret)).unwrap_or_default()
-        })
-        .await
-        .unwrap_or_default();
-        self.decoy.get_or_init(|| made).clone()
     }
 
     /// The token's HMAC under the process's key: what is remembered of a token that verified.
@@ -987,11 +976,7 @@ mod tests {
             Verdict::Wrong
         );
         assert!(started.elapsed() >= WRONG_DELAY);
-        assert!(
-            auth.decoy
-                .get()
-                .is_some_and(|h| h.starts_with("$argon2id$"))
-        );
+        assert!(auth.decoy.starts_with("$argon2id$"));
         // A disabled account signs in no more, with the right password.
         operators.disable("lan").await.unwrap();
         let auth = self::auth(None, 10);
