@@ -15,6 +15,8 @@ const assets = {
   // The viewer pages' own script: continue watching (home), share (film page).
   "site.js": "src/site.js",
   "admin.js": "src/admin.js",
+  // `adminFetch`: the studio's requests with the session's CSRF token (crates/server/src/csrf.rs).
+  "admin-fetch.js": "src/admin-fetch.js",
   "admin.css": "src/admin.css",
   // The studio's films (/admin/films): an ES module, and its styles.
   "studio.js": "src/studio.js",

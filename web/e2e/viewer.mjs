@@ -2,7 +2,7 @@
 // playwright-core against a running `monsoon serve` (started by crates/monsoon/tests/browser.rs).
 //
 // Environment: BASE_URL, FILM (a film with rungs above and below 360p), PREMIERE (a film whose
-// premiere is ahead), ADMIN_TOKEN, ARTIFACTS (directory for screenshots and report.json).
+// premiere is ahead), OPERATOR and OPERATOR_PASSWORD (an account, `monsoon operator add`), ARTIFACTS (directory for screenshots and report.json).
 // Exits non-zero with a message on the first broken promise.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -16,7 +16,8 @@ const env = (name) => {
 const BASE = env("BASE_URL");
 const FILM = env("FILM");
 const PREMIERE = env("PREMIERE");
-const ADMIN_TOKEN = env("ADMIN_TOKEN");
+const OPERATOR = env("OPERATOR");
+const OPERATOR_PASSWORD = env("OPERATOR_PASSWORD");
 const ARTIFACTS = env("ARTIFACTS");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const PAGE_BUDGET = 150 * 1024; // compressed bytes before any video
@@ -562,8 +563,10 @@ try {
   page = await admin.newPage();
   await page.goto(`${BASE}/admin`, { waitUntil: "domcontentloaded" });
   check(new URL(page.url()).pathname === "/admin/login", `/admin without a session went to ${page.url()}`);
-  await page.fill("#token", ADMIN_TOKEN);
-  await Promise.all([page.waitForURL("**/admin?lang=*"), page.click('button[type="submit"]')]);
+  await page.fill("#name", OPERATOR);
+  await page.fill("#password", OPERATOR_PASSWORD);
+  await Promise.all([page.waitForURL("**/admin?lang=*"), page.click('form:has(#name) button[type="submit"]')]);
+  check(await page.locator("#operator").textContent() === OPERATOR, "the studio does not name the operator");
   await page.selectOption("#film", FILM);
   await page.waitForFunction(() => /\d/.test(document.getElementById("s-views").textContent),
     null, { timeout: 15_000 });
@@ -575,9 +578,24 @@ try {
   check(await page.evaluate(() => document.getElementById("jobs").dataset.queue) === "yes",
     "the jobs API did not answer on a server with a job queue");
   check(await page.locator("#jobs-empty").isVisible(), "the empty job queue does not say so");
+  // The audit log shows this sign-in.
+  await page.waitForFunction((who) => [...document.querySelectorAll("#audit-rows tr")]
+    .some((tr) => tr.dataset.action === "sign_in" && tr.textContent.includes(who)),
+  OPERATOR, { timeout: 15_000 });
+  // A state change without the session's CSRF token is refused; `adminFetch` sends it (past
+  // the guard, there is no job 1 to cancel: 404).
+  const statuses = await page.evaluate(async () => [
+    (await fetch("/admin/api/jobs/1/cancel", { method: "POST" })).status,
+    (await adminFetch("/admin/api/jobs/1/cancel", { method: "POST" })).status,
+  ]);
+  check(statuses[0] === 403 && statuses[1] === 404, `cancel without, with the token: ${statuses}`);
   report.dashboard_views = await page.locator("#s-views").textContent();
   await page.screenshot({ path: `${ARTIFACTS}/admin.png`, fullPage: true });
   await accessible(page, "admin");
+  // Signing out ends the session: the studio sends back to the form.
+  await Promise.all([page.waitForURL("**/admin/login"), page.click('form[action="/admin/logout"] button')]);
+  await page.goto(`${BASE}/admin`, { waitUntil: "domcontentloaded" });
+  check(page.url().endsWith("/admin/login"), `/admin after signing out went to ${page.url()}`);
   await admin.close();
 
   // --- A phone: one control row, picture in view, taps -----------------------------------

@@ -2,7 +2,10 @@
 // Concurrent viewers get a live line from the polls on top of the minute history. The ingest
 // jobs (/admin/api/jobs) are polled as often, in a table shown when the server has a job
 // queue (every `monsoon serve` does; a server built without one answers 404, and the section
-// stays hidden).
+// stays hidden). The audit log (/admin/api/audit) is polled too, newest first, with a button
+// for older entries. Every request goes through `adminFetch` (admin-fetch.js): the session's
+// CSRF token on state changes, and back to the sign-in form, in the page's language, once the
+// session has ended.
 (function () {
   "use strict";
   var S = JSON.parse(document.getElementById("dash-strings").textContent);
@@ -215,11 +218,8 @@
 
   function poll() {
     if (!select.value) return;
-    fetch("/admin/api/dashboard?film=" + encodeURIComponent(select.value), { credentials: "same-origin" })
-      .then(function (r) {
-        if (r.status === 401) { location.href = "/admin/login?lang=" + lang; throw new Error("signed out"); }
-        return r.json();
-      })
+    adminFetch("/admin/api/dashboard?film=" + encodeURIComponent(select.value))
+      .then(function (r) { return r.json(); })
       .then(draw)
       .catch(function () { /* the next poll retries */ });
   }
@@ -275,9 +275,8 @@
 
   var jobsTimer = null;
   function pollJobs() {
-    fetch("/admin/api/jobs", { credentials: "same-origin" })
+    adminFetch("/admin/api/jobs")
       .then(function (r) {
-        if (r.status === 401) { location.href = "/admin/login?lang=" + lang; throw new Error("signed out"); }
         if (r.status === 404) {
           // No job queue on this server: nothing to show, nothing more to ask.
           jobs.hidden = true;
@@ -294,6 +293,73 @@
       })
       .catch(function () { /* the next poll retries */ });
   }
+
+  // --- Audit log ---------------------------------------------------------------------------
+  var AUDIT_PAGE = 50;
+  var audit = { newest: [], older: [], end: false };
+  var when = function (iso) {
+    var d = new Date(iso);
+    return d.toLocaleDateString(lang, { day: "2-digit", month: "2-digit" }) + " " +
+      d.toLocaleTimeString(lang, { hour12: false });
+  };
+
+  function drawAudit() {
+    var rows = document.getElementById("audit-rows");
+    rows.replaceChildren();
+    var entries = audit.newest.concat(audit.older);
+    entries.forEach(function (e) {
+      var tr = document.createElement("tr");
+      tr.dataset.action = e.action;
+      var cell = function (text, className) {
+        var td = document.createElement("td");
+        td.textContent = text;
+        if (className) td.className = className;
+        tr.appendChild(td);
+      };
+      cell(when(e.at), "num");
+      cell(e.actor);
+      cell((S.actions && S.actions[e.action]) || e.action, "state action-" + e.action);
+      cell(e.subject);
+      var detail = e.detail && typeof e.detail === "object" ? Object.keys(e.detail).map(function (k) {
+        var v = e.detail[k];
+        return k + ": " + (typeof v === "string" ? v : JSON.stringify(v));
+      }).join(" · ") : JSON.stringify(e.detail);
+      cell(detail, "message");
+      rows.appendChild(tr);
+    });
+    document.getElementById("audit-empty").hidden = entries.length > 0;
+    document.getElementById("audit-older").hidden = audit.end || entries.length < AUDIT_PAGE;
+  }
+
+  function pollAudit() {
+    adminFetch("/admin/api/audit?limit=" + AUDIT_PAGE)
+      .then(function (r) {
+        if (!r.ok) throw new Error("audit: " + r.status);
+        return r.json();
+      })
+      .then(function (d) {
+        var oldest = d.entries.length ? d.entries[d.entries.length - 1].id : 0;
+        // Older pages already loaded stay, below the newest page.
+        audit.older = audit.older.filter(function (e) { return e.id < oldest; });
+        audit.newest = d.entries;
+        if (d.entries.length < AUDIT_PAGE) audit.end = true;
+        drawAudit();
+      })
+      .catch(function () { /* the next poll retries */ });
+  }
+
+  document.getElementById("audit-older").addEventListener("click", function () {
+    var entries = audit.newest.concat(audit.older);
+    if (!entries.length) return;
+    adminFetch("/admin/api/audit?limit=" + AUDIT_PAGE + "&before=" + entries[entries.length - 1].id)
+      .then(function (r) { return r.json(); })
+      .then(function (d) {
+        audit.older = audit.older.concat(d.entries);
+        if (d.entries.length < AUDIT_PAGE) audit.end = true;
+        drawAudit();
+      })
+      .catch(function () { /* the button stays */ });
+  });
 
   charts.concurrent = chart("chart-concurrent", [{ label: S.concurrent, color: "#e5534b" }], "count");
   charts.views = chart("chart-views", [{ label: S.views, color: "#57ab5a" }], "count");
@@ -323,4 +389,6 @@
   setInterval(poll, POLL_MS);
   jobsTimer = setInterval(pollJobs, POLL_MS);
   pollJobs();
+  setInterval(pollAudit, POLL_MS);
+  pollAudit();
 })();

@@ -18,6 +18,14 @@ pub enum Error {
     #[error("slug `{0}` is taken: a film or a draft has it already; choose another")]
     Taken(String),
 
+    /// Input that breaks a rule; the message names the value and the rule.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The request does not fit what is stored (a name already taken).
+    #[error("{0}")]
+    Conflict(String),
+
     #[error("storage backend: {0}")]
     Backend(String),
 

@@ -7,13 +7,16 @@
 //! (records) and `crates/store` (media); the in-memory ones here ([`MemoryFilms`],
 //! [`MemoryStore`]) serve tests, and each trait's `conformance::run` is the contract every
 //! backend passes. [`JobQueue`] (`jobs.rs`) is the third seam: the ingest jobs that workers
-//! lease, on PostgreSQL in `crates/db`, in memory here.
+//! lease, on PostgreSQL in `crates/db`, in memory here. [`Operators`] and [`AuditLog`]
+//! (`operators/`) hold the studio's operator accounts, their sessions and the record of who
+//! did what, on both databases.
 
 pub mod artwork;
 mod error;
 mod film;
 pub mod jobs;
 mod objects;
+pub mod operators;
 pub mod publish;
 pub mod repository;
 pub mod rules;
@@ -29,6 +32,7 @@ pub use film::{
 };
 pub use jobs::{Job, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
+pub use operators::{Action, AuditEntry, AuditLog, NewAuditEntry, Operators};
 pub use repository::MemoryFilms;
 pub use rules::FieldError;
 pub use store::{MediaStore, MemoryStore};

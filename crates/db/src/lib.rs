@@ -3,6 +3,8 @@
 //! database), each with its embedded migrations (`migrations/<engine>/`). Both engines keep
 //! the same tables and columns, and both are held to the same conformance suites. The ingest
 //! job queue (`JobQueue`, [`PgJobs`]) is PostgreSQL's only: workers on several machines share it.
+//! Both catalogs also hold the operator accounts, their sessions and the audit log
+//! (`Operators`, `AuditLog`).
 
 use chrono::{DateTime, Utc};
 use monsoon_catalog::{Error, Film, FilmDraft, FilmMeta, PublishedVersion, Result};
@@ -85,4 +87,12 @@ fn draft(slug: String, meta_json: &str, created_at: &str, updated_at: &str) -> R
         created_at: time(created_at)?,
         updated_at: time(updated_at)?,
     })
+}
+
+/// Why a session was not started: the id is taken, or the name cannot sign in.
+fn session_refused(operator: &str) -> Error {
+    Error::Conflict(format!(
+        "no session started for `{operator}`: it is not an enabled operator, or the session id \
+         is taken"
+    ))
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use monsoon_audience::AudienceStore;
-use monsoon_catalog::{FilmRepository, JobQueue, MediaStore};
+use monsoon_catalog::{AuditLog, FilmRepository, JobQueue, MediaStore, Operators};
 use monsoon_store::s3::{Credentials, S3Store, S3Url};
 use serde::Deserialize;
 
@@ -90,6 +90,10 @@ fn parse(setting: &str, url: &str) -> anyhow::Result<Backend> {
 pub struct Backends {
     pub films: Arc<dyn FilmRepository>,
     pub media: Arc<dyn MediaStore>,
+    /// The operators' accounts and sessions, in the catalog's database.
+    pub operators: Arc<dyn Operators>,
+    /// The audit log, in the catalog's database.
+    pub audit: Arc<dyn AuditLog>,
     database: Backend,
     /// The catalog again when it is PostgreSQL, for the secrets the nodes share.
     postgres: Option<monsoon_db::PgCatalog>,
@@ -110,18 +114,24 @@ impl Backends {
             None => Backend::Files(data.root.join("media")),
         };
         let mut postgres = None;
-        let (films, jobs): (Arc<dyn FilmRepository>, Arc<dyn JobQueue>) = match &database {
+        let (films, operators, audit, jobs): (
+            Arc<dyn FilmRepository>,
+            Arc<dyn Operators>,
+            Arc<dyn AuditLog>,
+            Arc<dyn JobQueue>,
+        ) = match &database {
             Backend::Sqlite(path) => {
                 create_parent(path)?;
-                let catalog = monsoon_db::SqliteCatalog::open(path).await?;
+                let catalog = Arc::new(monsoon_db::SqliteCatalog::open(path).await?);
                 let jobs = Arc::new(monsoon_db::SqliteJobs::new(catalog.pool().clone()));
-                (Arc::new(catalog), jobs)
+                (catalog.clone(), catalog.clone(), catalog, jobs)
             }
             Backend::Postgres(url) => {
                 let catalog = monsoon_db::PgCatalog::open(url).await?;
                 postgres = Some(catalog.clone());
                 let jobs = Arc::new(monsoon_db::PgJobs::new(catalog.pool().clone()));
-                (Arc::new(catalog), jobs)
+                let catalog = Arc::new(catalog);
+                (catalog.clone(), catalog.clone(), catalog, jobs)
             }
             Backend::Files(_) | Backend::S3(_) => unreachable_backend()?,
         };
@@ -142,6 +152,8 @@ impl Backends {
         Ok(Self {
             films,
             media,
+            operators,
+            audit,
             database,
             postgres,
             jobs,

@@ -68,7 +68,10 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
-    // A fresh admin token each run, so the dashboard can be opened at once.
+    // A first operator, `demo`, with a fresh password each run (its old sessions end), so the
+    // studio can be opened at once; and a fresh admin token for scripts.
+    let password = crate::admin_token::random_token()?;
+    let operator = demo_operator(data, &password).await?;
     let token = crate::admin_token::random_token()?;
     let settings = Settings {
         serve: ServeConfig {
@@ -83,8 +86,30 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
         ..Settings::default()
     };
     serve(data, &settings, |url| {
-        eprintln!("\nMonsoon demo is up:\n  catalog    {url}/\n  watch      {url}/watch/{SLUG}\n  dashboard  {url}/admin  (admin token: {token})\n  HLS        {url}/media/{SLUG}/master.m3u8\n  DASH       {url}/media/{SLUG}/manifest.mpd\nPress Ctrl-C to stop.");
+        eprintln!("\nMonsoon demo is up:\n  catalog    {url}/\n  watch      {url}/watch/{SLUG}\n  studio     {url}/admin  (operator: {operator}, password: {password})\n  scripts    Authorization: Bearer {token}\n  HLS        {url}/media/{SLUG}/master.m3u8\n  DASH       {url}/media/{SLUG}/manifest.mpd\nPress Ctrl-C to stop.");
     })
     .await?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// The demo's operator, [`DEMO_OPERATOR`], made or given `password`.
+async fn demo_operator(data: &DataDir, password: &str) -> anyhow::Result<&'static str> {
+    use monsoon_catalog::operators::{Action, hash_password};
+    let backends = data.open(&Default::default()).await?;
+    let hash = hash_password(password)?;
+    let action = if backends.operators.find(DEMO_OPERATOR).await?.is_some() {
+        backends
+            .operators
+            .set_password(DEMO_OPERATOR, &hash)
+            .await?;
+        Action::OperatorPasswordSet
+    } else {
+        backends.operators.create(DEMO_OPERATOR, &hash).await?;
+        Action::OperatorCreated
+    };
+    crate::operator::record(backends.audit.as_ref(), action, DEMO_OPERATOR).await;
+    Ok(DEMO_OPERATOR)
+}
+
+/// The operator `monsoon demo` signs in as.
+const DEMO_OPERATOR: &str = "demo";

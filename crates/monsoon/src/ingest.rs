@@ -141,6 +141,12 @@ pub async fn stop_signal() -> &'static str {
 /// studio, or the published film's, edited there): a re-ingest replaces the media, not the
 /// title. The catalog is opened first then; a new film without either is titled by its slug.
 pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Published> {
+    // For the audit log: the master's name, not the machine's directories.
+    let master = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let request = Request {
         file: args.file,
         slug: args.slug,
@@ -176,7 +182,15 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         .publish(destination, |p| reporter.report(p), before_commit())
         .await;
     reporter.finish();
-    Ok(published?)
+    let published = published?;
+    crate::operator::record_with(
+        backends.audit.as_ref(),
+        monsoon_catalog::Action::FilmPublished,
+        &published.slug,
+        json!({ "version": published.version, "master": master }),
+    )
+    .await;
+    Ok(published)
 }
 
 /// Test hook: with `MONSOON_TEST_HANG_BEFORE_COMMIT` set, the ingest waits for ever between

@@ -47,6 +47,13 @@ pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode
     .await?;
     let backends = data.open(&Default::default()).await?;
     let job = backends.jobs.submit(&job).await?;
+    crate::operator::record_with(
+        backends.audit.as_ref(),
+        monsoon_catalog::Action::JobSubmitted,
+        &job.id.to_string(),
+        json!({ "slug": job.slug }),
+    )
+    .await;
     if json_output {
         println!(
             "{}",
@@ -72,6 +79,12 @@ pub async fn run(data: &DataDir, args: JobsArgs) -> anyhow::Result<ExitCode> {
     let queue = backends.jobs;
     if let Some(id) = args.cancel {
         if queue.cancel(id).await? {
+            crate::operator::record(
+                backends.audit.as_ref(),
+                monsoon_catalog::Action::JobCancelled,
+                &id.to_string(),
+            )
+            .await;
             eprintln!("job {id} cancelled");
             return Ok(ExitCode::SUCCESS);
         }

@@ -12,6 +12,7 @@ mod backends;
 mod demo;
 mod ingest;
 mod jobs;
+mod operator;
 mod serve;
 mod stats;
 mod tracks;
@@ -63,8 +64,10 @@ enum Command {
     Jobs(jobs::JobsArgs),
     /// Show a film's live audience figures from a running server.
     Stats(stats::StatsArgs),
-    /// Make an admin token for the dashboard and the `[admin] token_hash` line to configure it.
+    /// Make an admin token for scripts and the `[admin] token_hash` line to configure it.
     AdminToken(admin_token::AdminTokenArgs),
+    /// Operator accounts of the studio (/admin): add, password, list, disable.
+    Operator(operator::OperatorArgs),
     /// Release day against a running server: simulated viewers, ground truth, comparison
     /// (runs `monsoon-simulate simulate`; `monsoon simulate --help` for its arguments).
     #[command(disable_help_flag = true)]
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => worker::run(&data, args).await,
             Command::Jobs(args) => jobs::run(&data, args).await,
             Command::AdminToken(args) => admin_token::run(&args),
+            Command::Operator(args) => operator::run(&data, args).await,
             Command::Stats(args) => tokio::task::spawn_blocking(move || stats::run(&args))
                 .await
                 .unwrap_or_else(|e| Err(anyhow::anyhow!("{e}"))),

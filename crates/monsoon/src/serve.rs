@@ -134,15 +134,32 @@ pub struct AdminConfig {
     /// argon2 hash of the admin token (`monsoon admin-token` makes one); empty turns
     /// `/admin` off.
     pub token_hash: String,
-    /// Admin token checks one client address may ask for per minute (sign-in and Bearer).
+    /// Password and token checks one client address, and one operator name, may ask for per
+    /// minute (sign-in and Bearer).
     pub sign_in_attempts_per_minute: u32,
+    /// Seconds a session lasts from its sign-in, whatever its use.
+    pub session_absolute_s: u64,
+    /// Seconds a session lasts without a request.
+    pub session_idle_s: u64,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
+        let times = monsoon_server::SessionTimes::default();
         Self {
             token_hash: String::new(),
             sign_in_attempts_per_minute: 10,
+            session_absolute_s: times.absolute.as_secs(),
+            session_idle_s: times.idle.as_secs(),
+        }
+    }
+}
+
+impl AdminConfig {
+    pub fn session_times(&self) -> monsoon_server::SessionTimes {
+        monsoon_server::SessionTimes {
+            absolute: Duration::from_secs(self.session_absolute_s),
+            idle: Duration::from_secs(self.session_idle_s),
         }
     }
 }
@@ -225,22 +242,22 @@ pub async fn serve(
     let token_hash = Some(settings.admin.token_hash.clone()).filter(|h| !h.is_empty());
     if token_hash.is_none() && config.metrics == MetricsAccess::Admin {
         tracing::warn!(
-            "[serve] metrics = \"admin\" but [admin] token_hash is empty: /metrics answers 403; \
-             make a token with `monsoon admin-token`, or set metrics = \"public\" on a private listener"
+            "[serve] metrics = \"admin\" but [admin] token_hash is empty: /metrics answers only \
+             a signed-in operator's browser; make a token for Prometheus with `monsoon admin-token`, \
+             or set metrics = \"public\" on a private listener"
         );
     }
     let trusted_proxies = monsoon_server::TrustedProxies::parse(&config.trusted_proxies)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let audience = settings.audience.clone();
-    let backends = data.open(&settings.storage).await?;
-    // The nodes of a cluster sign the operators' cookies under one key, so whichever node
-    // answers, the operator stays signed in; one node alone makes a key at start.
-    let attempts = settings.admin.sign_in_attempts_per_minute;
-    let admin = match backends.shared_key("admin_cookie_key").await? {
-        Some(key) => monsoon_server::AdminAuth::with_key(token_hash, attempts, &key),
-        None => monsoon_server::AdminAuth::new(token_hash, attempts),
-    }
+    // Sessions live in the database: any node of a cluster accepts the ones another started.
+    let admin = monsoon_server::AdminAuth::new(
+        token_hash,
+        settings.admin.sign_in_attempts_per_minute,
+        settings.admin.session_times(),
+    )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let backends = data.open(&settings.storage).await?;
     let store = backends.audience().await?;
     let key = backends.audience_key(data).await?;
     let jobs = Arc::clone(&backends.jobs);
@@ -261,6 +278,7 @@ pub async fn serve(
         None
     };
     let (films, media) = (backends.films, backends.media);
+    let (operators, audit) = (backends.operators, backends.audit);
     let audience = Arc::new(
         monsoon_audience::Audience::open(audience, key, store)
             .await
@@ -278,6 +296,8 @@ pub async fn serve(
         trusted_proxies,
         metrics: config.metrics,
         jobs: Some(jobs),
+        operators,
+        audit,
     };
     let state = AppState::new(films, media, audience, options)
         .await
@@ -349,6 +369,10 @@ mod tests {
             file.admin.sign_in_attempts_per_minute,
             AdminConfig::default().sign_in_attempts_per_minute
         );
+        assert_eq!(
+            file.admin.session_times(),
+            AdminConfig::default().session_times()
+        );
         assert_eq!(file.audience, monsoon_audience::Config::default());
         assert_eq!(file.storage, crate::backends::StorageConfig::default());
         assert_eq!(file.worker, crate::worker::WorkerConfig::default());
@@ -382,6 +406,8 @@ mod tests {
             "metrics",
             "token_hash",
             "sign_in_attempts_per_minute",
+            "session_absolute_s",
+            "session_idle_s",
             "lease_s",
             "poll_s",
             "max_upload_bytes",

@@ -12,6 +12,8 @@ use std::process::Command;
 use common::{Server, ingest_ok, ingest_ok_with, ingest_with_meta, make_clip, monsoon};
 
 const ADMIN_TOKEN: &str = "browser-test-admin-token";
+const OPERATOR: &str = "studio";
+const OPERATOR_PASSWORD: &str = "browser test operator password";
 
 #[test]
 fn a_viewer_browses_watches_switches_resumes_and_an_operator_sees_it() {
@@ -84,15 +86,24 @@ trailer = "trailer"
         ),
     );
 
-    let hash = monsoon(&data, &["admin-token", "--token", ADMIN_TOKEN]);
-    assert!(hash.status.success());
+    // The studio's operator, made as an administrator would (the password on stdin).
+    let mut add = Command::new(common::MONSOON)
+        .arg("--data")
+        .arg(&data)
+        .args(["operator", "add", OPERATOR])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = add.stdin.take().unwrap();
+        writeln!(stdin, "{OPERATOR_PASSWORD}").unwrap();
+    }
+    assert!(add.wait().unwrap().success());
     let config = dir.path().join("monsoon.toml");
     std::fs::write(
         &config,
-        format!(
-            "[audience]\nheartbeat_interval_s = 2\nmin_beat_gap_ms = 1000\nview_threshold_ms = 5000\n\n{}",
-            String::from_utf8_lossy(&hash.stdout)
-        ),
+        "[audience]\nheartbeat_interval_s = 2\nmin_beat_gap_ms = 1000\nview_threshold_ms = 5000\n",
     )
     .unwrap();
     let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
@@ -104,7 +115,8 @@ trailer = "trailer"
         .env("BASE_URL", &server.url)
         .env("FILM", "mua-do")
         .env("PREMIERE", "sap-chieu")
-        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("OPERATOR", OPERATOR)
+        .env("OPERATOR_PASSWORD", OPERATOR_PASSWORD)
         .env("ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
         .status()

@@ -79,8 +79,8 @@ fn nodes_share_the_catalog_the_media_and_the_token_key() {
     assert_eq!(answer.status(), 204);
     assert!(!tmp.path().join("a/audience.key").exists());
 
-    // An operator signed in on one node stays signed in on the other (the cookie key is the
-    // database's too).
+    // An operator signed in on one node stays signed in on the other (the session is the
+    // database's).
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .max_redirects(0)
         .http_status_as_error(false)
@@ -88,8 +88,9 @@ fn nodes_share_the_catalog_the_media_and_the_token_key() {
         .into();
     let signed_in = agent
         .post(&format!("{}/admin/login", a.url))
+        .header("Cookie", "monsoon_login=pair")
         .content_type("application/x-www-form-urlencoded")
-        .send(format!("token={ADMIN_TOKEN}"))
+        .send(format!("_csrf=pair&token={ADMIN_TOKEN}"))
         .unwrap();
     assert_eq!(signed_in.status(), 303);
     let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();

@@ -132,9 +132,11 @@ fn get(to: SocketAddr, path: &str, extra: &str) -> Reply {
     get_from(Ipv4Addr::LOCALHOST, to, path, extra)
 }
 
-/// Signs in with `token` from `from`; the time the answer took.
+/// Signs in with `token` from `from`, with the sign-in form's CSRF pair; the time the answer
+/// took.
 fn sign_in(from: Ipv4Addr, to: SocketAddr, token: &str, extra: &str) -> (Reply, Duration) {
-    let body = format!("token={token}");
+    let body = format!("_csrf=pair&token={token}");
+    let extra = format!("Cookie: monsoon_login=pair\r\n{extra}");
     let started = Instant::now();
     let reply = exchange_on(
         connect_from(from, to),
@@ -936,9 +938,16 @@ fn metrics_are_for_the_operator_by_default_and_the_bearer_scheme_ignores_case() 
         "[serve]\nmetrics = \"off\"\n",
     );
     assert_eq!(get(addr(&off), "/metrics", "").status, 404);
-    // "admin" without an admin token: nobody can read them, and the server says so at start.
+    // "admin" without an admin token: only a signed-in operator's browser can read them (no
+    // script can), and the server says so at start.
     let closed = start(&data, dir.path(), "metrics-no-token", "");
-    assert_eq!(get(addr(&closed), "/metrics", "").status, 403);
+    assert_eq!(get(addr(&closed), "/metrics", "").status, 401);
+    let scraped = get(
+        addr(&closed),
+        "/metrics",
+        &format!("Authorization: Bearer {TOKEN}\r\n"),
+    );
+    assert_eq!(scraped.status, 403);
     let log = std::fs::read_to_string(dir.path().join("metrics-no-token.log")).unwrap();
     assert!(log.contains("metrics = \"admin\""), "{log}");
 }

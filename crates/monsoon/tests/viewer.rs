@@ -47,11 +47,14 @@ fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     }
 }
 
-fn post_form(url: &str, body: &str) -> Reply {
+/// Posts the sign-in form `body` with the form's double-submit CSRF pair (`csrf.rs`): any
+/// value will do, as long as the cookie and the field agree.
+fn post_login(url: &str, body: &str) -> Reply {
     let mut response = agent()
         .post(url)
+        .header("Cookie", "monsoon_login=viewer-test")
         .content_type("application/x-www-form-urlencoded")
-        .send(body)
+        .send(format!("_csrf=viewer-test&{body}"))
         .unwrap();
     Reply {
         status: response.status().as_u16(),
@@ -166,14 +169,25 @@ fn the_dashboard_and_its_api_refuse_without_the_admin_token() {
     let dir = tempfile::tempdir().unwrap();
     let data = ingest_clip(dir.path(), "film", 4, "320x180");
 
-    // Without [admin] token_hash: the dashboard is off, and says how to turn it on.
+    // Without [admin] token_hash nor any account: the form says how to make an account, and
+    // the API refuses.
     let plain = config(dir.path(), false);
     let off = Server::start_with(&data, &["--config", &plain]);
     let login = get(&format!("{}/admin/login", off.url), &[]);
-    assert_eq!(login.status, 403);
-    assert!(login.body.contains("token_hash"));
+    assert_eq!(login.status, 200);
+    assert!(
+        login.body.contains("monsoon operator add"),
+        "{}",
+        login.body
+    );
     let api = get(&format!("{}/admin/api/dashboard?film=film", off.url), &[]);
-    assert_eq!(api.status, 403);
+    assert_eq!(api.status, 401);
+    let bearer = get(
+        &format!("{}/admin/api/dashboard?film=film", off.url),
+        &[("Authorization", "Bearer some-token-some-token")],
+    );
+    assert_eq!(bearer.status, 403);
+    assert!(bearer.body.contains("token_hash"), "{}", bearer.body);
     drop(off);
 
     let with_admin = config(dir.path(), true);
@@ -198,10 +212,10 @@ fn the_dashboard_and_its_api_refuse_without_the_admin_token() {
         401
     );
 
-    let wrong = post_form(&format!("{url}/admin/login"), "token=nope");
+    let wrong = post_login(&format!("{url}/admin/login"), "token=nope");
     assert_eq!(wrong.status, 401);
-    assert!(wrong.header("set-cookie").is_empty());
-    let signed_in = post_form(
+    assert!(!wrong.header("set-cookie").contains("monsoon_admin="));
+    let signed_in = post_login(
         &format!("{url}/admin/login?lang=en"),
         &format!("token={TOKEN}"),
     );

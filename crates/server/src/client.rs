@@ -205,12 +205,12 @@ impl Drop for Admitted {
 /// refilled (they are as good as new), and refuses newcomers if none has.
 const MAX_TRACKED: usize = 65_536;
 
-/// Attempts per address key: a token bucket holding `per_minute` attempts, refilled at
-/// `per_minute` a minute.
+/// Attempts per key (an address, an operator's name): a token bucket holding `per_minute`
+/// attempts, refilled at `per_minute` a minute.
 #[derive(Debug)]
-pub(crate) struct RateLimit {
+pub(crate) struct RateLimit<K = IpAddr> {
     per_minute: u32,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -219,7 +219,7 @@ struct Bucket {
     at: Instant,
 }
 
-impl RateLimit {
+impl<K: std::hash::Hash + Eq> RateLimit<K> {
     pub fn new(per_minute: u32) -> Self {
         Self {
             per_minute: per_minute.max(1),
@@ -241,9 +241,8 @@ impl RateLimit {
         (bucket.tokens + elapsed * self.rate()).min(self.burst())
     }
 
-    /// Takes one attempt for `ip` at `now`; when none is left, the whole seconds until one is.
-    pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
-        let key = address_key(ip);
+    /// Takes one attempt for `key` at `now`; when none is left, the whole seconds until one is.
+    pub fn take_key(&self, key: K, now: Instant) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&key) {
             let burst = self.burst();
@@ -270,11 +269,22 @@ impl RateLimit {
     }
 
     /// Gives back an attempt taken for a request that was then refused for another reason.
-    pub fn refund(&self, ip: IpAddr) {
+    pub fn refund_key(&self, key: &K) {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(bucket) = buckets.get_mut(&address_key(ip)) {
+        if let Some(bucket) = buckets.get_mut(key) {
             bucket.tokens = (bucket.tokens + 1.0).min(self.burst());
         }
+    }
+}
+
+impl RateLimit<IpAddr> {
+    /// Takes one attempt for `ip` (IPv6 by its /64) at `now`.
+    pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+        self.take_key(address_key(ip), now)
+    }
+
+    pub fn refund(&self, ip: IpAddr) {
+        self.refund_key(&address_key(ip));
     }
 }
 

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use monsoon_catalog::{Job, JobQueue, JobState};
+use monsoon_catalog::{Action, Job, JobQueue, JobState};
 use serde::{Deserialize, Serialize};
 
 use crate::admin::{Operator, private};
@@ -198,7 +198,7 @@ async fn list(
 
 async fn create(
     State(state): State<AppState>,
-    _: Operator,
+    operator: Operator,
     Json(body): Json<NewJobBody>,
 ) -> Response {
     answer(
@@ -248,6 +248,18 @@ async fn create(
                 .await
                 .map_err(ApiError::BadRequest)?;
             let job = queue.submit(&job).await?;
+            let action = match claimed.kind {
+                UploadKind::Master => Action::JobSubmitted,
+                _ => Action::TrackAdded,
+            };
+            state
+                .audit(
+                    &operator,
+                    action,
+                    &job.id.to_string(),
+                    serde_json::json!({ "slug": job.slug, "file": claimed.filename }),
+                )
+                .await;
             let mut response = Json(JobView::from(&job)).into_response();
             *response.status_mut() = axum::http::StatusCode::CREATED;
             Ok(response)
@@ -271,7 +283,11 @@ fn claimed_name(id: &str, filename: &str) -> String {
     format!("{id}.{ext}")
 }
 
-async fn cancel(State(state): State<AppState>, _: Operator, Path(id): Path<String>) -> Response {
+async fn cancel(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(id): Path<String>,
+) -> Response {
     answer(
         async {
             let id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
@@ -293,6 +309,14 @@ async fn cancel(State(state): State<AppState>, _: Operator, Path(id): Path<Strin
                     job.state.as_str()
                 )));
             }
+            state
+                .audit(
+                    &operator,
+                    Action::JobCancelled,
+                    &id.to_string(),
+                    serde_json::json!({ "slug": job.slug }),
+                )
+                .await;
             Ok(Json(JobView::from(&job)).into_response())
         }
         .await,

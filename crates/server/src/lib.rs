@@ -10,9 +10,11 @@
 mod admin;
 mod api;
 mod assets;
+mod audit;
 mod client;
 pub mod conn;
 mod coop;
+mod csrf;
 mod dashboard;
 mod delivery;
 mod error;
@@ -42,11 +44,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use monsoon_catalog::{FilmRepository, ImageTool, JobQueue, MediaStore};
+use monsoon_catalog::{AuditLog, FilmRepository, ImageTool, JobQueue, MediaStore, Operators};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 
-pub use admin::{AdminAuth, hash_token};
+pub use admin::{AdminAuth, Operator, SessionTimes, Via, hash_token};
 pub use assets::Assets;
 pub use client::TrustedProxies;
 pub use delivery::HotCache;
@@ -114,6 +116,10 @@ pub struct Shared {
     /// Decodes and resizes the studio's image uploads (`studio.rs`); set by
     /// [`AppState::set_image_tool`], unset: uploads answer 503.
     pub images: OnceLock<Arc<dyn ImageTool>>,
+    /// The operators' accounts and sessions (`admin.rs`).
+    pub operators: Arc<dyn Operators>,
+    /// Who did what ([`Shared::audit`]).
+    pub audit: Arc<dyn AuditLog>,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -129,6 +135,10 @@ pub struct Options {
     pub metrics: MetricsAccess,
     /// The ingest job queue, on a PostgreSQL database; `None`: `/admin/api/jobs` answers 404.
     pub jobs: Option<Arc<dyn JobQueue>>,
+    /// The operators' accounts and sessions, in the catalog's database.
+    pub operators: Arc<dyn Operators>,
+    /// The audit log, in the catalog's database.
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl AppState {
@@ -166,6 +176,8 @@ impl AppState {
             jobs: options.jobs,
             uploads: OnceLock::new(),
             images: OnceLock::new(),
+            operators: options.operators,
+            audit: options.audit,
         })))
     }
 
@@ -340,6 +352,11 @@ pub fn app(state: AppState) -> Router {
         // Media negotiates its own encoding: its text is compressed once and cached (see
         // `delivery::load_gzipped`), not on every request.
         .merge(delivery::routes())
+        // Every route under /admin, whichever module adds it (`csrf.rs`).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::guard,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(edge));
     if access_log {

@@ -47,6 +47,7 @@ use sha2::Digest as _;
 use crate::admin::{Operator, private};
 use crate::i18n::{Lang, Locale};
 use crate::{ApiError, AppState};
+use monsoon_catalog::Action;
 
 pub fn routes() -> Router<AppState> {
     let image_limit = DefaultBodyLimit::max(UPLOAD_BYTES);
@@ -69,12 +70,24 @@ pub fn routes() -> Router<AppState> {
         .route("/art/{slug}/{file}", get(art))
 }
 
-/// Where the audit log records a studio change (issue 21, "Operators and an audit log"): the
-/// one call site of each change, made after it is committed. Until the log exists, a line of
-/// the server's log.
-fn audit(_operator: &Operator, action: &'static str, slug: &str) {
-    // audit: film_created | film_updated | poster_uploaded | backdrop_uploaded
-    tracing::info!(target: "monsoon::studio", action, slug, "studio change");
+/// Records a studio change in the audit log (`crate::audit`), once it is committed: a save
+/// that moves the premiere is `film_scheduled` (with the new time), any other `film_updated`.
+async fn audit_save(
+    state: &AppState,
+    operator: &Operator,
+    slug: &str,
+    before: &FilmMeta,
+    after: &FilmMeta,
+) {
+    let (action, detail) = if before.free_release != after.free_release {
+        (
+            Action::FilmScheduled,
+            serde_json::json!({ "free_release": after.free_release }),
+        )
+    } else {
+        (Action::FilmUpdated, serde_json::json!({}))
+    };
+    state.audit(operator, action, slug, detail).await;
 }
 
 /// The studio's strings, in one language (`locales/studio.<lang>.toml`).
@@ -433,7 +446,14 @@ async fn create(
         Err(e @ CatalogError::Taken(_)) => return Err(ApiError::Conflict(e.to_string())),
         Err(e) => return Err(e.into()),
     };
-    audit(&operator, "film_created", &slug);
+    state
+        .audit(
+            &operator,
+            Action::FilmCreated,
+            &slug,
+            serde_json::json!({ "draft": true }),
+        )
+        .await;
     let mut response = Json(FilmDetail::of_draft(draft)).into_response();
     *response.status_mut() = StatusCode::CREATED;
     if let Ok(location) = HeaderValue::from_str(&format!("/admin/api/films/{slug}")) {
@@ -452,13 +472,13 @@ async fn update(
     let stored = find(&state, &slug).await?;
     // The images are the uploads' to change.
     (meta.poster, meta.backdrop) = (None, None);
-    meta.artwork = stored.meta.artwork;
+    meta.artwork = stored.meta.artwork.clone();
     let errors = check(&state, &slug, &meta).await?;
     if !errors.is_empty() {
         return Ok(invalid(errors));
     }
     save(&state, &slug, &meta).await?;
-    audit(&operator, "film_updated", &slug);
+    audit_save(&state, &operator, &slug, &stored.meta, &meta).await;
     Ok(private(Json(find(&state, &slug).await?).into_response()))
 }
 
@@ -514,13 +534,13 @@ async fn import(
     };
     // Paths on a script's disk mean nothing here; the images are uploaded.
     (meta.poster, meta.backdrop) = (None, None);
-    meta.artwork = stored.meta.artwork;
+    meta.artwork = stored.meta.artwork.clone();
     let errors = check(&state, &slug, &meta).await?;
     if !errors.is_empty() {
         return Ok(invalid(errors));
     }
     save(&state, &slug, &meta).await?;
-    audit(&operator, "film_updated", &slug);
+    audit_save(&state, &operator, &slug, &stored.meta, &meta).await;
     Ok(private(Json(find(&state, &slug).await?).into_response()))
 }
 
@@ -586,14 +606,18 @@ async fn upload(
         ArtKind::Backdrop => meta.artwork.backdrop = Some(file),
     }
     save(&state, &slug, &meta).await?;
-    audit(
-        &operator,
-        match kind {
-            ArtKind::Poster => "poster_uploaded",
-            ArtKind::Backdrop => "backdrop_uploaded",
-        },
-        &slug,
-    );
+    let image = match kind {
+        ArtKind::Poster => "poster",
+        ArtKind::Backdrop => "backdrop",
+    };
+    state
+        .audit(
+            &operator,
+            Action::FilmUpdated,
+            &slug,
+            serde_json::json!({ "image": image }),
+        )
+        .await;
     let url = monsoon_catalog::art_url(&slug, &meta, kind);
     Ok(private(
         Json(serde_json::json!({ "url": url })).into_response(),

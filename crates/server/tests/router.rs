@@ -12,20 +12,27 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use chrono::{Duration, Utc};
 use http_body_util::BodyExt;
 use monsoon_audience::{Audience, Config};
+use monsoon_catalog::operators::{MemoryAudit, MemoryOperators};
 use monsoon_catalog::publish::{Publisher, Staging};
 use monsoon_catalog::repository::conformance::version;
 use monsoon_catalog::{
     FilmMeta, JobProgress, JobQueue, JobState, MemoryFilms, MemoryJobs, MemoryStore, NewJob,
 };
 use monsoon_server::{
-    AdminAuth, AppState, HotCache, MetricsAccess, Options, TrustedProxies, app, hash_token,
+    AdminAuth, AppState, HotCache, MetricsAccess, Options, SessionTimes, TrustedProxies, app,
+    hash_token,
 };
 use serde_json::Value;
 use tower::ServiceExt;
 
 /// A film published into memory: a multivariant playlist, one rung, a poster.
 async fn state(free_release: Option<chrono::DateTime<Utc>>) -> (AppState, tempfile::TempDir) {
-    state_with(free_release, AdminAuth::new(None, 10).unwrap(), None).await
+    state_with(
+        free_release,
+        AdminAuth::new(None, 10, SessionTimes::default()).unwrap(),
+        None,
+    )
+    .await
 }
 
 /// [`state`] with the given admin credentials and job queue.
@@ -91,6 +98,8 @@ async fn state_with(
         trusted_proxies: TrustedProxies::default(),
         metrics: MetricsAccess::Public,
         jobs,
+        operators: Arc::new(MemoryOperators::new()),
+        audit: Arc::new(MemoryAudit::new()),
     };
     let state = AppState::new(films, media, Arc::new(audience), options)
         .await
@@ -373,7 +382,14 @@ fn new_job(slug: &str) -> NewJob {
 
 #[tokio::test]
 async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
-    let admin = || AdminAuth::new(Some(hash_token(TOKEN).unwrap()), 10).unwrap();
+    let admin = || {
+        AdminAuth::new(
+            Some(hash_token(TOKEN).unwrap()),
+            10,
+            SessionTimes::default(),
+        )
+        .unwrap()
+    };
     let bearer = format!("Bearer {TOKEN}");
     let signed_in = [("authorization", bearer.as_str())];
 
@@ -501,6 +517,17 @@ async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
         (job["id"].as_i64(), job["state"].as_str()),
         (Some(2), Some("cancelled"))
     );
+    // Recorded in the audit log, as done by the token.
+    let entries = state.audit.list(10, None).await.unwrap();
+    let entry = entries
+        .iter()
+        .find(|e| e.action == "job_cancelled")
+        .expect("no audit entry for the cancel");
+    assert_eq!(
+        (entry.actor.as_str(), entry.subject.as_str()),
+        ("token", "2")
+    );
+    assert_eq!(entry.detail["slug"], "song-hong");
     let again = call(&state, "POST", &cancel("2"), &signed_in, "").await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert!(String::from_utf8_lossy(&again.body).contains("job 2 is cancelled"));
@@ -517,4 +544,235 @@ async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
         queue.get(running.id).await.unwrap().unwrap().state,
         JobState::Running
     );
+}
+
+/// Every route under `/admin` that the server's source declares, as `(path, methods)`: the
+/// string literal after each `.route(` in `crates/server/src`, whichever module adds it.
+/// Parameters (`{id}`) are filled with `1`.
+fn admin_routes() -> Vec<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (at, _) in text.match_indices(".route(") {
+                    let rest = &text[at..];
+                    let Some(open) = rest.find('"') else { continue };
+                    let literal = &rest[open + 1..];
+                    let route = &literal[..literal.find('"').unwrap()];
+                    if route == "/admin" || route.starts_with("/admin/") {
+                        out.push(route.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    let mut routes = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut routes,
+    );
+    routes.sort();
+    routes.dedup();
+    routes
+        .into_iter()
+        .map(|route| {
+            route
+                .split('/')
+                .map(|part| if part.starts_with('{') { "1" } else { part })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect()
+}
+
+/// A session of operator `lan`, started in the state's database as a sign-in would: the
+/// cookie header value, and its CSRF token (as the page's meta tag holds it).
+async fn session(state: &AppState) -> (String, String) {
+    use sha2::Digest;
+    let secret = [42u8; 32];
+    let _ = state
+        .operators
+        .create("lan", &hash_token("lan's long password").unwrap())
+        .await;
+    state
+        .operators
+        .start_session(
+            &hex::encode(sha2::Sha256::digest(secret)),
+            "lan",
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    let cookie = format!("monsoon_admin={}", hex::encode(secret));
+    let page = get(state, "/admin", &[("cookie", &cookie)]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    let csrf = html
+        .split(r#"<meta name="csrf-token" content=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("no csrf-token meta tag on the dashboard")
+        .to_owned();
+    assert_eq!(csrf.len(), 64, "{csrf}");
+    assert!(
+        html.contains(&format!(r#"name="_csrf" value="{csrf}""#)),
+        "the sign-out form has no _csrf field"
+    );
+    (cookie, csrf)
+}
+
+/// The acceptance rule "no form accepts a request without its CSRF token", for every route
+/// under /admin the source declares (a route added tomorrow is in the list): with a valid
+/// session cookie, each state-changing method is refused with 403 without the token, with
+/// another session's, in the header or in a form's field. The token makes the same request
+/// pass the guard, and a Bearer request needs none.
+#[tokio::test]
+async fn every_state_changing_admin_request_needs_the_sessions_csrf_token() {
+    let admin = AdminAuth::new(
+        Some(hash_token(TOKEN).unwrap()),
+        10,
+        SessionTimes::default(),
+    );
+    let (state, _tmp) = state_with(None, admin.unwrap(), None).await;
+    let (cookie, csrf) = session(&state).await;
+    let routes = admin_routes();
+    for known in [
+        "/admin/login",
+        "/admin/logout",
+        "/admin/api/jobs/1/cancel",
+        "/admin/api/audit",
+    ] {
+        assert!(
+            routes.contains(&known.to_owned()),
+            "{known} not found in {routes:?}"
+        );
+    }
+    let other = "0".repeat(64);
+    let form = "application/x-www-form-urlencoded";
+    for route in &routes {
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            for (headers, body) in [
+                (vec![("cookie", cookie.as_str())], String::new()),
+                (
+                    vec![
+                        ("cookie", cookie.as_str()),
+                        ("x-csrf-token", other.as_str()),
+                    ],
+                    String::new(),
+                ),
+                (
+                    vec![("cookie", cookie.as_str()), ("content-type", form)],
+                    format!("_csrf={other}&name=x"),
+                ),
+                (
+                    vec![("cookie", cookie.as_str()), ("content-type", form)],
+                    "name=x".to_owned(),
+                ),
+            ] {
+                let answer = call(&state, method, route, &headers, &body).await;
+                assert_eq!(
+                    answer.status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {route} with {headers:?} {body:?} was not refused"
+                );
+            }
+        }
+    }
+    // The session is intact and nothing was done: no sign-out was recorded.
+    assert_eq!(
+        get(&state, "/admin/api/audit", &[("cookie", &cookie)])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let refused = call(
+        &state,
+        "POST",
+        "/admin/api/jobs/1/cancel",
+        &[("cookie", &cookie)],
+        "",
+    )
+    .await;
+    let message: Value = serde_json::from_slice(&refused.body).unwrap();
+    assert!(
+        message["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-CSRF-Token"),
+        "{message}"
+    );
+    assert!(state.audit.list(10, None).await.unwrap().is_empty());
+
+    // With the token (header or field), the guard lets the request through to its handler.
+    let with_header = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let passed = call(&state, "POST", "/admin/api/jobs/1/cancel", &with_header, "").await;
+    assert_eq!(passed.status, StatusCode::NOT_FOUND, "no job queue here");
+    let bearer = format!("Bearer {TOKEN}");
+    let scripted = call(
+        &state,
+        "POST",
+        "/admin/api/jobs/1/cancel",
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(scripted.status, StatusCode::NOT_FOUND);
+    let signed_out = call(
+        &state,
+        "POST",
+        "/admin/logout",
+        &[("cookie", &cookie), ("content-type", form)],
+        &format!("_csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        get(&state, "/admin/api/audit", &[("cookie", &cookie)])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "the session outlived its sign-out"
+    );
+    let entries = state.audit.list(10, None).await.unwrap();
+    assert_eq!(
+        (entries[0].action.as_str(), entries[0].actor.as_str()),
+        ("sign_out", "lan")
+    );
+
+    // The sign-in form: its field must match its cookie.
+    for (headers, body) in [
+        (
+            vec![("content-type", form)],
+            format!("_csrf={other}&token={TOKEN}"),
+        ),
+        (
+            vec![("content-type", form), ("cookie", "monsoon_login=abc")],
+            format!("_csrf={other}&token={TOKEN}"),
+        ),
+        (
+            vec![("content-type", form), ("cookie", "monsoon_login=abc")],
+            format!("token={TOKEN}"),
+        ),
+    ] {
+        let answer = call(&state, "POST", "/admin/login", &headers, &body).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{headers:?} {body}");
+        assert!(
+            answer
+                .headers
+                .get(header::SET_COOKIE)
+                .is_some_and(|c| c.to_str().unwrap().starts_with("monsoon_login="))
+        );
+    }
+    let signed_in = call(
+        &state,
+        "POST",
+        "/admin/login",
+        &[("content-type", form), ("cookie", "monsoon_login=abc")],
+        &format!("_csrf=abc&token={TOKEN}"),
+    )
+    .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
 }

@@ -55,12 +55,19 @@ async fn state() -> (AppState, Arc<MemoryFilms>, tempfile::TempDir) {
         hot: HotCache::new(1 << 20, 1 << 20),
         web_dir: tmp.path().join("web"),
         access_log: false,
-        admin: AdminAuth::new(Some(hash_token(TOKEN).unwrap()), 100).unwrap(),
+        admin: AdminAuth::new(
+            Some(hash_token(TOKEN).unwrap()),
+            100,
+            monsoon_server::SessionTimes::default(),
+        )
+        .unwrap(),
         public_url: Some("http://monsoon.test".into()),
         fast_path: false,
         trusted_proxies: TrustedProxies::default(),
         metrics: MetricsAccess::Public,
         jobs: None,
+        operators: Arc::new(monsoon_catalog::operators::MemoryOperators::new()),
+        audit: Arc::new(monsoon_catalog::operators::MemoryAudit::new()),
     };
     let state = AppState::new(films.clone(), media, Arc::new(audience), options)
         .await

@@ -21,6 +21,7 @@ use crate::{SELECT_DRAFT, SELECT_FILM, backend};
 
 mod audience;
 mod jobs;
+mod operators;
 
 pub use audience::PgAudienceStore;
 pub use jobs::PgJobs;

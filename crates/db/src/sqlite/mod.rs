@@ -226,6 +226,7 @@ impl FilmRepository for SqliteCatalog {
 
 mod audience;
 mod jobs;
+mod operators;
 
 pub use audience::SqliteAudienceStore;
 pub use jobs::SqliteJobs;

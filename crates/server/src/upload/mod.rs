@@ -206,17 +206,31 @@ async fn options(State(state): State<AppState>, _: Operator) -> Response {
     response
 }
 
-async fn create(State(state): State<AppState>, _: Operator, headers: HeaderMap) -> Response {
+async fn create(State(state): State<AppState>, operator: Operator, headers: HeaderMap) -> Response {
     if let Some(refused) = version_refused(&headers) {
         return refused;
     }
     match create_upload(&state, &headers) {
-        Ok(response) => response,
+        Ok((response, id, detail)) => {
+            state
+                .audit(
+                    &operator,
+                    monsoon_catalog::Action::UploadCreated,
+                    &id,
+                    detail,
+                )
+                .await;
+            response
+        }
         Err(e) => e.into_response(),
     }
 }
 
-fn create_upload(state: &AppState, headers: &HeaderMap) -> Result<Response, UploadError> {
+/// The 201 answer of a creation, the upload's id and what the audit log says of it.
+fn create_upload(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Response, String, serde_json::Value), UploadError> {
     let uploads = uploads(state)?;
     if headers.contains_key("upload-defer-length") {
         return Err(UploadError::BadRequest(
@@ -248,7 +262,8 @@ fn create_upload(state: &AppState, headers: &HeaderMap) -> Result<Response, Uplo
     );
     set(h, "upload-expires", http_date(expires));
     set(h, "upload-offset", HeaderValue::from(0));
-    Ok(response)
+    let detail = serde_json::json!({ "filename": filename, "bytes": length });
+    Ok((response, id, detail))
 }
 
 #[derive(Serialize)]
@@ -278,9 +293,10 @@ async fn one(
     operator: Result<Operator, ApiError>,
     request: Request,
 ) -> Response {
-    if let Err(e) = operator {
-        return e.into_response();
-    }
+    let operator = match operator {
+        Ok(operator) => operator,
+        Err(e) => return e.into_response(),
+    };
     let headers = request.headers();
     let method = match headers.get("x-http-method-override") {
         Some(name) if request.method() == Method::POST => {
@@ -307,7 +323,7 @@ async fn one(
         };
     }
     if method == Method::OPTIONS {
-        return options(State(state), Operator).await;
+        return options(State(state), operator).await;
     }
     if let Some(refused) = version_refused(headers) {
         return refused;

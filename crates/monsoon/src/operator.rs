@@ -1,0 +1,180 @@
+//! `monsoon operator`: the studio's operator accounts, in the catalog's database
+//! (`monsoon_catalog::Operators`). Passwords are read from standard input (the first line) or,
+//! on a terminal, from a prompt that does not echo them — never from the command line, where
+//! `ps` and the shell's history would show them. Every change is written to the audit log as
+//! done by `cli`.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use monsoon_catalog::operators::{self, Action, AuditLog, CLI_ACTOR, NewAuditEntry, limits};
+
+use crate::DataDir;
+
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Settings file whose [storage] names the database (flags and MONSOON_DATABASE win).
+    #[arg(long, env = "MONSOON_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: OperatorCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Make an account; its password is read from stdin (the first line) or a prompt.
+    Add { name: String },
+    /// Set an account's password (read as for `add`); its sessions end.
+    Password { name: String },
+    /// List the accounts.
+    List {
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an account: it signs in no more, and its sessions end at once.
+    Disable { name: String },
+}
+
+pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => crate::serve::read_config(path)?.storage,
+        None => Default::default(),
+    };
+    // Refuse a bad name before asking for a password or opening anything.
+    if let OperatorCommand::Add { name }
+    | OperatorCommand::Password { name }
+    | OperatorCommand::Disable { name } = &args.command
+    {
+        operators::validate_name(name)?;
+    }
+    match args.command {
+        OperatorCommand::Add { name } => {
+            let hash = new_password_hash(&name)?;
+            let backends = data.open(&file).await?;
+            backends.operators.create(&name, &hash).await?;
+            record(backends.audit.as_ref(), Action::OperatorCreated, &name).await;
+            eprintln!("operator `{name}` created: sign in at /admin/login");
+        }
+        OperatorCommand::Password { name } => {
+            let backends = data.open(&file).await?;
+            if backends.operators.find(&name).await?.is_none() {
+                bail!("there is no operator named `{name}` (`monsoon operator list`)");
+            }
+            let hash = new_password_hash(&name)?;
+            if !backends.operators.set_password(&name, &hash).await? {
+                bail!("there is no operator named `{name}` (`monsoon operator list`)");
+            }
+            record(backends.audit.as_ref(), Action::OperatorPasswordSet, &name).await;
+            eprintln!("the password of `{name}` is changed; its sessions have ended");
+        }
+        OperatorCommand::List { json } => {
+            let backends = data.open(&file).await?;
+            let accounts = backends.operators.list().await?;
+            if json {
+                println!("{}", serde_json::to_string(&accounts)?);
+            } else if accounts.is_empty() {
+                eprintln!("no operator yet: `monsoon operator add <name>` makes one");
+            } else {
+                println!("{:<32}  {:<20}  state", "name", "created");
+                for a in accounts {
+                    let state = match a.disabled_at {
+                        Some(at) => format!("disabled {}", at.format("%Y-%m-%d %H:%M UTC")),
+                        None => "enabled".to_owned(),
+                    };
+                    println!(
+                        "{:<32}  {:<20}  {state}",
+                        a.name,
+                        a.created_at.format("%Y-%m-%d %H:%M UTC").to_string()
+                    );
+                }
+            }
+        }
+        OperatorCommand::Disable { name } => {
+            let backends = data.open(&file).await?;
+            if !backends.operators.disable(&name).await? {
+                match backends.operators.find(&name).await? {
+                    Some(_) => bail!("operator `{name}` is disabled already"),
+                    None => bail!("there is no operator named `{name}` (`monsoon operator list`)"),
+                }
+            }
+            record(backends.audit.as_ref(), Action::OperatorDisabled, &name).await;
+            eprintln!("operator `{name}` disabled; its sessions have ended");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes what the command line did to the audit log; a failure is a warning (the change is
+/// made).
+pub async fn record(audit: &dyn AuditLog, action: Action, subject: &str) {
+    record_with(audit, action, subject, serde_json::json!({})).await;
+}
+
+/// [`record`] with a detail.
+pub async fn record_with(
+    audit: &dyn AuditLog,
+    action: Action,
+    subject: &str,
+    detail: serde_json::Value,
+) {
+    let user = std::env::var("USER").unwrap_or_default();
+    let mut detail = detail;
+    if let Some(object) = detail.as_object_mut()
+        && !user.is_empty()
+    {
+        object.insert("user".into(), user.into());
+    }
+    let entry = NewAuditEntry::new(CLI_ACTOR, action, subject, detail);
+    if let Err(e) = audit.append(&entry).await {
+        tracing::warn!(error = %e, action = action.as_str(), subject, "not recorded in the audit log");
+    }
+}
+
+/// Reads a new password for `name` (stdin, or a prompt asking twice), checks its length and
+/// hashes it.
+fn new_password_hash(name: &str) -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = prompt(&format!("password for `{name}`: "))?;
+        operators::check_password(&first)?;
+        let second = prompt("the same again: ")?;
+        if first != second {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .take((limits::PASSWORD.end() * 4 + 2) as u64)
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        line.strip_suffix('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .unwrap_or(&line)
+            .to_owned()
+    };
+    operators::check_password(&password)?;
+    Ok(operators::hash_password(&password)?)
+}
+
+/// Asks on the terminal with echo off, restoring it after.
+fn prompt(question: &str) -> anyhow::Result<String> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let saved = tcgetattr(&stdin).context("reading the terminal's settings")?;
+    let mut quiet = saved.clone();
+    quiet.local_modes -= LocalModes::ECHO;
+    tcsetattr(&stdin, OptionalActions::Now, &quiet).context("turning echo off")?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
+    eprintln!();
+    read.context("reading the password")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
