@@ -102,6 +102,14 @@ pub struct Backends {
     pub jobs: Arc<dyn JobQueue>,
 }
 
+/// What the catalog's database holds: the films, the operators, the audit log, the job queue.
+type CatalogParts = (
+    Arc<dyn FilmRepository>,
+    Arc<dyn Operators>,
+    Arc<dyn AuditLog>,
+    Arc<dyn JobQueue>,
+);
+
 impl Backends {
     /// Opens (creating on first use) the backends `storage` names, or the data directory's.
     pub async fn open(data: &DataDir, storage: &StorageConfig) -> anyhow::Result<Self> {
@@ -114,12 +122,7 @@ impl Backends {
             None => Backend::Files(data.root.join("media")),
         };
         let mut postgres = None;
-        let (films, operators, audit, jobs): (
-            Arc<dyn FilmRepository>,
-            Arc<dyn Operators>,
-            Arc<dyn AuditLog>,
-            Arc<dyn JobQueue>,
-        ) = match &database {
+        let (films, operators, audit, jobs): CatalogParts = match &database {
             Backend::Sqlite(path) => {
                 create_parent(path)?;
                 let catalog = Arc::new(monsoon_db::SqliteCatalog::open(path).await?);
