@@ -60,9 +60,10 @@ try {
 
   step("sign in and open the studio");
   await page.goto(`${BASE}/admin/films`);
-  check(page.url().endsWith("/admin/login"), `/admin/films without a session went to ${page.url()}`);
+  check(new URL(page.url()).pathname === "/admin/login", `/admin/films without a session went to ${page.url()}`);
+  await page.click("details summary");
   await page.fill("#token", ADMIN_TOKEN);
-  await Promise.all([page.waitForURL("**/admin"), page.click('button[type="submit"]')]);
+  await Promise.all([page.waitForURL("**/admin?lang=*"), page.click('form:has(#token) button[type="submit"]')]);
   await page.goto(`${BASE}/admin/films`);
   await page.waitForSelector(`#film-rows a[href="/admin/films/${FILM}"]`);
   await checked(page, "list");

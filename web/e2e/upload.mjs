@@ -43,11 +43,14 @@ page.on("pageerror", (e) => violations.push(`page error: ${e.message}`));
 
 step("sign in");
 await page.goto(`${BASE}/admin/login`, { waitUntil: "domcontentloaded" });
+await page.click("details summary");
 await page.fill("#token", ADMIN_TOKEN);
-await Promise.all([page.waitForURL("**/admin"), page.click('button[type="submit"]')]);
+await Promise.all([page.waitForURL("**/admin?lang=*"), page.click('form:has(#token) button[type="submit"]')]);
 // The policy the pages carry, for the harness.
 const csp = (await (await page.request.get(`${BASE}/admin`)).headers())["content-security-policy"];
 check(csp && csp.includes("script-src 'self'"), `no policy on /admin: ${csp}`);
+// The session's CSRF token, as a studio page carries it (the module sends it with each PATCH).
+const csrf = await page.$eval('meta[name="csrf-token"]', (m) => m.content);
 
 // The harness: a file input, the config as a data block, and a module script of its own.
 const HARNESS = `${BASE}/admin/__upload-harness`;
@@ -56,6 +59,7 @@ await context.route(HARNESS, (route) =>
     contentType: "text/html; charset=utf-8",
     headers: { "content-security-policy": csp },
     body: `<!doctype html><meta charset="utf-8"><title>upload</title>
+<meta name="csrf-token" content="${csrf}">
 <input type="file" id="file">
 <script type="application/json" id="config">${JSON.stringify({
       upload: asset("upload.js"),

@@ -595,7 +595,7 @@ try {
   // Signing out ends the session: the studio sends back to the form.
   await Promise.all([page.waitForURL("**/admin/login"), page.click('form[action="/admin/logout"] button')]);
   await page.goto(`${BASE}/admin`, { waitUntil: "domcontentloaded" });
-  check(page.url().endsWith("/admin/login"), `/admin after signing out went to ${page.url()}`);
+  check(new URL(page.url()).pathname === "/admin/login", `/admin after signing out went to ${page.url()}`);
   await admin.close();
 
   // --- A phone: one control row, picture in view, taps -----------------------------------

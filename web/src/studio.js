@@ -280,5 +280,138 @@ async function showForm() {
   form.dataset.ready = "true";
 }
 
+// --- Media: the master, added tracks, and this film's jobs ---
+//
+// A file goes up with the tus protocol (upload.js: resumes after a cut or a reload), is
+// checked by the server as the CLI checks it, then becomes a job (`POST /admin/api/jobs`):
+// the ingest of the film for a master, a track added to it otherwise. The jobs of this film
+// are polled with their state, progress, speed and time left.
+
+const JOB_POLL_MS = 2000;
+
+function clock(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return (h ? h + ":" + String(m).padStart(2, "0") : String(m)) + ":" + String(s % 60).padStart(2, "0");
+}
+
+async function showJobs() {
+  const { status, data } = await request("GET", "/admin/api/jobs?limit=100");
+  if (status !== 200) return;
+  const jobs = data.jobs.filter((j) => j.slug === config.slug);
+  const rows = document.getElementById("job-rows");
+  rows.replaceChildren();
+  for (const job of jobs) {
+    const tr = document.createElement("tr");
+    tr.dataset.job = job.id;
+    tr.dataset.state = job.state;
+    const cell = (content) => {
+      const td = document.createElement("td");
+      if (typeof content === "string") td.textContent = content;
+      else td.append(content);
+      tr.append(td);
+    };
+    cell(String(job.id) + " · " + job.master_name);
+    cell(job.state);
+    const bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = job.percent;
+    bar.textContent = Math.round(job.percent) + " %";
+    const pct = document.createElement("span");
+    pct.className = "percent";
+    pct.textContent = " " + job.percent.toFixed(1) + " %";
+    const both = document.createElement("span");
+    both.append(bar, pct);
+    cell(both);
+    cell(job.speed > 0 ? job.speed.toFixed(2) + "×" : "");
+    cell(job.eta_s == null ? "" : clock(job.eta_s));
+    cell(job.message);
+    if (job.state === "queued" || job.state === "running") {
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.className = "button secondary";
+      cancel.textContent = S.cancel_job;
+      cancel.addEventListener("click", () => request("POST", `/admin/api/jobs/${job.id}/cancel`).then(showJobs));
+      cell(cancel);
+    } else {
+      cell("");
+    }
+    rows.append(tr);
+  }
+  document.getElementById("no-jobs").hidden = jobs.length > 0;
+}
+
+/** Uploads `file` for `kind`, then makes it a job with `extra` (`lang`, `label`). */
+async function uploadAndQueue(file, kind, extra, bar, status) {
+  const { startUpload } = await import(config.upload_js);
+  const started = performance.now();
+  bar.hidden = false;
+  return new Promise((resolve) => {
+    startUpload(file, {
+      kind,
+      hashWorker: config.upload_hash_js,
+      sha256: config.sha256_js,
+      onProgress: (p) => {
+        bar.value = p.total ? Math.round((p.done / p.total) * 1000) : 0;
+        const label = { hashing: S.hashing, uploading: S.uploading, checking: S.checking }[p.phase];
+        let speed = "";
+        if (p.phase === "uploading") {
+          const mbps = p.done / 1e6 / Math.max(0.001, (performance.now() - started) / 1000);
+          speed = " · " + mbps.toFixed(1) + " MB/s";
+        }
+        status.textContent = label + " " + Math.round((p.done / Math.max(1, p.total)) * 100) + " %" + speed;
+      },
+      onError: (message) => {
+        status.textContent = message;
+        status.dataset.state = "failed";
+        resolve(null);
+      },
+      onSuccess: async (upload) => {
+        const answer = await request("POST", "/admin/api/jobs", {
+          upload: upload.id,
+          slug: config.slug,
+          ...extra,
+        });
+        if (answer.status === 201) {
+          status.textContent = S.job_queued + " " + answer.data.id;
+          status.dataset.state = "queued";
+          showJobs();
+          resolve(answer.data);
+        } else {
+          status.textContent = answer.data?.message || S.failed + " (" + answer.status + ")";
+          status.dataset.state = "failed";
+          resolve(null);
+        }
+      },
+    });
+  });
+}
+
+function showMedia() {
+  const master = document.getElementById("master-form");
+  master.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const file = document.getElementById("master-file").files[0];
+    if (!file) return;
+    uploadAndQueue(file, "master", {}, document.getElementById("master-progress"),
+      document.getElementById("master-status"));
+  });
+  const track = document.getElementById("track-form");
+  track.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const file = document.getElementById("track-file").files[0];
+    if (!file) return;
+    const extra = { lang: document.getElementById("track-lang").value.trim() };
+    const label = document.getElementById("track-label").value.trim();
+    if (label) extra.label = label;
+    uploadAndQueue(file, document.getElementById("track-kind").value, extra,
+      document.getElementById("track-progress"), document.getElementById("track-status"));
+  });
+  showJobs();
+  setInterval(showJobs, JOB_POLL_MS);
+}
+
 if (config.mode === "list") showList();
 else showForm();
+if (document.getElementById("media")) showMedia();

@@ -29,6 +29,7 @@
 //     onProgress: (p) => …,   // { phase: "hashing" | "uploading" | "checking", done, total }
 //     onError: (message) => …,
 //     onSuccess: (upload) => …, // the server's view: id, url, filename, probe, sha256, …
+//     kind: "master",           // or "audio", "subtitles": what the server checks it as
 //   });
 //   upload.abort();   // stop; the server keeps what it has (resume by starting again)
 //   upload.cancel();  // stop and delete the upload on the server
@@ -85,11 +86,17 @@ async function getJson(url) {
   return body;
 }
 
+/** The session's CSRF token, which every state-changing request under /admin carries. */
+function csrfHeaders() {
+  const meta = globalThis.document && document.querySelector('meta[name="csrf-token"]');
+  return meta ? { "X-CSRF-Token": meta.content } : {};
+}
+
 async function deleteUpload(url) {
   await fetch(url, {
     method: "DELETE",
     credentials: "same-origin",
-    headers: { "Tus-Resumable": "1.0.0" },
+    headers: { "Tus-Resumable": "1.0.0", ...csrfHeaders() },
   }).catch(() => {});
 }
 
@@ -138,8 +145,11 @@ export function startUpload(file, options = {}) {
   const begin = (digest) => {
     const metadata = { filename: file.name, filetype: file.type || "application/octet-stream" };
     if (digest) metadata.sha256 = digest;
+    // What the file is for (`master`, `audio`, `subtitles`): the check the server makes.
+    if (options.kind) metadata.kind = options.kind;
     upload = new tus.Upload(file, {
       endpoint: options.endpoint || ENDPOINT,
+      headers: csrfHeaders(),
       chunkSize: CHUNK_BYTES,
       retryDelays: RETRY_DELAYS,
       metadata,

@@ -44,6 +44,8 @@ pub struct Settings {
 pub struct Workplace<'a> {
     pub films: &'a dyn FilmRepository,
     pub media: &'a dyn MediaStore,
+    /// Where a publish is recorded (who: the worker; what: the film and its version).
+    pub audit: &'a dyn monsoon_catalog::AuditLog,
     pub staging: &'a Path,
     pub locks: &'a Path,
 }
@@ -210,6 +212,18 @@ pub async fn run_job(
                 published.ladder.join(", ")
             );
             tracing::info!(job = id, "{message}");
+            let entry = monsoon_catalog::NewAuditEntry::new(
+                &format!("worker {name}"),
+                match crate::jobs::track(job) {
+                    Ok(Some(_)) => monsoon_catalog::Action::TrackAdded,
+                    _ => monsoon_catalog::Action::FilmPublished,
+                },
+                &published.slug,
+                serde_json::json!({ "version": published.version, "job": id }),
+            );
+            if let Err(e) = place.audit.append(&entry).await {
+                tracing::warn!(job = id, error = %e, "the publish is not in the audit log");
+            }
             finish(queue, id, name, JobState::Done, &message).await
         }
         Outcome::Failed(reason) => {

@@ -270,9 +270,7 @@ pub async fn serve(
         Some(crate::worker::InServe::spawn(
             data,
             &settings.worker,
-            Arc::clone(&backends.jobs),
-            Arc::clone(&backends.films),
-            Arc::clone(&backends.media),
+            &backends,
         )?)
     } else {
         None

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use monsoon_catalog::{FilmRepository, JobQueue, MediaStore};
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -120,6 +119,7 @@ pub async fn run(data: &DataDir, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let place = monsoon_ingest::worker::Workplace {
         films: backends.films.as_ref(),
         media: backends.media.as_ref(),
+        audit: backends.audit.as_ref(),
         staging: &staging,
         locks: &locks,
     };
@@ -143,10 +143,11 @@ impl InServe {
     pub fn spawn(
         data: &DataDir,
         config: &WorkerConfig,
-        queue: Arc<dyn JobQueue>,
-        films: Arc<dyn FilmRepository>,
-        media: Arc<dyn MediaStore>,
+        backends: &crate::backends::Backends,
     ) -> anyhow::Result<Self> {
+        let queue = Arc::clone(&backends.jobs);
+        let (films, media) = (Arc::clone(&backends.films), Arc::clone(&backends.media));
+        let audit = Arc::clone(&backends.audit);
         config.check()?;
         let settings = monsoon_ingest::worker::Settings {
             name: format!("{} (serve)", name()),
@@ -159,6 +160,7 @@ impl InServe {
             let place = monsoon_ingest::worker::Workplace {
                 films: films.as_ref(),
                 media: media.as_ref(),
+                audit: audit.as_ref(),
                 staging: &staging,
                 locks: &locks,
             };

@@ -17,16 +17,7 @@ const OPERATOR_PASSWORD: &str = "browser test operator password";
 
 #[test]
 fn a_viewer_browses_watches_switches_resumes_and_an_operator_sees_it() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: `apt-get install chromium` (scripts/install-deps.sh does)"
-    );
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
-    assert!(
-        web.join("node_modules/playwright-core").exists(),
-        "web/node_modules is missing: run `make web`"
-    );
+    let (chromium, web) = browser();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
@@ -161,13 +152,7 @@ trailer = "trailer"
 /// H.264 floor natively; heartbeats name the codec and the figures split by it.
 #[test]
 fn the_player_plays_av1_where_decoded_and_h264_elsewhere() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing");
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
-    assert!(
-        web.join("node_modules/playwright-core").exists(),
-        "web/node_modules is missing: run `make web`"
-    );
+    let (chromium, web) = browser();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // Short and small: rungs 234 and 360 in both codecs.
@@ -214,13 +199,7 @@ fn the_player_plays_av1_where_decoded_and_h264_elsewhere() {
 /// segments, and the added subtitles show.
 #[test]
 fn the_player_switches_to_an_added_audio_language_and_subtitles() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing");
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
-    assert!(
-        web.join("node_modules/playwright-core").exists(),
-        "web/node_modules is missing: run `make web`"
-    );
+    let (chromium, web) = browser();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let film = dir.path().join("film.mp4");
@@ -276,13 +255,7 @@ fn the_player_switches_to_an_added_audio_language_and_subtitles() {
 /// the CSV; the language is kept through sign-in and nothing overflows the phone's width.
 #[test]
 fn an_operator_reads_the_dashboard_in_their_language_on_a_phone_and_downloads_the_csv() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing");
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
-    assert!(
-        web.join("node_modules/playwright-core").exists(),
-        "web/node_modules is missing: run `make web`"
-    );
+    let (chromium, web) = browser();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let film = dir.path().join("film.mp4");
@@ -332,6 +305,83 @@ fn an_operator_reads_the_dashboard_in_their_language_on_a_phone_and_downloads_th
     }
 }
 
+/// The studio's whole path for a film (`web/e2e/studio-media.mjs`), on one machine whose
+/// server runs the jobs itself: create a film, upload its master through a network cut and a
+/// page reload (resumed, one upload), the job's progress moving to done, the film playing; a
+/// dub and subtitles added from the studio, and the player switching to them; a title edited
+/// and shown on the public page without a new version.
+#[test]
+fn an_operator_creates_uploads_publishes_and_dubs_a_film_from_the_studio() {
+    let (chromium, web) = browser();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let master = dir.path().join("song-nuoc.mp4");
+    make_clip(&master, 24, "854x480");
+    let size = std::fs::metadata(&master).unwrap().len();
+    assert!(
+        size > 600_000,
+        "the master is {size} B: too small to cut mid-upload"
+    );
+    let dub = dir.path().join("song-nuoc.en.wav");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880:sample_rate=48000",
+        "-t",
+        "24",
+        dub.to_str().unwrap(),
+    ]);
+    let subs = dir.path().join("song-nuoc.en.srt");
+    std::fs::write(
+        &subs,
+        "1\n00:00:00,000 --> 00:00:24,000\nHello from the studio\n\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    let hash = monsoon(&data, &["admin-token", "--token", ADMIN_TOKEN]);
+    assert!(hash.status.success());
+    let config = dir.path().join("monsoon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[uploads]\nmin_free_bytes = 0\n",
+            String::from_utf8_lossy(&hash.stdout)
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
+    let status = Command::new("node")
+        .arg(web.join("e2e/studio-media.mjs"))
+        .current_dir(&web)
+        .env("BASE_URL", &server.url)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("MASTER", &master)
+        .env("DUB", &dub)
+        .env("SUBS", &subs)
+        .env("SLUG", "song-nuoc")
+        .env("CHROMIUM", &chromium)
+        .status()
+        .expect("node runs");
+    assert!(status.success(), "the studio's path in the browser failed");
+}
+
+/// Debian's Chromium (or `CHROMIUM`) and the `web/` directory with its npm packages, which every
+/// test here drives; a test fails at once, saying what to install, when one is missing.
+fn browser() -> (String, std::path::PathBuf) {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: `apt-get install chromium` (scripts/install-deps.sh does)"
+    );
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    assert!(
+        web.join("node_modules/playwright-core").exists(),
+        "web/node_modules is missing: run `make web`"
+    );
+    (chromium, web)
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -350,13 +400,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 /// field shows its rule beside it; a draft is created with a premiere and stays private.
 #[test]
 fn an_operator_edits_a_film_in_the_studio_and_viewers_see_it_without_a_re_ingest() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&chromium).exists(), "{chromium} is missing");
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
-    assert!(
-        web.join("node_modules/playwright-core").exists(),
-        "web/node_modules is missing: run `make web`"
-    );
+    let (chromium, web) = browser();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let film = dir.path().join("film.mp4");

@@ -952,6 +952,39 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // Every change is in the audit log, by whom: the script's token, then the worker.
+    let audit = request(to, "GET", "/admin/api/audit?limit=100", &[], b"").json();
+    let entries: Vec<(String, String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+                e["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let has = |actor: &str, action: &str, subject: &str| {
+        entries.iter().any(|(a, b, c)| {
+            a.starts_with(actor) && b == action && (subject.is_empty() || c == subject)
+        })
+    };
+    for (actor, action, subject) in [
+        ("token", "upload_created", ""),
+        ("token", "film_created", "song-nuoc"),
+        ("token", "job_submitted", ""),
+        ("token", "track_added", ""),
+        ("worker ", "film_published", "song-nuoc"),
+        ("worker ", "track_added", "song-nuoc"),
+    ] {
+        assert!(
+            has(actor, action, subject),
+            "no {action} by {actor}: {entries:?}"
+        );
+    }
 }
 
 /// Resident memory of process `pid`, bytes (`VmRSS` of `/proc/<pid>/status`).

@@ -138,6 +138,30 @@ pub struct StudioMessages {
     pub upload: String,
     pub images_hint: String,
     pub images_after_create: String,
+    pub media: String,
+    pub master: String,
+    pub master_hint: String,
+    pub upload_ingest: String,
+    pub tracks: String,
+    pub tracks_hint: String,
+    pub track_kind: String,
+    pub track_audio: String,
+    pub track_subtitles: String,
+    pub track_lang: String,
+    pub track_label: String,
+    pub add_track: String,
+    pub jobs: String,
+    pub col_job: String,
+    pub col_progress: String,
+    pub col_speed: String,
+    pub col_eta: String,
+    pub col_message: String,
+    pub no_jobs: String,
+    pub cancel_job: String,
+    pub hashing: String,
+    pub uploading: String,
+    pub checking: String,
+    pub job_queued: String,
     pub save: String,
     pub create: String,
     pub saved: String,
@@ -179,6 +203,9 @@ struct StudioPage {
     slug: String,
     studio_css: String,
     studio_js: String,
+    tus_js: String,
+    /// The session's CSRF token, which the page's requests carry (`csrf.rs`).
+    csrf: String,
     /// What the script needs: the mode, the slug, the strings and the rules, as JSON.
     config_json: String,
     /// The Vietnamese film classes, `(label, who may watch)`.
@@ -219,7 +246,7 @@ async fn page(
     locale: Locale,
     operator: Result<Operator, ApiError>,
 ) -> Response {
-    render(&state, locale, operator.is_ok(), "list", String::new())
+    render(&state, locale, operator.ok(), "list", String::new())
 }
 
 async fn page_new(
@@ -227,7 +254,7 @@ async fn page_new(
     locale: Locale,
     operator: Result<Operator, ApiError>,
 ) -> Response {
-    render(&state, locale, operator.is_ok(), "new", String::new())
+    render(&state, locale, operator.ok(), "new", String::new())
 }
 
 async fn page_edit(
@@ -239,19 +266,20 @@ async fn page_edit(
     if validate_slug(&slug).is_err() {
         return ApiError::NotFound(format!("no film `{slug}`")).into_response();
     }
-    render(&state, locale, operator.is_ok(), "edit", slug)
+    render(&state, locale, operator.ok(), "edit", slug)
 }
 
 fn render(
     state: &AppState,
     locale: Locale,
-    signed_in: bool,
+    operator: Option<Operator>,
     mode: &'static str,
     slug: String,
 ) -> Response {
-    if !signed_in {
-        return private(Redirect::to("/admin/login").into_response());
-    }
+    let Some(operator) = operator else {
+        let to = format!("/admin/login?lang={}", locale.lang.code());
+        return private(Redirect::to(&to).into_response());
+    };
     let s = messages(locale.lang);
     let path = match mode {
         "new" => "/admin/films/new".to_owned(),
@@ -266,9 +294,14 @@ fn render(
         slug: slug.clone(),
         studio_css: state.assets.url("studio.css"),
         studio_js: state.assets.url("studio.js"),
+        tus_js: state.assets.url("tus.js"),
+        csrf: operator.csrf().unwrap_or_default().to_owned(),
         config_json: crate::pages::script_json(&serde_json::json!({
             "mode": mode,
             "slug": slug,
+            "upload_js": state.assets.url("upload.js"),
+            "upload_hash_js": state.assets.url("upload-hash.js"),
+            "sha256_js": state.assets.url("sha256.js"),
             "lang": locale.lang.code(),
             "strings": s,
             "age_rating_rule": age_rating_rule(),

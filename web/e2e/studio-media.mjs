@@ -1,0 +1,205 @@
+// Browser test of the studio's whole path for a film (issue "Operator studio"), driving
+// Debian's Chromium with playwright-core against a running `monsoon serve` on one machine
+// (its own worker runs the jobs; crates/monsoon/tests/browser.rs): an operator creates a film,
+// uploads its master, the network is cut mid-upload and the page reloaded, the upload resumes
+// from where the server stopped and completes, the job's progress moves, the film plays; a
+// dub and subtitles are added from the studio and the player switches to them; a title edited
+// in the studio shows on the public page without a re-ingest.
+//
+// Environment: BASE_URL, ADMIN_TOKEN, MASTER, DUB, SUBS (files), SLUG. Exits non-zero with a
+// message on the first broken promise.
+import { statSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const BASE = env("BASE_URL");
+const TOKEN = env("ADMIN_TOKEN");
+const MASTER = env("MASTER");
+const DUB = env("DUB");
+const SUBS = env("SUBS");
+const SLUG = env("SLUG");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const check = (ok, message) => {
+  if (!ok) throw new Error(message);
+};
+const step = (name) => console.log(`· ${name}`);
+const size = statSync(MASTER).size;
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
+  const patches = [];
+  const creations = [];
+  page.on("request", (r) => {
+    if (!r.url().includes("/admin/api/uploads")) return;
+    if (r.method() === "PATCH") patches.push(Number(r.headers()["upload-offset"]));
+    if (r.method() === "POST") creations.push(r.url());
+  });
+
+  step("sign in and create the film");
+  await page.goto(`${BASE}/admin/login?lang=en`, { waitUntil: "domcontentloaded" });
+  await page.click("details summary");
+  await page.fill("#token", TOKEN);
+  await Promise.all([page.waitForURL("**/admin?lang=*"), page.click('form:has(#token) button[type="submit"]')]);
+  await page.goto(`${BASE}/admin/films/new`, { waitUntil: "domcontentloaded" });
+  await page.waitForFunction(() => document.getElementById("film-form").dataset.ready === "true");
+  await page.fill("#f-slug", SLUG);
+  await page.fill("#f-title-vi", "Sông nước");
+  await page.fill("#f-title-en", "River life");
+  await Promise.all([page.waitForURL(`**/admin/films/${SLUG}**`), page.click('#film-form button[type="submit"]')]);
+  await page.waitForSelector("#media");
+
+  step("upload the master, throttled, and cut the network mid-way");
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false, latency: 20, downloadThroughput: 10_000_000, uploadThroughput: 300_000,
+  });
+  await page.setInputFiles("#master-file", MASTER);
+  await page.click('#master-form button[type="submit"]');
+  const listing = async () => (await page.request.get(`${BASE}/admin/api/uploads`)).json();
+  let upload = null;
+  for (const until = Date.now() + 90_000; Date.now() < until;) {
+    upload = (await listing()).uploads[0];
+    if (upload && upload.offset > 0 && upload.offset < size / 2) break;
+    check(!(upload && upload.offset >= size / 2), "the upload was too fast to cut mid-way");
+    await page.waitForTimeout(100);
+  }
+  check(upload && upload.offset > 0, "no byte of the master reached the server");
+  step(`cut at about ${upload.offset} of ${size} bytes`);
+  await context.setOffline(true);
+  await page.waitForTimeout(1500);
+  await context.setOffline(false);
+
+  step("reload the page and pick the same file: the upload resumes");
+  const patchesBefore = patches.length;
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
+  });
+  await page.waitForSelector("#media");
+  await page.setInputFiles("#master-file", MASTER);
+  await page.click('#master-form button[type="submit"]');
+  await page.waitForFunction(() => ["queued", "failed"].includes(
+    document.getElementById("master-status").dataset.state), null, { timeout: 120_000 });
+  const said = await page.textContent("#master-status");
+  check(await page.getAttribute("#master-status", "data-state") === "queued", `the master: ${said}`);
+  const resumed = patches.slice(patchesBefore);
+  check(resumed.length > 0 && resumed[0] > 0, `after the reload the upload started again at ${resumed[0]}`);
+  check(creations.length === 1, `${creations.length} uploads were created for one file`);
+
+  step("the job's progress moves, and the film is published");
+  const seen = new Set();
+  let state = "";
+  for (const until = Date.now() + 300_000; Date.now() < until;) {
+    const row = await page.$("#job-rows tr");
+    if (row) {
+      state = await row.getAttribute("data-state");
+      const pct = await row.$eval(".percent", (e) => e.textContent.trim());
+      seen.add(`${state} ${pct}`);
+      check(state !== "failed", `the job failed: ${await row.textContent()}`);
+      if (state === "done") break;
+    }
+    await page.waitForTimeout(250);
+  }
+  check(state === "done", `the job is ${state}: ${[...seen]}`);
+  check(seen.size >= 2, `the job's progress never moved: ${[...seen]}`);
+  check(/verified: v\d+/.test(await page.textContent("#job-rows tr")), "the job does not name the verified ladder");
+
+  step("the film plays");
+  const viewer = await context.newPage();
+  await viewer.goto(`${BASE}/watch/${SLUG}`, { waitUntil: "domcontentloaded" });
+  await viewer.waitForFunction(() => window.monsoonPlayer && window.monsoonPlayer.video.currentTime >= 2,
+    null, { timeout: 60_000, polling: 200 });
+  await viewer.close();
+
+  step("add a dub and subtitles from the studio");
+  const addTrack = async (kind, file, lang, label) => {
+    const jobsBefore = await page.$$eval("#job-rows tr", (rows) => rows.length);
+    await page.selectOption("#track-kind", kind);
+    await page.fill("#track-lang", lang);
+    await page.fill("#track-label", label);
+    await page.setInputFiles("#track-file", file);
+    await page.click('#track-form button[type="submit"]');
+    await page.waitForFunction((n) => document.querySelectorAll("#job-rows tr").length > n
+      || document.getElementById("track-status").dataset.state === "failed", jobsBefore, { timeout: 120_000 });
+    check(await page.getAttribute("#track-status", "data-state") !== "failed",
+      `the ${kind}: ${await page.textContent("#track-status")}`);
+    await page.waitForFunction(() => {
+      const row = document.querySelector("#job-rows tr");
+      return row && ["done", "failed"].includes(row.dataset.state);
+    }, null, { timeout: 180_000 });
+    check(await page.getAttribute("#job-rows tr", "data-state") === "done",
+      `the ${kind} job: ${await page.textContent("#job-rows tr")}`);
+  };
+  await addTrack("audio", DUB, "en", "English (dub)");
+  await addTrack("subtitles", SUBS, "en", "English");
+
+  step("the player switches to the dub and the subtitles");
+  const audio = [];
+  const watch = await context.newPage();
+  watch.on("request", (r) => {
+    const m = r.url().match(/\/media\/[^/]+\/[^/]+\/(a\d+[^/]*)\/seg_\d+\.m4s$/);
+    if (m) audio.push(m[1]);
+  });
+  // The live catalog takes the new version within its refresh.
+  for (const until = Date.now() + 15_000; Date.now() < until;) {
+    const master = await (await watch.request.get(`${BASE}/media/${SLUG}/master.m3u8`)).text();
+    if (master.includes("TYPE=SUBTITLES") && master.includes("-en/index.m3u8")) break;
+    await watch.waitForTimeout(200);
+  }
+  await watch.goto(`${BASE}/watch/${SLUG}`, { waitUntil: "domcontentloaded" });
+  await watch.waitForFunction(() => window.monsoonPlayer && window.monsoonPlayer.video.currentTime >= 1,
+    null, { timeout: 60_000, polling: 200 });
+  await watch.click("#c-settings");
+  if (await watch.evaluate(() => window.monsoonPlayer.engine) !== "hls.js") {
+    await watch.selectOption("#c-quality", { index: 1 });
+    await watch.waitForFunction(() => window.monsoonPlayer.engine === "hls.js", null, { timeout: 30_000 });
+  }
+  await watch.waitForFunction(() => document.getElementById("c-audio").options.length > 1, null, { timeout: 30_000 });
+  const before = audio.length;
+  await watch.selectOption("#c-audio", "English (dub)");
+  await watch.waitForFunction(() => {
+    const hls = window.monsoonPlayer.hls;
+    return hls.audioTrack >= 0 && hls.audioTracks[hls.audioTrack].lang === "en";
+  }, null, { timeout: 15_000 });
+  for (const until = Date.now() + 20_000; Date.now() < until && !audio.slice(before).some((r) => r.endsWith("-en"));) {
+    await watch.waitForTimeout(200);
+  }
+  check(audio.slice(before).some((r) => r.endsWith("-en")), `no segment of the dub: ${audio.slice(before)}`);
+  await watch.selectOption("#c-subs", "en");
+  await watch.waitForFunction(() => [...window.monsoonPlayer.video.textTracks].some((t) =>
+    t.language === "en" && t.mode === "showing" && t.activeCues && t.activeCues.length > 0),
+  null, { timeout: 30_000 });
+  await watch.close();
+
+  step("a title edited in the studio shows on the public page, without a re-ingest");
+  const versionBefore = (await (await page.request.get(`${BASE}/api/v1/films/${SLUG}`)).json()).published_at;
+  await page.fill("#f-title-vi", "Sông nước miền Tây");
+  await page.click('#film-form button[type="submit"]');
+  for (const until = Date.now() + 15_000; Date.now() < until;) {
+    const html = await (await page.request.get(`${BASE}/films/${SLUG}`)).text();
+    if (html.includes("Sông nước miền Tây")) break;
+    await page.waitForTimeout(200);
+  }
+  const html = await (await page.request.get(`${BASE}/films/${SLUG}`)).text();
+  check(html.includes("Sông nước miền Tây"), "the edited title is not on the public page");
+  const versionAfter = (await (await page.request.get(`${BASE}/api/v1/films/${SLUG}`)).json()).published_at;
+  check(versionAfter === versionBefore, `the edit published a new version: ${versionBefore} → ${versionAfter}`);
+  console.log("studio: created, uploaded through a cut, published, dubbed, subtitled, retitled");
+} finally {
+  await browser.close();
+}
