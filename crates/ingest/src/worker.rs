@@ -213,7 +213,7 @@ pub async fn run_job(
             );
             tracing::info!(job = id, "{message}");
             let entry = monsoon_catalog::NewAuditEntry::new(
-                &format!("worker {name}"),
+                format!("worker {name}"),
                 match crate::jobs::track(job) {
                     Ok(Some(_)) => monsoon_catalog::Action::TrackAdded,
                     _ => monsoon_catalog::Action::FilmPublished,
