@@ -148,7 +148,7 @@ async fn the_studio_is_the_operators() {
     let (state, _films, _tmp) = state().await;
     let page = call(&state, "GET", "/admin/films", false, Body::empty()).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
-    assert_eq!(page.headers[header::LOCATION], "/admin/login");
+    assert_eq!(page.headers[header::LOCATION], "/admin/login?lang=vi");
     for (method, uri) in [
         ("GET", "/admin/api/films"),
         ("POST", "/admin/api/films"),
