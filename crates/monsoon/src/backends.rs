@@ -5,8 +5,8 @@
 //!
 //! | URL | backend |
 //! |---|---|
-//! | `sqlite://<path>` | `monsoon_db::SqliteCatalog` and `SqliteAudienceStore` on one file |
-//! | `postgres://[user[:password]@]host[:port]/database` | `monsoon_db::PgCatalog` and `PgAudienceStore`, for several nodes on one database; `PgJobs`, the ingest job queue (PostgreSQL only) |
+//! | `sqlite://<path>` | `monsoon_db::SqliteCatalog` and `SqliteAudienceStore` on one file; `SqliteJobs`, the one machine's ingest job queue |
+//! | `postgres://[user[:password]@]host[:port]/database` | `monsoon_db::PgCatalog` and `PgAudienceStore`, for several nodes on one database; `PgJobs`, the ingest job queue the workers share |
 //! | `file://<path>` | `monsoon_store::LocalStore` (objects as files; sends them with `sendfile`) |
 //! | `s3://<bucket>?endpoint=<URL>&region=<region>` | `monsoon_store::S3Store` (objects in a bucket of an S3-compatible store; signed with `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` from the environment, never the URL) |
 

@@ -45,9 +45,10 @@ pub struct IngestArgs {
     /// Print progress as JSON lines on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,
-    /// Check and probe the master, then record a job for `monsoon worker`s instead of
-    /// transcoding here (PostgreSQL databases only). Workers open the master, the subtitles
-    /// and film.toml's images by the same absolute paths (a shared mount).
+    /// Check and probe the master, then record a job instead of transcoding here: `monsoon
+    /// serve` runs it on one machine (SQLite), `monsoon worker`s on PostgreSQL. Workers open
+    /// the master, the subtitles and film.toml's images by the same absolute paths (a shared
+    /// mount).
     #[arg(long)]
     pub submit: bool,
 }
