@@ -79,6 +79,10 @@ try {
     await page.waitForTimeout(100);
   }
   check(upload && upload.offset > 0, "no byte of the master reached the server");
+  // The studio lists it, in flight, with its speed.
+  await page.waitForFunction((name) => [...document.querySelectorAll("#upload-rows tr")].some((tr) =>
+    tr.dataset.state === "uploading" && tr.textContent.includes(name) && / MB\/s/.test(tr.textContent)),
+  MASTER.split("/").pop(), { timeout: 15_000 });
   step(`cut at about ${upload.offset} of ${size} bytes`);
   await context.setOffline(true);
   await page.waitForTimeout(1500);

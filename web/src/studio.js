@@ -388,6 +388,30 @@ async function uploadAndQueue(file, kind, extra, bar, status) {
   });
 }
 
+/** Every upload the server holds (any operator's, any tab), with its progress and speed. */
+async function showUploads() {
+  const { status, data } = await request("GET", "/admin/api/uploads");
+  if (status !== 200) return;
+  const rows = document.getElementById("upload-rows");
+  rows.replaceChildren();
+  for (const upload of data.uploads) {
+    const tr = document.createElement("tr");
+    tr.dataset.state = upload.state;
+    const cell = (text) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    };
+    cell(upload.filename);
+    cell(upload.kind);
+    cell(upload.state === "failed" ? upload.state + ": " + upload.reason : upload.state);
+    cell(Math.floor((upload.offset / Math.max(1, upload.length)) * 100) + " %");
+    cell(upload.bytes_per_s > 0 ? (upload.bytes_per_s / 1e6).toFixed(2) + " MB/s" : "");
+    rows.append(tr);
+  }
+  document.getElementById("no-uploads").hidden = data.uploads.length > 0;
+}
+
 function showMedia() {
   const master = document.getElementById("master-form");
   master.addEventListener("submit", (event) => {
@@ -409,7 +433,11 @@ function showMedia() {
       document.getElementById("track-progress"), document.getElementById("track-status"));
   });
   showJobs();
-  setInterval(showJobs, JOB_POLL_MS);
+  showUploads();
+  setInterval(() => {
+    showJobs();
+    showUploads();
+  }, JOB_POLL_MS);
 }
 
 if (config.mode === "list") showList();
