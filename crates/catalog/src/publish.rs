@@ -269,16 +269,12 @@ impl Publisher<'_> {
             }
         }
         before_commit.await;
-        let previous = match self.films.publish(slug, meta, record).await {
-            Ok(previous) => previous,
-            Err(e) => {
-                let _ = self.media.delete_prefix(&prefix).await;
-                return Err(e);
-            }
-        };
-        // The new version is live; the old one stays served until its grace period is over
-        // (`retire_expired`).
-        let _ = previous;
+        // Once committed the new version is live; the one it replaced stays served until its
+        // grace period is over (`retire_expired`).
+        if let Err(e) = self.films.publish(slug, meta, record).await {
+            let _ = self.media.delete_prefix(&prefix).await;
+            return Err(e);
+        }
         Ok(())
     }
 }

@@ -42,6 +42,14 @@ pub enum Track {
     },
 }
 
+/// A track's name in the players' menus: the operator's `label`, or by default the language's
+/// own name ("English", "Tiếng Việt").
+pub fn label_or_default(label: Option<&str>, lang: &str) -> String {
+    label
+        .map(str::to_owned)
+        .unwrap_or_else(|| monsoon_media::package::language_name(lang).to_owned())
+}
+
 impl Track {
     /// The file the track is read from.
     pub fn file(&self) -> &Path {

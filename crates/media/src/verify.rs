@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use m3u8_rs::Playlist;
-use monsoon_catalog::{DASH_MANIFEST, FAMILY_PLAYLISTS, MULTIVARIANT_PLAYLIST};
+use monsoon_catalog::{DASH_MANIFEST, MULTIVARIANT_PLAYLIST};
 
 use crate::ladder::FLOOR_PEAK_BUDGET;
 use crate::package::{Kind, MeasuredRendition, parse_media_playlist};
@@ -28,12 +28,11 @@ pub fn verify(
     // 1. The multivariant playlist parses and every variant and rendition it names exists;
     //    with more than one codec family, so does each family's own playlist, which names
     //    that family's video alone.
-    let families = crate::package::family_playlists(renditions, None, "und", &[], prefix);
     let mut playlists = vec![(MULTIVARIANT_PLAYLIST, None)];
     playlists.extend(
-        families
-            .iter()
-            .map(|(file, _)| (*file, family_of_file(file))),
+        crate::package::family_files(renditions)
+            .into_iter()
+            .map(|(family, file)| (file, Some(family))),
     );
     for (file, family) in playlists {
         check_multivariant(dir, file, family, &local)?;
@@ -223,14 +222,6 @@ pub fn codecs_parse(codecs: &str, kind: &Kind) -> bool {
         }
         Kind::Audio => codecs == "mp4a.40.2" || codecs == "opus",
     }
-}
-
-/// The family a per-family playlist's file name stands for ([`FAMILY_PLAYLISTS`]).
-fn family_of_file(file: &str) -> Option<&'static str> {
-    FAMILY_PLAYLISTS
-        .iter()
-        .find(|(_, name)| *name == file)
-        .map(|(family, _)| *family)
 }
 
 /// Step 1 of [`verify`] for one multivariant playlist, `file` in `dir`: it parses, every media

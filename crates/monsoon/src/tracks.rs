@@ -38,9 +38,7 @@ pub struct AddTrackArgs {
 }
 
 pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode> {
-    let label = args
-        .label
-        .unwrap_or_else(|| monsoon_media::package::language_name(&args.lang).to_owned());
+    let label = monsoon_ingest::tracks::label_or_default(args.label.as_deref(), &args.lang);
     let track = match (args.audio, args.subtitles) {
         (Some(file), _) => Track::Audio {
             file,

@@ -84,9 +84,7 @@ impl JobMaker for IngestJobs {
             |e: monsoon_ingest::Error| naming(&e.to_string(), &upload.path, &upload.filename);
         let file = upload.path.clone();
         let track = |lang: &str| {
-            let label = label
-                .map(str::to_owned)
-                .unwrap_or_else(|| monsoon_media::package::language_name(lang).to_owned());
+            let label = monsoon_ingest::tracks::label_or_default(label, lang);
             (lang.to_owned(), label)
         };
         match (upload.kind, lang) {

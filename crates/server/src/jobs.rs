@@ -233,11 +233,12 @@ async fn create(
             let dir = uploads.dir().join(CLAIMED_DIR);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| ApiError::Internal(format!("{}: {e}", dir.display())))?;
-            let to = dir.join(claimed_name(&view.id, &view.filename));
-            let claimed = uploads.claim(&body.upload, &to).map_err(|e| match e {
-                crate::UploadError::NotFound(m) => ApiError::NotFound(m),
-                other => ApiError::Conflict(other.to_string()),
-            })?;
+            let claimed = uploads
+                .claim_into(&body.upload, &dir)
+                .map_err(|e| match e {
+                    crate::UploadError::NotFound(m) => ApiError::NotFound(m),
+                    other => ApiError::Conflict(other.to_string()),
+                })?;
             let job = maker
                 .job(
                     &body.slug,
@@ -270,18 +271,6 @@ async fn create(
 
 /// Where claimed uploads are kept (under the uploads' directory) while their jobs may run.
 pub const CLAIMED_DIR: &str = "claimed";
-
-/// The claimed file's name: the upload's id with the extension of the operator's file name
-/// when it is a plain one (ffprobe and ffmpeg guess the container and the subtitle format by
-/// it); never a path from the client.
-fn claimed_name(id: &str, filename: &str) -> String {
-    let ext = filename
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .filter(|e| !e.is_empty() && e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .unwrap_or_else(|| "bin".into());
-    format!("{id}.{ext}")
-}
 
 async fn cancel(
     State(state): State<AppState>,

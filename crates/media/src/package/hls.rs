@@ -145,6 +145,21 @@ pub fn family(r: &MeasuredRendition) -> Option<&'static str> {
     }
 }
 
+/// The families of `renditions` with their playlists' file names
+/// ([`monsoon_catalog::FAMILY_PLAYLISTS`]) when there are two or more, else none.
+pub fn family_files(renditions: &[MeasuredRendition]) -> Vec<(&'static str, &'static str)> {
+    let present: Vec<(&'static str, &'static str)> = monsoon_catalog::FAMILY_PLAYLISTS
+        .iter()
+        .copied()
+        .filter(|(f, _)| renditions.iter().any(|r| family(r) == Some(*f)))
+        .collect();
+    if present.len() < 2 {
+        Vec::new()
+    } else {
+        present
+    }
+}
+
 /// One multivariant playlist per video codec family, named by
 /// [`monsoon_catalog::FAMILY_PLAYLISTS`], when the ladder has more than one family (none
 /// otherwise): each is [`multivariant_playlist`] over that family's video renditions, the audio
@@ -156,22 +171,11 @@ pub fn family_playlists(
     subtitles: &[String],
     prefix: &str,
 ) -> Vec<(&'static str, MasterPlaylist)> {
-    let families: Vec<&str> = monsoon_catalog::FAMILY_PLAYLISTS
-        .iter()
-        .map(|(f, _)| *f)
-        .filter(|f| renditions.iter().any(|r| family(r) == Some(*f)))
-        .collect();
-    if families.len() < 2 {
-        return Vec::new();
-    }
-    monsoon_catalog::FAMILY_PLAYLISTS
-        .iter()
-        .filter(|(f, _)| families.contains(f))
+    family_files(renditions)
+        .into_iter()
         .map(|(f, file)| {
-            let video: Vec<&MeasuredRendition> = renditions
-                .iter()
-                .filter(|r| family(r) == Some(*f))
-                .collect();
+            let video: Vec<&MeasuredRendition> =
+                renditions.iter().filter(|r| family(r) == Some(f)).collect();
             let paired = |a: &MeasuredRendition| {
                 audio_only == Some(a.name.as_str())
                     || video.iter().any(|v| {
@@ -180,12 +184,12 @@ pub fn family_playlists(
             };
             let own: Vec<MeasuredRendition> = renditions
                 .iter()
-                .filter(|r| family(r) == Some(*f) || (r.kind == Kind::Audio && paired(r)))
+                .filter(|r| family(r) == Some(f) || (r.kind == Kind::Audio && paired(r)))
                 .cloned()
                 .collect();
             let playlist =
                 multivariant_playlist(&own, audio_only, audio_language, subtitles, prefix);
-            (*file, playlist)
+            (file, playlist)
         })
         .collect()
 }

@@ -17,9 +17,9 @@ mod webvtt;
 
 pub use dash::{mpd, write_mpd};
 pub use hls::{
-    IFRAME_PLAYLIST, exact_extinf_us, family_playlists, iframe_playlist, multivariant_playlist,
-    parse_media_playlist, parse_multivariant, rewrite_extinf, subtitle_playlist,
-    write_media_playlist, write_multivariant,
+    IFRAME_PLAYLIST, exact_extinf_us, family_files, family_playlists, iframe_playlist,
+    multivariant_playlist, parse_media_playlist, parse_multivariant, rewrite_extinf,
+    subtitle_playlist, write_media_playlist, write_multivariant,
 };
 pub use measure::{
     Budget, Kind, MeasuredRendition, MeasuredSegment, measure, measure_audio, measure_ladder,

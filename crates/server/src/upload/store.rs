@@ -730,6 +730,21 @@ impl Uploads {
         Ok(claimed)
     }
 
+    /// [`claim`](Self::claim) into directory `dir`, under the name the upload's file has here
+    /// (`<id>.<ext>`, the extension from the fixed list: never a name from the client).
+    pub fn claim_into(&self, id: &str, dir: &Path) -> Result<ClaimedMaster> {
+        let filename = self
+            .entries()
+            .get(id)
+            .map(|e| e.record.filename.clone())
+            .ok_or_else(|| not_found(id))?;
+        let name = self.data_path(id, &filename);
+        let name = name
+            .file_name()
+            .ok_or_else(|| UploadError::Internal(format!("upload {id} has no file name")))?;
+        self.claim(id, &dir.join(name))
+    }
+
     /// The checks once the last byte is here: size on disk, whole-file SHA-256, the probe.
     /// Records `ready` or `failed` (deleting a failed file's bytes).
     async fn verify(self: Arc<Self>, id: &str) {
