@@ -75,8 +75,9 @@ try {
   check(audio.slice(before).some((r) => r.endsWith("-en")),
     `no segment of the dub fetched after choosing it: ${audio.slice(before)}`);
   const at = await page.evaluate(() => window.monsoonPlayer.video.currentTime);
+  // Generous: in `make test` another browser test may hold both cores while this one decodes.
   await page.waitForFunction((t) => window.monsoonPlayer.video.currentTime >= t + 3, at,
-    { timeout: 30_000 });
+    { timeout: 90_000 });
 
   step("the added subtitles show");
   const subs = await page.$$eval("#c-subs option", (os) => os.filter((o) => o.value).map((o) => o.value));
