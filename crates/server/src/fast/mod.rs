@@ -133,7 +133,7 @@ impl FastPath {
         loop {
             // A request's head must arrive within the header timeout of the server waiting
             // for it; bytes trickling in do not extend that (slowloris).
-            let deadline = Instant::now() + limits.header_timeout;
+            let deadline = limits.head_deadline(Instant::now());
             let mut gzipped = None;
             let reply = loop {
                 if !buf.is_empty() {

@@ -2,16 +2,14 @@
 //! deadlines, and `sendfile(2)` with the cork.
 
 use std::io::{self, IoSlice};
-use std::pin::Pin;
-use std::time::Duration;
 
 use rustix::net::SendFlags;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
-use crate::limits::ConnLimits;
+use crate::limits::{ConnLimits, DeadlineTimer};
 
 /// Open fast-path connections of this thread above which `sendfile` responses are corked.
 /// The count is exact on the per-core runtimes `monsoon serve` uses; on a multi-threaded
@@ -26,12 +24,12 @@ thread_local! {
 /// Most bytes taken from a socket per read while receiving request heads.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// A connection with the deadlines of [`ConnLimits`], kept with one timer that is moved only
-/// when a deadline comes earlier (re-arming a timer on every wait costs at 1,000 connections).
+/// A connection with the deadlines of [`ConnLimits`], kept with one [`DeadlineTimer`] (the
+/// mechanism hyper's connections use too, `crate::conn`).
 pub(super) struct Conn<'l> {
     pub stream: TcpStream,
     limits: &'l ConnLimits,
-    timer: Pin<Box<Sleep>>,
+    timer: DeadlineTimer,
     /// Whether a short read may clear the socket's read readiness. Only on a
     /// single-threaded runtime: there the I/O driver runs on this thread, between task
     /// polls, so it cannot record a new edge between the read and the clearing; on a
@@ -58,12 +56,11 @@ impl Drop for Counted {
 
 impl<'l> Conn<'l> {
     pub fn new(stream: TcpStream, limits: &'l ConnLimits) -> Self {
-        let far = Instant::now() + Duration::from_secs(365 * 86_400);
         let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
         Self {
             stream,
             limits,
-            timer: Box::pin(tokio::time::sleep_until(far)),
+            timer: DeadlineTimer::unset(),
             short_read_drains: matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::CurrentThread)),
             _counted: Counted::new(),
         }
@@ -77,9 +74,6 @@ impl<'l> Conn<'l> {
         deadline: Instant,
         stop: Option<&mut watch::Receiver<bool>>,
     ) -> io::Result<()> {
-        if deadline < self.timer.deadline() {
-            self.timer.as_mut().reset(deadline);
-        }
         let stopped = async move {
             match stop {
                 Some(stop) => {
@@ -89,21 +83,11 @@ impl<'l> Conn<'l> {
             }
         };
         tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                biased;
-                ready = self.stream.ready(interest) => {
-                    ready?;
-                    return Ok(());
-                }
-                () = &mut stopped => return Err(io::Error::other("draining")),
-                () = self.timer.as_mut() => {
-                    if Instant::now() >= deadline {
-                        return Err(io::ErrorKind::TimedOut.into());
-                    }
-                    self.timer.as_mut().reset(deadline);
-                }
-            }
+        tokio::select! {
+            biased;
+            ready = self.stream.ready(interest) => ready.map(drop),
+            () = &mut stopped => Err(io::Error::other("draining")),
+            () = self.timer.passed(deadline) => Err(io::ErrorKind::TimedOut.into()),
         }
     }
 
@@ -160,7 +144,7 @@ impl<'l> Conn<'l> {
                 Ok(false) => blocked_since = None,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let since = *blocked_since.get_or_insert_with(Instant::now);
-                    let deadline = since + self.limits.write_timeout;
+                    let deadline = self.limits.write_deadline(since);
                     self.ready(Interest::WRITABLE, deadline, None).await?;
                 }
                 Err(e) => return Err(e),
