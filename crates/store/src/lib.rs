@@ -176,30 +176,28 @@ impl MediaStore for LocalStore {
             if !source.is_file() {
                 return Err(Error::NotFound(from));
             }
-            let dir = target
-                .parent()
-                .ok_or_else(|| Error::Backend(format!("{} has no directory", target.display())))?
-                .to_owned();
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            // A hard link under a temporary name, renamed over the target: the same inode, no
-            // bytes copied (published objects are never written again, so sharing is safe).
-            // Across file systems, a copy, fsynced.
-            let tmp = dir.join(format!(
-                ".{}.tmp",
-                target
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            ));
-            let _ = std::fs::remove_file(&tmp);
-            if std::fs::hard_link(&source, &tmp).is_err() {
-                std::fs::copy(&source, &tmp).map_err(io(&tmp))?;
-                std::fs::File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(io(&tmp))?;
+            // The same inode, no bytes copied (published objects are never written again, so
+            // sharing is safe).
+            link_or_copy(&source, &target)
+        })
+        .await
+    }
+
+    async fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+        let target = self.path_of(key)?;
+        let source = file.to_owned();
+        blocking(move || link_or_copy(&source, &target)).await
+    }
+
+    async fn get_file(&self, key: &str, file: &Path) -> Result<u64> {
+        let source = self.path_of(key)?;
+        let (key, target) = (key.to_owned(), file.to_owned());
+        blocking(move || {
+            if !source.is_file() {
+                return Err(Error::NotFound(key));
             }
-            std::fs::rename(&tmp, &target).map_err(io(&target))?;
-            sync_dir(&dir)
+            link_or_copy(&source, &target)?;
+            Ok(std::fs::metadata(&target).map_err(io(&target))?.len())
         })
         .await
     }
@@ -229,6 +227,33 @@ impl MediaStore for LocalStore {
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         self.path_of(key).ok()
     }
+}
+
+/// `target` as the file `source` is (replacing it): a hard link under a temporary name,
+/// renamed over it, so no byte is copied; across file systems a copy, fsynced. Either way a
+/// reader of `target` sees the old file or the whole new one.
+fn link_or_copy(source: &Path, target: &Path) -> Result<()> {
+    let dir = target
+        .parent()
+        .ok_or_else(|| Error::Backend(format!("{} has no directory", target.display())))?
+        .to_owned();
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        target
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(source, &tmp).is_err() {
+        std::fs::copy(source, &tmp).map_err(io(&tmp))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, target).map_err(io(target))?;
+    sync_dir(&dir)
 }
 
 #[cfg(test)]

@@ -410,6 +410,37 @@ impl MediaStore for S3Store {
         }
     }
 
+    async fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+        check_key(key)?;
+        self.upload(file.to_owned(), key.to_owned()).await
+    }
+
+    async fn get_file(&self, key: &str, file: &Path) -> Result<u64> {
+        let path = object_path(key)?;
+        let result = match self.objects.get(&path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::NotFound(key.to_owned()));
+            }
+            Err(e) => return Err(self.failed("get of", key, e)),
+        };
+        let io = |source| Error::Io {
+            path: file.display().to_string(),
+            source,
+        };
+        let mut out = tokio::fs::File::create(file).await.map_err(io)?;
+        // The body as it arrives, chunk by chunk: never whole in memory.
+        let mut body = result.into_stream();
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.failed("get of", key, e))?;
+            out.write_all(&chunk).await.map_err(io)?;
+            written += chunk.len() as u64;
+        }
+        out.sync_all().await.map_err(io)?;
+        Ok(written)
+    }
+
     async fn publish_dir(&self, staging: &Path, prefix: &str) -> Result<()> {
         check_key(prefix)?;
         if !self.list(prefix).await?.is_empty() {
