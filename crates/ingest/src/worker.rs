@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use monsoon_catalog::publish::{Publisher, sweep_staging};
-use monsoon_catalog::{FilmRepository, Job, JobProgress, JobQueue, JobState, MediaStore};
+use monsoon_catalog::{FilmRepository, Incoming, Job, JobProgress, JobQueue, JobState, MediaStore};
 use monsoon_media::Progress;
 use tokio::sync::watch;
 
@@ -129,6 +129,10 @@ pub async fn run_job(
             staging: place.staging,
             locks: place.locks,
         };
+        // A file uploaded through the studio is in the media store: fetched into this
+        // worker's staging first (removed with `fetched` when the work ends or is dropped).
+        let fetched = fetch_incoming(place, job, &attempt, name, &set).await?;
+        let job = fetched.as_ref().map_or(job, |f| &f.job);
         let track = crate::jobs::track(job)?;
         let plan = match &track {
             Some(_) => None,
@@ -253,7 +257,98 @@ pub async fn run_job(
         ),
         Err(e) => tracing::warn!(job = id, error = %e, "cannot record the job's end"),
     }
+    remove_incoming_if_over(queue, place.media, job).await;
     outcome
+}
+
+/// A job's uploaded file, fetched from the media store into this worker's staging: the job
+/// as the pipeline reads it (its `master` the local copy), and the directory, removed when
+/// this is dropped.
+#[derive(Debug)]
+struct Fetched {
+    dir: std::path::PathBuf,
+    job: Job,
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Fetches `job`'s incoming file (`monsoon_catalog::Incoming`), if it has one, streamed into
+/// `<staging>/incoming-<job>.<pid>/` (swept like any staging directory if this process dies),
+/// and checks its size. A missing object fails the job saying so.
+async fn fetch_incoming(
+    place: Workplace<'_>,
+    job: &Job,
+    attempt: &str,
+    name: &str,
+    set: &(dyn Fn(&dyn Fn(&mut JobProgress)) + Sync),
+) -> crate::Result<Option<Fetched>> {
+    let Some(incoming) = Incoming::of(&job.options)? else {
+        return Ok(None);
+    };
+    set(&|p| {
+        p.message = format!(
+            "fetching the uploaded file ({:.1} MB) from the media store ({attempt}, worker {name})",
+            incoming.size as f64 / 1e6
+        );
+    });
+    let dir = place
+        .staging
+        .join(format!("incoming-{}.{}", job.id, std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|source| crate::Error::Path {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut fetched = Fetched {
+        dir,
+        job: job.clone(),
+    };
+    let file = fetched.dir.join(incoming.file_name());
+    let size = match place.media.get_file(&incoming.key, &file).await {
+        Ok(size) => size,
+        Err(monsoon_catalog::Error::NotFound(_)) => {
+            return Err(crate::Error::Job(format!(
+                "the uploaded file `{}` is no longer in the media store (the job was \
+                 cancelled, or the object removed): upload the file again and make a new job",
+                incoming.key
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if size != incoming.size {
+        return Err(crate::Error::Job(format!(
+            "the uploaded file `{}` is {size} bytes in the media store; {} were uploaded: \
+             upload the file again and make a new job",
+            incoming.key, incoming.size
+        )));
+    }
+    fetched.job.master = file
+        .to_str()
+        .ok_or_else(|| crate::Error::Job(format!("{}: the path is not UTF-8", file.display())))?
+        .to_owned();
+    Ok(Some(fetched))
+}
+
+/// Removes `job`'s incoming file from the media store once the job is over for good (done,
+/// failed, cancelled: `JobState::is_final`, as the queue says now); a job queued again (a
+/// release, a take-over) keeps it for its next attempt.
+async fn remove_incoming_if_over(queue: &dyn JobQueue, media: &dyn MediaStore, job: &Job) {
+    if !matches!(Incoming::of(&job.options), Ok(Some(_))) {
+        return;
+    }
+    match queue.get(job.id).await {
+        Ok(Some(now)) => match Incoming::remove_if_over(&now, media).await {
+            Ok(true) => tracing::info!(job = job.id, "its uploaded file is removed"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job = job.id, error = %e, "cannot remove its uploaded file"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!(job = job.id, error = %e, "cannot read the job's state"),
+    }
 }
 
 /// Records the job's end, trying a few times through a database hiccup (if it never gets
