@@ -1086,10 +1086,19 @@ fn a_studio_upload_is_transcoded_by_a_worker_on_another_machine() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let incoming = || runtime.block_on(store.list("_incoming")).unwrap();
 
+    // Two nodes behind nginx running the shipped deploy/nginx-lb.conf (its third node is the
+    // first again): the uploads and the job are made through it, as the studio makes them.
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("node");
-    let server = start_on(&data, "", "min_free_bytes = 0", &storage, &env);
-    let to = server.addr();
+    let datas = [tmp.path().join("a/node"), tmp.path().join("b/node")];
+    let nodes: Vec<Server> = datas
+        .iter()
+        .map(|data| start_on(data, "", "min_free_bytes = 0", &storage, &env))
+        .collect();
+    let lb = Nginx::in_front(
+        &tmp.path().join("nginx"),
+        [nodes[0].addr(), nodes[1].addr(), nodes[0].addr()],
+    );
+    let to = lb.addr;
     let clip = tmp.path().join("master.mp4");
     make_clip(&clip, 6, "320x180");
     let master = std::fs::read(&clip).unwrap();
@@ -1141,25 +1150,29 @@ fn a_studio_upload_is_transcoded_by_a_worker_on_another_machine() {
         assert_eq!(reply.status, 404, "{path}: {reply:?}");
         assert!(!reply.body.starts_with(&master[..64]), "{path}");
     }
-    assert_eq!(
-        files_under(&data.join("uploads/claimed")),
-        Vec::<PathBuf>::new(),
-        "the node keeps no copy: the store holds the master"
-    );
+    for data in &datas {
+        assert_eq!(
+            files_under(&data.join("uploads/claimed")),
+            Vec::<PathBuf>::new(),
+            "the node keeps no copy: the store holds the master"
+        );
+    }
 
     // A worker with nothing of the node's.
     let worker_data = tmp.path().join("worker");
     let worker_log = std::fs::File::create(tmp.path().join("worker.log")).unwrap();
-    let mut worker = Command::new(MONSOON)
-        .arg("--data")
-        .arg(&worker_data)
-        .args(storage)
-        .args(["worker", "--poll-s", "1"])
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        .stderr(worker_log)
-        .spawn()
-        .unwrap();
+    let worker = Killed(
+        Command::new(MONSOON)
+            .arg("--data")
+            .arg(&worker_data)
+            .args(storage)
+            .args(["worker", "--poll-s", "1"])
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stderr(worker_log)
+            .spawn()
+            .unwrap(),
+    );
 
     let failed = job_over(to, gone);
     assert_eq!(failed["state"], "failed", "{failed}");
@@ -1175,7 +1188,7 @@ fn a_studio_upload_is_transcoded_by_a_worker_on_another_machine() {
         done["message"].as_str().unwrap().contains("verified: v180"),
         "{done}"
     );
-    let played = common::play_whole(&format!("{}/media/song-nuoc/master.m3u8", server.url));
+    let played = common::play_whole(&format!("http://{to}/media/song-nuoc/master.m3u8"));
     assert!(played > 5.5, "decoded only {played} s of 6");
 
     // An audio track, the same way.
@@ -1198,10 +1211,20 @@ fn a_studio_upload_is_transcoded_by_a_worker_on_another_machine() {
     );
     assert_eq!(created.status, 201, "{created:?}");
     job_done(to, created.json()["id"].as_u64().unwrap());
+    // From a node: nginx keeps the multivariant playlist it has for its max-age (60 s).
     let until = Instant::now() + Duration::from_secs(15);
-    while !String::from_utf8(request(to, "GET", "/media/song-nuoc/master.m3u8", &[], b"").body)
-        .unwrap()
-        .contains("a128-en/index.m3u8")
+    while !String::from_utf8(
+        request(
+            nodes[1].addr(),
+            "GET",
+            "/media/song-nuoc/master.m3u8",
+            &[],
+            b"",
+        )
+        .body,
+    )
+    .unwrap()
+    .contains("a128-en/index.m3u8")
     {
         assert!(Instant::now() < until, "the dub never reaches the playlist");
         std::thread::sleep(Duration::from_millis(100));
@@ -1213,8 +1236,86 @@ fn a_studio_upload_is_transcoded_by_a_worker_on_another_machine() {
         files_under(&worker_data.join("staging")),
         Vec::<PathBuf>::new()
     );
-    let _ = worker.kill();
-    let _ = worker.wait();
+    drop(worker);
+}
+
+/// A child process killed when this is dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// nginx running the shipped `deploy/nginx-lb.conf`, with this test's addresses and paths;
+/// stopped with SIGTERM when dropped (a SIGKILL would leave its worker processes behind).
+struct Nginx {
+    addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn in_front(dir: &Path, nodes: [SocketAddr; 3]) -> Self {
+        let replace = |text: String, from: &str, to: &str| {
+            assert!(text.contains(from), "the shipped file has no `{from}`");
+            text.replace(from, to)
+        };
+        for sub in ["logs", "tmp", "cache"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let port = common::free_port();
+        let mut lb = include_str!("../../../deploy/nginx-lb.conf").to_owned();
+        lb = replace(lb, "listen 80;", &format!("listen 127.0.0.1:{port};"));
+        lb = replace(
+            lb,
+            "/var/cache/nginx/monsoon",
+            &dir.join("cache").display().to_string(),
+        );
+        for (shipped, node) in ["10.0.0.11:8080", "10.0.0.12:8080", "10.0.0.13:8080"]
+            .iter()
+            .zip(nodes)
+        {
+            lb = replace(lb, shipped, &node.to_string());
+        }
+        let d = dir.display();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
+                 events {{ worker_connections 256; }}\nhttp {{\n access_log off;\n \
+                 client_body_temp_path {d}/tmp;\n proxy_temp_path {d}/tmp;\n fastcgi_temp_path {d}/tmp;\n \
+                 uwsgi_temp_path {d}/tmp;\n scgi_temp_path {d}/tmp;\n{lb}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(common::nginx_binary())
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .spawn()
+            .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { addr, child }
+    }
 }
 
 /// Resident memory of process `pid`, bytes (`VmRSS` of `/proc/<pid>/status`).
