@@ -268,6 +268,30 @@ mod tests {
         conformance::run(&LocalStore::new(tmp.path().join("media"))).await;
     }
 
+    /// On one machine a studio upload's way through the store costs no copy: `put_file` and
+    /// `get_file` are hard links when the file system allows (the data directory's default).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn files_go_in_and_out_as_hard_links() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(tmp.path().join("media"));
+        let file = tmp.path().join("claimed.mov");
+        std::fs::write(&file, b"master bytes").unwrap();
+        let key = "_incoming/0123abcd/0123abcd.mov";
+        store.put_file(key, &file).await.unwrap();
+        let inode = std::fs::metadata(&file).unwrap().ino();
+        let object = store.local_path(key).unwrap();
+        assert_eq!(std::fs::metadata(&object).unwrap().ino(), inode);
+        let fetched = tmp.path().join("staging/fetched.mov");
+        std::fs::create_dir_all(fetched.parent().unwrap()).unwrap();
+        assert_eq!(store.get_file(key, &fetched).await.unwrap(), 12);
+        assert_eq!(std::fs::metadata(&fetched).unwrap().ino(), inode);
+        // Removing the object leaves the worker's copy whole.
+        store.delete_prefix("_incoming/0123abcd").await.unwrap();
+        assert_eq!(std::fs::read(&fetched).unwrap(), b"master bytes");
+        assert_eq!(store.list("_incoming").await.unwrap(), Vec::<String>::new());
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn objects_are_files_under_the_root_and_nothing_else_is() {
         let tmp = tempfile::tempdir().unwrap();
