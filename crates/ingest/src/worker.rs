@@ -71,7 +71,16 @@ pub async fn run(
     // Staging directories of dead processes (a worker killed here before) go first.
     sweep_staging(place.staging);
     tracing::info!(worker = %settings.name, lease = ?settings.lease, "waiting for jobs");
+    let mut swept: Option<Instant> = None;
     while !*stop.borrow() {
+        if swept.is_none_or(|at| at.elapsed() >= SWEEP_INCOMING_EVERY) {
+            swept = Some(Instant::now());
+            match sweep_incoming(queue, place.media).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("removed the uploaded files of {n} jobs over"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep the uploaded files"),
+            }
+        }
         match queue.claim(&settings.name, settings.lease).await {
             Ok(Some(job)) => {
                 run_job(queue, place, settings, &job, &mut stop).await;
@@ -86,6 +95,36 @@ pub async fn run(
         }
     }
     tracing::info!(worker = %settings.name, "stopped");
+}
+
+/// How often a worker looks for uploaded files of jobs that are over ([`sweep_incoming`]).
+pub const SWEEP_INCOMING_EVERY: Duration = Duration::from_secs(600);
+
+/// Removes the incoming files (`monsoon_catalog::Incoming`) of the newest jobs that are over
+/// for good but still have one: those the queue itself failed when the lease of their last
+/// attempt expired (no worker saw that end), or whose removal failed. Never an object without
+/// a job (one may be on its way into the queue), never a queued or running job's. Returns how
+/// many jobs' files it removed.
+pub async fn sweep_incoming(queue: &dyn JobQueue, media: &dyn MediaStore) -> crate::Result<usize> {
+    let keys = media.list(monsoon_catalog::store::INCOMING_PREFIX).await?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for job in queue.list(monsoon_catalog::jobs::limits::LIST).await? {
+        let Ok(Some(incoming)) = Incoming::of(&job.options) else {
+            continue;
+        };
+        if job.state.is_final()
+            && keys
+                .iter()
+                .any(|k| monsoon_catalog::store::under(k, incoming.prefix()))
+        {
+            media.delete_prefix(incoming.prefix()).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// What the lease keeper writes next: the latest progress, and whether it changed.
@@ -131,7 +170,8 @@ pub async fn run_job(
         };
         // A file uploaded through the studio is in the media store: fetched into this
         // worker's staging first (removed with `fetched` when the work ends or is dropped).
-        let fetched = fetch_incoming(place, job, &attempt, name, &set).await?;
+        let say = |message: String| set(&|p| p.message.clone_from(&message));
+        let fetched = fetch_incoming(place, job, &attempt, name, &say).await?;
         let job = fetched.as_ref().map_or(job, |f| &f.job);
         let track = crate::jobs::track(job)?;
         let plan = match &track {
@@ -284,17 +324,15 @@ async fn fetch_incoming(
     job: &Job,
     attempt: &str,
     name: &str,
-    set: &(dyn Fn(&dyn Fn(&mut JobProgress)) + Sync),
+    say: &(dyn Fn(String) + Sync),
 ) -> crate::Result<Option<Fetched>> {
     let Some(incoming) = Incoming::of(&job.options)? else {
         return Ok(None);
     };
-    set(&|p| {
-        p.message = format!(
-            "fetching the uploaded file ({:.1} MB) from the media store ({attempt}, worker {name})",
-            incoming.size as f64 / 1e6
-        );
-    });
+    say(format!(
+        "fetching the uploaded file ({:.1} MB) from the media store ({attempt}, worker {name})",
+        incoming.size as f64 / 1e6
+    ));
     let dir = place
         .staging
         .join(format!("incoming-{}.{}", job.id, std::process::id()));
@@ -417,4 +455,71 @@ fn chain(e: &crate::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use bytes::Bytes;
+    use monsoon_catalog::{MemoryJobs, MemoryStore, NewJob};
+
+    use super::*;
+
+    fn job_with(slug: &str, upload: &str) -> NewJob {
+        NewJob {
+            slug: slug.into(),
+            master: format!("/data/uploads/claimed/{upload}.mov"),
+            film_toml: None,
+            options: serde_json::json!({"incoming": {
+                "key": format!("_incoming/{upload}/{upload}.mov"), "size": 1}}),
+            duration_s: 1.0,
+            max_attempts: 1,
+        }
+    }
+
+    /// A job the queue failed itself (its last attempt's lease expired, no worker saw it)
+    /// loses its uploaded file to the sweep; a queued job's file, and a file no job names
+    /// yet, stay.
+    #[tokio::test]
+    async fn the_sweep_removes_the_files_of_jobs_over_and_nothing_else() {
+        let (queue, media) = (MemoryJobs::new(), MemoryStore::new());
+        for upload in ["aaaa", "bbbb", "cccc"] {
+            media
+                .put(
+                    &format!("_incoming/{upload}/{upload}.mov"),
+                    Bytes::from_static(b"x"),
+                )
+                .await
+                .unwrap();
+        }
+        let dead = queue.submit(&job_with("dead", "aaaa")).await.unwrap();
+        queue
+            .claim("gone", Duration::from_millis(10))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // The next claim finds the lease of the last attempt expired: the job fails.
+        assert!(
+            queue
+                .claim("next", Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            queue.get(dead.id).await.unwrap().unwrap().state,
+            JobState::Failed
+        );
+        queue.submit(&job_with("waiting", "bbbb")).await.unwrap();
+        assert_eq!(sweep_incoming(&queue, &media).await.unwrap(), 1);
+        assert_eq!(
+            media.list("_incoming").await.unwrap(),
+            vec![
+                "_incoming/bbbb/bbbb.mov".to_owned(),
+                "_incoming/cccc/cccc.mov".to_owned()
+            ]
+        );
+        assert_eq!(sweep_incoming(&queue, &media).await.unwrap(), 0);
+    }
 }
