@@ -240,7 +240,7 @@ pub async fn run_job(
     let outcome = tokio::select! {
         result = work => match result {
             Ok(published) => Outcome::Done(published),
-            Err(e) => Outcome::Failed(chain(&e)),
+            Err(e) => Outcome::Failed(naming_incoming(chain(&e), place.staging, job)),
         },
         () = keep_lease(queue, id, settings, &latest) => Outcome::Lost,
         _ = stop.wait_for(|stopped| *stopped) => Outcome::Released,
@@ -333,9 +333,7 @@ async fn fetch_incoming(
         "fetching the uploaded file ({:.1} MB) from the media store ({attempt}, worker {name})",
         incoming.size as f64 / 1e6
     ));
-    let dir = place
-        .staging
-        .join(format!("incoming-{}.{}", job.id, std::process::id()));
+    let dir = fetch_dir(place.staging, job.id);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|source| crate::Error::Path {
         path: dir.clone(),
@@ -369,6 +367,23 @@ async fn fetch_incoming(
         .ok_or_else(|| crate::Error::Job(format!("{}: the path is not UTF-8", file.display())))?
         .to_owned();
     Ok(Some(fetched))
+}
+
+/// Where this process fetches job `id`'s uploaded file.
+fn fetch_dir(staging: &Path, id: i64) -> std::path::PathBuf {
+    staging.join(format!("incoming-{id}.{}", std::process::id()))
+}
+
+/// `reason` naming the uploaded file by its key rather than by this worker's fetched copy
+/// (which is gone by the time the operator reads it).
+fn naming_incoming(reason: String, staging: &Path, job: &Job) -> String {
+    match Incoming::of(&job.options) {
+        Ok(Some(incoming)) => {
+            let fetched = fetch_dir(staging, job.id).join(incoming.file_name());
+            reason.replace(&fetched.display().to_string(), &incoming.key)
+        }
+        _ => reason,
+    }
 }
 
 /// Removes `job`'s incoming file from the media store once the job is over for good (done,
@@ -521,5 +536,92 @@ mod tests {
             ]
         );
         assert_eq!(sweep_incoming(&queue, &media).await.unwrap(), 0);
+    }
+
+    /// A job's uploaded file stays through a release (the job goes back to the queue) and
+    /// goes when the job fails for good; a file of the wrong size fails the job saying so;
+    /// the worker's fetched copy never outlives the attempt.
+    #[tokio::test]
+    async fn the_uploaded_file_outlives_a_release_and_goes_when_the_job_is_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (staging, locks) = (tmp.path().join("staging"), tmp.path().join("locks"));
+        let (queue, media) = (MemoryJobs::new(), MemoryStore::new());
+        let films = monsoon_catalog::MemoryFilms::new();
+        let audit = monsoon_catalog::operators::MemoryAudit::default();
+        let place = Workplace {
+            films: &films,
+            media: &media,
+            audit: &audit,
+            staging: &staging,
+            locks: &locks,
+        };
+        let settings = Settings {
+            name: "w:1".into(),
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_millis(10),
+        };
+        let job = |upload: &str, size: u64| NewJob {
+            options: serde_json::json!({"quality": "fast", "max_height": null, "incoming": {
+                "key": format!("_incoming/{upload}/{upload}.mov"), "size": size}}),
+            max_attempts: 3,
+            ..job_with("film", upload)
+        };
+        let body = Bytes::from_static(b"not a film");
+        for upload in ["aaaa", "bbbb"] {
+            media
+                .put(&format!("_incoming/{upload}/{upload}.mov"), body.clone())
+                .await
+                .unwrap();
+        }
+        let leftovers = || std::fs::read_dir(&staging).map_or(0, |d| d.count());
+
+        // The wrong size: failed, saying so; the object goes with the job.
+        queue.submit(&job("aaaa", 11)).await.unwrap();
+        let claimed = queue.claim("w:1", settings.lease).await.unwrap().unwrap();
+        let (_stop, mut running) = watch::channel(false);
+        let Outcome::Failed(reason) =
+            run_job(&queue, place, &settings, &claimed, &mut running).await
+        else {
+            panic!("not failed");
+        };
+        assert!(
+            reason.contains("is 10 bytes in the media store; 11 were uploaded"),
+            "{reason}"
+        );
+        assert_eq!(media.head("_incoming/aaaa/aaaa.mov").await.unwrap(), None);
+        assert_eq!(leftovers(), 0);
+
+        // Released (the worker stopping): queued again, the object kept for the next attempt.
+        let second = queue.submit(&job("bbbb", 10)).await.unwrap();
+        let claimed = queue.claim("w:1", settings.lease).await.unwrap().unwrap();
+        let (_stopped, mut stopping) = watch::channel(true);
+        assert_eq!(
+            run_job(&queue, place, &settings, &claimed, &mut stopping).await,
+            Outcome::Released
+        );
+        assert_eq!(
+            queue.get(second.id).await.unwrap().unwrap().state,
+            JobState::Queued
+        );
+        assert_eq!(
+            media.head("_incoming/bbbb/bbbb.mov").await.unwrap(),
+            Some(10)
+        );
+        assert_eq!(leftovers(), 0);
+
+        // The next attempt fetches it, ffprobe refuses the bytes: failed for good, removed.
+        let claimed = queue.claim("w:1", settings.lease).await.unwrap().unwrap();
+        assert_eq!(claimed.id, second.id);
+        let outcome = run_job(&queue, place, &settings, &claimed, &mut running).await;
+        let Outcome::Failed(reason) = outcome else {
+            panic!("not failed: {outcome:?}");
+        };
+        assert!(!reason.contains("media store"), "fetched whole: {reason}");
+        assert!(
+            reason.starts_with("_incoming/bbbb/bbbb.mov: not a media file"),
+            "{reason}"
+        );
+        assert_eq!(media.head("_incoming/bbbb/bbbb.mov").await.unwrap(), None);
+        assert_eq!(leftovers(), 0);
     }
 }
