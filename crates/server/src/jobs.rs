@@ -296,12 +296,17 @@ async fn stage(
     upload: &str,
     claimed: &ClaimedMaster,
 ) -> Result<monsoon_catalog::Incoming, ApiError> {
+    // The operator reads what failed; the server's paths go to its log only.
     let internal = |e: String| {
+        tracing::error!(
+            upload,
+            path = %claimed.path.display(),
+            error = %e,
+            "a claimed upload could not be put into the media store; its file is kept"
+        );
         ApiError::Internal(format!(
-            "upload {upload} ({}) could not be put into the media store: {e}; the file is \
-             kept at {}",
-            claimed.filename,
-            claimed.path.display()
+            "upload {upload} ({}) could not be put into the media store: {e}",
+            claimed.filename
         ))
     };
     let name = claimed
