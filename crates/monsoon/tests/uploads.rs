@@ -978,6 +978,25 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
         Vec::<PathBuf>::new()
     );
     assert_eq!(files_under(&data.join("staging")), Vec::<PathBuf>::new());
+    // An uploaded file waiting for its worker is a file under the local store's root, yet the
+    // origin (its sendfile path included) never serves it.
+    let waiting = data.join("media/_incoming/0123abcd/0123abcd.mp4");
+    std::fs::create_dir_all(waiting.parent().unwrap()).unwrap();
+    std::fs::write(&waiting, b"an uploaded master").unwrap();
+    for path in [
+        "/media/_incoming/0123abcd/0123abcd.mp4",
+        "/media/%5Fincoming/0123abcd/0123abcd.mp4",
+        "/media/song-nuoc/../_incoming/0123abcd/0123abcd.mp4",
+    ] {
+        for method in ["GET", "HEAD"] {
+            let reply = request(to, method, path, &[], b"");
+            assert_eq!(reply.status, 404, "{method} {path}: {reply:?}");
+            assert!(
+                !String::from_utf8_lossy(&reply.body).contains("an uploaded master"),
+                "{path}"
+            );
+        }
+    }
 
     // Every change is in the audit log, by whom: the script's token, then the worker.
     let audit = request(to, "GET", "/admin/api/audit?limit=100", &[], b"").json();
