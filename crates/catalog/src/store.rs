@@ -50,12 +50,57 @@ pub trait MediaStore: Send + Sync + std::fmt::Debug {
     /// it this way. [`Error::NotFound`] if `from` does not exist.
     async fn copy(&self, from: &str, to: &str) -> Result<()>;
 
+    /// Writes the local file `file` as object `key` (replacing it), streamed: never whole in
+    /// memory, so a master of many gigabytes keeps the process flat. A hard link on local disk
+    /// where the file system allows it (the file must then not be written again), a multipart
+    /// upload on S3. `file` stays where it is.
+    async fn put_file(&self, key: &str, file: &Path) -> Result<()>;
+
+    /// Writes object `key` to the local file `file` (created or replaced; its directory must
+    /// exist), streamed, and returns its size. [`Error::NotFound`] if there is none. By
+    /// default in ranged reads of [`GET_FILE_CHUNK`] bytes.
+    async fn get_file(&self, key: &str, file: &Path) -> Result<u64> {
+        use std::io::Write;
+        let size = self
+            .head(key)
+            .await?
+            .ok_or_else(|| Error::NotFound(key.to_owned()))?;
+        let io = |source| Error::Io {
+            path: file.display().to_string(),
+            source,
+        };
+        let mut out = std::fs::File::create(file).map_err(io)?;
+        let mut at = 0;
+        while at < size {
+            let end = (at + GET_FILE_CHUNK).min(size);
+            let bytes = self.get(key, Some(at..end)).await?;
+            if bytes.is_empty() {
+                return Err(Error::Backend(format!(
+                    "object `{key}` ended at {at} bytes of {size} while it was read"
+                )));
+            }
+            out.write_all(&bytes).map_err(io)?;
+            at += bytes.len() as u64;
+        }
+        out.sync_all().map_err(io)?;
+        Ok(at)
+    }
+
     /// The local file of object `key`, for backends that keep objects as files (the delivery
     /// path sends those without copying them through user space). `None` by default.
     fn local_path(&self, _key: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// Bytes a default [`MediaStore::get_file`] reads at once.
+pub const GET_FILE_CHUNK: u64 = 8 * 1024 * 1024;
+
+/// The private prefix of uploaded files on their way to a worker (`_incoming/<upload id>/<file
+/// name>`, `monsoon_catalog::jobs::Incoming`). A slug never starts with `_` (`validate_slug`),
+/// so no film's key is under it, and the origin serves only keys of a published version's
+/// object index: nothing here is ever served.
+pub const INCOMING_PREFIX: &str = "_incoming";
 
 /// Checks that `key` is a clean object key: non-empty parts, none `.` or `..`, no
 /// backslash, no NUL. Keys come from the catalog and the router; still, never let one escape.
@@ -158,6 +203,17 @@ impl MediaStore for MemoryStore {
         Ok(())
     }
 
+    async fn put_file(&self, key: &str, file: &Path) -> Result<()> {
+        check_key(key)?;
+        // In memory by nature: this store is for tests.
+        let bytes = std::fs::read(file).map_err(|source| Error::Io {
+            path: file.display().to_string(),
+            source,
+        })?;
+        self.objects().insert(key.to_owned(), Bytes::from(bytes));
+        Ok(())
+    }
+
     async fn publish_dir(&self, staging: &Path, prefix: &str) -> Result<()> {
         check_key(prefix)?;
         if !self.list(prefix).await?.is_empty() {
@@ -220,6 +276,42 @@ pub mod conformance {
         publishing_a_directory_makes_every_file_an_object_once(store).await;
         keys_never_escape(store).await;
         copies_carry_an_object_whole(store).await;
+        files_go_in_and_come_out_whole(store).await;
+    }
+
+    /// `put_file` and `get_file`: the same bytes, the source file left in place, a missing
+    /// object `NotFound`, bad keys refused.
+    async fn files_go_in_and_come_out_whole(store: &dyn MediaStore) {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("master.mov");
+        // Past one default chunk, so a ranged reader reads more than once.
+        let body: Vec<u8> = (0..super::GET_FILE_CHUNK + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&file, &body).unwrap();
+        let key = format!("{}/0123abcd/0123abcd.mov", super::INCOMING_PREFIX);
+        store.put_file(&key, &file).await.unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), body, "the file stays");
+        assert_eq!(store.head(&key).await.unwrap(), Some(body.len() as u64));
+        let back = tmp.path().join("back.mov");
+        assert_eq!(
+            store.get_file(&key, &back).await.unwrap(),
+            body.len() as u64
+        );
+        assert_eq!(std::fs::read(&back).unwrap(), body);
+        // Replaced by a second put; the first copy out is unchanged.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&file, b"short").unwrap();
+        store.put_file(&key, &file).await.unwrap();
+        assert_eq!(store.head(&key).await.unwrap(), Some(5));
+        assert_eq!(std::fs::read(&back).unwrap(), body);
+        store.delete_prefix(super::INCOMING_PREFIX).await.unwrap();
+        assert!(matches!(
+            store.get_file(&key, &back).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(store.put_file("../x", &file).await.is_err());
+        assert!(store.get_file("a//b", &back).await.is_err());
     }
 
     /// A copy is the same bytes under another key; the original stays; a missing one is

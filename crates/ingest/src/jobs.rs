@@ -34,6 +34,10 @@ pub struct JobOptions {
     /// `--codecs`, when given (absent from the jobs of earlier versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codecs: Option<Vec<Codec>>,
+    /// The master in the media store, when it was uploaded through the studio
+    /// (`monsoon_catalog::Incoming`): the worker fetches it rather than opening `master`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<monsoon_catalog::Incoming>,
 }
 
 /// A sidecar subtitle file of a job.
@@ -108,6 +112,7 @@ pub async fn submission(request: Request, max_attempts: u32) -> Result<(Plan, Ne
         subtitles,
         meta_dir,
         codecs: request.codecs.clone(),
+        incoming: None,
     };
     let job = NewJob {
         slug: plan.slug.clone(),
@@ -127,6 +132,9 @@ pub async fn submission(request: Request, max_attempts: u32) -> Result<(Plan, Ne
 #[serde(deny_unknown_fields)]
 pub struct TrackOptions {
     pub track: JobTrack,
+    /// The track's file in the media store, when it was uploaded through the studio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming: Option<monsoon_catalog::Incoming>,
 }
 
 /// What a track job adds.
@@ -162,6 +170,7 @@ pub async fn track_submission(slug: &str, track: &Track, max_attempts: u32) -> R
             lang: track.lang().to_owned(),
             label: track.label().to_owned(),
         },
+        incoming: None,
     };
     let job = NewJob {
         slug: slug.to_owned(),
@@ -184,6 +193,7 @@ pub fn track(job: &Job) -> Result<Option<Track>> {
     let options: TrackOptions = serde_json::from_value(job.options.clone())
         .map_err(|e| Error::Job(format!("job {}: its options are not readable: {e}", job.id)))?;
     let JobTrack { kind, lang, label } = options.track;
+    // The file is the job's `master` (made the fetched copy's path by the worker).
     let file = PathBuf::from(&job.master);
     let track = match kind {
         TrackKind::Audio => Track::Audio { file, lang, label },
@@ -283,6 +293,7 @@ mod tests {
             }],
             meta_dir: Some(dir.path().to_str().unwrap().into()),
             codecs: Some(vec![Codec::H264, Codec::Av1]),
+            incoming: None,
         };
         let queue = MemoryJobs::new();
         let job = queue

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use monsoon_catalog::publish::{Publisher, sweep_staging};
-use monsoon_catalog::{FilmRepository, Job, JobProgress, JobQueue, JobState, MediaStore};
+use monsoon_catalog::{FilmRepository, Incoming, Job, JobProgress, JobQueue, JobState, MediaStore};
 use monsoon_media::Progress;
 use tokio::sync::watch;
 
@@ -71,7 +71,16 @@ pub async fn run(
     // Staging directories of dead processes (a worker killed here before) go first.
     sweep_staging(place.staging);
     tracing::info!(worker = %settings.name, lease = ?settings.lease, "waiting for jobs");
+    let mut swept: Option<Instant> = None;
     while !*stop.borrow() {
+        if swept.is_none_or(|at| at.elapsed() >= SWEEP_INCOMING_EVERY) {
+            swept = Some(Instant::now());
+            match sweep_incoming(queue, place.media).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("removed the uploaded files of {n} jobs over"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep the uploaded files"),
+            }
+        }
         match queue.claim(&settings.name, settings.lease).await {
             Ok(Some(job)) => {
                 run_job(queue, place, settings, &job, &mut stop).await;
@@ -86,6 +95,36 @@ pub async fn run(
         }
     }
     tracing::info!(worker = %settings.name, "stopped");
+}
+
+/// How often a worker looks for uploaded files of jobs that are over ([`sweep_incoming`]).
+pub const SWEEP_INCOMING_EVERY: Duration = Duration::from_secs(600);
+
+/// Removes the incoming files (`monsoon_catalog::Incoming`) of the newest jobs that are over
+/// for good but still have one: those the queue itself failed when the lease of their last
+/// attempt expired (no worker saw that end), or whose removal failed. Never an object without
+/// a job (one may be on its way into the queue), never a queued or running job's. Returns how
+/// many jobs' files it removed.
+pub async fn sweep_incoming(queue: &dyn JobQueue, media: &dyn MediaStore) -> crate::Result<usize> {
+    let keys = media.list(monsoon_catalog::store::INCOMING_PREFIX).await?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for job in queue.list(monsoon_catalog::jobs::limits::LIST).await? {
+        let Ok(Some(incoming)) = Incoming::of(&job.options) else {
+            continue;
+        };
+        if job.state.is_final()
+            && keys
+                .iter()
+                .any(|k| monsoon_catalog::store::under(k, incoming.prefix()))
+        {
+            media.delete_prefix(incoming.prefix()).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// What the lease keeper writes next: the latest progress, and whether it changed.
@@ -129,6 +168,11 @@ pub async fn run_job(
             staging: place.staging,
             locks: place.locks,
         };
+        // A file uploaded through the studio is in the media store: fetched into this
+        // worker's staging first (removed with `fetched` when the work ends or is dropped).
+        let say = |message: String| set(&|p| p.message.clone_from(&message));
+        let fetched = fetch_incoming(place, job, &attempt, name, &say).await?;
+        let job = fetched.as_ref().map_or(job, |f| &f.job);
         let track = crate::jobs::track(job)?;
         let plan = match &track {
             Some(_) => None,
@@ -196,7 +240,7 @@ pub async fn run_job(
     let outcome = tokio::select! {
         result = work => match result {
             Ok(published) => Outcome::Done(published),
-            Err(e) => Outcome::Failed(chain(&e)),
+            Err(e) => Outcome::Failed(naming_incoming(chain(&e), place.staging, job)),
         },
         () = keep_lease(queue, id, settings, &latest) => Outcome::Lost,
         _ = stop.wait_for(|stopped| *stopped) => Outcome::Released,
@@ -253,7 +297,111 @@ pub async fn run_job(
         ),
         Err(e) => tracing::warn!(job = id, error = %e, "cannot record the job's end"),
     }
+    remove_incoming_if_over(queue, place.media, job).await;
     outcome
+}
+
+/// A job's uploaded file, fetched from the media store into this worker's staging: the job
+/// as the pipeline reads it (its `master` the local copy), and the directory, removed when
+/// this is dropped.
+#[derive(Debug)]
+struct Fetched {
+    dir: std::path::PathBuf,
+    job: Job,
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Fetches `job`'s incoming file (`monsoon_catalog::Incoming`), if it has one, streamed into
+/// `<staging>/incoming-<job>.<pid>/` (swept like any staging directory if this process dies),
+/// and checks its size. A missing object fails the job saying so.
+async fn fetch_incoming(
+    place: Workplace<'_>,
+    job: &Job,
+    attempt: &str,
+    name: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> crate::Result<Option<Fetched>> {
+    let Some(incoming) = Incoming::of(&job.options)? else {
+        return Ok(None);
+    };
+    say(format!(
+        "fetching the uploaded file ({:.1} MB) from the media store ({attempt}, worker {name})",
+        incoming.size as f64 / 1e6
+    ));
+    let dir = fetch_dir(place.staging, job.id);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|source| crate::Error::Path {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut fetched = Fetched {
+        dir,
+        job: job.clone(),
+    };
+    let file = fetched.dir.join(incoming.file_name());
+    let size = match place.media.get_file(&incoming.key, &file).await {
+        Ok(size) => size,
+        Err(monsoon_catalog::Error::NotFound(_)) => {
+            return Err(crate::Error::Job(format!(
+                "the uploaded file `{}` is no longer in the media store (the job was \
+                 cancelled, or the object removed): upload the file again and make a new job",
+                incoming.key
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if size != incoming.size {
+        return Err(crate::Error::Job(format!(
+            "the uploaded file `{}` is {size} bytes in the media store; {} were uploaded: \
+             upload the file again and make a new job",
+            incoming.key, incoming.size
+        )));
+    }
+    fetched.job.master = file
+        .to_str()
+        .ok_or_else(|| crate::Error::Job(format!("{}: the path is not UTF-8", file.display())))?
+        .to_owned();
+    Ok(Some(fetched))
+}
+
+/// Where this process fetches job `id`'s uploaded file.
+fn fetch_dir(staging: &Path, id: i64) -> std::path::PathBuf {
+    staging.join(format!("incoming-{id}.{}", std::process::id()))
+}
+
+/// `reason` naming the uploaded file by its key rather than by this worker's fetched copy
+/// (which is gone by the time the operator reads it).
+fn naming_incoming(reason: String, staging: &Path, job: &Job) -> String {
+    match Incoming::of(&job.options) {
+        Ok(Some(incoming)) => {
+            let fetched = fetch_dir(staging, job.id).join(incoming.file_name());
+            reason.replace(&fetched.display().to_string(), &incoming.key)
+        }
+        _ => reason,
+    }
+}
+
+/// Removes `job`'s incoming file from the media store once the job is over for good (done,
+/// failed, cancelled: `JobState::is_final`, as the queue says now); a job queued again (a
+/// release, a take-over) keeps it for its next attempt.
+async fn remove_incoming_if_over(queue: &dyn JobQueue, media: &dyn MediaStore, job: &Job) {
+    if !matches!(Incoming::of(&job.options), Ok(Some(_))) {
+        return;
+    }
+    match queue.get(job.id).await {
+        Ok(Some(now)) => match Incoming::remove_if_over(&now, media).await {
+            Ok(true) => tracing::info!(job = job.id, "its uploaded file is removed"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(job = job.id, error = %e, "cannot remove its uploaded file"),
+        },
+        Ok(None) => {}
+        Err(e) => tracing::warn!(job = job.id, error = %e, "cannot read the job's state"),
+    }
 }
 
 /// Records the job's end, trying a few times through a database hiccup (if it never gets
@@ -322,4 +470,158 @@ fn chain(e: &crate::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use bytes::Bytes;
+    use monsoon_catalog::{MemoryJobs, MemoryStore, NewJob};
+
+    use super::*;
+
+    fn job_with(slug: &str, upload: &str) -> NewJob {
+        NewJob {
+            slug: slug.into(),
+            master: format!("/data/uploads/claimed/{upload}.mov"),
+            film_toml: None,
+            options: serde_json::json!({"incoming": {
+                "key": format!("_incoming/{upload}/{upload}.mov"), "size": 1}}),
+            duration_s: 1.0,
+            max_attempts: 1,
+        }
+    }
+
+    /// A job the queue failed itself (its last attempt's lease expired, no worker saw it)
+    /// loses its uploaded file to the sweep; a queued job's file, and a file no job names
+    /// yet, stay.
+    #[tokio::test]
+    async fn the_sweep_removes_the_files_of_jobs_over_and_nothing_else() {
+        let (queue, media) = (MemoryJobs::new(), MemoryStore::new());
+        for upload in ["aaaa", "bbbb", "cccc"] {
+            media
+                .put(
+                    &format!("_incoming/{upload}/{upload}.mov"),
+                    Bytes::from_static(b"x"),
+                )
+                .await
+                .unwrap();
+        }
+        let dead = queue.submit(&job_with("dead", "aaaa")).await.unwrap();
+        queue
+            .claim("gone", Duration::from_millis(10))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // The next claim finds the lease of the last attempt expired: the job fails.
+        assert!(
+            queue
+                .claim("next", Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            queue.get(dead.id).await.unwrap().unwrap().state,
+            JobState::Failed
+        );
+        queue.submit(&job_with("waiting", "bbbb")).await.unwrap();
+        assert_eq!(sweep_incoming(&queue, &media).await.unwrap(), 1);
+        assert_eq!(
+            media.list("_incoming").await.unwrap(),
+            vec![
+                "_incoming/bbbb/bbbb.mov".to_owned(),
+                "_incoming/cccc/cccc.mov".to_owned()
+            ]
+        );
+        assert_eq!(sweep_incoming(&queue, &media).await.unwrap(), 0);
+    }
+
+    /// A job's uploaded file stays through a release (the job goes back to the queue) and
+    /// goes when the job fails for good; a file of the wrong size fails the job saying so;
+    /// the worker's fetched copy never outlives the attempt.
+    #[tokio::test]
+    async fn the_uploaded_file_outlives_a_release_and_goes_when_the_job_is_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (staging, locks) = (tmp.path().join("staging"), tmp.path().join("locks"));
+        let (queue, media) = (MemoryJobs::new(), MemoryStore::new());
+        let films = monsoon_catalog::MemoryFilms::new();
+        let audit = monsoon_catalog::operators::MemoryAudit::default();
+        let place = Workplace {
+            films: &films,
+            media: &media,
+            audit: &audit,
+            staging: &staging,
+            locks: &locks,
+        };
+        let settings = Settings {
+            name: "w:1".into(),
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_millis(10),
+        };
+        let job = |upload: &str, size: u64| NewJob {
+            options: serde_json::json!({"quality": "fast", "max_height": null, "incoming": {
+                "key": format!("_incoming/{upload}/{upload}.mov"), "size": size}}),
+            max_attempts: 3,
+            ..job_with("film", upload)
+        };
+        let body = Bytes::from_static(b"not a film");
+        for upload in ["aaaa", "bbbb"] {
+            media
+                .put(&format!("_incoming/{upload}/{upload}.mov"), body.clone())
+                .await
+                .unwrap();
+        }
+        let leftovers = || std::fs::read_dir(&staging).map_or(0, |d| d.count());
+
+        // The wrong size: failed, saying so; the object goes with the job.
+        queue.submit(&job("aaaa", 11)).await.unwrap();
+        let claimed = queue.claim("w:1", settings.lease).await.unwrap().unwrap();
+        let (_stop, mut running) = watch::channel(false);
+        let Outcome::Failed(reason) =
+            run_job(&queue, place, &settings, &claimed, &mut running).await
+        else {
+            panic!("not failed");
+        };
+        assert!(
+            reason.contains("is 10 bytes in the media store; 11 were uploaded"),
+            "{reason}"
+        );
+        assert_eq!(media.head("_incoming/aaaa/aaaa.mov").await.unwrap(), None);
+        assert_eq!(leftovers(), 0);
+
+        // Released (the worker stopping): queued again, the object kept for the next attempt.
+        let second = queue.submit(&job("bbbb", 10)).await.unwrap();
+        let claimed = queue.claim("w:1", settings.lease).await.unwrap().unwrap();
+        let (_stopped, mut stopping) = watch::channel(true);
+        assert_eq!(
+            run_job(&queue, place, &settings, &claimed, &mut stopping).await,
+            Outcome::Released
+        );
+        assert_eq!(
+            queue.get(second.id).await.unwrap().unwrap().state,
+            JobState::Queued
+        );
+        assert_eq!(
+            media.head("_incoming/bbbb/bbbb.mov").await.unwrap(),
+            Some(10)
+        );
+        assert_eq!(leftovers(), 0);
+
+        // The next attempt fetches it, ffprobe refuses the bytes: failed for good, removed.
+        let claimed = queue.claim("w:1", settings.lease).await.unwrap().unwrap();
+        assert_eq!(claimed.id, second.id);
+        let outcome = run_job(&queue, place, &settings, &claimed, &mut running).await;
+        let Outcome::Failed(reason) = outcome else {
+            panic!("not failed: {outcome:?}");
+        };
+        assert!(!reason.contains("media store"), "fetched whole: {reason}");
+        assert!(
+            reason.starts_with("_incoming/bbbb/bbbb.mov: not a media file"),
+            "{reason}"
+        );
+        assert_eq!(media.head("_incoming/bbbb/bbbb.mov").await.unwrap(), None);
+        assert_eq!(leftovers(), 0);
+    }
 }

@@ -79,6 +79,13 @@ pub async fn run(data: &DataDir, args: JobsArgs) -> anyhow::Result<ExitCode> {
     let queue = backends.jobs;
     if let Some(id) = args.cancel {
         if queue.cancel(id).await? {
+            // A queued job never reaches a worker: its uploaded file, if any, goes now.
+            if let Some(job) = queue.get(id).await?
+                && let Err(e) =
+                    monsoon_catalog::Incoming::remove_if_over(&job, backends.media.as_ref()).await
+            {
+                eprintln!("cannot remove the cancelled job's uploaded file: {e}");
+            }
             crate::operator::record(
                 backends.audit.as_ref(),
                 monsoon_catalog::Action::JobCancelled,

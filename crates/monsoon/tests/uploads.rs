@@ -31,6 +31,17 @@ fn start(data: &Path, uploads: &str) -> Server {
 
 /// [`start`] with `serve` as the `[serve]` table.
 fn start_with(data: &Path, serve: &str, uploads: &str) -> Server {
+    start_on(data, serve, uploads, &[], &[])
+}
+
+/// [`start_with`] with the global flags `storage` (`--database`, `--media`) and `env`.
+fn start_on(
+    data: &Path,
+    serve: &str,
+    uploads: &str,
+    storage: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     std::fs::create_dir_all(data).unwrap();
     let out = monsoon(data, &["admin-token", "--token", TOKEN]);
     assert!(out.status.success());
@@ -53,10 +64,12 @@ fn start_with(data: &Path, serve: &str, uploads: &str) -> Server {
     command
         .arg("--data")
         .arg(data)
+        .args(storage)
         .args(["serve", "--listen", "127.0.0.1:0", "--access-log", "false"])
         .arg("--config")
         .arg(&config)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stderr(log);
     Server::spawn(command)
 }
@@ -953,6 +966,38 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // The uploaded files went from the uploads into the media store's private `_incoming/`
+    // (on the local store, a hard link) and from there to the worker; the jobs over, nothing
+    // of them is left on either side.
+    assert_eq!(
+        files_under(&data.join("media/_incoming")),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(
+        files_under(&data.join("uploads/claimed")),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(files_under(&data.join("staging")), Vec::<PathBuf>::new());
+    // An uploaded file waiting for its worker is a file under the local store's root, yet the
+    // origin (its sendfile path included) never serves it.
+    let waiting = data.join("media/_incoming/0123abcd/0123abcd.mp4");
+    std::fs::create_dir_all(waiting.parent().unwrap()).unwrap();
+    std::fs::write(&waiting, b"an uploaded master").unwrap();
+    for path in [
+        "/media/_incoming/0123abcd/0123abcd.mp4",
+        "/media/%5Fincoming/0123abcd/0123abcd.mp4",
+        "/media/song-nuoc/../_incoming/0123abcd/0123abcd.mp4",
+    ] {
+        for method in ["GET", "HEAD"] {
+            let reply = request(to, method, path, &[], b"");
+            assert_eq!(reply.status, 404, "{method} {path}: {reply:?}");
+            assert!(
+                !String::from_utf8_lossy(&reply.body).contains("an uploaded master"),
+                "{path}"
+            );
+        }
+    }
+
     // Every change is in the audit log, by whom: the script's token, then the worker.
     let audit = request(to, "GET", "/admin/api/audit?limit=100", &[], b"").json();
     let entries: Vec<(String, String, String)> = audit["entries"]
@@ -984,6 +1029,311 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
             has(actor, action, subject),
             "no {action} by {actor}: {entries:?}"
         );
+    }
+}
+
+/// Every file under `dir` (none if it does not exist).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Waits (at most 120 s) for job `id` to end, and returns it.
+fn job_over(to: SocketAddr, id: u64) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let jobs = request(to, "GET", "/admin/api/jobs", &[], b"").json();
+        let job = jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .unwrap()
+            .clone();
+        if ["done", "failed", "cancelled"].contains(&job["state"].as_str().unwrap()) {
+            return job;
+        }
+        assert!(Instant::now() < until, "job {id} never over: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A cluster: the catalog and the job queue in a real PostgreSQL, the media in a real Garage.
+/// A master and an audio track uploaded to one node become jobs there; a `monsoon worker`
+/// with a data directory of its own (the node's claimed file is gone before it starts, so it
+/// cannot have read the node's disk) fetches them from the store, transcodes them, and the
+/// film plays from the node. The origin never serves `_incoming/`; a cancelled job's file is
+/// removed at once, a job whose file is gone fails saying so, and once every job is over
+/// nothing is left under `_incoming/`.
+#[test]
+fn a_studio_upload_is_transcoded_by_a_worker_on_another_machine() {
+    use monsoon_catalog::MediaStore as _;
+    let pg = monsoon_engines::postgres::Postgres::start().unwrap();
+    let database = pg.create_database("monsoon").unwrap();
+    let garage = monsoon_engines::garage::Garage::start().unwrap();
+    let media = format!(
+        "s3://{}?endpoint={}&region={}",
+        garage.bucket(),
+        garage.endpoint(),
+        garage.region()
+    );
+    let storage = ["--database", database.as_str(), "--media", media.as_str()];
+    let (key_id, secret) = (garage.access_key_id(), garage.secret_access_key());
+    let env = [
+        ("AWS_ACCESS_KEY_ID", key_id),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+    ];
+    let store = monsoon_store::S3Store::new(
+        monsoon_store::s3::S3Url::parse(&media).unwrap(),
+        monsoon_store::s3::Credentials {
+            access_key_id: key_id.to_string(),
+            secret_access_key: secret.to_string(),
+        },
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let incoming = || runtime.block_on(store.list("_incoming")).unwrap();
+
+    // Two nodes behind nginx running the shipped deploy/nginx-lb.conf (its third node is the
+    // first again): the uploads and the job are made through it, as the studio makes them.
+    let tmp = tempfile::tempdir().unwrap();
+    let datas = [tmp.path().join("a/node"), tmp.path().join("b/node")];
+    let nodes: Vec<Server> = datas
+        .iter()
+        .map(|data| start_on(data, "", "min_free_bytes = 0", &storage, &env))
+        .collect();
+    let lb = Nginx::in_front(
+        &tmp.path().join("nginx"),
+        [nodes[0].addr(), nodes[1].addr(), nodes[0].addr()],
+    );
+    let to = lb.addr;
+    let clip = tmp.path().join("master.mp4");
+    make_clip(&clip, 6, "320x180");
+    let master = std::fs::read(&clip).unwrap();
+    let make_job = |upload: &str, slug: &str| {
+        let id = upload.rsplit('/').next().unwrap();
+        let created = new_job(to, &serde_json::json!({"upload": id, "slug": slug}));
+        assert_eq!(created.status, 201, "{created:?}");
+        created.json()["id"].as_u64().unwrap()
+    };
+
+    // A job made and cancelled before any worker runs: its file goes with it.
+    let (upload, _) = upload_kind(to, &master, "Bỏ.mp4", "master");
+    let cancelled = make_job(&upload, "bo");
+    assert_eq!(incoming().len(), 1, "{:?}", incoming());
+    let reply = request(
+        to,
+        "POST",
+        &format!("/admin/api/jobs/{cancelled}/cancel"),
+        &[],
+        b"",
+    );
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(incoming(), Vec::<String>::new());
+
+    // A job whose file is removed from the store before a worker takes it.
+    let (upload, _) = upload_kind(to, &master, "Mất.mp4", "master");
+    let gone = make_job(&upload, "mat");
+    runtime
+        .block_on(store.delete_prefix(&incoming()[0]))
+        .unwrap();
+
+    // The film's master, in the store under its private key, which the origin never serves.
+    let (upload, _) = upload_kind(to, &master, "Sông nước.mp4", "master");
+    let film = make_job(&upload, "song-nuoc");
+    let keys = incoming();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let key = &keys[0];
+    assert!(key.starts_with("_incoming/"), "{key}");
+    assert_eq!(
+        runtime.block_on(store.head(key)).unwrap(),
+        Some(master.len() as u64)
+    );
+    for path in [
+        format!("/media/{key}"),
+        "/media/_incoming/".to_owned(),
+        format!("/media/{}", key.replace('_', "%5F")),
+    ] {
+        let reply = request(to, "GET", &path, &[], b"");
+        assert_eq!(reply.status, 404, "{path}: {reply:?}");
+        assert!(!reply.body.starts_with(&master[..64]), "{path}");
+    }
+    for data in &datas {
+        assert_eq!(
+            files_under(&data.join("uploads/claimed")),
+            Vec::<PathBuf>::new(),
+            "the node keeps no copy: the store holds the master"
+        );
+    }
+
+    // A worker with nothing of the node's.
+    let worker_data = tmp.path().join("worker");
+    let worker_log = std::fs::File::create(tmp.path().join("worker.log")).unwrap();
+    let worker = Killed(
+        Command::new(MONSOON)
+            .arg("--data")
+            .arg(&worker_data)
+            .args(storage)
+            .args(["worker", "--poll-s", "1"])
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stderr(worker_log)
+            .spawn()
+            .unwrap(),
+    );
+
+    let failed = job_over(to, gone);
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("is no longer in the media store"),
+        "{failed}"
+    );
+    let done = job_done(to, film);
+    assert!(
+        done["message"].as_str().unwrap().contains("verified: v180"),
+        "{done}"
+    );
+    let played = common::play_whole(&format!("http://{to}/media/song-nuoc/master.m3u8"));
+    assert!(played > 5.5, "decoded only {played} s of 6");
+
+    // An audio track, the same way.
+    let dub = tmp.path().join("dub.wav");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=880",
+        "-t",
+        "6",
+        dub.to_str().unwrap(),
+    ]);
+    let (audio, v) = upload_kind(to, &std::fs::read(&dub).unwrap(), "lồng tiếng.wav", "audio");
+    assert_eq!(v["state"], "ready", "{v}");
+    let audio = audio.rsplit('/').next().unwrap();
+    let created = new_job(
+        to,
+        &serde_json::json!({"upload": audio, "slug": "song-nuoc", "lang": "en", "label": "English"}),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    job_done(to, created.json()["id"].as_u64().unwrap());
+    // From a node: nginx keeps the multivariant playlist it has for its max-age (60 s).
+    let until = Instant::now() + Duration::from_secs(15);
+    while !String::from_utf8(
+        request(
+            nodes[1].addr(),
+            "GET",
+            "/media/song-nuoc/master.m3u8",
+            &[],
+            b"",
+        )
+        .body,
+    )
+    .unwrap()
+    .contains("a128-en/index.m3u8")
+    {
+        assert!(Instant::now() < until, "the dub never reaches the playlist");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Every job over: nothing is left under `_incoming/`, nor in the worker's staging.
+    assert_eq!(incoming(), Vec::<String>::new());
+    assert_eq!(
+        files_under(&worker_data.join("staging")),
+        Vec::<PathBuf>::new()
+    );
+    drop(worker);
+}
+
+/// A child process killed when this is dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// nginx running the shipped `deploy/nginx-lb.conf`, with this test's addresses and paths;
+/// stopped with SIGTERM when dropped (a SIGKILL would leave its worker processes behind).
+struct Nginx {
+    addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Nginx {
+    fn in_front(dir: &Path, nodes: [SocketAddr; 3]) -> Self {
+        let replace = |text: String, from: &str, to: &str| {
+            assert!(text.contains(from), "the shipped file has no `{from}`");
+            text.replace(from, to)
+        };
+        for sub in ["logs", "tmp", "cache"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let port = common::free_port();
+        let mut lb = include_str!("../../../deploy/nginx-lb.conf").to_owned();
+        lb = replace(lb, "listen 80;", &format!("listen 127.0.0.1:{port};"));
+        lb = replace(
+            lb,
+            "/var/cache/nginx/monsoon",
+            &dir.join("cache").display().to_string(),
+        );
+        for (shipped, node) in ["10.0.0.11:8080", "10.0.0.12:8080", "10.0.0.13:8080"]
+            .iter()
+            .zip(nodes)
+        {
+            lb = replace(lb, shipped, &node.to_string());
+        }
+        let d = dir.display();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\n\
+                 events {{ worker_connections 256; }}\nhttp {{\n access_log off;\n \
+                 client_body_temp_path {d}/tmp;\n proxy_temp_path {d}/tmp;\n fastcgi_temp_path {d}/tmp;\n \
+                 uwsgi_temp_path {d}/tmp;\n scgi_temp_path {d}/tmp;\n{lb}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(common::nginx_binary())
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .spawn()
+            .unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { addr, child }
     }
 }
 

@@ -239,7 +239,7 @@ async fn create(
                     crate::UploadError::NotFound(m) => ApiError::NotFound(m),
                     other => ApiError::Conflict(other.to_string()),
                 })?;
-            let job = maker
+            let mut job = maker
                 .job(
                     &body.slug,
                     &claimed,
@@ -248,7 +248,21 @@ async fn create(
                 )
                 .await
                 .map_err(ApiError::BadRequest)?;
-            let job = queue.submit(&job).await?;
+            // Into the media store, for a worker anywhere (`monsoon_catalog::Incoming`).
+            let incoming = stage(&state, &body.upload, &claimed).await?;
+            job.options["incoming"] = serde_json::to_value(&incoming)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let job = match queue.submit(&job).await {
+                Ok(job) => job,
+                Err(e) => {
+                    let _ = state.media.delete_prefix(incoming.prefix()).await;
+                    return Err(e.into());
+                }
+            };
+            // The store holds the file now (on the local store, the same inode).
+            if let Err(e) = std::fs::remove_file(&claimed.path) {
+                tracing::warn!(path = %claimed.path.display(), error = %e, "cannot remove the claimed file");
+            }
             let action = match claimed.kind {
                 UploadKind::Master => Action::JobSubmitted,
                 _ => Action::TrackAdded,
@@ -269,8 +283,49 @@ async fn create(
     )
 }
 
-/// Where claimed uploads are kept (under the uploads' directory) while their jobs may run.
+/// Where claimed uploads are kept (under the uploads' directory) while they are checked and
+/// put into the media store.
 pub const CLAIMED_DIR: &str = "claimed";
+
+/// Puts claimed upload `upload` into the media store under its private incoming key,
+/// streamed (a multipart upload on S3, a hard link on the local store when the uploads and
+/// the media share a file system): the job then names the key, so that a worker on any
+/// machine can fetch it, and nothing depends on this node's disk.
+async fn stage(
+    state: &AppState,
+    upload: &str,
+    claimed: &ClaimedMaster,
+) -> Result<monsoon_catalog::Incoming, ApiError> {
+    // The operator reads what failed; the server's paths go to its log only.
+    let internal = |e: String| {
+        tracing::error!(
+            upload,
+            path = %claimed.path.display(),
+            error = %e,
+            "a claimed upload could not be put into the media store; its file is kept"
+        );
+        ApiError::Internal(format!(
+            "upload {upload} ({}) could not be put into the media store: {e}",
+            claimed.filename
+        ))
+    };
+    let name = claimed
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| internal("its file has no UTF-8 name".into()))?;
+    let key =
+        monsoon_catalog::Incoming::key_of(upload, name).map_err(|e| internal(e.to_string()))?;
+    let size = std::fs::metadata(&claimed.path)
+        .map_err(|e| internal(e.to_string()))?
+        .len();
+    state
+        .media
+        .put_file(&key, &claimed.path)
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(monsoon_catalog::Incoming { key, size })
+}
 
 async fn cancel(
     State(state): State<AppState>,
@@ -297,6 +352,10 @@ async fn cancel(
                     "job {id} is {}: only a queued or running job can be cancelled",
                     job.state.as_str()
                 )));
+            }
+            // A queued job never reaches a worker: its uploaded file goes now.
+            if let Err(e) = monsoon_catalog::Incoming::remove_if_over(&job, state.media.as_ref()).await {
+                tracing::warn!(job = id, error = %e, "cannot remove the cancelled job's uploaded file");
             }
             state
                 .audit(

@@ -157,6 +157,77 @@ impl NewJob {
     }
 }
 
+/// An uploaded file a job reads from the media store rather than from a path (a master or a
+/// track uploaded through the studio, on its way to a worker that may be on another machine):
+/// the job's options carry it as `"incoming": {"key", "size"}`. The worker fetches the object
+/// into its own staging directory and checks its size; the object is removed once the job is
+/// over for good (`JobState::is_final`), never on a retry. `key` is under
+/// [`crate::store::INCOMING_PREFIX`], which the origin never serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incoming {
+    pub key: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+impl Incoming {
+    /// The key of upload `upload`'s file `file_name` (its name on the server, `<id>.<ext>`).
+    pub fn key_of(upload: &str, file_name: &str) -> Result<String> {
+        if upload.contains('/') || file_name.contains('/') {
+            return Err(Error::Backend(format!(
+                "upload `{upload}`, file `{file_name}`: a part of a key holds no `/`"
+            )));
+        }
+        let key = format!("{}/{upload}/{file_name}", crate::store::INCOMING_PREFIX);
+        crate::store::check_key(&key)?;
+        Ok(key)
+    }
+
+    /// The incoming file of job options `options`, if they name one; an unreadable one, or a
+    /// key outside [`crate::store::INCOMING_PREFIX`], is an error (the queue is shared).
+    pub fn of(options: &serde_json::Value) -> Result<Option<Self>> {
+        let Some(value) = options.get("incoming") else {
+            return Ok(None);
+        };
+        let incoming: Self = serde_json::from_value(value.clone())
+            .map_err(|e| Error::Backend(format!("the job's incoming file is not readable: {e}")))?;
+        crate::store::check_key(&incoming.key)?;
+        let parts: Vec<&str> = incoming.key.split('/').collect();
+        if parts.len() != 3 || parts[0] != crate::store::INCOMING_PREFIX {
+            return Err(Error::Backend(format!(
+                "the job's incoming file `{}` is not `{}/<upload>/<file>`",
+                incoming.key,
+                crate::store::INCOMING_PREFIX
+            )));
+        }
+        Ok(Some(incoming))
+    }
+
+    /// The file's name (the key's last part).
+    pub fn file_name(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// The upload's own prefix, `_incoming/<upload>`: what is removed when the job is over.
+    pub fn prefix(&self) -> &str {
+        self.key.rsplit_once('/').map_or(&self.key, |(dir, _)| dir)
+    }
+
+    /// Removes the incoming object of `job`, if it has one and the job is over for good;
+    /// whether there was one to remove. Called by whoever sees the job end (its worker, the
+    /// operator's cancel): a second removal is harmless.
+    pub async fn remove_if_over(job: &Job, media: &dyn crate::MediaStore) -> Result<bool> {
+        if !job.state.is_final() {
+            return Ok(false);
+        }
+        match Self::of(&job.options)? {
+            Some(incoming) => media.delete_prefix(incoming.prefix()).await.map(|()| true),
+            None => Ok(false),
+        }
+    }
+}
+
 /// A job as the queue holds it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Job {
@@ -304,3 +375,38 @@ pub use memory::{Clock, MemoryJobs};
 
 #[allow(clippy::unwrap_used)]
 pub mod conformance;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An incoming file is `_incoming/<upload>/<file>` and nothing else: a job naming another
+    /// key (a published film's, the whole prefix) is refused, so its removal never reaches
+    /// beyond the upload's own prefix.
+    #[test]
+    fn an_incoming_file_is_an_uploads_own_key() {
+        let key = Incoming::key_of("0123abcd", "0123abcd.mov").unwrap();
+        assert_eq!(key, "_incoming/0123abcd/0123abcd.mov");
+        assert!(Incoming::key_of("a/b", "x.mov").is_err());
+        assert!(Incoming::key_of("..", "x.mov").is_err());
+        let options = serde_json::json!({"incoming": {"key": key, "size": 7}});
+        let incoming = Incoming::of(&options).unwrap().unwrap();
+        assert_eq!(
+            (incoming.file_name(), incoming.prefix(), incoming.size),
+            ("0123abcd.mov", "_incoming/0123abcd", 7)
+        );
+        assert_eq!(Incoming::of(&serde_json::json!({})).unwrap(), None);
+        for bad in [
+            "film/v1/seg.m4s",
+            "_incoming",
+            "_incoming/x",
+            "_incoming/x/y/z",
+            "_incoming/../film/x",
+        ] {
+            let options = serde_json::json!({"incoming": {"key": bad, "size": 1}});
+            assert!(Incoming::of(&options).is_err(), "{bad}");
+        }
+        let extra = serde_json::json!({"incoming": {"key": key, "size": 1, "url": "x"}});
+        assert!(Incoming::of(&extra).is_err());
+    }
+}
