@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | GET | `/admin/api/jobs?limit=` | `{"now", "jobs": […]}`, newest first ([`DEFAULT_LIMIT`], `limit` in [`LIMIT`]) |
 //! | POST | `/admin/api/jobs` | `{"upload", "slug", "lang"?, "label"?}`: the ready upload becomes a job (201 with the job): a master an ingest of the film, an audio track or subtitles a track added to it (`lang` required) |
-//! | POST | `/admin/api/jobs/{id}/cancel` | the job, cancelled (409 when it is over, 404 when there is none) |
+//! | GET | `/admin/api/jobs/{id}/log` | `{"id", "state", "lines": [{"at", "line"}, …]}`: the job's log, oldest line first (its newest [`LOG_LINES`](monsoon_catalog::jobs::limits::LOG_LINES) lines; 404 when there is no such job) |
+//! | POST | `/admin/api/jobs/{id}/cancel` | the job, cancelled (409 when it is over, 404 when there is none); its log names the operator |
 //!
 //! The queue lives in a PostgreSQL database the workers share (`docs/INGEST.md`, "Jobs and
 //! workers"); a server without one answers 404, saying so. Jobs are shown without the paths
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use monsoon_catalog::{Action, Job, JobQueue, JobState};
+use monsoon_catalog::{Action, Job, JobLogLine, JobQueue, JobState};
 use serde::{Deserialize, Serialize};
 
 use crate::admin::{Operator, private};
@@ -63,6 +64,7 @@ pub const LIMIT: RangeInclusive<u32> = 1..=500;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/api/jobs", get(list).post(create))
+        .route("/admin/api/jobs/{id}/log", get(log))
         .route("/admin/api/jobs/{id}/cancel", post(cancel))
 }
 
@@ -272,6 +274,47 @@ async fn create(
 /// Where claimed uploads are kept (under the uploads' directory) while their jobs may run.
 pub const CLAIMED_DIR: &str = "claimed";
 
+/// A job id from the path; the error names the value and the rule.
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "job id {:?} must be a whole number from 1 to {}",
+            shown(id),
+            i64::MAX
+        ))
+    })
+}
+
+/// The answer of `GET /admin/api/jobs/{id}/log`.
+#[derive(Debug, Serialize)]
+struct JobLog {
+    id: i64,
+    state: JobState,
+    /// Oldest first, times on the queue's clock.
+    lines: Vec<JobLogLine>,
+}
+
+async fn log(State(state): State<AppState>, _: Operator, Path(id): Path<String>) -> Response {
+    answer(
+        async {
+            let id = parse_id(&id)?;
+            let queue = queue(&state)?;
+            let job = queue
+                .get(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("there is no job {id}")))?;
+            let lines = queue.log(id).await?;
+            Ok(Json(JobLog {
+                id,
+                state: job.state,
+                lines,
+            })
+            .into_response())
+        }
+        .await,
+    )
+}
+
 async fn cancel(
     State(state): State<AppState>,
     operator: Operator,
@@ -279,15 +322,11 @@ async fn cancel(
 ) -> Response {
     answer(
         async {
-            let id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "job id {:?} must be a whole number from 1 to {}",
-                    shown(&id),
-                    i64::MAX
-                ))
-            })?;
+            let id = parse_id(&id)?;
             let queue = queue(&state)?;
-            let cancelled = queue.cancel(id).await?;
+            let cancelled = queue
+                .cancel(id, &format!("operator {}", operator.name))
+                .await?;
             let job = queue
                 .get(id)
                 .await?
