@@ -190,6 +190,9 @@ function showFilm(film) {
   state.textContent = film.state === "draft" ? S.state_draft : S.state_published;
   state.className = "state state-" + film.state;
   document.getElementById("draft-note").hidden = film.state !== "draft";
+  // Only a draft that was never published can be deleted (the server refuses a film: 409).
+  const deletion = document.getElementById("draft-delete");
+  if (deletion) deletion.hidden = film.state !== "draft";
   const link = document.getElementById("page-link");
   if (film.page_url) {
     link.href = film.page_url;
@@ -205,6 +208,20 @@ function showFilm(film) {
       img.hidden = false;
     }
   }
+}
+
+/** Deletes this draft and its images, once the operator confirms (`DELETE /admin/api/films/{slug}`). */
+async function deleteDraft() {
+  if (!window.confirm(S.delete_confirm)) return;
+  const out = document.getElementById("delete-status");
+  out.textContent = "";
+  const { status: code, data } = await request("DELETE", "/admin/api/films/" + config.slug);
+  if (code === 204) {
+    out.textContent = S.deleted;
+    location.assign("/admin/films");
+    return;
+  }
+  out.textContent = (data && data.message) || S.failed;
 }
 
 async function submit(event) {
@@ -268,6 +285,7 @@ async function showForm() {
     imageForm.addEventListener("submit", upload);
   }
   if (config.mode === "edit") {
+    document.getElementById("delete-draft").addEventListener("click", deleteDraft);
     const { status: code, data } = await request("GET", "/admin/api/films/" + config.slug);
     if (code !== 200) {
       showErrors(form, [{ key: "*", message: data?.message || S.failed }]);

@@ -166,6 +166,11 @@ pub trait FilmRepository: Send + Sync + std::fmt::Debug {
     /// a film (the draft is gone in the same commit).
     async fn create_draft(&self, slug: &str, meta: &FilmMeta) -> Result<FilmDraft>;
 
+    /// Deletes the draft `slug`, which was never published (a publish turns a draft into a
+    /// film in its commit, so a film is never deleted here). False when there is no such
+    /// draft: a published film, or nothing.
+    async fn delete_draft(&self, slug: &str) -> Result<bool>;
+
     /// Replaces the metadata of the film (or the draft) `slug`, at once and without touching
     /// its versions: viewers see the new title on their next page. False when there is no
     /// such film or draft. Signals [`FilmRepository::changes`] like a publish.
