@@ -833,7 +833,7 @@ fn job_done(to: SocketAddr, id: u64) -> serde_json::Value {
 fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let server = start(&data, "min_free_bytes = 0");
+    let server = start(&data, "min_free_bytes = 0\nclaimed_sweep_s = 1");
     let to = server.addr();
 
     let clip = tmp.path().join("master.mp4");
@@ -951,6 +951,25 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
             "the tracks never reach the playlist: {master}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The claimed files (the master, the dub, the subtitles) are deleted once their jobs are
+    // done; until then they were kept (the jobs opened them).
+    let claimed = data.join("uploads").join("claimed");
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left: Vec<PathBuf> = std::fs::read_dir(&claimed)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "claimed uploads of finished jobs were kept: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 
     // Every change is in the audit log, by whom: the script's token, then the worker.

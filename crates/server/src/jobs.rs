@@ -241,7 +241,7 @@ async fn create(
                     crate::UploadError::NotFound(m) => ApiError::NotFound(m),
                     other => ApiError::Conflict(other.to_string()),
                 })?;
-            let job = maker
+            let made = match maker
                 .job(
                     &body.slug,
                     &claimed,
@@ -249,8 +249,21 @@ async fn create(
                     body.label.as_deref(),
                 )
                 .await
-                .map_err(ApiError::BadRequest)?;
-            let job = queue.submit(&job).await?;
+            {
+                Ok(job) => queue.submit(&job).await.map_err(ApiError::from),
+                Err(message) => Err(ApiError::BadRequest(message)),
+            };
+            let job = match made {
+                Ok(job) => job,
+                Err(e) => {
+                    // The upload is claimed (gone from the uploads) and no job names its file:
+                    // nothing will ever open it.
+                    if let Err(removed) = std::fs::remove_file(&claimed.path) {
+                        tracing::warn!(file = %claimed.path.display(), error = %removed, "cannot delete a claimed upload without a job");
+                    }
+                    return Err(e);
+                }
+            };
             let action = match claimed.kind {
                 UploadKind::Master => Action::JobSubmitted,
                 _ => Action::TrackAdded,
@@ -271,8 +284,105 @@ async fn create(
     )
 }
 
-/// Where claimed uploads are kept (under the uploads' directory) while their jobs may run.
+/// Where claimed uploads are kept (under the uploads' directory) while their jobs may run;
+/// [`sweep_claimed`] deletes them once their jobs are over.
 pub const CLAIMED_DIR: &str = "claimed";
+
+/// A claimed file that no job of the queue's newest [`LIST`](monsoon_catalog::jobs::limits::LIST)
+/// names is deleted once it has been there this long: its job could not be made (the
+/// handler deletes the file itself then, unless it stopped mid-way) or is older than the
+/// newest thousand — over, since workers claim the oldest first.
+pub const CLAIMED_ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// Deletes the files of `dir` (`<uploads>/claimed/`) whose jobs are all over (done, failed or
+/// cancelled): a job queued or running (a retry after a release or a take-over included)
+/// keeps its file. A file no job names is deleted once it is [`CLAIMED_ORPHAN_AGE`] old (by
+/// the time it was moved here). Returns the files deleted.
+pub async fn sweep_claimed(
+    queue: &dyn JobQueue,
+    dir: &std::path::Path,
+    orphan_age: std::time::Duration,
+) -> Result<Vec<std::path::PathBuf>, String> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt as _;
+
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Every job's master, by path (jobs record it absolute, symbolic links resolved).
+    let jobs = queue
+        .list(monsoon_catalog::jobs::limits::LIST)
+        .await
+        .map_err(|e| format!("listing the jobs: {e}"))?;
+    let mut over: HashMap<std::path::PathBuf, bool> = HashMap::new();
+    for job in &jobs {
+        let all_over = over
+            .entry(std::path::PathBuf::from(&job.master))
+            .or_insert(true);
+        *all_over &= job.state.is_final();
+    }
+    let now = std::time::SystemTime::now();
+    let mut deleted = Vec::new();
+    for path in files {
+        let resolved = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let named = over.get(&resolved).or_else(|| over.get(&path)).copied();
+        let delete = match named {
+            Some(all_over) => all_over,
+            None => std::fs::metadata(&path).is_ok_and(|m| {
+                // Moved here (a rename) at its change time.
+                let moved = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(u64::try_from(m.ctime()).unwrap_or(0));
+                now.duration_since(moved).is_ok_and(|age| age >= orphan_age)
+            }),
+        };
+        if !delete {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => deleted.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot delete a claimed upload")
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Runs [`sweep_claimed`] on `dir` every `every`, for as long as the server runs.
+pub fn spawn_claimed_sweeper(
+    queue: std::sync::Arc<dyn JobQueue>,
+    dir: std::path::PathBuf,
+    every: std::time::Duration,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match sweep_claimed(queue.as_ref(), &dir, CLAIMED_ORPHAN_AGE).await {
+                Ok(deleted) => {
+                    for file in deleted {
+                        tracing::info!(file = %file.display(), "claimed upload deleted: its jobs are over");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeping the claimed uploads failed; retrying")
+                }
+            }
+        }
+    });
+}
 
 /// A job id from the path; the error names the value and the rule.
 fn parse_id(id: &str) -> Result<i64, ApiError> {
@@ -354,6 +464,97 @@ async fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The files left in `dir`, by name, sorted.
+    fn names(paths: impl IntoIterator<Item = std::path::PathBuf>) -> Vec<String> {
+        let mut names: Vec<String> = paths
+            .into_iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn left(dir: &std::path::Path) -> Vec<String> {
+        names(std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()))
+    }
+
+    #[tokio::test]
+    async fn claimed_uploads_are_deleted_once_their_jobs_are_over() {
+        use monsoon_catalog::jobs::conformance::job;
+        use monsoon_catalog::{MemoryJobs, NewJob};
+        use std::time::Duration;
+
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(tmp.path()).unwrap();
+        let queue = MemoryJobs::new();
+        let long = Duration::from_secs(3600);
+        let new = |name: &str| {
+            std::fs::write(dir.join(name), b"master").unwrap();
+            NewJob {
+                master: dir.join(name).display().to_string(),
+                ..job("film")
+            }
+        };
+        // Claimed oldest first: done, failed, running, then retried (released by its worker:
+        // queued again, as a worker stopping leaves it).
+        for name in ["done.mov", "failed.mov", "running.mov", "retried.mov"] {
+            queue.submit(&new(name)).await.unwrap();
+        }
+        for end in [Some(JobState::Done), Some(JobState::Failed), None] {
+            let claimed = queue.claim("w", long).await.unwrap().unwrap();
+            if let Some(state) = end {
+                assert!(queue.finish(claimed.id, "w", state, "over").await.unwrap());
+            }
+        }
+        let retried = queue.claim("w", long).await.unwrap().unwrap();
+        assert!(queue.release(retried.id, "w", "stopping").await.unwrap());
+        let cancelled = queue.submit(&new("cancelled.mov")).await.unwrap();
+        assert!(queue.cancel(cancelled.id, "operator lan").await.unwrap());
+        queue.submit(&new("queued.mov")).await.unwrap();
+        // Named by two jobs: one over, one queued.
+        let first = queue.submit(&new("shared.mov")).await.unwrap();
+        assert!(queue.cancel(first.id, "operator lan").await.unwrap());
+        queue.submit(&new("shared.mov")).await.unwrap();
+        // Named by no job.
+        std::fs::write(dir.join("orphan.mov"), b"master").unwrap();
+
+        let deleted = sweep_claimed(&queue, &dir, long).await.unwrap();
+        assert_eq!(names(deleted), ["cancelled.mov", "done.mov", "failed.mov"]);
+        assert_eq!(
+            left(&dir),
+            [
+                "orphan.mov",
+                "queued.mov",
+                "retried.mov",
+                "running.mov",
+                "shared.mov"
+            ]
+        );
+
+        // The retried job finds its file, and once it is done the file goes; an orphan goes
+        // once it is old enough (here at once).
+        let again = queue.claim("w2", long).await.unwrap().unwrap();
+        assert_eq!(again.id, retried.id);
+        assert!(std::path::Path::new(&again.master).is_file());
+        assert!(
+            queue
+                .finish(again.id, "w2", JobState::Done, "published")
+                .await
+                .unwrap()
+        );
+        let deleted = sweep_claimed(&queue, &dir, Duration::ZERO).await.unwrap();
+        assert_eq!(names(deleted), ["orphan.mov", "retried.mov"]);
+        assert_eq!(left(&dir), ["queued.mov", "running.mov", "shared.mov"]);
+
+        // No directory yet: nothing to do.
+        assert!(
+            sweep_claimed(&queue, &dir.join("absent"), long)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 
     #[test]
     fn the_limit_is_a_whole_number_within_its_range_and_the_error_names_it() {

@@ -207,6 +207,13 @@ impl AppState {
     ) -> Result<(), String> {
         uploads.spawn_sweeper();
         uploads.resume_checks();
+        if let Some(queue) = &self.jobs {
+            jobs::spawn_claimed_sweeper(
+                Arc::clone(queue),
+                uploads.dir().join(jobs::CLAIMED_DIR),
+                Duration::from_secs(uploads.config().claimed_sweep_s),
+            );
+        }
         self.uploads
             .set((uploads, maker))
             .map_err(|_| "uploads are already enabled".to_owned())
