@@ -1,4 +1,5 @@
-//! The ingest job queue on PostgreSQL (`migrations/postgres/0004_jobs.sql`), which every
+//! The ingest job queue on PostgreSQL (`migrations/postgres/0004_jobs.sql`, each job's log in
+//! `0009_job_log.sql`), which every
 //! `monsoon worker` shares. A claim locks the oldest claimable row with `FOR UPDATE SKIP
 //! LOCKED` (PostgreSQL manual, "The Locking Clause" of SELECT), so workers claiming at once
 //! take different jobs without waiting on each other; leases run on the database's `now()`.

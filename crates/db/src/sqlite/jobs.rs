@@ -1,4 +1,5 @@
-//! The ingest job queue on SQLite (`migrations/sqlite/0011_jobs.sql`), for one machine: the
+//! The ingest job queue on SQLite (`migrations/sqlite/0011_jobs.sql`, each job's log in
+//! `0012_job_log.sql`), for one machine: the
 //! worker inside `monsoon serve`, `monsoon worker`s on the same machine and the studio share
 //! it. A claim runs in a `BEGIN IMMEDIATE` transaction, which takes SQLite's one write lock
 //! before it reads (SQLite manual, "BEGIN TRANSACTION"), so two processes claiming at once
