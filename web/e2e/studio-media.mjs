@@ -123,6 +123,19 @@ try {
   check(seen.size >= 2, `the job's progress never moved: ${[...seen]}`);
   check(/verified: v\d+/.test(await page.textContent("#job-rows tr")), "the job does not name the verified ladder");
 
+  step("the job's log opens under its row, a line a stage, and closes");
+  await page.click("#job-rows tr .log-toggle");
+  await page.waitForSelector("#job-rows tr.job-log li", { timeout: 10_000 });
+  check(await page.getAttribute("#job-rows tr .log-toggle", "aria-expanded") === "true", "the log's button is not expanded");
+  const logLines = await page.$$eval("#job-rows tr.job-log li", (items) => items.map((li) => li.textContent));
+  check(logLines.length >= 4 && logLines.length <= 8, `the log is not a line a stage: ${logLines.join(" | ")}`);
+  check(/queued$/.test(logLines[0]) && /claimed by worker/.test(logLines[1]), `the log's first lines: ${logLines.join(" | ")}`);
+  check(/published as version .*verified: v\d+/.test(logLines[logLines.length - 1]), `the log's last line: ${logLines.join(" | ")}`);
+  await page.waitForTimeout(2500); // a poll redraws the table: the log stays open
+  check(await page.$("#job-rows tr.job-log li") !== null, "the log closed by itself on a poll");
+  await page.click("#job-rows tr .log-toggle");
+  await page.waitForFunction(() => !document.querySelector("#job-rows tr.job-log"), null, { timeout: 10_000 });
+
   step("the film plays");
   const viewer = await context.newPage();
   await viewer.goto(`${BASE}/watch/${SLUG}`, { waitUntil: "domcontentloaded" });

@@ -139,6 +139,22 @@ try {
   check(draftPage.status() === 404, `a draft's public page answered ${draftPage.status()}`);
   await page.goto(`${BASE}/admin/films`);
   await page.waitForSelector('#film-rows a[href="/admin/films/phim-moi"]');
+
+  step("a draft is deleted after a confirmation; a published film offers no deletion");
+  await page.goto(`${BASE}/admin/films/${FILM}`);
+  await page.waitForSelector("#film-form[data-ready]");
+  check(await page.isHidden("#draft-delete"), "a published film offers to be deleted");
+  await page.goto(`${BASE}/admin/films/phim-moi`);
+  await page.waitForSelector("#film-form[data-ready]");
+  check(await page.isVisible("#delete-draft"), "the draft offers no deletion");
+  page.once("dialog", (dialog) => dialog.dismiss());
+  await page.click("#delete-draft");
+  await page.waitForTimeout(500);
+  check(page.url().endsWith("/admin/films/phim-moi"), "a dismissed confirmation deleted the draft");
+  page.once("dialog", (dialog) => dialog.accept());
+  await Promise.all([page.waitForURL(`${BASE}/admin/films`), page.click("#delete-draft")]);
+  await page.waitForSelector("#film-rows tr");
+  check(await page.$('#film-rows a[href="/admin/films/phim-moi"]') === null, "the deleted draft is still listed");
 } catch (e) {
   failed = true;
   console.error(e);

@@ -190,6 +190,9 @@ function showFilm(film) {
   state.textContent = film.state === "draft" ? S.state_draft : S.state_published;
   state.className = "state state-" + film.state;
   document.getElementById("draft-note").hidden = film.state !== "draft";
+  // Only a draft that was never published can be deleted (the server refuses a film: 409).
+  const deletion = document.getElementById("draft-delete");
+  if (deletion) deletion.hidden = film.state !== "draft";
   const link = document.getElementById("page-link");
   if (film.page_url) {
     link.href = film.page_url;
@@ -205,6 +208,20 @@ function showFilm(film) {
       img.hidden = false;
     }
   }
+}
+
+/** Deletes this draft and its images, once the operator confirms (`DELETE /admin/api/films/{slug}`). */
+async function deleteDraft() {
+  if (!window.confirm(S.delete_confirm)) return;
+  const out = document.getElementById("delete-status");
+  out.textContent = "";
+  const { status: code, data } = await request("DELETE", "/admin/api/films/" + config.slug);
+  if (code === 204) {
+    out.textContent = S.deleted;
+    location.assign("/admin/films");
+    return;
+  }
+  out.textContent = (data && data.message) || S.failed;
 }
 
 async function submit(event) {
@@ -268,6 +285,7 @@ async function showForm() {
     imageForm.addEventListener("submit", upload);
   }
   if (config.mode === "edit") {
+    document.getElementById("delete-draft").addEventListener("click", deleteDraft);
     const { status: code, data } = await request("GET", "/admin/api/films/" + config.slug);
     if (code !== 200) {
       showErrors(form, [{ key: "*", message: data?.message || S.failed }]);
@@ -296,10 +314,47 @@ function clock(seconds) {
   return (h ? h + ":" + String(m).padStart(2, "0") : String(m)) + ":" + String(s % 60).padStart(2, "0");
 }
 
+// Jobs whose log row is open; kept across the polls that redraw the table.
+const openLogs = new Set();
+
+/** The row under job `id` showing its log (`GET /admin/api/jobs/{id}/log`), oldest first. */
+async function logRow(id) {
+  const tr = document.createElement("tr");
+  tr.className = "job-log";
+  tr.id = "job-log-" + id;
+  const td = document.createElement("td");
+  td.colSpan = 7;
+  tr.append(td);
+  const { status, data } = await request("GET", `/admin/api/jobs/${id}/log`);
+  if (status !== 200) {
+    td.textContent = (data && data.message) || S.failed;
+    return tr;
+  }
+  if (data.lines.length === 0) {
+    td.textContent = S.no_log;
+    return tr;
+  }
+  const list = document.createElement("ol");
+  for (const { at, line } of data.lines) {
+    const li = document.createElement("li");
+    const time = document.createElement("time");
+    time.dateTime = at;
+    time.textContent = dateTime.format(new Date(at));
+    li.append(time, " ", line);
+    list.append(li);
+  }
+  td.append(list);
+  return tr;
+}
+
 async function showJobs() {
   const { status, data } = await request("GET", "/admin/api/jobs?limit=100");
   if (status !== 200) return;
   const jobs = data.jobs.filter((j) => j.slug === config.slug);
+  const logs = new Map();
+  await Promise.all(
+    jobs.filter((j) => openLogs.has(j.id)).map(async (j) => logs.set(j.id, await logRow(j.id))),
+  );
   const rows = document.getElementById("job-rows");
   rows.replaceChildren();
   for (const job of jobs) {
@@ -327,17 +382,30 @@ async function showJobs() {
     cell(job.speed > 0 ? job.speed.toFixed(2) + "×" : "");
     cell(job.eta_s == null ? "" : clock(job.eta_s));
     cell(job.message);
+    const actions = document.createElement("span");
+    const toggle = document.createElement("button");
+    toggle.type = "button";
+    toggle.className = "button secondary log-toggle";
+    toggle.setAttribute("aria-expanded", String(openLogs.has(job.id)));
+    toggle.setAttribute("aria-controls", "job-log-" + job.id);
+    toggle.textContent = openLogs.has(job.id) ? S.hide_log : S.show_log;
+    toggle.addEventListener("click", () => {
+      if (openLogs.has(job.id)) openLogs.delete(job.id);
+      else openLogs.add(job.id);
+      showJobs();
+    });
+    actions.append(toggle);
     if (job.state === "queued" || job.state === "running") {
       const cancel = document.createElement("button");
       cancel.type = "button";
       cancel.className = "button secondary";
       cancel.textContent = S.cancel_job;
       cancel.addEventListener("click", () => request("POST", `/admin/api/jobs/${job.id}/cancel`).then(showJobs));
-      cell(cancel);
-    } else {
-      cell("");
+      actions.append(" ", cancel);
     }
+    cell(actions);
     rows.append(tr);
+    if (logs.has(job.id)) rows.append(logs.get(job.id));
   }
   document.getElementById("no-jobs").hidden = jobs.length > 0;
 }

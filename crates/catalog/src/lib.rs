@@ -30,7 +30,7 @@ pub use film::{
     PublishedVersion, Rendition, RenditionKind, VIDEO_CODECS, art_url, is_language_tag,
     validate_slug,
 };
-pub use jobs::{Incoming, Job, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};
+pub use jobs::{Incoming, Job, JobLogLine, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use operators::{Action, AuditEntry, AuditLog, NewAuditEntry, Operators};
 pub use repository::MemoryFilms;
@@ -165,6 +165,11 @@ pub trait FilmRepository: Send + Sync + std::fmt::Debug {
     /// draft has the slug already. The first [`FilmRepository::publish`] of the slug makes it
     /// a film (the draft is gone in the same commit).
     async fn create_draft(&self, slug: &str, meta: &FilmMeta) -> Result<FilmDraft>;
+
+    /// Deletes the draft `slug`, which was never published (a publish turns a draft into a
+    /// film in its commit, so a film is never deleted here). False when there is no such
+    /// draft: a published film, or nothing.
+    async fn delete_draft(&self, slug: &str) -> Result<bool>;
 
     /// Replaces the metadata of the film (or the draft) `slug`, at once and without touching
     /// its versions: viewers see the new title on their next page. False when there is no

@@ -73,6 +73,10 @@ impl FilmRepository for MemoryFilms {
         Ok(draft)
     }
 
+    async fn delete_draft(&self, slug: &str) -> Result<bool> {
+        Ok(self.draft_map().remove(slug).is_some())
+    }
+
     async fn update_meta(&self, slug: &str, meta: &FilmMeta) -> Result<bool> {
         let mut films = self.films();
         let now = Utc::now();
@@ -318,6 +322,24 @@ pub mod conformance {
             "the draft is gone"
         );
         assert_eq!(db.drafts().await.unwrap().len(), 1);
+        // A draft that was never published can be deleted, once; a published film cannot be
+        // deleted as a draft; the slug is free again.
+        assert!(
+            !db.delete_draft("draft").await.unwrap(),
+            "a published film was deleted as a draft"
+        );
+        assert!(db.get("draft").await.unwrap().is_some());
+        assert!(db.delete_draft("second").await.unwrap());
+        assert!(!db.delete_draft("second").await.unwrap(), "deleted twice");
+        assert!(!db.delete_draft("nothing").await.unwrap());
+        drop(db);
+        let db = open().await;
+        assert!(
+            db.drafts().await.unwrap().is_empty(),
+            "back after a restart"
+        );
+        db.create_draft("second", &titled("Lại")).await.unwrap();
+        assert!(db.delete_draft("second").await.unwrap());
     }
 
     /// Metadata changes at once, the version stays; drafts are updated too; an unknown slug

@@ -1,5 +1,5 @@
 //! `monsoon ingest --submit` (records a job instead of transcoding) and `monsoon jobs` (lists
-//! them, or cancels one). The queue lives in the catalog's database (`monsoon_db::PgJobs` on
+//! them, prints one's log, or cancels one). The queue lives in the catalog's database (`monsoon_db::PgJobs` on
 //! PostgreSQL, shared by a cluster's workers; `monsoon_db::SqliteJobs` on one machine); the
 //! workers that run the jobs are `monsoon worker` (`worker.rs`) and, on one machine, the one
 //! inside `monsoon serve`.
@@ -24,8 +24,12 @@ pub struct JobsArgs {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: u32,
     /// Cancel job ID (queued or running: its worker stops at its next renewal).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "log")]
     pub cancel: Option<i64>,
+    /// Print job ID's log (its newest 200 lines, oldest first, each with its time on the
+    /// database's clock; with --json, one JSON array).
+    #[arg(long, value_name = "ID")]
+    pub log: Option<i64>,
 }
 
 /// `monsoon ingest FILE --slug S --submit`: the same checks and probe as an ingest, then a
@@ -78,7 +82,13 @@ pub async fn run(data: &DataDir, args: JobsArgs) -> anyhow::Result<ExitCode> {
     let backends = data.open(&Default::default()).await?;
     let queue = backends.jobs;
     if let Some(id) = args.cancel {
-        if queue.cancel(id).await? {
+        let user = std::env::var("USER").unwrap_or_default();
+        let by = if user.is_empty() {
+            monsoon_catalog::operators::CLI_ACTOR.to_owned()
+        } else {
+            format!("{} ({user})", monsoon_catalog::operators::CLI_ACTOR)
+        };
+        if queue.cancel(id, &by).await? {
             // A queued job never reaches a worker: its uploaded file, if any, goes now.
             if let Some(job) = queue.get(id).await?
                 && let Err(e) =
@@ -103,6 +113,24 @@ pub async fn run(data: &DataDir, args: JobsArgs) -> anyhow::Result<ExitCode> {
             ),
             None => format!("there is no job {id}"),
         });
+    }
+    if let Some(id) = args.log {
+        if queue.get(id).await?.is_none() {
+            anyhow::bail!("there is no job {id}");
+        }
+        let log = queue.log(id).await.context("reading the job's log")?;
+        if args.json {
+            println!("{}", serde_json::to_value(&log)?);
+        } else {
+            for line in &log {
+                println!(
+                    "{}  {}",
+                    line.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    line.line.replace(['\n', '\r'], " ")
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let jobs = queue.list(args.limit).await.context("listing jobs")?;
     if args.json {

@@ -60,7 +60,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Take ingest jobs (`monsoon ingest --submit`) from the queue and run them.
     Worker(worker::WorkerArgs),
-    /// List the ingest jobs: state, progress, speed, ETA, message (or cancel one).
+    /// List the ingest jobs: state, progress, speed, ETA, message (or print one's log, or cancel one).
     Jobs(jobs::JobsArgs),
     /// Show a film's live audience figures from a running server.
     Stats(stats::StatsArgs),

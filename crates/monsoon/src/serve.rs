@@ -414,6 +414,7 @@ mod tests {
             "max_concurrent_uploads",
             "expiry_s",
             "patch_timeout_s",
+            "claimed_sweep_s",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")),

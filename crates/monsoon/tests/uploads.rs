@@ -846,7 +846,7 @@ fn job_done(to: SocketAddr, id: u64) -> serde_json::Value {
 fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let server = start(&data, "min_free_bytes = 0");
+    let server = start(&data, "min_free_bytes = 0\nclaimed_sweep_s = 1");
     let to = server.addr();
 
     let clip = tmp.path().join("master.mp4");
@@ -890,6 +890,57 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
         done["message"].as_str().unwrap().contains("verified: v180"),
         "{done}"
     );
+    // The job's log: a line a stage (its many progress ticks are not lines), in order, from
+    // the API and from `monsoon jobs --log`.
+    let job_id = job["id"].as_u64().unwrap();
+    let log = request(
+        to,
+        "GET",
+        &format!("/admin/api/jobs/{job_id}/log"),
+        &[],
+        b"",
+    );
+    assert_eq!(log.status, 200, "{log:?}");
+    let lines: Vec<String> = log.json()["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().to_owned())
+        .collect();
+    // (Probing a short master may end before the worker's first renewal: that stage is then
+    // never written, and not in the log.)
+    let stages: Vec<&String> = lines
+        .iter()
+        .filter(|l| !l.starts_with("probing the master (attempt 1 of 3, worker "))
+        .collect();
+    let starts = [
+        "queued",
+        "attempt 1 of 3: claimed by worker ",
+        "transcoding (attempt 1 of 3, worker ",
+        "publishing (attempt 1 of 3, worker ",
+        "published as version ",
+    ];
+    assert_eq!(stages.len(), starts.len(), "{lines:#?}");
+    for (line, start) in stages.iter().zip(starts) {
+        assert!(
+            line.starts_with(start),
+            "{line:?} is not {start:?}…: {lines:#?}"
+        );
+    }
+    assert!(stages[4].contains("verified: v180"), "{lines:#?}");
+    let cli = monsoon(&data, &["jobs", "--log", &job_id.to_string()]);
+    assert!(cli.status.success(), "{cli:?}");
+    let printed = String::from_utf8(cli.stdout).unwrap();
+    let printed: Vec<&str> = printed.lines().collect();
+    assert_eq!(printed.len(), lines.len(), "{printed:#?}");
+    for (row, line) in printed.iter().zip(&lines) {
+        let (at, text) = row.split_once("  ").unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{row}");
+        assert_eq!(text, line);
+    }
+    let unknown = monsoon(&data, &["jobs", "--log", "999"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no job 999"));
     let film = request(to, "GET", "/api/v1/films/song-nuoc", &[], b"");
     assert_eq!(film.status, 200);
     assert_eq!(

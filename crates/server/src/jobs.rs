@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | GET | `/admin/api/jobs?limit=` | `{"now", "jobs": […]}`, newest first ([`DEFAULT_LIMIT`], `limit` in [`LIMIT`]) |
 //! | POST | `/admin/api/jobs` | `{"upload", "slug", "lang"?, "label"?}`: the ready upload becomes a job (201 with the job): a master an ingest of the film, an audio track or subtitles a track added to it (`lang` required) |
-//! | POST | `/admin/api/jobs/{id}/cancel` | the job, cancelled (409 when it is over, 404 when there is none) |
+//! | GET | `/admin/api/jobs/{id}/log` | `{"id", "state", "lines": [{"at", "line"}, …]}`: the job's log, oldest line first (its newest [`LOG_LINES`](monsoon_catalog::jobs::limits::LOG_LINES) lines; 404 when there is no such job) |
+//! | POST | `/admin/api/jobs/{id}/cancel` | the job, cancelled (409 when it is over, 404 when there is none); its log names the operator |
 //!
 //! The queue lives in a PostgreSQL database the workers share (`docs/INGEST.md`, "Jobs and
 //! workers"); a server without one answers 404, saying so. Jobs are shown without the paths
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use monsoon_catalog::{Action, Job, JobQueue, JobState};
+use monsoon_catalog::{Action, Job, JobLogLine, JobQueue, JobState};
 use serde::{Deserialize, Serialize};
 
 use crate::admin::{Operator, private};
@@ -63,6 +64,7 @@ pub const LIMIT: RangeInclusive<u32> = 1..=500;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/api/jobs", get(list).post(create))
+        .route("/admin/api/jobs/{id}/log", get(log))
         .route("/admin/api/jobs/{id}/cancel", post(cancel))
 }
 
@@ -239,7 +241,7 @@ async fn create(
                     crate::UploadError::NotFound(m) => ApiError::NotFound(m),
                     other => ApiError::Conflict(other.to_string()),
                 })?;
-            let mut job = maker
+            let job = match maker
                 .job(
                     &body.slug,
                     &claimed,
@@ -247,22 +249,19 @@ async fn create(
                     body.label.as_deref(),
                 )
                 .await
-                .map_err(ApiError::BadRequest)?;
-            // Into the media store, for a worker anywhere (`monsoon_catalog::Incoming`).
-            let incoming = stage(&state, &body.upload, &claimed).await?;
-            job.options["incoming"] = serde_json::to_value(&incoming)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            let job = match queue.submit(&job).await {
+            {
                 Ok(job) => job,
-                Err(e) => {
-                    let _ = state.media.delete_prefix(incoming.prefix()).await;
-                    return Err(e.into());
+                Err(message) => {
+                    // The file failed the job's checks: nothing will ever open it.
+                    remove_claimed(&claimed);
+                    return Err(ApiError::BadRequest(message));
                 }
             };
+            // Into the media store, for a worker anywhere. If that fails the claimed file stays
+            // on this node ([`sweep_claimed`] deletes it after [`CLAIMED_ORPHAN_AGE`]).
+            let job = submit_staged(&state, queue, job, &body.upload, &claimed).await?;
             // The store holds the file now (on the local store, the same inode).
-            if let Err(e) = std::fs::remove_file(&claimed.path) {
-                tracing::warn!(path = %claimed.path.display(), error = %e, "cannot remove the claimed file");
-            }
+            remove_claimed(&claimed);
             let action = match claimed.kind {
                 UploadKind::Master => Action::JobSubmitted,
                 _ => Action::TrackAdded,
@@ -284,8 +283,173 @@ async fn create(
 }
 
 /// Where claimed uploads are kept (under the uploads' directory) while they are checked and
-/// put into the media store.
+/// put into the media store; [`sweep_claimed`] deletes what a failure there left behind.
 pub const CLAIMED_DIR: &str = "claimed";
+
+/// Deletes the claimed copy of an upload that no job will read from this node.
+fn remove_claimed(claimed: &ClaimedMaster) {
+    if let Err(e) = std::fs::remove_file(&claimed.path) {
+        tracing::warn!(file = %claimed.path.display(), error = %e, "cannot delete a claimed upload");
+    }
+}
+
+/// Submits `job` for the claimed upload `upload`, with the file put into the media store
+/// first ([`stage`]); if the queue refuses it, the store's copy goes again.
+async fn submit_staged(
+    state: &AppState,
+    queue: &dyn JobQueue,
+    mut job: monsoon_catalog::NewJob,
+    upload: &str,
+    claimed: &ClaimedMaster,
+) -> Result<monsoon_catalog::Job, ApiError> {
+    let incoming = stage(state, upload, claimed).await?;
+    job.options["incoming"] =
+        serde_json::to_value(&incoming).map_err(|e| ApiError::Internal(e.to_string()))?;
+    match queue.submit(&job).await {
+        Ok(job) => Ok(job),
+        Err(e) => {
+            let _ = state.media.delete_prefix(incoming.prefix()).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// A claimed file that no job of the queue's newest [`LIST`](monsoon_catalog::jobs::limits::LIST)
+/// names is deleted once it has been there this long: its job could not be made (the
+/// handler deletes the file itself then, unless it stopped mid-way) or is older than the
+/// newest thousand — over, since workers claim the oldest first.
+pub const CLAIMED_ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// Deletes the files of `dir` (`<uploads>/claimed/`) whose jobs are all over (done, failed or
+/// cancelled): a job queued or running (a retry after a release or a take-over included)
+/// keeps its file. A file no job names is deleted once it is [`CLAIMED_ORPHAN_AGE`] old (by
+/// the time it was moved here). Returns the files deleted.
+pub async fn sweep_claimed(
+    queue: &dyn JobQueue,
+    dir: &std::path::Path,
+    orphan_age: std::time::Duration,
+) -> Result<Vec<std::path::PathBuf>, String> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt as _;
+
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Every job's master, by path (jobs record it absolute, symbolic links resolved).
+    let jobs = queue
+        .list(monsoon_catalog::jobs::limits::LIST)
+        .await
+        .map_err(|e| format!("listing the jobs: {e}"))?;
+    let mut over: HashMap<std::path::PathBuf, bool> = HashMap::new();
+    for job in &jobs {
+        let all_over = over
+            .entry(std::path::PathBuf::from(&job.master))
+            .or_insert(true);
+        *all_over &= job.state.is_final();
+    }
+    let now = std::time::SystemTime::now();
+    let mut deleted = Vec::new();
+    for path in files {
+        let resolved = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let named = over.get(&resolved).or_else(|| over.get(&path)).copied();
+        let delete = match named {
+            Some(all_over) => all_over,
+            None => std::fs::metadata(&path).is_ok_and(|m| {
+                // Moved here (a rename) at its change time.
+                let moved = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(u64::try_from(m.ctime()).unwrap_or(0));
+                now.duration_since(moved).is_ok_and(|age| age >= orphan_age)
+            }),
+        };
+        if !delete {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => deleted.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot delete a claimed upload")
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Runs [`sweep_claimed`] on `dir` every `every`, for as long as the server runs.
+pub fn spawn_claimed_sweeper(
+    queue: std::sync::Arc<dyn JobQueue>,
+    dir: std::path::PathBuf,
+    every: std::time::Duration,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match sweep_claimed(queue.as_ref(), &dir, CLAIMED_ORPHAN_AGE).await {
+                Ok(deleted) => {
+                    for file in deleted {
+                        tracing::info!(file = %file.display(), "claimed upload deleted: its jobs are over");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeping the claimed uploads failed; retrying")
+                }
+            }
+        }
+    });
+}
+
+/// A job id from the path; the error names the value and the rule.
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "job id {:?} must be a whole number from 1 to {}",
+            shown(id),
+            i64::MAX
+        ))
+    })
+}
+
+/// The answer of `GET /admin/api/jobs/{id}/log`.
+#[derive(Debug, Serialize)]
+struct JobLog {
+    id: i64,
+    state: JobState,
+    /// Oldest first, times on the queue's clock.
+    lines: Vec<JobLogLine>,
+}
+
+async fn log(State(state): State<AppState>, _: Operator, Path(id): Path<String>) -> Response {
+    answer(
+        async {
+            let id = parse_id(&id)?;
+            let queue = queue(&state)?;
+            let job = queue
+                .get(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("there is no job {id}")))?;
+            let lines = queue.log(id).await?;
+            Ok(Json(JobLog {
+                id,
+                state: job.state,
+                lines,
+            })
+            .into_response())
+        }
+        .await,
+    )
+}
 
 /// Puts claimed upload `upload` into the media store under its private incoming key,
 /// streamed (a multipart upload on S3, a hard link on the local store when the uploads and
@@ -334,15 +498,11 @@ async fn cancel(
 ) -> Response {
     answer(
         async {
-            let id = id.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "job id {:?} must be a whole number from 1 to {}",
-                    shown(&id),
-                    i64::MAX
-                ))
-            })?;
+            let id = parse_id(&id)?;
             let queue = queue(&state)?;
-            let cancelled = queue.cancel(id).await?;
+            let cancelled = queue
+                .cancel(id, &format!("operator {}", operator.name))
+                .await?;
             let job = queue
                 .get(id)
                 .await?
@@ -374,6 +534,97 @@ async fn cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The files left in `dir`, by name, sorted.
+    fn names(paths: impl IntoIterator<Item = std::path::PathBuf>) -> Vec<String> {
+        let mut names: Vec<String> = paths
+            .into_iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn left(dir: &std::path::Path) -> Vec<String> {
+        names(std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()))
+    }
+
+    #[tokio::test]
+    async fn claimed_uploads_are_deleted_once_their_jobs_are_over() {
+        use monsoon_catalog::jobs::conformance::job;
+        use monsoon_catalog::{MemoryJobs, NewJob};
+        use std::time::Duration;
+
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(tmp.path()).unwrap();
+        let queue = MemoryJobs::new();
+        let long = Duration::from_secs(3600);
+        let new = |name: &str| {
+            std::fs::write(dir.join(name), b"master").unwrap();
+            NewJob {
+                master: dir.join(name).display().to_string(),
+                ..job("film")
+            }
+        };
+        // Claimed oldest first: done, failed, running, then retried (released by its worker:
+        // queued again, as a worker stopping leaves it).
+        for name in ["done.mov", "failed.mov", "running.mov", "retried.mov"] {
+            queue.submit(&new(name)).await.unwrap();
+        }
+        for end in [Some(JobState::Done), Some(JobState::Failed), None] {
+            let claimed = queue.claim("w", long).await.unwrap().unwrap();
+            if let Some(state) = end {
+                assert!(queue.finish(claimed.id, "w", state, "over").await.unwrap());
+            }
+        }
+        let retried = queue.claim("w", long).await.unwrap().unwrap();
+        assert!(queue.release(retried.id, "w", "stopping").await.unwrap());
+        let cancelled = queue.submit(&new("cancelled.mov")).await.unwrap();
+        assert!(queue.cancel(cancelled.id, "operator lan").await.unwrap());
+        queue.submit(&new("queued.mov")).await.unwrap();
+        // Named by two jobs: one over, one queued.
+        let first = queue.submit(&new("shared.mov")).await.unwrap();
+        assert!(queue.cancel(first.id, "operator lan").await.unwrap());
+        queue.submit(&new("shared.mov")).await.unwrap();
+        // Named by no job.
+        std::fs::write(dir.join("orphan.mov"), b"master").unwrap();
+
+        let deleted = sweep_claimed(&queue, &dir, long).await.unwrap();
+        assert_eq!(names(deleted), ["cancelled.mov", "done.mov", "failed.mov"]);
+        assert_eq!(
+            left(&dir),
+            [
+                "orphan.mov",
+                "queued.mov",
+                "retried.mov",
+                "running.mov",
+                "shared.mov"
+            ]
+        );
+
+        // The retried job finds its file, and once it is done the file goes; an orphan goes
+        // once it is old enough (here at once).
+        let again = queue.claim("w2", long).await.unwrap().unwrap();
+        assert_eq!(again.id, retried.id);
+        assert!(std::path::Path::new(&again.master).is_file());
+        assert!(
+            queue
+                .finish(again.id, "w2", JobState::Done, "published")
+                .await
+                .unwrap()
+        );
+        let deleted = sweep_claimed(&queue, &dir, Duration::ZERO).await.unwrap();
+        assert_eq!(names(deleted), ["orphan.mov", "retried.mov"]);
+        assert_eq!(left(&dir), ["queued.mov", "running.mov", "shared.mov"]);
+
+        // No directory yet: nothing to do.
+        assert!(
+            sweep_claimed(&queue, &dir.join("absent"), long)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 
     #[test]
     fn the_limit_is_a_whole_number_within_its_range_and_the_error_names_it() {

@@ -120,6 +120,10 @@ pub struct Shared {
     pub operators: Arc<dyn Operators>,
     /// Who did what ([`Shared::audit`]).
     pub audit: Arc<dyn AuditLog>,
+    /// How long a replaced poster or backdrop is kept before it is removed (ms), while pages
+    /// and answers rendered before the change may still name it (`studio::ART_GRACE` unless
+    /// [`AppState::set_art_grace`]).
+    pub art_grace_ms: std::sync::atomic::AtomicU64,
 }
 
 /// The settings of [`AppState::new`] that are not backends.
@@ -178,7 +182,19 @@ impl AppState {
             images: OnceLock::new(),
             operators: options.operators,
             audit: options.audit,
+            art_grace_ms: std::sync::atomic::AtomicU64::new(
+                u64::try_from(studio::ART_GRACE.as_millis()).unwrap_or(u64::MAX),
+            ),
         })))
+    }
+
+    /// How long a replaced image is kept ([`studio::ART_GRACE`] unless set): the tests
+    /// shorten it.
+    pub fn set_art_grace(&self, grace: Duration) {
+        self.art_grace_ms.store(
+            u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Turns on `/admin/api/uploads` over `uploads` (until then it answers 404), with its
@@ -191,6 +207,13 @@ impl AppState {
     ) -> Result<(), String> {
         uploads.spawn_sweeper();
         uploads.resume_checks();
+        if let Some(queue) = &self.jobs {
+            jobs::spawn_claimed_sweeper(
+                Arc::clone(queue),
+                uploads.dir().join(jobs::CLAIMED_DIR),
+                Duration::from_secs(uploads.config().claimed_sweep_s),
+            );
+        }
         self.uploads
             .set((uploads, maker))
             .map_err(|_| "uploads are already enabled".to_owned())

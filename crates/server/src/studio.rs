@@ -9,6 +9,7 @@
 //! | POST | `/admin/api/films` | `{"slug", "meta": FilmMeta}` → 201 and the draft; 400 `{code: "invalid", errors}`; 409 when the slug is taken |
 //! | GET | `/admin/api/films/{slug}` | `FilmDetail`: the metadata, its state, its images and pages |
 //! | PUT | `/admin/api/films/{slug}` | `FilmMeta` → the film, saved at once (no re-encoding); 400 `{code: "invalid", errors}` |
+//! | DELETE | `/admin/api/films/{slug}` | 204: the draft and its images deleted; 409 for a published film (never deleted here) or a draft with a queued or running job; 404 when there is none |
 //! | GET | `/admin/api/films/{slug}/film.toml` | the metadata as `film.toml`, for scripts |
 //! | PUT | `/admin/api/films/{slug}/film.toml` | a `film.toml`'s text → the film, saved as a form's edit (its image paths ignored: upload the images); 400 `{code: "invalid", errors}` |
 //! | PUT | `/admin/api/films/{slug}/poster`, `…/backdrop` | the image's bytes → `{"url"}`; 400 when it is no image or out of size, 413 past [`UPLOAD_BYTES`] |
@@ -22,9 +23,16 @@
 //!
 //! Images are decoded and resized by the server's [`monsoon_catalog::ImageTool`] (ffmpeg, set
 //! by the binary with [`crate::AppState::set_image_tool`]; without one, uploads answer 503)
-//! and stored in the media store under `<slug>/art/`.
+//! and stored in the media store under `<slug>/art/`. A replaced image is removed
+//! [`ART_GRACE`] later, if the film's metadata still does not name it then: pages are
+//! rendered from the live catalog (this node's refreshed at once, the others' within their
+//! refresh or at once on PostgreSQL), the public API's answers may be cached for seconds,
+//! and a viewer's open page may load a lazy image later, so an image is removed only once
+//! nothing served should still name it. Each upload also looks for older images of the film
+//! that nothing names (left by a restart during a grace period) and removes them the same way.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use askama::Template;
 use axum::body::Bytes;
@@ -41,6 +49,7 @@ use monsoon_catalog::{
     ArtKind, Artwork, Error as CatalogError, FieldError, Film, FilmDraft, FilmMeta, Localized,
     validate_slug,
 };
+use monsoon_catalog::{FilmRepository, MediaStore};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -56,7 +65,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/films/new", get(page_new))
         .route("/admin/films/{slug}", get(page_edit))
         .route("/admin/api/films", get(list).post(create))
-        .route("/admin/api/films/{slug}", get(detail).put(update))
+        .route(
+            "/admin/api/films/{slug}",
+            get(detail).put(update).delete(delete_draft),
+        )
         .route("/admin/api/films/{slug}/film.toml", get(export).put(import))
         .route(
             "/admin/api/films/{slug}/poster",
@@ -162,6 +174,12 @@ pub struct StudioMessages {
     pub col_job_state: String,
     pub no_uploads: String,
     pub cancel_job: String,
+    pub show_log: String,
+    pub hide_log: String,
+    pub no_log: String,
+    pub delete_draft: String,
+    pub delete_confirm: String,
+    pub deleted: String,
     pub hashing: String,
     pub uploading: String,
     pub checking: String,
@@ -537,6 +555,129 @@ async fn save(state: &AppState, slug: &str, meta: &FilmMeta) -> Result<(), ApiEr
     Ok(())
 }
 
+/// Deletes a draft that was never published, and its images. A published film is never
+/// deleted here (409, naming the rule): its versions are the publish protocol's. A draft
+/// with a queued or running job is not either (409): the job would publish it.
+async fn delete_draft(
+    State(state): State<AppState>,
+    operator: Operator,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let found = find(&state, &slug).await?;
+    let published = || {
+        ApiError::Conflict(format!(
+            "`{slug}` is a published film: only a draft that was never published can be \
+             deleted"
+        ))
+    };
+    if found.state == "published" {
+        return Err(published());
+    }
+    if let Some(queue) = state.jobs.as_deref()
+        && let Some(job) = queue
+            .list(monsoon_catalog::jobs::limits::LIST)
+            .await?
+            .into_iter()
+            .find(|job| job.slug == slug && !job.state.is_final())
+    {
+        return Err(ApiError::Conflict(format!(
+            "the draft `{slug}` has job {} {}, which would publish it: cancel the job before \
+             deleting the draft",
+            job.id,
+            job.state.as_str()
+        )));
+    }
+    if !state.films.delete_draft(&slug).await? {
+        // Published (or deleted) since it was read.
+        return Err(match state.films.get(&slug).await? {
+            Some(_) => published(),
+            None => ApiError::NotFound(format!("no film or draft with slug `{slug}`")),
+        });
+    }
+    // A draft has no public page: nothing served names its images.
+    if let Err(e) = state
+        .media
+        .delete_prefix(&format!("{slug}/{ART_DIR}"))
+        .await
+    {
+        tracing::warn!(%slug, error = %e, "the deleted draft's images were not removed");
+    }
+    state
+        .audit(
+            &operator,
+            Action::DraftDeleted,
+            &slug,
+            serde_json::json!({ "title": found.meta.title }),
+        )
+        .await;
+    Ok(private(StatusCode::NO_CONTENT.into_response()))
+}
+
+/// How long a replaced poster or backdrop is kept before it is removed: pages and answers
+/// rendered before the change (another node's, a cache's, a viewer's open page) may still name
+/// it meanwhile.
+pub const ART_GRACE: Duration = Duration::from_secs(600);
+
+/// The images under `<slug>/art/` that `meta` does not name, as keys.
+fn unnamed_art(keys: Vec<String>, meta: Option<&FilmMeta>) -> Vec<String> {
+    keys.into_iter()
+        .filter(|key| {
+            let file = key.rsplit('/').next().unwrap_or_default();
+            meta.is_none_or(|meta| {
+                meta.artwork.poster.as_deref() != Some(file)
+                    && meta.artwork.backdrop.as_deref() != Some(file)
+            })
+        })
+        .collect()
+}
+
+/// Removes the images of `slug` that its metadata does not name now and still does not name
+/// after the grace period (a later upload or a restore in between keeps them).
+fn retire_unnamed_art(state: &AppState, slug: &str) {
+    let films: std::sync::Arc<dyn FilmRepository> = std::sync::Arc::clone(&state.films);
+    let media: std::sync::Arc<dyn MediaStore> = std::sync::Arc::clone(&state.media);
+    let grace = Duration::from_millis(
+        state
+            .art_grace_ms
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    let slug = slug.to_owned();
+    tokio::spawn(async move {
+        let prefix = format!("{slug}/{ART_DIR}");
+        let unnamed = async |films: &dyn FilmRepository, keys: Vec<String>| {
+            let meta = monsoon_catalog::stored_meta(films, &slug).await?;
+            // A film or draft that is gone: its images went with it (a deleted draft).
+            Ok::<_, CatalogError>(meta.map(|meta| unnamed_art(keys, Some(&meta))))
+        };
+        let result = async {
+            let keys = media.list(&prefix).await?;
+            let Some(stale) = unnamed(films.as_ref(), keys).await? else {
+                return Ok(Vec::new());
+            };
+            if stale.is_empty() {
+                return Ok(Vec::new());
+            }
+            tokio::time::sleep(grace).await;
+            let Some(still) = unnamed(films.as_ref(), stale).await? else {
+                return Ok(Vec::new());
+            };
+            for key in &still {
+                media.delete_prefix(key).await?;
+            }
+            Ok::<_, CatalogError>(still)
+        }
+        .await;
+        match result {
+            Ok(removed) => {
+                for key in removed {
+                    tracing::info!(%key, "replaced image removed after its grace period");
+                }
+            }
+            Err(e) => tracing::warn!(%slug, error = %e, "replaced images were not removed"),
+        }
+    });
+}
+
 async fn export(
     State(state): State<AppState>,
     _: Operator,
@@ -643,6 +784,8 @@ async fn upload(
         ArtKind::Backdrop => meta.artwork.backdrop = Some(file),
     }
     save(&state, &slug, &meta).await?;
+    // The image replaced, and any other that nothing names, once nothing served may.
+    retire_unnamed_art(&state, &slug);
     let image = match kind {
         ArtKind::Poster => "poster",
         ArtKind::Backdrop => "backdrop",

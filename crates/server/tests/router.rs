@@ -434,6 +434,7 @@ async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
     for (method, uri) in [
         ("GET", "/admin/api/jobs"),
         ("GET", "/admin/api/jobs?limit=0"),
+        ("GET", "/admin/api/jobs/1/log"),
         ("POST", "/admin/api/jobs/1/cancel"),
     ] {
         let refused = call(&state, method, uri, &[], "").await;
@@ -544,6 +545,51 @@ async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
         queue.get(running.id).await.unwrap().unwrap().state,
         JobState::Running
     );
+
+    // Each job's log, oldest line first, times on the queue's clock: the running one claimed
+    // by its worker, then its stage (one line, however many ticks); the cancelled one naming
+    // who cancelled it.
+    let log = |id: &str| format!("/admin/api/jobs/{id}/log");
+    let lines = |body: &[u8]| -> Vec<String> {
+        let body: Value = serde_json::from_slice(body).unwrap();
+        body["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                assert!(chrono::DateTime::parse_from_rfc3339(l["at"].as_str().unwrap()).is_ok());
+                l["line"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    let running_log = get(&state, &log(&running.id.to_string()), &signed_in).await;
+    assert_eq!(running_log.status, StatusCode::OK);
+    assert_eq!(running_log.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(
+        lines(&running_log.body),
+        [
+            "queued",
+            "attempt 1 of 3: claimed by worker node:1",
+            "transcoding"
+        ]
+    );
+    let cancelled_log = get(&state, &log("2"), &signed_in).await;
+    let body: Value = serde_json::from_slice(&cancelled_log.body).unwrap();
+    assert_eq!(
+        (body["id"].as_i64(), body["state"].as_str()),
+        (Some(2), Some("cancelled"))
+    );
+    assert_eq!(
+        lines(&cancelled_log.body),
+        ["queued", "cancelled by operator token"]
+    );
+    assert_eq!(
+        get(&state, &log("99"), &signed_in).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let bad = get(&state, &log("x1"), &signed_in).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&bad.body).contains(r#"job id \"x1\""#));
 }
 
 /// Every route under `/admin` that the server's source declares, as `(path, methods)`: the

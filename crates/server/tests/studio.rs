@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use monsoon_audience::{Audience, Config};
 use monsoon_catalog::publish::{Publisher, Staging};
 use monsoon_catalog::repository::conformance::version;
-use monsoon_catalog::{FilmMeta, FilmRepository, MemoryFilms, MemoryStore};
+use monsoon_catalog::{FilmMeta, FilmRepository, JobQueue, MemoryFilms, MemoryStore};
 use monsoon_server::{
     AdminAuth, AppState, HotCache, MetricsAccess, Options, TrustedProxies, app, hash_token,
 };
@@ -24,6 +24,13 @@ const TOKEN: &str = "studio-test-admin-token";
 
 /// A published film `film` (with a poster of its version) and an operator's token.
 async fn state() -> (AppState, Arc<MemoryFilms>, tempfile::TempDir) {
+    state_with_jobs(None).await
+}
+
+/// [`state`] with a job queue.
+async fn state_with_jobs(
+    jobs: Option<Arc<dyn monsoon_catalog::JobQueue>>,
+) -> (AppState, Arc<MemoryFilms>, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let staging = Staging::create(tmp.path(), "film", "v1").unwrap();
     std::fs::write(staging.path().join("master.m3u8"), "#EXTM3U\n").unwrap();
@@ -65,7 +72,7 @@ async fn state() -> (AppState, Arc<MemoryFilms>, tempfile::TempDir) {
         fast_path: false,
         trusted_proxies: TrustedProxies::default(),
         metrics: MetricsAccess::Public,
-        jobs: None,
+        jobs,
         operators: Arc::new(monsoon_catalog::operators::MemoryOperators::new()),
         audit: Arc::new(monsoon_catalog::operators::MemoryAudit::new()),
     };
@@ -156,6 +163,7 @@ async fn the_studio_is_the_operators() {
         ("PUT", "/admin/api/films/film"),
         ("PUT", "/admin/api/films/film/poster"),
         ("GET", "/admin/api/films/film/film.toml"),
+        ("DELETE", "/admin/api/films/film"),
     ] {
         let answer = call(&state, method, uri, false, Body::from("{}")).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
@@ -570,4 +578,197 @@ async fn images_are_checked_resized_stored_and_shown() {
             "{bad}"
         );
     }
+}
+
+/// The status of `GET url`, with no sign-in (as a viewer).
+async fn status_of(state: &AppState, url: &str) -> StatusCode {
+    call(state, "GET", url, false, Body::empty()).await.status
+}
+
+#[tokio::test]
+async fn a_draft_is_deleted_with_its_images_and_a_published_film_is_not() {
+    let queue = Arc::new(monsoon_catalog::MemoryJobs::new());
+    let (state, films, _tmp) = state_with_jobs(Some(queue.clone())).await;
+    let draft =
+        |slug: &str| json!({"slug": slug, "meta": {"title": {"vi": "Nháp", "en": "Draft"}}});
+    let created = send_json(&state, "POST", "/admin/api/films", &draft("nhap")).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let poster = call(
+        &state,
+        "PUT",
+        "/admin/api/films/nhap/poster",
+        true,
+        Body::from(image("400x600", "png", "png")),
+    )
+    .await;
+    assert_eq!(poster.status, StatusCode::OK, "{}", poster.text());
+    let url = poster.json()["url"].as_str().unwrap().to_owned();
+    assert_eq!(status_of(&state, &url).await, StatusCode::OK);
+
+    // A published film is never deleted here: 409 naming the rule, nothing touched.
+    let refused = call(
+        &state,
+        "DELETE",
+        "/admin/api/films/film",
+        true,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text());
+    assert!(
+        refused.text().contains(
+            "`film` is a published film: only a draft that was never published can be deleted"
+        ),
+        "{}",
+        refused.text()
+    );
+    assert!(films.get("film").await.unwrap().is_some());
+    assert_eq!(status_of(&state, "/films/film").await, StatusCode::OK);
+
+    // A draft with a job that would publish it: 409 until the job is over.
+    let job = queue
+        .submit(&monsoon_catalog::NewJob {
+            slug: "nhap".into(),
+            ..monsoon_catalog::jobs::conformance::job("nhap")
+        })
+        .await
+        .unwrap();
+    let busy = call(
+        &state,
+        "DELETE",
+        "/admin/api/films/nhap",
+        true,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(busy.status, StatusCode::CONFLICT, "{}", busy.text());
+    assert!(
+        busy.text().contains(&format!("has job {} queued", job.id))
+            && busy.text().contains("cancel the job"),
+        "{}",
+        busy.text()
+    );
+    assert!(films.draft("nhap").await.unwrap().is_some());
+    assert!(queue.cancel(job.id, "operator lan").await.unwrap());
+
+    // The draft: 204, gone with its images, audited; the slug free again.
+    let deleted = call(
+        &state,
+        "DELETE",
+        "/admin/api/films/nhap",
+        true,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text());
+    assert_eq!(deleted.headers[header::CACHE_CONTROL], "no-store");
+    assert!(films.draft("nhap").await.unwrap().is_none());
+    assert_eq!(status_of(&state, &url).await, StatusCode::NOT_FOUND);
+    assert!(state.media.list("nhap").await.unwrap().is_empty());
+    let entries = state.audit.list(10, None).await.unwrap();
+    let entry = entries
+        .iter()
+        .find(|e| e.action == "draft_deleted")
+        .expect("no audit entry for the deletion");
+    assert_eq!(
+        (entry.actor.as_str(), entry.subject.as_str()),
+        ("token", "nhap")
+    );
+    assert_eq!(entry.detail["title"]["vi"], "Nháp");
+    let again = call(
+        &state,
+        "DELETE",
+        "/admin/api/films/nhap",
+        true,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let list = call(&state, "GET", "/admin/api/films", true, Body::empty())
+        .await
+        .json();
+    assert_eq!(list["films"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        send_json(&state, "POST", "/admin/api/films", &draft("nhap"))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_image_is_removed_after_its_grace_period_once_nothing_names_it() {
+    let (state, _films, _tmp) = state().await;
+    let grace = std::time::Duration::from_millis(500);
+    state.set_art_grace(grace);
+    let upload = |size: &'static str| {
+        let state = state.clone();
+        async move {
+            let answer = call(
+                &state,
+                "PUT",
+                "/admin/api/films/film/poster",
+                true,
+                Body::from(image(size, "png", "png")),
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+            answer.json()["url"].as_str().unwrap().to_owned()
+        }
+    };
+    // An image left by a restart during a grace period: nothing names it.
+    let orphan = "/art/film/poster.0123456789abcdef.jpg";
+    state
+        .media
+        .put(
+            "film/art/poster.0123456789abcdef.jpg",
+            axum::body::Bytes::from_static(b"\xff\xd8old"),
+        )
+        .await
+        .unwrap();
+    let backdrop = call(
+        &state,
+        "PUT",
+        "/admin/api/films/film/backdrop",
+        true,
+        Body::from(image("960x540", "mjpeg", "jpg")),
+    )
+    .await
+    .json()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = upload("400x600").await;
+    let second = upload("500x750").await;
+    assert_ne!(first, second);
+    // Replaced, but pages rendered a moment ago may still name it: kept for the grace period.
+    assert_eq!(status_of(&state, &first).await, StatusCode::OK);
+    let page = call(&state, "GET", "/films/film", false, Body::empty())
+        .await
+        .text();
+    assert!(page.contains(&second) && !page.contains(&first), "{page}");
+    // The first one named again within the grace period (the same bytes, the same name): kept.
+    assert_eq!(upload("400x600").await, first);
+    // After it: the second (replaced) and the orphan are removed; the first and the backdrop,
+    // which the film names, are not.
+    let deadline = std::time::Instant::now() + grace * 20;
+    while status_of(&state, &second).await == StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replaced image {second} was never removed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(grace).await;
+    assert_eq!(status_of(&state, orphan).await, StatusCode::NOT_FOUND);
+    assert_eq!(status_of(&state, &first).await, StatusCode::OK);
+    assert_eq!(status_of(&state, &backdrop).await, StatusCode::OK);
+    let mut left = state.media.list("film/art").await.unwrap();
+    left.sort();
+    let mut named = vec![
+        format!("film/art/{}", first.rsplit('/').next().unwrap()),
+        format!("film/art/{}", backdrop.rsplit('/').next().unwrap()),
+    ];
+    named.sort();
+    assert_eq!(left, named);
 }

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{JobProgress, JobQueue, JobState, NewJob};
+use super::{JobProgress, JobQueue, JobState, NewJob, limits};
 
 pub type Open<'a> = &'a dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn JobQueue>>>>;
 pub type Wait<'a> = &'a dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()>>>;
@@ -43,6 +43,7 @@ pub async fn run(open: Open<'_>, wait: Wait<'_>) {
     a_lease_is_renewed_by_its_owner_only(open, wait).await;
     an_expired_lease_is_taken_over_and_attempts_are_bounded(open, wait).await;
     finished_released_and_cancelled_jobs(open).await;
+    a_job_keeps_a_bounded_log_in_order_across_a_take_over(open, wait).await;
 }
 
 /// Claims every claimable job with long leases, then finishes them (tests leave the queue
@@ -341,7 +342,7 @@ async fn finished_released_and_cancelled_jobs(open: Open<'_>) {
     assert!(failed.lease_owner.is_none() && failed.finished_at.is_some());
     assert!(queue.claim("next", LONG).await.unwrap().is_none());
     assert!(
-        !queue.cancel(again.id).await.unwrap(),
+        !queue.cancel(again.id, "operator lan").await.unwrap(),
         "a failed job was cancelled"
     );
     assert!(
@@ -354,7 +355,7 @@ async fn finished_released_and_cancelled_jobs(open: Open<'_>) {
     // Cancelled while queued: never claimed. Cancelled while running: the worker's next
     // renewal says stop.
     let queued = queue.submit(&job("cancel-queued")).await.unwrap();
-    assert!(queue.cancel(queued.id).await.unwrap());
+    assert!(queue.cancel(queued.id, "operator lan").await.unwrap());
     assert!(queue.claim("w", LONG).await.unwrap().is_none());
     assert_eq!(
         queue.get(queued.id).await.unwrap().unwrap().state,
@@ -363,7 +364,7 @@ async fn finished_released_and_cancelled_jobs(open: Open<'_>) {
     let running = queue.submit(&job("cancel-running")).await.unwrap();
     let claimed = queue.claim("w", LONG).await.unwrap().unwrap();
     assert_eq!(claimed.id, running.id);
-    assert!(queue.cancel(running.id).await.unwrap());
+    assert!(queue.cancel(running.id, "operator lan").await.unwrap());
     assert!(
         !queue
             .renew(running.id, "w", LONG, &progress(10.0))
@@ -377,5 +378,121 @@ async fn finished_released_and_cancelled_jobs(open: Open<'_>) {
             .unwrap()
     );
     assert!(queue.get(-1).await.unwrap().is_none());
-    assert!(!queue.cancel(-1).await.unwrap());
+    assert!(!queue.cancel(-1, "operator lan").await.unwrap());
+}
+
+/// The lines of job `id`'s log, checked to be stamped in order.
+async fn lines(queue: &dyn JobQueue, id: i64) -> Vec<String> {
+    let log = queue.log(id).await.unwrap();
+    assert!(
+        log.windows(2).all(|w| w[0].at <= w[1].at),
+        "log lines out of time order: {log:?}"
+    );
+    log.into_iter().map(|l| l.line).collect()
+}
+
+async fn a_job_keeps_a_bounded_log_in_order_across_a_take_over(open: Open<'_>, wait: Wait<'_>) {
+    let queue = open().await;
+    let submitted = queue.submit(&job("logged")).await.unwrap();
+    let id = submitted.id;
+    assert_eq!(lines(queue.as_ref(), id).await, ["queued"]);
+    assert!(queue.log(-1).await.unwrap().is_empty());
+
+    // Claimed; two stages, each reported with several percent ticks: one line a stage.
+    let first = queue.claim("doomed", SHORT).await.unwrap().unwrap();
+    for percent in [1.0, 2.0, 3.0] {
+        assert!(
+            queue
+                .renew(id, "doomed", SHORT, &progress(percent))
+                .await
+                .unwrap()
+        );
+    }
+    let packaging = JobProgress {
+        message: "packaging".into(),
+        ..progress(100.0)
+    };
+    assert!(queue.renew(id, "doomed", SHORT, &packaging).await.unwrap());
+    assert!(queue.renew(id, "doomed", SHORT, &packaging).await.unwrap());
+    assert_eq!(first.id, id);
+    // The worker dies; another takes the job over. The log survives a restart and the
+    // take-over, and goes on.
+    wait(SHORT * 2).await;
+    drop(queue);
+    let queue = open().await;
+    let second = queue.claim("heir", LONG).await.unwrap().unwrap();
+    assert_eq!(second.id, id);
+    assert!(
+        queue
+            .release(id, "heir", "released: the worker stopped")
+            .await
+            .unwrap()
+    );
+    let third = queue.claim("heir", LONG).await.unwrap().unwrap();
+    assert_eq!(third.id, id);
+    assert!(
+        queue
+            .finish(id, "heir", JobState::Failed, "the master is gone")
+            .await
+            .unwrap()
+    );
+    let log = lines(queue.as_ref(), id).await;
+    assert_eq!(log.len(), 8, "{log:#?}");
+    assert_eq!(log[0], "queued");
+    assert_eq!(log[1], "attempt 1 of 3: claimed by worker doomed");
+    assert_eq!(log[2], "transcoding");
+    assert_eq!(log[3], "packaging");
+    assert!(
+        log[4].contains("taken over from worker doomed")
+            && log[4].contains("claimed by worker heir"),
+        "{}",
+        log[4]
+    );
+    assert_eq!(log[5], "released: the worker stopped");
+    assert_eq!(log[6], "attempt 2 of 3: claimed by worker heir");
+    assert_eq!(log[7], "the master is gone");
+    let other = queue.submit(&job("other-log")).await.unwrap();
+    assert_eq!(
+        lines(queue.as_ref(), other.id).await,
+        ["queued"],
+        "logs mixed"
+    );
+    assert!(queue.cancel(other.id, "operator lan").await.unwrap());
+    assert_eq!(
+        lines(queue.as_ref(), other.id).await,
+        ["queued", "cancelled by operator lan"]
+    );
+
+    // Bounded: the newest `LOG_LINES` lines, each cut to `MESSAGE_CHARS`.
+    let busy = queue.submit(&job("chatty")).await.unwrap();
+    let claimed = queue.claim("chatty", LONG).await.unwrap().unwrap();
+    assert_eq!(claimed.id, busy.id);
+    let stages = limits::LOG_LINES + 10;
+    for stage in 0..stages {
+        let message = if stage == stages - 1 {
+            "x".repeat(10_000)
+        } else {
+            format!("stage {stage}")
+        };
+        let stage = JobProgress {
+            message,
+            ..progress(50.0)
+        };
+        assert!(queue.renew(busy.id, "chatty", LONG, &stage).await.unwrap());
+    }
+    let log = lines(queue.as_ref(), busy.id).await;
+    assert_eq!(log.len(), limits::LOG_LINES);
+    assert_eq!(log[0], format!("stage {}", stages - limits::LOG_LINES));
+    assert_eq!(log[limits::LOG_LINES - 2], format!("stage {}", stages - 2));
+    assert_eq!(
+        log[limits::LOG_LINES - 1].chars().count(),
+        limits::MESSAGE_CHARS + 1,
+        "a line is cut to MESSAGE_CHARS and an ellipsis"
+    );
+    assert!(
+        queue
+            .finish(busy.id, "chatty", JobState::Done, "published")
+            .await
+            .unwrap()
+    );
 }

@@ -1,7 +1,7 @@
 //! Jobs in memory, on a clock of the caller's: the reference of the contract and the queue of
 //! the tests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,8 +15,29 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// Jobs in memory, on a clock of the caller's (the tests move it by hand).
 pub struct MemoryJobs {
-    jobs: Mutex<BTreeMap<i64, Job>>,
+    jobs: Mutex<Jobs>,
     clock: Clock,
+}
+
+/// The jobs and their logs, under one lock.
+#[derive(Default)]
+struct Jobs {
+    jobs: BTreeMap<i64, Job>,
+    logs: BTreeMap<i64, VecDeque<JobLogLine>>,
+}
+
+impl Jobs {
+    /// Appends `line` to job `id`'s log, keeping the newest `limits::LOG_LINES`.
+    fn log(&mut self, id: i64, at: DateTime<Utc>, line: &str) {
+        let log = self.logs.entry(id).or_default();
+        log.push_back(JobLogLine {
+            at,
+            line: bounded_message(line),
+        });
+        while log.len() > limits::LOG_LINES {
+            log.pop_front();
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryJobs {
@@ -43,7 +64,7 @@ impl MemoryJobs {
         }
     }
 
-    fn jobs(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, Job>> {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Jobs> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -63,8 +84,8 @@ impl JobQueue for MemoryJobs {
     async fn submit(&self, new: &NewJob) -> Result<Job> {
         new.check()?;
         let now = (self.clock)();
-        let mut jobs = self.jobs();
-        let id = jobs.keys().next_back().map_or(1, |last| last + 1);
+        let mut all = self.jobs();
+        let id = all.jobs.keys().next_back().map_or(1, |last| last + 1);
         let job = Job {
             id,
             slug: new.slug.clone(),
@@ -85,7 +106,8 @@ impl JobQueue for MemoryJobs {
             started_at: None,
             finished_at: None,
         };
-        jobs.insert(id, job.clone());
+        all.jobs.insert(id, job.clone());
+        all.log(id, now, &job.message);
         Ok(job)
     }
 
@@ -93,11 +115,12 @@ impl JobQueue for MemoryJobs {
         check_lease(worker, lease)?;
         let now = (self.clock)();
         let until = self.until(lease)?;
-        let mut jobs = self.jobs();
+        let mut all = self.jobs();
         let expired = |job: &Job| {
             job.state == JobState::Running && job.lease_expires_at.is_some_and(|t| t < now)
         };
-        for job in jobs.values_mut() {
+        let mut lines = Vec::new();
+        for job in all.jobs.values_mut() {
             if expired(job) && job.attempts >= job.max_attempts {
                 job.state = JobState::Failed;
                 job.message =
@@ -106,20 +129,24 @@ impl JobQueue for MemoryJobs {
                 job.lease_expires_at = None;
                 job.updated_at = now;
                 job.finished_at = Some(now);
+                lines.push((job.id, job.message.clone()));
             }
         }
-        let Some(job) = jobs
+        for (id, line) in lines {
+            all.log(id, now, &line);
+        }
+        let Some(job) = all
+            .jobs
             .values_mut()
             .find(|job| job.state == JobState::Queued || expired(job))
         else {
             return Ok(None);
         };
-        job.message = match (&job.state, &job.lease_owner) {
-            (JobState::Running, Some(owner)) => {
-                taken_over_message(owner, job.attempts + 1, job.max_attempts)
-            }
-            _ => format!("attempt {} of {}", job.attempts + 1, job.max_attempts),
+        let previous = match job.state {
+            JobState::Running => job.lease_owner.as_deref(),
+            _ => None,
         };
+        job.message = claimed_message(worker, previous, job.attempts + 1, job.max_attempts);
         job.state = JobState::Running;
         job.attempts += 1;
         job.lease_owner = Some(worker.to_owned());
@@ -128,7 +155,9 @@ impl JobQueue for MemoryJobs {
         job.speed = 0.0;
         job.updated_at = now;
         job.started_at.get_or_insert(now);
-        Ok(Some(job.clone()))
+        let job = job.clone();
+        all.log(job.id, now, &job.message);
+        Ok(Some(job))
     }
 
     async fn renew(
@@ -141,15 +170,21 @@ impl JobQueue for MemoryJobs {
         check_lease(worker, lease)?;
         let until = self.until(lease)?;
         let progress = progress.bounded();
-        let mut jobs = self.jobs();
-        let Some(job) = jobs.get_mut(&id).filter(|job| held_by(job, worker)) else {
+        let now = (self.clock)();
+        let mut all = self.jobs();
+        let Some(job) = all.jobs.get_mut(&id).filter(|job| held_by(job, worker)) else {
             return Ok(false);
         };
         job.lease_expires_at = Some(until);
         job.percent = progress.percent;
         job.speed = progress.speed;
+        let new_stage = job.message != progress.message;
         job.message = progress.message;
-        job.updated_at = (self.clock)();
+        job.updated_at = now;
+        if new_stage {
+            let line = job.message.clone();
+            all.log(id, now, &line);
+        }
         Ok(true)
     }
 
@@ -161,8 +196,8 @@ impl JobQueue for MemoryJobs {
             )));
         }
         let now = (self.clock)();
-        let mut jobs = self.jobs();
-        let Some(job) = jobs.get_mut(&id).filter(|job| held_by(job, worker)) else {
+        let mut all = self.jobs();
+        let Some(job) = all.jobs.get_mut(&id).filter(|job| held_by(job, worker)) else {
             return Ok(false);
         };
         job.state = state;
@@ -174,12 +209,15 @@ impl JobQueue for MemoryJobs {
         job.lease_expires_at = None;
         job.updated_at = now;
         job.finished_at = Some(now);
+        let line = job.message.clone();
+        all.log(id, now, &line);
         Ok(true)
     }
 
     async fn release(&self, id: i64, worker: &str, message: &str) -> Result<bool> {
-        let mut jobs = self.jobs();
-        let Some(job) = jobs.get_mut(&id).filter(|job| held_by(job, worker)) else {
+        let now = (self.clock)();
+        let mut all = self.jobs();
+        let Some(job) = all.jobs.get_mut(&id).filter(|job| held_by(job, worker)) else {
             return Ok(false);
         };
         job.state = JobState::Queued;
@@ -187,32 +225,52 @@ impl JobQueue for MemoryJobs {
         job.lease_owner = None;
         job.lease_expires_at = None;
         job.message = bounded_message(message);
-        job.updated_at = (self.clock)();
+        job.updated_at = now;
+        let line = job.message.clone();
+        all.log(id, now, &line);
         Ok(true)
     }
 
-    async fn cancel(&self, id: i64) -> Result<bool> {
+    async fn cancel(&self, id: i64, by: &str) -> Result<bool> {
         let now = (self.clock)();
-        let mut jobs = self.jobs();
-        let Some(job) = jobs.get_mut(&id).filter(|job| !job.state.is_final()) else {
+        let mut all = self.jobs();
+        let Some(job) = all.jobs.get_mut(&id).filter(|job| !job.state.is_final()) else {
             return Ok(false);
         };
         job.state = JobState::Cancelled;
-        job.message = "cancelled by the operator".into();
+        job.message = cancelled_message(by);
         job.lease_owner = None;
         job.lease_expires_at = None;
         job.updated_at = now;
         job.finished_at = Some(now);
+        let line = job.message.clone();
+        all.log(id, now, &line);
         Ok(true)
     }
 
     async fn list(&self, limit: u32) -> Result<Vec<Job>> {
         let limit = limit.min(limits::LIST) as usize;
-        Ok(self.jobs().values().rev().take(limit).cloned().collect())
+        Ok(self
+            .jobs()
+            .jobs
+            .values()
+            .rev()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn get(&self, id: i64) -> Result<Option<Job>> {
-        Ok(self.jobs().get(&id).cloned())
+        Ok(self.jobs().jobs.get(&id).cloned())
+    }
+
+    async fn log(&self, id: i64) -> Result<Vec<JobLogLine>> {
+        Ok(self
+            .jobs()
+            .logs
+            .get(&id)
+            .map(|log| log.iter().cloned().collect())
+            .unwrap_or_default())
     }
 }
 

@@ -38,6 +38,10 @@ pub mod limits {
         Duration::from_millis(1)..=Duration::from_secs(86_400);
     /// Jobs one `list` returns at most.
     pub const LIST: u32 = 1_000;
+    /// Lines a job's log keeps (the newest); each is cut to `MESSAGE_CHARS`.
+    pub const LOG_LINES: usize = 200;
+    /// Who cancelled a job (an operator's name, `monsoon jobs`), bytes.
+    pub const BY_BYTES: usize = 200;
 }
 
 /// Where a job is in its life.
@@ -313,6 +317,47 @@ pub fn check_lease(worker: &str, lease: Duration) -> Result<()> {
     Ok(())
 }
 
+/// A line of a job's log: what happened to it, when, on the queue's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobLogLine {
+    /// When it was written, on the queue's clock (the database's).
+    pub at: DateTime<Utc>,
+    /// What happened, in the operator's words (cut to `limits::MESSAGE_CHARS`).
+    pub line: String,
+}
+
+/// The message a job gets when a worker claims it (`previous`: the worker whose lease
+/// expired, for a take-over).
+pub fn claimed_message(
+    worker: &str,
+    previous: Option<&str>,
+    attempt: u32,
+    max_attempts: u32,
+) -> String {
+    match previous {
+        Some(owner) => format!(
+            "{}; claimed by worker {worker}",
+            taken_over_message(owner, attempt, max_attempts)
+        ),
+        None => format!("attempt {attempt} of {max_attempts}: claimed by worker {worker}"),
+    }
+}
+
+/// The message a job gets when `by` cancels it.
+pub fn cancelled_message(by: &str) -> String {
+    format!("cancelled by {}", bounded_by(by))
+}
+
+/// Who cancelled, within `limits::BY_BYTES` (cut at a character boundary).
+fn bounded_by(by: &str) -> &str {
+    let by = if by.is_empty() { "the operator" } else { by };
+    let mut end = by.len().min(limits::BY_BYTES);
+    while !by.is_char_boundary(end) {
+        end -= 1;
+    }
+    &by[..end]
+}
+
 /// The message a job gets when its lease expired on its last attempt.
 pub fn lease_lost_message(owner: &str, attempts: u32) -> String {
     format!(
@@ -359,14 +404,22 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     async fn release(&self, id: i64, worker: &str, message: &str) -> Result<bool>;
 
     /// Cancels job `id` if it is queued or running (a running job's worker learns it at its
-    /// next renewal). `false`: it is over already, or there is no such job.
-    async fn cancel(&self, id: i64) -> Result<bool>;
+    /// next renewal), saying `by` whom (`cancelled_message`). `false`: it is over already, or
+    /// there is no such job.
+    async fn cancel(&self, id: i64, by: &str) -> Result<bool>;
 
     /// The newest `limit` jobs (at most `limits::LIST`), newest first.
     async fn list(&self, limit: u32) -> Result<Vec<Job>>;
 
     /// One job, or `None`.
     async fn get(&self, id: i64) -> Result<Option<Job>>;
+
+    /// Job `id`'s log, oldest line first: the newest `limits::LOG_LINES` lines. Every change
+    /// of a job's message is a line — submitted, claimed (and by whom, or taken over from
+    /// whom), each new stage a worker reports (its percent ticks are not), released, failed
+    /// (and why), done, cancelled (and by whom) — stamped with the queue's clock. Empty when
+    /// there is no such job.
+    async fn log(&self, id: i64) -> Result<Vec<JobLogLine>>;
 }
 
 mod memory;

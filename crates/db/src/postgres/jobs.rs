@@ -1,4 +1,5 @@
-//! The ingest job queue on PostgreSQL (`migrations/postgres/0004_jobs.sql`), which every
+//! The ingest job queue on PostgreSQL (`migrations/postgres/0004_jobs.sql`, each job's log in
+//! `0009_job_log.sql`), which every
 //! `monsoon worker` shares. A claim locks the oldest claimable row with `FOR UPDATE SKIP
 //! LOCKED` (PostgreSQL manual, "The Locking Clause" of SELECT), so workers claiming at once
 //! take different jobs without waiting on each other; leases run on the database's `now()`.
@@ -8,11 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use monsoon_catalog::jobs::{
-    JobProgress, bounded_message, check_lease, lease_lost_message, limits, taken_over_message,
+    JobLogLine, JobProgress, bounded_message, cancelled_message, check_lease, claimed_message,
+    lease_lost_message, limits,
 };
 use monsoon_catalog::{Error, Job, JobQueue, JobState, NewJob, Result};
 use sqlx::Row;
-use sqlx::postgres::{PgPool, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
 
 use crate::backend;
 
@@ -77,6 +79,27 @@ fn job_from_row(row: &PgRow) -> Result<Job> {
     })
 }
 
+/// Appends `line` to job `id`'s log (in the caller's transaction, which changed the job's row
+/// and holds it locked) and drops its lines past the newest `limits::LOG_LINES`.
+async fn append(conn: &mut PgConnection, id: i64, line: &str) -> Result<()> {
+    sqlx::query("INSERT INTO ingest_job_log (job_id, line) VALUES ($1, $2)")
+        .bind(id)
+        .bind(bounded_message(line))
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
+    sqlx::query(
+        "DELETE FROM ingest_job_log WHERE job_id = $1 AND id <= (SELECT id FROM ingest_job_log \
+         WHERE job_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+    )
+    .bind(id)
+    .bind(i64::try_from(limits::LOG_LINES).unwrap_or(i64::MAX))
+    .execute(&mut *conn)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 /// A lease as whole milliseconds, for `now() + $n * interval '1 millisecond'`.
 fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1)
@@ -87,6 +110,7 @@ impl JobQueue for PgJobs {
     async fn submit(&self, job: &NewJob) -> Result<Job> {
         job.check()?;
         let max_attempts = i32::try_from(job.max_attempts).map_err(backend)?;
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         let row = sqlx::query(&format!(
             "INSERT INTO ingest_jobs \
              (slug, master, film_toml, options, duration_s, state, max_attempts, message) \
@@ -98,10 +122,13 @@ impl JobQueue for PgJobs {
         .bind(job.options.to_string())
         .bind(job.duration_s)
         .bind(max_attempts)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-        job_from_row(&row)
+        let job = job_from_row(&row)?;
+        append(&mut tx, job.id, &job.message).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(job)
     }
 
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>> {
@@ -120,18 +147,17 @@ impl JobQueue for PgJobs {
             let id: i64 = row.get("id");
             let owner: String = row.get("lease_owner");
             let attempts: i32 = row.get("attempts");
+            let message = lease_lost_message(&owner, u32::try_from(attempts).unwrap_or(0));
             sqlx::query(
                 "UPDATE ingest_jobs SET state = 'failed', message = $2, lease_owner = NULL, \
                  lease_expires_at = NULL, updated_at = now(), finished_at = now() WHERE id = $1",
             )
             .bind(id)
-            .bind(lease_lost_message(
-                &owner,
-                u32::try_from(attempts).unwrap_or(0),
-            ))
+            .bind(&message)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+            append(&mut tx, id, &message).await?;
         }
         let candidate = sqlx::query(
             "SELECT id, state, lease_owner, attempts, max_attempts FROM ingest_jobs \
@@ -151,10 +177,8 @@ impl JobQueue for PgJobs {
         let owner: Option<String> = candidate.get("lease_owner");
         let attempt = u32::try_from(candidate.get::<i32, _>("attempts")).unwrap_or(0) + 1;
         let max_attempts = u32::try_from(candidate.get::<i32, _>("max_attempts")).unwrap_or(0);
-        let message = match (state.as_str(), owner) {
-            ("running", Some(owner)) => taken_over_message(&owner, attempt, max_attempts),
-            _ => format!("attempt {attempt} of {max_attempts}"),
-        };
+        let previous = owner.filter(|_| state == "running");
+        let message = claimed_message(worker, previous.as_deref(), attempt, max_attempts);
         let row = sqlx::query(&format!(
             "UPDATE ingest_jobs SET state = 'running', attempts = attempts + 1, \
              lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond', \
@@ -165,10 +189,11 @@ impl JobQueue for PgJobs {
         .bind(id)
         .bind(worker)
         .bind(lease_ms(lease))
-        .bind(message)
+        .bind(&message)
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
+        append(&mut tx, id, &message).await?;
         tx.commit().await.map_err(backend)?;
         job_from_row(&row).map(Some)
     }
@@ -182,21 +207,38 @@ impl JobQueue for PgJobs {
     ) -> Result<bool> {
         check_lease(worker, lease)?;
         let progress = progress.bounded();
-        let renewed = sqlx::query(
-            "UPDATE ingest_jobs SET lease_expires_at = now() + $3 * interval '1 millisecond', \
-             percent = $4, speed = $5, message = $6, updated_at = now() \
-             WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let before: Option<String> = sqlx::query_scalar(
+            "SELECT message FROM ingest_jobs WHERE id = $1 AND state = 'running' \
+             AND lease_owner = $2 FOR UPDATE",
         )
         .bind(id)
         .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(before) = before else {
+            tx.commit().await.map_err(backend)?;
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE ingest_jobs SET lease_expires_at = now() + $2 * interval '1 millisecond', \
+             percent = $3, speed = $4, message = $5, updated_at = now() WHERE id = $1",
+        )
+        .bind(id)
         .bind(lease_ms(lease))
         .bind(progress.percent)
         .bind(progress.speed)
         .bind(&progress.message)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(renewed.rows_affected() == 1)
+        // A new stage is a line; a percent tick is not.
+        if before != progress.message {
+            append(&mut tx, id, &progress.message).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn finish(&self, id: i64, worker: &str, state: JobState, message: &str) -> Result<bool> {
@@ -206,6 +248,8 @@ impl JobQueue for PgJobs {
                 state.as_str()
             )));
         }
+        let message = bounded_message(message);
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         let finished = sqlx::query(
             "UPDATE ingest_jobs SET state = $3, message = $4, lease_owner = NULL, \
              lease_expires_at = NULL, updated_at = now(), finished_at = now(), \
@@ -215,14 +259,21 @@ impl JobQueue for PgJobs {
         .bind(id)
         .bind(worker)
         .bind(state.as_str())
-        .bind(bounded_message(message))
-        .execute(&self.pool)
+        .bind(&message)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(finished.rows_affected() == 1)
+        let finished = finished.rows_affected() == 1;
+        if finished {
+            append(&mut tx, id, &message).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(finished)
     }
 
     async fn release(&self, id: i64, worker: &str, message: &str) -> Result<bool> {
+        let message = bounded_message(message);
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         let released = sqlx::query(
             "UPDATE ingest_jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), \
              lease_owner = NULL, lease_expires_at = NULL, message = $3, updated_at = now() \
@@ -230,24 +281,37 @@ impl JobQueue for PgJobs {
         )
         .bind(id)
         .bind(worker)
-        .bind(bounded_message(message))
-        .execute(&self.pool)
+        .bind(&message)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(released.rows_affected() == 1)
+        let released = released.rows_affected() == 1;
+        if released {
+            append(&mut tx, id, &message).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(released)
     }
 
-    async fn cancel(&self, id: i64) -> Result<bool> {
+    async fn cancel(&self, id: i64, by: &str) -> Result<bool> {
+        let message = cancelled_message(by);
+        let mut tx = self.pool.begin().await.map_err(backend)?;
         let cancelled = sqlx::query(
-            "UPDATE ingest_jobs SET state = 'cancelled', message = 'cancelled by the operator', \
+            "UPDATE ingest_jobs SET state = 'cancelled', message = $2, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), \
              finished_at = now() WHERE id = $1 AND state IN ('queued', 'running')",
         )
         .bind(id)
-        .execute(&self.pool)
+        .bind(&message)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        Ok(cancelled.rows_affected() == 1)
+        let cancelled = cancelled.rows_affected() == 1;
+        if cancelled {
+            append(&mut tx, id, &message).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(cancelled)
     }
 
     async fn list(&self, limit: u32) -> Result<Vec<Job>> {
@@ -268,6 +332,30 @@ impl JobQueue for PgJobs {
             .await
             .map_err(backend)?;
         row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn log(&self, id: i64) -> Result<Vec<JobLogLine>> {
+        let rows = sqlx::query(
+            "SELECT (extract(epoch FROM at) * 1000)::bigint AS at_ms, line FROM ingest_job_log \
+             WHERE job_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(i64::try_from(limits::LOG_LINES).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        let mut lines = rows
+            .iter()
+            .map(|row| {
+                Ok(JobLogLine {
+                    at: time(Some(row.try_get("at_ms").map_err(backend)?))?
+                        .ok_or_else(|| Error::Backend("job log time is null".into()))?,
+                    line: row.try_get("line").map_err(backend)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        lines.reverse();
+        Ok(lines)
     }
 }
 

@@ -150,6 +150,16 @@ impl FilmRepository for SqliteCatalog {
             .ok_or_else(|| Error::Backend(format!("the draft `{slug}` vanished")))
     }
 
+    async fn delete_draft(&self, slug: &str) -> Result<bool> {
+        // A published film has no draft row (its first publish deleted it in its commit).
+        let deleted = sqlx::query("DELETE FROM film_drafts WHERE slug = ?1")
+            .bind(slug)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
     async fn update_meta(&self, slug: &str, meta: &FilmMeta) -> Result<bool> {
         let now = Utc::now().to_rfc3339();
         let meta_json = serde_json::to_string(meta).map_err(backend)?;

@@ -51,6 +51,9 @@ pub struct UploadConfig {
     /// A PATCH body must arrive whole within this time of its head (the `[serve]
     /// body_timeout_s` of other requests is meant for small bodies). What arrived is kept.
     pub patch_timeout_s: u64,
+    /// How often the server looks for claimed uploads (`<data>/uploads/claimed/`) whose jobs
+    /// are over, and deletes them (`crates/server/src/jobs.rs` `sweep_claimed`).
+    pub claimed_sweep_s: u64,
 }
 
 impl Default for UploadConfig {
@@ -62,6 +65,7 @@ impl Default for UploadConfig {
             max_concurrent_uploads: 8,
             expiry_s: 24 * 3600,
             patch_timeout_s: 3600,
+            claimed_sweep_s: 60,
         }
     }
 }
@@ -84,6 +88,13 @@ impl UploadConfig {
                     "[uploads] {key} = 0 would refuse every upload; it must be 1 or more"
                 ));
             }
+        }
+        if !(1..=86_400).contains(&self.claimed_sweep_s) {
+            return Err(format!(
+                "[uploads] claimed_sweep_s = {} must be from 1 to 86400 seconds between two \
+                 looks for claimed uploads whose jobs are over",
+                self.claimed_sweep_s
+            ));
         }
         Ok(())
     }
