@@ -84,7 +84,12 @@ async fn a_disabled_account_or_a_new_password_ends_its_sessions(open: Open<'_>) 
     assert_eq!(started.operator, "mai");
     assert!(started.expires_at > started.created_at);
     assert_eq!(
-        operators.find("mai").await.unwrap().unwrap().last_sign_in_at,
+        operators
+            .find("mai")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_sign_in_at,
         Some(started.created_at),
         "a session is the account's last sign-in"
     );
@@ -161,7 +166,10 @@ async fn a_disabled_account_or_a_new_password_ends_its_sessions(open: Open<'_>) 
     assert!(operators.enable("mai").await.unwrap());
     assert!(!operators.enable("mai").await.unwrap(), "enabled twice");
     assert!(!operators.enable("nobody").await.unwrap());
-    assert!(!operators.enable("binh").await.unwrap(), "binh was never disabled");
+    assert!(
+        !operators.enable("binh").await.unwrap(),
+        "binh was never disabled"
+    );
     let mai = operators.find("mai").await.unwrap().unwrap();
     assert_eq!(mai.disabled_at, None);
     assert!(verify_password(&mai.password_hash, "mai's password"));
