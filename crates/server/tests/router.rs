@@ -1073,3 +1073,72 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
         );
     }
 }
+
+/// Sessions watching by rung over the last 24 hours on the dashboard: three players beat at
+/// 360p, 720p and 720p, the engine samples its minute, and the dashboard's JSON carries the
+/// rungs and a `rung:<height>` series each with those counts, and its CSV a column each, by
+/// height.
+#[tokio::test]
+async fn the_dashboard_shows_sessions_watching_by_rung_over_the_day_in_json_and_csv() {
+    let (state, _tmp) = state(None).await;
+    let (cookie, _) = session(&state).await;
+    for height in [360, 720, 720] {
+        let minted = call(&state, "POST", "/api/v1/films/film/sessions", &[], "").await;
+        assert_eq!(minted.status, StatusCode::CREATED);
+        let minted: Value = serde_json::from_slice(&minted.body).unwrap();
+        let beat = call(
+            &state,
+            "POST",
+            &format!(
+                "/api/v1/sessions/{}/heartbeat",
+                minted["session_id"].as_str().unwrap()
+            ),
+            &[],
+            &format!(
+                r#"{{"token":"{}","seq":1,"state":"playing","play_ms":0,"height":{height}}}"#,
+                minted["token"].as_str().unwrap()
+            ),
+        )
+        .await;
+        assert_eq!(beat.headers["x-monsoon-beat"], "accepted");
+    }
+    state.audience.sample().await.unwrap();
+
+    let answer = get(
+        &state,
+        "/admin/api/dashboard?film=film",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let json: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(json["rungs"], serde_json::json!([360, 720]), "{json}");
+    let last = |series: &str| json["series"][series].as_array().unwrap().last().unwrap()[1].clone();
+    assert_eq!(last("rung:360"), 1.0);
+    assert_eq!(last("rung:720"), 2.0);
+    assert_eq!(last("concurrent_viewers"), 3.0);
+    assert!(
+        json["series"]["rung:1080"].is_null(),
+        "a rung nobody watched"
+    );
+
+    let csv = get(
+        &state,
+        "/admin/api/dashboard.csv?film=film",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let text = text(&csv);
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(
+        lines[0].ends_with(",bytes,rung:360,rung:720"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(&format!("{},3,", &lines[1][..20])),
+        "{text}"
+    );
+    assert!(lines[1].ends_with(",1,2"), "{text}");
+}
