@@ -816,7 +816,12 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
     );
     let (state, _tmp) = state_on(
         None,
-        AdminAuth::new(None, 10, SessionTimes::default()).unwrap(),
+        AdminAuth::new(
+            Some(hash_token(TOKEN).unwrap()),
+            10,
+            SessionTimes::default(),
+        )
+        .unwrap(),
         None,
         Arc::clone(&db) as Arc<dyn Operators>,
         Arc::clone(&db) as Arc<dyn AuditLog>,
@@ -1072,6 +1077,33 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
             "{secret} in the audit log"
         );
     }
+
+    // The admin token (a script; it needs no CSRF token) disables the others, but not the
+    // last active account: someone can always sign in.
+    let bearer = format!("Bearer {TOKEN}");
+    let script = [("authorization", bearer.as_str()), ("content-type", form)];
+    for name in ["mai", "binh"] {
+        let uri = format!("/admin/operators/{name}/disable");
+        let answer = call(&state, "POST", &uri, &script, "").await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}: {}", text(&answer));
+    }
+    let last = call(&state, "POST", "/admin/operators/lan/disable", &script, "").await;
+    assert_eq!(last.status, StatusCode::CONFLICT);
+    assert!(
+        text(&last).contains("`lan` is the last active operator account"),
+        "{}",
+        text(&last)
+    );
+    assert_eq!(db.find("lan").await.unwrap().unwrap().disabled_at, None);
+    let newest = AuditLog::list(db.as_ref(), 1, None).await.unwrap();
+    assert_eq!(
+        (
+            newest[0].actor.as_str(),
+            newest[0].action.as_str(),
+            newest[0].subject.as_str()
+        ),
+        ("token", "operator_disabled", "binh")
+    );
 }
 
 /// Sessions watching by rung over the last 24 hours on the dashboard: three players beat at
