@@ -6,8 +6,9 @@
 // the page's language with 24-hour times and day/month dates, whole-number ticks for counts
 // and % for ratios, each chart captioned with its window, the view threshold the server has,
 // film titles in the picker, the language kept through sign-in, nothing wider than a 360 px
-// screen, the split by network type, rung and codec (with bytes), the origin's errors by
-// class, and a CSV download with the right header and rows. Environment: BASE_URL, FILM,
+// screen, the split by network type, rung and codec (with bytes), the day's sessions
+// watching by rung drawn a line a rung, the origin's errors by class, and a CSV download
+// with the right header (a column a rung) and rows. Environment: BASE_URL, FILM,
 // TITLE_VI, TITLE_EN, VIEW_THRESHOLD_S, ADMIN_TOKEN, ARTIFACTS. Exits non-zero with a message
 // on the first broken promise.
 import { mkdirSync, readFileSync } from "node:fs";
@@ -115,7 +116,9 @@ async function signIn(page, lang) {
 async function figures(page) {
   await page.waitForFunction(() => document.querySelectorAll("#chart-networks .rung").length === 3
     && document.getElementById("chart-concurrent").dataset.yTicks
-    && document.getElementById("chart-views").dataset.xTicks,
+    && document.getElementById("chart-views").dataset.xTicks
+    && document.getElementById("chart-rungs-day").dataset.series === JSON.stringify(["360p", "234p"])
+    && document.getElementById("chart-rungs-day").dataset.yTicks,
   null, { timeout: 20_000 });
 }
 
@@ -125,7 +128,7 @@ const ticks = (page, id, axis) =>
 /** Axes: 24-hour hh:mm with dd/mm dates, whole-number counts, % for ratios. */
 async function axes(page) {
   const TIME = /^([01]\d|2[0-3]):[0-5]\d(\n\d{2}\/\d{2})?$/;
-  for (const id of ["chart-concurrent", "chart-views", "chart-startup", "chart-rebuffer", "chart-egress", "chart-networks-day"]) {
+  for (const id of ["chart-concurrent", "chart-views", "chart-startup", "chart-rebuffer", "chart-egress", "chart-networks-day", "chart-rungs-day"]) {
     const x = await ticks(page, id, "xTicks");
     check(x.length >= 2 && x.every((l) => TIME.test(l)), `${id}: time ticks ${JSON.stringify(x)}`);
     check(x.some((l) => l.includes("\n")), `${id}: no day/month on the time axis ${JSON.stringify(x)}`);
@@ -137,7 +140,7 @@ async function axes(page) {
   const ddmm = `${String(today.getDate()).padStart(2, "0")}/${String(today.getMonth() + 1).padStart(2, "0")}`;
   const hourDates = (await ticks(page, "chart-concurrent", "xTicks")).map((l) => l.split("\n")[1]).filter(Boolean);
   check(hourDates.includes(ddmm), `day/month ${ddmm} not on the last hour's axis: ${JSON.stringify(hourDates)}`);
-  for (const id of ["chart-concurrent", "chart-views", "chart-networks-day"]) {
+  for (const id of ["chart-concurrent", "chart-views", "chart-networks-day", "chart-rungs-day"]) {
     const y = await ticks(page, id, "yTicks");
     check(y.length >= 2 && y.every((l) => /^\d+$/.test(l)), `${id}: count ticks ${JSON.stringify(y)}`);
   }
@@ -150,7 +153,7 @@ async function axes(page) {
 /** Every chart's caption names its window, in the page's language. */
 async function captions(page, windows) {
   const texts = await page.$$eval(".charts figcaption", (fs) => fs.map((f) => f.textContent));
-  check(texts.length >= 11, `captions: ${JSON.stringify(texts)}`);
+  check(texts.length >= 12, `captions: ${JSON.stringify(texts)}`);
   for (const text of texts) {
     check(windows.some((w) => text.endsWith(`· ${w}`)), `a caption without its window: ${text}`);
   }
@@ -199,6 +202,13 @@ step("vi, 360×740: sign-in keeps the language; titles, axes, captions, no overf
   const latest = (name) => { const s = series[`network:${name}`]; return s.length ? s[s.length - 1][1] : null; };
   check(latest("4g") === 1 && latest("3g") === 1 && latest("unknown") === 1 && latest("2g") === 0,
     `network series: ${JSON.stringify(Object.keys(series).filter((k) => k.startsWith("network:")).map((k) => [k, series[k].slice(-1)]))}`);
+  // The day's history by rung: a series a rung watched, the counts of the beats, and a line
+  // each on the chart, named in its legend, highest rung first.
+  check(series["rung:360"].slice(-1)[0][1] === 2 && series["rung:234"].slice(-1)[0][1] === 1
+    && !("rung:720" in series), `rung series: ${JSON.stringify(Object.keys(series).filter((k) => k.startsWith("rung:")).map((k) => [k, series[k].slice(-1)]))}`);
+  const legend = await page.$$eval("#chart-rungs-day .u-legend .u-series .u-label", (ls) => ls.map((l) => l.textContent));
+  check(JSON.stringify(legend) === JSON.stringify(["360p", "234p"]), `the rung chart's lines: ${JSON.stringify(legend)}`);
+  check(await page.$eval("#chart-rungs-day canvas", (c) => c.width > 0 && c.height > 0), "the rung chart has no canvas");
   const overflow = await page.evaluate(() => [document.scrollingElement.scrollWidth, innerWidth]);
   check(overflow[0] <= overflow[1], `the page is ${overflow[0]} px wide on a ${overflow[1]} px screen`);
   await page.screenshot({ path: `${ARTIFACTS}/admin-phone-vi.png`, fullPage: true });
@@ -207,17 +217,18 @@ step("vi, 360×740: sign-in keeps the language; titles, axes, captions, no overf
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#csv")]);
   check(/^monsoon-.+\.csv$/.test(download.suggestedFilename()), `file name ${download.suggestedFilename()}`);
   const csv = readFileSync(await download.path(), "utf8").split("\r\n").filter((l) => l);
-  const header = "time,concurrent_viewers,views,views_24h,playing_time_s,rebuffer_ratio,startup_ms_p95,bytes";
+  const header = "time,concurrent_viewers,views,views_24h,playing_time_s,rebuffer_ratio,startup_ms_p95,bytes,rung:234,rung:360";
   check(csv[0] === header, `CSV header: ${csv[0]}`);
   check(csv.length >= 2, `CSV rows: ${JSON.stringify(csv)}`);
   for (const line of csv.slice(1)) {
     const cells = line.split(",");
-    check(cells.length === 8 && !Number.isNaN(Date.parse(cells[0])) && cells[0].endsWith("Z"),
+    check(cells.length === 10 && !Number.isNaN(Date.parse(cells[0])) && cells[0].endsWith("Z"),
       `CSV row: ${line}`);
     check(cells.slice(1).every((c) => c === "" || Number.isFinite(Number(c))), `CSV row: ${line}`);
   }
   const last = csv[csv.length - 1].split(",");
-  check(Number(last[1]) === 3 && Number(last[7]) === 6_000_000, `the last minute: ${csv[csv.length - 1]}`);
+  check(Number(last[1]) === 3 && Number(last[7]) === 6_000_000 && Number(last[8]) === 1 && Number(last[9]) === 2,
+    `the last minute: ${csv[csv.length - 1]}`);
   await context.close();
 }
 

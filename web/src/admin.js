@@ -108,6 +108,26 @@
 
   var NETWORKS = ["slow-2g", "2g", "3g", "4g", "unknown"];
   var networkName = function (n) { return n === "unknown" ? S.network_unknown : n; };
+  var rungName = function (h) { return String(h) === "0" ? S.audio_only : h + "p"; };
+
+  // Sessions watching by rung over the day: one line a rung anyone watched at (the server's
+  // `rungs`, lowest first; drawn highest first), so the chart is made again when they change.
+  var RUNG_COLORS = ["#e5534b", "#c69026", "#57ab5a", "#6cb6ff", "#b083f0", "#39c5cf", "#ff938a", "#9da7b3"];
+  var rungsShown = null;
+  function rungLines(rungs) {
+    var order = rungs.slice().sort(function (a, b) { return b - a; });
+    var key = order.join(",");
+    if (key !== rungsShown) {
+      rungsShown = key;
+      if (charts.rungs) charts.rungs.destroy();
+      charts.rungs = chart("chart-rungs-day", order.map(function (h, i) {
+        return { label: rungName(h), color: RUNG_COLORS[i % RUNG_COLORS.length] };
+      }), "count");
+      // The lines drawn, by name, for tests and tools.
+      document.getElementById("chart-rungs-day").dataset.series = JSON.stringify(order.map(rungName));
+    }
+    return order;
+  }
 
   function draw(d) {
     var s = d.stats;
@@ -151,6 +171,8 @@
     show(charts.rebuffer, columns(d.series.rebuffer_ratio.map(function (p) { return [p[0], 100 * p[1]]; })), day);
     show(charts.egress, merged([o.egress, o.players]), day);
     show(charts.networks, merged(NETWORKS.map(function (n) { return d.series["network:" + n] || []; })), day);
+    var rungs = rungLines(d.rungs || []);
+    show(charts.rungs, merged(rungs.map(function (h) { return d.series["rung:" + h] || []; })), day);
 
     // Share of playing time by rung, as bars.
     var total = Object.values(s.rungs).reduce(function (a, b) { return a + b; }, 0) || 1;

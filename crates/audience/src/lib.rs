@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use figures::{CodecStats, FilmStats};
 pub use heartbeat::{Codec, Counters, Heartbeat, Network, PlayerState};
-pub use records::{Minute, Record, SERIES_METRICS, Session, View};
+pub use records::{Minute, RUNG_PREFIX, Record, SERIES_METRICS, Session, View, rung_series};
 pub use state::{Beat, Outcome, State};
 pub use token::TokenError;
 
@@ -556,6 +556,12 @@ impl Audience {
     /// `metric` of `film` from `from_ms` in buckets of `step_ms` (see [`State::series`]).
     pub fn series(&self, film: &str, metric: &str, from_ms: i64, step_ms: i64) -> Vec<(i64, f64)> {
         lock(&self.state).series(film, metric, from_ms, step_ms)
+    }
+
+    /// The rungs `film`'s minutes since `from_ms` saw anyone watching at (see
+    /// [`State::rungs`]), lowest first.
+    pub fn rungs(&self, film: &str, from_ms: i64) -> Vec<u32> {
+        lock(&self.state).rungs(film, from_ms)
     }
 
     /// Samples concurrency for the peaks and minute rollups, stores them, and forgets

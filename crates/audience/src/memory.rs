@@ -255,6 +255,7 @@ pub mod conformance {
             startup_ms_p95: Some(800),
             bytes: 1 << 40,
             watching_by_network: BTreeMap::from([("3g".into(), 2), ("unknown".into(), 1)]),
+            watching_by_rung: BTreeMap::from([(360, 1), (1080, 2)]),
         }
     }
 
@@ -510,6 +511,136 @@ mod tests {
                 .unwrap();
             assert_eq!(outcome, Outcome::Accepted, "beat {seq}");
         }
+    }
+
+    /// Sessions watching by rung, minute by minute over three minutes, against a ground truth
+    /// written out by hand: each session's rung and state in each minute, one sample a
+    /// minute. The series are the engine's minute rollups, so they come back whole from the
+    /// store after a restart.
+    #[tokio::test]
+    async fn the_series_of_sessions_watching_by_rung_is_the_ground_truth_and_survives_a_restart() {
+        use PlayerState::{Ended, Paused, Playing};
+        let store = MemoryStore::new();
+        let (clock, now) = Clock::manual(T0);
+        let audience = open(&store, clock.clone(), config()).await;
+        // (rung, state) of sessions a, b, c and d in minutes 0, 1 and 2; `None`: no beat.
+        type Plan = [Option<(u32, PlayerState)>; 3];
+        let plans: [Plan; 4] = [
+            [
+                Some((360, Playing)),
+                Some((1080, Playing)),
+                Some((1080, Playing)),
+            ],
+            [
+                Some((720, Playing)),
+                Some((720, Playing)),
+                Some((360, Playing)),
+            ],
+            [
+                Some((720, Playing)),
+                Some((720, Paused)),
+                Some((720, Ended)),
+            ],
+            [
+                Some((1080, Paused)),
+                Some((1080, Playing)),
+                Some((1080, Playing)),
+            ],
+        ];
+        let minted: Vec<_> = (0..plans.len())
+            .map(|i| audience.mint("film", Some(format!("viewer-{i}"))).unwrap())
+            .collect();
+        let proofs: Vec<_> = minted
+            .iter()
+            .map(|m| proof::solve(&m.session_id, m.proof_bits))
+            .collect();
+        let mut seq = [0u64; 4];
+        let mut play_ms = [0u64; 4];
+        let mut ended = [false; 4];
+        for minute in 0..3usize {
+            for tick in 0..6i64 {
+                now.store(
+                    T0 + minute as i64 * 60_000 + tick * 10_000,
+                    Ordering::SeqCst,
+                );
+                for (i, plan) in plans.iter().enumerate() {
+                    let Some((height, state)) = plan[minute] else {
+                        continue;
+                    };
+                    if ended[i] {
+                        continue;
+                    }
+                    if state == Playing && seq[i] > 0 {
+                        play_ms[i] += 10_000;
+                    }
+                    let mut b = beat(seq[i], state, play_ms[i]);
+                    b.height = height;
+                    b.proof = Some(proofs[i].clone());
+                    let outcome = audience
+                        .heartbeat(&minted[i].session_id, &minted[i].token, &b)
+                        .await
+                        .unwrap();
+                    assert_eq!(outcome, Outcome::Accepted, "session {i}, minute {minute}");
+                    seq[i] += 1;
+                    ended[i] = state == Ended;
+                }
+            }
+            now.store(T0 + minute as i64 * 60_000 + 55_000, Ordering::SeqCst);
+            audience.sample().await.unwrap();
+        }
+        // The ground truth: who watched (playing) at which rung, in each minute.
+        let minutes = [T0, T0 + 60_000, T0 + 120_000];
+        let truth = |height: u32| -> Vec<(i64, f64)> {
+            (0..3)
+                .map(|m| {
+                    let watching = plans
+                        .iter()
+                        .filter(|p| p[m] == Some((height, Playing)))
+                        .count();
+                    (minutes[m], watching as f64)
+                })
+                .collect()
+        };
+        assert_eq!(
+            truth(360),
+            [(T0, 1.0), (T0 + 60_000, 0.0), (T0 + 120_000, 1.0)]
+        );
+        assert_eq!(
+            truth(720),
+            [(T0, 2.0), (T0 + 60_000, 1.0), (T0 + 120_000, 0.0)]
+        );
+        assert_eq!(
+            truth(1080),
+            [(T0, 0.0), (T0 + 60_000, 2.0), (T0 + 120_000, 2.0)]
+        );
+        let check = |audience: &Audience| {
+            assert_eq!(audience.rungs("film", T0), [360, 720, 1080]);
+            assert_eq!(audience.rungs("film", T0 + 60_000), [360, 720, 1080]);
+            assert_eq!(audience.rungs("film", T0 + 120_000), [360, 1080]);
+            for height in [360, 720, 1080] {
+                assert_eq!(
+                    audience.series("film", &crate::rung_series(height), T0, 60_000),
+                    truth(height),
+                    "rung {height}"
+                );
+            }
+            // A rung nobody watched is 0 in every minute; a rung that is no number, nothing.
+            assert_eq!(
+                audience.series("film", "rung:480", T0, 60_000),
+                minutes.iter().map(|m| (*m, 0.0)).collect::<Vec<_>>()
+            );
+            assert!(audience.series("film", "rung:high", T0, 60_000).is_empty());
+            // The rungs split the concurrent viewers of each minute.
+            let concurrent = audience.series("film", "concurrent_viewers", T0, 60_000);
+            for (m, (at, total)) in concurrent.iter().enumerate() {
+                let split: f64 = [360, 720, 1080].iter().map(|h| truth(*h)[m].1).sum();
+                assert_eq!((*at, *total), (minutes[m], split));
+            }
+        };
+        check(&audience);
+        drop(audience);
+        let audience = open(&store, clock, config()).await;
+        check(&audience);
     }
 
     #[tokio::test]

@@ -95,10 +95,23 @@ pub struct Minute {
     /// `watching_by_network`): the series `network:<name>`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub watching_by_network: BTreeMap<String, u64>,
+    /// Sessions watching at the minute's last sample by rung, the rendition height the
+    /// players' last beats named (`FilmStats` `watching_by_rung`): the series
+    /// `rung:<height>`. Minutes from before this figure have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watching_by_rung: BTreeMap<u32, u64>,
 }
 
+/// The series of sessions watching at rung `height` (see [`Minute::value`]).
+pub fn rung_series(height: u32) -> String {
+    format!("{RUNG_PREFIX}{height}")
+}
+
+/// The prefix of the series of sessions watching by rung: `rung:720`.
+pub const RUNG_PREFIX: &str = "rung:";
+
 /// The metrics a series can be asked for (besides `network:<name>`, a name of
-/// `FilmStats::watching_by_network`).
+/// `FilmStats::watching_by_network`, and `rung:<height>`).
 pub const SERIES_METRICS: &[&str] = &[
     "concurrent_viewers",
     "views",
@@ -120,11 +133,17 @@ impl Minute {
             "rebuffer_ratio" => self.rebuffer_ratio,
             "startup_ms_p95" => self.startup_ms_p95? as f64,
             "bytes" => self.bytes as f64,
-            _ => match metric.strip_prefix("network:") {
-                // A minute without the network says 0 watching on it.
-                Some(network) => self.watching_by_network.get(network).copied().unwrap_or(0) as f64,
-                None => return None,
-            },
+            _ => {
+                if let Some(network) = metric.strip_prefix("network:") {
+                    // A minute without the network says 0 watching on it.
+                    self.watching_by_network.get(network).copied().unwrap_or(0) as f64
+                } else {
+                    // Likewise a minute without the rung; a height that is no number is no
+                    // series.
+                    let height: u32 = metric.strip_prefix(RUNG_PREFIX)?.parse().ok()?;
+                    self.watching_by_rung.get(&height).copied().unwrap_or(0) as f64
+                }
+            }
         })
     }
 }

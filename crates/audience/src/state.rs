@@ -191,6 +191,25 @@ impl State {
         out
     }
 
+    /// The rungs (rendition heights) `film`'s minute rollups since `from` (ms) saw anyone
+    /// watching at, lowest first: the series [`crate::records::rung_series`] worth drawing.
+    pub fn rungs(&self, film: &str, from: i64) -> Vec<u32> {
+        let Some(counters) = self.films.get(film) else {
+            return Vec::new();
+        };
+        let mut rungs = std::collections::BTreeSet::new();
+        for minute in counters.minutes.range(from..).map(|(_, m)| m) {
+            rungs.extend(
+                minute
+                    .watching_by_rung
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(h, _)| *h),
+            );
+        }
+        rungs.into_iter().collect()
+    }
+
     /// Stages `beats` in order at `now`: each one's outcome (or why it was refused), the
     /// changes to commit, and the records to store. Changes nothing.
     pub fn stage(
@@ -389,6 +408,7 @@ impl State {
                 startup_ms_p95: stats.startup_ms_p95,
                 bytes: stats.bytes,
                 watching_by_network: stats.watching_by_network,
+                watching_by_rung: stats.watching_by_rung,
             };
             records.push(Record::Minute(minute.clone()));
             sampled.minutes.push(minute);

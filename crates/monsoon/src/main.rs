@@ -66,7 +66,7 @@ enum Command {
     Stats(stats::StatsArgs),
     /// Make an admin token for scripts and the `[admin] token_hash` line to configure it.
     AdminToken(admin_token::AdminTokenArgs),
-    /// Operator accounts of the studio (/admin): add, password, list, disable.
+    /// Operator accounts of the studio (/admin): add, password, list, disable, enable.
     Operator(operator::OperatorArgs),
     /// Release day against a running server: simulated viewers, ground truth, comparison
     /// (runs `monsoon-simulate simulate`; `monsoon simulate --help` for its arguments).

@@ -37,6 +37,8 @@ pub enum OperatorCommand {
     },
     /// Disable an account: it signs in no more, and its sessions end at once.
     Disable { name: String },
+    /// Enable a disabled account again, with the password it had.
+    Enable { name: String },
 }
 
 pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode> {
@@ -47,7 +49,8 @@ pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode>
     // Refuse a bad name before asking for a password or opening anything.
     if let OperatorCommand::Add { name }
     | OperatorCommand::Password { name }
-    | OperatorCommand::Disable { name } = &args.command
+    | OperatorCommand::Disable { name }
+    | OperatorCommand::Enable { name } = &args.command
     {
         operators::validate_name(name)?;
     }
@@ -103,6 +106,17 @@ pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode>
             }
             record(backends.audit.as_ref(), Action::OperatorDisabled, &name).await;
             eprintln!("operator `{name}` disabled; its sessions have ended");
+        }
+        OperatorCommand::Enable { name } => {
+            let backends = data.open(&file).await?;
+            if !backends.operators.enable(&name).await? {
+                match backends.operators.find(&name).await? {
+                    Some(_) => bail!("operator `{name}` is active already"),
+                    None => bail!("there is no operator named `{name}` (`monsoon operator list`)"),
+                }
+            }
+            record(backends.audit.as_ref(), Action::OperatorEnabled, &name).await;
+            eprintln!("operator `{name}` enabled: it signs in with the password it had");
         }
     }
     Ok(ExitCode::SUCCESS)

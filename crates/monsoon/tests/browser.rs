@@ -251,8 +251,8 @@ fn the_player_switches_to_an_added_audio_language_and_subtitles() {
 /// links beat, and an operator on a 360 px phone in Vietnamese and on a desktop in English
 /// reads axes in the page's language (24-hour, day/month), whole-number and % ticks, charts
 /// captioned with their windows, the configured view threshold, titles in the picker, the
-/// split by network, rung and codec (with bytes), the origin's errors by class, and downloads
-/// the CSV; the language is kept through sign-in and nothing overflows the phone's width.
+/// split by network, rung and codec (with bytes), the day's sessions watching by rung drawn a
+/// line a rung, the origin's errors by class, and downloads the CSV (a column a rung); the language is kept through sign-in and nothing overflows the phone's width.
 #[test]
 fn an_operator_reads_the_dashboard_in_their_language_on_a_phone_and_downloads_the_csv() {
     let (chromium, web) = browser();

@@ -373,12 +373,29 @@ fn operators_sign_in_with_a_password_their_sessions_end_and_everything_is_audite
         "{}",
         said(&again)
     );
+    // Enabled again on the command line: it signs in with the password it had.
+    let enabled = operator(&data, &["enable", "binh"], "");
+    assert!(enabled.status.success(), "{}", said(&enabled));
+    let (back, _) = sign_in(HOME, to, "binh", PASSWORD);
+    assert_eq!(back.status, 303, "an enabled-again operator cannot sign in");
+    let again = operator(&data, &["enable", "binh"], "");
+    assert!(said(&again).contains("active already"), "{}", said(&again));
+    let nobody = operator(&data, &["enable", "nobody"], "");
+    assert!(
+        said(&nobody).contains("no operator named `nobody`"),
+        "{}",
+        said(&nobody)
+    );
 
     let (cookie, _) = session(to, "lan");
     let entries = audit(to, &cookie);
     assert!(has(&entries, "lan", "sign_out", "lan"), "{entries:#?}");
     assert!(
         has(&entries, "cli", "operator_disabled", "binh"),
+        "{entries:#?}"
+    );
+    assert!(
+        has(&entries, "cli", "operator_enabled", "binh"),
         "{entries:#?}"
     );
     assert!(

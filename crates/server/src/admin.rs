@@ -843,8 +843,12 @@ struct Dashboard {
     /// Server time of the figures, ms since the Unix epoch.
     now: i64,
     stats: FilmStats,
-    /// Minute rollups of the last 24 hours, `[time_ms, value]`, by metric.
-    series: std::collections::BTreeMap<&'static str, Vec<(i64, f64)>>,
+    /// Minute rollups of the last 24 hours, `[time_ms, value]`, by metric; sessions watching
+    /// by network (`network:<name>`) and by rung (`rung:<height>`) among them.
+    series: std::collections::BTreeMap<String, Vec<(i64, f64)>>,
+    /// The rungs of the `rung:<height>` series: every height anyone watched at in the last
+    /// 24 hours, lowest first.
+    rungs: Vec<u32>,
     /// Playing time that makes a view (`[audience] view_threshold_ms`), seconds.
     view_threshold_s: f64,
     /// The origin's errors, egress and the cache tier's offload ([`crate::dashboard`]).
@@ -864,6 +868,7 @@ async fn dashboard_data(
     }
     let now = state.audience.now_ms();
     let series = crate::dashboard::series(&state, &query.film, now);
+    let rungs = crate::dashboard::rungs_of(&series);
     let origin_now = crate::dashboard::sample(&state);
     let origin = crate::dashboard::origin(&state.metrics.origin_history(), origin_now);
     Ok(private(
@@ -875,6 +880,7 @@ async fn dashboard_data(
                 .await
                 .map_err(|e| ApiError::Unavailable(e.to_string()))?,
             series,
+            rungs,
             view_threshold_s: state.audience.config().view_threshold_ms as f64 / 1000.0,
             origin,
         })

@@ -77,6 +77,7 @@ pub fn action_labels(t: &Messages) -> serde_json::Value {
         "operator_created": t.audit_operator_created,
         "operator_password_set": t.audit_operator_password_set,
         "operator_disabled": t.audit_operator_disabled,
+        "operator_enabled": t.audit_operator_enabled,
         "job_submitted": t.audit_job_submitted,
         "job_cancelled": t.audit_job_cancelled,
         "film_created": t.audit_film_created,

@@ -4,7 +4,7 @@
 //!
 //! | method | path | answer |
 //! |---|---|---|
-//! | GET | `/admin/api/dashboard.csv?film=` | the film's minute series of the last 24 h as CSV, as an attachment (401 without a session) |
+//! | GET | `/admin/api/dashboard.csv?film=` | the film's minute series of the last 24 h as CSV, as an attachment (401 without a session): the [`SERIES_METRICS`], then `rung:<height>` for each rung anyone watched at in the window, lowest first |
 //!
 //! **Offload** (`docs/AUDIENCE.md`, "Origin and cache tier"): the players report the bytes
 //! they downloaded (`bytes` in each heartbeat) and the origin counts the bytes it sent
@@ -24,7 +24,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use monsoon_audience::SERIES_METRICS;
+use monsoon_audience::{RUNG_PREFIX, SERIES_METRICS, rung_series};
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::ObjectClass;
@@ -186,23 +186,36 @@ const NETWORK_SERIES: [&str; 5] = [
     "network:unknown",
 ];
 
-/// The film's series of the last 24 h, by metric: each of [`SERIES_METRICS`], and sessions
-/// watching by network.
-pub(crate) fn series(
-    state: &AppState,
-    film: &str,
-    now: i64,
-) -> BTreeMap<&'static str, Vec<(i64, f64)>> {
+/// The film's series of the last 24 h, by metric: each of [`SERIES_METRICS`], sessions
+/// watching by network, and sessions watching by rung (`rung:<height>`, one series for each
+/// rung anyone watched at in the window).
+pub(crate) fn series(state: &AppState, film: &str, now: i64) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let from = now - DAY_MS;
+    let rungs = state
+        .audience
+        .rungs(film, from)
+        .into_iter()
+        .map(rung_series);
     SERIES_METRICS
         .iter()
         .chain(NETWORK_SERIES.iter())
+        .map(|metric| (*metric).to_owned())
+        .chain(rungs)
         .map(|metric| {
-            (
-                *metric,
-                state.audience.series(film, metric, now - DAY_MS, 60_000),
-            )
+            let points = state.audience.series(film, &metric, from, 60_000);
+            (metric, points)
         })
         .collect()
+}
+
+/// The rungs of `series` (`rung:<height>` keys), lowest first.
+pub(crate) fn rungs_of(series: &BTreeMap<String, Vec<(i64, f64)>>) -> Vec<u32> {
+    let mut rungs: Vec<u32> = series
+        .keys()
+        .filter_map(|k| k.strip_prefix(RUNG_PREFIX)?.parse().ok())
+        .collect();
+    rungs.sort_unstable();
+    rungs
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,13 +224,18 @@ struct FilmQuery {
 }
 
 /// `text/csv` (RFC 4180) of `series`: one row a minute, `time` in RFC 3339 UTC, then one
-/// column per metric (empty where the minute has no value). Every field is a number or a
-/// fixed name, so nothing needs quoting.
-pub(crate) fn to_csv(series: &BTreeMap<&'static str, Vec<(i64, f64)>>) -> String {
-    let metrics: Vec<&str> = SERIES_METRICS.to_vec();
+/// column per metric (empty where the minute has no value): the [`SERIES_METRICS`], then
+/// sessions watching at each rung of `series`, lowest first (`rung:360`…). Every field is a
+/// number or a fixed name, so nothing needs quoting.
+pub(crate) fn to_csv(series: &BTreeMap<String, Vec<(i64, f64)>>) -> String {
+    let metrics: Vec<String> = SERIES_METRICS
+        .iter()
+        .map(|m| (*m).to_owned())
+        .chain(rungs_of(series).into_iter().map(rung_series))
+        .collect();
     let mut rows: BTreeMap<i64, Vec<Option<f64>>> = BTreeMap::new();
     for (i, metric) in metrics.iter().enumerate() {
-        for (at, value) in series.get(metric).into_iter().flatten() {
+        for (at, value) in series.get(metric.as_str()).into_iter().flatten() {
             rows.entry(*at).or_insert_with(|| vec![None; metrics.len()])[i] = Some(*value);
         }
     }
@@ -321,8 +339,11 @@ mod tests {
     fn csv_has_a_header_and_one_row_a_minute_with_empty_cells_where_a_metric_has_none() {
         let t = 1_800_000_000_000; // 2027-01-15T08:00:00Z
         let mut series = BTreeMap::new();
-        series.insert("concurrent_viewers", vec![(t, 3.0), (t + 60_000, 4.0)]);
-        series.insert("startup_ms_p95", vec![(t + 60_000, 850.0)]);
+        series.insert(
+            "concurrent_viewers".to_owned(),
+            vec![(t, 3.0), (t + 60_000, 4.0)],
+        );
+        series.insert("startup_ms_p95".to_owned(), vec![(t + 60_000, 850.0)]);
         let text = to_csv(&series);
         let lines: Vec<&str> = text.split("\r\n").collect();
         assert_eq!(lines[0], format!("time,{}", SERIES_METRICS.join(",")));
@@ -330,5 +351,19 @@ mod tests {
         assert_eq!(lines[2], "2027-01-15T08:01:00Z,4,,,,,850,");
         assert_eq!(lines[3], "");
         assert_eq!(lines.len(), 4);
+
+        // Sessions watching by rung: one column a rung, by height (1080 after 360, not
+        // before it as text would sort), a network series left out.
+        series.insert("rung:1080".to_owned(), vec![(t, 1.0), (t + 60_000, 2.0)]);
+        series.insert("rung:360".to_owned(), vec![(t, 2.0), (t + 60_000, 2.0)]);
+        series.insert("network:3g".to_owned(), vec![(t, 3.0)]);
+        let text = to_csv(&series);
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(
+            lines[0],
+            format!("time,{},rung:360,rung:1080", SERIES_METRICS.join(","))
+        );
+        assert_eq!(lines[1], "2027-01-15T08:00:00Z,3,,,,,,,2,1");
+        assert_eq!(lines[2], "2027-01-15T08:01:00Z,4,,,,,850,,2,2");
     }
 }

@@ -168,6 +168,7 @@ pub struct Messages {
     pub audit_operator_created: String,
     pub audit_operator_password_set: String,
     pub audit_operator_disabled: String,
+    pub audit_operator_enabled: String,
     pub audit_job_submitted: String,
     pub audit_job_cancelled: String,
     pub audit_film_created: String,

@@ -26,6 +26,7 @@ mod jobs;
 mod limits;
 mod live;
 mod metrics;
+mod operators;
 mod pages;
 pub mod parse;
 mod search;
@@ -364,6 +365,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(upload::routes())
         .merge(studio::routes())
+        .merge(operators::routes())
         .merge(api::routes())
         .merge(webapp::routes())
         .nest_service("/static", static_files)

@@ -195,6 +195,34 @@ pub struct StudioMessages {
     pub public_page: String,
     pub countdown_page: String,
     pub draft_note: String,
+    pub operators: String,
+    pub operators_title: String,
+    pub op_col_name: String,
+    pub op_col_created: String,
+    pub op_col_last_sign_in: String,
+    pub op_col_state: String,
+    pub op_col_actions: String,
+    pub op_enabled: String,
+    pub op_disabled: String,
+    pub op_never: String,
+    pub op_you: String,
+    pub op_add: String,
+    pub op_name: String,
+    pub op_name_hint: String,
+    pub op_password: String,
+    pub op_password_hint: String,
+    pub op_generate: String,
+    pub op_create: String,
+    pub op_disable: String,
+    pub op_enable: String,
+    pub op_reset: String,
+    pub op_new_password: String,
+    pub op_created: String,
+    pub op_password_set: String,
+    pub op_disabled_done: String,
+    pub op_enabled_done: String,
+    pub op_generated: String,
+    pub op_self_note: String,
 }
 
 fn parse_messages(name: &str, text: &str) -> StudioMessages {
@@ -206,7 +234,7 @@ static STUDIO_VI: LazyLock<StudioMessages> =
 static STUDIO_EN: LazyLock<StudioMessages> =
     LazyLock::new(|| parse_messages("studio.en.toml", include_str!("../locales/studio.en.toml")));
 
-fn messages(lang: Lang) -> &'static StudioMessages {
+pub(crate) fn messages(lang: Lang) -> &'static StudioMessages {
     match lang {
         Lang::Vi => &STUDIO_VI,
         Lang::En => &STUDIO_EN,

@@ -41,6 +41,24 @@ async fn state_with(
     admin: AdminAuth,
     jobs: Option<Arc<dyn JobQueue>>,
 ) -> (AppState, tempfile::TempDir) {
+    state_on(
+        free_release,
+        admin,
+        jobs,
+        Arc::new(MemoryOperators::new()),
+        Arc::new(MemoryAudit::new()),
+    )
+    .await
+}
+
+/// [`state_with`] on the given operators and audit log.
+async fn state_on(
+    free_release: Option<chrono::DateTime<Utc>>,
+    admin: AdminAuth,
+    jobs: Option<Arc<dyn JobQueue>>,
+    operators: Arc<dyn monsoon_catalog::operators::Operators>,
+    audit: Arc<dyn monsoon_catalog::operators::AuditLog>,
+) -> (AppState, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let staging = Staging::create(tmp.path(), "film", "v1").unwrap();
     let dir = staging.path();
@@ -98,8 +116,8 @@ async fn state_with(
         trusted_proxies: TrustedProxies::default(),
         metrics: MetricsAccess::Public,
         jobs,
-        operators: Arc::new(MemoryOperators::new()),
-        audit: Arc::new(MemoryAudit::new()),
+        operators,
+        audit,
     };
     let state = AppState::new(films, media, Arc::new(audience), options)
         .await
@@ -821,4 +839,384 @@ async fn every_state_changing_admin_request_needs_the_sessions_csrf_token() {
     )
     .await;
     assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+}
+
+/// The text of an answer's body.
+fn text(answer: &Answer) -> String {
+    String::from_utf8_lossy(&answer.body).into_owned()
+}
+
+/// The operators' page (crates/server/src/operators.rs) on a real SQLite file: accounts added
+/// by the CLI's rules (a bad name and a short password refused naming the value and the rule),
+/// a generated password shown once and working, disable, enable and a new password, an
+/// operator refused disabling themself, every form refused without the session's CSRF token,
+/// and every change in the audit log with who did it and no password in it.
+#[tokio::test]
+async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_audited() {
+    use monsoon_catalog::operators::{AuditLog, NAME_RULE, Operators, verify_password};
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(
+        monsoon_db::SqliteCatalog::open(&db_dir.path().join("catalog.db"))
+            .await
+            .unwrap(),
+    );
+    let (state, _tmp) = state_on(
+        None,
+        AdminAuth::new(
+            Some(hash_token(TOKEN).unwrap()),
+            10,
+            SessionTimes::default(),
+        )
+        .unwrap(),
+        None,
+        Arc::clone(&db) as Arc<dyn Operators>,
+        Arc::clone(&db) as Arc<dyn AuditLog>,
+    )
+    .await;
+    let (cookie, csrf) = session(&state).await;
+    let form = "application/x-www-form-urlencoded";
+    let with_form = [("cookie", cookie.as_str()), ("content-type", form)];
+    let post = |uri: &'static str, body: String| {
+        let state = state.clone();
+        let headers = with_form;
+        async move { call(&state, "POST", uri, &headers, &body).await }
+    };
+
+    // Signed out: the page sends to the sign-in, the API and the forms answer 401.
+    let page = get(&state, "/admin/operators", &[]).await;
+    assert!(page.status.is_redirection(), "{}", page.status);
+    assert_eq!(
+        get(&state, "/admin/api/operators", &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let stranger = call(
+        &state,
+        "POST",
+        "/admin/operators",
+        &[("content-type", form)],
+        "name=eve&password=eve%27s+long+password",
+    )
+    .await;
+    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED);
+
+    // The studio's nav links the page, which lists the signed-in operator.
+    let films = get(&state, "/admin/films", &[("cookie", &cookie)]).await;
+    assert!(text(&films).contains(r#"href="/admin/operators""#));
+    let page = get(&state, "/admin/operators", &[("cookie", &cookie)]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        text(&page).contains(r#"data-operator="lan""#),
+        "{}",
+        text(&page)
+    );
+    assert!(text(&page).contains(&format!(r#"name="_csrf" value="{csrf}""#)));
+
+    // Added by the CLI's rules.
+    let added = post(
+        "/admin/operators",
+        format!("_csrf={csrf}&name=mai&password=mai%27s+long+password"),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", text(&added));
+    assert!(text(&added).contains(r#"data-operator="mai""#));
+    let mai = db.find("mai").await.unwrap().unwrap();
+    assert!(verify_password(&mai.password_hash, "mai's long password"));
+    assert_eq!(mai.disabled_at, None);
+    let bad_name = post(
+        "/admin/operators",
+        format!("_csrf={csrf}&name=Bad+Name&password=a+long+enough+password"),
+    )
+    .await;
+    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+    assert!(text(&bad_name).contains("operator name `Bad Name` is not valid"));
+    let rule_start = NAME_RULE.split('\'').next().unwrap();
+    assert!(
+        text(&bad_name).contains(rule_start),
+        "{rule_start} not said"
+    );
+    assert!(
+        text(&bad_name).contains(r#"value="Bad Name""#),
+        "the typed name is not kept"
+    );
+    let short = post(
+        "/admin/operators",
+        format!("_csrf={csrf}&name=binh&password=short"),
+    )
+    .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(
+        text(&short)
+            .contains("a password of 5 characters is refused: it must have 12 to 128 characters"),
+        "{}",
+        text(&short)
+    );
+    let taken = post(
+        "/admin/operators",
+        format!("_csrf={csrf}&name=mai&password=another+long+password"),
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert!(text(&taken).contains("already an operator named `mai`"));
+    assert!(db.find("binh").await.unwrap().is_none(), "a refusal saved");
+    let names: Vec<String> = Operators::list(db.as_ref())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["lan", "mai"]);
+
+    // A generated password, shown once, signs in.
+    let generated = post(
+        "/admin/operators",
+        format!("_csrf={csrf}&name=binh&generate=on"),
+    )
+    .await;
+    assert_eq!(
+        generated.status,
+        StatusCode::CREATED,
+        "{}",
+        text(&generated)
+    );
+    assert_eq!(
+        generated.headers.get(header::CACHE_CONTROL).unwrap(),
+        "no-store"
+    );
+    let shown = text(&generated)
+        .split(r#"<code id="generated-password">"#)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("no generated password on the page")
+        .to_owned();
+    assert_eq!(shown.chars().count(), 20, "{shown}");
+    let binh = db.find("binh").await.unwrap().unwrap();
+    assert!(verify_password(&binh.password_hash, &shown));
+    let again = get(&state, "/admin/operators", &[("cookie", &cookie)]).await;
+    assert!(
+        !text(&again).contains(&shown),
+        "the password is shown twice"
+    );
+
+    // No operator disables themself; the account stays active.
+    let own = post("/admin/operators/lan/disable", format!("_csrf={csrf}")).await;
+    assert_eq!(own.status, StatusCode::CONFLICT);
+    assert!(
+        text(&own).contains("`lan` is your own account: an operator cannot disable themself"),
+        "{}",
+        text(&own)
+    );
+    assert_eq!(db.find("lan").await.unwrap().unwrap().disabled_at, None);
+
+    // Without the session's token, nothing is done.
+    for (uri, body) in [
+        ("/admin/operators/mai/disable", String::new()),
+        (
+            "/admin/operators/mai/password",
+            "password=a+new+long+password".to_owned(),
+        ),
+        (
+            "/admin/operators",
+            "name=eve&password=eve%27s+long+password".to_owned(),
+        ),
+    ] {
+        let refused = post(uri, body).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    assert_eq!(
+        db.find("mai").await.unwrap().unwrap(),
+        mai,
+        "changed without a token"
+    );
+    assert!(db.find("eve").await.unwrap().is_none());
+
+    // Disable, enable, a new password.
+    let disabled = post("/admin/operators/mai/disable", format!("_csrf={csrf}")).await;
+    assert_eq!(disabled.status, StatusCode::OK, "{}", text(&disabled));
+    assert!(db.find("mai").await.unwrap().unwrap().disabled_at.is_some());
+    let twice = post("/admin/operators/mai/disable", format!("_csrf={csrf}")).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    let enabled = post("/admin/operators/mai/enable", format!("_csrf={csrf}")).await;
+    assert_eq!(enabled.status, StatusCode::OK, "{}", text(&enabled));
+    assert_eq!(db.find("mai").await.unwrap().unwrap().disabled_at, None);
+    let twice = post("/admin/operators/mai/enable", format!("_csrf={csrf}")).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    assert!(text(&twice).contains("operator `mai` is active already"));
+    let reset = post(
+        "/admin/operators/mai/password",
+        format!("_csrf={csrf}&password=mai%27s+new+password"),
+    )
+    .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", text(&reset));
+    let mai = db.find("mai").await.unwrap().unwrap();
+    assert!(verify_password(&mai.password_hash, "mai's new password"));
+    let short = post(
+        "/admin/operators/mai/password",
+        format!("_csrf={csrf}&password=tiny"),
+    )
+    .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(text(&short).contains("a password of 4 characters is refused"));
+    for (uri, status) in [
+        ("/admin/operators/nobody/disable", StatusCode::NOT_FOUND),
+        ("/admin/operators/nobody/enable", StatusCode::NOT_FOUND),
+        (
+            "/admin/operators/No%20Body/disable",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let answer = post(uri, format!("_csrf={csrf}")).await;
+        assert_eq!(answer.status, status, "{uri}: {}", text(&answer));
+    }
+    let big = post(
+        "/admin/operators",
+        format!("_csrf={csrf}&name=big&password={}", "x".repeat(8000)),
+    )
+    .await;
+    assert!(big.status.is_client_error(), "{}", big.status);
+    assert!(db.find("big").await.unwrap().is_none());
+
+    // The API lists the accounts without their hashes; `lan` signed in.
+    let listed = get(&state, "/admin/api/operators", &[("cookie", &cookie)]).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let listed: Value = serde_json::from_slice(&listed.body).unwrap();
+    let operators = listed["operators"].as_array().unwrap();
+    assert_eq!(operators.len(), 3);
+    assert_eq!(operators[1]["name"], "lan");
+    assert!(operators[1]["last_sign_in_at"].is_string(), "{listed}");
+    assert!(operators[0]["last_sign_in_at"].is_null(), "{listed}");
+    assert!(!listed.to_string().contains("argon2"), "{listed}");
+
+    // Every change is in the audit log, done by `lan`, and no password is.
+    let audit = get(&state, "/admin/api/audit", &[("cookie", &cookie)]).await;
+    let audit: Value = serde_json::from_slice(&audit.body).unwrap();
+    let done: Vec<(String, String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+                e["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("operator_password_set", "mai"),
+        ("operator_enabled", "mai"),
+        ("operator_disabled", "mai"),
+        ("operator_created", "binh"),
+        ("operator_created", "mai"),
+    ];
+    assert_eq!(
+        done,
+        expected
+            .iter()
+            .map(|(a, s)| ("lan".to_owned(), (*a).to_owned(), (*s).to_owned()))
+            .collect::<Vec<_>>(),
+        "{audit}"
+    );
+    assert_eq!(audit["entries"][3]["detail"]["generated"], true);
+    for secret in [shown.as_str(), "mai's new password", "mai%27s"] {
+        assert!(
+            !audit.to_string().contains(secret),
+            "{secret} in the audit log"
+        );
+    }
+
+    // The admin token (a script; it needs no CSRF token) disables the others, but not the
+    // last active account: someone can always sign in.
+    let bearer = format!("Bearer {TOKEN}");
+    let script = [("authorization", bearer.as_str()), ("content-type", form)];
+    for name in ["mai", "binh"] {
+        let uri = format!("/admin/operators/{name}/disable");
+        let answer = call(&state, "POST", &uri, &script, "").await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}: {}", text(&answer));
+    }
+    let last = call(&state, "POST", "/admin/operators/lan/disable", &script, "").await;
+    assert_eq!(last.status, StatusCode::CONFLICT);
+    assert!(
+        text(&last).contains("`lan` is the last active operator account"),
+        "{}",
+        text(&last)
+    );
+    assert_eq!(db.find("lan").await.unwrap().unwrap().disabled_at, None);
+    let newest = AuditLog::list(db.as_ref(), 1, None).await.unwrap();
+    assert_eq!(
+        (
+            newest[0].actor.as_str(),
+            newest[0].action.as_str(),
+            newest[0].subject.as_str()
+        ),
+        ("token", "operator_disabled", "binh")
+    );
+}
+
+/// Sessions watching by rung over the last 24 hours on the dashboard: three players beat at
+/// 360p, 720p and 720p, the engine samples its minute, and the dashboard's JSON carries the
+/// rungs and a `rung:<height>` series each with those counts, and its CSV a column each, by
+/// height.
+#[tokio::test]
+async fn the_dashboard_shows_sessions_watching_by_rung_over_the_day_in_json_and_csv() {
+    let (state, _tmp) = state(None).await;
+    let (cookie, _) = session(&state).await;
+    for height in [360, 720, 720] {
+        let minted = call(&state, "POST", "/api/v1/films/film/sessions", &[], "").await;
+        assert_eq!(minted.status, StatusCode::CREATED);
+        let minted: Value = serde_json::from_slice(&minted.body).unwrap();
+        let beat = call(
+            &state,
+            "POST",
+            &format!(
+                "/api/v1/sessions/{}/heartbeat",
+                minted["session_id"].as_str().unwrap()
+            ),
+            &[],
+            &format!(
+                r#"{{"token":"{}","seq":1,"state":"playing","play_ms":0,"height":{height}}}"#,
+                minted["token"].as_str().unwrap()
+            ),
+        )
+        .await;
+        assert_eq!(beat.headers["x-monsoon-beat"], "accepted");
+    }
+    state.audience.sample().await.unwrap();
+
+    let answer = get(
+        &state,
+        "/admin/api/dashboard?film=film",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let json: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(json["rungs"], serde_json::json!([360, 720]), "{json}");
+    let last = |series: &str| json["series"][series].as_array().unwrap().last().unwrap()[1].clone();
+    assert_eq!(last("rung:360"), 1.0);
+    assert_eq!(last("rung:720"), 2.0);
+    assert_eq!(last("concurrent_viewers"), 3.0);
+    assert!(
+        json["series"]["rung:1080"].is_null(),
+        "a rung nobody watched"
+    );
+
+    let csv = get(
+        &state,
+        "/admin/api/dashboard.csv?film=film",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let text = text(&csv);
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(
+        lines[0].ends_with(",bytes,rung:360,rung:720"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(&format!("{},3,", &lines[1][..20])),
+        "{text}"
+    );
+    assert!(lines[1].ends_with(",1,2"), "{text}");
 }

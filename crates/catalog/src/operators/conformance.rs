@@ -36,6 +36,7 @@ async fn accounts_are_created_once_kept_and_validated(open: Open<'_>) {
     let lan = operators.create("lan", &hash).await.unwrap();
     assert_eq!(lan.name, "lan");
     assert_eq!(lan.disabled_at, None);
+    assert_eq!(lan.last_sign_in_at, None, "signed in before any session");
     assert_eq!(lan.password_hash, hash);
     operators.create("an", &hash).await.unwrap();
     let taken = operators.create("lan", &hash).await.unwrap_err();
@@ -82,6 +83,16 @@ async fn a_disabled_account_or_a_new_password_ends_its_sessions(open: Open<'_>) 
         .unwrap();
     assert_eq!(started.operator, "mai");
     assert!(started.expires_at > started.created_at);
+    assert_eq!(
+        operators
+            .find("mai")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_sign_in_at,
+        Some(started.created_at),
+        "a session is the account's last sign-in"
+    );
     operators
         .start_session(&session_id(2), "binh", LONG)
         .await
@@ -150,6 +161,24 @@ async fn a_disabled_account_or_a_new_password_ends_its_sessions(open: Open<'_>) 
             .is_err(),
         "a disabled operator got a session"
     );
+
+    // Enabled again: it signs in with the password it had, and is enabled once.
+    assert!(operators.enable("mai").await.unwrap());
+    assert!(!operators.enable("mai").await.unwrap(), "enabled twice");
+    assert!(!operators.enable("nobody").await.unwrap());
+    assert!(
+        !operators.enable("binh").await.unwrap(),
+        "binh was never disabled"
+    );
+    let mai = operators.find("mai").await.unwrap().unwrap();
+    assert_eq!(mai.disabled_at, None);
+    assert!(verify_password(&mai.password_hash, "mai's password"));
+    operators
+        .start_session(&session_id(5), "mai", LONG)
+        .await
+        .expect("an enabled-again operator gets a session");
+    assert!(operators.disable("mai").await.unwrap());
+
     let token = operators
         .session(&session_id(3), LONG)
         .await

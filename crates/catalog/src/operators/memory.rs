@@ -72,6 +72,7 @@ impl Operators for MemoryOperators {
             created_at: now,
             updated_at: now,
             disabled_at: None,
+            last_sign_in_at: None,
         };
         state.accounts.insert(name.to_owned(), account.clone());
         Ok(account)
@@ -97,6 +98,17 @@ impl Operators for MemoryOperators {
             Some(account) if account.disabled_at.is_none() => {
                 account.disabled_at = Some(now);
                 state.sessions.retain(|_, s| s.operator != name);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn enable(&self, name: &str) -> Result<bool> {
+        let mut state = self.state();
+        match state.accounts.get_mut(name) {
+            Some(account) if account.disabled_at.is_some() => {
+                account.disabled_at = None;
                 Ok(true)
             }
             _ => Ok(false),
@@ -134,6 +146,9 @@ impl Operators for MemoryOperators {
             expires_at: after(now, life)?,
         };
         state.sessions.insert(id.to_owned(), session.clone());
+        if let Some(account) = state.accounts.get_mut(operator) {
+            account.last_sign_in_at = Some(now);
+        }
         Ok(session)
     }
 

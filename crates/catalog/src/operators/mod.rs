@@ -92,6 +92,32 @@ pub fn check_password(password: &str) -> Result<()> {
     }
 }
 
+/// The characters of [`generate_password`]: no `0`/`O`, `1`/`l`/`I`, easy to read aloud and
+/// to type from a screen.
+const GENERATED_ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+/// The length of [`generate_password`]'s passwords: 20 of 57 characters, over 116 bits.
+pub const GENERATED_CHARS: usize = 20;
+
+/// A random password of [`GENERATED_CHARS`] characters (within [`limits::PASSWORD`]), for an
+/// account made or reset in the studio: shown once, never stored.
+pub fn generate_password() -> Result<String> {
+    let len = GENERATED_ALPHABET.len();
+    // Rejection sampling: bytes past the largest multiple of the alphabet's size are
+    // drawn again, so every character is equally likely.
+    let limit = 256 - 256 % len;
+    let mut out = String::with_capacity(GENERATED_CHARS);
+    while out.len() < GENERATED_CHARS {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| Error::Backend(format!("no randomness: {e}")))?;
+        for b in bytes {
+            if usize::from(b) < limit && out.len() < GENERATED_CHARS {
+                out.push(char::from(GENERATED_ALPHABET[usize::from(b) % len]));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// An argon2id hash of `secret` in PHC form (the `argon2` crate's defaults: 19 MiB, two
 /// passes, RFC 9106's second recommended option).
 pub fn hash_password(secret: &str) -> Result<String> {
@@ -152,6 +178,9 @@ pub struct Account {
     pub updated_at: DateTime<Utc>,
     /// When the account was disabled: it signs in no more.
     pub disabled_at: Option<DateTime<Utc>>,
+    /// The start of its last session (a sign-in), when it has signed in since the database
+    /// kept it.
+    pub last_sign_in_at: Option<DateTime<Utc>>,
 }
 
 /// A signed-in operator's session.
@@ -208,6 +237,10 @@ pub trait Operators: Send + Sync + std::fmt::Debug {
     /// already.
     async fn disable(&self, name: &str) -> Result<bool>;
 
+    /// Enables a disabled account again (with its password as it was). `false`: no such
+    /// account, or enabled already.
+    async fn enable(&self, name: &str) -> Result<bool>;
+
     /// One account by name, or `None`.
     async fn find(&self, name: &str) -> Result<Option<Account>>;
 
@@ -215,8 +248,9 @@ pub trait Operators: Send + Sync + std::fmt::Debug {
     async fn list(&self) -> Result<Vec<Account>>;
 
     /// Starts session `id` (see [`check_session`]) of `operator` — an enabled account, or
-    /// [`TOKEN_ACTOR`] — ending `life` from now on the database's clock. Sessions whose
-    /// absolute end has passed are removed on the way.
+    /// [`TOKEN_ACTOR`] — ending `life` from now on the database's clock, and records it as the
+    /// account's `last_sign_in_at`. Sessions whose absolute end has passed are removed on the
+    /// way.
     async fn start_session(&self, id: &str, operator: &str, life: Duration) -> Result<Session>;
 
     /// Session `id` if it is neither past its absolute end nor idle for `idle` or more, and
@@ -238,6 +272,7 @@ pub enum Action {
     OperatorCreated,
     OperatorPasswordSet,
     OperatorDisabled,
+    OperatorEnabled,
     JobSubmitted,
     JobCancelled,
     FilmCreated,
@@ -259,6 +294,7 @@ impl Action {
             Self::OperatorCreated => "operator_created",
             Self::OperatorPasswordSet => "operator_password_set",
             Self::OperatorDisabled => "operator_disabled",
+            Self::OperatorEnabled => "operator_enabled",
             Self::JobSubmitted => "job_submitted",
             Self::JobCancelled => "job_cancelled",
             Self::FilmCreated => "film_created",
@@ -365,4 +401,20 @@ pub trait AuditLog: Send + Sync + std::fmt::Debug {
     /// The newest `limit` entries (at most [`limits::LIST`]) older than entry `before` when
     /// given, newest first.
     async fn list(&self, limit: u32, before: Option<i64>) -> Result<Vec<AuditEntry>>;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_keep_the_password_rule_and_differ() {
+        let a = generate_password().unwrap();
+        let b = generate_password().unwrap();
+        assert_eq!(a.chars().count(), GENERATED_CHARS);
+        check_password(&a).unwrap();
+        assert!(a.bytes().all(|c| GENERATED_ALPHABET.contains(&c)), "{a}");
+        assert_ne!(a, b, "two generated passwords are the same");
+    }
 }

@@ -32,10 +32,11 @@ fn interval_ms(d: Duration) -> f64 {
 
 fn account_columns() -> String {
     format!(
-        "name, password_hash, {}, {}, {}",
+        "name, password_hash, {}, {}, {}, {}",
         ms_of("created_at"),
         ms_of("updated_at"),
-        ms_of("disabled_at")
+        ms_of("disabled_at"),
+        ms_of("last_sign_in_at")
     )
 }
 
@@ -63,6 +64,11 @@ fn account(row: &PgRow) -> Result<Account> {
         updated_at: time(row.try_get("updated_at").map_err(backend)?)?,
         disabled_at: row
             .try_get::<Option<i64>, _>("disabled_at")
+            .map_err(backend)?
+            .map(time)
+            .transpose()?,
+        last_sign_in_at: row
+            .try_get::<Option<i64>, _>("last_sign_in_at")
             .map_err(backend)?
             .map(time)
             .transpose()?,
@@ -154,6 +160,18 @@ impl Operators for PgCatalog {
         Ok(changed == 1)
     }
 
+    async fn enable(&self, name: &str) -> Result<bool> {
+        let changed = sqlx::query(
+            "UPDATE operators SET disabled_at = NULL WHERE name = $1 AND disabled_at IS NOT NULL",
+        )
+        .bind(name)
+        .execute(self.pool())
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
     async fn find(&self, name: &str) -> Result<Option<Account>> {
         let row = sqlx::query(&format!(
             "SELECT {} FROM operators WHERE name = $1",
@@ -205,6 +223,16 @@ impl Operators for PgCatalog {
             return Err(session_refused(operator));
         };
         let session = session(&row)?;
+        // The account's last sign-in is this session's start, to the same instant.
+        sqlx::query(
+            "UPDATE operators SET last_sign_in_at = \
+             (SELECT created_at FROM operator_sessions WHERE id = $1) WHERE name = $2",
+        )
+        .bind(id)
+        .bind(operator)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(session)
     }

@@ -39,6 +39,11 @@ fn account(row: &SqliteRow) -> Result<Account> {
             .map_err(backend)?
             .map(time)
             .transpose()?,
+        last_sign_in_at: row
+            .try_get::<Option<i64>, _>("last_sign_in_at")
+            .map_err(backend)?
+            .map(time)
+            .transpose()?,
     })
 }
 
@@ -126,6 +131,18 @@ impl Operators for SqliteCatalog {
         Ok(changed == 1)
     }
 
+    async fn enable(&self, name: &str) -> Result<bool> {
+        let changed = sqlx::query(
+            "UPDATE operators SET disabled_at = NULL WHERE name = ? AND disabled_at IS NOT NULL",
+        )
+        .bind(name)
+        .execute(self.pool())
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
     async fn find(&self, name: &str) -> Result<Option<Account>> {
         let row = sqlx::query("SELECT * FROM operators WHERE name = ?")
             .bind(name)
@@ -172,6 +189,16 @@ impl Operators for SqliteCatalog {
             return Err(session_refused(operator));
         };
         let session = session(&row)?;
+        // The account's last sign-in is this session's start, to the same instant.
+        sqlx::query(
+            "UPDATE operators SET last_sign_in_at = \
+             (SELECT created_at FROM operator_sessions WHERE id = ?1) WHERE name = ?2",
+        )
+        .bind(id)
+        .bind(operator)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(session)
     }
