@@ -17,14 +17,24 @@
 //! [`FORM_BYTES`] of body; a larger body or any other kind must use the header, so an upload
 //! is never held in memory to look for it). A refusal is 403 saying what was missing. The
 //! cookies are `SameSite=Strict` besides: this is the second line, for browsers that ignore it.
+//!
+//! The layer ([`CsrfLayer`]) wraps the whole router, so no `/admin` route can be added outside
+//! it; every other request passes straight to the router, without the allocations of an
+//! async middleware (they showed on the heartbeat path: BENCHMARKS.md, "Heartbeats").
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tower::{Layer, Service, ServiceExt};
 
 use crate::{ApiError, AppState};
 
@@ -115,9 +125,70 @@ fn is_form(headers: &HeaderMap) -> bool {
 }
 
 /// The layer: see the module docs.
-pub async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+#[derive(Clone)]
+pub struct CsrfLayer(pub AppState);
+
+impl<S> Layer<S> for CsrfLayer {
+    type Service = Csrf<S>;
+
+    fn layer(&self, inner: S) -> Csrf<S> {
+        Csrf {
+            state: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// [`CsrfLayer`]'s service.
+#[derive(Clone)]
+pub struct Csrf<S> {
+    state: AppState,
+    inner: S,
+}
+
+type Checked = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for Csrf<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, Checked>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if !under_admin(request.uri().path()) || !changes_state(request.method()) {
+            return Either::Left(self.inner.call(request));
+        }
+        // The clone that was made ready goes with the request (tower's `Service` contract).
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Either::Right(Box::pin(
+            async move { Ok(guard(state, request, ready).await) },
+        ))
+    }
+}
+
+/// The checks of the module docs on a state change under `/admin`; `inner` answers what
+/// passes.
+async fn guard<S>(state: AppState, request: Request, inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let pass = |request: Request| async move {
+        match inner.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    };
     let expected = match expected(&request) {
-        Expected::Nothing => return next.run(request).await,
+        Expected::Nothing => return pass(request).await,
         Expected::NoLoginCookie => {
             return crate::admin::form_expired(&state, request.into_parts().0).await;
         }
@@ -125,7 +196,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
     };
     if let Some(sent) = header_token(request.headers()) {
         return if same(&sent, &expected) {
-            next.run(request).await
+            pass(request).await
         } else {
             refused(
                 &state,
@@ -155,7 +226,7 @@ pub async fn guard(State(state): State<AppState>, request: Request, next: Next) 
         .map(|(_, value)| value.into_owned());
     let request = Request::from_parts(parts, Body::from(bytes));
     match sent {
-        Some(sent) if same(&sent, &expected) => next.run(request).await,
+        Some(sent) if same(&sent, &expected) => pass(request).await,
         Some(_) => {
             refused(
                 &state,

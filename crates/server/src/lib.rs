@@ -327,7 +327,7 @@ fn compressible(status: StatusCode, headers: &HeaderMap) -> bool {
 
 /// A strong validator names one exact byte sequence; once compressed, the bytes differ, so the
 /// tag becomes weak (as nginx's gzip module does) and caches never mix the two.
-async fn weaken_etag_when_compressed(mut response: Response) -> Response {
+fn weaken_etag_when_compressed(mut response: Response) -> Response {
     let headers = response.headers_mut();
     if headers.contains_key(header::CONTENT_ENCODING)
         && let Some(tag) = headers.get(header::ETAG).and_then(|v| v.to_str().ok())
@@ -373,15 +373,14 @@ pub fn app(state: AppState) -> Router {
         .fallback(pages::fallback)
         // Outside the compression layer, so it sees the Content-Encoding it set.
         .layer(compression)
-        .layer(axum::middleware::map_response(weaken_etag_when_compressed))
+        .layer(tower::util::MapResponseLayer::new(
+            weaken_etag_when_compressed,
+        ))
         // Media negotiates its own encoding: its text is compressed once and cached (see
         // `delivery::load_gzipped`), not on every request.
         .merge(delivery::routes())
         // Every route under /admin, whichever module adds it (`csrf.rs`).
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            csrf::guard,
-        ))
+        .layer(csrf::CsrfLayer(state.clone()))
         .with_state(state)
         .layer(axum::middleware::from_fn(edge));
     if access_log {
