@@ -2,8 +2,10 @@
 // "Adding audio and subtitles"), driving Debian's Chromium with playwright-core against a
 // running `monsoon serve` (crates/monsoon/tests/browser.rs): the player's audio menu lists the
 // dub by its name beside the film's own language, choosing it plays the dub's segments, and
-// the added subtitles show. Environment: BASE_URL, FILM, DUB (the dub's menu name). Exits
-// non-zero with a message on the first broken promise.
+// the added subtitles show. Then the same film's DASH manifest in shaka-player: it lists the
+// added language and subtitles beside the film's own, and choosing the dub plays its segments.
+// Environment: BASE_URL, FILM, DUB (the dub's menu name). Exits non-zero with a message on the
+// first broken promise.
 import { chromium } from "playwright-core";
 
 const env = (name) => {
@@ -87,6 +89,59 @@ try {
     t.language === "en" && t.mode === "showing" && t.activeCues && t.activeCues.length > 0
     && [...t.activeCues].some((c) => c.text.includes("Hello"))), null, { timeout: 30_000 });
   console.log("tracks: the dub and the subtitles play");
+
+  step("DASH: shaka-player lists the added language and subtitles and plays the dub");
+  // A blank page of the server's origin (answered by the browser itself, so with no CSP) with
+  // shaka from the web app's own dependencies.
+  const dash = await context.newPage();
+  await dash.route(`${BASE}/__dash/page.html`, (route) =>
+    route.fulfill({ contentType: "text/html", body: "<!doctype html><title>DASH</title>" }));
+  const dashAudio = [];
+  dash.on("request", (r) => {
+    const m = r.url().match(/\/media\/[^/]+\/[^/]+\/(a\d+[^/]*)\/seg_\d+\.m4s$/);
+    if (m) dashAudio.push(m[1]);
+  });
+  await dash.goto(`${BASE}/__dash/page.html`);
+  await dash.addScriptTag({
+    path: new URL("../node_modules/shaka-player/dist/shaka-player.compiled.js", import.meta.url).pathname,
+  });
+  await dash.evaluate(async (url) => {
+    /* global shaka */
+    shaka.polyfill.installAll();
+    const video = document.createElement("video");
+    video.muted = true;
+    document.body.appendChild(video);
+    const player = new shaka.Player();
+    await player.attach(video);
+    window.dashPlayer = player;
+    window.dashVideo = video;
+    try {
+      await player.load(url);
+    } catch (e) {
+      throw new Error(`shaka could not load ${url}: error ${e.code} ${JSON.stringify(e.data)}`);
+    }
+    await video.play();
+  }, `${BASE}/media/${FILM}/manifest.mpd`);
+  const languages = await dash.evaluate(() =>
+    window.dashPlayer.getAudioTracks().map((t) => t.language));
+  check(languages.includes("en") && languages.includes("vi"), `DASH audio languages: ${languages}`);
+  const texts = await dash.evaluate(() => window.dashPlayer.getTextTracks().map((t) => t.language));
+  check(texts.includes("en"), `DASH subtitle languages: ${texts}`);
+  const dashBefore = dashAudio.length;
+  await dash.evaluate(() => {
+    const player = window.dashPlayer;
+    player.selectAudioTrack(player.getAudioTracks().find((t) => t.language === "en"));
+  });
+  const dashDeadline = Date.now() + 30_000;
+  while (!dashAudio.slice(dashBefore).some((r) => r.endsWith("-en")) && Date.now() < dashDeadline) {
+    await dash.waitForTimeout(200);
+  }
+  check(dashAudio.slice(dashBefore).some((r) => r.endsWith("-en")),
+    `DASH: no segment of the dub fetched after choosing it: ${dashAudio.slice(dashBefore)}`);
+  const dashAt = await dash.evaluate(() => window.dashVideo.currentTime);
+  await dash.waitForFunction((t) => window.dashVideo.currentTime >= t + 3, dashAt,
+    { timeout: 90_000 });
+  console.log("tracks: DASH lists and plays the dub");
 } finally {
   await browser.close();
 }

@@ -196,7 +196,8 @@ fn the_player_plays_av1_where_decoded_and_h264_elsewhere() {
 
 /// Tracks added to a published film (`monsoon add-track`) in the player (`web/e2e/tracks.mjs`):
 /// the audio menu names the dub beside the film's own language, choosing it plays the dub's
-/// segments, and the added subtitles show.
+/// segments, and the added subtitles show; and in shaka-player over the DASH manifest, the dub
+/// and the subtitles are listed and choosing the dub plays its segments.
 #[test]
 fn the_player_switches_to_an_added_audio_language_and_subtitles() {
     let (chromium, web) = browser();
