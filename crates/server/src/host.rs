@@ -3,7 +3,7 @@
 //! request message that contains more than one Host header field line or a Host header field
 //! with an invalid field value."
 //!
-//! The router checks every request (`edge` in `lib.rs`); the fast path hands requests that
+//! The router checks every request (`edge.rs`); the fast path hands requests that
 //! break the rule to the router, so both paths give the same 400.
 
 use axum::http::{HeaderMap, Version, header};

@@ -17,6 +17,7 @@ mod coop;
 mod csrf;
 mod dashboard;
 mod delivery;
+mod edge;
 mod error;
 mod fast;
 mod host;
@@ -42,7 +43,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use monsoon_catalog::{AuditLog, FilmRepository, ImageTool, JobQueue, MediaStore, Operators};
@@ -382,40 +383,11 @@ pub fn app(state: AppState) -> Router {
         // Every route under /admin, whichever module adds it (`csrf.rs`).
         .layer(csrf::CsrfLayer(state.clone()))
         .with_state(state)
-        .layer(axum::middleware::from_fn(edge));
+        .layer(edge::EdgeLayer);
     if access_log {
         router.layer(axum::middleware::from_fn(log_access))
     } else {
         router
-    }
-}
-
-/// What every request meets before any route: the `Host` rule of RFC 9112 §3.2 ([`host`]), and
-/// the deadline of its body ([`conn::BodyClock`]): once that has passed, the answer is 408
-/// (RFC 9110 §15.5.9) whatever the handler made of the cut body, and the connection closes.
-async fn edge(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    if let Some(problem) = host::host_problem(request.version(), request.headers()) {
-        return ApiError::BadRequest(problem).into_response();
-    }
-    let clock = request.extensions().get::<conn::BodyClock>().cloned();
-    let http1 = request.version() < Version::HTTP_2;
-    let response = next.run(request).await;
-    match clock {
-        Some(clock) if clock.expired.load(Ordering::Relaxed) => {
-            let mut late = ApiError::RequestTimeout(format!(
-                "the request body did not arrive whole within {} s of its head ([serve] body_timeout_s)",
-                clock.timeout.as_secs()
-            ))
-            .into_response();
-            // "A server SHOULD send the close connection option" with a 408 (RFC 9110
-            // §15.5.9); HTTP/2 has no connection header (RFC 9113 §8.2.2).
-            if http1 {
-                late.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            late
-        }
-        _ => response,
     }
 }
 

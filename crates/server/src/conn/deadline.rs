@@ -275,7 +275,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
     }
 }
 
-/// The request body's deadline, seen by the router: `edge` (lib.rs) answers 408 once it has
+/// The request body's deadline, seen by the router: `edge.rs` answers 408 once it has
 /// passed.
 #[derive(Debug, Clone)]
 pub(crate) struct BodyClock {
