@@ -1,7 +1,8 @@
 //! What every request meets before any route: the `Host` rule of RFC 9112 §3.2
 //! ([`crate::host`]), and the deadline of its body ([`conn::BodyClock`]): once that has passed,
 //! the answer is 408 (RFC 9110 §15.5.9) whatever the handler made of the cut body, and the
-//! connection closes.
+//! connection closes. And, when `[serve] access_log` is on, the request's line in the access
+//! log ([`crate::access_line`]) once its answer is ready.
 //!
 //! A tower layer rather than an `axum::middleware::from_fn`: that clones the whole stack under
 //! it and boxes a future on every request, a cost the heartbeat benchmark
@@ -13,9 +14,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Version, header};
+use axum::http::{HeaderValue, Method, Version, header};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
@@ -23,13 +25,19 @@ use crate::{ApiError, conn, host};
 
 /// The layer: see the module docs.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct EdgeLayer;
+pub(crate) struct EdgeLayer {
+    /// Whether each request gets its line in the access log.
+    pub access_log: bool,
+}
 
 impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner }
+        Edge {
+            inner,
+            access_log: self.access_log,
+        }
     }
 }
 
@@ -37,6 +45,39 @@ impl<S> Layer<S> for EdgeLayer {
 #[derive(Clone, Debug)]
 pub(crate) struct Edge<S> {
     inner: S,
+    access_log: bool,
+}
+
+/// What the access log's line needs of a request, taken before the route has it.
+#[derive(Debug)]
+pub(crate) struct Logged {
+    started: Instant,
+    method: Method,
+    path: String,
+}
+
+impl Logged {
+    fn of(request: &Request) -> Self {
+        Self {
+            started: Instant::now(),
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+        }
+    }
+
+    fn write(&self, response: &Response) {
+        let bytes = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        crate::access_line(
+            self.method.as_str(),
+            &self.path,
+            response.status().as_u16(),
+            bytes,
+            self.started.elapsed(),
+        );
+    }
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -52,14 +93,20 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let logged = self.access_log.then(|| Logged::of(&request));
         if let Some(problem) = host::host_problem(request.version(), request.headers()) {
+            let response = ApiError::BadRequest(problem).into_response();
+            if let Some(logged) = logged {
+                logged.write(&response);
+            }
             return EdgeFuture::Refused {
-                response: Some(ApiError::BadRequest(problem).into_response()),
+                response: Some(response),
             };
         }
         EdgeFuture::Passed {
             clock: request.extensions().get::<conn::BodyClock>().cloned(),
             http1: request.version() < Version::HTTP_2,
+            logged,
             inner: self.inner.call(request),
         }
     }
@@ -76,6 +123,7 @@ pin_project_lite::pin_project! {
             inner: F,
             clock: Option<conn::BodyClock>,
             http1: bool,
+            logged: Option<Logged>,
         },
     }
 }
@@ -96,12 +144,17 @@ where
                 inner,
                 clock,
                 http1,
+                logged,
             } => {
                 let response = ready!(inner.poll(cx))?;
-                Poll::Ready(Ok(match clock {
+                let response = match clock {
                     Some(clock) if clock.expired.load(Ordering::Relaxed) => late(clock, *http1),
                     _ => response,
-                }))
+                };
+                if let Some(logged) = logged {
+                    logged.write(&response);
+                }
+                Poll::Ready(Ok(response))
             }
         }
     }

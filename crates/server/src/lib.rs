@@ -361,7 +361,7 @@ pub fn app(state: AppState) -> Router {
         ),
         MetricsAccess::Off => router,
     };
-    let router = router
+    router
         .merge(pages::routes())
         .merge(admin::routes())
         .merge(upload::routes())
@@ -383,32 +383,7 @@ pub fn app(state: AppState) -> Router {
         // Every route under /admin, whichever module adds it (`csrf.rs`).
         .layer(csrf::CsrfLayer(state.clone()))
         .with_state(state)
-        .layer(edge::EdgeLayer);
-    if access_log {
-        router.layer(axum::middleware::from_fn(log_access))
-    } else {
-        router
-    }
-}
-
-/// One structured line per request, through the router's middleware or the media fast path.
-async fn log_access(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    let bytes = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    access_line(
-        method.as_str(),
-        &path,
-        response.status().as_u16(),
-        bytes,
-        started.elapsed(),
-    );
-    response
+        .layer(edge::EdgeLayer { access_log })
 }
 
 /// The access log's line: method, path, status, body bytes (its `Content-Length`, `-` when

@@ -47,17 +47,19 @@ async fn state_with(
         jobs,
         Arc::new(MemoryOperators::new()),
         Arc::new(MemoryAudit::new()),
+        false,
     )
     .await
 }
 
-/// [`state_with`] on the given operators and audit log.
+/// [`state_with`] on the given operators and audit log, with the access log on or off.
 async fn state_on(
     free_release: Option<chrono::DateTime<Utc>>,
     admin: AdminAuth,
     jobs: Option<Arc<dyn JobQueue>>,
     operators: Arc<dyn monsoon_catalog::operators::Operators>,
     audit: Arc<dyn monsoon_catalog::operators::AuditLog>,
+    access_log: bool,
 ) -> (AppState, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let staging = Staging::create(tmp.path(), "film", "v1").unwrap();
@@ -109,7 +111,7 @@ async fn state_on(
     let options = Options {
         hot: HotCache::new(1 << 20, 1 << 20),
         web_dir: tmp.path().join("web"),
-        access_log: false,
+        access_log,
         admin,
         public_url: Some("http://monsoon.test".into()),
         fast_path: false,
@@ -381,6 +383,70 @@ async fn a_request_without_exactly_one_valid_host_is_refused() {
     assert_eq!(get(&state, "/healthz", &[]).await.status, StatusCode::OK);
     let bad = get(&state, "/healthz", &[("host", "bad host")]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+/// What a tracing subscriber writes, kept for the test to read.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn with_the_access_log_on_every_answer_has_its_line_refusals_too() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let lines = || {
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|l| l.contains("monsoon::access"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+
+    let (quiet, _tmp) = state(None).await;
+    assert_eq!(get(&quiet, "/healthz", &[]).await.status, StatusCode::OK);
+    assert!(
+        lines().is_empty(),
+        "logged with the access log off: {:?}",
+        lines()
+    );
+
+    let (state, _tmp) = state_on(
+        None,
+        AdminAuth::new(None, 10, SessionTimes::default()).unwrap(),
+        None,
+        Arc::new(MemoryOperators::new()),
+        Arc::new(MemoryAudit::new()),
+        true,
+    )
+    .await;
+    let segment = get(&state, "/media/film/v1/v360/seg_00000.m4s", &[]).await;
+    assert_eq!(segment.status, StatusCode::OK);
+    let refused = get(&state, "/healthz", &[("host", "bad host")]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let lines = lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, wanted) in lines.iter().zip([
+        "method=GET path=/media/film/v1/v360/seg_00000.m4s status=200 bytes=\"256\"",
+        "method=GET path=/healthz status=400",
+    ]) {
+        assert!(line.contains(wanted), "`{line}` lacks `{wanted}`");
+        assert!(line.contains("micros="), "`{line}` lacks its time");
+    }
 }
 
 /// The operator's token of the job tests.
@@ -871,6 +937,7 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
         None,
         Arc::clone(&db) as Arc<dyn Operators>,
         Arc::clone(&db) as Arc<dyn AuditLog>,
+        false,
     )
     .await;
     let (cookie, csrf) = session(&state).await;
