@@ -368,19 +368,12 @@ async fn disable(
                 "operator `{name}` is disabled already"
             )));
         }
-        let accounts = state.operators.list().await.map_err(catalog_error)?;
-        if accounts
-            .iter()
-            .all(|a| a.name == name || a.disabled_at.is_some())
-        {
-            return Err(ApiError::Conflict(format!(
-                "`{name}` is the last active operator account: disabling it would leave no \
-                 account to sign in with"
-            )));
-        }
+        // The last active account is refused in the same step as the change
+        // (`Operators::disable_keeping_one`): two operators disabling each other at once
+        // cannot leave none.
         if !state
             .operators
-            .disable(&name)
+            .disable_keeping_one(&name)
             .await
             .map_err(catalog_error)?
         {

@@ -28,6 +28,7 @@ pub async fn run(open: Open<'_>, wait: Wait<'_>) {
     a_disabled_account_or_a_new_password_ends_its_sessions(open).await;
     sessions_end_at_their_absolute_end_when_idle_and_on_sign_out(open, wait).await;
     the_audit_log_is_newest_first_paged_and_bounded(open).await;
+    the_last_enabled_account_stays_even_when_two_disable_each_other(open).await;
 }
 
 async fn accounts_are_created_once_kept_and_validated(open: Open<'_>) {
@@ -291,5 +292,56 @@ async fn the_audit_log_is_newest_first_paged_and_bounded(open: Open<'_>) {
     assert_eq!(audit.list(1, None).await.unwrap()[0].id, huge.id);
     for bad in [0, limits::LIST + 1] {
         assert!(audit.list(bad, None).await.is_err(), "limit {bad}");
+    }
+}
+
+async fn the_last_enabled_account_stays_even_when_two_disable_each_other(open: Open<'_>) {
+    let (operators, _) = open().await;
+    let hash = hash_password("a password").unwrap();
+    for name in ["quoc", "hoa"] {
+        operators.create(name, &hash).await.unwrap();
+    }
+    // Only these two enabled.
+    for account in operators.list().await.unwrap() {
+        if !["quoc", "hoa"].contains(&account.name.as_str()) {
+            operators.disable(&account.name).await.unwrap();
+        }
+    }
+    assert!(!operators.disable_keeping_one("nobody").await.unwrap());
+    // Each disables the other, at once, again and again: one is refused every time.
+    for round in 0..20 {
+        let (quoc, hoa) = tokio::join!(
+            operators.disable_keeping_one("quoc"),
+            operators.disable_keeping_one("hoa")
+        );
+        let done = [&quoc, &hoa]
+            .iter()
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
+        assert_eq!(done, 1, "round {round}: {quoc:?} {hoa:?}");
+        let (refused, name) = if quoc.is_err() {
+            (quoc, "quoc")
+        } else {
+            (hoa, "hoa")
+        };
+        match refused {
+            Err(Error::Conflict(m)) => assert!(m.contains("last active"), "{m}"),
+            other => panic!("round {round}: `{name}` was not refused as the last: {other:?}"),
+        }
+        let enabled: Vec<_> = operators
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.disabled_at.is_none())
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(enabled, [name], "round {round}");
+        let other = if name == "quoc" { "hoa" } else { "quoc" };
+        assert!(
+            !operators.disable_keeping_one(other).await.unwrap(),
+            "disabled twice"
+        );
+        assert!(operators.enable(other).await.unwrap());
     }
 }

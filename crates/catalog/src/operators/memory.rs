@@ -52,6 +52,21 @@ impl MemoryOperators {
     }
 }
 
+impl State {
+    /// Disables `name` at `now` and ends its sessions; `false` when there is no such enabled
+    /// account.
+    fn disable(&mut self, name: &str, now: DateTime<Utc>) -> bool {
+        match self.accounts.get_mut(name) {
+            Some(account) if account.disabled_at.is_none() => {
+                account.disabled_at = Some(now);
+                self.sessions.retain(|_, s| s.operator != name);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 fn after(at: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>> {
     Ok(at + chrono::Duration::from_std(d).map_err(|e| Error::Backend(e.to_string()))?)
 }
@@ -93,15 +108,22 @@ impl Operators for MemoryOperators {
 
     async fn disable(&self, name: &str) -> Result<bool> {
         let now = (self.clock)();
+        Ok(self.state().disable(name, now))
+    }
+
+    async fn disable_keeping_one(&self, name: &str) -> Result<bool> {
+        let now = (self.clock)();
         let mut state = self.state();
-        match state.accounts.get_mut(name) {
-            Some(account) if account.disabled_at.is_none() => {
-                account.disabled_at = Some(now);
-                state.sessions.retain(|_, s| s.operator != name);
-                Ok(true)
-            }
-            _ => Ok(false),
+        let enabled = |a: &Account| a.disabled_at.is_none();
+        if state.accounts.get(name).is_some_and(enabled)
+            && !state
+                .accounts
+                .values()
+                .any(|a| enabled(a) && a.name != name)
+        {
+            return Err(super::last_enabled(name));
         }
+        Ok(state.disable(name, now))
     }
 
     async fn enable(&self, name: &str) -> Result<bool> {

@@ -198,6 +198,14 @@ pub struct Session {
 }
 
 /// Checks a session id and a lifetime against their bounds.
+/// The refusal of [`Operators::disable_keeping_one`] for the last enabled account.
+pub fn last_enabled(name: &str) -> Error {
+    Error::Conflict(format!(
+        "`{name}` is the last active operator account: disabling it would leave no account to \
+         sign in with"
+    ))
+}
+
 pub fn check_session(id: &str, life: Duration) -> Result<()> {
     if id.len() != limits::SESSION_ID_CHARS || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::Invalid(format!(
@@ -236,6 +244,11 @@ pub trait Operators: Send + Sync + std::fmt::Debug {
     /// Disables an account and ends its sessions. `false`: no such account, or disabled
     /// already.
     async fn disable(&self, name: &str) -> Result<bool>;
+
+    /// [`Operators::disable`], unless no other account would be left enabled: then nothing
+    /// changes and it is refused with [`last_enabled`]'s [`Error::Conflict`]. One decision
+    /// with the change: of two operators disabling each other at once, one is refused.
+    async fn disable_keeping_one(&self, name: &str) -> Result<bool>;
 
     /// Enables a disabled account again (with its password as it was). `false`: no such
     /// account, or enabled already.

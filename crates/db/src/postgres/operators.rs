@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use monsoon_catalog::operators::{
     Account, AuditEntry, AuditLog, NewAuditEntry, Operators, Session, TOKEN_ACTOR, check_hash,
-    check_list, check_session, validate_name,
+    check_list, check_session, last_enabled, validate_name,
 };
 use monsoon_catalog::{Error, Result};
 use sqlx::Row;
@@ -158,6 +158,37 @@ impl Operators for PgCatalog {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(changed == 1)
+    }
+
+    async fn disable_keeping_one(&self, name: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await.map_err(backend)?;
+        // Every enabled account locked: a concurrent call waits here, and when it goes on,
+        // rows this one disabled no longer match (READ COMMITTED checks a locked row again
+        // once its holder commits), so of two operators disabling each other one is refused.
+        let enabled: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM operators WHERE disabled_at IS NULL ORDER BY name FOR UPDATE",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if !enabled.iter().any(|n| n == name) {
+            return Ok(false);
+        }
+        if enabled.iter().all(|n| n == name) {
+            return Err(last_enabled(name));
+        }
+        sqlx::query("UPDATE operators SET disabled_at = now() WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("DELETE FROM operator_sessions WHERE operator = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn enable(&self, name: &str) -> Result<bool> {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use monsoon_catalog::operators::{
     Account, AuditEntry, AuditLog, NewAuditEntry, Operators, Session, TOKEN_ACTOR, check_hash,
-    check_list, check_session, validate_name,
+    check_list, check_session, last_enabled, validate_name,
 };
 use monsoon_catalog::{Error, Result};
 use sqlx::Row;
@@ -129,6 +129,43 @@ impl Operators for SqliteCatalog {
             .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(changed == 1)
+    }
+
+    async fn disable_keeping_one(&self, name: &str) -> Result<bool> {
+        let mut tx = self.pool().begin().await.map_err(backend)?;
+        // One statement decides and changes: SQLite has one writer at a time, and an UPDATE
+        // holds the write lock from its first step.
+        let changed = sqlx::query(&format!(
+            "UPDATE operators SET disabled_at = {NOW_MS} WHERE name = ?1 AND disabled_at IS NULL \
+             AND EXISTS (SELECT 1 FROM operators WHERE disabled_at IS NULL AND name <> ?1)"
+        ))
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        if changed == 0 {
+            // Why not, under the same lock: no such enabled account, or the last one.
+            let enabled: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM operators WHERE name = ? AND disabled_at IS NULL)",
+            )
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            return if enabled {
+                Err(last_enabled(name))
+            } else {
+                Ok(false)
+            };
+        }
+        sqlx::query("DELETE FROM operator_sessions WHERE operator = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn enable(&self, name: &str) -> Result<bool> {
