@@ -118,7 +118,7 @@ pub struct Shared {
     /// Decodes and resizes the studio's image uploads (`studio/images.rs`); set by
     /// [`AppState::set_image_tool`], unset: uploads answer 503.
     pub images: OnceLock<Arc<dyn ImageTool>>,
-    /// The operators' accounts and sessions (`admin.rs`).
+    /// The operators' accounts and sessions (`admin/`).
     pub operators: Arc<dyn Operators>,
     /// Who did what ([`Shared::audit`]).
     pub audit: Arc<dyn AuditLog>,

@@ -15,7 +15,7 @@
 //! ([`error_page`]): 404 (RFC 9110 §15.5.5), 400 (§15.5.1), 5xx (§15.6), each with a link
 //! back to the catalog. The web app manifest and `/favicon.ico` are [`crate::webapp`]'s.
 //!
-//! Pages, and the operator's (`admin.rs`), carry [`page_headers`]: a Content-Security-Policy
+//! Pages, and the operator's (`admin/`), carry [`page_headers`]: a Content-Security-Policy
 //! that lets only this site's own scripts, styles, images and media load, plus the hashes of
 //! the two inline scripts (the premiere countdown, the watch page's start); no framing; no referrer to other sites. Absolute
 //! links (canonical, Open Graph, JSON-LD, calendar) come from configuration
