@@ -15,9 +15,9 @@ use crate::client::RateLimit;
 /// argon2 checks running at once, server-wide; more are refused, not queued.
 pub(super) const VERIFY_SLOTS: usize = 2;
 /// Added to every wrong-password or wrong-token answer, after the check's slot is given back.
-const WRONG_DELAY: Duration = Duration::from_secs(1);
+pub(super) const WRONG_DELAY: Duration = Duration::from_secs(1);
 /// How long a token that verified is taken without another argon2 check.
-const VERIFIED_FOR: Duration = Duration::from_secs(600);
+pub(super) const VERIFIED_FOR: Duration = Duration::from_secs(600);
 /// `Retry-After` when every check slot is taken: one check's time, rounded up.
 const BUSY_RETRY_S: u64 = 1;
 
