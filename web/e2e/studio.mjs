@@ -1,4 +1,4 @@
-// Browser test of the studio's films (/admin/films, crates/server/src/studio.rs), driving
+// Browser test of the studio's films (/admin/films, crates/server/src/studio/), driving
 // Debian's Chromium with playwright-core against a running `monsoon serve` with one published
 // film (crates/monsoon/tests/browser.rs). An operator signs in, edits the film's Vietnamese
 // title and sees it on the public page without a re-ingest; a bad field shows its rule next

@@ -1,4 +1,4 @@
-// The studio's films (/admin/films, crates/server/src/studio.rs): the list of films and
+// The studio's films (/admin/films, crates/server/src/studio/): the list of films and
 // drafts, and the form that creates a draft or edits a film's metadata, Vietnamese and English
 // side by side. The server holds the rules (the ones film.toml is held to): a 400 lists every
 // broken rule as {key, message, example}, shown under its field. The premiere time is entered

@@ -1,7 +1,7 @@
 //! Operator accounts against the real binary: `monsoon operator` on the command line, the
 //! sign-in with a name and a password on `monsoon serve`, sessions that end (idle, absolute,
 //! sign-out, a disabled account), the CSRF guard, guesses rationed per address and per name,
-//! and the audit log of all of it (`crates/server/src/admin.rs`, `csrf.rs`, `audit.rs`;
+//! and the audit log of all of it (`crates/server/src/{admin/,csrf.rs,audit.rs}`;
 //! docs/SECURITY.md).
 //!
 //! Times are asserted only as lower bounds of a configured delay; sessions are given lives of

@@ -115,10 +115,10 @@ pub struct Shared {
     /// Master uploads (`/admin/api/uploads`), once [`AppState::enable_uploads`] gave them,
     /// with what turns a ready one into a job (`POST /admin/api/jobs`).
     pub uploads: OnceLock<(Arc<Uploads>, Arc<dyn jobs::JobMaker>)>,
-    /// Decodes and resizes the studio's image uploads (`studio.rs`); set by
+    /// Decodes and resizes the studio's image uploads (`studio/images.rs`); set by
     /// [`AppState::set_image_tool`], unset: uploads answer 503.
     pub images: OnceLock<Arc<dyn ImageTool>>,
-    /// The operators' accounts and sessions (`admin.rs`).
+    /// The operators' accounts and sessions (`admin/`).
     pub operators: Arc<dyn Operators>,
     /// Who did what ([`Shared::audit`]).
     pub audit: Arc<dyn AuditLog>,

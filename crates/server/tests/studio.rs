@@ -1,4 +1,4 @@
-//! The studio's films (`/admin/films`, `crates/server/src/studio.rs`) in process: the router
+//! The studio's films (`/admin/films`, `crates/server/src/studio/`) in process: the router
 //! over the in-memory catalog and store, with real ffmpeg for the image uploads. Creating a
 //! draft, editing a published film's metadata (seen on the public page at once, no re-ingest),
 //! the rules' errors by key, and the images.

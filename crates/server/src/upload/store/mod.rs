@@ -17,6 +17,14 @@
 //!   is hashed once from disk.
 //! - **Bounds.** [`UploadConfig`]: the size of one upload, the bytes all uploads may hold, the
 //!   free space to leave on the disk, unfinished uploads at once, and their expiry.
+//!
+//! Here: the records, their paths, the listing and the claims; `config.rs` the bounds,
+//! `bounds.rs` creation and expiry, `patch.rs` the one writer, `verify.rs` the checks at the end.
+
+mod bounds;
+mod config;
+mod patch;
+mod verify;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -25,80 +33,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 
 use super::tus::Metadata;
 
-/// The `[uploads]` table of `monsoon.toml`: bounds on master uploads (`docs/INGEST.md`,
-/// "Uploading a master"; `docs/SECURITY.md`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct UploadConfig {
-    /// Largest file one upload may be, bytes (`Tus-Max-Size`; the ingest's own limit is
-    /// 500 GiB).
-    pub max_upload_bytes: u64,
-    /// Bytes all uploads together may hold (unfinished ones counted at their full length);
-    /// a creation past it is refused with 507.
-    pub max_total_bytes: u64,
-    /// Free space an upload must leave on the data directory's disk, beyond what the
-    /// unfinished uploads still need; a creation past it is refused with 507.
-    pub min_free_bytes: u64,
-    /// Unfinished uploads at once; one more is refused with 429 until one finishes, is
-    /// deleted or expires.
-    pub max_concurrent_uploads: u32,
-    /// An unfinished upload without a PATCH for this long is deleted (`Upload-Expires`).
-    pub expiry_s: u64,
-    /// A PATCH body must arrive whole within this time of its head (the `[serve]
-    /// body_timeout_s` of other requests is meant for small bodies). What arrived is kept.
-    pub patch_timeout_s: u64,
-    /// How often the server looks for claimed uploads (`<data>/uploads/claimed/`) whose jobs
-    /// are over, and deletes them (`crates/server/src/jobs.rs` `sweep_claimed`).
-    pub claimed_sweep_s: u64,
-}
-
-impl Default for UploadConfig {
-    fn default() -> Self {
-        Self {
-            max_upload_bytes: 500 << 30,
-            max_total_bytes: 2 << 40,
-            min_free_bytes: 10 << 30,
-            max_concurrent_uploads: 8,
-            expiry_s: 24 * 3600,
-            patch_timeout_s: 3600,
-            claimed_sweep_s: 60,
-        }
-    }
-}
-
-impl UploadConfig {
-    /// Refuses settings that would refuse every upload or never end one.
-    pub fn check(&self) -> Result<(), String> {
-        for (key, value) in [
-            ("max_upload_bytes", self.max_upload_bytes),
-            ("max_total_bytes", self.max_total_bytes),
-            (
-                "max_concurrent_uploads",
-                u64::from(self.max_concurrent_uploads),
-            ),
-            ("expiry_s", self.expiry_s),
-            ("patch_timeout_s", self.patch_timeout_s),
-        ] {
-            if value == 0 {
-                return Err(format!(
-                    "[uploads] {key} = 0 would refuse every upload; it must be 1 or more"
-                ));
-            }
-        }
-        if !(1..=86_400).contains(&self.claimed_sweep_s) {
-            return Err(format!(
-                "[uploads] claimed_sweep_s = {} must be from 1 to 86400 seconds between two \
-                 looks for claimed uploads whose jobs are over",
-                self.claimed_sweep_s
-            ));
-        }
-        Ok(())
-    }
-}
+pub use config::UploadConfig;
+pub use patch::Patch;
 
 /// What the probe found in a master that passed it, for the studio and the ingest job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,9 +136,6 @@ struct Entry {
 const SPEED_WINDOW: Duration = Duration::from_secs(5);
 /// Uploads of every state listed, at most (failed ones expire; ready ones wait for a job).
 pub const MAX_RECORDS: usize = 1000;
-/// How long the last PATCH waits for the checks before answering (`Monsoon-Upload-State`
-/// then says `verifying`, and the listing tells the rest).
-const VERIFY_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a request on an upload was refused; the HTTP edge maps each to its status.
 #[derive(Debug, thiserror::Error)]
@@ -386,59 +323,6 @@ impl Uploads {
         self.dir.join(format!("{id}.json"))
     }
 
-    /// Runs the checks of uploads whose last byte arrived before a stop cut their checks.
-    pub fn resume_checks(self: &Arc<Self>) {
-        let due: Vec<String> = self
-            .entries()
-            .values()
-            .filter(|e| {
-                e.record.state == UploadState::Verifying
-                    || (e.record.state == UploadState::Uploading && e.offset >= e.record.length)
-            })
-            .map(|e| e.record.id.clone())
-            .collect();
-        for id in due {
-            let this = Arc::clone(self);
-            tokio::spawn(async move { this.verify(&id).await });
-        }
-    }
-
-    /// Deletes the unfinished and failed uploads not touched within `expiry_s`, every
-    /// `expiry_s / 4` (at most a minute, at least 100 ms).
-    pub fn spawn_sweeper(self: &Arc<Self>) {
-        let every = Duration::from_millis((self.config.expiry_s * 250).clamp(100, 60_000));
-        let this = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(uploads) = this.upgrade() else {
-                    return;
-                };
-                uploads.sweep(SystemTime::now());
-            }
-        });
-    }
-
-    /// Deletes what has expired at `now`; returns how many.
-    pub fn sweep(&self, now: SystemTime) -> usize {
-        let expired: Vec<Entry> = {
-            let mut entries = self.entries();
-            let ids: Vec<String> = entries
-                .values()
-                .filter(|e| !e.busy && self.expires(e).is_some_and(|at| at <= now))
-                .map(|e| e.record.id.clone())
-                .collect();
-            ids.iter().filter_map(|id| entries.remove(id)).collect()
-        };
-        for entry in &expired {
-            tracing::info!(upload = %entry.record.id, filename = %entry.record.filename, "expired upload deleted");
-            self.remove_files(&entry.record);
-        }
-        expired.len()
-    }
-
     fn remove_files(&self, record: &Record) {
         let _ = std::fs::remove_file(self.data_path(&record.id, &record.filename));
         let _ = std::fs::remove_file(self.sidecar_path(&record.id));
@@ -446,136 +330,6 @@ impl Uploads {
     }
 
     /// When `entry` is deleted if nothing happens: unfinished and failed uploads only.
-    fn expires(&self, entry: &Entry) -> Option<SystemTime> {
-        match entry.record.state {
-            UploadState::Uploading | UploadState::Failed { .. } => {
-                Some(entry.touched + Duration::from_secs(self.config.expiry_s))
-            }
-            UploadState::Verifying | UploadState::Ready { .. } => None,
-        }
-    }
-
-    /// Creates an upload of `length` bytes (tus creation extension), after the bounds of
-    /// [`UploadConfig`]; returns its id and expiry.
-    pub fn create(&self, length: u64, meta: Metadata) -> Result<(String, SystemTime)> {
-        let c = &self.config;
-        if length > c.max_upload_bytes {
-            return Err(UploadError::TooLarge(format!(
-                "Upload-Length {length} exceeds the largest upload, {} bytes ([uploads] max_upload_bytes)",
-                c.max_upload_bytes
-            )));
-        }
-        if length == 0 {
-            return Err(UploadError::BadRequest(
-                "Upload-Length 0: a master cannot be empty".into(),
-            ));
-        }
-        let free =
-            free_bytes(&self.dir).map_err(internal("reading the free space of", &self.dir))?;
-        let mut id = [0u8; 16];
-        getrandom::fill(&mut id)
-            .map_err(|e| UploadError::Internal(format!("no randomness: {e}")))?;
-        let id = hex::encode(id);
-        let record = Record {
-            id: id.clone(),
-            filename: meta.filename,
-            filetype: meta.filetype,
-            kind: meta.kind,
-            length,
-            expected_sha256: meta.sha256,
-            created_at: Utc::now(),
-            state: UploadState::Uploading,
-        };
-        // Checked and reserved under the lock, so two creations cannot both take the last room.
-        {
-            let mut entries = self.entries();
-            let unfinished = entries
-                .values()
-                .filter(|e| {
-                    matches!(
-                        e.record.state,
-                        UploadState::Uploading | UploadState::Verifying
-                    )
-                })
-                .count();
-            if unfinished >= c.max_concurrent_uploads as usize {
-                return Err(UploadError::TooMany(format!(
-                    "{unfinished} uploads are unfinished ([uploads] max_concurrent_uploads = {}); finish or delete one, or wait for an abandoned one to expire",
-                    c.max_concurrent_uploads
-                )));
-            }
-            if entries.len() >= MAX_RECORDS {
-                return Err(UploadError::TooMany(format!(
-                    "{MAX_RECORDS} uploads are kept; delete finished ones first"
-                )));
-            }
-            let held: u64 = entries.values().map(|e| self.held(e)).sum();
-            if held.saturating_add(length) > c.max_total_bytes {
-                return Err(UploadError::Storage(format!(
-                    "an upload of {length} bytes would bring the uploads to {} bytes, over [uploads] max_total_bytes = {}; delete finished uploads first",
-                    held.saturating_add(length),
-                    c.max_total_bytes
-                )));
-            }
-            let owed: u64 = entries
-                .values()
-                .map(|e| e.record.length.saturating_sub(e.offset))
-                .sum();
-            let room = free.saturating_sub(owed).saturating_sub(c.min_free_bytes);
-            if length > room {
-                return Err(UploadError::Storage(format!(
-                    "an upload of {length} bytes does not fit: the disk has {free} bytes free, unfinished uploads still need {owed}, and [uploads] min_free_bytes = {} must stay free",
-                    c.min_free_bytes
-                )));
-            }
-            entries.insert(
-                id.clone(),
-                Entry {
-                    record: record.clone(),
-                    offset: 0,
-                    touched: SystemTime::now(),
-                    hasher: Some(Sha256::new()),
-                    busy: true,
-                    samples: VecDeque::new(),
-                },
-            );
-        }
-        let made = (|| {
-            let data = self.data_path(&id, &record.filename);
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&data)
-                .map_err(internal("creating", &data))?;
-            file.sync_all().map_err(internal("syncing", &data))?;
-            self.write_record(&record)
-        })();
-        let mut entries = self.entries();
-        match made {
-            Ok(()) => {
-                let entry = entries.get_mut(&id).ok_or_else(|| {
-                    UploadError::Internal("the upload vanished while being created".into())
-                })?;
-                entry.busy = false;
-                Ok((id, entry.touched + Duration::from_secs(c.expiry_s)))
-            }
-            Err(e) => {
-                entries.remove(&id);
-                drop(entries);
-                self.remove_files(&record);
-                Err(e)
-            }
-        }
-    }
-
-    /// Bytes `entry` holds or will hold on disk.
-    fn held(&self, entry: &Entry) -> u64 {
-        match entry.record.state {
-            UploadState::Failed { .. } => 0,
-            _ => entry.record.length,
-        }
-    }
-
     fn write_record(&self, record: &Record) -> Result<()> {
         let path = self.sidecar_path(&record.id);
         let bytes = serde_json::to_vec_pretty(record)
@@ -606,42 +360,6 @@ impl Uploads {
 
     /// Takes upload `id` for one PATCH starting at `offset`: 404, 423 if another PATCH holds
     /// it, 409 if `offset` is not the server's or the upload takes no more bytes.
-    pub fn begin(self: &Arc<Self>, id: &str, offset: u64) -> Result<Patch> {
-        let mut entries = self.entries();
-        let entry = entries.get_mut(id).ok_or_else(|| not_found(id))?;
-        if entry.busy {
-            return Err(UploadError::Locked(format!(
-                "another PATCH is writing upload {id}; retry once it ends (HEAD gives the offset)"
-            )));
-        }
-        if entry.record.state != UploadState::Uploading || entry.offset >= entry.record.length {
-            return Err(UploadError::Conflict(format!(
-                "upload {id} has all its {} bytes; it takes no more",
-                entry.record.length
-            )));
-        }
-        if offset != entry.offset {
-            return Err(UploadError::Conflict(format!(
-                "Upload-Offset {offset} is not the server's offset {}; resume from {} (HEAD gives it)",
-                entry.offset, entry.offset
-            )));
-        }
-        entry.busy = true;
-        entry.touched = SystemTime::now();
-        Ok(Patch {
-            uploads: Arc::clone(self),
-            id: id.to_owned(),
-            path: self.data_path(id, &entry.record.filename),
-            start: offset,
-            offset,
-            length: entry.record.length,
-            hasher: entry.hasher.take(),
-            hasher_at_start: None,
-            rollback: false,
-        })
-    }
-
-    /// Deletes upload `id` (tus termination extension): 423 while a PATCH writes it.
     pub fn terminate(&self, id: &str) -> Result<()> {
         let entry = {
             let mut entries = self.entries();
@@ -755,80 +473,6 @@ impl Uploads {
             .ok_or_else(|| UploadError::Internal(format!("upload {id} has no file name")))?;
         self.claim(id, &dir.join(name))
     }
-
-    /// The checks once the last byte is here: size on disk, whole-file SHA-256, the probe.
-    /// Records `ready` or `failed` (deleting a failed file's bytes).
-    async fn verify(self: Arc<Self>, id: &str) {
-        let (record, hasher) = {
-            let mut entries = self.entries();
-            let Some(entry) = entries.get_mut(id) else {
-                return;
-            };
-            entry.record.state = UploadState::Verifying;
-            (entry.record.clone(), entry.hasher.take())
-        };
-        if let Err(e) = self.write_record(&record) {
-            tracing::error!(upload = %id, error = %e, "recording the check");
-        }
-        let path = self.data_path(id, &record.filename);
-        let state = match self.check(&record, &path, hasher).await {
-            Ok((probe, sha256)) => UploadState::Ready { probe, sha256 },
-            Err(reason) => {
-                let _ = std::fs::remove_file(&path);
-                UploadState::Failed { reason }
-            }
-        };
-        tracing::info!(upload = %id, filename = %record.filename, state = ?state, "upload checked");
-        let record = {
-            let mut entries = self.entries();
-            let Some(entry) = entries.get_mut(id) else {
-                return;
-            };
-            entry.record.state = state;
-            entry.touched = SystemTime::now();
-            entry.record.clone()
-        };
-        if let Err(e) = self.write_record(&record) {
-            tracing::error!(upload = %id, error = %e, "recording the check");
-        }
-    }
-
-    async fn check(
-        &self,
-        record: &Record,
-        path: &Path,
-        hasher: Option<Sha256>,
-    ) -> std::result::Result<(MasterSummary, String), String> {
-        let name = &record.filename;
-        let size = std::fs::metadata(path)
-            .map_err(|e| format!("{name}: the uploaded file cannot be read ({e})"))?
-            .len();
-        if size != record.length {
-            return Err(format!(
-                "{name}: the server has {size} bytes, but Upload-Length said {}",
-                record.length
-            ));
-        }
-        let sha256 = match hasher {
-            Some(h) => hex::encode(h.finalize()),
-            None => {
-                let path = path.to_owned();
-                tokio::task::spawn_blocking(move || hash_file(&path))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("{name}: reading the uploaded file: {e}"))?
-            }
-        };
-        if let Some(expected) = &record.expected_sha256
-            && *expected != sha256
-        {
-            return Err(format!(
-                "{name}: the uploaded file's SHA-256 is {sha256}, not {expected} as the upload said; the file changed or was damaged on the way, upload it again"
-            ));
-        }
-        let probe = self.probe.probe(path, name, record.kind).await?;
-        Ok((probe, sha256))
-    }
 }
 
 /// Drops samples older than the speed window, keeping one before it as the baseline.
@@ -871,154 +515,14 @@ fn extension(filename: &str) -> &'static str {
         .unwrap_or("bin")
 }
 
-/// Bytes an unprivileged writer may still use on the file system of `dir` (statvfs(3)).
-fn free_bytes(dir: &Path) -> std::io::Result<u64> {
-    let stat = rustix::fs::statvfs(dir)?;
-    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
-}
-
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
-}
-
-/// One PATCH's hold on an upload. Dropping it (the request ended, however) gives the upload
-/// back with the offset and running hash of what was written — or, for a chunk that must be
-/// rolled back, truncated to where the PATCH began.
-#[derive(Debug)]
-pub struct Patch {
-    uploads: Arc<Uploads>,
-    id: String,
-    pub path: PathBuf,
-    /// Where this PATCH began.
-    pub start: u64,
-    /// Bytes the file holds now.
-    pub offset: u64,
-    pub length: u64,
-    hasher: Option<Sha256>,
-    /// The running hash where the PATCH began, while its chunk may still be rolled back.
-    hasher_at_start: Option<Option<Sha256>>,
-    /// Truncate back to `start` when dropped.
-    rollback: bool,
-}
-
-impl Patch {
-    /// Marks the chunk as one that must be rolled back unless [`Patch::keep`] is called
-    /// (a PATCH with `Upload-Checksum`: nothing of it counts until it is checked).
-    pub fn all_or_nothing(&mut self) {
-        self.hasher_at_start = Some(self.hasher.clone());
-        self.rollback = true;
-    }
-
-    /// The chunk passed: keep it.
-    pub fn keep(&mut self) {
-        self.rollback = false;
-        self.hasher_at_start = None;
-    }
-
-    /// Throw the chunk away when dropped.
-    pub fn discard(&mut self) {
-        if self.hasher_at_start.is_none() {
-            self.hasher_at_start = Some(None);
-        }
-        self.rollback = true;
-    }
-
-    /// Notes `bytes`, just written at the old offset.
-    pub fn wrote(&mut self, bytes: &[u8]) {
-        if let Some(h) = &mut self.hasher {
-            h.update(bytes);
-        }
-        self.offset += bytes.len() as u64;
-        let now = Instant::now();
-        let mut entries = self.uploads.entries();
-        if let Some(entry) = entries.get_mut(&self.id) {
-            entry.offset = self.offset;
-            entry.touched = SystemTime::now();
-            if entry
-                .samples
-                .back()
-                .is_none_or(|&(t, _)| now.duration_since(t) >= Duration::from_millis(200))
-            {
-                entry.samples.push_back((now, self.offset));
-                prune(&mut entry.samples, now);
-            } else if let Some(last) = entry.samples.back_mut() {
-                last.1 = self.offset;
-            }
-        }
-    }
-
-    /// Ends the PATCH; when the upload is whole, runs the checks, waiting a few seconds for
-    /// them, and returns the state to report.
-    pub async fn finish(self) -> UploadState {
-        let whole = !self.rollback && self.offset == self.length;
-        let uploads = Arc::clone(&self.uploads);
-        let id = self.id.clone();
-        if !whole {
-            drop(self);
-            return UploadState::Uploading;
-        }
-        {
-            // Verifying from now on: no other PATCH, no expiry, no termination.
-            let mut patch = self;
-            let mut entries = uploads.entries();
-            if let Some(entry) = entries.get_mut(&id) {
-                entry.record.state = UploadState::Verifying;
-                entry.hasher = patch.hasher.take();
-                entry.busy = false;
-            }
-            drop(entries);
-            patch.hasher_at_start = None;
-            patch.id.clear();
-        }
-        let task = tokio::spawn({
-            let uploads = Arc::clone(&uploads);
-            let id = id.clone();
-            async move { uploads.verify(&id).await }
-        });
-        let _ = tokio::time::timeout(VERIFY_WAIT, task).await;
-        uploads
-            .head(&id)
-            .map_or(UploadState::Verifying, |(.., state)| state)
-    }
-}
-
-impl Drop for Patch {
-    fn drop(&mut self) {
-        if self.id.is_empty() {
-            return;
-        }
-        if self.rollback {
-            let truncated = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&self.path)
-                .and_then(|f| {
-                    f.set_len(self.start)?;
-                    f.sync_all()
-                });
-            if let Err(e) = truncated {
-                tracing::error!(upload = %self.id, error = %e, "rolling a chunk back");
-            }
-            self.offset = self.start;
-            self.hasher = self.hasher_at_start.take().flatten();
-        }
-        let mut entries = self.uploads.entries();
-        if let Some(entry) = entries.get_mut(&self.id) {
-            entry.offset = self.offset;
-            entry.hasher = self.hasher.take();
-            entry.busy = false;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use sha2::Digest as _;
+
     use super::*;
 
     #[derive(Debug)]
