@@ -97,6 +97,16 @@ fn entry(row: &PgRow) -> Result<AuditEntry> {
     })
 }
 
+/// Ends every session of `name` and commits `tx`, in which its password or its state changed.
+async fn end_sessions(mut tx: sqlx::Transaction<'_, sqlx::Postgres>, name: &str) -> Result<()> {
+    sqlx::query("DELETE FROM operator_sessions WHERE operator = $1")
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    tx.commit().await.map_err(backend)
+}
+
 #[async_trait]
 impl Operators for PgCatalog {
     async fn create(&self, name: &str, password_hash: &str) -> Result<Account> {
@@ -132,12 +142,7 @@ impl Operators for PgCatalog {
         .await
         .map_err(backend)?
         .rows_affected();
-        sqlx::query("DELETE FROM operator_sessions WHERE operator = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        end_sessions(tx, name).await?;
         Ok(changed == 1)
     }
 
@@ -151,12 +156,7 @@ impl Operators for PgCatalog {
         .await
         .map_err(backend)?
         .rows_affected();
-        sqlx::query("DELETE FROM operator_sessions WHERE operator = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        end_sessions(tx, name).await?;
         Ok(changed == 1)
     }
 
@@ -182,12 +182,7 @@ impl Operators for PgCatalog {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        sqlx::query("DELETE FROM operator_sessions WHERE operator = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        end_sessions(tx, name).await?;
         Ok(true)
     }
 

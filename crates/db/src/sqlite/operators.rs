@@ -69,6 +69,16 @@ fn entry(row: &SqliteRow) -> Result<AuditEntry> {
     })
 }
 
+/// Ends every session of `name` and commits `tx`, in which its password or its state changed.
+async fn end_sessions(mut tx: sqlx::Transaction<'_, sqlx::Sqlite>, name: &str) -> Result<()> {
+    sqlx::query("DELETE FROM operator_sessions WHERE operator = ?")
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    tx.commit().await.map_err(backend)
+}
+
 #[async_trait]
 impl Operators for SqliteCatalog {
     async fn create(&self, name: &str, password_hash: &str) -> Result<Account> {
@@ -103,12 +113,7 @@ impl Operators for SqliteCatalog {
         .await
         .map_err(backend)?
         .rows_affected();
-        sqlx::query("DELETE FROM operator_sessions WHERE operator = ?")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        end_sessions(tx, name).await?;
         Ok(changed == 1)
     }
 
@@ -122,12 +127,7 @@ impl Operators for SqliteCatalog {
         .await
         .map_err(backend)?
         .rows_affected();
-        sqlx::query("DELETE FROM operator_sessions WHERE operator = ?")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        end_sessions(tx, name).await?;
         Ok(changed == 1)
     }
 
@@ -159,12 +159,7 @@ impl Operators for SqliteCatalog {
                 Ok(false)
             };
         }
-        sqlx::query("DELETE FROM operator_sessions WHERE operator = ?")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
+        end_sessions(tx, name).await?;
         Ok(true)
     }
 
