@@ -115,18 +115,30 @@ pub(super) async fn update(
     Path(slug): Path<String>,
     body: Result<Json<FilmMeta>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(mut meta) = body.map_err(bad_json)?;
+    let Json(meta) = body.map_err(bad_json)?;
     let stored = find(&state, &slug).await?;
-    // The images are the uploads' to change.
+    replace(&state, &operator, &slug, &stored.meta, meta).await
+}
+
+/// Saves `meta` over the film's `stored` metadata and answers its detail, or the rules it
+/// breaks (400) with nothing saved. The images stay the uploads' to change: paths a request
+/// names mean nothing here.
+async fn replace(
+    state: &AppState,
+    operator: &Operator,
+    slug: &str,
+    stored: &FilmMeta,
+    mut meta: FilmMeta,
+) -> Result<Response, ApiError> {
     (meta.poster, meta.backdrop) = (None, None);
-    meta.artwork = stored.meta.artwork.clone();
-    let errors = check(&state, &slug, &meta).await?;
+    meta.artwork = stored.artwork.clone();
+    let errors = check(state, slug, &meta).await?;
     if !errors.is_empty() {
         return Ok(invalid(errors));
     }
-    save(&state, &slug, &meta).await?;
-    audit_save(&state, &operator, &slug, &stored.meta, &meta).await;
-    Ok(private(Json(find(&state, &slug).await?).into_response()))
+    save(state, slug, &meta).await?;
+    audit_save(state, operator, slug, stored, &meta).await;
+    Ok(private(Json(find(state, slug).await?).into_response()))
 }
 
 /// Deletes a draft that was never published, and its images. A published film is never
@@ -215,18 +227,10 @@ pub(super) async fn import(
         ApiError::BadRequest(format!("film.toml must be UTF-8 text: {}", r.body_text()))
     })?;
     let stored = find(&state, &slug).await?;
-    let mut meta = match FilmMeta::parse_toml(&text) {
+    let meta = match FilmMeta::parse_toml(&text) {
         Ok(meta) => meta,
         Err(errors) => return Ok(invalid(errors)),
     };
-    // Paths on a script's disk mean nothing here; the images are uploaded.
-    (meta.poster, meta.backdrop) = (None, None);
-    meta.artwork = stored.meta.artwork.clone();
-    let errors = check(&state, &slug, &meta).await?;
-    if !errors.is_empty() {
-        return Ok(invalid(errors));
-    }
-    save(&state, &slug, &meta).await?;
-    audit_save(&state, &operator, &slug, &stored.meta, &meta).await;
-    Ok(private(Json(find(&state, &slug).await?).into_response()))
+    // Paths on a script's disk mean nothing here either.
+    replace(&state, &operator, &slug, &stored.meta, meta).await
 }
