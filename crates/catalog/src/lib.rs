@@ -21,6 +21,7 @@ pub mod publish;
 pub mod repository;
 pub mod rules;
 pub mod store;
+pub mod uploads;
 
 pub use artwork::{ArtKind, Artwork, ImageTool};
 pub use error::{Error, Result};

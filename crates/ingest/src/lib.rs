@@ -24,6 +24,7 @@
 mod error;
 pub mod jobs;
 pub mod tracks;
+pub mod uploads;
 pub mod worker;
 
 use std::future::Future;
@@ -32,7 +33,8 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use monsoon_catalog::publish::{Publisher, SlugLock, Staging, sweep_staging};
 use monsoon_catalog::{
-    FilmMeta, PublishedVersion, Rendition, RenditionKind, is_language_tag, validate_slug,
+    FilmMeta, FilmRepository, PublishedVersion, Rendition, RenditionKind, is_language_tag,
+    validate_slug,
 };
 use monsoon_media::ladder::{LadderOptions, RungSpec};
 use monsoon_media::package::{Kind, THUMBNAILS_VTT};
@@ -133,6 +135,17 @@ pub async fn plan(request: Request) -> Result<Plan> {
     plan_with(request, meta).await
 }
 
+/// [`plan`] for a request without `film.toml`: the film keeps the metadata the catalog has
+/// for it (a draft made in the studio, or the published film's, edited there), so a
+/// re-ingest replaces the media, never the studio's edits; a new film is titled by its slug.
+pub async fn plan_stored(request: Request, films: &dyn FilmRepository) -> Result<Plan> {
+    validate_slug(&request.slug)?;
+    let meta = monsoon_catalog::stored_meta(films, &request.slug)
+        .await?
+        .unwrap_or_else(|| FilmMeta::untitled(&request.slug));
+    plan_with(request, meta).await
+}
+
 /// [`plan`] with the film's metadata already read (a queued job holds its `film.toml`'s
 /// text, not a file); `request.meta` is not read.
 pub async fn plan_with(request: Request, meta: FilmMeta) -> Result<Plan> {
@@ -215,6 +228,60 @@ fn check_subtitles(subtitles: &[Subtitle]) -> Result<()> {
 }
 
 impl Plan {
+    /// The ladder as planned, one rung each: `1920x1080@4500k`, with `/av1` after an AV1
+    /// rung's (an H.264 ladder reads as it always did).
+    pub fn rungs(&self) -> Vec<String> {
+        self.ladder
+            .rungs
+            .iter()
+            .map(|r| {
+                let codec = if r.codec == Codec::Av1 { "/av1" } else { "" };
+                format!(
+                    "{}x{}@{}k{codec}",
+                    r.width,
+                    r.height,
+                    r.average_bitrate / 1000
+                )
+            })
+            .collect()
+    }
+
+    /// What was planned, as `monsoon ingest --json` prints it: the `planned` event, with each
+    /// rung's exact encoder options (which `bench/ladder.sh` gives its peers).
+    pub fn planned_event(&self) -> serde_json::Value {
+        let (source, v) = (&self.source, &self.source.video);
+        serde_json::json!({
+            "event": "planned",
+            "source": {"width": v.display_width, "height": v.display_height, "fps": v.fps,
+                       "duration_s": source.duration_s, "audio": source.audio.is_some()},
+            "rungs": self.rungs(),
+            "audio": self.ladder.audio.iter().map(|a| &a.name).collect::<Vec<_>>(),
+            "encoders": (0..self.ladder.rungs.len())
+                .map(|i| monsoon_media::transcode::video_encoder_args(&self.ladder, i))
+                .collect::<Vec<_>>(),
+        })
+    }
+
+    /// What was planned, in two lines for a terminal.
+    pub fn summary(&self) -> String {
+        let (source, v) = (&self.source, &self.source.video);
+        let audio = if source.audio.is_some() {
+            "with audio"
+        } else {
+            "no audio"
+        };
+        let audio_rungs: Vec<&String> = self.ladder.audio.iter().map(|a| &a.name).collect();
+        format!(
+            "source {}: {}x{} {:.3} fps, {:.1} s, {audio}\nladder: {} + audio {audio_rungs:?}",
+            source.path.display(),
+            v.display_width,
+            v.display_height,
+            v.fps,
+            source.duration_s,
+            self.rungs().join(" "),
+        )
+    }
+
     /// Encodes, packages, verifies and publishes the film into `to`. `on_progress` sees
     /// ffmpeg's progress; `before_commit` runs between the move into the media store and the
     /// catalog commit (a test hook: a test kills the ingest there).

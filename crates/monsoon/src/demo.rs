@@ -7,9 +7,10 @@ use anyhow::Context;
 use clap::Args;
 use monsoon_media::ffmpeg::{make_master, require_ffmpeg};
 
-use crate::DataDir;
 use crate::ingest::{IngestArgs, QualityArg, ingest};
-use crate::serve::{AdminConfig, ServeConfig, Settings, default_web_dir, serve};
+use crate::serve::{Settings, serve};
+use monsoon_backends::DataDir;
+use monsoon_server::{AdminConfig, ServeConfig, default_web_dir};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -29,19 +30,12 @@ pub struct DemoArgs {
 
 const SLUG: &str = "monsoon-demo";
 
-const META: &str = r#"
-title = { vi = "Gió mùa — phim thử", en = "Monsoon — test film" }
-synopsis = { vi = "Một phim thử tổng hợp: thước đo màu, mã thời gian và một tiếng chuông 1 kHz, để kiểm tra từ nấc 2G đến 1080p.", en = "A synthetic test film: colour bars, a burnt-in timecode and a 1 kHz tone, to check every rung from 2G to 1080p." }
-director = ["Monsoon"]
-cast = ["testsrc2", "sine"]
-genres = ["Thử nghiệm"]
-country = "VN"
-age_rating = "P"
-"#;
+/// The film's metadata, as an operator would write it.
+const META: &str = include_str!("demo.film.toml");
 
 pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
     require_ffmpeg()?;
-    let workdir = data.root.join("demo");
+    let workdir = data.root().join("demo");
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
     let master = workdir.join(format!("master-{}p-{}s.mp4", args.height, args.seconds));
     if !master.exists() {
@@ -113,3 +107,16 @@ async fn demo_operator(data: &DataDir, password: &str) -> anyhow::Result<&'stati
 
 /// The operator `monsoon demo` signs in as.
 const DEMO_OPERATOR: &str = "demo";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_film_toml_is_a_valid_film_toml() {
+        let meta = monsoon_catalog::FilmMeta::from_toml_in(
+            super::META,
+            std::path::Path::new("/"),
+            "demo.film.toml",
+        );
+        assert!(meta.is_ok(), "{meta:?}");
+    }
+}

@@ -12,10 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use monsoon_catalog::is_language_tag;
 use monsoon_catalog::publish::Publisher;
 use monsoon_ingest::{Destination, Published, Request};
-use monsoon_media::{Codec, Ladder, Progress, Quality, Source, Subtitle};
+use monsoon_media::{Codec, Progress, Quality, Subtitle};
 use serde_json::json;
 
-use crate::DataDir;
+use monsoon_backends::DataDir;
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
@@ -66,6 +66,21 @@ impl From<QualityArg> for Quality {
             QualityArg::Fast => Quality::Fast,
             QualityArg::Balanced => Quality::Balanced,
             QualityArg::Best => Quality::Best,
+        }
+    }
+}
+
+impl IngestArgs {
+    /// What to ingest, as the pipeline takes it.
+    pub fn request(self) -> Request {
+        Request {
+            file: self.file,
+            slug: self.slug,
+            meta: self.meta,
+            quality: self.quality.into(),
+            max_height: self.max_height,
+            subtitles: self.subtitles,
+            codecs: self.codecs,
         }
     }
 }
@@ -138,9 +153,8 @@ pub async fn stop_signal() -> &'static str {
 /// Checks, plans and publishes, from the command line's arguments into the data directory's
 /// backends. Everything that can be refused is refused before the data directory is touched.
 ///
-/// Without `--meta`, the film keeps the metadata the catalog has for it (a draft made in the
-/// studio, or the published film's, edited there): a re-ingest replaces the media, not the
-/// title. The catalog is opened first then; a new film without either is titled by its slug.
+/// Without `--meta`, the film keeps the metadata the catalog has for it
+/// (`monsoon_ingest::plan_stored`); the catalog is opened first then.
 pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Published> {
     // For the audit log: the master's name, not the machine's directories.
     let master = args
@@ -148,27 +162,23 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let request = Request {
-        file: args.file,
-        slug: args.slug,
-        meta: args.meta,
-        quality: args.quality.into(),
-        max_height: args.max_height,
-        subtitles: args.subtitles,
-        codecs: args.codecs,
-    };
+    let json_output = args.json;
+    let request = args.request();
     let (plan, backends) = if request.meta.is_some() {
         let plan = monsoon_ingest::plan(request).await?;
         (plan, data.open(&Default::default()).await?)
     } else {
+        // The slug is checked before the catalog is opened to read the film's metadata.
         monsoon_catalog::validate_slug(&request.slug)?;
         let backends = data.open(&Default::default()).await?;
-        let meta = monsoon_catalog::stored_meta(backends.films.as_ref(), &request.slug)
-            .await?
-            .unwrap_or_else(|| monsoon_catalog::FilmMeta::untitled(&request.slug));
-        (monsoon_ingest::plan_with(request, meta).await?, backends)
+        let plan = monsoon_ingest::plan_stored(request, backends.films.as_ref()).await?;
+        (plan, backends)
     };
-    describe(&plan.source, &plan.ladder, args.json);
+    if json_output {
+        println!("{}", plan.planned_event());
+    } else {
+        eprintln!("{}", plan.summary());
+    }
 
     let destination = Destination {
         publisher: Publisher {
@@ -176,9 +186,9 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
             media: backends.media.as_ref(),
         },
         staging: &data.staging(),
-        locks: &data.root.join("locks"),
+        locks: &data.locks(),
     };
-    let reporter = Reporter::new(plan.source.duration_s, args.json);
+    let reporter = Reporter::new(plan.source.duration_s, json_output);
     let published = plan
         .publish(destination, |p| reporter.report(p), before_commit())
         .await;
@@ -203,59 +213,6 @@ fn before_commit() -> impl Future<Output = ()> {
             eprintln!("test hook: waiting before the catalog commit");
             std::future::pending::<()>().await;
         }
-    }
-}
-
-fn describe(source: &Source, ladder: &Ladder, json_output: bool) {
-    let v = &source.video;
-    let rungs: Vec<String> = ladder
-        .rungs
-        .iter()
-        .map(|r| {
-            // The codec is named for AV1 only, so an H.264 ladder reads as it always did.
-            let codec = if r.codec == Codec::Av1 { "/av1" } else { "" };
-            format!(
-                "{}x{}@{}k{codec}",
-                r.width,
-                r.height,
-                r.average_bitrate / 1000
-            )
-        })
-        .collect();
-    if json_output {
-        println!(
-            "{}",
-            json!({
-                "event": "planned",
-                "source": {"width": v.display_width, "height": v.display_height, "fps": v.fps,
-                           "duration_s": source.duration_s, "audio": source.audio.is_some()},
-                "rungs": rungs,
-                "audio": ladder.audio.iter().map(|a| &a.name).collect::<Vec<_>>(),
-                // Each rung's exact encoder options, for bench/ladder.sh's peers.
-                "encoders": (0..ladder.rungs.len())
-                    .map(|i| monsoon_media::transcode::video_encoder_args(ladder, i))
-                    .collect::<Vec<_>>(),
-            })
-        );
-    } else {
-        eprintln!(
-            "source {}: {}x{} {:.3} fps, {:.1} s, {}",
-            source.path.display(),
-            v.display_width,
-            v.display_height,
-            v.fps,
-            source.duration_s,
-            if source.audio.is_some() {
-                "with audio"
-            } else {
-                "no audio"
-            }
-        );
-        eprintln!(
-            "ladder: {} + audio {:?}",
-            rungs.join(" "),
-            ladder.audio.iter().map(|a| &a.name).collect::<Vec<_>>()
-        );
     }
 }
 

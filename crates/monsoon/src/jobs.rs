@@ -9,11 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use monsoon_catalog::{Job, JobState};
-use monsoon_ingest::Request;
 use serde_json::json;
 
-use crate::DataDir;
 use crate::ingest::IngestArgs;
+use monsoon_backends::DataDir;
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -36,19 +35,9 @@ pub struct JobsArgs {
 /// queued job.
 pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let json_output = args.json;
-    let (plan, job) = monsoon_ingest::jobs::submission(
-        Request {
-            file: args.file,
-            slug: args.slug,
-            meta: args.meta,
-            quality: args.quality.into(),
-            max_height: args.max_height,
-            subtitles: args.subtitles,
-            codecs: args.codecs,
-        },
-        monsoon_ingest::jobs::DEFAULT_ATTEMPTS,
-    )
-    .await?;
+    let (plan, job) =
+        monsoon_ingest::jobs::submission(args.request(), monsoon_ingest::jobs::DEFAULT_ATTEMPTS)
+            .await?;
     let backends = data.open(&Default::default()).await?;
     let job = backends.jobs.submit(&job).await?;
     crate::operator::record_with(

@@ -8,7 +8,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod admin_token;
-mod backends;
 mod demo;
 mod ingest;
 mod jobs;
@@ -16,13 +15,13 @@ mod operator;
 mod serve;
 mod stats;
 mod tracks;
-mod uploads;
 mod worker;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use monsoon_backends::{DataDir, StorageConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,7 +41,7 @@ struct Cli {
 
     /// Where the catalog, the audience and the media live (`[storage]`), when not in `--data`.
     #[command(flatten)]
-    storage: backends::StorageConfig,
+    storage: StorageConfig,
 
     #[command(subcommand)]
     command: Command,
@@ -82,68 +81,6 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
-}
-
-/// Where things live: the data directory, and the backends `--database` / `--media` name
-/// instead of it (`backends.rs`).
-#[derive(Debug, Clone)]
-pub struct DataDir {
-    pub root: PathBuf,
-    pub storage: backends::StorageConfig,
-}
-
-impl DataDir {
-    pub fn new(root: &Path, storage: backends::StorageConfig) -> Self {
-        Self {
-            root: root.to_owned(),
-            storage,
-        }
-    }
-    pub fn staging(&self) -> PathBuf {
-        self.root.join("staging")
-    }
-
-    /// Where masters uploaded through `/admin/api/uploads` are received.
-    pub fn uploads(&self) -> PathBuf {
-        self.root.join("uploads")
-    }
-
-    /// The secret that signs session tokens: `audience.key`, made on first use (mode 0600).
-    pub fn audience_key(&self) -> anyhow::Result<Vec<u8>> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = self.root.join("audience.key");
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            return hex::decode(text.trim())
-                .map_err(|e| anyhow::anyhow!("{} is not a hex key: {e}", path.display()));
-        }
-        let key = random_key()?;
-        let text = hex::encode(key);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        Ok(key.to_vec())
-    }
-
-    /// Opens the backends, with `file` the `[storage]` of a settings file (the flags win).
-    pub async fn open(&self, file: &backends::StorageConfig) -> anyhow::Result<backends::Backends> {
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| anyhow::anyhow!("creating data directory {}: {e}", self.root.display()))?;
-        backends::Backends::open(self, &self.storage.or(file)).await
-    }
-}
-
-/// 32 bytes from the OS's random source: a key of the audience's session tokens.
-pub fn random_key() -> anyhow::Result<[u8; 32]> {
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(key)
 }
 
 fn main() -> ExitCode {

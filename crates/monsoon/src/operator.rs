@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use monsoon_catalog::operators::{self, Action, AuditLog, CLI_ACTOR, NewAuditEntry, limits};
 
-use crate::DataDir;
+use monsoon_backends::DataDir;
 
 #[derive(Debug, Args)]
 pub struct OperatorArgs {

@@ -7,14 +7,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use monsoon_server::{AppState, ConnLimits, HotCache, MetricsAccess};
+use monsoon_backends::{DataDir, StorageConfig};
+use monsoon_server::{AdminConfig, AppState, HotCache, MetricsAccess, ServeConfig};
 use serde::Deserialize;
 
-use crate::DataDir;
 use crate::ingest::stop_signal;
 
 #[derive(Debug, Args)]
@@ -42,75 +41,6 @@ pub struct ServeArgs {
     pub metrics: Option<MetricsAccess>,
 }
 
-/// Default of `[serve] replaced_version_grace_s`: six hours, longer than any feature film (a
-/// longer one gets twice its running time).
-const DEFAULT_GRACE_S: u64 = 6 * 3600;
-/// Largest `[serve] replaced_version_grace_s`: 30 days.
-const MAX_GRACE_S: u64 = 30 * 24 * 3600;
-
-/// Every setting of `monsoon serve`, as read from the `[serve]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServeConfig {
-    pub listen: SocketAddr,
-    pub web_dir: PathBuf,
-    pub cache_bytes: u64,
-    pub cache_max_object_bytes: u64,
-    pub header_timeout_s: u64,
-    /// A request body must arrive whole within this many seconds of its head.
-    pub body_timeout_s: u64,
-    pub write_timeout_s: u64,
-    pub max_header_bytes: usize,
-    pub readiness_grace_s: u64,
-    pub drain_deadline_s: u64,
-    /// Connections one address (IPv4, or IPv6 /64) may hold open; 0 for no limit.
-    pub max_connections_per_addr: u32,
-    pub access_log: bool,
-    pub catalog_refresh_ms: u64,
-    /// How long a version replaced by a re-ingest stays served to viewers already playing it,
-    /// seconds (at least twice its running time; `docs/INGEST.md`, "Re-ingest").
-    pub replaced_version_grace_s: u64,
-    pub http_threads: usize,
-    /// `https://host` of the public site, for absolute links in pages and calendar events
-    /// (empty: the listen address), and the sign of HTTPS for the admin cookie.
-    pub public_url: String,
-    /// Answer HTTP/1.1 media requests on the fast path (sendfile, no router); off sends every
-    /// request through hyper and the router.
-    pub fast_path: bool,
-    /// Addresses or networks of the proxies in front, whose `X-Forwarded-For` and
-    /// `X-Forwarded-Proto` are believed.
-    pub trusted_proxies: Vec<String>,
-    /// Who may read `/metrics`.
-    pub metrics: MetricsAccess,
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        let limits = ConnLimits::default();
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            web_dir: default_web_dir(),
-            cache_bytes: 512 * 1024 * 1024,
-            cache_max_object_bytes: 16 * 1024 * 1024,
-            header_timeout_s: limits.header_timeout.as_secs(),
-            body_timeout_s: limits.body_timeout.as_secs(),
-            write_timeout_s: limits.write_timeout.as_secs(),
-            max_header_bytes: limits.max_header_bytes,
-            readiness_grace_s: limits.readiness_grace.as_secs(),
-            drain_deadline_s: limits.drain_deadline.as_secs(),
-            max_connections_per_addr: limits.max_connections_per_addr,
-            access_log: true,
-            catalog_refresh_ms: 1000,
-            replaced_version_grace_s: DEFAULT_GRACE_S,
-            http_threads: 0,
-            public_url: String::new(),
-            fast_path: true,
-            trusted_proxies: Vec::new(),
-            metrics: MetricsAccess::default(),
-        }
-    }
-}
-
 /// The file layout of `monsoon.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -118,93 +48,40 @@ pub struct Settings {
     pub serve: ServeConfig,
     pub audience: monsoon_audience::Config,
     pub admin: AdminConfig,
-    /// Where the catalog, the audience and the media live (`crates/monsoon/src/backends.rs`);
+    /// Where the catalog, the audience and the media live (`monsoon_backends`);
     /// `--database` / `--media` win over it.
-    pub storage: crate::backends::StorageConfig,
+    pub storage: StorageConfig,
     /// `monsoon worker`'s settings.
-    pub worker: crate::worker::WorkerConfig,
+    pub worker: monsoon_ingest::worker::Config,
     /// Master uploads through `/admin/api/uploads` (`<data>/uploads`).
     pub uploads: monsoon_server::UploadConfig,
 }
 
-/// The `[admin]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdminConfig {
-    /// argon2 hash of the admin token (`monsoon admin-token` makes one); empty turns
-    /// `/admin` off.
-    pub token_hash: String,
-    /// Password and token checks one client address, and one operator name, may ask for per
-    /// minute (sign-in and Bearer).
-    pub sign_in_attempts_per_minute: u32,
-    /// Seconds a session lasts from its sign-in, whatever its use.
-    pub session_absolute_s: u64,
-    /// Seconds a session lasts without a request.
-    pub session_idle_s: u64,
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        let times = monsoon_server::SessionTimes::default();
-        Self {
-            token_hash: String::new(),
-            sign_in_attempts_per_minute: 10,
-            session_absolute_s: times.absolute.as_secs(),
-            session_idle_s: times.idle.as_secs(),
-        }
-    }
-}
-
-impl AdminConfig {
-    pub fn session_times(&self) -> monsoon_server::SessionTimes {
-        monsoon_server::SessionTimes {
-            absolute: Duration::from_secs(self.session_absolute_s),
-            idle: Duration::from_secs(self.session_idle_s),
-        }
-    }
-}
-
 impl Settings {
     /// Defaults, then the file, then environment and flags (clap merged those two).
-    pub fn load(args: &ServeArgs) -> anyhow::Result<Self> {
+    pub fn load(args: ServeArgs) -> anyhow::Result<Self> {
         let mut settings = match &args.config {
             Some(path) => read_config(path)?,
             None => Settings::default(),
         };
         let config = &mut settings.serve;
-        if let Some(v) = args.listen {
-            config.listen = v;
+        // Each flag given (or its MONSOON_* variable) replaces the file's value.
+        macro_rules! over {
+            ($($field:ident),*) => {$(
+                if let Some(v) = args.$field {
+                    config.$field = v;
+                }
+            )*};
         }
-        if let Some(v) = &args.web_dir {
-            config.web_dir = v.clone();
-        }
-        if let Some(v) = args.cache_bytes {
-            config.cache_bytes = v;
-        }
-        if let Some(v) = args.access_log {
-            config.access_log = v;
-        }
-        if let Some(v) = args.drain_deadline_s {
-            config.drain_deadline_s = v;
-        }
-        if let Some(v) = args.metrics {
-            config.metrics = v;
-        }
+        over!(
+            listen,
+            web_dir,
+            cache_bytes,
+            access_log,
+            drain_deadline_s,
+            metrics
+        );
         Ok(settings)
-    }
-}
-
-impl ServeConfig {
-    fn limits(&self) -> ConnLimits {
-        ConnLimits {
-            header_timeout: Duration::from_secs(self.header_timeout_s),
-            body_timeout: Duration::from_secs(self.body_timeout_s),
-            write_timeout: Duration::from_secs(self.write_timeout_s),
-            max_header_bytes: self.max_header_bytes,
-            readiness_grace: Duration::from_secs(self.readiness_grace_s),
-            drain_deadline: Duration::from_secs(self.drain_deadline_s),
-            max_connections_per_addr: self.max_connections_per_addr,
-        }
     }
 }
 
@@ -214,14 +91,8 @@ pub fn read_config(path: &Path) -> anyhow::Result<Settings> {
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// `web/dist` of the source tree this binary was built from: right for `cargo run` and
-/// `make`; installations set `web_dir`.
-pub fn default_web_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/dist"))
-}
-
 pub async fn run(data: &DataDir, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let settings = Settings::load(&args)?;
+    let settings = Settings::load(args)?;
     serve(data, &settings, |_| {}).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -233,94 +104,61 @@ pub async fn serve(
     on_ready: impl FnOnce(&str),
 ) -> anyhow::Result<()> {
     let config = &settings.serve;
-    if config.replaced_version_grace_s > MAX_GRACE_S {
-        anyhow::bail!(
-            "[serve] replaced_version_grace_s = {}: at most {MAX_GRACE_S} (30 days); replaced versions are kept on the media store that long",
-            config.replaced_version_grace_s
-        );
-    }
-    let token_hash = Some(settings.admin.token_hash.clone()).filter(|h| !h.is_empty());
-    if token_hash.is_none() && config.metrics == MetricsAccess::Admin {
-        tracing::warn!(
-            "[serve] metrics = \"admin\" but [admin] token_hash is empty: /metrics answers only \
-             a signed-in operator's browser; make a token for Prometheus with `monsoon admin-token`, \
-             or set metrics = \"public\" on a private listener"
-        );
-    }
-    let trusted_proxies = monsoon_server::TrustedProxies::parse(&config.trusted_proxies)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let audience = settings.audience.clone();
-    // Sessions live in the database: any node of a cluster accepts the ones another started.
-    let admin = monsoon_server::AdminAuth::new(
-        token_hash,
-        settings.admin.sign_in_attempts_per_minute,
-        settings.admin.session_times(),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.check().map_err(anyhow::Error::msg)?;
+    let admin = settings
+        .admin
+        .auth(config.metrics)
+        .map_err(anyhow::Error::msg)?;
     let backends = data.open(&settings.storage).await?;
     let store = backends.audience().await?;
     let key = backends.audience_key(data).await?;
-    let jobs = Arc::clone(&backends.jobs);
     // One machine transcodes the jobs submitted to it itself (`[worker] in_serve`).
     let in_serve = settings
         .worker
         .in_serve
         .unwrap_or_else(|| backends.single_machine());
-    let worker = if in_serve {
-        Some(crate::worker::InServe::spawn(
-            data,
-            &settings.worker,
-            &backends,
-        )?)
-    } else {
-        None
-    };
-    let (films, media) = (backends.films, backends.media);
-    let (operators, audit) = (backends.operators, backends.audit);
+    let worker = in_serve
+        .then(|| crate::worker::in_serve(data, &settings.worker, &backends))
+        .transpose()?;
     let audience = Arc::new(
-        monsoon_audience::Audience::open(audience, key, store)
+        monsoon_audience::Audience::open(settings.audience.clone(), key, store)
             .await
             .context("loading the audience")?,
     );
     audience.spawn_sampler();
-    let hot = HotCache::new(config.cache_bytes, config.cache_max_object_bytes);
     let options = monsoon_server::Options {
-        hot,
+        hot: HotCache::new(config.cache_bytes, config.cache_max_object_bytes),
         web_dir: config.web_dir.clone(),
         access_log: config.access_log,
         admin,
-        public_url: Some(config.public_url.clone()).filter(|u| !u.is_empty()),
+        public_url: config.public_url(),
         fast_path: config.fast_path,
-        trusted_proxies,
+        trusted_proxies: config.trusted_proxies().map_err(anyhow::Error::msg)?,
         metrics: config.metrics,
-        jobs: Some(jobs),
-        operators,
-        audit,
+        jobs: Some(backends.jobs),
+        operators: backends.operators,
+        audit: backends.audit,
     };
-    let state = AppState::new(films, media, audience, options)
+    let state = AppState::new(backends.films, backends.media, audience, options)
         .await
         .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
     // The studio's image uploads are decoded and resized by ffmpeg (without it installed, an
     // upload says so; nothing else of `serve` runs it).
-    state.set_image_tool(std::sync::Arc::new(monsoon_media::image::FfmpegImages));
-    state.spawn_catalog_refresh(Duration::from_millis(config.catalog_refresh_ms.max(100)));
-    state.spawn_retirement(Duration::from_secs(config.replaced_version_grace_s));
+    state.set_image_tool(Arc::new(monsoon_media::image::FfmpegImages));
+    state.spawn_catalog_refresh(config.catalog_refresh());
+    state.spawn_retirement(config.replaced_version_grace());
     let uploads = monsoon_server::Uploads::open(
         &data.uploads(),
         settings.uploads.clone(),
-        Arc::new(crate::uploads::IngestProbe),
+        Arc::new(monsoon_ingest::uploads::UploadProbe),
     )
     .map_err(|e| anyhow::anyhow!("opening the uploads: {e}"))?;
     state
-        .enable_uploads(uploads, Arc::new(crate::uploads::IngestJobs))
+        .enable_uploads(uploads, Arc::new(monsoon_ingest::uploads::UploadJobs))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let threads = match config.http_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
     monsoon_server::serve_on(
         config.listen,
-        threads,
+        config.http_threads(),
         state,
         config.limits(),
         |addr| {
@@ -372,8 +210,8 @@ mod tests {
             AdminConfig::default().session_times()
         );
         assert_eq!(file.audience, monsoon_audience::Config::default());
-        assert_eq!(file.storage, crate::backends::StorageConfig::default());
-        assert_eq!(file.worker, crate::worker::WorkerConfig::default());
+        assert_eq!(file.storage, StorageConfig::default());
+        assert_eq!(file.worker, monsoon_ingest::worker::Config::default());
         assert_eq!(file.uploads, monsoon_server::UploadConfig::default());
         for key in ["database", "media", "in_serve"] {
             assert!(

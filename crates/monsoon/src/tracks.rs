@@ -10,8 +10,8 @@ use monsoon_catalog::publish::Publisher;
 use monsoon_ingest::Destination;
 use monsoon_ingest::tracks::Track;
 
-use crate::DataDir;
 use crate::ingest::Reporter;
+use monsoon_backends::DataDir;
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("track").required(true).args(["audio", "subtitles"])))]
@@ -84,7 +84,7 @@ pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode>
             media: backends.media.as_ref(),
         },
         staging: &data.staging(),
-        locks: &data.root.join("locks"),
+        locks: &data.locks(),
     };
     let reporter = Reporter::new(film.current.duration_s, false);
     let added = monsoon_ingest::tracks::add(

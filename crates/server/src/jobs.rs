@@ -26,22 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::admin::{Operator, private};
 use crate::upload::{ClaimedMaster, UploadKind};
 use crate::{ApiError, AppState};
-
-/// What turns a claimed upload into a job: the ingest's own checks and job format, which the
-/// server does not link (the binary supplies it: `crates/monsoon/src/uploads.rs`).
-#[async_trait::async_trait]
-pub trait JobMaker: Send + Sync + std::fmt::Debug {
-    /// The job for `upload` (claimed, at its path): the ingest of film `slug` for a master, a
-    /// track added to it (in `lang`, called `label`) for audio or subtitles. `Err` is the
-    /// operator's message, naming the value and the rule.
-    async fn job(
-        &self,
-        slug: &str,
-        upload: &ClaimedMaster,
-        lang: Option<&str>,
-        label: Option<&str>,
-    ) -> Result<monsoon_catalog::NewJob, String>;
-}
+pub use monsoon_catalog::uploads::JobMaker;
 
 /// The body of `POST /admin/api/jobs`.
 #[derive(Debug, Deserialize)]

@@ -38,50 +38,8 @@ use sha2::Sha256;
 use super::tus::Metadata;
 
 pub use config::UploadConfig;
+pub use monsoon_catalog::uploads::{ClaimedMaster, MasterProbe, MasterSummary, UploadKind};
 pub use patch::Patch;
-
-/// What the probe found in a master that passed it, for the studio and the ingest job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MasterSummary {
-    /// The container, as ffprobe names its demuxer (`mov,mp4,m4a,3gp,3g2,mj2`).
-    pub container: String,
-    pub duration_s: f64,
-    /// Picture size as displayed.
-    pub width: u32,
-    pub height: u32,
-    pub fps: f64,
-    pub video_codec: String,
-    pub audio_codec: Option<String>,
-}
-
-/// What an upload is for, from its `Upload-Metadata` `kind`: the check it must pass and the job
-/// it may become.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UploadKind {
-    /// A film's master: probed as `monsoon ingest` probes one; becomes an ingest job.
-    #[default]
-    Master,
-    /// An audio track to add to a film: probed for an audio stream.
-    Audio,
-    /// Subtitles to add to a film: converted to WebVTT, which must have cues.
-    Subtitles,
-}
-
-/// The check a finished upload must pass before it may become a job: the same probe and
-/// limits as `monsoon ingest` and `monsoon add-track` (the binary supplies it: the server never
-/// imports the media crate).
-#[async_trait::async_trait]
-pub trait MasterProbe: Send + Sync + std::fmt::Debug {
-    /// Probes the file at `path`, uploaded as `filename` for `kind`; `Err` is the operator's
-    /// message, the CLI's words naming `filename`.
-    async fn probe(
-        &self,
-        path: &Path,
-        filename: &str,
-        kind: UploadKind,
-    ) -> Result<MasterSummary, String>;
-}
 
 /// Where an upload is in its life.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,18 +162,6 @@ pub struct UploadView {
     pub created_at: DateTime<Utc>,
     /// When it is deleted if no byte arrives (unfinished and failed uploads).
     pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// A master that passed the checks, taken out of the uploads by [`Uploads::claim`].
-#[derive(Debug, Clone)]
-pub struct ClaimedMaster {
-    /// Where the file is now (the path given to `claim`).
-    pub path: PathBuf,
-    /// The name it had on the operator's machine.
-    pub filename: String,
-    pub kind: UploadKind,
-    pub probe: MasterSummary,
-    pub sha256: String,
 }
 
 /// The uploads of one server.

@@ -13,6 +13,10 @@
 //! - A worker killed outright leaves nothing visible (the publish protocol's promise,
 //!   `monsoon_catalog::publish`); its lease expires and another worker starts the job again.
 
+mod setup;
+
+pub use setup::{Background, Backing, Config, default_name};
+
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -181,13 +185,10 @@ pub async fn run_job(
                 // A job without a film.toml (the studio's, into a draft or over a published
                 // film) publishes the metadata stored for the slug, as `monsoon ingest`
                 // without --meta does: an edit in the studio is never reset by an ingest.
-                let meta = match &job.film_toml {
-                    Some(_) => meta,
-                    None => monsoon_catalog::stored_meta(place.films, &job.slug)
-                        .await?
-                        .unwrap_or(meta),
-                };
-                Some(crate::plan_with(request, meta).await?)
+                Some(match &job.film_toml {
+                    Some(_) => crate::plan_with(request, meta).await?,
+                    None => crate::plan_stored(request, place.films).await?,
+                })
             }
         };
         let duration_s = plan

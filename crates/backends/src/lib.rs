@@ -1,5 +1,5 @@
-//! The one place storage backends are chosen. `[storage]` in `monsoon.toml`, or the global
-//! `--database` / `--media` flags (`MONSOON_DATABASE`, `MONSOON_MEDIA`), name the catalog and
+//! The one place storage backends are chosen; the binary only wires what this opens.
+//! `[storage]` in `monsoon.toml`, or the global `--database` / `--media` flags (`MONSOON_DATABASE`, `MONSOON_MEDIA`), name the catalog and
 //! audience database and the media store by URL; without them, everything lives in the data
 //! directory: SQLite at `<data>/catalog.db` and the media under `<data>/media`.
 //!
@@ -16,73 +16,84 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use monsoon_audience::AudienceStore;
 use monsoon_catalog::{AuditLog, FilmRepository, JobQueue, MediaStore, Operators};
-use monsoon_store::s3::{Credentials, S3Store, S3Url};
-use serde::Deserialize;
+use monsoon_store::s3::{Credentials, S3Store};
 
-use crate::DataDir;
+mod config;
 
-/// Where the catalog, the audience and the media live.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, clap::Args)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Database of the catalog and the audience: `sqlite://<path>` or
-    /// `postgres://[user[:password]@]host[:port]/database` [default:
-    /// `sqlite://<data>/catalog.db`].
-    #[arg(long, global = true, env = "MONSOON_DATABASE", value_name = "URL")]
-    pub database: Option<String>,
-    /// Media store: `file://<directory>`, or `s3://<bucket>?endpoint=<URL>&region=<region>`
-    /// signed with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY [default: `file://<data>/media`].
-    #[arg(long, global = true, env = "MONSOON_MEDIA", value_name = "URL")]
-    pub media: Option<String>,
+pub use config::StorageConfig;
+use config::{Backend, parse};
+
+/// Where things live: the data directory (`--data`), and the backends `--database` /
+/// `--media` name instead of its own.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+    storage: StorageConfig,
 }
 
-impl StorageConfig {
-    /// `self`, with what it leaves unset taken from `fallback` (flags over the file).
-    pub fn or(&self, fallback: &StorageConfig) -> StorageConfig {
-        StorageConfig {
-            database: self.database.clone().or_else(|| fallback.database.clone()),
-            media: self.media.clone().or_else(|| fallback.media.clone()),
+impl DataDir {
+    pub fn new(root: &Path, storage: StorageConfig) -> Self {
+        Self {
+            root: root.to_owned(),
+            storage,
         }
     }
-}
 
-/// A backend named by URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Backend {
-    Sqlite(PathBuf),
-    /// The whole URL, as sqlx reads it.
-    Postgres(String),
-    Files(PathBuf),
-    S3(S3Url),
-}
-
-fn parse(setting: &str, url: &str) -> anyhow::Result<Backend> {
-    // A database URL may hold a password: never repeat it.
-    let shown = monsoon_db::redacted(url);
-    let (scheme, rest) = url.split_once("://").with_context(|| {
-        format!("[storage] {setting} = \"{shown}\" is not a URL: expected `scheme://…`")
-    })?;
-    if rest.is_empty() {
-        bail!("[storage] {setting} = \"{shown}\" names no path");
+    pub fn root(&self) -> &Path {
+        &self.root
     }
-    let backend = match (scheme, setting) {
-        ("sqlite", "database") => Backend::Sqlite(PathBuf::from(rest)),
-        ("postgres" | "postgresql", "database") => Backend::Postgres(url.to_owned()),
-        ("file", "media") => Backend::Files(PathBuf::from(rest)),
-        ("s3", "media") => Backend::S3(
-            S3Url::parse(url)
-                .map_err(|rule| anyhow!("[storage] {setting} = \"{shown}\": {rule}"))?,
-        ),
-        ("sqlite" | "postgres" | "postgresql" | "file" | "s3", _) => bail!(
-            "[storage] {setting} = \"{shown}\": a {setting} cannot be `{scheme}://` \
-             (the database is sqlite:// or postgres://, the media file:// or s3://)"
-        ),
-        (other, _) => bail!(
-            "[storage] {setting} = \"{shown}\": `{other}://` is not a backend Monsoon has; \
-             use sqlite:// or postgres:// for the database and file:// or s3:// for the media"
-        ),
-    };
-    Ok(backend)
+
+    /// Where versions are built before they are published (`monsoon_ingest::Destination`).
+    pub fn staging(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+
+    /// The per-film lock files of the publish protocol (`monsoon_catalog::publish`).
+    pub fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    /// Where masters uploaded through `/admin/api/uploads` are received.
+    pub fn uploads(&self) -> PathBuf {
+        self.root.join("uploads")
+    }
+
+    /// The secret that signs session tokens: `audience.key`, made on first use (mode 0600).
+    pub fn audience_key(&self) -> anyhow::Result<Vec<u8>> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.root.join("audience.key");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return hex::decode(text.trim())
+                .map_err(|e| anyhow!("{} is not a hex key: {e}", path.display()));
+        }
+        let key = random_key()?;
+        let text = hex::encode(key);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| anyhow!("creating {}: {e}", path.display()))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+        Ok(key.to_vec())
+    }
+
+    /// Opens the backends, with `file` the `[storage]` of a settings file (the flags win).
+    pub async fn open(&self, file: &StorageConfig) -> anyhow::Result<Backends> {
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| anyhow!("creating data directory {}: {e}", self.root.display()))?;
+        Backends::open(self, &self.storage.or(file)).await
+    }
+}
+
+/// 32 bytes from the OS's random source: a key of the audience's session tokens.
+pub fn random_key() -> anyhow::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow!("no randomness: {e}"))?;
+    Ok(key)
 }
 
 /// The backends, opened.
@@ -112,14 +123,14 @@ type CatalogParts = (
 
 impl Backends {
     /// Opens (creating on first use) the backends `storage` names, or the data directory's.
-    pub async fn open(data: &DataDir, storage: &StorageConfig) -> anyhow::Result<Self> {
+    async fn open(data: &DataDir, storage: &StorageConfig) -> anyhow::Result<Self> {
         let database = match &storage.database {
             Some(url) => parse("database", url)?,
-            None => Backend::Sqlite(data.root.join("catalog.db")),
+            None => Backend::Sqlite(data.root().join("catalog.db")),
         };
         let media = match &storage.media {
             Some(url) => parse("media", url)?,
-            None => Backend::Files(data.root.join("media")),
+            None => Backend::Files(data.root().join("media")),
         };
         let mut postgres = None;
         let (films, operators, audit, jobs): CatalogParts = match &database {
@@ -179,10 +190,10 @@ impl Backends {
         let Some(catalog) = &self.postgres else {
             return Ok(None);
         };
-        let made = hex::encode(crate::random_key()?);
+        let made = hex::encode(random_key()?);
         let text = catalog.shared_secret(name, || made).await?;
         let key = hex::decode(text.trim())
-            .map_err(|e| anyhow::anyhow!("the database's {name} is not hex: {e}"))?;
+            .map_err(|e| anyhow!("the database's {name} is not hex: {e}"))?;
         Ok(Some(key))
     }
 
@@ -221,85 +232,4 @@ fn create_parent(path: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_name_their_backend_and_bad_ones_are_named() {
-        assert_eq!(
-            parse("database", "sqlite:///srv/monsoon/catalog.db").unwrap(),
-            Backend::Sqlite("/srv/monsoon/catalog.db".into())
-        );
-        assert_eq!(
-            parse("media", "file://media").unwrap(),
-            Backend::Files("media".into())
-        );
-        assert_eq!(
-            parse("database", "postgres://monsoon@db:5432/monsoon").unwrap(),
-            Backend::Postgres("postgres://monsoon@db:5432/monsoon".into())
-        );
-        assert_eq!(
-            parse(
-                "media",
-                "s3://monsoon-media?endpoint=http://127.0.0.1:3900&region=garage"
-            )
-            .unwrap(),
-            Backend::S3(S3Url {
-                bucket: "monsoon-media".into(),
-                endpoint: Some("http://127.0.0.1:3900".into()),
-                region: "garage".into(),
-            })
-        );
-        for (setting, url, says) in [
-            ("database", "mysql://db/monsoon", "not a backend"),
-            ("media", "postgres://db/monsoon", "cannot be"),
-            ("media", "gs://bucket", "file:// or s3://"),
-            ("media", "s3://bucket", "region"),
-            (
-                "media",
-                "s3://bucket?region=garage&secret=x",
-                "never go in the URL",
-            ),
-            (
-                "media",
-                "s3://bucket?region=garage&endpoint=http://s3.example.org",
-                "use https",
-            ),
-            ("database", "s3://bucket?region=garage", "cannot be"),
-            ("database", "file:///x", "cannot be"),
-            ("media", "/just/a/path", "not a URL"),
-            ("media", "file://", "no path"),
-            ("media", "postgres://u:s3cret@db/monsoon", "cannot be"),
-        ] {
-            let message = parse(setting, url).unwrap_err().to_string();
-            let shown = monsoon_db::redacted(url);
-            assert!(
-                message.contains(&shown) && message.contains(says),
-                "{message}"
-            );
-            assert!(!message.contains("s3cret"), "{message}");
-        }
-    }
-
-    #[test]
-    fn flags_win_over_the_file() {
-        let flags = StorageConfig {
-            database: Some("sqlite://a.db".into()),
-            media: None,
-        };
-        let file = StorageConfig {
-            database: Some("sqlite://b.db".into()),
-            media: Some("file://m".into()),
-        };
-        assert_eq!(
-            flags.or(&file),
-            StorageConfig {
-                database: Some("sqlite://a.db".into()),
-                media: Some("file://m".into()),
-            }
-        );
-    }
 }

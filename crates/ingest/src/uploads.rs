@@ -1,19 +1,20 @@
 //! The check a file uploaded through `/admin/api/uploads` must pass, by its kind: a master the
 //! probe and limits of `monsoon ingest` (`monsoon_media::ffmpeg::probe_file`), an audio track
 //! those of `monsoon add-track` (`probe_audio_file`), subtitles their conversion to WebVTT
-//! with cues; handed to the server, which never imports the media crate. Only ffprobe (and
-//! ffmpeg's subtitle conversion) runs here; the transcode stays with the workers.
+//! with cues; and the job it becomes. The server holds these as `monsoon_catalog::uploads`'
+//! traits, never importing the media crate. Only ffprobe (and ffmpeg's subtitle conversion)
+//! runs here; the transcode stays with the workers.
 
 use std::path::Path;
 
-use monsoon_server::{ClaimedMaster, JobMaker, MasterProbe, MasterSummary, UploadKind};
+use monsoon_catalog::uploads::{ClaimedMaster, JobMaker, MasterProbe, MasterSummary, UploadKind};
 
 /// [`MasterProbe`] through the ingest's own probe, with its default limits.
 #[derive(Debug, Default)]
-pub struct IngestProbe;
+pub struct UploadProbe;
 
 #[async_trait::async_trait]
-impl MasterProbe for IngestProbe {
+impl MasterProbe for UploadProbe {
     async fn probe(
         &self,
         path: &Path,
@@ -63,14 +64,14 @@ impl MasterProbe for IngestProbe {
     }
 }
 
-/// [`JobMaker`] through the ingest's own job format (`monsoon_ingest::jobs`): a master becomes
+/// [`JobMaker`] through the ingest's own job format ([`crate::jobs`]): a master becomes
 /// the ingest of its film, checked and probed as `monsoon ingest --submit` does; an audio track
 /// or subtitles a track job, as `monsoon add-track --submit` makes.
 #[derive(Debug, Default)]
-pub struct IngestJobs;
+pub struct UploadJobs;
 
 #[async_trait::async_trait]
-impl JobMaker for IngestJobs {
+impl JobMaker for UploadJobs {
     async fn job(
         &self,
         slug: &str,
@@ -78,18 +79,17 @@ impl JobMaker for IngestJobs {
         lang: Option<&str>,
         label: Option<&str>,
     ) -> Result<monsoon_catalog::NewJob, String> {
-        use monsoon_ingest::jobs::{DEFAULT_ATTEMPTS, submission, track_submission};
-        use monsoon_ingest::tracks::Track;
-        let named =
-            |e: monsoon_ingest::Error| naming(&e.to_string(), &upload.path, &upload.filename);
+        use crate::jobs::{DEFAULT_ATTEMPTS, submission, track_submission};
+        use crate::tracks::Track;
+        let named = |e: crate::Error| naming(&e.to_string(), &upload.path, &upload.filename);
         let file = upload.path.clone();
         let track = |lang: &str| {
-            let label = monsoon_ingest::tracks::label_or_default(label, lang);
+            let label = crate::tracks::label_or_default(label, lang);
             (lang.to_owned(), label)
         };
         match (upload.kind, lang) {
             (UploadKind::Master, _) => {
-                let request = monsoon_ingest::Request {
+                let request = crate::Request {
                     file,
                     slug: slug.to_owned(),
                     meta: None,
@@ -137,6 +137,7 @@ fn naming(message: &str, path: &Path, filename: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
