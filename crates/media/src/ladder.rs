@@ -28,7 +28,27 @@ pub enum Quality {
     Best,
 }
 
+/// `fast`, `balanced` or `best`, as `monsoon ingest --quality` takes it.
+impl std::str::FromStr for Quality {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "fast" => Ok(Quality::Fast),
+            "balanced" => Ok(Quality::Balanced),
+            "best" => Ok(Quality::Best),
+            _ => Err(format!(
+                "unknown quality `{}`; the qualities are fast, balanced, best",
+                name.escape_debug()
+            )),
+        }
+    }
+}
+
 impl Quality {
+    /// The names [`Quality::from_str`](std::str::FromStr) takes, fastest first.
+    pub const NAMES: [&'static str; 3] = ["fast", "balanced", "best"];
+
     pub fn x264_preset(self) -> &'static str {
         match self {
             Quality::Fast => "veryfast",

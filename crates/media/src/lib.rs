@@ -44,6 +44,30 @@ pub struct Subtitle {
     pub path: PathBuf,
 }
 
+/// `LANG=FILE`, as `monsoon ingest --subtitles` takes it (`vi=phim.vi.srt`); the language is a
+/// tag by `monsoon_catalog::is_language_tag`.
+impl std::str::FromStr for Subtitle {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, String> {
+        let (lang, file) = arg
+            .split_once('=')
+            .ok_or_else(|| format!("`{arg}` is not LANG=FILE (e.g. vi=phim.vi.srt)"))?;
+        if !monsoon_catalog::is_language_tag(lang) {
+            return Err(format!(
+                "`{lang}` is not a language tag: use two or three lowercase letters, e.g. vi, en, pt-BR"
+            ));
+        }
+        if file.is_empty() {
+            return Err(format!("`{arg}` names no file"));
+        }
+        Ok(Subtitle {
+            lang: lang.to_owned(),
+            path: PathBuf::from(file),
+        })
+    }
+}
+
 /// One packaging job: what to encode and where.
 #[derive(Debug, Clone, Copy)]
 pub struct Job<'a> {

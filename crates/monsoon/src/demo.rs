@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use monsoon_media::ffmpeg::{make_master, require_ffmpeg};
 
-use crate::ingest::{IngestArgs, QualityArg, ingest};
+use crate::ingest::{IngestArgs, ingest};
 use crate::serve::{Settings, serve};
 use monsoon_backends::DataDir;
 use monsoon_server::{AdminConfig, ServeConfig, default_web_dir};
@@ -53,7 +53,7 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
             file: master,
             slug: SLUG.into(),
             meta: Some(meta),
-            quality: QualityArg::Fast,
+            quality: monsoon_media::Quality::Fast,
             max_height: None,
             subtitles: Vec::new(),
             codecs: None,

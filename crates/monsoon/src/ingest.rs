@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
-use monsoon_catalog::is_language_tag;
 use monsoon_catalog::publish::Publisher;
 use monsoon_ingest::{Destination, Published, Request};
 use monsoon_media::{Codec, Progress, Quality, Subtitle};
@@ -28,19 +28,20 @@ pub struct IngestArgs {
     #[arg(long)]
     pub meta: Option<PathBuf>,
     /// Encoder speed versus quality.
-    #[arg(long, value_enum, default_value_t = QualityArg::Balanced)]
-    pub quality: QualityArg,
+    #[arg(long, default_value = "balanced",
+          value_parser = PossibleValuesParser::new(Quality::NAMES).try_map(|s| s.parse::<Quality>()))]
+    pub quality: Quality,
     /// Highest rung to encode (e.g. 720 for a quick preview); defaults to the source height.
     #[arg(long)]
     pub max_height: Option<u32>,
     /// A sidecar subtitle file (SRT, WebVTT or ASS) and its language, as `LANG=FILE`
     /// (e.g. `vi=phim.vi.srt`); repeat for each language.
-    #[arg(long = "subtitles", value_name = "LANG=FILE", value_parser = parse_subtitle)]
+    #[arg(long = "subtitles", value_name = "LANG=FILE")]
     pub subtitles: Vec<Subtitle>,
     /// Video codecs of the ladder, comma-separated: `h264` (always) and `av1` for an AV1
     /// ladder beside it (docs/INGEST.md, "Codecs"). Overrides film.toml's `codecs`; without
     /// either, H.264 alone.
-    #[arg(long, value_name = "CODECS", value_delimiter = ',', value_parser = parse_codec)]
+    #[arg(long, value_name = "CODECS", value_delimiter = ',')]
     pub codecs: Option<Vec<Codec>>,
     /// Print progress as JSON lines on stdout instead of a progress bar.
     #[arg(long)]
@@ -53,23 +54,6 @@ pub struct IngestArgs {
     pub submit: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum QualityArg {
-    Fast,
-    Balanced,
-    Best,
-}
-
-impl From<QualityArg> for Quality {
-    fn from(q: QualityArg) -> Self {
-        match q {
-            QualityArg::Fast => Quality::Fast,
-            QualityArg::Balanced => Quality::Balanced,
-            QualityArg::Best => Quality::Best,
-        }
-    }
-}
-
 impl IngestArgs {
     /// What to ingest, as the pipeline takes it.
     pub fn request(self) -> Request {
@@ -77,37 +61,12 @@ impl IngestArgs {
             file: self.file,
             slug: self.slug,
             meta: self.meta,
-            quality: self.quality.into(),
+            quality: self.quality,
             max_height: self.max_height,
             subtitles: self.subtitles,
             codecs: self.codecs,
         }
     }
-}
-
-/// Parses one of `--codecs`' names; the error names it and the codecs there are.
-fn parse_codec(name: &str) -> Result<Codec, String> {
-    name.parse()
-}
-
-/// Parses `LANG=FILE`; the language is a BCP 47 primary tag with an optional region
-/// (`monsoon_catalog::is_language_tag`).
-fn parse_subtitle(arg: &str) -> Result<Subtitle, String> {
-    let (lang, file) = arg
-        .split_once('=')
-        .ok_or_else(|| format!("`{arg}` is not LANG=FILE (e.g. vi=phim.vi.srt)"))?;
-    if !is_language_tag(lang) {
-        return Err(format!(
-            "`{lang}` is not a language tag: use two or three lowercase letters, e.g. vi, en, pt-BR"
-        ));
-    }
-    if file.is_empty() {
-        return Err(format!("`{arg}` names no file"));
-    }
-    Ok(Subtitle {
-        lang: lang.to_owned(),
-        path: PathBuf::from(file),
-    })
 }
 
 pub async fn run(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode> {

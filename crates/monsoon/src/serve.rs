@@ -65,22 +65,24 @@ impl Settings {
             None => Settings::default(),
         };
         let config = &mut settings.serve;
-        // Each flag given (or its MONSOON_* variable) replaces the file's value.
-        macro_rules! over {
-            ($($field:ident),*) => {$(
-                if let Some(v) = args.$field {
-                    config.$field = v;
-                }
-            )*};
+        if let Some(v) = args.listen {
+            config.listen = v;
         }
-        over!(
-            listen,
-            web_dir,
-            cache_bytes,
-            access_log,
-            drain_deadline_s,
-            metrics
-        );
+        if let Some(v) = args.web_dir {
+            config.web_dir = v;
+        }
+        if let Some(v) = args.cache_bytes {
+            config.cache_bytes = v;
+        }
+        if let Some(v) = args.access_log {
+            config.access_log = v;
+        }
+        if let Some(v) = args.drain_deadline_s {
+            config.drain_deadline_s = v;
+        }
+        if let Some(v) = args.metrics {
+            config.metrics = v;
+        }
         Ok(settings)
     }
 }
