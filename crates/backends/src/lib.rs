@@ -28,6 +28,9 @@ use config::{Backend, parse};
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    staging: PathBuf,
+    locks: PathBuf,
+    uploads: PathBuf,
     storage: StorageConfig,
 }
 
@@ -35,6 +38,9 @@ impl DataDir {
     pub fn new(root: &Path, storage: StorageConfig) -> Self {
         Self {
             root: root.to_owned(),
+            staging: root.join("staging"),
+            locks: root.join("locks"),
+            uploads: root.join("uploads"),
             storage,
         }
     }
@@ -44,18 +50,18 @@ impl DataDir {
     }
 
     /// Where versions are built before they are published (`monsoon_ingest::Destination`).
-    pub fn staging(&self) -> PathBuf {
-        self.root.join("staging")
+    pub fn staging(&self) -> &Path {
+        &self.staging
     }
 
     /// The per-film lock files of the publish protocol (`monsoon_catalog::publish`).
-    pub fn locks(&self) -> PathBuf {
-        self.root.join("locks")
+    pub fn locks(&self) -> &Path {
+        &self.locks
     }
 
     /// Where masters uploaded through `/admin/api/uploads` are received.
-    pub fn uploads(&self) -> PathBuf {
-        self.root.join("uploads")
+    pub fn uploads(&self) -> &Path {
+        &self.uploads
     }
 
     /// The secret that signs session tokens: `audience.key`, made on first use (mode 0600).

@@ -64,9 +64,9 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
     .await?;
     // A first operator, `demo`, with a fresh password each run (its old sessions end), so the
     // studio can be opened at once; and a fresh admin token for scripts.
-    let password = crate::admin_token::random_token()?;
+    let password = monsoon_catalog::operators::generate_password()?;
     let operator = demo_operator(data, &password).await?;
-    let token = crate::admin_token::random_token()?;
+    let token = monsoon_server::new_token().map_err(anyhow::Error::msg)?;
     let settings = Settings {
         serve: ServeConfig {
             listen: args.listen,
@@ -74,7 +74,7 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
             ..ServeConfig::default()
         },
         admin: AdminConfig {
-            token_hash: monsoon_server::hash_token(&token).map_err(|e| anyhow::anyhow!(e))?,
+            token_hash: monsoon_server::hash_token(&token).map_err(anyhow::Error::msg)?,
             ..AdminConfig::default()
         },
         ..Settings::default()

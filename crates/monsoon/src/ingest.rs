@@ -15,7 +15,7 @@ use monsoon_ingest::{Destination, Published, Request};
 use monsoon_media::{Codec, Progress, Quality, Subtitle};
 use serde_json::json;
 
-use monsoon_backends::DataDir;
+use monsoon_backends::{Backends, DataDir};
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
@@ -139,17 +139,13 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         eprintln!("{}", plan.summary());
     }
 
-    let destination = Destination {
-        publisher: Publisher {
-            films: backends.films.as_ref(),
-            media: backends.media.as_ref(),
-        },
-        staging: &data.staging(),
-        locks: &data.locks(),
-    };
     let reporter = Reporter::new(plan.source.duration_s, json_output);
     let published = plan
-        .publish(destination, |p| reporter.report(p), before_commit())
+        .publish(
+            destination(data, &backends),
+            |p| reporter.report(p),
+            before_commit(),
+        )
         .await;
     reporter.finish();
     let published = published?;
@@ -161,6 +157,19 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
     )
     .await;
     Ok(published)
+}
+
+/// Where this machine builds versions (its data directory's staging and locks) and publishes
+/// them (the backends' catalog and media store).
+pub fn destination<'a>(data: &'a DataDir, backends: &'a Backends) -> Destination<'a> {
+    Destination {
+        publisher: Publisher {
+            films: backends.films.as_ref(),
+            media: backends.media.as_ref(),
+        },
+        staging: data.staging(),
+        locks: data.locks(),
+    }
 }
 
 /// Test hook: with `MONSOON_TEST_HANG_BEFORE_COMMIT` set, the ingest waits for ever between

@@ -150,7 +150,7 @@ pub async fn serve(
     state.spawn_catalog_refresh(config.catalog_refresh());
     state.spawn_retirement(config.replaced_version_grace());
     let uploads = monsoon_server::Uploads::open(
-        &data.uploads(),
+        data.uploads(),
         settings.uploads.clone(),
         Arc::new(monsoon_ingest::uploads::UploadProbe),
     )

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use monsoon_catalog::publish::Publisher;
-use monsoon_ingest::Destination;
+use monsoon_ingest::jobs::{DEFAULT_ATTEMPTS, track_submission};
 use monsoon_ingest::tracks::Track;
 
-use crate::ingest::Reporter;
+use crate::ingest::{Reporter, destination};
 use monsoon_backends::DataDir;
 
 #[derive(Debug, Args)]
@@ -54,16 +53,13 @@ pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode>
     };
     track.check()?;
     let backends = data.open(&Default::default()).await?;
+    let film = backends
+        .films
+        .get(&args.slug)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("there is no film `{}`; ingest it first", args.slug))?;
     if args.submit {
-        let job = monsoon_ingest::jobs::track_submission(
-            &args.slug,
-            &track,
-            monsoon_ingest::jobs::DEFAULT_ATTEMPTS,
-        )
-        .await?;
-        if backends.films.get(&args.slug).await?.is_none() {
-            anyhow::bail!("there is no film `{}`; ingest it first", args.slug);
-        }
+        let job = track_submission(&args.slug, &track, DEFAULT_ATTEMPTS).await?;
         let job = backends.jobs.submit(&job).await?;
         eprintln!(
             "submitted job {} adding the track {:?} to `{}`; `monsoon jobs` shows its progress",
@@ -73,22 +69,9 @@ pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode>
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let film = backends
-        .films
-        .get(&args.slug)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("there is no film `{}`; ingest it first", args.slug))?;
-    let destination = Destination {
-        publisher: Publisher {
-            films: backends.films.as_ref(),
-            media: backends.media.as_ref(),
-        },
-        staging: &data.staging(),
-        locks: &data.locks(),
-    };
     let reporter = Reporter::new(film.current.duration_s, false);
     let added = monsoon_ingest::tracks::add(
-        destination,
+        destination(data, &backends),
         &args.slug,
         &track,
         |p| reporter.report(p),

@@ -69,7 +69,7 @@ fn backing(data: &DataDir, backends: &Backends) -> Backing {
         films: Arc::clone(&backends.films),
         media: Arc::clone(&backends.media),
         audit: Arc::clone(&backends.audit),
-        staging: data.staging(),
-        locks: data.locks(),
+        staging: data.staging().to_owned(),
+        locks: data.locks().to_owned(),
     }
 }

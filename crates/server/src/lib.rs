@@ -51,7 +51,7 @@ use monsoon_catalog::{AuditLog, FilmRepository, ImageTool, JobQueue, MediaStore,
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 
-pub use admin::{AdminAuth, Operator, SessionTimes, Via, hash_token};
+pub use admin::{AdminAuth, Operator, SessionTimes, Via, check_token, hash_token, new_token};
 pub use assets::Assets;
 pub use client::TrustedProxies;
 pub use config::{AdminConfig, ServeConfig, default_web_dir};

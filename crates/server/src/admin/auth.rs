@@ -259,6 +259,28 @@ impl AdminAuth {
     }
 }
 
+/// Fewest characters of an admin token an operator chooses (`monsoon admin-token --token`):
+/// guessing must be hopeless even without argon2's cost.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// A new admin token: 24 random bytes in hex, 192 bits.
+pub fn new_token() -> Result<String, String> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Refuses a chosen token shorter than [`MIN_TOKEN_CHARS`], naming its length.
+pub fn check_token(token: &str) -> Result<(), String> {
+    let chars = token.chars().count();
+    if chars < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "the token has {chars} characters; an admin token needs at least {MIN_TOKEN_CHARS}"
+        ));
+    }
+    Ok(())
+}
+
 /// An argon2id hash of `token` in PHC form, for `[admin] token_hash`.
 pub fn hash_token(token: &str) -> Result<String, String> {
     operators::hash_password(token).map_err(|e| e.to_string())
@@ -267,6 +289,20 @@ pub fn hash_token(token: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chosen_token_is_long_enough_and_a_new_one_is_192_bits() {
+        let err = check_token("fifteen-chars-x").unwrap_err();
+        assert!(
+            err.contains("15 characters") && err.contains("at least 16"),
+            "{err}"
+        );
+        assert!(check_token("sixteen-chars-xx").is_ok());
+        let token = new_token().unwrap();
+        assert_eq!(token.len(), 48);
+        assert!(check_token(&token).is_ok());
+        assert_ne!(token, new_token().unwrap());
+    }
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, last])

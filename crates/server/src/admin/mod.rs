@@ -61,7 +61,7 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 
-pub use auth::{AdminAuth, SessionTimes, hash_token};
+pub use auth::{AdminAuth, SessionTimes, check_token, hash_token, new_token};
 pub(crate) use login::form_expired;
 pub(crate) use session::session_secret;
 pub use session::{Operator, Via};
