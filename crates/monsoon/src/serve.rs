@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use monsoon_backends::{DataDir, StorageConfig};
-use monsoon_server::{AdminConfig, AppState, HotCache, MetricsAccess, ServeConfig};
+use monsoon_server::{AdminConfig, AppState, MetricsAccess, ServeConfig};
 use serde::Deserialize;
 
 use crate::ingest::stop_signal;
@@ -128,19 +128,9 @@ pub async fn serve(
             .context("loading the audience")?,
     );
     audience.spawn_sampler();
-    let options = monsoon_server::Options {
-        hot: HotCache::new(config.cache_bytes, config.cache_max_object_bytes),
-        web_dir: config.web_dir.clone(),
-        access_log: config.access_log,
-        admin,
-        public_url: config.public_url(),
-        fast_path: config.fast_path,
-        trusted_proxies: config.trusted_proxies().map_err(anyhow::Error::msg)?,
-        metrics: config.metrics,
-        jobs: Some(backends.jobs),
-        operators: backends.operators,
-        audit: backends.audit,
-    };
+    let options = config
+        .options(admin, backends.jobs, backends.operators, backends.audit)
+        .map_err(anyhow::Error::msg)?;
     let state = AppState::new(backends.films, backends.media, audience, options)
         .await
         .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;

@@ -4,11 +4,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{AdminAuth, ConnLimits, MetricsAccess, SessionTimes, TrustedProxies};
+use monsoon_catalog::{AuditLog, JobQueue, Operators};
+
+use crate::{
+    AdminAuth, ConnLimits, HotCache, MetricsAccess, Options, SessionTimes, TrustedProxies,
+};
 
 /// Default of `[serve] replaced_version_grace_s`: six hours, longer than any feature film (a
 /// longer one gets twice its running time).
@@ -134,9 +139,28 @@ impl ServeConfig {
         }
     }
 
-    /// The proxies whose forwarding headers are believed.
-    pub fn trusted_proxies(&self) -> Result<TrustedProxies, String> {
-        TrustedProxies::parse(&self.trusted_proxies)
+    /// The server's options: these settings, with the admin's authentication and the
+    /// catalog database's job queue, operators and audit log.
+    pub fn options(
+        &self,
+        admin: AdminAuth,
+        jobs: Arc<dyn JobQueue>,
+        operators: Arc<dyn Operators>,
+        audit: Arc<dyn AuditLog>,
+    ) -> Result<Options, String> {
+        Ok(Options {
+            hot: HotCache::new(self.cache_bytes, self.cache_max_object_bytes),
+            web_dir: self.web_dir.clone(),
+            access_log: self.access_log,
+            admin,
+            public_url: Some(self.public_url.clone()).filter(|u| !u.is_empty()),
+            fast_path: self.fast_path,
+            trusted_proxies: TrustedProxies::parse(&self.trusted_proxies)?,
+            metrics: self.metrics,
+            jobs: Some(jobs),
+            operators,
+            audit,
+        })
     }
 
     /// Threads accepting and answering connections: `http_threads`, or one per core.
@@ -155,11 +179,6 @@ impl ServeConfig {
     /// How long a replaced version stays served to the viewers already playing it.
     pub fn replaced_version_grace(&self) -> Duration {
         Duration::from_secs(self.replaced_version_grace_s)
-    }
-
-    /// The public site's address, if set.
-    pub fn public_url(&self) -> Option<String> {
-        Some(self.public_url.clone()).filter(|u| !u.is_empty())
     }
 }
 
