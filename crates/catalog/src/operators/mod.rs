@@ -405,6 +405,17 @@ pub fn check_list(limit: u32) -> Result<()> {
     }
 }
 
+/// Appends `entry` to `audit`; a failure is a warning in the log, naming the entry, and no
+/// error: what it records is done already.
+pub async fn append_or_warn(audit: &dyn AuditLog, entry: &NewAuditEntry) {
+    if let Err(e) = audit.append(entry).await {
+        tracing::warn!(
+            error = %e, actor = entry.actor, action = entry.action.as_str(),
+            subject = entry.subject, "not recorded in the audit log"
+        );
+    }
+}
+
 /// Who did what, when: appended to, never changed.
 #[async_trait]
 pub trait AuditLog: Send + Sync + std::fmt::Debug {
