@@ -50,7 +50,7 @@ pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode
     .await?;
     let backends = data.open(&Default::default()).await?;
     let job = backends.jobs.submit(&job).await?;
-    crate::operator::record_with(
+    monsoon_catalog::operators::record_with(
         backends.audit.as_ref(),
         monsoon_catalog::Action::JobSubmitted,
         &job.id.to_string(),
@@ -87,15 +87,10 @@ pub async fn run(data: &DataDir, args: JobsArgs) -> anyhow::Result<ExitCode> {
         } else {
             format!("{} ({user})", monsoon_catalog::operators::CLI_ACTOR)
         };
-        let detail = if user.is_empty() {
-            json!({})
-        } else {
-            json!({ "user": user })
-        };
         let who = monsoon_catalog::jobs::Canceller {
             by: &by,
             actor: monsoon_catalog::operators::CLI_ACTOR,
-            detail,
+            detail: monsoon_catalog::operators::with_cli_user(json!({})),
         };
         let media = backends.media.as_ref();
         monsoon_catalog::jobs::cancel(queue.as_ref(), media, backends.audit.as_ref(), id, who)
