@@ -120,4 +120,33 @@ mod tests {
         assert_eq!(none.unwrap_err().to_string(), "there is no job 99");
         assert_eq!(audit.list(10, None).await.unwrap().len(), 1);
     }
+
+    #[tokio::test]
+    async fn the_uploaded_file_of_a_cancelled_job_goes_at_once() {
+        let queue = MemoryJobs::new();
+        let media = MemoryStore::new();
+        let audit = MemoryAudit::new();
+        let key = Incoming::key_of("up1", "up1.mov").unwrap();
+        media
+            .put(&key, bytes::Bytes::from_static(b"master"))
+            .await
+            .unwrap();
+        let mut new = job("song-hong");
+        new.options = serde_json::json!({ "incoming": { "key": key, "size": 6 } });
+        let queued = queue.submit(&new).await.unwrap();
+        let who = Canceller {
+            by: "cli (lan)",
+            actor: crate::operators::CLI_ACTOR,
+            detail: serde_json::json!({ "user": "lan" }),
+        };
+        cancel(&queue, &media, &audit, queued.id, who)
+            .await
+            .unwrap();
+        assert_eq!(media.head(&key).await.unwrap(), None);
+        let entries = audit.list(10, None).await.unwrap();
+        assert_eq!(
+            entries[0].detail,
+            serde_json::json!({ "user": "lan", "slug": "song-hong" })
+        );
+    }
 }
