@@ -101,7 +101,7 @@ async fn demo_operator(data: &DataDir, password: &str) -> anyhow::Result<&'stati
         backends.operators.create(DEMO_OPERATOR, &hash).await?;
         Action::OperatorCreated
     };
-    crate::operator::record(backends.audit.as_ref(), action, DEMO_OPERATOR).await;
+    monsoon_catalog::operators::record(backends.audit.as_ref(), action, DEMO_OPERATOR).await;
     Ok(DEMO_OPERATOR)
 }
 

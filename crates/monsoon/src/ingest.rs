@@ -149,7 +149,7 @@ pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Publishe
         .await;
     reporter.finish();
     let published = published?;
-    crate::operator::record_with(
+    monsoon_catalog::operators::record_with(
         backends.audit.as_ref(),
         monsoon_catalog::Action::FilmPublished,
         &published.slug,

@@ -2,7 +2,7 @@
 //! (`monsoon_catalog::Operators`). Passwords are read from standard input (the first line) or,
 //! on a terminal, from a prompt that does not echo them — never from the command line, where
 //! `ps` and the shell's history would show them. Every change is written to the audit log as
-//! done by `cli`.
+//! done by `cli` (`monsoon_catalog::operators::record`).
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use monsoon_catalog::operators::{self, Action, AuditLog, CLI_ACTOR, NewAuditEntry, limits};
+use monsoon_catalog::operators::{self, Action, limits, record};
 
 use monsoon_backends::DataDir;
 
@@ -120,32 +120,6 @@ pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode>
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes what the command line did to the audit log; a failure is a warning (the change is
-/// made).
-pub async fn record(audit: &dyn AuditLog, action: Action, subject: &str) {
-    record_with(audit, action, subject, serde_json::json!({})).await;
-}
-
-/// [`record`] with a detail.
-pub async fn record_with(
-    audit: &dyn AuditLog,
-    action: Action,
-    subject: &str,
-    detail: serde_json::Value,
-) {
-    let user = std::env::var("USER").unwrap_or_default();
-    let mut detail = detail;
-    if let Some(object) = detail.as_object_mut()
-        && !user.is_empty()
-    {
-        object.insert("user".into(), user.into());
-    }
-    let entry = NewAuditEntry::new(CLI_ACTOR, action, subject, detail);
-    if let Err(e) = audit.append(&entry).await {
-        tracing::warn!(error = %e, action = action.as_str(), subject, "not recorded in the audit log");
-    }
 }
 
 /// Reads a new password for `name` (stdin, or a prompt asking twice), checks its length and

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use monsoon_catalog::jobs::CancelError;
 use monsoon_catalog::{Action, Job, JobLogLine, JobQueue, JobState};
 use serde::{Deserialize, Serialize};
 
@@ -484,32 +485,24 @@ async fn cancel(
     answer(
         async {
             let id = parse_id(&id)?;
-            let queue = queue(&state)?;
-            let cancelled = queue
-                .cancel(id, &format!("operator {}", operator.name))
-                .await?;
-            let job = queue
-                .get(id)
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("there is no job {id}")))?;
-            if !cancelled {
-                return Err(ApiError::Conflict(format!(
-                    "job {id} is {}: only a queued or running job can be cancelled",
-                    job.state.as_str()
-                )));
-            }
-            // A queued job never reaches a worker: its uploaded file goes now.
-            if let Err(e) = monsoon_catalog::Incoming::remove_if_over(&job, state.media.as_ref()).await {
-                tracing::warn!(job = id, error = %e, "cannot remove the cancelled job's uploaded file");
-            }
-            state
-                .audit(
-                    &operator,
-                    Action::JobCancelled,
-                    &id.to_string(),
-                    serde_json::json!({ "slug": job.slug }),
-                )
-                .await;
+            let who = monsoon_catalog::jobs::Canceller {
+                by: &format!("operator {}", operator.name),
+                actor: &operator.name,
+                detail: serde_json::json!({ "from": operator.ip.to_string() }),
+            };
+            let job = monsoon_catalog::jobs::cancel(
+                queue(&state)?,
+                state.media.as_ref(),
+                state.audit.as_ref(),
+                id,
+                who,
+            )
+            .await
+            .map_err(|e| match e {
+                CancelError::NoJob(_) => ApiError::NotFound(e.to_string()),
+                CancelError::Over { .. } => ApiError::Conflict(e.to_string()),
+                CancelError::Catalog(e) => e.into(),
+            })?;
             Ok(Json(JobView::from(&job)).into_response())
         }
         .await,

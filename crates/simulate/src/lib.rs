@@ -14,6 +14,7 @@
 //! | `truth.rs` | the ground truth |
 //! | `report.rs` | the comparison table, JSON and SVG |
 //! | `attack.rs` | `monsoon inflate`: an attacker's script, to measure what cheating gains |
+//! | `stats.rs` | `monsoon stats`: a film's live audience figures, in the terminal |
 
 pub mod attack;
 mod client;
@@ -21,6 +22,7 @@ mod film;
 mod player;
 mod report;
 mod scenario;
+pub mod stats;
 mod truth;
 mod viewer;
 

@@ -1,5 +1,6 @@
-//! `monsoon-simulate`: the release-day simulator and the attacker's script, as a program of
-//! their own. `monsoon simulate …` and `monsoon inflate …` run it (`crates/monsoon/src/main.rs`).
+//! `monsoon-simulate`: the release-day simulator, the attacker's script and the live figures in
+//! the terminal, as a program of their own. `monsoon simulate …`, `monsoon inflate …` and
+//! `monsoon stats …` run it (`crates/monsoon/src/main.rs`).
 
 use std::process::ExitCode;
 
@@ -19,6 +20,8 @@ enum Command {
     /// An attacker's script against a running server, on one thread, to measure what
     /// cheating could add to a film's audience figures (bench/inflate.sh).
     Inflate(monsoon_simulate::attack::InflateArgs),
+    /// Show a film's live audience figures from a running server.
+    Stats(monsoon_simulate::stats::StatsArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +33,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        // One blocking request: no runtime. Its errors read as `monsoon`'s own always did.
+        Command::Stats(args) => {
+            return monsoon_simulate::stats::run(&args).unwrap_or_else(|e| {
+                eprintln!("error: {}", chain(&e));
+                ExitCode::FAILURE
+            });
+        }
         // The attacker runs on a runtime of its own, on one thread.
         Command::Inflate(args) => monsoon_simulate::attack::run(args),
         Command::Simulate(args) => tokio::runtime::Builder::new_multi_thread()
@@ -45,4 +55,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, as `{:#}` writes them, without a cause the message before it
+/// already says (a library's `"{path}: {source}"` and then its source again): the same as
+/// `monsoon`'s own errors (`crates/monsoon/src/main.rs`).
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.is_empty() {
+            text = said;
+        } else if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+    }
+    text
 }

@@ -1,6 +1,7 @@
 //! The queue of ingest jobs that `monsoon worker`s take from: what a job is, the
 //! [`JobQueue`] trait every backend implements (PostgreSQL in `crates/db/src/postgres/jobs.rs`),
-//! [`MemoryJobs`] for tests, and [`conformance::run`], the contract both keep.
+//! [`MemoryJobs`] for tests, and [`conformance::run`], the contract both keep. What the studio
+//! and the command line both do with it: [`cancel()`] a job, show the jobs as a [`table`].
 //!
 //! A job is *leased*: a worker claims it for a while (`lease`), renews the lease as it works,
 //! and finishes it. A worker that dies stops renewing; once its lease has expired, another
@@ -422,9 +423,13 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     async fn log(&self, id: i64) -> Result<Vec<JobLogLine>>;
 }
 
+mod cancel;
 mod memory;
+mod table;
 
+pub use cancel::{CancelError, Canceller, cancel};
 pub use memory::{Clock, MemoryJobs};
+pub use table::table;
 
 #[allow(clippy::unwrap_used)]
 pub mod conformance;

@@ -405,6 +405,46 @@ pub fn check_list(limit: u32) -> Result<()> {
     }
 }
 
+/// Appends `entry` to `audit`; a failure is a warning in the log, naming the entry, and no
+/// error: what it records is done already.
+pub async fn append_or_warn(audit: &dyn AuditLog, entry: &NewAuditEntry) {
+    if let Err(e) = audit.append(entry).await {
+        tracing::warn!(
+            error = %e, actor = entry.actor, action = entry.action.as_str(),
+            subject = entry.subject, "not recorded in the audit log"
+        );
+    }
+}
+
+/// `detail` (a JSON object) with the shell's user (`$USER`, when set) as `user`: who ran the
+/// command line, which records its changes as [`CLI_ACTOR`].
+pub fn with_cli_user(mut detail: serde_json::Value) -> serde_json::Value {
+    let user = std::env::var("USER").unwrap_or_default();
+    if let Some(object) = detail.as_object_mut()
+        && !user.is_empty()
+    {
+        object.insert("user".into(), user.into());
+    }
+    detail
+}
+
+/// Writes what the command line did to the audit log, by [`CLI_ACTOR`] with the shell's user
+/// in the detail; a failure is a warning (the change is made).
+pub async fn record(audit: &dyn AuditLog, action: Action, subject: &str) {
+    record_with(audit, action, subject, serde_json::json!({})).await;
+}
+
+/// [`record`] with a detail (a JSON object; `user` is added to it).
+pub async fn record_with(
+    audit: &dyn AuditLog,
+    action: Action,
+    subject: &str,
+    detail: serde_json::Value,
+) {
+    let entry = NewAuditEntry::new(CLI_ACTOR, action, subject, with_cli_user(detail));
+    append_or_warn(audit, &entry).await;
+}
+
 /// Who did what, when: appended to, never changed.
 #[async_trait]
 pub trait AuditLog: Send + Sync + std::fmt::Debug {
@@ -429,5 +469,32 @@ mod tests {
         check_password(&a).unwrap();
         assert!(a.bytes().all(|c| GENERATED_ALPHABET.contains(&c)), "{a}");
         assert_ne!(a, b, "two generated passwords are the same");
+    }
+
+    #[tokio::test]
+    async fn the_command_line_records_as_cli_with_the_shell_user_and_keeps_the_detail() {
+        let audit = MemoryAudit::new();
+        record_with(
+            &audit,
+            Action::JobSubmitted,
+            "7",
+            serde_json::json!({ "slug": "mua-do" }),
+        )
+        .await;
+        let entries = audit.list(10, None).await.unwrap();
+        let entry = &entries[0];
+        assert_eq!(
+            (
+                entry.actor.as_str(),
+                entry.action.as_str(),
+                entry.subject.as_str()
+            ),
+            (CLI_ACTOR, "job_submitted", "7")
+        );
+        assert_eq!(entry.detail["slug"], "mua-do");
+        match std::env::var("USER").unwrap_or_default() {
+            user if user.is_empty() => assert!(entry.detail.get("user").is_none()),
+            user => assert_eq!(entry.detail["user"], user),
+        }
     }
 }

@@ -1,4 +1,6 @@
-//! `monsoon stats SLUG`: a running server's live audience figures, in the terminal.
+//! `monsoon stats SLUG` (`monsoon-simulate stats`): a running server's live audience figures,
+//! in the terminal. A client of the public API like the rest of this crate; a blocking `ureq`
+//! request is all one question needs, without the simulator's runtime and pools.
 
 use std::process::ExitCode;
 
