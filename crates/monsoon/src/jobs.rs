@@ -11,7 +11,9 @@ use clap::Args;
 use serde_json::json;
 
 use crate::ingest::IngestArgs;
-use monsoon_backends::DataDir;
+use monsoon_backends::{Backends, DataDir};
+use monsoon_catalog::operators::{Action, record_with};
+use monsoon_catalog::{Job, NewJob};
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -37,15 +39,7 @@ pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode
     let (plan, job) =
         monsoon_ingest::jobs::submission(args.request(), monsoon_ingest::jobs::DEFAULT_ATTEMPTS)
             .await?;
-    let backends = data.open(&Default::default()).await?;
-    let job = backends.jobs.submit(&job).await?;
-    monsoon_catalog::operators::record_with(
-        backends.audit.as_ref(),
-        monsoon_catalog::Action::JobSubmitted,
-        &job.id.to_string(),
-        json!({ "slug": job.slug }),
-    )
-    .await;
+    let job = queue(&data.open(&Default::default()).await?, &job).await?;
     if json_output {
         println!(
             "{}",
@@ -66,16 +60,20 @@ pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Queues `job`, recorded in the audit log as the command line's.
+pub async fn queue(backends: &Backends, job: &NewJob) -> anyhow::Result<Job> {
+    let job = backends.jobs.submit(job).await?;
+    let detail = json!({ "slug": job.slug });
+    let id = job.id.to_string();
+    record_with(backends.audit.as_ref(), Action::JobSubmitted, &id, detail).await;
+    Ok(job)
+}
+
 pub async fn run(data: &DataDir, args: JobsArgs) -> anyhow::Result<ExitCode> {
     let backends = data.open(&Default::default()).await?;
     let queue = backends.jobs;
     if let Some(id) = args.cancel {
-        let user = std::env::var("USER").unwrap_or_default();
-        let by = if user.is_empty() {
-            monsoon_catalog::operators::CLI_ACTOR.to_owned()
-        } else {
-            format!("{} ({user})", monsoon_catalog::operators::CLI_ACTOR)
-        };
+        let by = monsoon_catalog::operators::cli_by();
         let who = monsoon_catalog::jobs::Canceller {
             by: &by,
             actor: monsoon_catalog::operators::CLI_ACTOR,

@@ -106,33 +106,28 @@ fn main() -> ExitCode {
         Command::Stats { args } => return simulator("stats", args),
         other => other,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let data = DataDir::new(&cli.data, cli.storage);
-    let result = runtime.block_on(async {
-        match command {
-            Command::Ingest(args) => ingest::run(&data, args).await,
-            Command::AddTrack(args) => tracks::run(&data, args).await,
-            Command::Serve(args) => serve::run(&data, args).await,
-            Command::Demo(args) => demo::run(&data, args).await,
-            Command::Worker(args) => worker::run(&data, args).await,
-            Command::Jobs(args) => jobs::run(&data, args).await,
-            Command::AdminToken(args) => admin_token::run(&args),
-            Command::Operator(args) => operator::run(&data, args).await,
-            Command::Simulate { .. } | Command::Inflate { .. } | Command::Stats { .. } => {
-                Ok(ExitCode::SUCCESS)
-            }
-        }
-    });
+    let result = tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+        .and_then(|runtime| runtime.block_on(run(command, &data)));
     exit(result)
+}
+
+async fn run(command: Command, data: &DataDir) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Ingest(args) => ingest::run(data, args).await,
+        Command::AddTrack(args) => tracks::run(data, args).await,
+        Command::Serve(args) => serve::run(data, args).await,
+        Command::Demo(args) => demo::run(data, args).await,
+        Command::Worker(args) => worker::run(data, args).await,
+        Command::Jobs(args) => jobs::run(data, args).await,
+        Command::AdminToken(args) => admin_token::run(&args),
+        Command::Operator(args) => operator::run(data, args).await,
+        // Run by `monsoon-simulate` before a runtime starts.
+        Command::Simulate { .. } | Command::Inflate { .. } | Command::Stats { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Runs `monsoon-simulate COMMAND ARGS…` from this executable's directory and exits with its

@@ -4,7 +4,7 @@
 //! `ps` and the shell's history would show them. Every change is written to the audit log as
 //! done by `cli` (`monsoon_catalog::operators::record`).
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -126,9 +126,11 @@ pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode>
 /// hashes it.
 fn new_password_hash(name: &str) -> anyhow::Result<String> {
     let password = if std::io::stdin().is_terminal() {
-        let first = prompt(&format!("password for `{name}`: "))?;
+        let first = rpassword::prompt_password(format!("password for `{name}`: "))
+            .context("reading the password")?;
         operators::check_password(&first)?;
-        let second = prompt("the same again: ")?;
+        let second =
+            rpassword::prompt_password("the same again: ").context("reading the password")?;
         if first != second {
             bail!("the two passwords differ; nothing was changed");
         }
@@ -147,22 +149,4 @@ fn new_password_hash(name: &str) -> anyhow::Result<String> {
     };
     operators::check_password(&password)?;
     Ok(operators::hash_password(&password)?)
-}
-
-/// Asks on the terminal with echo off, restoring it after.
-fn prompt(question: &str) -> anyhow::Result<String> {
-    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
-    let stdin = std::io::stdin();
-    eprint!("{question}");
-    std::io::stderr().flush()?;
-    let saved = tcgetattr(&stdin).context("reading the terminal's settings")?;
-    let mut quiet = saved.clone();
-    quiet.local_modes -= LocalModes::ECHO;
-    tcsetattr(&stdin, OptionalActions::Now, &quiet).context("turning echo off")?;
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
-    eprintln!();
-    read.context("reading the password")?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

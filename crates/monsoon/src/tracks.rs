@@ -60,7 +60,7 @@ pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode>
         .ok_or_else(|| anyhow::anyhow!("there is no film `{}`; ingest it first", args.slug))?;
     if args.submit {
         let job = track_submission(&args.slug, &track, DEFAULT_ATTEMPTS).await?;
-        let job = backends.jobs.submit(&job).await?;
+        let job = crate::jobs::queue(&backends, &job).await?;
         eprintln!(
             "submitted job {} adding the track {:?} to `{}`; `monsoon jobs` shows its progress",
             job.id,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{MONSOON, Server, make_clip, play_whole, tree};
 use monsoon_engines::postgres::Postgres;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The operator's token of the servers of these tests.
 const ADMIN_TOKEN: &str = "jobs-test-admin-token";
@@ -235,10 +235,7 @@ fn two_workers_publish_two_submitted_films_at_once() {
         cluster.submit(&clip, slug);
     }
     let server = cluster.server();
-    assert_eq!(
-        server.get_json("/api/v1/films")["films"],
-        serde_json::json!([])
-    );
+    assert_eq!(server.get_json("/api/v1/films")["films"], json!([]));
     let queued = cluster.jobs();
     assert_eq!(queued.len(), 2);
     assert!(queued.iter().all(|j| j["state"] == "queued"), "{queued:?}");
@@ -518,6 +515,19 @@ fn on_one_machine_the_server_transcodes_submitted_jobs() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("submitted job 2"), "{stderr}");
+    // Like `ingest --submit`, the track's job is in the audit log as the command line's.
+    let mut response = ureq::get(&format!("{}/admin/api/audit", server.url))
+        .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"))
+        .call()
+        .unwrap();
+    let audit: Value =
+        serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    let submitted = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "job_submitted" && e["subject"] == "2");
+    assert_eq!(submitted.unwrap()["actor"], "cli", "{audit}");
     let start = Instant::now();
     loop {
         let jobs = dashboard_jobs(&server);

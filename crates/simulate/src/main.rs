@@ -33,13 +33,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        // One blocking request: no runtime. Its errors read as `monsoon`'s own always did.
-        Command::Stats(args) => {
-            return monsoon_simulate::stats::run(&args).unwrap_or_else(|e| {
-                eprintln!("error: {}", chain(&e));
-                ExitCode::FAILURE
-            });
-        }
+        // One blocking request: no runtime.
+        Command::Stats(args) => monsoon_simulate::stats::run(&args),
         // The attacker runs on a runtime of its own, on one thread.
         Command::Inflate(args) => monsoon_simulate::attack::run(args),
         Command::Simulate(args) => tokio::runtime::Builder::new_multi_thread()
@@ -55,21 +50,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes, as `{:#}` writes them, without a cause the message before it
-/// already says (a library's `"{path}: {source}"` and then its source again): the same as
-/// `monsoon`'s own errors (`crates/monsoon/src/main.rs`).
-fn chain(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let said = cause.to_string();
-        if text.is_empty() {
-            text = said;
-        } else if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-    }
-    text
 }

@@ -428,6 +428,15 @@ pub fn with_cli_user(mut detail: serde_json::Value) -> serde_json::Value {
     detail
 }
 
+/// The command line as a job's log names who acted: `cli (lan)`, with the shell's user
+/// (`$USER`, when set).
+pub fn cli_by() -> String {
+    match std::env::var("USER").unwrap_or_default() {
+        user if user.is_empty() => CLI_ACTOR.to_owned(),
+        user => format!("{CLI_ACTOR} ({user})"),
+    }
+}
+
 /// Writes what the command line did to the audit log, by [`CLI_ACTOR`] with the shell's user
 /// in the detail; a failure is a warning (the change is made).
 pub async fn record(audit: &dyn AuditLog, action: Action, subject: &str) {
