@@ -46,7 +46,7 @@ use monsoon_media::{
 pub use error::{Error, Result};
 
 /// What to ingest, as the operator gave it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Request {
     /// The master file (MP4, MOV, MKV, MXF, …).
     pub file: PathBuf,

@@ -92,11 +92,7 @@ impl JobMaker for UploadJobs {
                 let request = crate::Request {
                     file,
                     slug: slug.to_owned(),
-                    meta: None,
-                    quality: monsoon_media::Quality::default(),
-                    max_height: None,
-                    subtitles: Vec::new(),
-                    codecs: None,
+                    ..crate::Request::default()
                 };
                 submission(request, DEFAULT_ATTEMPTS)
                     .await

@@ -7,9 +7,10 @@ use anyhow::Context;
 use clap::Args;
 use monsoon_media::ffmpeg::{make_master, require_ffmpeg};
 
-use crate::ingest::{IngestArgs, ingest};
+use crate::ingest::ingest;
 use crate::serve::{Settings, serve};
 use monsoon_backends::DataDir;
+use monsoon_ingest::Request;
 use monsoon_server::{AdminConfig, ServeConfig, default_web_dir};
 
 #[derive(Debug, Args)]
@@ -47,21 +48,14 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let meta = workdir.join("film.toml");
     std::fs::write(&meta, META).with_context(|| format!("writing {}", meta.display()))?;
-    ingest(
-        data,
-        IngestArgs {
-            file: master,
-            slug: SLUG.into(),
-            meta: Some(meta),
-            quality: monsoon_media::Quality::Fast,
-            max_height: None,
-            subtitles: Vec::new(),
-            codecs: None,
-            json: false,
-            submit: false,
-        },
-    )
-    .await?;
+    let request = Request {
+        file: master,
+        slug: SLUG.into(),
+        meta: Some(meta),
+        quality: monsoon_media::Quality::Fast,
+        ..Request::default()
+    };
+    ingest(data, request, false).await?;
     // A first operator, `demo`, with a fresh password each run (its old sessions end), so the
     // studio can be opened at once; and a fresh admin token for scripts.
     let password = monsoon_catalog::operators::generate_password()?;

@@ -75,7 +75,7 @@ pub async fn run(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode> {
     }
     let json_output = args.json;
     let slug = args.slug.clone();
-    let ingest = ingest(data, args);
+    let ingest = ingest(data, args.request(), json_output);
     tokio::select! {
         result = ingest => {
             let published = result?;
@@ -109,20 +109,22 @@ pub async fn stop_signal() -> &'static str {
     }
 }
 
-/// Checks, plans and publishes, from the command line's arguments into the data directory's
-/// backends. Everything that can be refused is refused before the data directory is touched.
+/// Checks, plans and publishes `request` into the data directory's backends. Everything that
+/// can be refused is refused before the data directory is touched.
 ///
 /// Without `--meta`, the film keeps the metadata the catalog has for it
 /// (`monsoon_ingest::plan_stored`); the catalog is opened first then.
-pub async fn ingest(data: &DataDir, args: IngestArgs) -> anyhow::Result<Published> {
+pub async fn ingest(
+    data: &DataDir,
+    request: Request,
+    json_output: bool,
+) -> anyhow::Result<Published> {
     // For the audit log: the master's name, not the machine's directories.
-    let master = args
+    let master = request
         .file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let json_output = args.json;
-    let request = args.request();
     let (plan, backends) = if request.meta.is_some() {
         let plan = monsoon_ingest::plan(request).await?;
         (plan, data.open(&Default::default()).await?)

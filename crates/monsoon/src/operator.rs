@@ -82,18 +82,7 @@ pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode>
             } else if accounts.is_empty() {
                 eprintln!("no operator yet: `monsoon operator add <name>` makes one");
             } else {
-                println!("{:<32}  {:<20}  state", "name", "created");
-                for a in accounts {
-                    let state = match a.disabled_at {
-                        Some(at) => format!("disabled {}", at.format("%Y-%m-%d %H:%M UTC")),
-                        None => "enabled".to_owned(),
-                    };
-                    println!(
-                        "{:<32}  {:<20}  {state}",
-                        a.name,
-                        a.created_at.format("%Y-%m-%d %H:%M UTC").to_string()
-                    );
-                }
+                print!("{}", operators::table(&accounts));
             }
         }
         OperatorCommand::Disable { name } => {

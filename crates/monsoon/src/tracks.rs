@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use monsoon_catalog::operators::{Action, record_with};
 use monsoon_ingest::jobs::{DEFAULT_ATTEMPTS, track_submission};
 use monsoon_ingest::tracks::Track;
 
@@ -80,6 +81,14 @@ pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode>
     .await;
     reporter.finish();
     let published = added?;
+    let detail = serde_json::json!({ "version": published.version, "lang": track.lang() });
+    record_with(
+        backends.audit.as_ref(),
+        Action::TrackAdded,
+        &args.slug,
+        detail,
+    )
+    .await;
     eprintln!(
         "published {} as version {} with the track added; viewers already watching keep the \
          previous version for its grace period",

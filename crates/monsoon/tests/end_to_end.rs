@@ -420,6 +420,16 @@ fn an_audio_language_and_subtitles_join_a_film_without_a_re_encode() {
     );
     let dubbed = version_dir(&data, "film");
     assert_ne!(dubbed, first);
+    // In the audit log as the command line's, like an ingest.
+    let db = rusqlite::Connection::open(data.join("catalog.db")).unwrap();
+    let (actor, subject): (String, String) = db
+        .query_row(
+            "SELECT actor, subject FROM audit_log WHERE action = 'track_added'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((actor.as_str(), subject.as_str()), ("cli", "film"));
     for segment in [
         "v360/seg_00000.m4s",
         "v234/seg_00001.m4s",

@@ -17,8 +17,10 @@ use serde::Serialize;
 use crate::{Error, Result};
 
 mod memory;
+mod table;
 
 pub use memory::{MemoryAudit, MemoryOperators};
+pub use table::table;
 
 #[allow(clippy::unwrap_used)]
 pub mod conformance;
