@@ -130,9 +130,10 @@ async fn run(command: Command, data: &DataDir) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs `monsoon-simulate COMMAND ARGS…` from this executable's directory and exits with its
-/// status.
+/// Runs `monsoon-simulate COMMAND ARGS…` from this executable's directory in this process's
+/// place (`execv`: its exit status and signals are the command's own).
 fn simulator(command: &str, args: Vec<std::ffi::OsString>) -> ExitCode {
+    use std::os::unix::process::CommandExt;
     let program = std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.join("monsoon-simulate")))
@@ -144,17 +145,12 @@ fn simulator(command: &str, args: Vec<std::ffi::OsString>) -> ExitCode {
         );
         return ExitCode::FAILURE;
     };
-    match std::process::Command::new(&program)
+    let e = std::process::Command::new(&program)
         .arg(command)
         .args(args)
-        .status()
-    {
-        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
-        Err(e) => {
-            eprintln!("error: running {}: {e}", program.display());
-            ExitCode::FAILURE
-        }
-    }
+        .exec();
+    eprintln!("error: running {}: {e}", program.display());
+    ExitCode::FAILURE
 }
 
 fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
