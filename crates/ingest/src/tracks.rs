@@ -51,6 +51,27 @@ pub fn label_or_default(label: Option<&str>, lang: &str) -> String {
 }
 
 impl Track {
+    /// An audio track read from `file`, in `lang`, called `label` in the menus (by default the
+    /// language's own name, [`label_or_default`]).
+    pub fn audio(file: PathBuf, lang: &str, label: Option<&str>) -> Self {
+        let label = label_or_default(label, lang);
+        Track::Audio {
+            file,
+            lang: lang.to_owned(),
+            label,
+        }
+    }
+
+    /// Subtitles read from `file`, as [`Track::audio`].
+    pub fn subtitles(file: PathBuf, lang: &str, label: Option<&str>) -> Self {
+        let label = label_or_default(label, lang);
+        Track::Subtitles {
+            file,
+            lang: lang.to_owned(),
+            label,
+        }
+    }
+
     /// The file the track is read from.
     pub fn file(&self) -> &Path {
         match self {

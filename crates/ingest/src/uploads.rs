@@ -83,10 +83,6 @@ impl JobMaker for UploadJobs {
         use crate::tracks::Track;
         let named = |e: crate::Error| naming(&e.to_string(), &upload.path, &upload.filename);
         let file = upload.path.clone();
-        let track = |lang: &str| {
-            let label = crate::tracks::label_or_default(label, lang);
-            (lang.to_owned(), label)
-        };
         match (upload.kind, lang) {
             (UploadKind::Master, _) => {
                 let request = crate::Request {
@@ -100,20 +96,16 @@ impl JobMaker for UploadJobs {
                     .map_err(named)
             }
             (UploadKind::Audio, Some(lang)) => {
-                let (lang, label) = track(lang);
-                track_submission(slug, &Track::Audio { file, lang, label }, DEFAULT_ATTEMPTS)
+                let track = Track::audio(file, lang, label);
+                track_submission(slug, &track, DEFAULT_ATTEMPTS)
                     .await
                     .map_err(named)
             }
             (UploadKind::Subtitles, Some(lang)) => {
-                let (lang, label) = track(lang);
-                track_submission(
-                    slug,
-                    &Track::Subtitles { file, lang, label },
-                    DEFAULT_ATTEMPTS,
-                )
-                .await
-                .map_err(named)
+                let track = Track::subtitles(file, lang, label);
+                track_submission(slug, &track, DEFAULT_ATTEMPTS)
+                    .await
+                    .map_err(named)
             }
             (_, None) => Err("a track needs its language (\"lang\")".into()),
         }

@@ -93,13 +93,7 @@ pub async fn run(data: &DataDir, args: JobsArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             println!("{}", serde_json::to_value(&log)?);
         } else {
-            for line in &log {
-                println!(
-                    "{}  {}",
-                    line.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    line.line.replace(['\n', '\r'], " ")
-                );
-            }
+            print!("{}", monsoon_catalog::jobs::log_text(&log));
         }
         return Ok(ExitCode::SUCCESS);
     }

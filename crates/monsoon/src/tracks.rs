@@ -38,18 +38,10 @@ pub struct AddTrackArgs {
 }
 
 pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode> {
-    let label = monsoon_ingest::tracks::label_or_default(args.label.as_deref(), &args.lang);
+    let label = args.label.as_deref();
     let track = match (args.audio, args.subtitles) {
-        (Some(file), _) => Track::Audio {
-            file,
-            lang: args.lang,
-            label,
-        },
-        (None, Some(file)) => Track::Subtitles {
-            file,
-            lang: args.lang,
-            label,
-        },
+        (Some(file), _) => Track::audio(file, &args.lang, label),
+        (None, Some(file)) => Track::subtitles(file, &args.lang, label),
         (None, None) => anyhow::bail!("give --audio FILE or --subtitles FILE"),
     };
     track.check()?;

@@ -429,7 +429,7 @@ mod table;
 
 pub use cancel::{CancelError, Canceller, cancel};
 pub use memory::{Clock, MemoryJobs};
-pub use table::table;
+pub use table::{log_text, table};
 
 #[allow(clippy::unwrap_used)]
 pub mod conformance;

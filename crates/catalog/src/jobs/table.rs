@@ -1,6 +1,17 @@
-//! The jobs as an aligned text table, for a terminal (`monsoon jobs`).
+//! The jobs as a terminal shows them (`monsoon jobs`): an aligned table, and a job's log.
 
-use super::{Job, JobState};
+use super::{Job, JobLogLine, JobState};
+
+/// A job's log as text, one line an entry: its time (RFC 3339, UTC, milliseconds), two
+/// spaces, the line (a line break in it made a space).
+pub fn log_text(lines: &[JobLogLine]) -> String {
+    let mut out = String::new();
+    for line in lines {
+        let at = line.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        out.push_str(&format!("{at}  {}\n", line.line.replace(['\n', '\r'], " ")));
+    }
+    out
+}
 
 /// `jobs` as an aligned text table: a header, then one line per job with its id, film, state,
 /// percent done, speed and ETA (while running), attempts and message (on one line).
@@ -52,6 +63,21 @@ fn clock(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_is_one_line_an_entry_with_its_time() {
+        use chrono::TimeZone;
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 6, 2, 30, 0).single();
+        let line = |text: &str| JobLogLine {
+            at: at.unwrap_or_default(),
+            line: text.to_owned(),
+        };
+        let text = log_text(&[line("queued"), line("failed:\nffmpeg said\r\nno")]);
+        assert_eq!(
+            text,
+            "2026-12-06T02:30:00.000Z  queued\n2026-12-06T02:30:00.000Z  failed: ffmpeg said  no\n"
+        );
+    }
 
     #[test]
     fn the_table_aligns_and_shows_the_eta_of_running_jobs() {
