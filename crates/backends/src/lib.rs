@@ -1,7 +1,8 @@
 //! The one place storage backends are chosen; the binary only wires what this opens.
-//! `[storage]` in `monsoon.toml`, or the global `--database` / `--media` flags (`MONSOON_DATABASE`, `MONSOON_MEDIA`), name the catalog and
-//! audience database and the media store by URL; without them, everything lives in the data
-//! directory: SQLite at `<data>/catalog.db` and the media under `<data>/media`.
+//! `[storage]` in `monsoon.toml`, or the global `--database` / `--media` flags
+//! (`MONSOON_DATABASE`, `MONSOON_MEDIA`), name the catalog and audience database and the media
+//! store by URL; without them, everything lives in the data directory: SQLite at
+//! `<data>/catalog.db` and the media under `<data>/media`.
 //!
 //! | URL | backend |
 //! |---|---|

@@ -51,7 +51,8 @@ pub trait MasterProbe: Send + Sync + std::fmt::Debug {
     ) -> Result<MasterSummary, String>;
 }
 
-/// A master that passed the checks, taken out of the server's uploads (`monsoon_server::Uploads::claim`).
+/// A master that passed the checks, taken out of the server's uploads
+/// (`monsoon_server::Uploads::claim`).
 #[derive(Debug, Clone)]
 pub struct ClaimedMaster {
     /// Where the file is now (the path given to `claim`).

@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use monsoon_backends::DataDir;
+use monsoon_ingest::Request;
 use monsoon_media::ffmpeg::{make_master, require_ffmpeg};
+use monsoon_server::{AdminConfig, ServeConfig, default_web_dir};
 
 use crate::ingest::ingest;
 use crate::serve::{Settings, serve};
-use monsoon_backends::DataDir;
-use monsoon_ingest::Request;
-use monsoon_server::{AdminConfig, ServeConfig, default_web_dir};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

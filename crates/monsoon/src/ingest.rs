@@ -10,12 +10,11 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
+use monsoon_backends::{Backends, DataDir};
 use monsoon_catalog::publish::Publisher;
 use monsoon_ingest::{Destination, Published, Request};
 use monsoon_media::{Codec, Progress, Quality, Subtitle};
 use serde_json::json;
-
-use monsoon_backends::{Backends, DataDir};
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {

@@ -1,19 +1,19 @@
 //! `monsoon ingest --submit` (records a job instead of transcoding) and `monsoon jobs` (lists
-//! them, prints one's log, or cancels one). The queue lives in the catalog's database (`monsoon_db::PgJobs` on
-//! PostgreSQL, shared by a cluster's workers; `monsoon_db::SqliteJobs` on one machine); the
-//! workers that run the jobs are `monsoon worker` (`worker.rs`) and, on one machine, the one
-//! inside `monsoon serve`.
+//! them, prints one's log, or cancels one). The queue lives in the catalog's database
+//! (`monsoon_db::PgJobs` on PostgreSQL, shared by a cluster's workers; `monsoon_db::SqliteJobs`
+//! on one machine); the workers that run the jobs are `monsoon worker` (`worker.rs`) and, on
+//! one machine, the one inside `monsoon serve`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use serde_json::json;
-
-use crate::ingest::IngestArgs;
 use monsoon_backends::{Backends, DataDir};
 use monsoon_catalog::operators::{Action, record_with};
 use monsoon_catalog::{Job, NewJob};
+use serde_json::json;
+
+use crate::ingest::IngestArgs;
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {

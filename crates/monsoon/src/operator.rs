@@ -10,9 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use monsoon_catalog::operators::{self, Action, limits, record};
-
 use monsoon_backends::DataDir;
+use monsoon_catalog::operators::{self, Action, limits, record};
 
 #[derive(Debug, Args)]
 pub struct OperatorArgs {

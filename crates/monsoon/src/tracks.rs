@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use monsoon_backends::DataDir;
 use monsoon_catalog::operators::{Action, record_with};
 use monsoon_ingest::jobs::{DEFAULT_ATTEMPTS, track_submission};
 use monsoon_ingest::tracks::Track;
 
 use crate::ingest::{Reporter, destination};
-use monsoon_backends::DataDir;
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("track").required(true).args(["audio", "subtitles"])))]
