@@ -65,24 +65,12 @@ impl Settings {
             None => Settings::default(),
         };
         let config = &mut settings.serve;
-        if let Some(v) = args.listen {
-            config.listen = v;
-        }
-        if let Some(v) = args.web_dir {
-            config.web_dir = v;
-        }
-        if let Some(v) = args.cache_bytes {
-            config.cache_bytes = v;
-        }
-        if let Some(v) = args.access_log {
-            config.access_log = v;
-        }
-        if let Some(v) = args.drain_deadline_s {
-            config.drain_deadline_s = v;
-        }
-        if let Some(v) = args.metrics {
-            config.metrics = v;
-        }
+        config.listen = args.listen.unwrap_or(config.listen);
+        config.web_dir = args.web_dir.unwrap_or_else(|| config.web_dir.clone());
+        config.cache_bytes = args.cache_bytes.unwrap_or(config.cache_bytes);
+        config.access_log = args.access_log.unwrap_or(config.access_log);
+        config.drain_deadline_s = args.drain_deadline_s.unwrap_or(config.drain_deadline_s);
+        config.metrics = args.metrics.unwrap_or(config.metrics);
         Ok(settings)
     }
 }
