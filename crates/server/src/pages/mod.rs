@@ -137,18 +137,22 @@ async fn home(State(state): State<AppState>, locale: Locale, uri: Uri) -> Respon
     page_or_error(&state, locale, &uri, page)
 }
 
-async fn home_inner(state: &AppState, locale: Locale) -> Result<Response, ApiError> {
-    let films = state.films.list().await?;
-    // Trailers are assets of their films, not catalog entries.
+/// The films the catalog lists: all but trailers, which are assets of their films.
+fn listed(films: &[Film]) -> impl Iterator<Item = &Film> {
     let trailers: HashSet<&str> = films
         .iter()
         .filter_map(|f| f.meta.trailer.as_deref())
         .collect();
-    let now = Utc::now();
-    let (premieres, released): (Vec<&Film>, Vec<&Film>) = films
+    films
         .iter()
-        .filter(|f| !trailers.contains(f.slug.as_str()))
-        .partition(|f| f.is_before_premiere(now));
+        .filter(move |f| !trailers.contains(f.slug.as_str()))
+}
+
+async fn home_inner(state: &AppState, locale: Locale) -> Result<Response, ApiError> {
+    let films = state.films.list().await?;
+    let now = Utc::now();
+    let (premieres, released): (Vec<&Film>, Vec<&Film>) =
+        listed(&films).partition(|f| f.is_before_premiere(now));
     let card = |f: &&Film| Card::new(f, locale, now);
     let t = locale.lang.messages();
     let rows = [(&t.row_premieres, &premieres), (&t.row_all, &released)]
@@ -207,15 +211,9 @@ async fn search_inner(
         None
     } else {
         let films = state.films.list().await?;
-        let trailers: HashSet<&str> = films
-            .iter()
-            .filter_map(|f| f.meta.trailer.as_deref())
-            .collect();
         let now = Utc::now();
         Some(
-            films
-                .iter()
-                .filter(|f| !trailers.contains(f.slug.as_str()))
+            listed(&films)
                 .filter(|f| query.matches([f.meta.title.vi.as_str(), f.meta.title.en.as_str()]))
                 .map(|f| Card::new(f, locale, now))
                 .collect(),
