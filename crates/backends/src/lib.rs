@@ -24,8 +24,8 @@ mod config;
 pub use config::StorageConfig;
 use config::{Backend, parse};
 
-/// Where things live: the data directory (`--data`), and the backends `--database` /
-/// `--media` name instead of its own.
+/// Where things live: the data directory (`--data`), and the backends `[storage]` (or
+/// `--database` / `--media`) name instead of its own.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
@@ -88,11 +88,11 @@ impl DataDir {
         Ok(key.to_vec())
     }
 
-    /// Opens the backends, with `file` the `[storage]` of a settings file (the flags win).
-    pub async fn open(&self, file: &StorageConfig) -> anyhow::Result<Backends> {
+    /// Opens the backends.
+    pub async fn open(&self) -> anyhow::Result<Backends> {
         std::fs::create_dir_all(&self.root)
             .map_err(|e| anyhow!("creating data directory {}: {e}", self.root.display()))?;
-        Backends::open(self, &self.storage.or(file)).await
+        Backends::open(self, &self.storage).await
     }
 }
 

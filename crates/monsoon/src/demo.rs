@@ -8,10 +8,11 @@ use clap::Args;
 use monsoon_backends::DataDir;
 use monsoon_ingest::Request;
 use monsoon_media::ffmpeg::{make_master, require_ffmpeg};
-use monsoon_server::{AdminConfig, ServeConfig, default_web_dir};
+use monsoon_server::default_web_dir;
 
 use crate::ingest::ingest;
-use crate::serve::{Settings, serve};
+use crate::serve::serve;
+use crate::settings::Settings;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -34,7 +35,11 @@ const SLUG: &str = "monsoon-demo";
 /// The film's metadata, as an operator would write it.
 const META: &str = include_str!("demo.film.toml");
 
-pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    data: &DataDir,
+    mut settings: Settings,
+    args: DemoArgs,
+) -> anyhow::Result<ExitCode> {
     require_ffmpeg()?;
     let workdir = data.root().join("demo");
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
@@ -61,18 +66,9 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let password = monsoon_catalog::operators::generate_password()?;
     let operator = demo_operator(data, &password).await?;
     let token = monsoon_server::new_token().map_err(anyhow::Error::msg)?;
-    let settings = Settings {
-        serve: ServeConfig {
-            listen: args.listen,
-            web_dir: args.web_dir,
-            ..ServeConfig::default()
-        },
-        admin: AdminConfig {
-            token_hash: monsoon_server::hash_token(&token).map_err(anyhow::Error::msg)?,
-            ..AdminConfig::default()
-        },
-        ..Settings::default()
-    };
+    settings.serve.listen = args.listen;
+    settings.serve.web_dir = args.web_dir;
+    settings.admin.token_hash = monsoon_server::hash_token(&token).map_err(anyhow::Error::msg)?;
     serve(data, &settings, |url| {
         eprintln!("\nMonsoon demo is up:\n  catalog    {url}/\n  watch      {url}/watch/{SLUG}\n  studio     {url}/admin  (operator: {operator}, password: {password})\n  scripts    Authorization: Bearer {token}\n  HLS        {url}/media/{SLUG}/master.m3u8\n  DASH       {url}/media/{SLUG}/manifest.mpd\nPress Ctrl-C to stop.");
     })
@@ -83,7 +79,7 @@ pub async fn run(data: &DataDir, args: DemoArgs) -> anyhow::Result<ExitCode> {
 /// The demo's operator, [`DEMO_OPERATOR`], made or given `password`.
 async fn demo_operator(data: &DataDir, password: &str) -> anyhow::Result<&'static str> {
     use monsoon_catalog::operators::{Action, hash_password};
-    let backends = data.open(&Default::default()).await?;
+    let backends = data.open().await?;
     let hash = hash_password(password)?;
     let action = if backends.operators.find(DEMO_OPERATOR).await?.is_some() {
         backends

@@ -126,11 +126,11 @@ pub async fn ingest(
         .unwrap_or_default();
     let (plan, backends) = if request.meta.is_some() {
         let plan = monsoon_ingest::plan(request).await?;
-        (plan, data.open(&Default::default()).await?)
+        (plan, data.open().await?)
     } else {
         // The slug is checked before the catalog is opened to read the film's metadata.
         monsoon_catalog::validate_slug(&request.slug)?;
-        let backends = data.open(&Default::default()).await?;
+        let backends = data.open().await?;
         let plan = monsoon_ingest::plan_stored(request, backends.films.as_ref()).await?;
         (plan, backends)
     };

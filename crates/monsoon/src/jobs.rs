@@ -39,7 +39,7 @@ pub async fn submit(data: &DataDir, args: IngestArgs) -> anyhow::Result<ExitCode
     let (plan, job) =
         monsoon_ingest::jobs::submission(args.request(), monsoon_ingest::jobs::DEFAULT_ATTEMPTS)
             .await?;
-    let job = queue(&data.open(&Default::default()).await?, &job).await?;
+    let job = queue(&data.open().await?, &job).await?;
     if json_output {
         println!(
             "{}",
@@ -70,7 +70,7 @@ pub async fn queue(backends: &Backends, job: &NewJob) -> anyhow::Result<Job> {
 }
 
 pub async fn run(data: &DataDir, args: JobsArgs) -> anyhow::Result<ExitCode> {
-    let backends = data.open(&Default::default()).await?;
+    let backends = data.open().await?;
     let queue = backends.jobs;
     if let Some(id) = args.cancel {
         let by = monsoon_catalog::operators::cli_by();

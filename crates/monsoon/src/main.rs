@@ -13,6 +13,7 @@ mod ingest;
 mod jobs;
 mod operator;
 mod serve;
+mod settings;
 mod tracks;
 mod worker;
 
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use monsoon_backends::{DataDir, StorageConfig};
+use settings::Settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +39,10 @@ struct Cli {
         default_value = "./monsoon-data"
     )]
     data: PathBuf,
+
+    /// Settings file (TOML), read by every command; see monsoon.example.toml.
+    #[arg(long, global = true, env = "MONSOON_CONFIG")]
+    config: Option<PathBuf>,
 
     /// Where the catalog, the audience and the media live (`[storage]`), when not in `--data`.
     #[command(flatten)]
@@ -70,7 +76,8 @@ enum Command {
     /// Make an admin token for scripts and the `[admin] token_hash` line to configure it.
     AdminToken(admin_token::AdminTokenArgs),
     /// Operator accounts of the studio (/admin): add, password, list, disable, enable.
-    Operator(operator::OperatorArgs),
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
     /// Release day against a running server: simulated viewers, ground truth, comparison
     /// (runs `monsoon-simulate simulate`; `monsoon simulate --help` for its arguments).
     #[command(disable_help_flag = true)]
@@ -106,20 +113,23 @@ fn main() -> ExitCode {
         Command::Stats { args } => return simulator("stats", args),
         other => other,
     };
-    let data = DataDir::new(&cli.data, cli.storage);
-    let result = tokio::runtime::Runtime::new()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
-        .and_then(|runtime| runtime.block_on(run(command, &data)));
+    let result = Settings::read(cli.config.as_deref()).and_then(|settings| {
+        // The flags' backends over the file's.
+        let data = DataDir::new(&cli.data, cli.storage.or(&settings.storage));
+        tokio::runtime::Runtime::new()
+            .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+            .block_on(run(command, &data, settings))
+    });
     exit(result)
 }
 
-async fn run(command: Command, data: &DataDir) -> anyhow::Result<ExitCode> {
+async fn run(command: Command, data: &DataDir, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Ingest(args) => ingest::run(data, args).await,
         Command::AddTrack(args) => tracks::run(data, args).await,
-        Command::Serve(args) => serve::run(data, args).await,
-        Command::Demo(args) => demo::run(data, args).await,
-        Command::Worker(args) => worker::run(data, args).await,
+        Command::Serve(args) => serve::run(data, settings, args).await,
+        Command::Demo(args) => demo::run(data, settings, args).await,
+        Command::Worker(args) => worker::run(data, settings.worker, args).await,
         Command::Jobs(args) => jobs::run(data, args).await,
         Command::AdminToken(args) => admin_token::run(&args),
         Command::Operator(args) => operator::run(data, args).await,

@@ -5,22 +5,12 @@
 //! done by `cli` (`monsoon_catalog::operators::record`).
 
 use std::io::{BufRead, IsTerminal, Read};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use monsoon_backends::DataDir;
 use monsoon_catalog::operators::{self, Action, limits, record};
-
-#[derive(Debug, Args)]
-pub struct OperatorArgs {
-    /// Settings file whose [storage] names the database (flags and MONSOON_DATABASE win).
-    #[arg(long, env = "MONSOON_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: OperatorCommand,
-}
 
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {
@@ -40,29 +30,25 @@ pub enum OperatorCommand {
     Enable { name: String },
 }
 
-pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode> {
-    let file = match &args.config {
-        Some(path) => crate::serve::read_config(path)?.storage,
-        None => Default::default(),
-    };
+pub async fn run(data: &DataDir, command: OperatorCommand) -> anyhow::Result<ExitCode> {
     // Refuse a bad name before asking for a password or opening anything.
     if let OperatorCommand::Add { name }
     | OperatorCommand::Password { name }
     | OperatorCommand::Disable { name }
-    | OperatorCommand::Enable { name } = &args.command
+    | OperatorCommand::Enable { name } = &command
     {
         operators::validate_name(name)?;
     }
-    match args.command {
+    match command {
         OperatorCommand::Add { name } => {
             let hash = new_password_hash(&name)?;
-            let backends = data.open(&file).await?;
+            let backends = data.open().await?;
             backends.operators.create(&name, &hash).await?;
             record(backends.audit.as_ref(), Action::OperatorCreated, &name).await;
             eprintln!("operator `{name}` created: sign in at /admin/login");
         }
         OperatorCommand::Password { name } => {
-            let backends = data.open(&file).await?;
+            let backends = data.open().await?;
             if backends.operators.find(&name).await?.is_none() {
                 bail!("there is no operator named `{name}` (`monsoon operator list`)");
             }
@@ -74,7 +60,7 @@ pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode>
             eprintln!("the password of `{name}` is changed; its sessions have ended");
         }
         OperatorCommand::List { json } => {
-            let backends = data.open(&file).await?;
+            let backends = data.open().await?;
             let accounts = backends.operators.list().await?;
             if json {
                 println!("{}", serde_json::to_string(&accounts)?);
@@ -85,7 +71,7 @@ pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode>
             }
         }
         OperatorCommand::Disable { name } => {
-            let backends = data.open(&file).await?;
+            let backends = data.open().await?;
             if !backends.operators.disable(&name).await? {
                 match backends.operators.find(&name).await? {
                     Some(_) => bail!("operator `{name}` is disabled already"),
@@ -96,7 +82,7 @@ pub async fn run(data: &DataDir, args: OperatorArgs) -> anyhow::Result<ExitCode>
             eprintln!("operator `{name}` disabled; its sessions have ended");
         }
         OperatorCommand::Enable { name } => {
-            let backends = data.open(&file).await?;
+            let backends = data.open().await?;
             if !backends.operators.enable(&name).await? {
                 match backends.operators.find(&name).await? {
                     Some(_) => bail!("operator `{name}` is active already"),

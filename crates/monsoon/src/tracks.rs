@@ -45,7 +45,7 @@ pub async fn run(data: &DataDir, args: AddTrackArgs) -> anyhow::Result<ExitCode>
         (None, None) => anyhow::bail!("give --audio FILE or --subtitles FILE"),
     };
     track.check()?;
-    let backends = data.open(&Default::default()).await?;
+    let backends = data.open().await?;
     let film = backends
         .films
         .get(&args.slug)

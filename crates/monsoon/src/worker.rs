@@ -1,12 +1,11 @@
 //! `monsoon worker`: takes ingest jobs from the queue in the catalog's database and runs them
 //! (`monsoon_ingest::worker`), until SIGINT or SIGTERM, which releases the job at hand.
 //!
-//! Settings: built-in defaults → `[worker]` of `--config monsoon.toml` → `MONSOON_WORKER_*`
+//! Settings: built-in defaults → `[worker]` of `monsoon.toml` → `MONSOON_WORKER_*`
 //! environment variables → flags. Versions are built in this worker's `--data` directory
 //! (`staging/`, `locks/`); the catalog and the media store are the shared ones of
 //! `[storage]`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -16,9 +15,6 @@ use monsoon_ingest::worker::{Background, Backing, Config, default_name};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Settings file (TOML: `[worker]` and `[storage]`); see monsoon.example.toml.
-    #[arg(long, env = "MONSOON_CONFIG")]
-    pub config: Option<PathBuf>,
     /// Seconds a job stays this worker's without a renewal (1 to 3600); renewed every third.
     #[arg(long, env = "MONSOON_WORKER_LEASE_S")]
     pub lease_s: Option<u64>,
@@ -27,18 +23,13 @@ pub struct WorkerArgs {
     pub poll_s: Option<u64>,
 }
 
-pub async fn run(data: &DataDir, args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let settings = match &args.config {
-        Some(path) => crate::serve::read_config(path)?,
-        None => Default::default(),
-    };
-    let mut config = settings.worker;
+pub async fn run(data: &DataDir, mut config: Config, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     config.lease_s = args.lease_s.unwrap_or(config.lease_s);
     config.poll_s = args.poll_s.unwrap_or(config.poll_s);
     let worker = config
         .settings(default_name())
         .map_err(anyhow::Error::msg)?;
-    let backends = data.open(&settings.storage).await?;
+    let backends = data.open().await?;
     eprintln!(
         "worker {} taking ingest jobs (lease {} s)",
         worker.name, config.lease_s

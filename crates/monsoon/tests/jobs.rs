@@ -437,6 +437,74 @@ fn bad_submissions_are_refused_naming_the_value_and_the_rule() {
     );
 }
 
+/// `--config` (or `MONSOON_CONFIG`) is read by every command, not only `serve`: its
+/// `[storage]` is where `ingest --submit` queues and where `jobs` looks, and a `--database`
+/// flag wins over it.
+#[test]
+fn every_command_reads_the_settings_files_storage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let clip = tmp.path().join("clip.mp4");
+    make_clip(&clip, 1, "320x180");
+    let shared = tmp.path().join("shared.db");
+    let config = tmp.path().join("monsoon.toml");
+    let database = format!("sqlite://{}", shared.display());
+    std::fs::write(&config, format!("[storage]\ndatabase = \"{database}\"\n")).unwrap();
+    let config = config.to_str().unwrap();
+    let jobs = |extra: &[&str], env: Option<&str>| -> Vec<Value> {
+        let mut command = Command::new(MONSOON);
+        command
+            .arg("--data")
+            .arg(&data)
+            .args(["jobs", "--json"])
+            .args(extra);
+        if let Some(config) = env {
+            command.env("MONSOON_CONFIG", config);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    let clip = clip.to_str().unwrap();
+    let out = common::monsoon(
+        &data,
+        &[
+            "ingest", clip, "--slug", "film", "--submit", "--config", config,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        shared.is_file(),
+        "the job went elsewhere than the file's [storage]"
+    );
+    assert_eq!(jobs(&["--config", config], None)[0]["slug"], "film");
+    assert_eq!(jobs(&[], Some(config))[0]["slug"], "film");
+    // Without the file, the data directory's own catalog: no job there.
+    assert_eq!(jobs(&[], None), Vec::<Value>::new());
+    let own = format!("sqlite://{}", data.join("catalog.db").display());
+    assert_eq!(
+        jobs(&["--database", &own], Some(config)),
+        Vec::<Value>::new()
+    );
+
+    // A file that is not there is refused by any command, naming it.
+    let out = common::monsoon(&data, &["jobs", "--config", "/nonexistent/monsoon.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("/nonexistent/monsoon.toml"),
+        "{stderr}"
+    );
+}
+
 /// On one machine (SQLite, the default), `monsoon ingest --submit` queues a job that
 /// `monsoon serve`'s own worker (`[worker] in_serve`, on by default there) transcodes and
 /// publishes; `monsoon jobs` and the dashboard show it from queued to done.
