@@ -40,3 +40,42 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `e` and its causes in one line, as `anyhow`'s `{:#}` writes them, without a cause the
+/// message before it already says (a `"{path}: {source}"` and then its source again): the
+/// whole reason an operator reads, from the command line or a failed job.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_names_each_cause_once() {
+        let io = Error::Io {
+            path: "/srv/film.toml".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+        };
+        // `Io` says its source already: not repeated.
+        assert_eq!(chain(&io), "/srv/film.toml: file not found");
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading the job")]
+        struct Outer(#[source] Error);
+        assert_eq!(
+            chain(&Outer(io)),
+            "reading the job: /srv/film.toml: file not found"
+        );
+    }
+}

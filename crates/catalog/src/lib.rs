@@ -24,7 +24,7 @@ pub mod store;
 pub mod uploads;
 
 pub use artwork::{ArtKind, Artwork, ImageTool};
-pub use error::{Error, Result};
+pub use error::{Error, Result, chain};
 pub use film::limits as film_limits;
 pub use film::{
     DEFAULT_LANGUAGE, Film, FilmDraft, FilmMeta, LANGUAGE_TAG_RULE, LadderRung, Localized,

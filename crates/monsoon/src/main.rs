@@ -167,24 +167,8 @@ fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", chain(&e));
+            eprintln!("error: {}", monsoon_catalog::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes, as `{:#}` writes them, without a cause the message before it
-/// already says (a library's `"{path}: {source}"` and then its source again).
-fn chain(e: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in e.chain() {
-        let said = cause.to_string();
-        if text.is_empty() {
-            text = said;
-        } else if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-    }
-    text
 }

@@ -241,7 +241,7 @@ pub async fn run_job(
     let outcome = tokio::select! {
         result = work => match result {
             Ok(published) => Outcome::Done(published),
-            Err(e) => Outcome::Failed(naming_incoming(chain(&e), place.staging, job)),
+            Err(e) => Outcome::Failed(naming_incoming(monsoon_catalog::chain(&e), place.staging, job)),
         },
         () = keep_lease(queue, id, settings, &latest) => Outcome::Lost,
         _ = stop.wait_for(|stopped| *stopped) => Outcome::Released,
@@ -456,21 +456,6 @@ async fn keep_lease(queue: &dyn JobQueue, id: i64, settings: &Settings, latest: 
             Err(e) => tracing::warn!(job = id, error = %e, "cannot renew the lease"),
         }
     }
-}
-
-/// `e` and its sources, as `anyhow`'s `{:#}` shows them: the operator's whole reason.
-fn chain(e: &crate::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
