@@ -1072,7 +1072,6 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
         ("token", "upload_created", ""),
         ("token", "film_created", "song-nuoc"),
         ("token", "job_submitted", ""),
-        ("token", "track_added", ""),
         ("worker ", "film_published", "song-nuoc"),
         ("worker ", "track_added", "song-nuoc"),
     ] {
@@ -1081,6 +1080,21 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
             "no {action} by {actor}: {entries:?}"
         );
     }
+    // The track's upload was a submitted job, like the master's: only its worker's publish
+    // says the track was added.
+    let mut submitted = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "token" && e["action"] == "job_submitted")
+        .map(|e| e["detail"]["kind"].as_str().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>();
+    submitted.sort();
+    assert_eq!(submitted, ["audio", "master", "subtitles"]);
+    assert!(
+        !entries.iter().any(|(a, b, _)| a == "token" && b == "track_added"),
+        "{entries:?}"
+    );
 }
 
 /// Every file under `dir` (none if it does not exist).

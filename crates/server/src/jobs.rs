@@ -248,17 +248,13 @@ async fn create(
             let job = submit_staged(&state, queue, job, &body.upload, &claimed).await?;
             // The store holds the file now (on the local store, the same inode).
             remove_claimed(&claimed);
-            let action = match claimed.kind {
-                UploadKind::Master => Action::JobSubmitted,
-                _ => Action::TrackAdded,
-            };
+            // Submitted, as `monsoon ingest --submit` and `add-track --submit` record it: the
+            // worker records `film_published` or `track_added` once it is done.
+            let detail = serde_json::json!({
+                "slug": job.slug, "file": claimed.filename, "kind": claimed.kind,
+            });
             state
-                .audit(
-                    &operator,
-                    action,
-                    &job.id.to_string(),
-                    serde_json::json!({ "slug": job.slug, "file": claimed.filename }),
-                )
+                .audit(&operator, Action::JobSubmitted, &job.id.to_string(), detail)
                 .await;
             let mut response = Json(JobView::from(&job)).into_response();
             *response.status_mut() = axum::http::StatusCode::CREATED;
