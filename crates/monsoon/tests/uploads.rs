@@ -1092,7 +1092,9 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
     submitted.sort();
     assert_eq!(submitted, ["audio", "master", "subtitles"]);
     assert!(
-        !entries.iter().any(|(a, b, _)| a == "token" && b == "track_added"),
+        !entries
+            .iter()
+            .any(|(a, b, _)| a == "token" && b == "track_added"),
         "{entries:?}"
     );
 }
