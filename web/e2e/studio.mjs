@@ -83,17 +83,19 @@ try {
   await viewer.goto(`${BASE}/films/${FILM}`);
   check((await viewer.textContent("h1")).includes(title), `the film page's title is ${await viewer.textContent("h1")}`);
 
-  step("a bad field shows its rule next to it and saves nothing");
+  step("a bad field shows its rule next to it, in the page's language, and saves nothing");
   await page.fill('[name="title.vi"]', "Không được lưu");
   await page.fill('[name="language"]', "Vietnamese");
   await page.fill('[name="trailer"]', "khong-co-phim-nay");
   await page.click('#film-form button[type="submit"]');
   const language = page.locator('[data-error-for="language"]');
   await language.waitFor({ state: "visible" });
-  check((await language.textContent()).includes("BCP 47"), `language's error: ${await language.textContent()}`);
+  const said = await language.textContent();
+  check(said.includes("“Vietnamese” không phải thẻ ngôn ngữ BCP 47"), `language's error: ${said}`);
   check((await language.textContent()).includes('language = "vi"'), "the example is not shown");
   const trailer = await page.textContent('[data-error-for="trailer"]');
-  check(trailer.includes("no published film has that slug"), `trailer's error: ${trailer}`);
+  check(trailer.includes("Chưa có phim nào được phát hành với slug “khong-co-phim-nay”"), `trailer's error: ${trailer}`);
+  check(!/published film|language tag/.test(said + trailer), `English on the Vietnamese page: ${said} ${trailer}`);
   check(await page.getAttribute('[name="language"]', "aria-invalid") === "true", "the field is not marked");
   await checked(page, "errors");
   await viewer.reload();

@@ -162,6 +162,16 @@ function clearErrors(root) {
   for (const el of root.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
 }
 
+// An error in the page's language: the template of its rule (`[rules]` of the studio's
+// strings) with the rule's values written in, or the server's English message when the rule
+// has no template here.
+function ruleText(error) {
+  const rule = error.rule;
+  const template = rule && S.rules && S.rules[rule.name];
+  if (!template) return error.message;
+  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in rule ? String(rule[name]) : whole));
+}
+
 // Shows each error under its field: `title.vi` under its input, `cast[2]` and
 // `ladder[0].kbps` under their list, anything else at the end of the form.
 function showErrors(root, errors) {
@@ -172,7 +182,7 @@ function showErrors(root, errors) {
       .find((el) => el);
     if (!slot) continue;
     const message = document.createElement("span");
-    message.textContent = error.message;
+    message.textContent = ruleText(error);
     slot.append(message);
     if (error.example) {
       const example = document.createElement("code");

@@ -4,7 +4,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::artwork::{ArtKind, Artwork};
-use crate::rules::FieldError;
+use crate::rules::{FieldError, Rule};
 use crate::{Error, Result};
 
 /// Text in Vietnamese (the default audience) and English.
@@ -211,18 +211,21 @@ impl FilmMeta {
     pub fn validate(&self) -> Vec<FieldError> {
         use limits::*;
         let mut errors = Vec::new();
-        let mut check = |key: &str, result: std::result::Result<(), String>| {
-            if let Err(message) = result {
-                errors.push(FieldError::new(key, message));
+        let mut check = |key: &str, result: std::result::Result<(), Broken>| {
+            if let Err(Broken(message, rule)) = result {
+                errors.push(FieldError {
+                    rule,
+                    ..FieldError::new(key, message)
+                });
             }
         };
         if self.title.vi.trim().is_empty() && self.title.en.trim().is_empty() {
             check(
                 "title",
-                Err(
-                    "`title` is required: `title.vi` (Vietnamese), `title.en` (English) or both"
-                        .into(),
-                ),
+                Err(Broken::new(
+                    "`title` is required: `title.vi` (Vietnamese), `title.en` (English) or both",
+                    Rule::TitleRequired,
+                )),
             );
         }
         let titles = [
@@ -250,13 +253,7 @@ impl FilmMeta {
         ];
         for (key, items, max_items, max_chars) in lists {
             if items.len() > max_items {
-                check(
-                    key,
-                    Err(format!(
-                        "`{key}` lists {} entries; the limit is {max_items}",
-                        items.len()
-                    )),
-                );
+                check(key, too_many(key, "entries", items.len(), max_items));
                 continue;
             }
             for (i, item) in items.iter().enumerate() {
@@ -280,18 +277,27 @@ impl FilmMeta {
                 if is_language_tag(language) {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "`language` is \"{}\"; it must be a BCP 47 language tag: \
-                         {LANGUAGE_TAG_RULE}",
-                        language.escape_debug()
+                    Err(Broken::new(
+                        format!(
+                            "`language` is \"{}\"; it must be a BCP 47 language tag: \
+                             {LANGUAGE_TAG_RULE}",
+                            language.escape_debug()
+                        ),
+                        Rule::LanguageTag {
+                            value: language.clone(),
+                        },
                     ))
                 }
             });
             check("language", result);
         }
         if let Some(trailer) = &self.trailer {
-            let result = one_line("trailer", trailer, SLUG_CHARS)
-                .and_then(|()| validate_slug(trailer).map_err(|e| format!("`trailer`: {e}")));
+            let result = one_line("trailer", trailer, SLUG_CHARS).and_then(|()| {
+                validate_slug(trailer).map_err(|e| {
+                    let value = trailer.clone();
+                    Broken::new(format!("`trailer`: {e}"), Rule::Slug { value })
+                })
+            });
             check("trailer", result);
         }
         for (key, image) in [("poster", &self.poster), ("backdrop", &self.backdrop)] {
@@ -299,8 +305,11 @@ impl FilmMeta {
             if len > IMAGE_PATH_BYTES {
                 check(
                     key,
-                    Err(format!(
-                        "`{key}` is a path of {len} bytes; the limit is {IMAGE_PATH_BYTES}"
+                    Err(Broken(
+                        format!(
+                            "`{key}` is a path of {len} bytes; the limit is {IMAGE_PATH_BYTES}"
+                        ),
+                        None,
                     )),
                 );
             }
@@ -308,60 +317,57 @@ impl FilmMeta {
         if self.ladder.len() > RUNGS {
             check(
                 "ladder",
-                Err(format!(
-                    "`ladder` lists {} rungs; the limit is {RUNGS}",
-                    self.ladder.len()
-                )),
+                too_many("ladder", "rungs", self.ladder.len(), RUNGS),
             );
         }
         for (i, codec) in self.codecs.iter().enumerate() {
             let key = format!("codecs[{i}]");
             if !VIDEO_CODECS.contains(&codec.as_str()) {
+                let known = VIDEO_CODECS.join(", ");
+                let message = format!(
+                    "`{key}` is `{}`; the codecs are {known}",
+                    codec.escape_debug()
+                );
+                let value = codec.clone();
                 check(
                     &key,
-                    Err(format!(
-                        "`{key}` is `{}`; the codecs are {}",
-                        codec.escape_debug(),
-                        VIDEO_CODECS.join(", ")
-                    )),
+                    Err(Broken::new(message, Rule::Codec { value, known })),
                 );
             } else if self.codecs[..i].contains(codec) {
-                check(&key, Err(format!("`{key}`: `{codec}` is listed twice")));
+                let message = format!("`{key}`: `{codec}` is listed twice");
+                let value = codec.clone();
+                check(&key, Err(Broken::new(message, Rule::Twice { value })));
             }
         }
         if !self.codecs.is_empty() && !self.codecs.iter().any(|c| c == "h264") {
             check(
                 "codecs",
-                Err(
-                    "`codecs` must include h264: every player decodes it, and AV1 is offered beside it"
-                        .into(),
-                ),
+                Err(Broken::new(
+                    "`codecs` must include h264: every player decodes it, and AV1 is offered beside it",
+                    Rule::NeedsH264,
+                )),
             );
         }
         for (i, rung) in self.ladder.iter().enumerate() {
-            if !RUNG_HEIGHT.contains(&rung.height) {
-                let key = format!("ladder[{i}].height");
-                check(
-                    &key,
-                    Err(format!(
-                        "`{key}` is {}; it must be between {} and {}",
-                        rung.height,
-                        RUNG_HEIGHT.start(),
-                        RUNG_HEIGHT.end()
-                    )),
-                );
-            }
-            if !RUNG_KBPS.contains(&rung.kbps) {
-                let key = format!("ladder[{i}].kbps");
-                check(
-                    &key,
-                    Err(format!(
-                        "`{key}` is {}; it must be between {} and {}",
-                        rung.kbps,
-                        RUNG_KBPS.start(),
-                        RUNG_KBPS.end()
-                    )),
-                );
+            let ranges = [
+                (
+                    "height",
+                    u64::from(rung.height),
+                    u64::from(*RUNG_HEIGHT.start()),
+                    u64::from(*RUNG_HEIGHT.end()),
+                ),
+                ("kbps", rung.kbps, *RUNG_KBPS.start(), *RUNG_KBPS.end()),
+            ];
+            for (name, value, low, high) in ranges {
+                if !(low..=high).contains(&value) {
+                    let key = format!("ladder[{i}].{name}");
+                    let message =
+                        format!("`{key}` is {value}; it must be between {low} and {high}");
+                    check(
+                        &key,
+                        Err(Broken::new(message, Rule::OutOfRange { value, low, high })),
+                    );
+                }
             }
         }
         // Checked once the label is one line: its own rule says which labels there are.
@@ -394,23 +400,30 @@ impl FilmMeta {
             return Ok(None);
         };
         if trailer == slug {
-            return Ok(Some(FieldError::new(
-                "trailer",
-                format!(
-                    "`trailer` is \"{trailer}\", this film itself; it must name its trailer, another film"
-                ),
-            )));
+            return Ok(Some(
+                FieldError::new(
+                    "trailer",
+                    format!(
+                        "`trailer` is \"{trailer}\", this film itself; it must name its trailer, another film"
+                    ),
+                )
+                .because(Rule::TrailerIsItself),
+            ));
         }
         if validate_slug(trailer).is_err() || films.get(trailer).await?.is_some() {
             return Ok(None);
         }
-        Ok(Some(FieldError::new(
-            "trailer",
-            format!(
-                "`trailer` is \"{trailer}\", and no published film has that slug; publish the \
-                 trailer first (`monsoon ingest trailer.mp4 --slug {trailer}`), or leave `trailer` out"
-            ),
-        )))
+        let value = trailer.clone();
+        Ok(Some(
+            FieldError::new(
+                "trailer",
+                format!(
+                    "`trailer` is \"{trailer}\", and no published film has that slug; publish the \
+                     trailer first (`monsoon ingest trailer.mp4 --slug {trailer}`), or leave `trailer` out"
+                ),
+            )
+            .because(Rule::TrailerNotPublished { value }),
+        ))
     }
 
     /// The soundtrack's language: `language`, or [`DEFAULT_LANGUAGE`].
@@ -635,7 +648,7 @@ pub mod limits {
 /// A one-line field (a title, a name, a label): at most `max_chars` characters and no control
 /// character, not even a line break (such text reaches HTML titles, HTTP headers and calendar
 /// lines).
-fn one_line(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), String> {
+fn one_line(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), Broken> {
     checked(
         key,
         value,
@@ -647,7 +660,7 @@ fn one_line(key: &str, value: &str, max_chars: usize) -> std::result::Result<(),
 
 /// A text field (a synopsis): at most `max_chars` characters; line breaks and tabs are its
 /// only control characters.
-fn text(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), String> {
+fn text(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), Broken> {
     checked(
         key,
         value,
@@ -663,11 +676,15 @@ fn checked(
     max_chars: usize,
     allowed_control: impl Fn(char) -> bool,
     rule: &str,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Broken> {
     let chars = value.chars().count();
     if chars > max_chars {
-        return Err(format!(
-            "`{key}` is {chars} characters long; the limit is {max_chars}"
+        return Err(Broken::new(
+            format!("`{key}` is {chars} characters long; the limit is {max_chars}"),
+            Rule::TooLong {
+                chars,
+                max: max_chars,
+            },
         ));
     }
     let bad = value
@@ -675,13 +692,33 @@ fn checked(
         .enumerate()
         .find(|&(_, c)| c.is_control() && !allowed_control(c));
     match bad {
-        Some((at, c)) => Err(format!(
-            "`{key}` has a control character (U+{:04X}) at character {}{rule}",
-            u32::from(c),
-            at + 1
-        )),
+        Some((at, c)) => {
+            let (character, at) = (format!("U+{:04X}", u32::from(c)), at + 1);
+            Err(Broken::new(
+                format!("`{key}` has a control character ({character}) at character {at}{rule}"),
+                Rule::ControlCharacter { character, at },
+            ))
+        }
         None => Ok(()),
     }
+}
+
+/// A broken rule of [`FilmMeta::validate`] before it is given its key: the message, and the
+/// rule for a translation of it.
+struct Broken(String, Option<Rule>);
+
+impl Broken {
+    fn new(message: impl Into<String>, rule: Rule) -> Self {
+        Self(message.into(), Some(rule))
+    }
+}
+
+/// A list of `count` `what`, over its limit `max`.
+fn too_many(key: &str, what: &str, count: usize, max: usize) -> std::result::Result<(), Broken> {
+    Err(Broken::new(
+        format!("`{key}` lists {count} {what}; the limit is {max}"),
+        Rule::TooMany { count, max },
+    ))
 }
 
 /// Slugs appear in URLs and directory names, so they are kept to a safe alphabet.

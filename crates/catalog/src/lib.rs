@@ -35,7 +35,7 @@ pub use jobs::{Incoming, Job, JobLogLine, JobProgress, JobQueue, JobState, Memor
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use operators::{Action, AuditEntry, AuditLog, NewAuditEntry, Operators};
 pub use repository::MemoryFilms;
-pub use rules::FieldError;
+pub use rules::{FieldError, Rule};
 pub use store::{MediaStore, MemoryStore};
 
 use async_trait::async_trait;

@@ -24,6 +24,10 @@ pub struct FieldError {
     /// The expected form, as a line of `film.toml` (`age_rating = "T13"`); empty when the
     /// message says it all.
     pub example: String,
+    /// The rule broken and the values `message` names, for a translation of it (the studio
+    /// shows it in its operator's language); absent where the message is only in English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Rule>,
 }
 
 impl FieldError {
@@ -33,8 +37,54 @@ impl FieldError {
             key: key.to_owned(),
             message: message.into(),
             example: example_of(key),
+            rule: None,
         }
     }
+
+    /// The error with the rule it breaks.
+    pub fn because(mut self, rule: Rule) -> Self {
+        self.rule = Some(rule);
+        self
+    }
+}
+
+/// A rule of a film's metadata that the studio's form can break, with the values its message
+/// names: in JSON `{"name": "too_long", "chars": 300, "max": 200}`. The English message is the
+/// catalog's; the studio shows its own translation of each (`crates/server/locales/studio.*.toml`,
+/// `[rules]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Rule {
+    /// `title` has neither a Vietnamese nor an English text.
+    TitleRequired,
+    /// A text of `chars` characters, over its limit `max`.
+    TooLong { chars: usize, max: usize },
+    /// A control `character` (`U+000D`) at character `at` (from 1) of a text.
+    ControlCharacter { character: String, at: usize },
+    /// A list of `count` entries, over its limit `max`.
+    TooMany { count: usize, max: usize },
+    /// Not a BCP 47 language tag.
+    LanguageTag { value: String },
+    /// Not a slug (the trailer's, or the film's own).
+    Slug { value: String },
+    /// A codec Monsoon does not encode; `known` lists those it does.
+    Codec { value: String, known: String },
+    /// A codec listed twice.
+    Twice { value: String },
+    /// `codecs` without `h264`.
+    NeedsH264,
+    /// A number outside `low..=high`.
+    OutOfRange { value: u64, low: u64, high: u64 },
+    /// Class C: films that may not be shown in Viet Nam.
+    BannedRating,
+    /// Not one of [`AGE_RATINGS`].
+    AgeRating { value: String },
+    /// One of [`AGE_RATINGS`] (`near`) but for its case.
+    AgeRatingCase { value: String, near: String },
+    /// The trailer named is the film itself.
+    TrailerIsItself,
+    /// No published film has the trailer's slug.
+    TrailerNotPublished { value: String },
 }
 
 impl std::fmt::Display for FieldError {
@@ -179,25 +229,38 @@ pub(crate) fn check_age_rating(rating: &str) -> Option<FieldError> {
         return None;
     }
     let shown = rating.escape_debug();
-    let message = if rating == BANNED_RATING {
-        "`age_rating` is \"C\": the class of films that may not be shown in Viet Nam \
-         (Circular 05/2023/TT-BVHTTDL); Monsoon does not publish them"
-            .to_owned()
-    } else if let Some((label, _)) = AGE_RATINGS
+    let near = AGE_RATINGS
         .iter()
         .find(|(label, _)| label.eq_ignore_ascii_case(rating.trim()))
-    {
-        format!(
-            "`age_rating` is \"{shown}\"; did you mean \"{label}\"? It must be {}",
-            age_rating_rule()
+        .map(|(label, _)| *label);
+    let (message, rule) = if rating == BANNED_RATING {
+        (
+            "`age_rating` is \"C\": the class of films that may not be shown in Viet Nam \
+             (Circular 05/2023/TT-BVHTTDL); Monsoon does not publish them"
+                .to_owned(),
+            Rule::BannedRating,
         )
     } else {
-        format!(
-            "`age_rating` is \"{shown}\"; it must be {}",
-            age_rating_rule()
+        let value = rating.to_owned();
+        let (meant, rule) = match near {
+            Some(near) => (
+                format!("did you mean \"{near}\"? It"),
+                Rule::AgeRatingCase {
+                    value,
+                    near: near.to_owned(),
+                },
+            ),
+            None => ("it".to_owned(), Rule::AgeRating { value }),
+        };
+        (
+            format!(
+                "`age_rating` is \"{shown}\"; {meant} must be {}",
+                age_rating_rule()
+            ),
+            rule,
         )
     };
-    Some(FieldError::new("age_rating", message))
+    Some(FieldError::new("age_rating", message).because(rule))
 }
 
 /// The known key nearest to `key`, if one is near enough to be a typo of it.
@@ -223,6 +286,7 @@ fn unknown_key(shown: &str, key: &str, known: &[&str]) -> FieldError {
         }
         None => FieldError {
             key: shown.to_owned(),
+            rule: None,
             message: format!(
                 "unknown key `{shown}`; the keys here are {}",
                 known
@@ -452,6 +516,7 @@ impl FilmMeta {
                 key: "film.toml".into(),
                 message,
                 example: String::new(),
+                rule: None,
             }]
         };
         if text.len() > crate::film_limits::FILE_BYTES {

@@ -291,6 +291,19 @@ async fn every_broken_rule_is_a_400_naming_its_key_and_nothing_is_saved() {
             .contains("Circular 05/2023/TT-BVHTTDL")
     );
     assert_eq!(rating["example"], "age_rating = \"T13\"");
+    // Each names its rule and the values its message names, for the studio's translation.
+    let errors = answer.json()["errors"].as_array().unwrap().clone();
+    let rules: Vec<Value> = errors.iter().map(|e| e["rule"].clone()).collect();
+    assert_eq!(
+        rules,
+        [
+            json!({"name": "title_required"}),
+            json!({"name": "control_character", "character": "U+0007", "at": 2}),
+            json!({"name": "language_tag", "value": "Vietnamese"}),
+            json!({"name": "age_rating", "value": "PG-13"}),
+            json!({"name": "trailer_not_published", "value": "no-such-film"}),
+        ]
+    );
     assert_eq!(
         films.get("film").await.unwrap().unwrap().meta.title.vi,
         "Mưa đỏ"

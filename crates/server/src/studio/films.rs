@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, Utc};
 use monsoon_catalog::artwork::ART_DIR;
 use monsoon_catalog::{
-    ArtKind, Artwork, Error as CatalogError, FieldError, FilmMeta, Localized, validate_slug,
+    ArtKind, Artwork, Error as CatalogError, FieldError, FilmMeta, Localized, Rule, validate_slug,
 };
 use serde::{Deserialize, Serialize};
 
@@ -81,8 +81,11 @@ pub(super) async fn create(
     (meta.poster, meta.backdrop, meta.artwork) = (None, None, Artwork::default());
     let mut errors = Vec::new();
     if let Err(e) = validate_slug(&slug) {
-        errors.push(FieldError::new("slug", e.to_string()));
-        errors[0].example = "slug = \"mua-do\"".into();
+        let value = slug.clone();
+        errors.push(FieldError {
+            example: "slug = \"mua-do\"".into(),
+            ..FieldError::new("slug", e.to_string()).because(Rule::Slug { value })
+        });
     }
     errors.extend(check(&state, &slug, &meta).await?);
     if !errors.is_empty() {

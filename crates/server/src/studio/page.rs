@@ -135,6 +135,30 @@ pub struct StudioMessages {
     pub op_enabled_done: String,
     pub op_generated: String,
     pub op_self_note: String,
+    /// A broken rule of a film's metadata, one template a `monsoon_catalog::Rule`, its values
+    /// written in as `{value}`; shown under the field instead of the catalog's English.
+    pub rules: RuleMessages,
+}
+
+/// The studio's text of each `monsoon_catalog::Rule`, named as its JSON names it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleMessages {
+    pub title_required: String,
+    pub too_long: String,
+    pub control_character: String,
+    pub too_many: String,
+    pub language_tag: String,
+    pub slug: String,
+    pub codec: String,
+    pub twice: String,
+    pub needs_h264: String,
+    pub out_of_range: String,
+    pub banned_rating: String,
+    pub age_rating: String,
+    pub age_rating_case: String,
+    pub trailer_is_itself: String,
+    pub trailer_not_published: String,
 }
 
 fn parse_messages(name: &str, text: &str) -> StudioMessages {
@@ -293,5 +317,81 @@ mod tests {
         // Parsing with deny_unknown_fields and no defaults: a key missing or extra panics.
         assert_eq!(messages(Lang::Vi).save, "Lưu");
         assert_eq!(messages(Lang::En).save, "Save");
+    }
+
+    /// One of each `Rule`; the `match` stops the build when a rule is added without one.
+    fn every_rule() -> Vec<monsoon_catalog::Rule> {
+        use monsoon_catalog::Rule::*;
+        let value = || "x".to_owned();
+        let rules = vec![
+            TitleRequired,
+            TooLong { chars: 3, max: 2 },
+            ControlCharacter {
+                character: "U+0007".into(),
+                at: 1,
+            },
+            TooMany { count: 3, max: 2 },
+            LanguageTag { value: value() },
+            Slug { value: value() },
+            Codec {
+                value: value(),
+                known: "h264, av1".into(),
+            },
+            Twice { value: value() },
+            NeedsH264,
+            OutOfRange {
+                value: 9,
+                low: 1,
+                high: 2,
+            },
+            BannedRating,
+            AgeRating { value: value() },
+            AgeRatingCase {
+                value: value(),
+                near: "T13".into(),
+            },
+            TrailerIsItself,
+            TrailerNotPublished { value: value() },
+        ];
+        for rule in &rules {
+            match rule {
+                TitleRequired | TooLong { .. } | ControlCharacter { .. } | TooMany { .. } => {}
+                LanguageTag { .. } | Slug { .. } | Codec { .. } | Twice { .. } | NeedsH264 => {}
+                OutOfRange { .. } | BannedRating | AgeRating { .. } | AgeRatingCase { .. } => {}
+                TrailerIsItself | TrailerNotPublished { .. } => {}
+            }
+        }
+        rules
+    }
+
+    #[test]
+    fn every_rule_has_its_text_in_both_languages_naming_only_its_values() {
+        for lang in [Lang::Vi, Lang::En] {
+            let texts = serde_json::to_value(&messages(lang).rules).unwrap();
+            let texts = texts.as_object().unwrap();
+            let rules = every_rule();
+            assert_eq!(
+                texts.len(),
+                rules.len(),
+                "{}: a text for no rule",
+                lang.code()
+            );
+            for rule in rules {
+                let rule = serde_json::to_value(&rule).unwrap();
+                let name = rule["name"].as_str().unwrap();
+                let text = texts[name]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no text for {name}"));
+                // `{value}` → `value`: what studio.js writes in.
+                let named = text.split('{').skip(1).filter_map(|s| s.split_once('}'));
+                for (field, _) in named {
+                    assert!(
+                        field != "name" && rule.get(field).is_some(),
+                        "{}: `{name}` names {{{field}}}, which the rule does not have",
+                        lang.code(),
+                    );
+                }
+            }
+        }
     }
 }
