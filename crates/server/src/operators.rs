@@ -13,8 +13,8 @@
 //! | POST | `/admin/operators/{name}/disable` | → 200; its sessions end. 409 for oneself, for the last active account, or one disabled already |
 //! | POST | `/admin/operators/{name}/enable` | → 200; 409 when it is active |
 //!
-//! A refusal is the page again with the status and the message, naming the value and the
-//! rule: 400 for a name that breaks [`monsoon_catalog::operators::NAME_RULE`] or a password
+//! A refusal is the page again with the status and the message in the page's language
+//! (`op_err_*` of `locales/studio.<lang>.toml`), naming the value and the rule: 400 for a name that breaks [`monsoon_catalog::operators::NAME_RULE`] or a password
 //! outside 12 to 128 characters, 404 for an unknown account, 409 as above, 413 for a form
 //! over [`FORM_BYTES`]. A password is hashed (argon2id) off the event loop and never stored,
 //! logged or audited; a generated one ([`generate_password`]) is in that one answer only
@@ -34,7 +34,7 @@ use chrono::{DateTime, Utc};
 use monsoon_catalog::Action;
 use monsoon_catalog::Error as CatalogError;
 use monsoon_catalog::operators::{
-    Account, check_password, generate_password, hash_password, validate_name,
+    Account, check_password, generate_password, hash_password, limits, validate_name,
 };
 use serde::{Deserialize, Serialize};
 
@@ -236,12 +236,23 @@ fn form_of(form: Result<Form<PasswordForm>, FormRejection>) -> Result<PasswordFo
 /// The password the form asks for (a generated one when `generate` is ticked), checked by
 /// the CLI's rule, and its hash made off the event loop. The second value is the password
 /// when it was generated, to show once.
-async fn new_password(form: &PasswordForm) -> Result<(String, Option<String>), ApiError> {
+async fn new_password(
+    form: &PasswordForm,
+    s: &StudioMessages,
+) -> Result<(String, Option<String>), ApiError> {
     let (password, generated) = if form.generate.is_some() {
         let password = generate_password().map_err(|e| ApiError::Internal(e.to_string()))?;
         (password.clone(), Some(password))
     } else {
-        check_password(&form.password).map_err(catalog_error)?;
+        check_password(&form.password).map_err(|_| {
+            let (min, max) = (limits::PASSWORD.start(), limits::PASSWORD.end());
+            ApiError::BadRequest(
+                s.op_err_password
+                    .replace("{chars}", &form.password.chars().count().to_string())
+                    .replace("{min}", &min.to_string())
+                    .replace("{max}", &max.to_string()),
+            )
+        })?;
         (form.password.clone(), None)
     };
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
@@ -252,14 +263,27 @@ async fn new_password(form: &PasswordForm) -> Result<(String, Option<String>), A
 }
 
 /// A path's account name, by the name rule (400 naming it), and then its account (404).
-async fn existing(state: &AppState, name: &str) -> Result<Account, ApiError> {
-    validate_name(name).map_err(catalog_error)?;
+async fn existing(state: &AppState, s: &StudioMessages, name: &str) -> Result<Account, ApiError> {
+    valid_name(s, name)?;
     state
         .operators
         .find(name)
         .await
         .map_err(catalog_error)?
-        .ok_or_else(|| ApiError::NotFound(format!("there is no operator named `{name}`")))
+        .ok_or_else(|| ApiError::NotFound(said(&s.op_err_missing, name)))
+}
+
+/// `name` by [`validate_name`]'s rule, or a 400 in the page's language.
+fn valid_name(s: &StudioMessages, name: &str) -> Result<(), ApiError> {
+    validate_name(name).map_err(|_| {
+        let shown: String = name.chars().take(40).collect();
+        ApiError::BadRequest(said(&s.op_err_name, &shown))
+    })
+}
+
+/// A refusal's template of the page's language, with the account's `name` written in.
+fn said(template: &str, name: &str) -> String {
+    template.replace("{name}", name)
 }
 
 /// The status of an outcome: `ok` for a change, the error's own for a refusal.
@@ -282,13 +306,16 @@ async fn create(
         let form = form_of(form)?;
         typed = form.name.trim().chars().take(64).collect();
         let name = form.name.trim();
-        validate_name(name).map_err(catalog_error)?;
-        let (hash, generated) = new_password(&form).await?;
+        valid_name(s, name)?;
+        let (hash, generated) = new_password(&form, s).await?;
         state
             .operators
             .create(name, &hash)
             .await
-            .map_err(catalog_error)?;
+            .map_err(|e| match e {
+                CatalogError::Conflict(_) => ApiError::Conflict(said(&s.op_err_taken, name)),
+                other => catalog_error(other),
+            })?;
         state
             .audit(
                 &operator,
@@ -318,17 +345,15 @@ async fn set_password(
     let s = messages(locale.lang);
     let outcome = async {
         let form = form_of(form)?;
-        existing(&state, &name).await?;
-        let (hash, generated) = new_password(&form).await?;
+        existing(&state, s, &name).await?;
+        let (hash, generated) = new_password(&form, s).await?;
         if !state
             .operators
             .set_password(&name, &hash)
             .await
             .map_err(catalog_error)?
         {
-            return Err(ApiError::NotFound(format!(
-                "there is no operator named `{name}`"
-            )));
+            return Err(ApiError::NotFound(said(&s.op_err_missing, &name)));
         }
         state
             .audit(
@@ -356,17 +381,13 @@ async fn disable(
 ) -> Response {
     let s = messages(locale.lang);
     let outcome = async {
-        let account = existing(&state, &name).await?;
+        let account = existing(&state, s, &name).await?;
         if name == operator.name {
-            return Err(ApiError::Conflict(format!(
-                "`{name}` is your own account: an operator cannot disable themself (another \
-                 operator, or `monsoon operator disable {name}`, can)"
-            )));
+            return Err(ApiError::Conflict(said(&s.op_err_self, &name)));
         }
+        let disabled_already = || ApiError::Conflict(said(&s.op_err_disabled_already, &name));
         if account.disabled_at.is_some() {
-            return Err(ApiError::Conflict(format!(
-                "operator `{name}` is disabled already"
-            )));
+            return Err(disabled_already());
         }
         // The last active account is refused in the same step as the change
         // (`Operators::disable_keeping_one`): two operators disabling each other at once
@@ -375,11 +396,12 @@ async fn disable(
             .operators
             .disable_keeping_one(&name)
             .await
-            .map_err(catalog_error)?
+            .map_err(|e| match e {
+                CatalogError::Conflict(_) => ApiError::Conflict(said(&s.op_err_last, &name)),
+                other => catalog_error(other),
+            })?
         {
-            return Err(ApiError::Conflict(format!(
-                "operator `{name}` is disabled already"
-            )));
+            return Err(disabled_already());
         }
         state
             .audit(
@@ -407,11 +429,9 @@ async fn enable(
 ) -> Response {
     let s = messages(locale.lang);
     let outcome = async {
-        existing(&state, &name).await?;
+        existing(&state, s, &name).await?;
         if !state.operators.enable(&name).await.map_err(catalog_error)? {
-            return Err(ApiError::Conflict(format!(
-                "operator `{name}` is active already"
-            )));
+            return Err(ApiError::Conflict(said(&s.op_err_active_already, &name)));
         }
         state
             .audit(

@@ -995,10 +995,22 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
     )
     .await;
     assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
-    assert!(text(&bad_name).contains("operator name `Bad Name` is not valid"));
+    // Refusals are in the page's language: Vietnamese unless English is chosen.
+    assert!(
+        text(&bad_name).contains("Tên “Bad Name” không hợp lệ: từ 1 đến 32 ký tự"),
+        "{}",
+        text(&bad_name)
+    );
+    let in_english = post(
+        "/admin/operators?lang=en",
+        format!("_csrf={csrf}&name=Bad+Name&password=a+long+enough+password"),
+    )
+    .await;
+    assert_eq!(in_english.status, StatusCode::BAD_REQUEST);
+    assert!(text(&in_english).contains("operator name `Bad Name` is not valid"));
     let rule_start = NAME_RULE.split('\'').next().unwrap();
     assert!(
-        text(&bad_name).contains(rule_start),
+        text(&in_english).contains(rule_start),
         "{rule_start} not said"
     );
     assert!(
@@ -1012,8 +1024,7 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
     .await;
     assert_eq!(short.status, StatusCode::BAD_REQUEST);
     assert!(
-        text(&short)
-            .contains("a password of 5 characters is refused: it must have 12 to 128 characters"),
+        text(&short).contains("Mật khẩu 5 ký tự bị từ chối: mật khẩu cần từ 12 đến 128 ký tự"),
         "{}",
         text(&short)
     );
@@ -1023,7 +1034,7 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
     )
     .await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
-    assert!(text(&taken).contains("already an operator named `mai`"));
+    assert!(text(&taken).contains("Đã có người vận hành tên “mai”"));
     assert!(db.find("binh").await.unwrap().is_none(), "a refusal saved");
     let names: Vec<String> = Operators::list(db.as_ref())
         .await
@@ -1068,7 +1079,7 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
     let own = post("/admin/operators/lan/disable", format!("_csrf={csrf}")).await;
     assert_eq!(own.status, StatusCode::CONFLICT);
     assert!(
-        text(&own).contains("`lan` is your own account: an operator cannot disable themself"),
+        text(&own).contains("“lan” là tài khoản của chính bạn: không thể tự khóa"),
         "{}",
         text(&own)
     );
@@ -1107,7 +1118,7 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
     assert_eq!(db.find("mai").await.unwrap().unwrap().disabled_at, None);
     let twice = post("/admin/operators/mai/enable", format!("_csrf={csrf}")).await;
     assert_eq!(twice.status, StatusCode::CONFLICT);
-    assert!(text(&twice).contains("operator `mai` is active already"));
+    assert!(text(&twice).contains("Tài khoản “mai” đang hoạt động rồi"));
     let reset = post(
         "/admin/operators/mai/password",
         format!("_csrf={csrf}&password=mai%27s+new+password"),
@@ -1122,7 +1133,7 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
     )
     .await;
     assert_eq!(short.status, StatusCode::BAD_REQUEST);
-    assert!(text(&short).contains("a password of 4 characters is refused"));
+    assert!(text(&short).contains("Mật khẩu 4 ký tự bị từ chối"));
     for (uri, status) in [
         ("/admin/operators/nobody/disable", StatusCode::NOT_FOUND),
         ("/admin/operators/nobody/enable", StatusCode::NOT_FOUND),
@@ -1203,7 +1214,7 @@ async fn operators_are_managed_from_the_studio_by_the_clis_rules_guarded_and_aud
     let last = call(&state, "POST", "/admin/operators/lan/disable", &script, "").await;
     assert_eq!(last.status, StatusCode::CONFLICT);
     assert!(
-        text(&last).contains("`lan` is the last active operator account"),
+        text(&last).contains("“lan” là tài khoản người vận hành cuối cùng còn hoạt động"),
         "{}",
         text(&last)
     );

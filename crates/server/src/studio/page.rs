@@ -135,6 +135,16 @@ pub struct StudioMessages {
     pub op_enabled_done: String,
     pub op_generated: String,
     pub op_self_note: String,
+    /// The operators page's refusals; `{name}` is the account's.
+    pub op_err_name: String,
+    /// `{chars}`, the password's length, and `{min}` to `{max}`, the rule.
+    pub op_err_password: String,
+    pub op_err_taken: String,
+    pub op_err_missing: String,
+    pub op_err_self: String,
+    pub op_err_disabled_already: String,
+    pub op_err_active_already: String,
+    pub op_err_last: String,
     /// A broken rule of a film's metadata, one template a `monsoon_catalog::Rule`, its values
     /// written in as `{value}`; shown under the field instead of the catalog's English.
     pub rules: RuleMessages,
