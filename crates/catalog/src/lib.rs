@@ -22,6 +22,7 @@ pub mod repository;
 pub mod rules;
 pub mod store;
 pub mod uploads;
+mod validate;
 
 pub use artwork::{ArtKind, Artwork, ImageTool};
 pub use error::{Error, Result, chain};
