@@ -48,8 +48,8 @@ impl FieldError {
     }
 }
 
-/// A rule of a film's metadata that the studio's form can break, with the values its message
-/// names: in JSON `{"name": "too_long", "chars": 300, "max": 200}`. The English message is the
+/// A rule that the studio's forms can break (a film's metadata, its images), with the values
+/// its message names: in JSON `{"name": "too_long", "chars": 300, "max": 200}`. The English message is the
 /// catalog's; the studio shows its own translation of each (`crates/server/locales/studio.*.toml`,
 /// `[rules]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -85,6 +85,14 @@ pub enum Rule {
     TrailerIsItself,
     /// No published film has the trailer's slug.
     TrailerNotPublished { value: String },
+    /// An image upload with no bytes.
+    EmptyUpload,
+    /// An upload that is not a JPEG, PNG or WebP image.
+    NotImage,
+    /// An image `width`×`height` with a side over `max` pixels.
+    ImageTooBig { width: u32, height: u32, max: u32 },
+    /// An image `width`×`height` with a side under `min` pixels.
+    ImageTooSmall { width: u32, height: u32, min: u32 },
 }
 
 impl std::fmt::Display for FieldError {

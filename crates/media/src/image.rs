@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use monsoon_catalog::ImageTool;
-use monsoon_catalog::artwork::{MAX_SIDE, MIN_SIDE};
+use monsoon_catalog::artwork::{ImageRefusal, MAX_SIDE, MIN_SIDE};
+use monsoon_catalog::{ImageTool, Rule};
 
 use crate::ffmpeg::{command, file_arg};
 
@@ -27,7 +27,7 @@ pub struct FfmpegImages;
 
 #[async_trait]
 impl ImageTool for FfmpegImages {
-    async fn artwork(&self, bytes: bytes::Bytes, max: (u32, u32)) -> Result<Vec<u8>, String> {
+    async fn artwork(&self, bytes: bytes::Bytes, max: (u32, u32)) -> Result<Vec<u8>, ImageRefusal> {
         let dir = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
         let input = dir.path().join("upload");
         let output = dir.path().join("art.jpg");
@@ -66,19 +66,20 @@ impl ImageTool for FfmpegImages {
                 )
             })?;
         if !done.status.success() {
-            return Err(format!(
+            let message = format!(
                 "the image does not decode: {}",
                 String::from_utf8_lossy(&done.stderr).trim()
-            ));
+            );
+            return Err(ImageRefusal::new(message, Rule::NotImage));
         }
         tokio::fs::read(&output)
             .await
-            .map_err(|e| format!("reading the resized image: {e}"))
+            .map_err(|e| format!("reading the resized image: {e}").into())
     }
 }
 
 /// The image's demuxer and size, from ffprobe.
-async fn probe(input: &Path) -> Result<(String, u32, u32), String> {
+async fn probe(input: &Path) -> Result<(String, u32, u32), ImageRefusal> {
     let mut cmd = command("ffprobe");
     cmd.args([
         "-v",
@@ -101,7 +102,10 @@ async fn probe(input: &Path) -> Result<(String, u32, u32), String> {
         .map_err(|e| {
             format!("ffprobe could not be started ({e}); install it with `apt-get install ffmpeg`")
         })?;
-    let not_image = || "not an image Monsoon takes: give a JPEG, PNG or WebP file".to_owned();
+    let not_image = || {
+        let message = "not an image Monsoon takes: give a JPEG, PNG or WebP file";
+        ImageRefusal::new(message, Rule::NotImage)
+    };
     if !out.status.success() {
         return Err(not_image());
     }
@@ -123,15 +127,27 @@ async fn probe(input: &Path) -> Result<(String, u32, u32), String> {
 }
 
 /// The size rule of an upload: [`MIN_SIDE`] to [`MAX_SIDE`] pixels a side.
-pub fn check_size(width: u32, height: u32) -> Result<(), String> {
+pub fn check_size(width: u32, height: u32) -> Result<(), ImageRefusal> {
     if width.max(height) > MAX_SIDE {
-        return Err(format!(
-            "the image is {width}×{height} pixels; the limit is {MAX_SIDE} pixels a side"
+        return Err(ImageRefusal::new(
+            format!("the image is {width}×{height} pixels; the limit is {MAX_SIDE} pixels a side"),
+            Rule::ImageTooBig {
+                width,
+                height,
+                max: MAX_SIDE,
+            },
         ));
     }
     if width.min(height) < MIN_SIDE {
-        return Err(format!(
-            "the image is {width}×{height} pixels; it needs at least {MIN_SIDE} pixels a side"
+        return Err(ImageRefusal::new(
+            format!(
+                "the image is {width}×{height} pixels; it needs at least {MIN_SIDE} pixels a side"
+            ),
+            Rule::ImageTooSmall {
+                width,
+                height,
+                min: MIN_SIDE,
+            },
         ));
     }
     Ok(())
@@ -146,8 +162,19 @@ mod tests {
         assert!(check_size(1920, 1080).is_ok());
         assert!(check_size(160, 240).is_ok());
         let err = check_size(9000, 100).unwrap_err();
-        assert!(err.contains("9000×100 pixels; the limit is 8192"), "{err}");
+        assert!(
+            err.message.contains("9000×100 pixels; the limit is 8192"),
+            "{err:?}"
+        );
         let err = check_size(100, 100).unwrap_err();
-        assert!(err.contains("at least 160 pixels"), "{err}");
+        assert!(err.message.contains("at least 160 pixels"), "{err:?}");
+        assert_eq!(
+            err.rule,
+            Some(Rule::ImageTooSmall {
+                width: 100,
+                height: 100,
+                min: 160
+            })
+        );
     }
 }

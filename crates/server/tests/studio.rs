@@ -537,6 +537,10 @@ async fn images_are_checked_resized_stored_and_shown() {
         text.text()
             .contains("not an image Monsoon takes: give a JPEG, PNG or WebP file")
     );
+    assert_eq!(
+        text.json()["errors"][0]["rule"],
+        json!({"name": "not_image"})
+    );
     let tiny = call(
         &state,
         "PUT",
@@ -551,6 +555,10 @@ async fn images_are_checked_resized_stored_and_shown() {
             .contains("100×100 pixels; it needs at least 160"),
         "{}",
         tiny.text()
+    );
+    assert_eq!(
+        tiny.json()["errors"][0]["rule"],
+        json!({"name": "image_too_small", "width": 100, "height": 100, "min": 160})
     );
     let huge = vec![0u8; monsoon_catalog::artwork::UPLOAD_BYTES + 1];
     let huge = call(

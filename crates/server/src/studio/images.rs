@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use monsoon_catalog::artwork::{ART_DIR, UPLOAD_BYTES};
-use monsoon_catalog::{ArtKind, Error as CatalogError, FieldError, FilmMeta, validate_slug};
+use monsoon_catalog::{ArtKind, Error as CatalogError, FieldError, FilmMeta, Rule, validate_slug};
 use monsoon_catalog::{FilmRepository, MediaStore};
 use sha2::Digest as _;
 
@@ -122,17 +122,18 @@ async fn upload(
         ));
     };
     if bytes.is_empty() {
-        return Ok(invalid(vec![FieldError::new(
-            kind.name(),
-            "the upload is empty",
-        )]));
+        let error = FieldError::new(kind.name(), "the upload is empty").because(Rule::EmptyUpload);
+        return Ok(invalid(vec![error]));
     }
     let jpeg = match tool.artwork(bytes, kind.max_size()).await {
         Ok(jpeg) => jpeg,
-        Err(message) => {
-            let mut error = FieldError::new(kind.name(), format!("`{}`: {message}", kind.name()));
-            error.example = String::new();
-            return Ok(invalid(vec![error]));
+        Err(refused) => {
+            let message = format!("`{}`: {}", kind.name(), refused.message);
+            return Ok(invalid(vec![FieldError {
+                example: String::new(),
+                rule: refused.rule,
+                ..FieldError::new(kind.name(), message)
+            }]));
         }
     };
     let hash = hex::encode(&sha2::Sha256::digest(&jpeg)[..8]);

@@ -169,6 +169,10 @@ pub struct RuleMessages {
     pub age_rating_case: String,
     pub trailer_is_itself: String,
     pub trailer_not_published: String,
+    pub empty_upload: String,
+    pub not_image: String,
+    pub image_too_big: String,
+    pub image_too_small: String,
 }
 
 fn parse_messages(name: &str, text: &str) -> StudioMessages {
@@ -362,13 +366,26 @@ mod tests {
             },
             TrailerIsItself,
             TrailerNotPublished { value: value() },
+            EmptyUpload,
+            NotImage,
+            ImageTooBig {
+                width: 9000,
+                height: 100,
+                max: 8192,
+            },
+            ImageTooSmall {
+                width: 100,
+                height: 100,
+                min: 160,
+            },
         ];
         for rule in &rules {
             match rule {
                 TitleRequired | TooLong { .. } | ControlCharacter { .. } | TooMany { .. } => {}
                 LanguageTag { .. } | Slug { .. } | Codec { .. } | Twice { .. } | NeedsH264 => {}
                 OutOfRange { .. } | BannedRating | AgeRating { .. } | AgeRatingCase { .. } => {}
-                TrailerIsItself | TrailerNotPublished { .. } => {}
+                TrailerIsItself | TrailerNotPublished { .. } | EmptyUpload | NotImage => {}
+                ImageTooBig { .. } | ImageTooSmall { .. } => {}
             }
         }
         rules
