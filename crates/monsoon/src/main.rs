@@ -106,11 +106,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     // The simulator is a program of its own (a client: the origin's build never compiles
-    // it), found beside this one.
+    // it), found beside this one. Neither it nor `admin-token` (which makes the settings
+    // file's token line) reads the settings file.
     let command = match cli.command {
         Command::Simulate { args } => return simulator("simulate", args),
         Command::Inflate { args } => return simulator("inflate", args),
         Command::Stats { args } => return simulator("stats", args),
+        Command::AdminToken(args) => return exit(admin_token::run(&args)),
         other => other,
     };
     let result = Settings::read(cli.config.as_deref()).and_then(|settings| {
@@ -131,12 +133,12 @@ async fn run(command: Command, data: &DataDir, settings: Settings) -> anyhow::Re
         Command::Demo(args) => demo::run(data, settings, args).await,
         Command::Worker(args) => worker::run(data, settings.worker, args).await,
         Command::Jobs(args) => jobs::run(data, args).await,
-        Command::AdminToken(args) => admin_token::run(&args),
         Command::Operator(args) => operator::run(data, args).await,
-        // Run by `monsoon-simulate` before a runtime starts.
-        Command::Simulate { .. } | Command::Inflate { .. } | Command::Stats { .. } => {
-            Ok(ExitCode::SUCCESS)
-        }
+        // Run before the settings are read.
+        Command::Simulate { .. }
+        | Command::Inflate { .. }
+        | Command::Stats { .. }
+        | Command::AdminToken(_) => Ok(ExitCode::SUCCESS),
     }
 }
 

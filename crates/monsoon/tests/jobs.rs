@@ -496,12 +496,23 @@ fn every_command_reads_the_settings_files_storage() {
         Vec::<Value>::new()
     );
 
-    // A file that is not there is refused by any command, naming it.
+    // A file that is not there is refused by any command, naming it; but `admin-token`,
+    // which makes the file's `[admin]` line, runs before the file exists.
     let out = common::monsoon(&data, &["jobs", "--config", "/nonexistent/monsoon.toml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && stderr.contains("/nonexistent/monsoon.toml"),
         "{stderr}"
+    );
+    let out = Command::new(MONSOON)
+        .arg("admin-token")
+        .env("MONSOON_CONFIG", "/nonexistent/monsoon.toml")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("token_hash = "),
+        "{stdout}"
     );
 }
 
