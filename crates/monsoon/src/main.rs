@@ -40,7 +40,8 @@ struct Cli {
     )]
     data: PathBuf,
 
-    /// Settings file (TOML), read by every command; see monsoon.example.toml.
+    /// Settings file (TOML): its [storage] for every command that opens the catalog, the rest
+    /// for serve and worker; see monsoon.example.toml.
     #[arg(long, global = true, env = "MONSOON_CONFIG")]
     config: Option<PathBuf>,
 
