@@ -93,33 +93,11 @@ pub trait ImageTool: Send + Sync + std::fmt::Debug {
     /// Decodes `bytes` (JPEG, PNG or WebP), checks it ([`MIN_SIDE`], [`MAX_SIDE`]) and returns
     /// it as a JPEG no larger than `max` (width, height), the aspect ratio kept. The error is
     /// for the operator: it says what the image is and the rule it broke.
-    async fn artwork(&self, bytes: bytes::Bytes, max: (u32, u32)) -> Result<Vec<u8>, ImageRefusal>;
-}
-
-/// Why an upload is not artwork: the operator's message (English), and the rule it broke for
-/// a translation (none for a failure of the machine, such as ffmpeg missing).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRefusal {
-    pub message: String,
-    pub rule: Option<crate::Rule>,
-}
-
-impl ImageRefusal {
-    pub fn new(message: impl Into<String>, rule: crate::Rule) -> Self {
-        Self {
-            message: message.into(),
-            rule: Some(rule),
-        }
-    }
-}
-
-impl From<String> for ImageRefusal {
-    fn from(message: String) -> Self {
-        Self {
-            message,
-            rule: None,
-        }
-    }
+    async fn artwork(
+        &self,
+        bytes: bytes::Bytes,
+        max: (u32, u32),
+    ) -> Result<Vec<u8>, crate::rules::Refusal>;
 }
 
 #[cfg(test)]

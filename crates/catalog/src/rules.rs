@@ -49,9 +49,9 @@ impl FieldError {
 }
 
 /// A rule that the studio's forms can break (a film's metadata, its images), with the values
-/// its message names: in JSON `{"name": "too_long", "chars": 300, "max": 200}`. The English message is the
-/// catalog's; the studio shows its own translation of each (`crates/server/locales/studio.*.toml`,
-/// `[rules]`).
+/// its message names: in JSON `{"name": "too_long", "chars": 300, "max": 200}`. The English
+/// message is the catalog's; the studio shows its own translation of each
+/// (`crates/server/locales/studio.*.toml`, `[rules]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Rule {
@@ -93,6 +93,41 @@ pub enum Rule {
     ImageTooBig { width: u32, height: u32, max: u32 },
     /// An image `width`×`height` with a side under `min` pixels.
     ImageTooSmall { width: u32, height: u32, min: u32 },
+}
+
+/// A refusal before it is given its key: the English message, and the rule it breaks for a
+/// translation (none for a failure of the machine, such as ffmpeg missing). What
+/// [`FilmMeta::validate`]'s checks and an [`crate::ImageTool`] return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    pub rule: Option<Rule>,
+}
+
+impl Refusal {
+    pub fn new(message: impl Into<String>, rule: Rule) -> Self {
+        Self {
+            message: message.into(),
+            rule: Some(rule),
+        }
+    }
+
+    /// The refusal as the error of `key`.
+    pub fn at(self, key: &str) -> FieldError {
+        FieldError {
+            rule: self.rule,
+            ..FieldError::new(key, self.message)
+        }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Self {
+        Self {
+            message,
+            rule: None,
+        }
+    }
 }
 
 impl std::fmt::Display for FieldError {

@@ -5,7 +5,7 @@
 
 use crate::FilmMeta;
 use crate::film::limits;
-use crate::rules::{FieldError, Rule};
+use crate::rules::{FieldError, Refusal, Rule};
 use crate::{LANGUAGE_TAG_RULE, Result, VIDEO_CODECS, is_language_tag, validate_slug};
 
 impl FilmMeta {
@@ -17,18 +17,15 @@ impl FilmMeta {
     pub fn validate(&self) -> Vec<FieldError> {
         use limits::*;
         let mut errors = Vec::new();
-        let mut check = |key: &str, result: std::result::Result<(), Broken>| {
-            if let Err(Broken(message, rule)) = result {
-                errors.push(FieldError {
-                    rule,
-                    ..FieldError::new(key, message)
-                });
+        let mut check = |key: &str, result: std::result::Result<(), Refusal>| {
+            if let Err(refusal) = result {
+                errors.push(refusal.at(key));
             }
         };
         if self.title.vi.trim().is_empty() && self.title.en.trim().is_empty() {
             check(
                 "title",
-                Err(Broken::new(
+                Err(Refusal::new(
                     "`title` is required: `title.vi` (Vietnamese), `title.en` (English) or both",
                     Rule::TitleRequired,
                 )),
@@ -83,7 +80,7 @@ impl FilmMeta {
                 if is_language_tag(language) {
                     Ok(())
                 } else {
-                    Err(Broken::new(
+                    Err(Refusal::new(
                         format!(
                             "`language` is \"{}\"; it must be a BCP 47 language tag: \
                              {LANGUAGE_TAG_RULE}",
@@ -101,7 +98,7 @@ impl FilmMeta {
             let result = one_line("trailer", trailer, SLUG_CHARS).and_then(|()| {
                 validate_slug(trailer).map_err(|e| {
                     let value = trailer.clone();
-                    Broken::new(format!("`trailer`: {e}"), Rule::Slug { value })
+                    Refusal::new(format!("`trailer`: {e}"), Rule::Slug { value })
                 })
             });
             check("trailer", result);
@@ -111,12 +108,9 @@ impl FilmMeta {
             if len > IMAGE_PATH_BYTES {
                 check(
                     key,
-                    Err(Broken(
-                        format!(
-                            "`{key}` is a path of {len} bytes; the limit is {IMAGE_PATH_BYTES}"
-                        ),
-                        None,
-                    )),
+                    Err(Refusal::from(format!(
+                        "`{key}` is a path of {len} bytes; the limit is {IMAGE_PATH_BYTES}"
+                    ))),
                 );
             }
         }
@@ -137,18 +131,18 @@ impl FilmMeta {
                 let value = codec.clone();
                 check(
                     &key,
-                    Err(Broken::new(message, Rule::Codec { value, known })),
+                    Err(Refusal::new(message, Rule::Codec { value, known })),
                 );
             } else if self.codecs[..i].contains(codec) {
                 let message = format!("`{key}`: `{codec}` is listed twice");
                 let value = codec.clone();
-                check(&key, Err(Broken::new(message, Rule::Twice { value })));
+                check(&key, Err(Refusal::new(message, Rule::Twice { value })));
             }
         }
         if !self.codecs.is_empty() && !self.codecs.iter().any(|c| c == "h264") {
             check(
                 "codecs",
-                Err(Broken::new(
+                Err(Refusal::new(
                     "`codecs` must include h264: every player decodes it, and AV1 is offered beside it",
                     Rule::NeedsH264,
                 )),
@@ -171,7 +165,7 @@ impl FilmMeta {
                         format!("`{key}` is {value}; it must be between {low} and {high}");
                     check(
                         &key,
-                        Err(Broken::new(message, Rule::OutOfRange { value, low, high })),
+                        Err(Refusal::new(message, Rule::OutOfRange { value, low, high })),
                     );
                 }
             }
@@ -236,7 +230,7 @@ impl FilmMeta {
 /// A one-line field (a title, a name, a label): at most `max_chars` characters and no control
 /// character, not even a line break (such text reaches HTML titles, HTTP headers and calendar
 /// lines).
-fn one_line(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), Broken> {
+fn one_line(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), Refusal> {
     checked(
         key,
         value,
@@ -248,7 +242,7 @@ fn one_line(key: &str, value: &str, max_chars: usize) -> std::result::Result<(),
 
 /// A text field (a synopsis): at most `max_chars` characters; line breaks and tabs are its
 /// only control characters.
-fn text(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), Broken> {
+fn text(key: &str, value: &str, max_chars: usize) -> std::result::Result<(), Refusal> {
     checked(
         key,
         value,
@@ -264,10 +258,10 @@ fn checked(
     max_chars: usize,
     allowed_control: impl Fn(char) -> bool,
     rule: &str,
-) -> std::result::Result<(), Broken> {
+) -> std::result::Result<(), Refusal> {
     let chars = value.chars().count();
     if chars > max_chars {
-        return Err(Broken::new(
+        return Err(Refusal::new(
             format!("`{key}` is {chars} characters long; the limit is {max_chars}"),
             Rule::TooLong {
                 chars,
@@ -282,7 +276,7 @@ fn checked(
     match bad {
         Some((at, c)) => {
             let (character, at) = (format!("U+{:04X}", u32::from(c)), at + 1);
-            Err(Broken::new(
+            Err(Refusal::new(
                 format!("`{key}` has a control character ({character}) at character {at}{rule}"),
                 Rule::ControlCharacter { character, at },
             ))
@@ -291,19 +285,9 @@ fn checked(
     }
 }
 
-/// A broken rule of [`FilmMeta::validate`] before it is given its key: the message, and the
-/// rule for a translation of it.
-struct Broken(String, Option<Rule>);
-
-impl Broken {
-    fn new(message: impl Into<String>, rule: Rule) -> Self {
-        Self(message.into(), Some(rule))
-    }
-}
-
 /// A list of `count` `what`, over its limit `max`.
-fn too_many(key: &str, what: &str, count: usize, max: usize) -> std::result::Result<(), Broken> {
-    Err(Broken::new(
+fn too_many(key: &str, what: &str, count: usize, max: usize) -> std::result::Result<(), Refusal> {
+    Err(Refusal::new(
         format!("`{key}` lists {count} {what}; the limit is {max}"),
         Rule::TooMany { count, max },
     ))

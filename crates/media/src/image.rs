@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use monsoon_catalog::artwork::{ImageRefusal, MAX_SIDE, MIN_SIDE};
+use monsoon_catalog::artwork::{MAX_SIDE, MIN_SIDE};
+use monsoon_catalog::rules::Refusal;
 use monsoon_catalog::{ImageTool, Rule};
 
 use crate::ffmpeg::{command, file_arg};
@@ -27,7 +28,7 @@ pub struct FfmpegImages;
 
 #[async_trait]
 impl ImageTool for FfmpegImages {
-    async fn artwork(&self, bytes: bytes::Bytes, max: (u32, u32)) -> Result<Vec<u8>, ImageRefusal> {
+    async fn artwork(&self, bytes: bytes::Bytes, max: (u32, u32)) -> Result<Vec<u8>, Refusal> {
         let dir = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
         let input = dir.path().join("upload");
         let output = dir.path().join("art.jpg");
@@ -70,7 +71,7 @@ impl ImageTool for FfmpegImages {
                 "the image does not decode: {}",
                 String::from_utf8_lossy(&done.stderr).trim()
             );
-            return Err(ImageRefusal::new(message, Rule::NotImage));
+            return Err(Refusal::new(message, Rule::NotImage));
         }
         tokio::fs::read(&output)
             .await
@@ -79,7 +80,7 @@ impl ImageTool for FfmpegImages {
 }
 
 /// The image's demuxer and size, from ffprobe.
-async fn probe(input: &Path) -> Result<(String, u32, u32), ImageRefusal> {
+async fn probe(input: &Path) -> Result<(String, u32, u32), Refusal> {
     let mut cmd = command("ffprobe");
     cmd.args([
         "-v",
@@ -104,7 +105,7 @@ async fn probe(input: &Path) -> Result<(String, u32, u32), ImageRefusal> {
         })?;
     let not_image = || {
         let message = "not an image Monsoon takes: give a JPEG, PNG or WebP file";
-        ImageRefusal::new(message, Rule::NotImage)
+        Refusal::new(message, Rule::NotImage)
     };
     if !out.status.success() {
         return Err(not_image());
@@ -127,9 +128,9 @@ async fn probe(input: &Path) -> Result<(String, u32, u32), ImageRefusal> {
 }
 
 /// The size rule of an upload: [`MIN_SIDE`] to [`MAX_SIDE`] pixels a side.
-pub fn check_size(width: u32, height: u32) -> Result<(), ImageRefusal> {
+pub fn check_size(width: u32, height: u32) -> Result<(), Refusal> {
     if width.max(height) > MAX_SIDE {
-        return Err(ImageRefusal::new(
+        return Err(Refusal::new(
             format!("the image is {width}×{height} pixels; the limit is {MAX_SIDE} pixels a side"),
             Rule::ImageTooBig {
                 width,
@@ -139,7 +140,7 @@ pub fn check_size(width: u32, height: u32) -> Result<(), ImageRefusal> {
         ));
     }
     if width.min(height) < MIN_SIDE {
-        return Err(ImageRefusal::new(
+        return Err(Refusal::new(
             format!(
                 "the image is {width}×{height} pixels; it needs at least {MIN_SIDE} pixels a side"
             ),

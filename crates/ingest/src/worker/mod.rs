@@ -266,9 +266,7 @@ pub async fn run_job(
                 &published.slug,
                 serde_json::json!({ "version": published.version, "job": id }),
             );
-            if let Err(e) = place.audit.append(&entry).await {
-                tracing::warn!(job = id, error = %e, "the publish is not in the audit log");
-            }
+            monsoon_catalog::operators::append_or_warn(place.audit, &entry).await;
             finish(queue, id, name, JobState::Done, &message).await
         }
         Outcome::Failed(reason) => {

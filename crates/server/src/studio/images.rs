@@ -127,12 +127,11 @@ async fn upload(
     }
     let jpeg = match tool.artwork(bytes, kind.max_size()).await {
         Ok(jpeg) => jpeg,
-        Err(refused) => {
-            let message = format!("`{}`: {}", kind.name(), refused.message);
+        Err(mut refused) => {
+            refused.message = format!("`{}`: {}", kind.name(), refused.message);
             return Ok(invalid(vec![FieldError {
                 example: String::new(),
-                rule: refused.rule,
-                ..FieldError::new(kind.name(), message)
+                ..refused.at(kind.name())
             }]));
         }
     };
