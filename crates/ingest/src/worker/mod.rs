@@ -2,8 +2,9 @@
 //! on it ([`crate::plan_with`] then [`Plan::publish`](crate::Plan::publish)), renew the lease
 //! with the progress while it runs, and finish it.
 //!
-//! - Progress reaches the job's row at most once a second (`PROGRESS_EVERY`), and the lease
-//!   is renewed at least every third of its length, in the same statement.
+//! - Every stage reaches the job's row and its log, in order; percent and speed at most once
+//!   a second (`PROGRESS_EVERY`); the lease is renewed at least every third of its length, in
+//!   the same statements (`report.rs`).
 //! - A renewal that finds the job no longer this worker's (taken over after an expired lease,
 //!   or cancelled) stops ffmpeg and drops the version being built: nothing is published.
 //!   Just before the catalog commit the lease is renewed once more, and a lost one holds the
@@ -13,23 +14,22 @@
 //! - A worker killed outright leaves nothing visible (the publish protocol's promise,
 //!   `monsoon_catalog::publish`); its lease expires and another worker starts the job again.
 
+mod report;
 mod setup;
 
+pub use report::PROGRESS_EVERY;
 pub use setup::{Background, Backing, Config, default_name};
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use monsoon_catalog::publish::{Publisher, sweep_staging};
-use monsoon_catalog::{FilmRepository, Incoming, Job, JobProgress, JobQueue, JobState, MediaStore};
+use monsoon_catalog::{FilmRepository, Incoming, Job, JobQueue, JobState, MediaStore};
 use monsoon_media::Progress;
 use tokio::sync::watch;
 
 use crate::{Destination, Published};
-
-/// How often progress is written to the job's row, at most.
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+use report::Report;
 
 /// How a worker works.
 #[derive(Debug, Clone)]
@@ -131,13 +131,6 @@ pub async fn sweep_incoming(queue: &dyn JobQueue, media: &dyn MediaStore) -> cra
     Ok(removed)
 }
 
-/// What the lease keeper writes next: the latest progress, and whether it changed.
-#[derive(Debug, Default)]
-struct Latest {
-    progress: JobProgress,
-    changed: bool,
-}
-
 /// Runs one claimed job to its end and records it.
 pub async fn run_job(
     queue: &dyn JobQueue,
@@ -150,18 +143,7 @@ pub async fn run_job(
     let name = settings.name.as_str();
     let attempt = format!("attempt {} of {}", job.attempts, job.max_attempts);
     tracing::info!(job = id, slug = %job.slug, "{}", job.message);
-    let latest = Mutex::new(Latest {
-        progress: JobProgress {
-            message: format!("probing the master ({attempt}, worker {name})"),
-            ..JobProgress::default()
-        },
-        changed: true,
-    });
-    let set = |f: &dyn Fn(&mut JobProgress)| {
-        let mut latest = latest.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut latest.progress);
-        latest.changed = true;
-    };
+    let report = Report::new();
 
     let work = async {
         let destination = Destination {
@@ -174,9 +156,9 @@ pub async fn run_job(
         };
         // A file uploaded through the studio is in the media store: fetched into this
         // worker's staging first (removed with `fetched` when the work ends or is dropped).
-        let say = |message: String| set(&|p| p.message.clone_from(&message));
-        let fetched = fetch_incoming(place, job, &attempt, name, &say).await?;
+        let fetched = fetch_incoming(place, job, &attempt, name, &report).await?;
         let job = fetched.as_ref().map_or(job, |f| &f.job);
+        report.stage(format!("probing the master ({attempt}, worker {name})"));
         let track = crate::jobs::track(job)?;
         let plan = match &track {
             Some(_) => None,
@@ -195,39 +177,26 @@ pub async fn run_job(
             .as_ref()
             .map_or(job.duration_s, |p| p.source.duration_s)
             .max(0.001);
-        set(&|p| {
-            p.message = match &track {
-                Some(t) => format!(
-                    "adding the track {:?} ({attempt}, worker {name})",
-                    t.label()
-                ),
-                None => format!("transcoding ({attempt}, worker {name})"),
-            }
+        report.stage(match &track {
+            Some(t) => format!(
+                "adding the track {:?} ({attempt}, worker {name})",
+                t.label()
+            ),
+            None => format!("transcoding ({attempt}, worker {name})"),
         });
         let on_progress = |p: Progress| {
-            set(&|j| {
-                j.percent = (p.out_time_s / duration_s * 100.0).clamp(0.0, 100.0);
-                j.speed = p.speed;
-            });
+            report.progress(
+                (p.out_time_s / duration_s * 100.0).clamp(0.0, 100.0),
+                p.speed,
+            );
         };
-        // The last word before the catalog commit: a lease lost by now (a long pause, a
-        // partition) holds the commit back until the keeper notices and the work is dropped.
+        // The last word before the catalog commit, waited for: a lease lost by now (a long
+        // pause, a partition) holds the commit back until the keeper notices and the work is
+        // dropped.
         let before_commit = async {
-            let still_ours = queue
-                .renew(
-                    id,
-                    name,
-                    settings.lease,
-                    &JobProgress {
-                        percent: 100.0,
-                        speed: 0.0,
-                        message: format!("publishing ({attempt}, worker {name})"),
-                    },
-                )
-                .await;
-            if !matches!(still_ours, Ok(true)) {
-                std::future::pending::<()>().await;
-            }
+            report.progress(100.0, 0.0);
+            let publishing = report.stage(format!("publishing ({attempt}, worker {name})"));
+            report.written(publishing).await;
         };
         match (plan, track) {
             (Some(plan), _) => plan.publish(destination, on_progress, before_commit).await,
@@ -243,7 +212,7 @@ pub async fn run_job(
             Ok(published) => Outcome::Done(published),
             Err(e) => Outcome::Failed(naming_incoming(monsoon_catalog::chain(&e), place.staging, job)),
         },
-        () = keep_lease(queue, id, settings, &latest) => Outcome::Lost,
+        () = report.keep_lease(queue, id, settings) => Outcome::Lost,
         _ = stop.wait_for(|stopped| *stopped) => Outcome::Released,
     };
     // The work is dropped here (ffmpeg killed, staging removed) before the job is recorded.
@@ -323,12 +292,12 @@ async fn fetch_incoming(
     job: &Job,
     attempt: &str,
     name: &str,
-    say: &(dyn Fn(String) + Sync),
+    report: &Report,
 ) -> crate::Result<Option<Fetched>> {
     let Some(incoming) = Incoming::of(&job.options)? else {
         return Ok(None);
     };
-    say(format!(
+    report.stage(format!(
         "fetching the uploaded file ({:.1} MB) from the media store ({attempt}, worker {name})",
         incoming.size as f64 / 1e6
     ));
@@ -421,37 +390,6 @@ async fn finish(
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             other => return other,
-        }
-    }
-}
-
-/// Renews the lease (with the latest progress) until the job is no longer this worker's;
-/// never returns while it is.
-async fn keep_lease(queue: &dyn JobQueue, id: i64, settings: &Settings, latest: &Mutex<Latest>) {
-    let renew_every = settings.lease / 3;
-    let tick = PROGRESS_EVERY
-        .min(renew_every)
-        .max(Duration::from_millis(10));
-    let mut renewed = Instant::now();
-    loop {
-        tokio::time::sleep(tick).await;
-        let progress = {
-            let mut latest = latest.lock().unwrap_or_else(|p| p.into_inner());
-            if !latest.changed && renewed.elapsed() < renew_every {
-                continue;
-            }
-            latest.changed = false;
-            latest.progress.clone()
-        };
-        match queue
-            .renew(id, &settings.name, settings.lease, &progress)
-            .await
-        {
-            Ok(true) => renewed = Instant::now(),
-            Ok(false) => return,
-            // A database hiccup: keep working and try again; if it lasts past the lease,
-            // another worker takes the job and the next renewal that gets through says so.
-            Err(e) => tracing::warn!(job = id, error = %e, "cannot renew the lease"),
         }
     }
 }
