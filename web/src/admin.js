@@ -257,6 +257,18 @@
     return Math.floor(s / 3600) + ":" + pad(Math.floor(s / 60) % 60) + ":" + pad(s % 60);
   };
 
+  // A job's stage in the page's language: the template of its name (`S.stages`) with its
+  // values written in, or the job's English message when it has no stage.
+  function stageText(stage, message) {
+    var template = stage && S.stages[stage.name];
+    if (!template) return message;
+    return template.replace(/\{(\w+)\}/g, function (whole, name) {
+      var value = stage[name];
+      if (value == null) return whole;
+      return typeof value === "number" ? fmt.format(value) : String(value);
+    });
+  }
+
   function drawJobs(d) {
     var rows = document.getElementById("jobs-rows");
     rows.replaceChildren();
@@ -287,7 +299,7 @@
       cell(j.state === "running" && j.speed > 0 ? two.format(j.speed) + S.real_time : "–", "num");
       cell(j.eta_s == null ? "–" : hms(j.eta_s), "num");
       cell(j.attempts + " / " + j.max_attempts, "num");
-      var message = cell(j.message, "message");
+      var message = cell(stageText(j.stage, j.message), "message");
       if (j.lease_owner) message.title = j.lease_owner;
       rows.appendChild(tr);
     });

@@ -32,6 +32,25 @@ async function request(method, url, body, contentType) {
   return { status: response.status, data };
 }
 
+// Numbers written into a template: the page's decimal sign, no grouping (a year stays 2027).
+const number = new Intl.NumberFormat(config.lang, { useGrouping: false, maximumFractionDigits: 3 });
+
+// `template` with each `{name}` replaced by `values[name]`.
+function withValues(template, values) {
+  return template.replace(/\{(\w+)\}/g, (whole, name) => {
+    const value = values[name];
+    if (value == null) return whole;
+    return typeof value === "number" ? number.format(value) : String(value);
+  });
+}
+
+// A job's stage in the page's language: the template of its name (`config.job_stages`) with
+// its values written in, or the job's English message when it has no stage.
+function stageText(stage, message) {
+  const template = stage && config.job_stages[stage.name];
+  return template ? withValues(template, stage) : message;
+}
+
 const dateTime = new Intl.DateTimeFormat(config.lang, {
   dateStyle: "short",
   timeStyle: "short",
@@ -168,8 +187,7 @@ function clearErrors(root) {
 function ruleText(error) {
   const rule = error.rule;
   const template = rule && S.rules && S.rules[rule.name];
-  if (!template) return error.message;
-  return template.replace(/\{(\w+)\}/g, (whole, name) => (name in rule ? String(rule[name]) : whole));
+  return template ? withValues(template, rule) : error.message;
 }
 
 // Shows each error under its field: `title.vi` under its input, `cast[2]` and
@@ -345,12 +363,12 @@ async function logRow(id) {
     return tr;
   }
   const list = document.createElement("ol");
-  for (const { at, line } of data.lines) {
+  for (const { at, line, stage } of data.lines) {
     const li = document.createElement("li");
     const time = document.createElement("time");
     time.dateTime = at;
     time.textContent = dateTime.format(new Date(at));
-    li.append(time, " ", line);
+    li.append(time, " ", stageText(stage, line));
     list.append(li);
   }
   td.append(list);
@@ -378,7 +396,7 @@ async function showJobs() {
       tr.append(td);
     };
     cell(String(job.id) + " · " + job.master_name);
-    cell(job.state);
+    cell(config.job_states[job.state] || job.state);
     const bar = document.createElement("progress");
     bar.max = 100;
     bar.value = job.percent;
@@ -391,7 +409,7 @@ async function showJobs() {
     cell(both);
     cell(job.speed > 0 ? job.speed.toFixed(2) + "×" : "");
     cell(job.eta_s == null ? "" : clock(job.eta_s));
-    cell(job.message);
+    cell(stageText(job.stage, job.message));
     const actions = document.createElement("span");
     const toggle = document.createElement("button");
     toggle.type = "button";

@@ -32,7 +32,9 @@ pub use film::{
     PublishedVersion, Rendition, RenditionKind, VIDEO_CODECS, art_url, is_language_tag,
     validate_slug,
 };
-pub use jobs::{Incoming, Job, JobLogLine, JobProgress, JobQueue, JobState, MemoryJobs, NewJob};
+pub use jobs::{
+    Incoming, Job, JobLogLine, JobProgress, JobQueue, JobState, MemoryJobs, NewJob, Stage,
+};
 pub use objects::{OBJECT_INDEX, ObjectIndex, ObjectInfo, valid_etag, valid_key};
 pub use operators::{Action, AuditEntry, AuditLog, NewAuditEntry, Operators};
 pub use repository::MemoryFilms;

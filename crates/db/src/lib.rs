@@ -20,6 +20,23 @@ fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
 
+/// A job's stage as both engines store it: its English message and its JSON, within bounds
+/// (`monsoon_catalog::Stage`).
+struct Stored {
+    message: String,
+    json: String,
+}
+
+impl Stored {
+    fn new(stage: &monsoon_catalog::Stage) -> Self {
+        let stage = stage.bounded();
+        Self {
+            message: stage.message(),
+            json: stage.json(),
+        }
+    }
+}
+
 /// The current version of every film, with its metadata, on both engines.
 const SELECT_FILM: &str = "SELECT f.slug, f.meta_json, f.created_at, f.updated_at, v.version_json \
      FROM films f JOIN film_versions v ON v.slug = f.slug AND v.version = f.current_version";

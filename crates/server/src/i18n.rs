@@ -233,6 +233,53 @@ pub struct Messages {
     pub job_done: String,
     pub job_failed: String,
     pub job_cancelled: String,
+    /// What a job is doing, or how it ended: one template a `monsoon_catalog::Stage`.
+    pub job_stages: JobStageMessages,
+}
+
+/// The text of each `monsoon_catalog::Stage`, named as its JSON names it; its values are
+/// written in as `{value}` by the pages' scripts (`web/src/admin.js`, `web/src/studio.js`),
+/// which show the stage's English message when a job has no stage.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobStageMessages {
+    pub queued: String,
+    pub claimed: String,
+    pub taken_over: String,
+    pub fetching: String,
+    pub probing: String,
+    pub transcoding: String,
+    pub adding_track: String,
+    pub publishing: String,
+    pub published: String,
+    pub failed: String,
+    pub lease_lost: String,
+    pub released: String,
+    pub cancelled: String,
+}
+
+/// Checks templates as the pages' scripts fill them: `texts` (an object of templates by
+/// name) has one for each of `values` (objects named by their `name`), and each names only
+/// `{value}`s its object has. Panics naming the first that does not.
+#[cfg(test)]
+pub(crate) fn check_templates(what: &str, texts: &serde_json::Value, values: &[serde_json::Value]) {
+    let texts = texts.as_object().unwrap();
+    assert_eq!(texts.len(), values.len(), "{what}: a text for nothing");
+    for value in values {
+        let name = value["name"].as_str().unwrap();
+        let text = texts[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{what}: no text for {name}"));
+        assert!(!text.trim().is_empty(), "{what}: `{name}` is empty");
+        // `{value}` → `value`: what the scripts write in.
+        let named = text.split('{').skip(1).filter_map(|s| s.split_once('}'));
+        for (field, _) in named {
+            assert!(
+                field != "name" && value.get(field).is_some(),
+                "{what}: `{name}` names {{{field}}}, which it does not have"
+            );
+        }
+    }
 }
 
 fn parse(name: &str, text: &str) -> Messages {
@@ -385,6 +432,9 @@ mod tests {
         for lang in [Lang::Vi, Lang::En] {
             let value = serde_json::to_value(lang.messages()).unwrap();
             for (key, text) in value.as_object().unwrap() {
+                if key == "job_stages" {
+                    continue;
+                }
                 assert!(
                     !text.as_str().unwrap().trim().is_empty(),
                     "{}.toml: `{key}` is empty",
@@ -396,6 +446,18 @@ mod tests {
             Lang::Vi.messages().watch_free,
             Lang::En.messages().watch_free
         );
+    }
+
+    #[test]
+    fn every_job_stage_has_its_text_in_both_languages_naming_only_its_values() {
+        let stages: Vec<serde_json::Value> = monsoon_catalog::Stage::every()
+            .iter()
+            .map(|stage| serde_json::to_value(stage).unwrap())
+            .collect();
+        for lang in [Lang::Vi, Lang::En] {
+            let texts = serde_json::to_value(&lang.messages().job_stages).unwrap();
+            check_templates(&format!("{}.toml", lang.code()), &texts, &stages);
+        }
     }
 
     #[tokio::test]

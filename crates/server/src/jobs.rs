@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | GET | `/admin/api/jobs?limit=` | `{"now", "jobs": […]}`, newest first ([`DEFAULT_LIMIT`], `limit` in [`LIMIT`]) |
 //! | POST | `/admin/api/jobs` | `{"upload", "slug", "lang"?, "label"?}`: the ready upload becomes a job (201 with the job): a master an ingest of the film, an audio track or subtitles a track added to it (`lang` required) |
-//! | GET | `/admin/api/jobs/{id}/log` | `{"id", "state", "lines": [{"at", "line"}, …]}`: the job's log, oldest line first (its newest [`LOG_LINES`](monsoon_catalog::jobs::limits::LOG_LINES) lines; 404 when there is no such job) |
+//! | GET | `/admin/api/jobs/{id}/log` | `{"id", "state", "lines": [{"at", "line", "stage"}, …]}`: the job's log, oldest line first (its newest [`LOG_LINES`](monsoon_catalog::jobs::limits::LOG_LINES) lines; 404 when there is no such job) |
 //! | POST | `/admin/api/jobs/{id}/cancel` | the job, cancelled (409 when it is over, 404 when there is none); its log names the operator |
 //!
 //! The queue lives in a PostgreSQL database the workers share (`docs/INGEST.md`, "Jobs and
@@ -75,7 +75,13 @@ pub struct JobView<'a> {
     /// The worker holding the lease (`host:pid`), while running.
     pub lease_owner: Option<&'a str>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// What is happening, or why it failed, in English words.
     pub message: &'a str,
+    /// The same as data (`monsoon_catalog::Stage`, `{"name": "transcoding", "attempt": 1,
+    /// …}`), which the pages say in their language; absent for a job last changed before
+    /// stages were stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<&'a monsoon_catalog::Stage>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -98,6 +104,7 @@ impl<'a> From<&'a Job> for JobView<'a> {
             lease_owner: job.lease_owner.as_deref(),
             lease_expires_at: job.lease_expires_at,
             message: &job.message,
+            stage: job.stage.as_ref(),
             created_at: job.created_at,
             updated_at: job.updated_at,
             started_at: job.started_at,
@@ -548,11 +555,15 @@ mod tests {
         for end in [Some(JobState::Done), Some(JobState::Failed), None] {
             let claimed = queue.claim("w", long).await.unwrap().unwrap();
             if let Some(state) = end {
-                assert!(queue.finish(claimed.id, "w", state, "over").await.unwrap());
+                let over = monsoon_catalog::Stage::Failed {
+                    reason: "over".into(),
+                };
+                assert!(queue.finish(claimed.id, "w", state, &over).await.unwrap());
             }
         }
         let retried = queue.claim("w", long).await.unwrap().unwrap();
-        assert!(queue.release(retried.id, "w", "stopping").await.unwrap());
+        let stopping = monsoon_catalog::Stage::Released { worker: "w".into() };
+        assert!(queue.release(retried.id, "w", &stopping).await.unwrap());
         let cancelled = queue.submit(&new("cancelled.mov")).await.unwrap();
         assert!(queue.cancel(cancelled.id, "operator lan").await.unwrap());
         queue.submit(&new("queued.mov")).await.unwrap();
@@ -583,7 +594,12 @@ mod tests {
         assert!(std::path::Path::new(&again.master).is_file());
         assert!(
             queue
-                .finish(again.id, "w2", JobState::Done, "published")
+                .finish(
+                    again.id,
+                    "w2",
+                    JobState::Done,
+                    &monsoon_catalog::Stage::Queued
+                )
                 .await
                 .unwrap()
         );

@@ -16,7 +16,7 @@ use monsoon_catalog::operators::{MemoryAudit, MemoryOperators};
 use monsoon_catalog::publish::{Publisher, Staging};
 use monsoon_catalog::repository::conformance::version;
 use monsoon_catalog::{
-    FilmMeta, JobProgress, JobQueue, JobState, MemoryFilms, MemoryJobs, MemoryStore, NewJob,
+    FilmMeta, JobProgress, JobQueue, JobState, MemoryFilms, MemoryJobs, MemoryStore, NewJob, Stage,
 };
 use monsoon_server::{
     AdminAuth, AppState, HotCache, MetricsAccess, Options, SessionTimes, TrustedProxies, app,
@@ -503,7 +503,11 @@ async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
     let progress = JobProgress {
         percent: 50.0,
         speed: 2.0,
-        message: "transcoding".into(),
+        stage: Stage::Transcoding {
+            attempt: 1,
+            of: 3,
+            worker: "node:1".into(),
+        },
     };
     assert!(
         queue
@@ -566,7 +570,15 @@ async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
         (Some(1), Some(3))
     );
     assert_eq!(second["lease_owner"], "node:1");
-    assert_eq!(second["message"], "transcoding");
+    assert_eq!(
+        second["message"],
+        "transcoding (attempt 1 of 3, worker node:1)"
+    );
+    // The stage as data, for the pages to say in their language.
+    assert_eq!(
+        second["stage"],
+        serde_json::json!({"name": "transcoding", "attempt": 1, "of": 3, "worker": "node:1"})
+    );
     assert!(second["started_at"].is_string() && second["finished_at"].is_null());
     for job in jobs {
         for key in ["master", "film_toml", "options"] {
@@ -642,6 +654,7 @@ async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
             .iter()
             .map(|l| {
                 assert!(chrono::DateTime::parse_from_rfc3339(l["at"].as_str().unwrap()).is_ok());
+                assert!(l["stage"]["name"].is_string(), "{l}");
                 l["line"].as_str().unwrap().to_owned()
             })
             .collect()
@@ -654,7 +667,7 @@ async fn the_jobs_api_is_the_operators_and_shows_the_queue_without_paths() {
         [
             "queued",
             "attempt 1 of 3: claimed by worker node:1",
-            "transcoding"
+            "transcoding (attempt 1 of 3, worker node:1)"
         ]
     );
     let cancelled_log = get(&state, &log("2"), &signed_in).await;

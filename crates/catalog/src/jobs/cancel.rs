@@ -9,7 +9,7 @@ use crate::{Error, Incoming, Job, JobQueue, JobState, MediaStore};
 /// Who cancels a job, as the job's log and the audit log name them.
 #[derive(Debug, Clone)]
 pub struct Canceller<'a> {
-    /// In the job's message and log ([`super::cancelled_message`]): `operator lan`,
+    /// In the job's message and log ([`super::Stage::Cancelled`]): `operator lan`,
     /// `cli (lan)`.
     pub by: &'a str,
     /// The audit entry's actor: an operator's name, `token`, or `cli`

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{JobProgress, JobQueue, JobState, NewJob, limits};
+use super::{JobProgress, JobQueue, JobState, NewJob, Stage, limits};
 
 pub type Open<'a> = &'a dyn Fn() -> Pin<Box<dyn Future<Output = Arc<dyn JobQueue>>>>;
 pub type Wait<'a> = &'a dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()>>>;
@@ -28,11 +28,42 @@ pub fn job(slug: &str) -> NewJob {
     }
 }
 
+fn transcoding() -> Stage {
+    Stage::Transcoding {
+        attempt: 1,
+        of: 3,
+        worker: "owner".into(),
+    }
+}
+
 fn progress(percent: f64) -> JobProgress {
     JobProgress {
         percent,
         speed: 2.5,
-        message: "transcoding".into(),
+        stage: transcoding(),
+    }
+}
+
+/// A job's end as a worker records it: published, or failed for `reason`.
+fn published() -> Stage {
+    Stage::Published {
+        version: "v1".into(),
+        attempt: 1,
+        of: 3,
+        worker: "w".into(),
+        verified: "v180 320x180 avc1.64001e 0.11 Mbit/s".into(),
+    }
+}
+
+fn failed(reason: &str) -> Stage {
+    Stage::Failed {
+        reason: reason.into(),
+    }
+}
+
+fn released(worker: &str) -> Stage {
+    Stage::Released {
+        worker: worker.into(),
     }
 }
 
@@ -44,6 +75,7 @@ pub async fn run(open: Open<'_>, wait: Wait<'_>) {
     an_expired_lease_is_taken_over_and_attempts_are_bounded(open, wait).await;
     finished_released_and_cancelled_jobs(open).await;
     a_job_keeps_a_bounded_log_in_order_across_a_take_over(open, wait).await;
+    every_stage_is_stored_as_itself(open).await;
 }
 
 /// Claims every claimable job with long leases, then finishes them (tests leave the queue
@@ -52,7 +84,7 @@ async fn drain(queue: &dyn JobQueue) {
     while let Some(job) = queue.claim("drain", LONG).await.unwrap() {
         assert!(
             queue
-                .finish(job.id, "drain", JobState::Done, "drained")
+                .finish(job.id, "drain", JobState::Done, &published())
                 .await
                 .unwrap()
         );
@@ -147,7 +179,7 @@ async fn claims_go_oldest_first_and_never_twice(open: Open<'_>) {
     for (job, worker) in [(a, "worker-a"), (b, "worker-b")] {
         assert!(
             queue
-                .finish(job.id, worker, JobState::Done, "published")
+                .finish(job.id, worker, JobState::Done, &published())
                 .await
                 .unwrap()
         );
@@ -179,7 +211,7 @@ async fn concurrent_claims_share_out_the_jobs(open: Open<'_>) {
     for (id, worker) in claimed {
         assert!(
             queue
-                .finish(id, &worker, JobState::Done, "published")
+                .finish(id, &worker, JobState::Done, &published())
                 .await
                 .unwrap()
         );
@@ -239,22 +271,29 @@ async fn a_lease_is_renewed_by_its_owner_only(open: Open<'_>, wait: Wait<'_>) {
     );
     let seen = queue.get(claimed.id).await.unwrap().unwrap();
     assert_eq!((seen.percent, seen.speed), (42.5, 2.5));
-    assert_eq!(seen.message, "transcoding");
+    assert_eq!(seen.message, "transcoding (attempt 1 of 3, worker owner)");
+    assert_eq!(seen.stage, Some(transcoding()));
     assert_eq!(seen.lease_owner.as_deref(), Some("owner"));
     assert!(seen.eta_s().unwrap() > 0.0);
     // Progress is bounded whatever a worker reports.
     let wild = JobProgress {
         percent: f64::NAN,
         speed: -3.0,
-        message: "x".repeat(10_000),
+        stage: Stage::AddingTrack {
+            track: "x".repeat(10_000),
+            attempt: 1,
+            of: 3,
+            worker: "owner".into(),
+        },
     };
     assert!(queue.renew(claimed.id, "owner", LONG, &wild).await.unwrap());
     let seen = queue.get(claimed.id).await.unwrap().unwrap();
     assert_eq!((seen.percent, seen.speed), (0.0, 0.0));
     assert!(seen.message.chars().count() <= super::limits::MESSAGE_CHARS + 1);
+    assert_eq!(seen.stage, Some(wild.stage.bounded()));
     assert!(
         queue
-            .finish(claimed.id, "owner", JobState::Done, "published")
+            .finish(claimed.id, "owner", JobState::Done, &published())
             .await
             .unwrap()
     );
@@ -282,6 +321,15 @@ async fn an_expired_lease_is_taken_over_and_attempts_are_bounded(open: Open<'_>,
         "{}",
         second.message
     );
+    assert_eq!(
+        second.stage,
+        Some(Stage::TakenOver {
+            attempt: 2,
+            of: 2,
+            from: "doomed".into(),
+            worker: "heir".into()
+        })
+    );
     // The first worker, back from the dead, owns nothing.
     assert!(
         !queue
@@ -291,11 +339,16 @@ async fn an_expired_lease_is_taken_over_and_attempts_are_bounded(open: Open<'_>,
     );
     assert!(
         !queue
-            .finish(first.id, "doomed", JobState::Done, "published")
+            .finish(first.id, "doomed", JobState::Done, &published())
             .await
             .unwrap()
     );
-    assert!(!queue.release(first.id, "doomed", "stopping").await.unwrap());
+    assert!(
+        !queue
+            .release(first.id, "doomed", &released("doomed"))
+            .await
+            .unwrap()
+    );
     // The last attempt's lease expires too: the job fails with the reason, and is not
     // claimed again.
     wait(SHORT * 2).await;
@@ -308,6 +361,13 @@ async fn an_expired_lease_is_taken_over_and_attempts_are_bounded(open: Open<'_>,
         "{}",
         failed.message
     );
+    assert_eq!(
+        failed.stage,
+        Some(Stage::LeaseLost {
+            worker: "heir".into(),
+            attempts: 2
+        })
+    );
 }
 
 async fn finished_released_and_cancelled_jobs(open: Open<'_>) {
@@ -317,7 +377,7 @@ async fn finished_released_and_cancelled_jobs(open: Open<'_>) {
     let claimed = queue.claim("stopping", LONG).await.unwrap().unwrap();
     assert!(
         queue
-            .release(claimed.id, "stopping", "released: the worker stopped")
+            .release(claimed.id, "stopping", &released("stopping"))
             .await
             .unwrap()
     );
@@ -325,20 +385,30 @@ async fn finished_released_and_cancelled_jobs(open: Open<'_>) {
     assert_eq!(released.state, JobState::Queued);
     assert_eq!(released.attempts, 0);
     assert!(released.lease_owner.is_none() && released.lease_expires_at.is_none());
-    assert_eq!(released.message, "released: the worker stopped");
+    assert_eq!(
+        released.message,
+        "released by worker stopping, which was stopped; queued for the next worker"
+    );
+    assert_eq!(released.stage, Some(self::released("stopping")));
     let again = queue.claim("next", LONG).await.unwrap().unwrap();
     assert_eq!((again.id, again.attempts), (submitted.id, 1));
 
     // Failed: over, with the message, never claimed again.
     assert!(
         queue
-            .finish(again.id, "next", JobState::Failed, "the master is gone")
+            .finish(
+                again.id,
+                "next",
+                JobState::Failed,
+                &failed("the master is gone")
+            )
             .await
             .unwrap()
     );
     let failed = queue.get(again.id).await.unwrap().unwrap();
     assert_eq!(failed.state, JobState::Failed);
     assert_eq!(failed.message, "the master is gone");
+    assert_eq!(failed.stage, Some(self::failed("the master is gone")));
     assert!(failed.lease_owner.is_none() && failed.finished_at.is_some());
     assert!(queue.claim("next", LONG).await.unwrap().is_none());
     assert!(
@@ -347,7 +417,7 @@ async fn finished_released_and_cancelled_jobs(open: Open<'_>) {
     );
     assert!(
         queue
-            .finish(again.id, "next", JobState::Queued, "x")
+            .finish(again.id, "next", JobState::Queued, &published())
             .await
             .is_err()
     );
@@ -373,7 +443,7 @@ async fn finished_released_and_cancelled_jobs(open: Open<'_>) {
     );
     assert!(
         !queue
-            .finish(running.id, "w", JobState::Done, "published")
+            .finish(running.id, "w", JobState::Done, &published())
             .await
             .unwrap()
     );
@@ -408,12 +478,16 @@ async fn a_job_keeps_a_bounded_log_in_order_across_a_take_over(open: Open<'_>, w
                 .unwrap()
         );
     }
-    let packaging = JobProgress {
-        message: "packaging".into(),
+    let publishing = JobProgress {
+        stage: Stage::Publishing {
+            attempt: 1,
+            of: 3,
+            worker: "doomed".into(),
+        },
         ..progress(100.0)
     };
-    assert!(queue.renew(id, "doomed", SHORT, &packaging).await.unwrap());
-    assert!(queue.renew(id, "doomed", SHORT, &packaging).await.unwrap());
+    assert!(queue.renew(id, "doomed", SHORT, &publishing).await.unwrap());
+    assert!(queue.renew(id, "doomed", SHORT, &publishing).await.unwrap());
     assert_eq!(first.id, id);
     // The worker dies; another takes the job over. The log survives a restart and the
     // take-over, and goes on.
@@ -422,35 +496,36 @@ async fn a_job_keeps_a_bounded_log_in_order_across_a_take_over(open: Open<'_>, w
     let queue = open().await;
     let second = queue.claim("heir", LONG).await.unwrap().unwrap();
     assert_eq!(second.id, id);
-    assert!(
-        queue
-            .release(id, "heir", "released: the worker stopped")
-            .await
-            .unwrap()
-    );
+    assert!(queue.release(id, "heir", &released("heir")).await.unwrap());
     let third = queue.claim("heir", LONG).await.unwrap().unwrap();
     assert_eq!(third.id, id);
     assert!(
         queue
-            .finish(id, "heir", JobState::Failed, "the master is gone")
+            .finish(id, "heir", JobState::Failed, &failed("the master is gone"))
             .await
             .unwrap()
     );
-    let log = lines(queue.as_ref(), id).await;
-    assert_eq!(log.len(), 8, "{log:#?}");
-    assert_eq!(log[0], "queued");
-    assert_eq!(log[1], "attempt 1 of 3: claimed by worker doomed");
-    assert_eq!(log[2], "transcoding");
-    assert_eq!(log[3], "packaging");
-    assert!(
-        log[4].contains("taken over from worker doomed")
-            && log[4].contains("claimed by worker heir"),
-        "{}",
-        log[4]
+    // Each line is its stage's English message, and the stage itself.
+    let stages = [
+        Stage::Queued,
+        Stage::claimed("doomed", None, 1, 3),
+        transcoding(),
+        publishing.stage,
+        Stage::claimed("heir", Some("doomed"), 2, 3),
+        released("heir"),
+        Stage::claimed("heir", None, 2, 3),
+        failed("the master is gone"),
+    ];
+    let log = queue.log(id).await.unwrap();
+    assert_eq!(log.len(), stages.len(), "{log:#?}");
+    for (line, stage) in log.iter().zip(&stages) {
+        assert_eq!(line.stage.as_ref(), Some(stage), "{log:#?}");
+        assert_eq!(line.line, stage.message(), "{log:#?}");
+    }
+    assert_eq!(
+        lines(queue.as_ref(), id).await[1],
+        "attempt 1 of 3: claimed by worker doomed"
     );
-    assert_eq!(log[5], "released: the worker stopped");
-    assert_eq!(log[6], "attempt 2 of 3: claimed by worker heir");
-    assert_eq!(log[7], "the master is gone");
     let other = queue.submit(&job("other-log")).await.unwrap();
     assert_eq!(
         lines(queue.as_ref(), other.id).await,
@@ -469,13 +544,13 @@ async fn a_job_keeps_a_bounded_log_in_order_across_a_take_over(open: Open<'_>, w
     assert_eq!(claimed.id, busy.id);
     let stages = limits::LOG_LINES + 10;
     for stage in 0..stages {
-        let message = if stage == stages - 1 {
+        let reason = if stage == stages - 1 {
             "x".repeat(10_000)
         } else {
             format!("stage {stage}")
         };
         let stage = JobProgress {
-            message,
+            stage: failed(&reason),
             ..progress(50.0)
         };
         assert!(queue.renew(busy.id, "chatty", LONG, &stage).await.unwrap());
@@ -491,7 +566,35 @@ async fn a_job_keeps_a_bounded_log_in_order_across_a_take_over(open: Open<'_>, w
     );
     assert!(
         queue
-            .finish(busy.id, "chatty", JobState::Done, "published")
+            .finish(busy.id, "chatty", JobState::Done, &published())
+            .await
+            .unwrap()
+    );
+}
+
+/// Every kind of stage, reported by a worker, reads back as itself from the job and from its
+/// log, beside its English message.
+async fn every_stage_is_stored_as_itself(open: Open<'_>) {
+    let queue = open().await;
+    let id = queue.submit(&job("staged")).await.unwrap().id;
+    assert_eq!(queue.claim("stager", LONG).await.unwrap().unwrap().id, id);
+    for stage in Stage::every() {
+        let progress = JobProgress {
+            stage: stage.clone(),
+            ..progress(10.0)
+        };
+        assert!(queue.renew(id, "stager", LONG, &progress).await.unwrap());
+        let seen = queue.get(id).await.unwrap().unwrap();
+        assert_eq!(seen.stage.as_ref(), Some(&stage));
+        assert_eq!(seen.message, stage.message());
+        let log = queue.log(id).await.unwrap();
+        let last = log.last().unwrap();
+        assert_eq!(last.stage.as_ref(), Some(&stage));
+        assert_eq!(last.line, stage.message());
+    }
+    assert!(
+        queue
+            .finish(id, "stager", JobState::Done, &published())
             .await
             .unwrap()
     );

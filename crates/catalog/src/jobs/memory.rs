@@ -27,12 +27,20 @@ struct Jobs {
 }
 
 impl Jobs {
-    /// Appends `line` to job `id`'s log, keeping the newest `limits::LOG_LINES`.
-    fn log(&mut self, id: i64, at: DateTime<Utc>, line: &str) {
+    /// Puts job `id` at `stage` and appends it to the job's log, keeping the newest
+    /// `limits::LOG_LINES` lines.
+    fn stage(&mut self, id: i64, at: DateTime<Utc>, stage: &Stage) {
+        let stage = stage.bounded();
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.message = stage.message();
+            job.stage = Some(stage.clone());
+            job.updated_at = at;
+        }
         let log = self.logs.entry(id).or_default();
         log.push_back(JobLogLine {
             at,
-            line: bounded_message(line),
+            line: stage.message(),
+            stage: Some(stage),
         });
         while log.len() > limits::LOG_LINES {
             log.pop_front();
@@ -100,15 +108,16 @@ impl JobQueue for MemoryJobs {
             lease_expires_at: None,
             percent: 0.0,
             speed: 0.0,
-            message: "queued".into(),
+            message: String::new(),
+            stage: None,
             created_at: now,
             updated_at: now,
             started_at: None,
             finished_at: None,
         };
-        all.jobs.insert(id, job.clone());
-        all.log(id, now, &job.message);
-        Ok(job)
+        all.jobs.insert(id, job);
+        all.stage(id, now, &Stage::Queued);
+        Ok(all.jobs[&id].clone())
     }
 
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Job>> {
@@ -122,18 +131,16 @@ impl JobQueue for MemoryJobs {
         let mut lines = Vec::new();
         for job in all.jobs.values_mut() {
             if expired(job) && job.attempts >= job.max_attempts {
+                let worker = job.lease_owner.take().unwrap_or_default();
                 job.state = JobState::Failed;
-                job.message =
-                    lease_lost_message(job.lease_owner.as_deref().unwrap_or("?"), job.attempts);
-                job.lease_owner = None;
                 job.lease_expires_at = None;
-                job.updated_at = now;
                 job.finished_at = Some(now);
-                lines.push((job.id, job.message.clone()));
+                let attempts = job.attempts;
+                lines.push((job.id, Stage::LeaseLost { worker, attempts }));
             }
         }
-        for (id, line) in lines {
-            all.log(id, now, &line);
+        for (id, stage) in lines {
+            all.stage(id, now, &stage);
         }
         let Some(job) = all
             .jobs
@@ -146,18 +153,17 @@ impl JobQueue for MemoryJobs {
             JobState::Running => job.lease_owner.as_deref(),
             _ => None,
         };
-        job.message = claimed_message(worker, previous, job.attempts + 1, job.max_attempts);
+        let stage = Stage::claimed(worker, previous, job.attempts + 1, job.max_attempts);
         job.state = JobState::Running;
         job.attempts += 1;
         job.lease_owner = Some(worker.to_owned());
         job.lease_expires_at = Some(until);
         job.percent = 0.0;
         job.speed = 0.0;
-        job.updated_at = now;
         job.started_at.get_or_insert(now);
-        let job = job.clone();
-        all.log(job.id, now, &job.message);
-        Ok(Some(job))
+        let id = job.id;
+        all.stage(id, now, &stage);
+        Ok(Some(all.jobs[&id].clone()))
     }
 
     async fn renew(
@@ -178,17 +184,14 @@ impl JobQueue for MemoryJobs {
         job.lease_expires_at = Some(until);
         job.percent = progress.percent;
         job.speed = progress.speed;
-        let new_stage = job.message != progress.message;
-        job.message = progress.message;
         job.updated_at = now;
-        if new_stage {
-            let line = job.message.clone();
-            all.log(id, now, &line);
+        if job.stage.as_ref() != Some(&progress.stage) {
+            all.stage(id, now, &progress.stage);
         }
         Ok(true)
     }
 
-    async fn finish(&self, id: i64, worker: &str, state: JobState, message: &str) -> Result<bool> {
+    async fn finish(&self, id: i64, worker: &str, state: JobState, stage: &Stage) -> Result<bool> {
         if !matches!(state, JobState::Done | JobState::Failed) {
             return Err(Error::Backend(format!(
                 "a job is finished as done or failed, not {}",
@@ -204,17 +207,14 @@ impl JobQueue for MemoryJobs {
         if state == JobState::Done {
             job.percent = 100.0;
         }
-        job.message = bounded_message(message);
         job.lease_owner = None;
         job.lease_expires_at = None;
-        job.updated_at = now;
         job.finished_at = Some(now);
-        let line = job.message.clone();
-        all.log(id, now, &line);
+        all.stage(id, now, stage);
         Ok(true)
     }
 
-    async fn release(&self, id: i64, worker: &str, message: &str) -> Result<bool> {
+    async fn release(&self, id: i64, worker: &str, stage: &Stage) -> Result<bool> {
         let now = (self.clock)();
         let mut all = self.jobs();
         let Some(job) = all.jobs.get_mut(&id).filter(|job| held_by(job, worker)) else {
@@ -224,10 +224,7 @@ impl JobQueue for MemoryJobs {
         job.attempts = job.attempts.saturating_sub(1);
         job.lease_owner = None;
         job.lease_expires_at = None;
-        job.message = bounded_message(message);
-        job.updated_at = now;
-        let line = job.message.clone();
-        all.log(id, now, &line);
+        all.stage(id, now, stage);
         Ok(true)
     }
 
@@ -238,13 +235,10 @@ impl JobQueue for MemoryJobs {
             return Ok(false);
         };
         job.state = JobState::Cancelled;
-        job.message = cancelled_message(by);
         job.lease_owner = None;
         job.lease_expires_at = None;
-        job.updated_at = now;
         job.finished_at = Some(now);
-        let line = job.message.clone();
-        all.log(id, now, &line);
+        all.stage(id, now, &Stage::Cancelled { by: by.to_owned() });
         Ok(true)
     }
 
@@ -327,7 +321,11 @@ mod tests {
                     job.id,
                     "a",
                     Duration::from_millis(1),
-                    &JobProgress::default()
+                    &JobProgress {
+                        percent: 0.0,
+                        speed: 0.0,
+                        stage: Stage::Queued,
+                    }
                 )
                 .await
                 .unwrap()

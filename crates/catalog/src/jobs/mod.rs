@@ -254,8 +254,11 @@ pub struct Job {
     pub percent: f64,
     /// Transcoding speed, × real time.
     pub speed: f64,
-    /// What is happening, or why it failed, in the operator's words.
+    /// What is happening, or why it failed, in English words (`stage`'s message).
     pub message: String,
+    /// The same as data, for the studio and the dashboard to say in the operator's language;
+    /// `None` for a job last changed before stages were stored.
+    pub stage: Option<Stage>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// When the job was first claimed.
@@ -272,22 +275,23 @@ impl Job {
 }
 
 /// Progress a worker reports with each renewal.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobProgress {
     pub percent: f64,
     pub speed: f64,
-    pub message: String,
+    /// The stage the work is in: a new one is a line of the job's log.
+    pub stage: Stage,
 }
 
 impl JobProgress {
-    /// Within bounds: percent in 0..=100, a finite non-negative speed, a message cut to
-    /// `limits::MESSAGE_CHARS`. Backends store this.
+    /// Within bounds: percent in 0..=100, a finite non-negative speed, the stage
+    /// `Stage::bounded`. Backends store this.
     pub fn bounded(&self) -> Self {
         let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
         Self {
             percent: finite(self.percent).clamp(0.0, 100.0),
             speed: finite(self.speed).max(0.0),
-            message: bounded_message(&self.message),
+            stage: self.stage.bounded(),
         }
     }
 }
@@ -319,59 +323,36 @@ pub fn check_lease(worker: &str, lease: Duration) -> Result<()> {
 }
 
 /// A line of a job's log: what happened to it, when, on the queue's clock.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobLogLine {
     /// When it was written, on the queue's clock (the database's).
     pub at: DateTime<Utc>,
-    /// What happened, in the operator's words (cut to `limits::MESSAGE_CHARS`).
+    /// What happened, in English words (`stage`'s message, cut to `limits::MESSAGE_CHARS`).
     pub line: String,
+    /// The same as data; `None` for a line written before stages were stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
 }
 
-/// The message a job gets when a worker claims it (`previous`: the worker whose lease
-/// expired, for a take-over).
-pub fn claimed_message(
-    worker: &str,
-    previous: Option<&str>,
-    attempt: u32,
-    max_attempts: u32,
-) -> String {
-    match previous {
-        Some(owner) => format!(
-            "{}; claimed by worker {worker}",
-            taken_over_message(owner, attempt, max_attempts)
-        ),
-        None => format!("attempt {attempt} of {max_attempts}: claimed by worker {worker}"),
+impl Stage {
+    /// The stage of a job a worker claims (`previous`: the worker whose lease expired, for a
+    /// take-over).
+    pub fn claimed(worker: &str, previous: Option<&str>, attempt: u32, of: u32) -> Self {
+        let worker = worker.to_owned();
+        match previous {
+            Some(from) => Self::TakenOver {
+                attempt,
+                of,
+                from: from.to_owned(),
+                worker,
+            },
+            None => Self::Claimed {
+                attempt,
+                of,
+                worker,
+            },
+        }
     }
-}
-
-/// The message a job gets when `by` cancels it.
-pub fn cancelled_message(by: &str) -> String {
-    format!("cancelled by {}", bounded_by(by))
-}
-
-/// Who cancelled, within `limits::BY_BYTES` (cut at a character boundary).
-fn bounded_by(by: &str) -> &str {
-    let by = if by.is_empty() { "the operator" } else { by };
-    let mut end = by.len().min(limits::BY_BYTES);
-    while !by.is_char_boundary(end) {
-        end -= 1;
-    }
-    &by[..end]
-}
-
-/// The message a job gets when its lease expired on its last attempt.
-pub fn lease_lost_message(owner: &str, attempts: u32) -> String {
-    format!(
-        "failed: worker {owner} stopped renewing its lease on attempt {attempts} of {attempts} \
-         (it died, was killed or lost the database); no attempt is left"
-    )
-}
-
-/// The message a job gets when a worker takes it over from one whose lease expired.
-pub fn taken_over_message(owner: &str, attempt: u32, max_attempts: u32) -> String {
-    format!(
-        "attempt {attempt} of {max_attempts}: taken over from worker {owner}, whose lease expired"
-    )
 }
 
 /// The ingest jobs, shared by every worker.
@@ -396,16 +377,16 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
         progress: &JobProgress,
     ) -> Result<bool>;
 
-    /// Ends `worker`'s job `id` as `state` (`Done` or `Failed`) with `message`. `false`: the
+    /// Ends `worker`'s job `id` as `state` (`Done` or `Failed`) at `stage`. `false`: the
     /// job was not `worker`'s any more, and is left as it is.
-    async fn finish(&self, id: i64, worker: &str, state: JobState, message: &str) -> Result<bool>;
+    async fn finish(&self, id: i64, worker: &str, state: JobState, stage: &Stage) -> Result<bool>;
 
     /// Gives `worker`'s job `id` back to the queue (a worker stopping): queued, its lease
-    /// cleared, its attempt given back. `false`: it was not `worker`'s.
-    async fn release(&self, id: i64, worker: &str, message: &str) -> Result<bool>;
+    /// cleared, its attempt given back, at `stage`. `false`: it was not `worker`'s.
+    async fn release(&self, id: i64, worker: &str, stage: &Stage) -> Result<bool>;
 
     /// Cancels job `id` if it is queued or running (a running job's worker learns it at its
-    /// next renewal), saying `by` whom (`cancelled_message`). `false`: it is over already, or
+    /// next renewal), saying `by` whom (`Stage::Cancelled`). `false`: it is over already, or
     /// there is no such job.
     async fn cancel(&self, id: i64, by: &str) -> Result<bool>;
 
@@ -416,7 +397,7 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: i64) -> Result<Option<Job>>;
 
     /// Job `id`'s log, oldest line first: the newest `limits::LOG_LINES` lines. Every change
-    /// of a job's message is a line — submitted, claimed (and by whom, or taken over from
+    /// of a job's stage (its message) is a line — submitted, claimed (and by whom, or taken over from
     /// whom), each new stage a worker reports (its percent ticks are not), released, failed
     /// (and why), done, cancelled (and by whom) — stamped with the queue's clock. Empty when
     /// there is no such job.
@@ -425,10 +406,12 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
 
 mod cancel;
 mod memory;
+mod stage;
 mod table;
 
 pub use cancel::{CancelError, Canceller, cancel};
 pub use memory::{Clock, MemoryJobs};
+pub use stage::Stage;
 pub use table::{log_text, table};
 
 #[allow(clippy::unwrap_used)]

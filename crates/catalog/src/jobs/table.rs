@@ -71,6 +71,7 @@ mod tests {
         let line = |text: &str| JobLogLine {
             at: at.unwrap_or_default(),
             line: text.to_owned(),
+            stage: None,
         };
         let text = log_text(&[line("queued"), line("failed:\nffmpeg said\r\nno")]);
         assert_eq!(
@@ -97,6 +98,7 @@ mod tests {
             percent: 50.0,
             speed: 2.0,
             message: "transcoding".into(),
+            stage: None,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             started_at: None,

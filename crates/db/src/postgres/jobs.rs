@@ -1,5 +1,5 @@
 //! The ingest job queue on PostgreSQL (`migrations/postgres/0004_jobs.sql`, each job's log in
-//! `0009_job_log.sql`), which every
+//! `0009_job_log.sql`, stages as data in `0011_job_stages.sql`), which every
 //! `monsoon worker` shares. A claim locks the oldest claimable row with `FOR UPDATE SKIP
 //! LOCKED` (PostgreSQL manual, "The Locking Clause" of SELECT), so workers claiming at once
 //! take different jobs without waiting on each other; leases run on the database's `now()`.
@@ -8,15 +8,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use monsoon_catalog::jobs::{
-    JobLogLine, JobProgress, bounded_message, cancelled_message, check_lease, claimed_message,
-    lease_lost_message, limits,
-};
-use monsoon_catalog::{Error, Job, JobQueue, JobState, NewJob, Result};
+use monsoon_catalog::jobs::{JobLogLine, JobProgress, check_lease, limits};
+use monsoon_catalog::{Error, Job, JobQueue, JobState, NewJob, Result, Stage};
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 
-use crate::backend;
+use crate::{Stored, backend};
 
 /// The ingest jobs in a PostgreSQL database (the catalog's: `PgCatalog::open` migrated it).
 #[derive(Debug, Clone)]
@@ -32,7 +29,7 @@ impl PgJobs {
 
 /// Every column of a job, times as ms since the Unix epoch.
 const COLUMNS: &str = "id, slug, master, film_toml, options::text AS options, duration_s, state, \
-     attempts, max_attempts, lease_owner, percent, speed, message, \
+     attempts, max_attempts, lease_owner, percent, speed, message, stage, \
      (extract(epoch FROM lease_expires_at) * 1000)::bigint AS lease_expires_ms, \
      (extract(epoch FROM created_at) * 1000)::bigint AS created_ms, \
      (extract(epoch FROM updated_at) * 1000)::bigint AS updated_ms, \
@@ -72,6 +69,7 @@ fn job_from_row(row: &PgRow) -> Result<Job> {
         percent: row.try_get("percent").map_err(backend)?,
         speed: row.try_get("speed").map_err(backend)?,
         message: row.try_get("message").map_err(backend)?,
+        stage: Stage::from_json(row.try_get("stage").map_err(backend)?),
         created_at: required("created_ms")?,
         updated_at: required("updated_ms")?,
         started_at: time(row.try_get("started_ms").map_err(backend)?)?,
@@ -79,12 +77,13 @@ fn job_from_row(row: &PgRow) -> Result<Job> {
     })
 }
 
-/// Appends `line` to job `id`'s log (in the caller's transaction, which changed the job's row
-/// and holds it locked) and drops its lines past the newest `limits::LOG_LINES`.
-async fn append(conn: &mut PgConnection, id: i64, line: &str) -> Result<()> {
-    sqlx::query("INSERT INTO ingest_job_log (job_id, line) VALUES ($1, $2)")
+/// Appends `stage` to job `id`'s log (in the caller's transaction, which changed the job's
+/// row and holds it locked) and drops its lines past the newest `limits::LOG_LINES`.
+async fn append(conn: &mut PgConnection, id: i64, stage: &Stored) -> Result<()> {
+    sqlx::query("INSERT INTO ingest_job_log (job_id, line, stage) VALUES ($1, $2, $3)")
         .bind(id)
-        .bind(bounded_message(line))
+        .bind(&stage.message)
+        .bind(&stage.json)
         .execute(&mut *conn)
         .await
         .map_err(backend)?;
@@ -109,12 +108,13 @@ fn lease_ms(lease: Duration) -> i64 {
 impl JobQueue for PgJobs {
     async fn submit(&self, job: &NewJob) -> Result<Job> {
         job.check()?;
+        let queued = Stored::new(&Stage::Queued);
         let max_attempts = i32::try_from(job.max_attempts).map_err(backend)?;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let row = sqlx::query(&format!(
             "INSERT INTO ingest_jobs \
-             (slug, master, film_toml, options, duration_s, state, max_attempts, message) \
-             VALUES ($1, $2, $3, $4::jsonb, $5, 'queued', $6, 'queued') RETURNING {COLUMNS}"
+             (slug, master, film_toml, options, duration_s, state, max_attempts, message, stage) \
+             VALUES ($1, $2, $3, $4::jsonb, $5, 'queued', $6, $7, $8) RETURNING {COLUMNS}"
         ))
         .bind(&job.slug)
         .bind(&job.master)
@@ -122,11 +122,13 @@ impl JobQueue for PgJobs {
         .bind(job.options.to_string())
         .bind(job.duration_s)
         .bind(max_attempts)
+        .bind(&queued.message)
+        .bind(&queued.json)
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
         let job = job_from_row(&row)?;
-        append(&mut tx, job.id, &job.message).await?;
+        append(&mut tx, job.id, &queued).await?;
         tx.commit().await.map_err(backend)?;
         Ok(job)
     }
@@ -147,17 +149,22 @@ impl JobQueue for PgJobs {
             let id: i64 = row.get("id");
             let owner: String = row.get("lease_owner");
             let attempts: i32 = row.get("attempts");
-            let message = lease_lost_message(&owner, u32::try_from(attempts).unwrap_or(0));
+            let lost = Stored::new(&Stage::LeaseLost {
+                worker: owner,
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            });
             sqlx::query(
-                "UPDATE ingest_jobs SET state = 'failed', message = $2, lease_owner = NULL, \
-                 lease_expires_at = NULL, updated_at = now(), finished_at = now() WHERE id = $1",
+                "UPDATE ingest_jobs SET state = 'failed', message = $2, stage = $3, \
+                 lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), \
+                 finished_at = now() WHERE id = $1",
             )
             .bind(id)
-            .bind(&message)
+            .bind(&lost.message)
+            .bind(&lost.json)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-            append(&mut tx, id, &message).await?;
+            append(&mut tx, id, &lost).await?;
         }
         let candidate = sqlx::query(
             "SELECT id, state, lease_owner, attempts, max_attempts FROM ingest_jobs \
@@ -178,22 +185,28 @@ impl JobQueue for PgJobs {
         let attempt = u32::try_from(candidate.get::<i32, _>("attempts")).unwrap_or(0) + 1;
         let max_attempts = u32::try_from(candidate.get::<i32, _>("max_attempts")).unwrap_or(0);
         let previous = owner.filter(|_| state == "running");
-        let message = claimed_message(worker, previous.as_deref(), attempt, max_attempts);
+        let claimed = Stored::new(&Stage::claimed(
+            worker,
+            previous.as_deref(),
+            attempt,
+            max_attempts,
+        ));
         let row = sqlx::query(&format!(
             "UPDATE ingest_jobs SET state = 'running', attempts = attempts + 1, \
              lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond', \
-             percent = 0, speed = 0, message = $4, updated_at = now(), \
+             percent = 0, speed = 0, message = $4, stage = $5, updated_at = now(), \
              started_at = coalesce(started_at, now()) \
              WHERE id = $1 RETURNING {COLUMNS}"
         ))
         .bind(id)
         .bind(worker)
         .bind(lease_ms(lease))
-        .bind(&message)
+        .bind(&claimed.message)
+        .bind(&claimed.json)
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-        append(&mut tx, id, &message).await?;
+        append(&mut tx, id, &claimed).await?;
         tx.commit().await.map_err(backend)?;
         job_from_row(&row).map(Some)
     }
@@ -207,9 +220,10 @@ impl JobQueue for PgJobs {
     ) -> Result<bool> {
         check_lease(worker, lease)?;
         let progress = progress.bounded();
+        let stage = Stored::new(&progress.stage);
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        let before: Option<String> = sqlx::query_scalar(
-            "SELECT message FROM ingest_jobs WHERE id = $1 AND state = 'running' \
+        let before: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT stage FROM ingest_jobs WHERE id = $1 AND state = 'running' \
              AND lease_owner = $2 FOR UPDATE",
         )
         .bind(id)
@@ -223,35 +237,37 @@ impl JobQueue for PgJobs {
         };
         sqlx::query(
             "UPDATE ingest_jobs SET lease_expires_at = now() + $2 * interval '1 millisecond', \
-             percent = $3, speed = $4, message = $5, updated_at = now() WHERE id = $1",
+             percent = $3, speed = $4, message = $5, stage = $6, updated_at = now() \
+             WHERE id = $1",
         )
         .bind(id)
         .bind(lease_ms(lease))
         .bind(progress.percent)
         .bind(progress.speed)
-        .bind(&progress.message)
+        .bind(&stage.message)
+        .bind(&stage.json)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         // A new stage is a line; a percent tick is not.
-        if before != progress.message {
-            append(&mut tx, id, &progress.message).await?;
+        if before.as_deref() != Some(stage.json.as_str()) {
+            append(&mut tx, id, &stage).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
 
-    async fn finish(&self, id: i64, worker: &str, state: JobState, message: &str) -> Result<bool> {
+    async fn finish(&self, id: i64, worker: &str, state: JobState, stage: &Stage) -> Result<bool> {
         if !matches!(state, JobState::Done | JobState::Failed) {
             return Err(Error::Backend(format!(
                 "a job is finished as done or failed, not {}",
                 state.as_str()
             )));
         }
-        let message = bounded_message(message);
+        let stage = Stored::new(stage);
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let finished = sqlx::query(
-            "UPDATE ingest_jobs SET state = $3, message = $4, lease_owner = NULL, \
+            "UPDATE ingest_jobs SET state = $3, message = $4, stage = $5, lease_owner = NULL, \
              lease_expires_at = NULL, updated_at = now(), finished_at = now(), \
              percent = CASE WHEN $3 = 'done' THEN 100 ELSE percent END \
              WHERE id = $1 AND state = 'running' AND lease_owner = $2",
@@ -259,56 +275,59 @@ impl JobQueue for PgJobs {
         .bind(id)
         .bind(worker)
         .bind(state.as_str())
-        .bind(&message)
+        .bind(&stage.message)
+        .bind(&stage.json)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         let finished = finished.rows_affected() == 1;
         if finished {
-            append(&mut tx, id, &message).await?;
+            append(&mut tx, id, &stage).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(finished)
     }
 
-    async fn release(&self, id: i64, worker: &str, message: &str) -> Result<bool> {
-        let message = bounded_message(message);
+    async fn release(&self, id: i64, worker: &str, stage: &Stage) -> Result<bool> {
+        let stage = Stored::new(stage);
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let released = sqlx::query(
             "UPDATE ingest_jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), \
-             lease_owner = NULL, lease_expires_at = NULL, message = $3, updated_at = now() \
-             WHERE id = $1 AND state = 'running' AND lease_owner = $2",
+             lease_owner = NULL, lease_expires_at = NULL, message = $3, stage = $4, \
+             updated_at = now() WHERE id = $1 AND state = 'running' AND lease_owner = $2",
         )
         .bind(id)
         .bind(worker)
-        .bind(&message)
+        .bind(&stage.message)
+        .bind(&stage.json)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         let released = released.rows_affected() == 1;
         if released {
-            append(&mut tx, id, &message).await?;
+            append(&mut tx, id, &stage).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(released)
     }
 
     async fn cancel(&self, id: i64, by: &str) -> Result<bool> {
-        let message = cancelled_message(by);
+        let stage = Stored::new(&Stage::Cancelled { by: by.to_owned() });
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let cancelled = sqlx::query(
-            "UPDATE ingest_jobs SET state = 'cancelled', message = $2, \
+            "UPDATE ingest_jobs SET state = 'cancelled', message = $2, stage = $3, \
              lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), \
              finished_at = now() WHERE id = $1 AND state IN ('queued', 'running')",
         )
         .bind(id)
-        .bind(&message)
+        .bind(&stage.message)
+        .bind(&stage.json)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         let cancelled = cancelled.rows_affected() == 1;
         if cancelled {
-            append(&mut tx, id, &message).await?;
+            append(&mut tx, id, &stage).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(cancelled)
@@ -336,8 +355,8 @@ impl JobQueue for PgJobs {
 
     async fn log(&self, id: i64) -> Result<Vec<JobLogLine>> {
         let rows = sqlx::query(
-            "SELECT (extract(epoch FROM at) * 1000)::bigint AS at_ms, line FROM ingest_job_log \
-             WHERE job_id = $1 ORDER BY id DESC LIMIT $2",
+            "SELECT (extract(epoch FROM at) * 1000)::bigint AS at_ms, line, stage \
+             FROM ingest_job_log WHERE job_id = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(id)
         .bind(i64::try_from(limits::LOG_LINES).unwrap_or(i64::MAX))
@@ -351,6 +370,7 @@ impl JobQueue for PgJobs {
                     at: time(Some(row.try_get("at_ms").map_err(backend)?))?
                         .ok_or_else(|| Error::Backend("job log time is null".into()))?,
                     line: row.try_get("line").map_err(backend)?,
+                    stage: Stage::from_json(row.try_get("stage").map_err(backend)?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

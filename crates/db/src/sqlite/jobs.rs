@@ -1,5 +1,5 @@
 //! The ingest job queue on SQLite (`migrations/sqlite/0011_jobs.sql`, each job's log in
-//! `0012_job_log.sql`), for one machine: the
+//! `0012_job_log.sql`, stages as data in `0015_job_stages.sql`), for one machine: the
 //! worker inside `monsoon serve`, `monsoon worker`s on the same machine and the studio share
 //! it. A claim runs in a `BEGIN IMMEDIATE` transaction, which takes SQLite's one write lock
 //! before it reads (SQLite manual, "BEGIN TRANSACTION"), so two processes claiming at once
@@ -11,15 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use monsoon_catalog::jobs::{
-    JobLogLine, JobProgress, bounded_message, cancelled_message, check_lease, claimed_message,
-    lease_lost_message, limits,
-};
-use monsoon_catalog::{Error, Job, JobQueue, JobState, NewJob, Result};
+use monsoon_catalog::jobs::{JobLogLine, JobProgress, check_lease, limits};
+use monsoon_catalog::{Error, Job, JobQueue, JobState, NewJob, Result, Stage};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 
-use crate::backend;
+use crate::{Stored, backend};
 
 /// The ingest jobs in a SQLite database (the catalog's: `SqliteCatalog::open` migrated it).
 #[derive(Debug, Clone)]
@@ -37,7 +34,7 @@ impl SqliteJobs {
 const NOW_MS: &str = "CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)";
 
 const COLUMNS: &str = "id, slug, master, film_toml, options, duration_s, state, attempts, \
-     max_attempts, lease_owner, lease_expires_ms, percent, speed, message, created_ms, \
+     max_attempts, lease_owner, lease_expires_ms, percent, speed, message, stage, created_ms, \
      updated_ms, started_ms, finished_ms";
 
 fn time(ms: Option<i64>) -> Result<Option<DateTime<Utc>>> {
@@ -73,6 +70,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
         percent: row.try_get("percent").map_err(backend)?,
         speed: row.try_get("speed").map_err(backend)?,
         message: row.try_get("message").map_err(backend)?,
+        stage: Stage::from_json(row.try_get("stage").map_err(backend)?),
         created_at: required("created_ms")?,
         updated_at: required("updated_ms")?,
         started_at: time(row.try_get("started_ms").map_err(backend)?)?,
@@ -80,14 +78,15 @@ fn job_from_row(row: &SqliteRow) -> Result<Job> {
     })
 }
 
-/// Appends `line` to job `id`'s log (in the caller's transaction, which changed the job) and
-/// drops its lines past the newest `limits::LOG_LINES`.
-async fn append(conn: &mut SqliteConnection, id: i64, line: &str) -> Result<()> {
+/// Appends `stage` to job `id`'s log (in the caller's transaction, which changed the job)
+/// and drops its lines past the newest `limits::LOG_LINES`.
+async fn append(conn: &mut SqliteConnection, id: i64, stage: &Stored) -> Result<()> {
     sqlx::query(&format!(
-        "INSERT INTO ingest_job_log (job_id, at_ms, line) VALUES (?1, {NOW_MS}, ?2)"
+        "INSERT INTO ingest_job_log (job_id, at_ms, line, stage) VALUES (?1, {NOW_MS}, ?2, ?3)"
     ))
     .bind(id)
-    .bind(bounded_message(line))
+    .bind(&stage.message)
+    .bind(&stage.json)
     .execute(&mut *conn)
     .await
     .map_err(backend)?;
@@ -112,6 +111,7 @@ fn lease_ms(lease: Duration) -> i64 {
 impl JobQueue for SqliteJobs {
     async fn submit(&self, job: &NewJob) -> Result<Job> {
         job.check()?;
+        let queued = Stored::new(&Stage::Queued);
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -119,8 +119,8 @@ impl JobQueue for SqliteJobs {
             .map_err(backend)?;
         let row = sqlx::query(&format!(
             "INSERT INTO ingest_jobs (slug, master, film_toml, options, duration_s, state, \
-             max_attempts, message, created_ms, updated_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, 'queued', {NOW_MS}, {NOW_MS}) \
+             max_attempts, message, stage, created_ms, updated_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, {NOW_MS}, {NOW_MS}) \
              RETURNING {COLUMNS}"
         ))
         .bind(&job.slug)
@@ -129,11 +129,13 @@ impl JobQueue for SqliteJobs {
         .bind(job.options.to_string())
         .bind(job.duration_s)
         .bind(i64::from(job.max_attempts))
+        .bind(&queued.message)
+        .bind(&queued.json)
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
         let job = job_from_row(&row)?;
-        append(&mut tx, job.id, &job.message).await?;
+        append(&mut tx, job.id, &queued).await?;
         tx.commit().await.map_err(backend)?;
         Ok(job)
     }
@@ -158,18 +160,22 @@ impl JobQueue for SqliteJobs {
             let id: i64 = row.get("id");
             let owner: String = row.get("lease_owner");
             let attempts: i64 = row.get("attempts");
-            let message = lease_lost_message(&owner, u32::try_from(attempts).unwrap_or(0));
+            let lost = Stored::new(&Stage::LeaseLost {
+                worker: owner,
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            });
             sqlx::query(&format!(
-                "UPDATE ingest_jobs SET state = 'failed', message = ?2, lease_owner = NULL, \
-                 lease_expires_ms = NULL, updated_ms = {NOW_MS}, finished_ms = {NOW_MS} \
-                 WHERE id = ?1"
+                "UPDATE ingest_jobs SET state = 'failed', message = ?2, stage = ?3, \
+                 lease_owner = NULL, lease_expires_ms = NULL, updated_ms = {NOW_MS}, \
+                 finished_ms = {NOW_MS} WHERE id = ?1"
             ))
             .bind(id)
-            .bind(&message)
+            .bind(&lost.message)
+            .bind(&lost.json)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-            append(&mut tx, id, &message).await?;
+            append(&mut tx, id, &lost).await?;
         }
         let candidate = sqlx::query(&format!(
             "SELECT id, state, lease_owner, attempts, max_attempts FROM ingest_jobs \
@@ -189,21 +195,27 @@ impl JobQueue for SqliteJobs {
         let attempt = u32::try_from(candidate.get::<i64, _>("attempts")).unwrap_or(0) + 1;
         let max_attempts = u32::try_from(candidate.get::<i64, _>("max_attempts")).unwrap_or(0);
         let previous = owner.filter(|_| state == "running");
-        let message = claimed_message(worker, previous.as_deref(), attempt, max_attempts);
+        let claimed = Stored::new(&Stage::claimed(
+            worker,
+            previous.as_deref(),
+            attempt,
+            max_attempts,
+        ));
         let row = sqlx::query(&format!(
             "UPDATE ingest_jobs SET state = 'running', attempts = attempts + 1, \
              lease_owner = ?2, lease_expires_ms = {NOW_MS} + ?3, percent = 0, speed = 0, \
-             message = ?4, updated_ms = {NOW_MS}, started_ms = coalesce(started_ms, {NOW_MS}) \
-             WHERE id = ?1 RETURNING {COLUMNS}"
+             message = ?4, stage = ?5, updated_ms = {NOW_MS}, \
+             started_ms = coalesce(started_ms, {NOW_MS}) WHERE id = ?1 RETURNING {COLUMNS}"
         ))
         .bind(id)
         .bind(worker)
         .bind(lease_ms(lease))
-        .bind(&message)
+        .bind(&claimed.message)
+        .bind(&claimed.json)
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-        append(&mut tx, id, &message).await?;
+        append(&mut tx, id, &claimed).await?;
         tx.commit().await.map_err(backend)?;
         job_from_row(&row).map(Some)
     }
@@ -217,13 +229,14 @@ impl JobQueue for SqliteJobs {
     ) -> Result<bool> {
         check_lease(worker, lease)?;
         let progress = progress.bounded();
+        let stage = Stored::new(&progress.stage);
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        let before: Option<String> = sqlx::query_scalar(
-            "SELECT message FROM ingest_jobs WHERE id = ?1 AND state = 'running' \
+        let before: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT stage FROM ingest_jobs WHERE id = ?1 AND state = 'running' \
              AND lease_owner = ?2",
         )
         .bind(id)
@@ -237,39 +250,40 @@ impl JobQueue for SqliteJobs {
         };
         sqlx::query(&format!(
             "UPDATE ingest_jobs SET lease_expires_ms = {NOW_MS} + ?2, percent = ?3, speed = ?4, \
-             message = ?5, updated_ms = {NOW_MS} WHERE id = ?1"
+             message = ?5, stage = ?6, updated_ms = {NOW_MS} WHERE id = ?1"
         ))
         .bind(id)
         .bind(lease_ms(lease))
         .bind(progress.percent)
         .bind(progress.speed)
-        .bind(&progress.message)
+        .bind(&stage.message)
+        .bind(&stage.json)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         // A new stage is a line; a percent tick is not.
-        if before != progress.message {
-            append(&mut tx, id, &progress.message).await?;
+        if before.as_deref() != Some(stage.json.as_str()) {
+            append(&mut tx, id, &stage).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(true)
     }
 
-    async fn finish(&self, id: i64, worker: &str, state: JobState, message: &str) -> Result<bool> {
+    async fn finish(&self, id: i64, worker: &str, state: JobState, stage: &Stage) -> Result<bool> {
         if !matches!(state, JobState::Done | JobState::Failed) {
             return Err(Error::Backend(format!(
                 "a job is finished as done or failed, not {}",
                 state.as_str()
             )));
         }
-        let message = bounded_message(message);
+        let stage = Stored::new(stage);
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
         let finished = sqlx::query(&format!(
-            "UPDATE ingest_jobs SET state = ?3, message = ?4, lease_owner = NULL, \
+            "UPDATE ingest_jobs SET state = ?3, message = ?4, stage = ?5, lease_owner = NULL, \
              lease_expires_ms = NULL, updated_ms = {NOW_MS}, finished_ms = {NOW_MS}, \
              percent = CASE WHEN ?3 = 'done' THEN 100 ELSE percent END \
              WHERE id = ?1 AND state = 'running' AND lease_owner = ?2"
@@ -277,20 +291,21 @@ impl JobQueue for SqliteJobs {
         .bind(id)
         .bind(worker)
         .bind(state.as_str())
-        .bind(&message)
+        .bind(&stage.message)
+        .bind(&stage.json)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         let finished = finished.rows_affected() == 1;
         if finished {
-            append(&mut tx, id, &message).await?;
+            append(&mut tx, id, &stage).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(finished)
     }
 
-    async fn release(&self, id: i64, worker: &str, message: &str) -> Result<bool> {
-        let message = bounded_message(message);
+    async fn release(&self, id: i64, worker: &str, stage: &Stage) -> Result<bool> {
+        let stage = Stored::new(stage);
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -298,43 +313,45 @@ impl JobQueue for SqliteJobs {
             .map_err(backend)?;
         let released = sqlx::query(&format!(
             "UPDATE ingest_jobs SET state = 'queued', attempts = max(attempts - 1, 0), \
-             lease_owner = NULL, lease_expires_ms = NULL, message = ?3, updated_ms = {NOW_MS} \
-             WHERE id = ?1 AND state = 'running' AND lease_owner = ?2"
+             lease_owner = NULL, lease_expires_ms = NULL, message = ?3, stage = ?4, \
+             updated_ms = {NOW_MS} WHERE id = ?1 AND state = 'running' AND lease_owner = ?2"
         ))
         .bind(id)
         .bind(worker)
-        .bind(&message)
+        .bind(&stage.message)
+        .bind(&stage.json)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         let released = released.rows_affected() == 1;
         if released {
-            append(&mut tx, id, &message).await?;
+            append(&mut tx, id, &stage).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(released)
     }
 
     async fn cancel(&self, id: i64, by: &str) -> Result<bool> {
-        let message = cancelled_message(by);
+        let stage = Stored::new(&Stage::Cancelled { by: by.to_owned() });
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
         let cancelled = sqlx::query(&format!(
-            "UPDATE ingest_jobs SET state = 'cancelled', message = ?2, \
+            "UPDATE ingest_jobs SET state = 'cancelled', message = ?2, stage = ?3, \
              lease_owner = NULL, lease_expires_ms = NULL, updated_ms = {NOW_MS}, \
              finished_ms = {NOW_MS} WHERE id = ?1 AND state IN ('queued', 'running')"
         ))
         .bind(id)
-        .bind(&message)
+        .bind(&stage.message)
+        .bind(&stage.json)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
         let cancelled = cancelled.rows_affected() == 1;
         if cancelled {
-            append(&mut tx, id, &message).await?;
+            append(&mut tx, id, &stage).await?;
         }
         tx.commit().await.map_err(backend)?;
         Ok(cancelled)
@@ -362,7 +379,8 @@ impl JobQueue for SqliteJobs {
 
     async fn log(&self, id: i64) -> Result<Vec<JobLogLine>> {
         let rows = sqlx::query(
-            "SELECT at_ms, line FROM ingest_job_log WHERE job_id = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT at_ms, line, stage FROM ingest_job_log WHERE job_id = ?1 \
+             ORDER BY id DESC LIMIT ?2",
         )
         .bind(id)
         .bind(i64::try_from(limits::LOG_LINES).unwrap_or(i64::MAX))
@@ -376,6 +394,7 @@ impl JobQueue for SqliteJobs {
                     at: time(Some(row.try_get("at_ms").map_err(backend)?))?
                         .ok_or_else(|| Error::Backend("job log time is null".into()))?,
                     line: row.try_get("line").map_err(backend)?,
+                    stage: Stage::from_json(row.try_get("stage").map_err(backend)?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

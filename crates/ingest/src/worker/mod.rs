@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use monsoon_catalog::publish::{Publisher, sweep_staging};
-use monsoon_catalog::{FilmRepository, Incoming, Job, JobQueue, JobState, MediaStore};
+use monsoon_catalog::{FilmRepository, Incoming, Job, JobQueue, JobState, MediaStore, Stage};
 use monsoon_media::Progress;
 use tokio::sync::watch;
 
@@ -141,9 +141,13 @@ pub async fn run_job(
 ) -> Outcome {
     let id = job.id;
     let name = settings.name.as_str();
-    let attempt = format!("attempt {} of {}", job.attempts, job.max_attempts);
+    let (attempt, of, worker) = (job.attempts, job.max_attempts, name.to_owned());
     tracing::info!(job = id, slug = %job.slug, "{}", job.message);
-    let report = Report::new();
+    let report = Report::new(
+        job.stage
+            .clone()
+            .unwrap_or_else(|| Stage::claimed(name, None, attempt, of)),
+    );
 
     let work = async {
         let destination = Destination {
@@ -156,9 +160,13 @@ pub async fn run_job(
         };
         // A file uploaded through the studio is in the media store: fetched into this
         // worker's staging first (removed with `fetched` when the work ends or is dropped).
-        let fetched = fetch_incoming(place, job, &attempt, name, &report).await?;
+        let fetched = fetch_incoming(place, job, name, &report).await?;
         let job = fetched.as_ref().map_or(job, |f| &f.job);
-        report.stage(format!("probing the master ({attempt}, worker {name})"));
+        report.stage(Stage::Probing {
+            attempt,
+            of,
+            worker: worker.clone(),
+        });
         let track = crate::jobs::track(job)?;
         let plan = match &track {
             Some(_) => None,
@@ -178,11 +186,17 @@ pub async fn run_job(
             .map_or(job.duration_s, |p| p.source.duration_s)
             .max(0.001);
         report.stage(match &track {
-            Some(t) => format!(
-                "adding the track {:?} ({attempt}, worker {name})",
-                t.label()
-            ),
-            None => format!("transcoding ({attempt}, worker {name})"),
+            Some(t) => Stage::AddingTrack {
+                track: t.label().to_owned(),
+                attempt,
+                of,
+                worker: worker.clone(),
+            },
+            None => Stage::Transcoding {
+                attempt,
+                of,
+                worker: worker.clone(),
+            },
         });
         let on_progress = |p: Progress| {
             report.progress(
@@ -195,7 +209,11 @@ pub async fn run_job(
         // dropped.
         let before_commit = async {
             report.progress(100.0, 0.0);
-            let publishing = report.stage(format!("publishing ({attempt}, worker {name})"));
+            let publishing = report.stage(Stage::Publishing {
+                attempt,
+                of,
+                worker: worker.clone(),
+            });
             report.written(publishing).await;
         };
         match (plan, track) {
@@ -220,12 +238,14 @@ pub async fn run_job(
         Outcome::Done(published) => {
             // The verification (keyframes at every segment start, bit-rate budgets, codec
             // strings, every object in place) passed, or nothing would be published.
-            let message = format!(
-                "published as version {} by worker {name} ({attempt}); verified: {}",
-                published.version,
-                published.ladder.join(", ")
-            );
-            tracing::info!(job = id, "{message}");
+            let stage = Stage::Published {
+                version: published.version.clone(),
+                attempt,
+                of,
+                worker: worker.clone(),
+                verified: published.ladder.join(", "),
+            };
+            tracing::info!(job = id, "{stage}");
             let entry = monsoon_catalog::NewAuditEntry::new(
                 format!("worker {name}"),
                 match crate::jobs::track(job) {
@@ -236,17 +256,21 @@ pub async fn run_job(
                 serde_json::json!({ "version": published.version, "job": id }),
             );
             monsoon_catalog::operators::append_or_warn(place.audit, &entry).await;
-            finish(queue, id, name, JobState::Done, &message).await
+            finish(queue, id, name, JobState::Done, &stage).await
         }
         Outcome::Failed(reason) => {
             tracing::warn!(job = id, "failed: {reason}");
-            finish(queue, id, name, JobState::Failed, reason).await
+            let stage = Stage::Failed {
+                reason: reason.clone(),
+            };
+            finish(queue, id, name, JobState::Failed, &stage).await
         }
         Outcome::Released => {
-            let message =
-                format!("released by worker {name}, which was stopped; queued for the next worker");
-            tracing::info!(job = id, "{message}");
-            queue.release(id, name, &message).await
+            let stage = Stage::Released {
+                worker: worker.clone(),
+            };
+            tracing::info!(job = id, "{stage}");
+            queue.release(id, name, &stage).await
         }
         Outcome::Lost => {
             tracing::warn!(
@@ -290,17 +314,19 @@ impl Drop for Fetched {
 async fn fetch_incoming(
     place: Workplace<'_>,
     job: &Job,
-    attempt: &str,
     name: &str,
     report: &Report,
 ) -> crate::Result<Option<Fetched>> {
     let Some(incoming) = Incoming::of(&job.options)? else {
         return Ok(None);
     };
-    report.stage(format!(
-        "fetching the uploaded file ({:.1} MB) from the media store ({attempt}, worker {name})",
-        incoming.size as f64 / 1e6
-    ));
+    report.stage(Stage::Fetching {
+        // MB to one decimal, as the stage's words show it.
+        mb: (incoming.size as f64 / 1e5).round() / 10.0,
+        attempt: job.attempts,
+        of: job.max_attempts,
+        worker: name.to_owned(),
+    });
     let dir = fetch_dir(place.staging, job.id);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|source| crate::Error::Path {
@@ -379,11 +405,11 @@ async fn finish(
     id: i64,
     name: &str,
     state: JobState,
-    message: &str,
+    stage: &Stage,
 ) -> monsoon_catalog::Result<bool> {
     let mut tries = 0;
     loop {
-        match queue.finish(id, name, state, message).await {
+        match queue.finish(id, name, state, stage).await {
             Err(e) if tries < 4 => {
                 tries += 1;
                 tracing::warn!(job = id, error = %e, "cannot record the job's end; retrying");

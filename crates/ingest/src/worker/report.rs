@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use monsoon_catalog::{JobProgress, JobQueue};
+use monsoon_catalog::{JobProgress, JobQueue, Stage};
 use tokio::sync::{Notify, watch};
 
 use super::Settings;
@@ -33,22 +33,32 @@ pub(super) struct Report {
     written: watch::Sender<u64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Latest {
     /// The latest percent and speed, and the last stage written.
     progress: JobProgress,
     /// Whether percent or speed changed since they were last written.
     changed: bool,
     /// Stages reported and not yet written, oldest first.
-    stages: VecDeque<String>,
+    stages: VecDeque<Stage>,
     /// How many stages were ever reported.
     reported: u64,
 }
 
 impl Report {
-    pub(super) fn new() -> Self {
+    /// A report on a job claimed at `claimed`.
+    pub(super) fn new(claimed: Stage) -> Self {
         Self {
-            latest: Mutex::default(),
+            latest: Mutex::new(Latest {
+                progress: JobProgress {
+                    percent: 0.0,
+                    speed: 0.0,
+                    stage: claimed,
+                },
+                changed: false,
+                stages: VecDeque::new(),
+                reported: 0,
+            }),
             stage_reported: Notify::new(),
             written: watch::Sender::new(0),
         }
@@ -59,9 +69,9 @@ impl Report {
     }
 
     /// Reports the job's next stage; returns its number, for [`Self::written`].
-    pub(super) fn stage(&self, message: String) -> u64 {
+    pub(super) fn stage(&self, stage: Stage) -> u64 {
         let mut latest = self.latest();
-        latest.stages.push_back(message);
+        latest.stages.push_back(stage);
         latest.reported += 1;
         self.stage_reported.notify_one();
         latest.reported
@@ -93,19 +103,18 @@ impl Report {
             return None;
         }
         latest.changed = false;
+        let is_stage = stage.is_some();
         let progress = JobProgress {
-            message: stage
-                .clone()
-                .unwrap_or_else(|| latest.progress.message.clone()),
+            stage: stage.unwrap_or_else(|| latest.progress.stage.clone()),
             ..latest.progress
         };
-        Some((progress, stage.is_some()))
+        Some((progress, is_stage))
     }
 
-    fn stage_written(&self, message: String) {
+    fn stage_written(&self, stage: Stage) {
         let mut latest = self.latest();
         latest.stages.pop_front();
-        latest.progress.message = message;
+        latest.progress.stage = stage;
         drop(latest);
         self.written.send_modify(|n| *n += 1);
     }
@@ -130,7 +139,7 @@ impl Report {
                     Ok(true) => {
                         renewed = Instant::now();
                         if stage {
-                            self.stage_written(progress.message);
+                            self.stage_written(progress.stage);
                             continue;
                         }
                     }
@@ -175,15 +184,39 @@ mod tests {
             idle_poll: Duration::from_millis(10),
         };
         let claimed = queue.claim("w:1", settings.lease).await.unwrap().unwrap();
-        let report = Report::new();
+        let report = Report::new(claimed.stage.clone().unwrap());
+        let (attempt, of, worker) = (1, 1, "w:1".to_owned());
+        let stages = [
+            Stage::Fetching {
+                mb: 1.5,
+                attempt,
+                of,
+                worker: worker.clone(),
+            },
+            Stage::Probing {
+                attempt,
+                of,
+                worker: worker.clone(),
+            },
+            Stage::Transcoding {
+                attempt,
+                of,
+                worker: worker.clone(),
+            },
+            Stage::Publishing {
+                attempt,
+                of,
+                worker,
+            },
+        ];
         let work = async {
-            for stage in ["fetching", "probing", "transcoding"] {
-                report.stage(stage.into());
+            let mut last = 0;
+            for stage in &stages {
+                last = report.stage(stage.clone());
                 for percent in [10.0, 50.0, 90.0] {
                     report.progress(percent, 2.0);
                 }
             }
-            let last = report.stage("publishing".into());
             report.written(last).await;
         };
         let keeper = report.keep_lease(&queue, claimed.id, &settings);
@@ -198,18 +231,14 @@ mod tests {
             .expect("`written` never returned");
         let row = queue.get(job.id).await.unwrap().unwrap();
         assert_eq!(row.state, JobState::Running);
-        assert_eq!(row.message, "publishing");
-        let log: Vec<String> = queue
+        assert_eq!(row.stage.as_ref(), stages.last());
+        let log: Vec<Stage> = queue
             .log(job.id)
             .await
             .unwrap()
             .into_iter()
-            .map(|l| l.line)
+            .filter_map(|l| l.stage)
             .collect();
-        assert_eq!(
-            log[2..],
-            ["fetching", "probing", "transcoding", "publishing"],
-            "{log:#?}"
-        );
+        assert_eq!(log[2..], stages, "{log:#?}");
     }
 }

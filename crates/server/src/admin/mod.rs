@@ -63,6 +63,7 @@ use crate::AppState;
 
 pub use auth::{AdminAuth, SessionTimes, check_token, hash_token, new_token};
 pub(crate) use login::form_expired;
+pub(crate) use page::job_states;
 pub(crate) use session::session_secret;
 pub use session::{Operator, Via};
 

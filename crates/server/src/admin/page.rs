@@ -31,6 +31,17 @@ struct DashboardPage {
     strings_json: String,
 }
 
+/// The jobs tables' state names (`JobState`, as the API names them) in `t`'s language.
+pub(crate) fn job_states(t: &Messages) -> serde_json::Value {
+    serde_json::json!({
+        "queued": t.job_queued,
+        "running": t.job_running,
+        "done": t.job_done,
+        "failed": t.job_failed,
+        "cancelled": t.job_cancelled,
+    })
+}
+
 pub(super) async fn dashboard(
     State(state): State<AppState>,
     locale: Locale,
@@ -74,13 +85,8 @@ pub(super) async fn dashboard(
             "codec_downloaded": t.codec_downloaded,
             "progress": t.jobs_progress,
             "real_time": t.jobs_real_time,
-            "states": {
-                "queued": t.job_queued,
-                "running": t.job_running,
-                "done": t.job_done,
-                "failed": t.job_failed,
-                "cancelled": t.job_cancelled,
-            },
+            "states": job_states(t),
+            "stages": t.job_stages,
             "actions": crate::audit::action_labels(t),
         })),
     };
