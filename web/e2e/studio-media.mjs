@@ -83,6 +83,9 @@ try {
   await page.waitForFunction((name) => [...document.querySelectorAll("#upload-rows tr")].some((tr) =>
     tr.dataset.state === "uploading" && tr.textContent.includes(name) && / MB\/s/.test(tr.textContent)),
   MASTER.split("/").pop(), { timeout: 15_000 });
+  const uploadRows = await page.$$eval("#upload-rows tr", (rows) => rows.map((tr) => tr.textContent));
+  check(uploadRows.some((t) => t.includes("Tệp gốc") && t.includes("Đang tải lên")),
+    `the upload's kind and state are not in Vietnamese: ${uploadRows.join(" | ")}`);
   step(`cut at about ${upload.offset} of ${size} bytes`);
   await context.setOffline(true);
   await page.waitForTimeout(1500);

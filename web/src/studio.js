@@ -484,6 +484,10 @@ async function uploadAndQueue(file, kind, extra, bar, status) {
   });
 }
 
+// An upload's kind and state (as `/admin/api/uploads` names them) in the page's language.
+const UPLOAD_KINDS = { master: S.master, audio: S.track_audio, subtitles: S.track_subtitles };
+const UPLOAD_STATES = { uploading: S.uploading, verifying: S.checking, ready: S.upload_ready, failed: S.upload_refused };
+
 /** Every upload the server holds (any operator's, any tab), with its progress and speed. */
 async function showUploads() {
   const { status, data } = await request("GET", "/admin/api/uploads");
@@ -499,8 +503,10 @@ async function showUploads() {
       tr.append(td);
     };
     cell(upload.filename);
-    cell(upload.kind);
-    cell(upload.state === "failed" ? upload.state + ": " + upload.reason : upload.state);
+    cell(UPLOAD_KINDS[upload.kind] || upload.kind);
+    const state = UPLOAD_STATES[upload.state] || upload.state;
+    // A refusal's reason is the checks' own words (ffprobe's, the size's, the SHA-256's).
+    cell(upload.state === "failed" ? state + ": " + upload.reason : state);
     cell(Math.floor((upload.offset / Math.max(1, upload.length)) * 100) + " %");
     cell(upload.bytes_per_s > 0 ? (upload.bytes_per_s / 1e6).toFixed(2) + " MB/s" : "");
     rows.append(tr);

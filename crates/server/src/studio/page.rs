@@ -95,6 +95,9 @@ pub struct StudioMessages {
     pub hashing: String,
     pub uploading: String,
     pub checking: String,
+    /// An upload's state once checked: ready for a job, or refused (with the reason).
+    pub upload_ready: String,
+    pub upload_refused: String,
     pub job_queued: String,
     pub save: String,
     pub create: String,
