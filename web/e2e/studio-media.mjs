@@ -246,7 +246,20 @@ try {
   check(html.includes("Sông nước miền Tây"), "the edited title is not on the public page");
   const versionAfter = (await (await page.request.get(`${BASE}/api/v1/films/${SLUG}`)).json()).published_at;
   check(versionAfter === versionBefore, `the edit published a new version: ${versionBefore} → ${versionAfter}`);
-  console.log("studio: created, uploaded through a cut, published, dubbed, subtitled, retitled");
+  step("a text file named .mp4 is refused in the page's language, naming what it begins with");
+  await page.setInputFiles("#master-file", {
+    name: "ghi-chu.mp4", mimeType: "video/mp4", buffer: Buffer.from("Kịch bản, bản nháp thứ ba\n".repeat(100)),
+  });
+  await page.click('#master-form button[type="submit"]');
+  await page.waitForFunction(() => document.getElementById("master-status").dataset.state === "failed",
+    null, { timeout: 60_000 });
+  const refused = await page.textContent("#master-status");
+  check(/Đây là tệp văn bản, không phải phim: tệp bắt đầu bằng “Kịch bản, bản nháp thứ ba”/.test(refused),
+    `the refusal under the form: ${refused}`);
+  await page.waitForSelector("#upload-rows tr[data-state=failed]", { timeout: 15_000 });
+  const refusedRow = await page.textContent("#upload-rows tr[data-state=failed]");
+  check(/Bị từ chối: Đây là tệp văn bản/.test(refusedRow), `the refused upload's row: ${refusedRow}`);
+  console.log("studio: created, uploaded through a cut, published, dubbed, subtitled, retitled, refused a text file");
 } finally {
   await browser.close();
 }

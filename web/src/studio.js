@@ -458,8 +458,8 @@ async function uploadAndQueue(file, kind, extra, bar, status) {
         }
         status.textContent = label + " " + Math.round((p.done / Math.max(1, p.total)) * 100) + " %" + speed;
       },
-      onError: (message) => {
-        status.textContent = message;
+      onError: (message, rule) => {
+        status.textContent = ruleText({ message, rule });
         status.dataset.state = "failed";
         resolve(null);
       },
@@ -505,8 +505,8 @@ async function showUploads() {
     cell(upload.filename);
     cell(UPLOAD_KINDS[upload.kind] || upload.kind);
     const state = UPLOAD_STATES[upload.state] || upload.state;
-    // A refusal's reason is the checks' own words (ffprobe's, the size's, the SHA-256's).
-    cell(upload.state === "failed" ? state + ": " + upload.reason : state);
+    // A refusal in the page's language when it names its rule; else the checks' own words.
+    cell(upload.state === "failed" ? state + ": " + ruleText({ message: upload.reason, rule: upload.rule }) : state);
     cell(Math.floor((upload.offset / Math.max(1, upload.length)) * 100) + " %");
     cell(upload.bytes_per_s > 0 ? (upload.bytes_per_s / 1e6).toFixed(2) + " MB/s" : "");
     rows.append(tr);

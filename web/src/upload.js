@@ -20,14 +20,15 @@
 //   mismatch deletes the upload). `onSuccess` is called only after that comparison.
 // - The end: the server checks size, checksum and the probe of `monsoon ingest`; this module
 //   polls the upload until it is `ready` (onSuccess, with the probe's summary) or `failed`
-//   (onError, with the server's reason, the CLI's words).
+//   (onError, with the server's reason, the CLI's words, and the rule the file breaks when
+//   the server names one: `{name, …its values}`, for a translation).
 //
 // Usage (a module script of the studio page; URLs from the page's asset manifest):
 //   const { startUpload } = await import(config.upload_js);
 //   const upload = startUpload(file, {
 //     hashWorker: config.upload_hash_js, sha256: config.sha256_js,
 //     onProgress: (p) => …,   // { phase: "hashing" | "uploading" | "checking", done, total }
-//     onError: (message) => …,
+//     onError: (message, rule) => …,
 //     onSuccess: (upload) => …, // the server's view: id, url, filename, probe, sha256, …
 //     kind: "master",           // or "audio", "subtitles": what the server checks it as
 //   });
@@ -131,11 +132,11 @@ export function startUpload(file, options = {}) {
   let upload = null;
   let stopped = false;
   let failed = false;
-  const fail = (message) => {
+  const fail = (message, rule) => {
     if (failed || stopped) return;
     failed = true;
     hashing.stop();
-    onError(message);
+    onError(message, rule);
   };
   const hashing = hashFile(file, options.hashWorker, options.sha256, (done, total) => {
     if (file.size <= HASH_FIRST_BYTES) onProgress({ phase: "hashing", done, total });
@@ -172,7 +173,7 @@ export function startUpload(file, options = {}) {
         onProgress({ phase: "checking", done: file.size, total: file.size });
         try {
           const view = await checked(upload.url, () => stopped);
-          if (view.state === "failed") return fail(view.reason);
+          if (view.state === "failed") return fail(view.reason, view.rule);
           if (!digest) {
             const ours = await hashing.digest;
             if (ours !== view.sha256) {

@@ -48,10 +48,10 @@ impl FieldError {
     }
 }
 
-/// A rule that the studio's forms can break (a film's metadata, its images), with the values
-/// its message names: in JSON `{"name": "too_long", "chars": 300, "max": 200}`. The English
-/// message is the catalog's; the studio shows its own translation of each
-/// (`crates/server/locales/studio.*.toml`, `[rules]`).
+/// A rule that the studio's forms can break (a film's metadata, its images, a media file it
+/// uploads), with the values its message names: in JSON `{"name": "too_long", "chars": 300,
+/// "max": 200}`. The English message is the catalog's (or the media crate's); the studio
+/// shows its own translation of each (`crates/server/locales/studio.*.toml`, `[rules]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Rule {
@@ -93,6 +93,38 @@ pub enum Rule {
     ImageTooBig { width: u32, height: u32, max: u32 },
     /// An image `width`×`height` with a side under `min` pixels.
     ImageTooSmall { width: u32, height: u32, min: u32 },
+    // A media file's checks (`monsoon_media::Error::refusal`): an uploaded master, audio
+    // track or subtitles, or the file of `monsoon ingest`.
+    /// A text file, not a film; it `begins` so.
+    TextFile { begins: String },
+    /// An MP4 or MOV file cut short: its index (moov) is missing.
+    CutShort,
+    /// Named like an MP4 or MOV file, but not one.
+    NotMp4,
+    /// A file ffprobe cannot read; what it `said`.
+    Unreadable { said: String },
+    /// A container `format` that is not one of those `allowed`.
+    Container { format: String, allowed: String },
+    /// A master with no video stream.
+    NoVideo,
+    /// A master with audio but no picture.
+    AudioOnly,
+    /// An audio track's file with no audio stream.
+    NoAudio,
+    /// A stream with no duration (an incomplete file).
+    NoDuration,
+    /// A master's frame size `value` (`8192x8192`) over the `limit`.
+    ResolutionOverLimit { value: String, limit: String },
+    /// A frame rate `value` (`240.000 fps`) over the `limit`.
+    FrameRateOverLimit { value: String, limit: String },
+    /// A duration `value` (`90000 s`) over the `limit`.
+    DurationOverLimit { value: String, limit: String },
+    /// A file size `value` over the `limit`.
+    FileSizeOverLimit { value: String, limit: String },
+    /// Subtitles ffmpeg cannot read as SRT, WebVTT or ASS; what it `said`.
+    NotSubtitles { said: String },
+    /// Subtitles without a single cue.
+    NoSubtitleCues,
 }
 
 /// A refusal before it is given its key: the English message, and the rule it breaks for a

@@ -42,13 +42,14 @@ pub enum UploadKind {
 #[async_trait::async_trait]
 pub trait MasterProbe: Send + Sync + std::fmt::Debug {
     /// Probes the file at `path`, uploaded as `filename` for `kind`; `Err` is the operator's
-    /// message, the CLI's words naming `filename`.
+    /// message, the CLI's words naming `filename`, with the rule the file breaks (for the
+    /// studio's translation) when a person can mend it.
     async fn probe(
         &self,
         path: &Path,
         filename: &str,
         kind: UploadKind,
-    ) -> Result<MasterSummary, String>;
+    ) -> Result<MasterSummary, crate::rules::Refusal>;
 }
 
 /// A master that passed the checks, taken out of the server's uploads

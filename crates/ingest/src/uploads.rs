@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use monsoon_catalog::rules::Refusal;
 use monsoon_catalog::uploads::{ClaimedMaster, JobMaker, MasterProbe, MasterSummary, UploadKind};
 
 /// [`MasterProbe`] through the ingest's own probe, with its default limits.
@@ -20,8 +21,15 @@ impl MasterProbe for UploadProbe {
         path: &Path,
         filename: &str,
         kind: UploadKind,
-    ) -> Result<MasterSummary, String> {
+    ) -> Result<MasterSummary, Refusal> {
         let limits = monsoon_media::Limits::default();
+        let refused = |e: monsoon_media::Error| {
+            let refusal = e.refusal();
+            Refusal {
+                message: naming(&refusal.message, path, filename),
+                rule: refusal.rule,
+            }
+        };
         let summary = |container: &str, duration_s: f64, audio: Option<String>| MasterSummary {
             container: container.to_owned(),
             duration_s,
@@ -37,7 +45,7 @@ impl MasterProbe for UploadProbe {
                 return monsoon_media::ffmpeg::probe_audio_file(path, &limits)
                     .await
                     .map(|a| summary("audio", a.duration_s, Some(a.audio.codec)))
-                    .map_err(|e| naming(&e.to_string(), path, filename));
+                    .map_err(refused);
             }
             UploadKind::Subtitles => {
                 // Converted beside the upload, then removed: the job converts it again.
@@ -46,7 +54,7 @@ impl MasterProbe for UploadProbe {
                 let _ = std::fs::remove_file(&vtt);
                 return converted
                     .map(|()| summary("subtitles", 0.0, None))
-                    .map_err(|e| naming(&e.to_string(), path, filename));
+                    .map_err(refused);
             }
         }
         match monsoon_media::ffmpeg::probe_file(path, &limits).await {
@@ -59,7 +67,7 @@ impl MasterProbe for UploadProbe {
                 video_codec: source.video.codec,
                 audio_codec: source.audio.map(|a| a.codec),
             }),
-            Err(e) => Err(naming(&e.to_string(), path, filename)),
+            Err(e) => Err(refused(e)),
         }
     }
 }

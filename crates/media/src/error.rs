@@ -1,5 +1,8 @@
 use std::path::PathBuf;
 
+use monsoon_catalog::Rule;
+use monsoon_catalog::rules::Refusal;
+
 /// Everything that can go wrong between a master file and a packaged ladder.
 ///
 /// Messages are written for the operator: they name the file or value and the rule it broke.
@@ -11,11 +14,21 @@ pub enum Error {
     #[error("{path}: file is empty (0 bytes); give the complete master file")]
     Empty { path: PathBuf },
 
+    /// `rule`: the rule broken, for a translation of `reason` (none when it is the machine's
+    /// failure, such as ffprobe timing out).
     #[error("{path}: not a media file Monsoon accepts ({reason})")]
-    NotMedia { path: PathBuf, reason: String },
+    NotMedia {
+        path: PathBuf,
+        reason: String,
+        rule: Option<Rule>,
+    },
 
     #[error("{path}: {reason}")]
-    Unsupported { path: PathBuf, reason: String },
+    Unsupported {
+        path: PathBuf,
+        reason: String,
+        rule: Option<Rule>,
+    },
 
     #[error("{path}: {what} {value} exceeds the limit of {limit}")]
     Limit {
@@ -84,6 +97,32 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The error as a refusal: its message, and the rule it breaks when a person can mend the
+    /// file (what the studio translates); none for the machine's failures.
+    pub fn refusal(&self) -> Refusal {
+        let rule = match self {
+            Self::Empty { .. } => Some(Rule::EmptyUpload),
+            Self::NotMedia { rule, .. } | Self::Unsupported { rule, .. } => rule.clone(),
+            Self::Limit {
+                what, value, limit, ..
+            } => {
+                let (value, limit) = (value.clone(), limit.clone());
+                match *what {
+                    "resolution" => Some(Rule::ResolutionOverLimit { value, limit }),
+                    "frame rate" => Some(Rule::FrameRateOverLimit { value, limit }),
+                    "duration" => Some(Rule::DurationOverLimit { value, limit }),
+                    "file size" => Some(Rule::FileSizeOverLimit { value, limit }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Refusal {
+            message: self.to_string(),
+            rule,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { path, source }

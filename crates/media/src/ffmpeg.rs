@@ -78,6 +78,7 @@ async fn input_file_size(path: &Path) -> Result<u64> {
         return Err(Error::Unsupported {
             path: path.to_owned(),
             reason: "not a regular file".into(),
+            rule: None,
         });
     }
     if meta.len() == 0 {
@@ -138,20 +139,23 @@ async fn ffprobe(path: &Path) -> Result<(u64, ProbeOutput)> {
         .map_err(|_| Error::NotMedia {
             path: path.to_owned(),
             reason: format!("ffprobe took longer than {} s", PROBE_TIMEOUT.as_secs()),
+            rule: None,
         })?
         .map_err(spawn_error("ffprobe"))?;
     if !output.status.success() {
         let said = tail(&output.stderr);
-        let reason = probe::unreadable_reason(&read_head(path).await, &said);
+        let refusal = probe::unreadable_reason(&read_head(path).await, &said);
         return Err(Error::NotMedia {
             path: path.to_owned(),
-            reason,
+            reason: refusal.message,
+            rule: refusal.rule,
         });
     }
     let parsed: ProbeOutput = probe::parse_probe(&String::from_utf8_lossy(&output.stdout))
         .map_err(|e| Error::NotMedia {
             path: path.to_owned(),
             reason: format!("ffprobe output unreadable: {e}"),
+            rule: None,
         })?;
     Ok((size, parsed))
 }
@@ -378,12 +382,11 @@ pub async fn convert_subtitle(input: &Path, out: &Path) -> Result<()> {
     if output.status.success() {
         Ok(())
     } else {
+        let said = tail(&output.stderr);
         Err(Error::NotMedia {
             path: input.to_owned(),
-            reason: format!(
-                "not a subtitle file in {SUBTITLE_FORMATS}: {}",
-                tail(&output.stderr)
-            ),
+            reason: format!("not a subtitle file in {SUBTITLE_FORMATS}: {said}"),
+            rule: Some(monsoon_catalog::Rule::NotSubtitles { said }),
         })
     }
 }

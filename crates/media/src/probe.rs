@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use monsoon_catalog::Rule;
+use monsoon_catalog::rules::Refusal;
 use serde::Deserialize;
 
 use crate::{Error, Result};
@@ -30,11 +32,14 @@ const FIRST_BOXES: &[&[u8; 4]] = &[
 /// [`HEAD_BYTES`]) and ffprobe's last words (`said`). ffprobe picks the MP4 demuxer for any
 /// file named `.mp4` and then misses its index; only a file that begins like an MP4 is
 /// described as one cut short.
-pub fn unreadable_reason(head: &[u8], said: &str) -> String {
+pub fn unreadable_reason(head: &[u8], said: &str) -> Refusal {
     if let Some(text) = text_start(head) {
-        return format!(
-            "it is a text file, not a video: it begins with \"{text}\"; whatever its name, \
-             give the master film file"
+        return Refusal::new(
+            format!(
+                "it is a text file, not a video: it begins with \"{text}\"; whatever its name, \
+                 give the master film file"
+            ),
+            Rule::TextFile { begins: text },
         );
     }
     if said.contains("moov atom not found") {
@@ -42,16 +47,38 @@ pub fn unreadable_reason(head: &[u8], said: &str) -> String {
             .get(4..8)
             .is_some_and(|kind| FIRST_BOXES.iter().any(|b| b.as_slice() == kind));
         return if is_mp4 {
-            "incomplete file: the MP4 index (moov) is missing, the file was probably cut short; \
-             copy it again whole"
-                .to_owned()
+            Refusal::new(
+                "incomplete file: the MP4 index (moov) is missing, the file was probably cut \
+                 short; copy it again whole",
+                Rule::CutShort,
+            )
         } else {
-            "it is not an MP4 or MOV file, whatever its name: it does not begin with an MP4 box \
-             (ftyp); check that this is the master film file"
-                .to_owned()
+            Refusal::new(
+                "it is not an MP4 or MOV file, whatever its name: it does not begin with an MP4 \
+                 box (ftyp); check that this is the master film file",
+                Rule::NotMp4,
+            )
         };
     }
-    format!("ffprobe could not read it: {said}")
+    Refusal::new(
+        format!("ffprobe could not read it: {said}"),
+        Rule::Unreadable {
+            said: said.to_owned(),
+        },
+    )
+}
+
+/// The refusal of a container `format_name` that is not one of [`ALLOWED_FORMATS`].
+fn container_refused(path: &Path, format_name: &str) -> Error {
+    let allowed = ALLOWED_FORMATS.join(", ");
+    Error::NotMedia {
+        path: path.to_owned(),
+        reason: format!("container `{format_name}` is not one of {allowed}"),
+        rule: Some(Rule::Container {
+            format: format_name.to_owned(),
+            allowed,
+        }),
+    }
 }
 
 /// The beginning of `head` when it is text (UTF-8 without control characters other than line
@@ -233,20 +260,14 @@ pub fn analyze_audio(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Resul
     let format = probe.format.as_ref().ok_or_else(|| Error::NotMedia {
         path: path.to_owned(),
         reason: "ffprobe found no container format".into(),
+        rule: None,
     })?;
     if !format
         .format_name
         .split(',')
         .any(|name| ALLOWED_FORMATS.contains(&name))
     {
-        return Err(Error::NotMedia {
-            path: path.to_owned(),
-            reason: format!(
-                "container `{}` is not one of {}",
-                format.format_name,
-                ALLOWED_FORMATS.join(", ")
-            ),
-        });
+        return Err(container_refused(path, &format.format_name));
     }
     let stream = probe
         .streams
@@ -255,6 +276,7 @@ pub fn analyze_audio(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Resul
         .ok_or_else(|| Error::Unsupported {
             path: path.to_owned(),
             reason: "it has no audio stream; an audio track needs one".into(),
+            rule: Some(Rule::NoAudio),
         })?;
     let duration_s = format
         .duration
@@ -266,6 +288,7 @@ pub fn analyze_audio(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Resul
         return Err(Error::Unsupported {
             path: path.to_owned(),
             reason: "the audio has no duration; give the complete file".into(),
+            rule: Some(Rule::NoDuration),
         });
     }
     if duration_s > limits.max_duration_s {
@@ -298,27 +321,21 @@ fn audio_info(s: &ProbeStream) -> AudioInfo {
 
 /// Turns a parsed probe into a [`Source`], refusing what cannot be made into a ladder.
 pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Source> {
-    let unsupported = |reason: String| Error::Unsupported {
+    let unsupported = |reason: String, rule: Option<Rule>| Error::Unsupported {
         path: path.to_owned(),
         reason,
+        rule,
     };
     let format = probe
         .format
         .as_ref()
-        .ok_or_else(|| unsupported("ffprobe found no container format".into()))?;
+        .ok_or_else(|| unsupported("ffprobe found no container format".into(), None))?;
     if !format
         .format_name
         .split(',')
         .any(|name| ALLOWED_FORMATS.contains(&name))
     {
-        return Err(Error::NotMedia {
-            path: path.to_owned(),
-            reason: format!(
-                "container `{}` is not one of {}",
-                format.format_name,
-                ALLOWED_FORMATS.join(", ")
-            ),
-        });
+        return Err(container_refused(path, &format.format_name));
     }
 
     let video = probe
@@ -326,17 +343,20 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
         .iter()
         .find(|s| s.codec_type.as_deref() == Some("video") && s.disposition.attached_pic == 0);
     let Some(video) = video else {
-        let what = if probe
+        let (what, rule) = if probe
             .streams
             .iter()
             .any(|s| s.codec_type.as_deref() == Some("audio"))
         {
-            "it has audio but no video stream (cover art does not count); \
-             Monsoon publishes films, so give a file with a picture"
+            (
+                "it has audio but no video stream (cover art does not count); \
+                 Monsoon publishes films, so give a file with a picture",
+                Rule::AudioOnly,
+            )
         } else {
-            "it has no video stream"
+            ("it has no video stream", Rule::NoVideo)
         };
-        return Err(unsupported(what.into()));
+        return Err(unsupported(what.into(), Some(rule)));
     };
     let audio = probe
         .streams
@@ -345,12 +365,16 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
         .map(audio_info);
 
     let (Some(coded_width), Some(coded_height)) = (video.width, video.height) else {
-        return Err(unsupported("the video stream has no frame size".into()));
+        return Err(unsupported(
+            "the video stream has no frame size".into(),
+            None,
+        ));
     };
     if coded_width == 0 || coded_height == 0 {
-        return Err(unsupported(format!(
-            "the video frame size {coded_width}x{coded_height} is empty"
-        )));
+        return Err(unsupported(
+            format!("the video frame size {coded_width}x{coded_height} is empty"),
+            None,
+        ));
     }
 
     let duration_s = format
@@ -367,6 +391,7 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
     if duration_s.is_nan() || duration_s <= 0.0 || frames == Some(0) {
         return Err(unsupported(
             "the video has no duration (zero frames); give the complete master file".into(),
+            Some(Rule::NoDuration),
         ));
     }
 
@@ -375,7 +400,7 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
     let fps = avg_rate
         .filter(|r| *r > 0.0)
         .or(r_rate.filter(|r| *r > 0.0))
-        .ok_or_else(|| unsupported("the video has no frame rate".into()))?;
+        .ok_or_else(|| unsupported("the video has no frame rate".into(), None))?;
     let variable_frame_rate = match (r_rate, avg_rate) {
         (Some(r), Some(a)) if r > 0.0 && a > 0.0 => (r - a).abs() / r > 0.01,
         _ => false,
@@ -579,7 +604,15 @@ mod tests {
 
     #[test]
     fn limits_name_the_value_and_the_limit() {
-        let err = analyze_fixture("8192x8192").unwrap_err().to_string();
+        let refused = analyze_fixture("8192x8192").unwrap_err();
+        assert_eq!(
+            refused.refusal().rule,
+            Some(Rule::ResolutionOverLimit {
+                value: "8192x8192".into(),
+                limit: "7680x4320".into()
+            })
+        );
+        let err = refused.to_string();
         assert!(
             err.contains("8192x8192") && err.contains("7680x4320"),
             "{err}"
@@ -639,6 +672,9 @@ mod tests {
         let probe = parse_probe(r#"{"streams":[],"format":{"format_name":"hls"}}"#).unwrap();
         let err = analyze(Path::new("x.mp4"), &probe, &Limits::default()).unwrap_err();
         assert!(err.to_string().contains("container `hls`"), "{err}");
+        assert!(
+            matches!(err.refusal().rule, Some(Rule::Container { format, .. }) if format == "hls")
+        );
     }
 
     #[test]
@@ -646,14 +682,22 @@ mod tests {
         let said = "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x5] moov atom not found\ntext.mp4: Invalid data found when processing input";
         let reason = unreadable_reason(b"hello\n", said);
         assert_eq!(
-            reason,
+            reason.message,
             "it is a text file, not a video: it begins with \"hello\"; whatever its name, give the master film file"
+        );
+        assert_eq!(
+            reason.rule,
+            Some(Rule::TextFile {
+                begins: "hello".into()
+            })
         );
         // An MP4 that lost its end is one.
         let mut cut = vec![0, 0, 0, 0x20];
         cut.extend_from_slice(b"ftypisom\0\0\x02\0isomiso2avc1mp41");
         cut.extend_from_slice(&[0, 0, 0, 8, b'f', b'r', b'e', b'e', 0xff, 0x00, 0x81]);
-        assert!(unreadable_reason(&cut, said).contains("cut short"));
+        let cut_short = unreadable_reason(&cut, said);
+        assert!(cut_short.message.contains("cut short"));
+        assert_eq!(cut_short.rule, Some(Rule::CutShort));
         // Binary that is no MP4 at all.
         let reason = unreadable_reason(
             &[
@@ -661,11 +705,20 @@ mod tests {
             ],
             said,
         );
-        assert!(reason.contains("not an MP4 or MOV file"), "{reason}");
+        assert!(
+            reason.message.contains("not an MP4 or MOV file"),
+            "{reason:?}"
+        );
+        assert_eq!(reason.rule, Some(Rule::NotMp4));
         // Other words of ffprobe are passed on.
         assert_eq!(
             unreadable_reason(&[0, 0, 0, 0x20, 0xff, 0x00], "Invalid data"),
-            "ffprobe could not read it: Invalid data"
+            Refusal::new(
+                "ffprobe could not read it: Invalid data",
+                Rule::Unreadable {
+                    said: "Invalid data".into()
+                }
+            )
         );
     }
 }

@@ -29,6 +29,7 @@ pub fn check_duration(source: &AudioSource, film_s: f64) -> Result<()> {
                  long as the film (within {tolerance:.1} s): give the track mixed for this cut",
                 source.duration_s
             ),
+            rule: None,
         });
     }
     Ok(())
@@ -80,6 +81,7 @@ pub async fn convert_subtitles(input: &Path, out: &Path) -> Result<()> {
         return Err(Error::NotMedia {
             path: input.to_owned(),
             reason: "it has no subtitle cues".into(),
+            rule: Some(monsoon_catalog::Rule::NoSubtitleCues),
         });
     }
     Ok(())

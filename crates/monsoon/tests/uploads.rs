@@ -741,6 +741,12 @@ fn a_text_file_named_mp4_fails_in_the_clis_words_and_a_real_master_is_ready() {
     assert_eq!(v["reason"], said.as_str(), "the CLI's words");
     let listing = request(to, "GET", PREFIX, &[], b"").json();
     assert_eq!(listing["uploads"][0]["reason"], said.as_str());
+    // With the rule it breaks and its values, for the studio to say in Vietnamese.
+    assert_eq!(
+        v["rule"],
+        serde_json::json!({"name": "text_file", "begins": "Kịch bản, bản nháp thứ ba"}),
+        "{v}"
+    );
 
     let clip = tmp.path().join("master.mp4");
     make_clip(&clip, 2, "320x180");

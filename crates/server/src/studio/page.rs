@@ -176,6 +176,21 @@ pub struct RuleMessages {
     pub not_image: String,
     pub image_too_big: String,
     pub image_too_small: String,
+    pub text_file: String,
+    pub cut_short: String,
+    pub not_mp4: String,
+    pub unreadable: String,
+    pub container: String,
+    pub no_video: String,
+    pub audio_only: String,
+    pub no_audio: String,
+    pub no_duration: String,
+    pub resolution_over_limit: String,
+    pub frame_rate_over_limit: String,
+    pub duration_over_limit: String,
+    pub file_size_over_limit: String,
+    pub not_subtitles: String,
+    pub no_subtitle_cues: String,
 }
 
 fn parse_messages(name: &str, text: &str) -> StudioMessages {
@@ -384,6 +399,36 @@ mod tests {
                 height: 100,
                 min: 160,
             },
+            TextFile { begins: value() },
+            CutShort,
+            NotMp4,
+            Unreadable { said: value() },
+            Container {
+                format: value(),
+                allowed: "mp4, mov".into(),
+            },
+            NoVideo,
+            AudioOnly,
+            NoAudio,
+            NoDuration,
+            ResolutionOverLimit {
+                value: value(),
+                limit: value(),
+            },
+            FrameRateOverLimit {
+                value: value(),
+                limit: value(),
+            },
+            DurationOverLimit {
+                value: value(),
+                limit: value(),
+            },
+            FileSizeOverLimit {
+                value: value(),
+                limit: value(),
+            },
+            NotSubtitles { said: value() },
+            NoSubtitleCues,
         ];
         for rule in &rules {
             match rule {
@@ -392,6 +437,10 @@ mod tests {
                 OutOfRange { .. } | BannedRating | AgeRating { .. } | AgeRatingCase { .. } => {}
                 TrailerIsItself | TrailerNotPublished { .. } | EmptyUpload | NotImage => {}
                 ImageTooBig { .. } | ImageTooSmall { .. } => {}
+                TextFile { .. } | CutShort | NotMp4 | Unreadable { .. } | Container { .. } => {}
+                NoVideo | AudioOnly | NoAudio | NoDuration | NotSubtitles { .. } => {}
+                ResolutionOverLimit { .. } | FrameRateOverLimit { .. } => {}
+                DurationOverLimit { .. } | FileSizeOverLimit { .. } | NoSubtitleCues => {}
             }
         }
         rules

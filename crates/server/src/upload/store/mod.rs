@@ -55,8 +55,14 @@ pub enum UploadState {
         /// SHA-256 of the whole file, hex.
         sha256: String,
     },
-    /// Refused, and its bytes deleted; the record stays until it expires.
-    Failed { reason: String },
+    /// Refused, and its bytes deleted; the record stays until it expires. `rule`: the rule
+    /// the file breaks, for the studio's translation of `reason` (`monsoon_catalog::Rule`;
+    /// none for the machine's failures, and in records from before rules were kept).
+    Failed {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<monsoon_catalog::Rule>,
+    },
 }
 
 /// The sidecar `<id>.json`.
@@ -481,8 +487,13 @@ mod tests {
             _: &Path,
             filename: &str,
             _: UploadKind,
-        ) -> Result<MasterSummary, String> {
-            Err(format!("{filename}: not a media file"))
+        ) -> Result<MasterSummary, monsoon_catalog::rules::Refusal> {
+            Err(monsoon_catalog::rules::Refusal::new(
+                format!("{filename}: not a media file"),
+                monsoon_catalog::Rule::Unreadable {
+                    said: "Invalid data".into(),
+                },
+            ))
         }
     }
 
@@ -602,7 +613,7 @@ mod tests {
         patch.wrote(b"defghij");
         let state = patch.finish().await;
         assert!(
-            matches!(state, UploadState::Failed { ref reason } if reason == "a: not a media file"),
+            matches!(state, UploadState::Failed { ref reason, rule: Some(_) } if reason == "a: not a media file"),
             "{state:?}"
         );
         // A restart finds the record, with the file's bytes deleted.
@@ -638,7 +649,7 @@ mod tests {
         std::fs::write(&patch.path, b"0123456789").unwrap();
         patch.wrote(b"56789");
         let state = patch.finish().await;
-        let UploadState::Failed { reason } = state else {
+        let UploadState::Failed { reason, .. } = state else {
             panic!("{state:?}")
         };
         assert!(
@@ -652,7 +663,12 @@ mod tests {
 
     #[async_trait::async_trait]
     impl MasterProbe for Accept {
-        async fn probe(&self, _: &Path, _: &str, _: UploadKind) -> Result<MasterSummary, String> {
+        async fn probe(
+            &self,
+            _: &Path,
+            _: &str,
+            _: UploadKind,
+        ) -> Result<MasterSummary, monsoon_catalog::rules::Refusal> {
             Ok(MasterSummary {
                 container: "mov,mp4,m4a,3gp,3g2,mj2".into(),
                 duration_s: 1.0,

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use monsoon_catalog::rules::Refusal;
 use sha2::{Digest as _, Sha256};
 
 use super::{MasterSummary, Record, UploadState, Uploads};
@@ -43,9 +44,12 @@ impl Uploads {
         let path = self.data_path(id, &record.filename);
         let state = match self.check(&record, &path, hasher).await {
             Ok((probe, sha256)) => UploadState::Ready { probe, sha256 },
-            Err(reason) => {
+            Err(refusal) => {
                 let _ = std::fs::remove_file(&path);
-                UploadState::Failed { reason }
+                UploadState::Failed {
+                    reason: refusal.message,
+                    rule: refusal.rule,
+                }
             }
         };
         tracing::info!(upload = %id, filename = %record.filename, state = ?state, "upload checked");
@@ -68,7 +72,7 @@ impl Uploads {
         record: &Record,
         path: &Path,
         hasher: Option<Sha256>,
-    ) -> std::result::Result<(MasterSummary, String), String> {
+    ) -> std::result::Result<(MasterSummary, String), Refusal> {
         let name = &record.filename;
         let size = std::fs::metadata(path)
             .map_err(|e| format!("{name}: the uploaded file cannot be read ({e})"))?
@@ -77,7 +81,8 @@ impl Uploads {
             return Err(format!(
                 "{name}: the server has {size} bytes, but Upload-Length said {}",
                 record.length
-            ));
+            )
+            .into());
         }
         let sha256 = match hasher {
             Some(h) => hex::encode(h.finalize()),
@@ -94,7 +99,8 @@ impl Uploads {
         {
             return Err(format!(
                 "{name}: the uploaded file's SHA-256 is {sha256}, not {expected} as the upload said; the file changed or was damaged on the way, upload it again"
-            ));
+            )
+            .into());
         }
         let probe = self.probe.probe(path, name, record.kind).await?;
         Ok((probe, sha256))
