@@ -20,6 +20,7 @@ const BASE = env("BASE_URL");
 const TOKEN = env("ADMIN_TOKEN");
 const MASTER = env("MASTER");
 const DUB = env("DUB");
+const SHORT_DUB = env("SHORT_DUB");
 const SUBS = env("SUBS");
 const SLUG = env("SLUG");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -246,6 +247,21 @@ try {
   check(html.includes("Sông nước miền Tây"), "the edited title is not on the public page");
   const versionAfter = (await (await page.request.get(`${BASE}/api/v1/films/${SLUG}`)).json()).published_at;
   check(versionAfter === versionBefore, `the edit published a new version: ${versionBefore} → ${versionAfter}`);
+  step("a dub not as long as the film fails, saying so in the page's language");
+  const rowsBefore = await page.$$eval("#job-rows tr[data-job]", (rows) => rows.length);
+  await page.selectOption("#track-kind", "audio");
+  await page.fill("#track-lang", "fr");
+  await page.fill("#track-label", "Français");
+  await page.setInputFiles("#track-file", SHORT_DUB);
+  await page.click('#track-form button[type="submit"]');
+  await page.waitForFunction((n) => {
+    const rows = document.querySelectorAll("#job-rows tr[data-job]");
+    return rows.length > n && rows[0].dataset.state === "failed";
+  }, rowsBefore, { timeout: 120_000 });
+  const failedRow = await page.textContent("#job-rows tr[data-job]");
+  check(/Thất bại/.test(failedRow) && /Bản âm thanh dài 6\.0 giây, còn phim dài 24\.0 giây/.test(failedRow),
+    `the failed dub's row: ${failedRow}`);
+
   step("a text file named .mp4 is refused in the page's language, naming what it begins with");
   await page.setInputFiles("#master-file", {
     name: "ghi-chu.mp4", mimeType: "video/mp4", buffer: Buffer.from("Kịch bản, bản nháp thứ ba\n".repeat(100)),

@@ -259,11 +259,13 @@
 
   // A job's stage in the page's language: the template of its name (`S.stages`) with its
   // values written in, or the job's English message when it has no stage.
+  // A failed job whose file broke a rule says the rule (`S.rules`, the studio's templates).
   function stageText(stage, message) {
-    var template = stage && S.stages[stage.name];
+    var values = stage && stage.name === "failed" && stage.rule ? stage.rule : stage;
+    var template = values && (values === stage ? S.stages : S.rules)[values.name];
     if (!template) return message;
     return template.replace(/\{(\w+)\}/g, function (whole, name) {
-      var value = stage[name];
+      var value = values[name];
       if (value == null) return whole;
       return typeof value === "number" ? fmt.format(value) : String(value);
     });

@@ -45,8 +45,10 @@ function withValues(template, values) {
 }
 
 // A job's stage in the page's language: the template of its name (`config.job_stages`) with
-// its values written in, or the job's English message when it has no stage.
+// its values written in, or the job's English message when it has no stage. A failed job
+// whose file broke a rule (a dub not as long as the film) says the rule.
 function stageText(stage, message) {
+  if (stage && stage.name === "failed" && stage.rule) return ruleText({ message, rule: stage.rule });
   const template = stage && config.job_stages[stage.name];
   return template ? withValues(template, stage) : message;
 }
@@ -475,7 +477,10 @@ async function uploadAndQueue(file, kind, extra, bar, status) {
           showJobs();
           resolve(answer.data);
         } else {
-          status.textContent = answer.data?.message || S.failed + " (" + answer.status + ")";
+          // A refused file (an audio track not as long as the film) names its rule.
+          status.textContent = answer.data?.message
+            ? ruleText({ message: answer.data.message, rule: answer.data.rule })
+            : S.failed + " (" + answer.status + ")";
           status.dataset.state = "failed";
           resolve(null);
         }

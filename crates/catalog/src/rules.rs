@@ -125,6 +125,13 @@ pub enum Rule {
     NotSubtitles { said: String },
     /// Subtitles without a single cue.
     NoSubtitleCues,
+    /// An audio track lasting `audio_s` seconds for a film of `film_s`, more than
+    /// `tolerance_s` apart (each to one decimal).
+    TrackDuration {
+        audio_s: String,
+        film_s: String,
+        tolerance_s: String,
+    },
 }
 
 /// A refusal before it is given its key: the English message, and the rule it breaks for a

@@ -71,12 +71,13 @@ pub struct ClaimedMaster {
 pub trait JobMaker: Send + Sync + std::fmt::Debug {
     /// The job for `upload` (claimed, at its path): the ingest of film `slug` for a master, a
     /// track added to it (in `lang`, called `label`) for audio or subtitles. `Err` is the
-    /// operator's message, naming the value and the rule.
+    /// operator's message, naming the value and the rule (and the rule as data when a person
+    /// can mend the file, for the studio's translation).
     async fn job(
         &self,
         slug: &str,
         upload: &ClaimedMaster,
         lang: Option<&str>,
         label: Option<&str>,
-    ) -> Result<NewJob, String>;
+    ) -> Result<NewJob, crate::rules::Refusal>;
 }

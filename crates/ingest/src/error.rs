@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use monsoon_catalog::rules::Refusal;
+
 /// Why an ingest was refused or failed. The catalog's and media's errors pass through
 /// unchanged: their messages already name the file or key and the rule it broke.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// The error as a refusal: its message, and the rule a media file breaks when a person
+    /// can mend it (`monsoon_media::Error::refusal`).
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            Self::Media(e) => e.refusal(),
+            other => Refusal::from(other.to_string()),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

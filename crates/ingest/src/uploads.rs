@@ -86,10 +86,16 @@ impl JobMaker for UploadJobs {
         upload: &ClaimedMaster,
         lang: Option<&str>,
         label: Option<&str>,
-    ) -> Result<monsoon_catalog::NewJob, String> {
+    ) -> Result<monsoon_catalog::NewJob, Refusal> {
         use crate::jobs::{DEFAULT_ATTEMPTS, submission, track_submission};
         use crate::tracks::Track;
-        let named = |e: crate::Error| naming(&e.to_string(), &upload.path, &upload.filename);
+        let named = |e: crate::Error| {
+            let refusal = e.refusal();
+            Refusal {
+                message: naming(&refusal.message, &upload.path, &upload.filename),
+                rule: refusal.rule,
+            }
+        };
         let file = upload.path.clone();
         match (upload.kind, lang) {
             (UploadKind::Master, _) => {
@@ -115,7 +121,9 @@ impl JobMaker for UploadJobs {
                     .await
                     .map_err(named)
             }
-            (_, None) => Err("a track needs its language (\"lang\")".into()),
+            (_, None) => Err(Refusal::from(
+                "a track needs its language (\"lang\")".to_owned(),
+            )),
         }
     }
 }

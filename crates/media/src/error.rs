@@ -20,14 +20,14 @@ pub enum Error {
     NotMedia {
         path: PathBuf,
         reason: String,
-        rule: Option<Rule>,
+        rule: Option<Box<Rule>>,
     },
 
     #[error("{path}: {reason}")]
     Unsupported {
         path: PathBuf,
         reason: String,
-        rule: Option<Rule>,
+        rule: Option<Box<Rule>>,
     },
 
     #[error("{path}: {what} {value} exceeds the limit of {limit}")]
@@ -102,7 +102,9 @@ impl Error {
     pub fn refusal(&self) -> Refusal {
         let rule = match self {
             Self::Empty { .. } => Some(Rule::EmptyUpload),
-            Self::NotMedia { rule, .. } | Self::Unsupported { rule, .. } => rule.clone(),
+            Self::NotMedia { rule, .. } | Self::Unsupported { rule, .. } => {
+                rule.as_deref().cloned()
+            }
             Self::Limit {
                 what, value, limit, ..
             } => {

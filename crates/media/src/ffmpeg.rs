@@ -148,7 +148,7 @@ async fn ffprobe(path: &Path) -> Result<(u64, ProbeOutput)> {
         return Err(Error::NotMedia {
             path: path.to_owned(),
             reason: refusal.message,
-            rule: refusal.rule,
+            rule: refusal.rule.map(Box::new),
         });
     }
     let parsed: ProbeOutput = probe::parse_probe(&String::from_utf8_lossy(&output.stdout))
@@ -386,7 +386,7 @@ pub async fn convert_subtitle(input: &Path, out: &Path) -> Result<()> {
         Err(Error::NotMedia {
             path: input.to_owned(),
             reason: format!("not a subtitle file in {SUBTITLE_FORMATS}: {said}"),
-            rule: Some(monsoon_catalog::Rule::NotSubtitles { said }),
+            rule: Some(Box::new(monsoon_catalog::Rule::NotSubtitles { said })),
         })
     }
 }

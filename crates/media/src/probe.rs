@@ -74,10 +74,10 @@ fn container_refused(path: &Path, format_name: &str) -> Error {
     Error::NotMedia {
         path: path.to_owned(),
         reason: format!("container `{format_name}` is not one of {allowed}"),
-        rule: Some(Rule::Container {
+        rule: Some(Box::new(Rule::Container {
             format: format_name.to_owned(),
             allowed,
-        }),
+        })),
     }
 }
 
@@ -276,7 +276,7 @@ pub fn analyze_audio(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Resul
         .ok_or_else(|| Error::Unsupported {
             path: path.to_owned(),
             reason: "it has no audio stream; an audio track needs one".into(),
-            rule: Some(Rule::NoAudio),
+            rule: Some(Box::new(Rule::NoAudio)),
         })?;
     let duration_s = format
         .duration
@@ -288,7 +288,7 @@ pub fn analyze_audio(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Resul
         return Err(Error::Unsupported {
             path: path.to_owned(),
             reason: "the audio has no duration; give the complete file".into(),
-            rule: Some(Rule::NoDuration),
+            rule: Some(Box::new(Rule::NoDuration)),
         });
     }
     if duration_s > limits.max_duration_s {
@@ -324,7 +324,7 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
     let unsupported = |reason: String, rule: Option<Rule>| Error::Unsupported {
         path: path.to_owned(),
         reason,
-        rule,
+        rule: rule.map(Box::new),
     };
     let format = probe
         .format

@@ -29,7 +29,11 @@ pub fn check_duration(source: &AudioSource, film_s: f64) -> Result<()> {
                  long as the film (within {tolerance:.1} s): give the track mixed for this cut",
                 source.duration_s
             ),
-            rule: None,
+            rule: Some(Box::new(monsoon_catalog::Rule::TrackDuration {
+                audio_s: format!("{:.1}", source.duration_s),
+                film_s: format!("{film_s:.1}"),
+                tolerance_s: format!("{tolerance:.1}"),
+            })),
         });
     }
     Ok(())
@@ -81,7 +85,7 @@ pub async fn convert_subtitles(input: &Path, out: &Path) -> Result<()> {
         return Err(Error::NotMedia {
             path: input.to_owned(),
             reason: "it has no subtitle cues".into(),
-            rule: Some(monsoon_catalog::Rule::NoSubtitleCues),
+            rule: Some(Box::new(monsoon_catalog::Rule::NoSubtitleCues)),
         });
     }
     Ok(())

@@ -333,6 +333,17 @@ fn an_operator_creates_uploads_publishes_and_dubs_a_film_from_the_studio() {
         "24",
         dub.to_str().unwrap(),
     ]);
+    // A dub mixed for another cut: 6 s for a film of 24.
+    let short_dub = dir.path().join("song-nuoc.fr.wav");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "6",
+        short_dub.to_str().unwrap(),
+    ]);
     let subs = dir.path().join("song-nuoc.en.srt");
     std::fs::write(
         &subs,
@@ -359,6 +370,7 @@ fn an_operator_creates_uploads_publishes_and_dubs_a_film_from_the_studio() {
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env("MASTER", &master)
         .env("DUB", &dub)
+        .env("SHORT_DUB", &short_dub)
         .env("SUBS", &subs)
         .env("SLUG", "song-nuoc")
         .env("CHROMIUM", &chromium)

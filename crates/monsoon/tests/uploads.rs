@@ -826,23 +826,9 @@ fn new_job(to: SocketAddr, body: &serde_json::Value) -> Reply {
 
 /// Waits (at most 120 s) for job `id` to be done, failing on a failed one.
 fn job_done(to: SocketAddr, id: u64) -> serde_json::Value {
-    let until = Instant::now() + Duration::from_secs(120);
-    loop {
-        let jobs = request(to, "GET", "/admin/api/jobs", &[], b"").json();
-        let job = jobs["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["id"] == id)
-            .unwrap()
-            .clone();
-        assert_ne!(job["state"], "failed", "{job}");
-        if job["state"] == "done" {
-            return job;
-        }
-        assert!(Instant::now() < until, "job {id} never done: {job}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let job = job_over(to, id);
+    assert_eq!(job["state"], "done", "{job}");
+    job
 }
 
 /// What the studio does with a ready upload: `POST /admin/api/jobs` makes it a job (on one
@@ -958,6 +944,43 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
         404
     );
 
+    // An audio track not as long as the film: its job fails, naming both lengths and the
+    // rule, as data too (for the studio's translation).
+    let short = tmp.path().join("short.wav");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440",
+        "-t",
+        "3",
+        short.to_str().unwrap(),
+    ]);
+    let (short, v) = upload_kind(to, &std::fs::read(&short).unwrap(), "ngắn.wav", "audio");
+    assert_eq!(v["state"], "ready", "{v}");
+    let short = new_job(
+        to,
+        &serde_json::json!({"upload": short.rsplit('/').next().unwrap(), "slug": "song-nuoc", "lang": "en"}),
+    );
+    assert_eq!(short.status, 201, "{short:?}");
+    let failed = job_over(to, short.json()["id"].as_u64().unwrap());
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("an audio track must last as long as the film"),
+        "{failed}"
+    );
+    let rule = &failed["stage"]["rule"];
+    assert_eq!(failed["stage"]["name"], "failed", "{failed}");
+    assert_eq!(rule["name"], "track_duration", "{failed}");
+    assert_eq!(
+        (rule["audio_s"].as_str(), rule["film_s"].as_str()),
+        (Some("3.0"), Some("8.0")),
+        "{failed}"
+    );
+
     // An audio track: refused without its language, then added.
     let dub = tmp.path().join("dub.wav");
     common::ffmpeg(&[
@@ -990,6 +1013,10 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
     let (_, v) = upload_kind(to, b"no cues here\n", "notes.srt", "subtitles");
     assert_eq!(v["state"], "failed", "{v}");
     assert!(v["reason"].as_str().unwrap().contains("notes.srt"), "{v}");
+    assert!(
+        ["not_subtitles", "no_subtitle_cues"].contains(&v["rule"]["name"].as_str().unwrap_or("")),
+        "{v}"
+    );
     let srt = b"1\n00:00:00,000 --> 00:00:02,000\nXin ch\xc3\xa0o\n\n";
     let (subs, v) = upload_kind(to, srt, "en.srt", "subtitles");
     assert_eq!(v["state"], "ready", "{v}");
@@ -1094,7 +1121,8 @@ fn ready_uploads_become_jobs_a_film_and_then_its_tracks() {
         .map(|e| e["detail"]["kind"].as_str().unwrap_or_default().to_owned())
         .collect::<Vec<_>>();
     submitted.sort();
-    assert_eq!(submitted, ["audio", "master", "subtitles"]);
+    // (The first audio track is the one whose job failed: too short for the film.)
+    assert_eq!(submitted, ["audio", "audio", "master", "subtitles"]);
     assert!(
         !entries
             .iter()

@@ -12,6 +12,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A 400 naming the rule broken as data (`monsoon_catalog::Rule`), for a translation.
+    #[error("{}", .0.message)]
+    Refused(monsoon_catalog::rules::Refusal),
     #[error("{0}")]
     Unauthorized(String),
     /// Known but not (yet) allowed, e.g. a film's manifests before its premiere.
@@ -41,6 +44,10 @@ pub struct ErrorBody<'a> {
     code: &'a str,
     /// What went wrong, for a person.
     message: String,
+    /// The rule broken, with its values, when a person can mend what they sent (a refused
+    /// file: `{"name": "track_duration", "audio_s": "3.0", …}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<monsoon_catalog::Rule>,
 }
 
 impl ApiError {
@@ -52,7 +59,9 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::BadRequest(_) | ApiError::Refused(_) => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -85,6 +94,10 @@ impl IntoResponse for ApiError {
             Json(ErrorBody {
                 code,
                 message: self.to_string(),
+                rule: match &self {
+                    ApiError::Refused(refusal) => refusal.rule.clone(),
+                    _ => None,
+                },
             }),
         )
             .into_response();

@@ -244,10 +244,10 @@ async fn create(
                 .await
             {
                 Ok(job) => job,
-                Err(message) => {
+                Err(refusal) => {
                     // The file failed the job's checks: nothing will ever open it.
                     remove_claimed(&claimed);
-                    return Err(ApiError::BadRequest(message));
+                    return Err(ApiError::Refused(refusal));
                 }
             };
             // Into the media store, for a worker anywhere. If that fails the claimed file stays
@@ -557,6 +557,7 @@ mod tests {
             if let Some(state) = end {
                 let over = monsoon_catalog::Stage::Failed {
                     reason: "over".into(),
+                    rule: None,
                 };
                 assert!(queue.finish(claimed.id, "w", state, &over).await.unwrap());
             }

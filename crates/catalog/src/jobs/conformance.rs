@@ -58,6 +58,7 @@ fn published() -> Stage {
 fn failed(reason: &str) -> Stage {
     Stage::Failed {
         reason: reason.into(),
+        rule: None,
     }
 }
 

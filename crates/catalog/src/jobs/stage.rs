@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::limits;
+use crate::Rule;
 
 /// A stage of a job's life. Its JSON is `{"name": "transcoding", "attempt": 1, "of": 3,
 /// "worker": "host:pid"}`: `name` the variant, the other members its values.
@@ -68,8 +69,14 @@ pub enum Stage {
         worker: String,
         verified: String,
     },
-    /// Failed, for `reason` (the pipeline's own words: an ffmpeg or a probe error).
-    Failed { reason: String },
+    /// Failed, for `reason` (the pipeline's own words: an ffmpeg or a probe error), and the
+    /// `rule` the file breaks when a person can mend it (`monsoon_media::Error::refusal`),
+    /// for a translation.
+    Failed {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<Rule>,
+    },
     /// Failed: `worker` stopped renewing its lease on the last of `attempts` attempts.
     LeaseLost { worker: String, attempts: u32 },
     /// Given back to the queue by `worker`, which was stopped.
@@ -151,6 +158,15 @@ impl Stage {
             },
             Self::Failed {
                 reason: "master.mov: not a media file".into(),
+                rule: None,
+            },
+            Self::Failed {
+                reason: "dub.wav: the audio lasts 3.0 s and the film 8.0 s; …".into(),
+                rule: Some(Rule::TrackDuration {
+                    audio_s: "3.0".into(),
+                    film_s: "8.0".into(),
+                    tolerance_s: "1.0".into(),
+                }),
             },
             Self::LeaseLost {
                 worker: worker(),
@@ -175,7 +191,6 @@ impl Stage {
             | Self::Publishing { .. } => {}
             Self::TakenOver { from: text, .. }
             | Self::AddingTrack { track: text, .. }
-            | Self::Failed { reason: text }
             | Self::LeaseLost { worker: text, .. }
             | Self::Released { worker: text } => *text = super::bounded_message(text),
             Self::Fetching { mb, .. } => {
@@ -190,6 +205,16 @@ impl Stage {
                 *verified = super::bounded_message(verified);
             }
             Self::Cancelled { by } => *by = bounded_by(by).to_owned(),
+            Self::Failed { reason, rule } => {
+                *reason = super::bounded_message(reason);
+                // A rule's values are the file's words (ffprobe's last lines, how a text
+                // begins): one too long to keep is dropped, and the reason says it.
+                if rule.as_ref().is_some_and(|r| {
+                    serde_json::to_string(r).map_or(0, |j| j.len()) > limits::MESSAGE_CHARS
+                }) {
+                    *rule = None;
+                }
+            }
         }
         stage
     }
@@ -292,7 +317,7 @@ impl fmt::Display for Stage {
                 "published as version {version} by worker {worker} (attempt {attempt} of \
                  {of}); verified: {verified}"
             ),
-            Self::Failed { reason } => f.write_str(reason),
+            Self::Failed { reason, .. } => f.write_str(reason),
             Self::LeaseLost { worker, attempts } => write!(
                 f,
                 "failed: worker {worker} stopped renewing its lease on attempt {attempts} of \
@@ -350,9 +375,10 @@ mod tests {
         let long = "é".repeat(limits::MESSAGE_CHARS + 10);
         let failed = Stage::Failed {
             reason: long.clone(),
+            rule: Some(Rule::Unreadable { said: long.clone() }),
         }
         .bounded();
-        let Stage::Failed { reason } = &failed else {
+        let Stage::Failed { reason, rule } = &failed else {
             panic!("{failed:?}");
         };
         assert_eq!(
@@ -361,6 +387,7 @@ mod tests {
             "cut, with …"
         );
         assert!(failed.message().chars().count() <= limits::MESSAGE_CHARS + 1);
+        assert_eq!(*rule, None, "a rule too long to keep");
         let by = Stage::Cancelled { by: long }.bounded();
         let Stage::Cancelled { by } = by else {
             panic!("{by:?}");

@@ -58,7 +58,11 @@ pub struct Workplace<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done(Published),
-    Failed(String),
+    /// For `reason` (the error's chain), and the rule a file breaks when a person can mend it.
+    Failed {
+        reason: String,
+        rule: Option<monsoon_catalog::Rule>,
+    },
     /// The job stopped being this worker's (taken over or cancelled).
     Lost,
     /// `stop` came; the job was released.
@@ -228,7 +232,10 @@ pub async fn run_job(
     let outcome = tokio::select! {
         result = work => match result {
             Ok(published) => Outcome::Done(published),
-            Err(e) => Outcome::Failed(naming_incoming(monsoon_catalog::chain(&e), place.staging, job)),
+            Err(e) => Outcome::Failed {
+                reason: naming_incoming(monsoon_catalog::chain(&e), place.staging, job),
+                rule: e.refusal().rule,
+            },
         },
         () = report.keep_lease(queue, id, settings) => Outcome::Lost,
         _ = stop.wait_for(|stopped| *stopped) => Outcome::Released,
@@ -258,10 +265,11 @@ pub async fn run_job(
             monsoon_catalog::operators::append_or_warn(place.audit, &entry).await;
             finish(queue, id, name, JobState::Done, &stage).await
         }
-        Outcome::Failed(reason) => {
+        Outcome::Failed { reason, rule } => {
             tracing::warn!(job = id, "failed: {reason}");
             let stage = Stage::Failed {
                 reason: reason.clone(),
+                rule: rule.clone(),
             };
             finish(queue, id, name, JobState::Failed, &stage).await
         }
@@ -527,7 +535,7 @@ mod tests {
         queue.submit(&job("aaaa", 11)).await.unwrap();
         let claimed = queue.claim("w:1", settings.lease).await.unwrap().unwrap();
         let (_stop, mut running) = watch::channel(false);
-        let Outcome::Failed(reason) =
+        let Outcome::Failed { reason, .. } =
             run_job(&queue, place, &settings, &claimed, &mut running).await
         else {
             panic!("not failed");
@@ -561,7 +569,7 @@ mod tests {
         let claimed = queue.claim("w:1", settings.lease).await.unwrap().unwrap();
         assert_eq!(claimed.id, second.id);
         let outcome = run_job(&queue, place, &settings, &claimed, &mut running).await;
-        let Outcome::Failed(reason) = outcome else {
+        let Outcome::Failed { reason, .. } = outcome else {
             panic!("not failed: {outcome:?}");
         };
         assert!(!reason.contains("media store"), "fetched whole: {reason}");

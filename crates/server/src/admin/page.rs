@@ -87,6 +87,8 @@ pub(super) async fn dashboard(
             "real_time": t.jobs_real_time,
             "states": job_states(t),
             "stages": t.job_stages,
+            // A failed job's rule (a dub not as long as the film), as the studio says it.
+            "rules": crate::studio::messages(locale.lang).rules,
             "actions": crate::audit::action_labels(t),
         })),
     };

@@ -191,6 +191,7 @@ pub struct RuleMessages {
     pub file_size_over_limit: String,
     pub not_subtitles: String,
     pub no_subtitle_cues: String,
+    pub track_duration: String,
 }
 
 fn parse_messages(name: &str, text: &str) -> StudioMessages {
@@ -429,6 +430,11 @@ mod tests {
             },
             NotSubtitles { said: value() },
             NoSubtitleCues,
+            TrackDuration {
+                audio_s: "3.0".into(),
+                film_s: "8.0".into(),
+                tolerance_s: "1.0".into(),
+            },
         ];
         for rule in &rules {
             match rule {
@@ -441,6 +447,7 @@ mod tests {
                 NoVideo | AudioOnly | NoAudio | NoDuration | NotSubtitles { .. } => {}
                 ResolutionOverLimit { .. } | FrameRateOverLimit { .. } => {}
                 DurationOverLimit { .. } | FileSizeOverLimit { .. } | NoSubtitleCues => {}
+                TrackDuration { .. } => {}
             }
         }
         rules
