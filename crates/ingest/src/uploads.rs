@@ -23,13 +23,7 @@ impl MasterProbe for UploadProbe {
         kind: UploadKind,
     ) -> Result<MasterSummary, Refusal> {
         let limits = monsoon_media::Limits::default();
-        let refused = |e: monsoon_media::Error| {
-            let refusal = e.refusal();
-            Refusal {
-                message: naming(&refusal.message, path, filename),
-                rule: refusal.rule,
-            }
-        };
+        let refused = |e: monsoon_media::Error| naming_refusal(e.refusal(), path, filename);
         let summary = |container: &str, duration_s: f64, audio: Option<String>| MasterSummary {
             container: container.to_owned(),
             duration_s,
@@ -89,13 +83,7 @@ impl JobMaker for UploadJobs {
     ) -> Result<monsoon_catalog::NewJob, Refusal> {
         use crate::jobs::{DEFAULT_ATTEMPTS, submission, track_submission};
         use crate::tracks::Track;
-        let named = |e: crate::Error| {
-            let refusal = e.refusal();
-            Refusal {
-                message: naming(&refusal.message, &upload.path, &upload.filename),
-                rule: refusal.rule,
-            }
-        };
+        let named = |e: crate::Error| naming_refusal(e.refusal(), &upload.path, &upload.filename);
         let file = upload.path.clone();
         match (upload.kind, lang) {
             (UploadKind::Master, _) => {
@@ -125,6 +113,14 @@ impl JobMaker for UploadJobs {
                 "a track needs its language (\"lang\")".to_owned(),
             )),
         }
+    }
+}
+
+/// `refusal` with its message [`naming`] the operator's file.
+fn naming_refusal(refusal: Refusal, path: &Path, filename: &str) -> Refusal {
+    Refusal {
+        message: naming(&refusal.message, path, filename),
+        rule: refusal.rule,
     }
 }
 
