@@ -33,7 +33,7 @@ pub enum Error {
     #[error("{path}: {what} {value} exceeds the limit of {limit}")]
     Limit {
         path: PathBuf,
-        what: &'static str,
+        what: Limited,
         value: String,
         limit: String,
     },
@@ -96,6 +96,26 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What of a master [`Error::Limit`] holds to a limit (`crate::Limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    Resolution,
+    FrameRate,
+    Duration,
+    FileSize,
+}
+
+impl std::fmt::Display for Limited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Resolution => "resolution",
+            Self::FrameRate => "frame rate",
+            Self::Duration => "duration",
+            Self::FileSize => "file size",
+        })
+    }
+}
+
 impl Error {
     /// The error as a refusal: its message, and the rule it breaks when a person can mend the
     /// file (what the studio translates); none for the machine's failures.
@@ -109,13 +129,12 @@ impl Error {
                 what, value, limit, ..
             } => {
                 let (value, limit) = (value.clone(), limit.clone());
-                match *what {
-                    "resolution" => Some(Rule::ResolutionOverLimit { value, limit }),
-                    "frame rate" => Some(Rule::FrameRateOverLimit { value, limit }),
-                    "duration" => Some(Rule::DurationOverLimit { value, limit }),
-                    "file size" => Some(Rule::FileSizeOverLimit { value, limit }),
-                    _ => None,
-                }
+                Some(match what {
+                    Limited::Resolution => Rule::ResolutionOverLimit { value, limit },
+                    Limited::FrameRate => Rule::FrameRateOverLimit { value, limit },
+                    Limited::Duration => Rule::DurationOverLimit { value, limit },
+                    Limited::FileSize => Rule::FileSizeOverLimit { value, limit },
+                })
             }
             _ => None,
         };

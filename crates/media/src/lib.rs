@@ -19,7 +19,7 @@ pub mod verify;
 
 use std::path::{Path, PathBuf};
 
-pub use error::{Error, Result};
+pub use error::{Error, Limited, Result};
 pub use ffmpeg::Progress;
 pub use ladder::{Codec, Ladder, LadderOptions, Quality};
 use monsoon_catalog::publish::write_durable;

@@ -10,7 +10,7 @@ use monsoon_catalog::Rule;
 use monsoon_catalog::rules::Refusal;
 use serde::Deserialize;
 
-use crate::{Error, Result};
+use crate::{Error, Limited, Result};
 
 /// Demuxers a master file may be read with. Anything else (playlists, image sequences, network
 /// protocols in disguise) is refused before a single frame is decoded.
@@ -294,7 +294,7 @@ pub fn analyze_audio(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Resul
     if duration_s > limits.max_duration_s {
         return Err(Error::Limit {
             path: path.to_owned(),
-            what: "duration",
+            what: Limited::Duration,
             value: format!("{duration_s:.0} s"),
             limit: format!("{:.0} s", limits.max_duration_s),
         });
@@ -434,28 +434,28 @@ pub fn analyze(path: &Path, probe: &ProbeOutput, limits: &Limits) -> Result<Sour
     };
     if !limits.frame_fits(coded_width, coded_height) {
         return Err(limit(
-            "resolution",
+            Limited::Resolution,
             format!("{coded_width}x{coded_height}"),
             limits.frame_size(),
         ));
     }
     if fps > limits.max_fps {
         return Err(limit(
-            "frame rate",
+            Limited::FrameRate,
             format!("{fps:.3} fps"),
             format!("{} fps", limits.max_fps),
         ));
     }
     if duration_s > limits.max_duration_s {
         return Err(limit(
-            "duration",
+            Limited::Duration,
             format!("{duration_s:.0} s"),
             format!("{:.0} s", limits.max_duration_s),
         ));
     }
     if size_bytes > limits.max_size_bytes {
         return Err(limit(
-            "file size",
+            Limited::FileSize,
             format!("{size_bytes} bytes"),
             format!("{} bytes", limits.max_size_bytes),
         ));
