@@ -31,15 +31,16 @@ impl Jobs {
     /// `limits::LOG_LINES` lines.
     fn stage(&mut self, id: i64, at: DateTime<Utc>, stage: &Stage) {
         let stage = stage.bounded();
+        let message = stage.message();
         if let Some(job) = self.jobs.get_mut(&id) {
-            job.message = stage.message();
+            job.message.clone_from(&message);
             job.stage = Some(stage.clone());
             job.updated_at = at;
         }
         let log = self.logs.entry(id).or_default();
         log.push_back(JobLogLine {
             at,
-            line: stage.message(),
+            line: message,
             stage: Some(stage),
         });
         while log.len() > limits::LOG_LINES {

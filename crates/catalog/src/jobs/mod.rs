@@ -334,27 +334,6 @@ pub struct JobLogLine {
     pub stage: Option<Stage>,
 }
 
-impl Stage {
-    /// The stage of a job a worker claims (`previous`: the worker whose lease expired, for a
-    /// take-over).
-    pub fn claimed(worker: &str, previous: Option<&str>, attempt: u32, of: u32) -> Self {
-        let worker = worker.to_owned();
-        match previous {
-            Some(from) => Self::TakenOver {
-                attempt,
-                of,
-                from: from.to_owned(),
-                worker,
-            },
-            None => Self::Claimed {
-                attempt,
-                of,
-                worker,
-            },
-        }
-    }
-}
-
 /// The ingest jobs, shared by every worker.
 #[async_trait]
 pub trait JobQueue: Send + Sync + std::fmt::Debug {

@@ -105,6 +105,25 @@ impl Stage {
         }
     }
 
+    /// The stage of a job a worker claims (`previous`: the worker whose lease expired, for a
+    /// take-over).
+    pub fn claimed(worker: &str, previous: Option<&str>, attempt: u32, of: u32) -> Self {
+        let worker = worker.to_owned();
+        match previous {
+            Some(from) => Self::TakenOver {
+                attempt,
+                of,
+                from: from.to_owned(),
+                worker,
+            },
+            None => Self::Claimed {
+                attempt,
+                of,
+                worker,
+            },
+        }
+    }
+
     /// One stage of each kind, with sample values: for the tests that every stage has its
     /// words (the catalog's conformance suite, the locales').
     pub fn every() -> Vec<Self> {
